@@ -1,0 +1,28 @@
+"""segcore: exact user segments over a Parquet event store."""
+
+from __future__ import annotations
+
+from segcore.errors import (
+    CatalogError,
+    ConflictError,
+    IngestError,
+    NotFoundError,
+    RuleError,
+    SegcoreError,
+    StoreError,
+    UsageError,
+)
+from segcore.store import Store
+
+__version__ = "0.1.0"
+__all__ = [
+    "CatalogError",
+    "ConflictError",
+    "IngestError",
+    "NotFoundError",
+    "RuleError",
+    "SegcoreError",
+    "Store",
+    "StoreError",
+    "UsageError",
+]

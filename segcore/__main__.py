@@ -1,0 +1,7 @@
+"""``python -m segcore`` runs the CLI."""
+
+import sys
+
+from segcore.cli import main
+
+sys.exit(main())

@@ -1,0 +1,75 @@
+"""The ``segcore`` command line: one module per command group, JSON out.
+
+Bad input exits with status 2 and one line on stderr; no traceback is ever shown
+(set ``SEGCORE_DEBUG=1`` to see one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from segcore.errors import SegcoreError
+
+# Each module defines ``register(subparsers, common)`` adding its commands.
+COMMAND_MODULES = (
+    "segcore.cli.data",  # sample, info
+    "segcore.cli.ingest",  # ingest
+    "segcore.cli.segments",  # segment ..., user, eval, sql
+    "segcore.cli.segment_analytics",  # trend, reach, profile, overlap
+    "segcore.cli.event_analytics",  # funnel, events
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one clear line, exit 2
+        self.exit(2, f"error: {self.prog}: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (commands from every module that is present)."""
+    common = _Parser(add_help=False)
+    common.add_argument("--home", help="store folder (default: $SEGCORE_HOME or ./data)")
+    parser = _Parser(prog="segcore", description="Exact user segments over a Parquet event store.")
+    parser.add_argument("--version", action="version", version="segcore 0.1.0")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        module.register(sub, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``segcore`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = args.func(args)
+    except SegcoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # last resort: never a traceback for users
+        if os.environ.get("SEGCORE_DEBUG"):
+            raise
+        print(f"error: internal error ({type(exc).__name__}: {exc}); "
+              "set SEGCORE_DEBUG=1 for details", file=sys.stderr)
+        return 1
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Helpers shared by CLI commands: the store from ``--home``, JSON and table output."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from typing import Any
+
+import polars as pl
+
+from segcore.store import Store
+
+
+def store_from(args) -> Store:
+    """The store named by ``--home`` (or the default home)."""
+    return Store(getattr(args, "home", None))
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, dt.datetime):
+        return o.isoformat().replace("+00:00", "Z")
+    if isinstance(o, dt.date):
+        return o.isoformat()
+    if isinstance(o, pl.DataFrame):
+        return o.to_dicts()
+    if isinstance(o, set | frozenset | tuple):
+        return list(o)
+    return str(o)
+
+
+def print_json(payload: Any) -> None:
+    """Print ``payload`` as indented JSON on stdout."""
+    json.dump(payload, sys.stdout, indent=2, default=_default, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+def fmt_int(n: int) -> str:
+    """``1234567`` -> ``1,234,567``."""
+    return f"{n:,}"
+
+
+def print_table(df: pl.DataFrame, max_rows: int = 50) -> None:
+    """Print a DataFrame as a plain aligned table."""
+    with pl.Config(tbl_rows=max_rows, tbl_hide_dataframe_shape=True,
+                   tbl_formatting="ASCII_MARKDOWN", tbl_hide_column_data_types=True,
+                   fmt_str_lengths=60, tbl_width_chars=200):
+        print(df)

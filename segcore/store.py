@@ -1,0 +1,305 @@
+"""The store: Parquet events and users under a home folder, plus the SQLite catalog.
+
+Layout (see ARCHITECTURE.md)::
+
+    <home>/events/**/*.parquet   user_id, event, ts (UTC, us), event_id, properties...
+    <home>/users/**/*.parquet    user_id + attribute columns
+    <home>/catalog.sqlite        saved segments, static members, channels, funnels
+
+``Store`` is the Python API; its analytics methods are thin wrappers over the
+functions of ``segcore.evaluate`` and ``segcore.analytics``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from segcore.errors import StoreError
+from segcore.fileio import TMP_PREFIX
+
+REQUIRED_EVENT_COLUMNS: dict[str, pl.DataType] = {
+    "user_id": pl.String(),
+    "event": pl.String(),
+    "ts": pl.Datetime("us", "UTC"),
+}
+EVENT_ID = "event_id"
+
+
+def default_home() -> Path:
+    """``SEGCORE_HOME`` if set, else ``./data``."""
+    return Path(os.environ.get("SEGCORE_HOME") or "data")
+
+
+def _parquet_files(folder: Path) -> list[Path]:
+    if not folder.exists():
+        return []
+    return sorted(
+        p
+        for p in folder.rglob("*.parquet")
+        if not any(part.startswith((TMP_PREFIX, ".")) for part in p.relative_to(folder).parts)
+    )
+
+
+def _unified_schema(files: list[Path]) -> dict[str, pl.DataType]:
+    schema: dict[str, pl.DataType] = {}
+    for f in files:
+        try:
+            file_schema = pl.read_parquet_schema(f)
+        except Exception as exc:  # corrupt file in the store
+            raise StoreError(f"cannot read {f}: {exc}") from None
+        for name, dtype in file_schema.items():
+            if name not in schema or schema[name] == pl.Null:
+                schema[name] = dtype
+    return schema
+
+
+class Store:
+    """A segcore store rooted at ``home`` (default: ``SEGCORE_HOME`` or ``./data``).
+
+    Examples
+    --------
+    >>> store = Store("data")                                        # doctest: +SKIP
+    >>> store.count("did('charged', within => '30 days')", as_of="2026-06-30")  # doctest: +SKIP
+    """
+
+    def __init__(self, home: str | os.PathLike[str] | None = None):
+        self.home = Path(home) if home is not None else default_home()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.home)!r})"
+
+    # ------------------------------------------------------------------ layout
+    @property
+    def events_dir(self) -> Path:
+        return self.home / "events"
+
+    @property
+    def users_dir(self) -> Path:
+        return self.home / "users"
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.home / "catalog.sqlite"
+
+    def event_files(self) -> list[Path]:
+        """The complete (non-temporary) event Parquet files."""
+        return _parquet_files(self.events_dir)
+
+    def user_files(self) -> list[Path]:
+        """The complete (non-temporary) user Parquet files."""
+        return _parquet_files(self.users_dir)
+
+    def is_empty(self) -> bool:
+        """True when the store has neither events nor users."""
+        return not self.event_files() and not self.user_files()
+
+    # ------------------------------------------------------------------ schema
+    def _files_key(self, files: list[Path]) -> tuple:
+        out = []
+        for f in files:
+            try:
+                st = f.stat()
+            except FileNotFoundError:
+                continue
+            out.append((str(f), st.st_size, st.st_mtime_ns))
+        return tuple(out)
+
+    def events_schema(self) -> dict[str, pl.DataType]:
+        """Column name -> dtype over all event files (the required columns first)."""
+        files = self.event_files()
+        key = self._files_key(files)
+        cache = self.__dict__.setdefault("_schema_cache", {})
+        if ("events", key) not in cache:
+            found = _unified_schema(files)
+            schema = dict(REQUIRED_EVENT_COLUMNS)
+            schema[EVENT_ID] = pl.String()
+            for name, dtype in found.items():
+                if name not in schema:
+                    schema[name] = dtype
+            cache[("events", key)] = schema
+        return dict(cache[("events", key)])
+
+    def users_schema(self) -> dict[str, pl.DataType]:
+        """Column name -> dtype of the users table (``user_id`` first)."""
+        files = self.user_files()
+        key = self._files_key(files)
+        cache = self.__dict__.setdefault("_schema_cache", {})
+        if ("users", key) not in cache:
+            found = _unified_schema(files)
+            schema: dict[str, pl.DataType] = {"user_id": pl.String()}
+            schema.update({k: v for k, v in found.items() if k != "user_id"})
+            cache[("users", key)] = schema
+        return dict(cache[("users", key)])
+
+    # ------------------------------------------------------------------ scans
+    def scan_events(self) -> pl.LazyFrame:
+        """All events as one LazyFrame with the unified schema (empty frame if none)."""
+        schema = self.events_schema()
+        files = self.event_files()
+        if not files:
+            return pl.LazyFrame(schema=schema)
+        return pl.scan_parquet(
+            files, schema=schema, missing_columns="insert", extra_columns="ignore"
+        )
+
+    def scan_users(self) -> pl.LazyFrame:
+        """The users table as a LazyFrame (empty frame with ``user_id`` if none)."""
+        schema = self.users_schema()
+        files = self.user_files()
+        if not files:
+            return pl.LazyFrame(schema=schema)
+        return pl.scan_parquet(
+            files, schema=schema, missing_columns="insert", extra_columns="ignore"
+        )
+
+    def event_names(self) -> list[str]:
+        """Distinct event names, sorted (cached per store version)."""
+        return self.event_counts()["event"].to_list()
+
+    def event_counts(self) -> pl.DataFrame:
+        """Event name and number of events, most frequent first (cached per version)."""
+        key = ("event_counts", self.data_version())
+        cache = self.__dict__.setdefault("_schema_cache", {})
+        if key not in cache:
+            cache[key] = (
+                self.scan_events()
+                .group_by("event")
+                .agg(pl.len().alias("count"))
+                .sort(["count", "event"], descending=[True, False])
+                .collect()
+            )
+        return cache[key]
+
+    # ------------------------------------------------------------------ versions
+    def data_version(self) -> str:
+        """A short hash that changes whenever an event or user file changes."""
+        key = self._files_key(self.event_files()) + self._files_key(self.user_files())
+        return hashlib.sha1(repr(key).encode()).hexdigest()[:16]
+
+    def version(self) -> str:
+        """A hash of the data and the catalog: the dashboard's cache key."""
+        cat = self.catalog_path
+        extra = ""
+        if cat.exists():
+            st = cat.stat()
+            extra = f"{st.st_size}:{st.st_mtime_ns}"
+            wal = cat.with_name(cat.name + "-wal")
+            if wal.exists():
+                st = wal.stat()
+                extra += f":{st.st_size}:{st.st_mtime_ns}"
+        return hashlib.sha1((self.data_version() + extra).encode()).hexdigest()[:16]
+
+    # ------------------------------------------------------------------ catalog
+    @cached_property
+    def catalog(self):  # -> segcore.catalog.Catalog
+        """The SQLite catalog of saved segments, channels and funnels."""
+        from segcore.catalog import Catalog
+
+        return Catalog(self.catalog_path)
+
+    # ------------------------------------------------------------------ info
+    def info(self) -> dict[str, Any]:
+        """Summary of the store: sizes, date range, event names, columns."""
+        ev = self.scan_events()
+        stats = ev.select(
+            pl.len().alias("events"),
+            pl.col("ts").min().alias("first"),
+            pl.col("ts").max().alias("last"),
+            pl.col("user_id").n_unique().alias("event_users"),
+        ).collect().row(0, named=True)
+        users = self.scan_users().select(pl.len()).collect().item()
+
+        def iso(x: dt.datetime | None) -> str | None:
+            return x.isoformat().replace("+00:00", "Z") if x is not None else None
+
+        return {
+            "home": str(self.home),
+            "users": int(users),
+            "events": int(stats["events"]),
+            "users_with_events": int(stats["event_users"]),
+            "first_event": iso(stats["first"]),
+            "last_event": iso(stats["last"]),
+            "event_names": [
+                {"event": e, "count": int(c)} for e, c in self.event_counts().iter_rows()  # ok-loop: one row per event name
+            ],
+            "event_columns": {k: str(v) for k, v in self.events_schema().items()},
+            "user_columns": {k: str(v) for k, v in self.users_schema().items()},
+            "event_files": len(self.event_files()),
+            "user_files": len(self.user_files()),
+        }
+
+    # ------------------------------------------------------------------ rules & segments
+    def parse(self, rule):
+        """Parse rule text (or pass a tree through) against this store's schema."""
+        from segcore.evaluate import to_tree
+
+        return to_tree(self, rule)
+
+    def count(self, rule=None, as_of=None, *, segment: str | None = None) -> int:
+        """Number of members of a rule or saved segment at ``as_of``."""
+        from segcore.evaluate import count
+
+        return count(self, rule, as_of=as_of, segment=segment)
+
+    def members(self, rule=None, as_of=None, *, segment: str | None = None,
+                attributes: bool = False) -> pl.DataFrame:
+        """Members (``user_id``, plus user attributes if asked) at ``as_of``."""
+        from segcore.evaluate import members
+
+        return members(self, rule, as_of=as_of, segment=segment, attributes=attributes)
+
+    def segments_of(self, user_id: str, as_of=None) -> list[str]:
+        """Names of the saved segments ``user_id`` belongs to at ``as_of``."""
+        from segcore.evaluate import segments_of
+
+        return segments_of(self, user_id, as_of=as_of)
+
+    def user(self, user_id: str, as_of=None, last_events: int = 20) -> dict[str, Any]:
+        """A user's attributes, latest events and current segments."""
+        from segcore.evaluate import user_profile
+
+        return user_profile(self, user_id, as_of=as_of, last_events=last_events)
+
+    # ------------------------------------------------------------------ analytics
+    def trend(self, rule=None, start=None, end=None, every: str = "day", *,
+              segment: str | None = None) -> pl.DataFrame:
+        """Size over time: DataFrame ``date, members, entered, exited``."""
+        from segcore.analytics.trend import trend
+
+        return trend(self, rule, start=start, end=end, every=every, segment=segment)
+
+    def reach(self, rule=None, as_of=None, *, segment: str | None = None) -> dict[str, Any]:
+        """Reachability per channel, like the CLI's JSON."""
+        from segcore.analytics.reach import reach
+
+        return reach(self, rule, as_of=as_of, segment=segment)
+
+    def funnel(self, steps, window="1d", start=None, end=None, strict: bool = False,
+               segments=None, **options) -> dict[str, Any]:
+        """Funnel report (RULES.md section 8), like the CLI's JSON."""
+        from segcore.analytics.funnel import funnel
+
+        return funnel(self, steps, window=window, start=start, end=end, strict=strict,
+                      segments=segments, **options)
+
+    def events(self, events, start=None, end=None, every: str = "day", segment=None,
+               by=None, **options) -> pl.DataFrame:
+        """Event report (RULES.md section 9)."""
+        from segcore.analytics.event_report import event_report
+
+        return event_report(self, events, start=start, end=end, every=every,
+                            segment=segment, by=by, **options)
+
+    def sql(self, rule=None, dialect: str = "duckdb", as_of=None, *,
+            segment: str | None = None) -> str:
+        """The rule compiled to SQL in a sqlglot dialect."""
+        from segcore.sql import compile_sql
+
+        return compile_sql(self, rule, dialect=dialect, as_of=as_of, segment=segment)
