@@ -1,0 +1,218 @@
+"""Read one input file into a DataFrame with its source position per row.
+
+Every reader returns the file's columns plus three bookkeeping columns:
+
+- ``__file``  the path as given,
+- ``__line``  1-based position: the physical line for CSV (the header is line 1)
+  and NDJSON, the row number for Parquet,
+- ``__error`` why the row could not be read (a broken NDJSON line), else NULL.
+
+Whole-file problems (empty file, binary data, wrong encoding, corrupt Parquet)
+raise :class:`~segcore.errors.IngestError` naming the file and, where known, the line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import polars as pl
+
+from segcore.errors import IngestError
+
+FILE, LINE, ERROR = "__file", "__line", "__error"
+META = (FILE, LINE, ERROR)
+
+FORMATS = ("csv", "parquet", "ndjson", "segment")
+_EXTENSIONS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".ndjson": "ndjson",
+    ".jsonl": "ndjson",
+    ".json": "ndjson",
+}
+
+
+def detect_format(path: Path, format: str | None) -> str:
+    """The format to read ``path`` with: ``format`` if given, else from the extension."""
+    if format is not None:
+        if format not in FORMATS:
+            raise IngestError(f"unknown format {format!r}: use one of {', '.join(FORMATS)}")
+        return format
+    fmt = _EXTENSIONS.get(path.suffix.lower())
+    if fmt is None:
+        raise IngestError(
+            f"{path}: cannot tell the format from the extension {path.suffix!r}; "
+            "pass --format csv|parquet|ndjson|segment"
+        )
+    return fmt
+
+
+def _line_of(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
+def _read_text(path: Path, shown: str) -> bytes:
+    """The file's bytes, checked to be non-empty UTF-8 text (a BOM is dropped)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise IngestError(f"{shown}: file not found") from None
+    except IsADirectoryError:
+        raise IngestError(f"{shown}: is a directory, not a file") from None
+    except OSError as exc:
+        raise IngestError(f"{shown}: cannot read: {exc.strerror or exc}") from None
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    if not data.strip():
+        raise IngestError(f"{shown}: file is empty")
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise IngestError(
+            f"{shown}: line {_line_of(data, nul)}: binary data (NUL byte), not a text file"
+        )
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise IngestError(
+            f"{shown}: line {_line_of(data, exc.start)}: not UTF-8 text "
+            f"(byte 0x{data[exc.start]:02x}); re-save the file as UTF-8"
+        ) from None
+    return data
+
+
+def _with_meta(df: pl.DataFrame, shown: str, lines: pl.Series | None = None) -> pl.DataFrame:
+    line = lines if lines is not None else pl.int_range(1, pl.len() + 1, dtype=pl.Int64)
+    return df.with_columns(
+        pl.lit(shown, dtype=pl.String).alias(FILE),
+        (line if isinstance(line, pl.Expr) else pl.lit(line)).alias(LINE),
+        pl.lit(None, dtype=pl.String).alias(ERROR),
+    )
+
+
+# ---------------------------------------------------------------------- CSV
+def read_csv(path: Path, shown: str) -> pl.DataFrame:
+    """Every column as a string; ``__line`` counts the header as line 1."""
+    data = _read_text(path, shown)
+    sep = "\t" if path.suffix.lower() == ".tsv" else ","
+    try:
+        df = pl.read_csv(
+            io.BytesIO(data),
+            infer_schema=False,
+            separator=sep,
+        )
+    except pl.exceptions.PolarsError as exc:
+        raise IngestError(f"{shown}: {_csv_problem(data, sep, exc)}") from None
+    if df.width == 0 or not any(df.columns):
+        raise IngestError(f"{shown}: line 1: no header row")
+    dupes = sorted({c for c in df.columns if df.columns.count(c) > 1})
+    if dupes:
+        raise IngestError(f"{shown}: line 1: duplicate column {dupes[0]!r}")
+    if df.height == 0:
+        raise IngestError(f"{shown}: file has a header but no rows")
+    # Blank cells are missing values; surrounding spaces are not data.
+    df = df.with_columns(pl.all().str.strip_chars().replace("", None))
+    return _with_meta(df, shown, pl.int_range(2, pl.len() + 2, dtype=pl.Int64))
+
+
+def _csv_problem(data: bytes, sep: str, exc: Exception) -> str:
+    """Locate a malformed CSV row (error path only: polars does not say where)."""
+    reader = csv.reader(io.StringIO(data.decode("utf-8")), delimiter=sep)
+    width = None
+    for row in reader:  # ok-loop: error path only, finds the first malformed row
+        if width is None:
+            width = len(row)
+        elif len(row) > width:
+            return f"line {reader.line_num}: {len(row)} fields where the header has {width}"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"not a readable CSV file ({first})"
+
+
+# ---------------------------------------------------------------------- Parquet
+def read_parquet(path: Path, shown: str) -> pl.DataFrame:
+    """A Parquet file; ``__line`` is the 1-based row number."""
+    if not path.exists():
+        raise IngestError(f"{shown}: file not found")
+    if path.stat().st_size == 0:
+        raise IngestError(f"{shown}: file is empty")
+    try:
+        df = pl.read_parquet(path)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise IngestError(
+            f"{shown}: not a valid Parquet file (truncated or corrupt: {first})"
+        ) from None
+    if df.height == 0:
+        raise IngestError(f"{shown}: file has no rows")
+    return _with_meta(df, shown)
+
+
+# ---------------------------------------------------------------------- NDJSON
+def read_ndjson(path: Path, shown: str) -> pl.DataFrame:
+    """One JSON object per line (blank lines ignored); broken lines get ``__error``."""
+    data = _read_text(path, shown)
+    lines = pl.Series("raw", data.decode("utf-8").splitlines(), dtype=pl.String)
+    frame = (
+        pl.DataFrame({"raw": lines})
+        .with_row_index(LINE, offset=1)
+        .with_columns(pl.col(LINE).cast(pl.Int64))
+        .filter(pl.col("raw").str.strip_chars() != "")
+    )
+    good = frame
+    broken = frame.clear().select(LINE, pl.lit(None, dtype=pl.String).alias(ERROR))
+    try:
+        df = _parse_json_lines(good["raw"])
+    except _JsonError:
+        broken = _broken_lines(frame)
+        good = frame.join(broken, on=LINE, how="anti")
+        df = _parse_json_lines(good["raw"]) if good.height else pl.DataFrame()
+    df = df.with_columns(
+        pl.lit(shown, dtype=pl.String).alias(FILE),
+        pl.Series(LINE, good[LINE], dtype=pl.Int64),
+        pl.lit(None, dtype=pl.String).alias(ERROR),
+    )
+    if broken.height:
+        bad = broken.with_columns(pl.lit(shown, dtype=pl.String).alias(FILE))
+        df = pl.concat([df, bad], how="diagonal_relaxed").sort(LINE)
+    return df
+
+
+class _JsonError(Exception):
+    pass
+
+
+def _parse_json_lines(raw: pl.Series) -> pl.DataFrame:
+    buf = io.BytesIO(("\n".join(raw.to_list()) + "\n").encode("utf-8"))
+    try:
+        return pl.read_ndjson(buf, infer_schema_length=None)
+    except (pl.exceptions.PolarsError, ValueError) as exc:
+        raise _JsonError(str(exc)) from None
+
+
+def _broken_lines(frame: pl.DataFrame) -> pl.DataFrame:
+    """Line numbers and problems of the lines that are not JSON objects (error path)."""
+    lines: list[int] = []
+    errors: list[str] = []
+    for line, raw in zip(frame[LINE], frame["raw"], strict=True):  # ok-loop: error path only
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            lines.append(line)
+            errors.append(f"broken JSON ({exc.msg} at column {exc.colno})")
+            continue
+        if not isinstance(value, dict):
+            lines.append(line)
+            errors.append(f"not a JSON object (found {type(value).__name__})")
+    return pl.DataFrame({LINE: lines, ERROR: errors}, schema={LINE: pl.Int64, ERROR: pl.String})
+
+
+READERS = {"csv": read_csv, "parquet": read_parquet, "ndjson": read_ndjson, "segment": read_ndjson}
+
+
+def read_file(path: Path, fmt: str) -> pl.DataFrame:
+    """Read ``path`` in format ``fmt`` (see the module docstring for the columns)."""
+    return READERS[fmt](Path(path), str(path))

@@ -1,0 +1,183 @@
+"""Turn one file's raw columns into the events/users shape (before validation).
+
+- nested ``properties`` (events) / ``traits`` (users) objects are flattened into columns;
+- Segment-spec lines (``--format segment``) become events (``track``; ``page`` and
+  ``screen`` as the events ``page_viewed`` / ``screen_viewed``) or users (``identify``);
+  lines of any other type (``group``, ``alias``...) are ignored and counted;
+- ``mapping`` renames source columns to target columns; ``event`` sets a constant name;
+- CSV string columns other than the ids get a type inferred from all their values.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from segcore.errors import IngestError
+from segcore.ingest.readers import ERROR, FILE, LINE, META
+
+NESTED = {"events": "properties", "users": "traits"}
+ID_COLUMNS = ("user_id", "event", "event_id")
+SEGMENT_EVENT_TYPES = {"track": None, "page": "page_viewed", "screen": "screen_viewed"}
+SEGMENT_TS_FIELDS = ("timestamp", "originalTimestamp", "receivedAt", "sentAt")
+
+_INT = r"^[+-]?(0|[1-9]\d{0,17})$"
+_FLOAT = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+_BOOL = r"(?i)^(true|false)$"
+_DATE = r"^\d{4}-\d{2}-\d{2}$"
+
+
+def flatten(df: pl.DataFrame, kind: str) -> pl.DataFrame:
+    """Flatten the nested ``properties``/``traits`` object; top-level columns win a clash."""
+    nested = NESTED[kind]
+    if nested not in df.columns or not isinstance(df.schema[nested], pl.Struct):
+        return df
+    fields = [f.name for f in df.schema[nested].fields if f.name not in df.columns]
+    inner = [pl.col(nested).struct.field(f).alias(f) for f in fields]
+    return df.with_columns(inner).drop(nested)
+
+
+def segment_lines(df: pl.DataFrame, kind: str, shown: str) -> tuple[pl.DataFrame, int]:
+    """Segment-spec lines to the events or users shape; also the number of ignored lines."""
+    if "type" not in df.columns:
+        raise IngestError(f"{shown}: no 'type' field: these are not Segment-spec lines")
+    cols = set(df.columns)
+
+    def field(name: str) -> pl.Expr:
+        return pl.col(name).cast(pl.String) if name in cols else pl.lit(None, dtype=pl.String)
+
+    typ = pl.col("type").cast(pl.String)
+    wanted = list(SEGMENT_EVENT_TYPES) if kind == "events" else ["identify"]
+    keep = typ.is_in(wanted) | pl.col(ERROR).is_not_null()
+    ignored = int(df.select((~keep).sum()).item())
+    df = df.filter(keep)
+    base = [pl.coalesce(field("userId"), field("anonymousId")).alias("user_id")]
+    if kind == "events":
+        name = pl.when(typ == "track").then(field("event"))
+        for t, ev in SEGMENT_EVENT_TYPES.items():
+            if ev is not None:
+                name = name.when(typ == t).then(pl.lit(ev))
+        ts_fields = [pl.col(f) for f in SEGMENT_TS_FIELDS if f in cols]
+        base += [
+            name.alias("event"),
+            (
+                pl.coalesce([f.cast(pl.String) for f in ts_fields])
+                if ts_fields
+                else pl.lit(None, dtype=pl.String)
+            ).alias("ts"),
+            field("messageId").alias("event_id"),
+        ]
+    nested = NESTED[kind]
+    extra = [nested] if nested in cols else []
+    out = df.select(*base, *extra, *META)
+    return flatten(out, kind), ignored
+
+
+def apply_mapping(
+    df: pl.DataFrame, mapping: dict[str, str], event: str | None, shown: str
+) -> pl.DataFrame:
+    """Rename ``source -> target`` per ``mapping``; set the constant ``event`` name."""
+    for target, source in mapping.items():  # ok-loop: a few mapped columns
+        if source not in df.columns:
+            have = ", ".join(c for c in df.columns if c not in META)
+            raise IngestError(
+                f"{shown}: column {source!r} (mapped to {target}) not found; columns are: {have}"
+            )
+    sources = set(mapping.values())
+    drop = [t for t in mapping if t in df.columns and t not in sources]
+    df = df.drop(drop).rename({s: t for t, s in mapping.items() if s != t})
+    if event is not None:
+        df = df.with_columns(pl.lit(event, dtype=pl.String).alias("event"))
+    return df
+
+
+def require(df: pl.DataFrame, kind: str, shown: str) -> None:
+    """Refuse a file that lacks a required column."""
+    needed = ["user_id", "event", "ts"] if kind == "events" else ["user_id"]
+    for name in needed:  # ok-loop: three column names
+        if name not in df.columns:
+            have = ", ".join(c for c in df.columns if c not in META)
+            hint = " or --event NAME" if name == "event" else ""
+            raise IngestError(
+                f"{shown}: missing required column {name!r} (columns: {have}); "
+                f"map one with --map {name}=COLUMN{hint}"
+            )
+
+
+def infer_csv_types(df: pl.DataFrame, skip: set[str]) -> pl.DataFrame:
+    """Give CSV string columns a type that every non-NULL value fits (else String).
+
+    Integers with leading zeros (``007``) stay strings; so does every id column.
+    """
+    names = [c for c in df.columns if c not in skip and c not in META and df.schema[c] == pl.String]
+    if not names:
+        return df
+    checks = []
+    for c in names:  # ok-loop: one set of expressions per column
+        s = pl.col(c)
+        for tag, pattern in (("int", _INT), ("float", _FLOAT), ("bool", _BOOL), ("date", _DATE)):
+            checks.append((s.str.contains(pattern) | s.is_null()).all().alias(f"{c}\x00{tag}"))
+        checks.append(s.is_not_null().any().alias(f"{c}\x00any"))
+    flags = df.select(checks).row(0, named=True)
+    casts = []
+    for c in names:  # ok-loop: one cast per column
+        if not flags[f"{c}\x00any"]:
+            continue
+        if flags[f"{c}\x00int"]:
+            casts.append(pl.col(c).cast(pl.Int64, strict=False))
+        elif flags[f"{c}\x00float"]:
+            casts.append(pl.col(c).cast(pl.Float64, strict=False))
+        elif flags[f"{c}\x00bool"]:
+            casts.append(pl.col(c).str.to_lowercase().eq("true"))
+        elif flags[f"{c}\x00date"]:
+            casts.append(pl.col(c).str.to_date("%Y-%m-%d", strict=False))
+    return df.with_columns(casts) if casts else df
+
+
+def scalar_columns(df: pl.DataFrame, kind: str, shown: str) -> pl.DataFrame:
+    """Nested objects become JSON text; lists are kept for users as lists of strings."""
+    fixes = []
+    for name, dtype in df.schema.items():  # ok-loop: one check per column
+        if name in META:
+            continue
+        if isinstance(dtype, pl.Struct):
+            fixes.append(pl.col(name).struct.json_encode().alias(name))
+        elif isinstance(dtype, pl.List | pl.Array):
+            if kind == "events":
+                raise IngestError(
+                    f"{shown}: column {name!r} holds lists; event properties must be scalars"
+                )
+            inner = dtype.inner
+            if isinstance(inner, pl.Struct | pl.List | pl.Array):
+                raise IngestError(
+                    f"{shown}: column {name!r} holds nested lists; user attributes may be "
+                    "scalars or lists of strings"
+                )
+            fixes.append(pl.col(name).cast(pl.List(pl.String)).alias(name))
+        elif dtype == pl.Object or isinstance(dtype, pl.Decimal):
+            fixes.append(pl.col(name).cast(pl.Float64, strict=False).alias(name))
+        elif dtype == pl.Categorical or isinstance(dtype, pl.Enum):
+            fixes.append(pl.col(name).cast(pl.String).alias(name))
+    return df.with_columns(fixes) if fixes else df
+
+
+def normalise_ids(df: pl.DataFrame) -> pl.DataFrame:
+    """``user_id``, ``event``, ``event_id`` as trimmed strings, blanks as NULL."""
+    exprs = [
+        pl.col(c).cast(pl.String).str.strip_chars().replace("", None).alias(c)
+        for c in ID_COLUMNS
+        if c in df.columns
+    ]
+    return df.with_columns(exprs)
+
+
+__all__ = [
+    "FILE",
+    "LINE",
+    "apply_mapping",
+    "flatten",
+    "infer_csv_types",
+    "normalise_ids",
+    "require",
+    "scalar_columns",
+    "segment_lines",
+]

@@ -1,0 +1,113 @@
+"""Timestamps of incoming files to ``Datetime("us", "UTC")``.
+
+Accepted (RULES.md section 1 stores UTC microseconds):
+
+- ISO 8601 with any UTC offset (``+02:00``, ``+0200``, ``Z``), with ``T`` or a space,
+  with or without seconds and fractions; naive values are taken as UTC; a date alone
+  is midnight UTC. These forms may be mixed within one column.
+- Epoch numbers: seconds, milliseconds or microseconds (told apart by magnitude:
+  above 1e14 microseconds, above 1e11 milliseconds, else seconds).
+- Other common layouts (``12/1/2010 8:26``, month first as in the UCI Online Retail
+  export, then day first, ``31.12.2025``, ``2025/12/31``): the first layout of
+  :data:`OTHER_FORMATS` that parses every non-NULL value of the column is used.
+- Parquet/JSON values that already are dates or datetimes (naive = UTC).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+UTC_US = pl.Datetime("us", "UTC")
+
+ISO_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S%.f%z",
+    "%Y-%m-%dT%H:%M%z",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d",
+)
+OTHER_FORMATS = (
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y",
+    "%d/%m/%Y %H:%M",
+    "%d/%m/%Y %H:%M:%S",
+    "%d/%m/%Y",
+    "%d.%m.%Y %H:%M:%S",
+    "%d.%m.%Y %H:%M",
+    "%d.%m.%Y",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d %H:%M",
+    "%Y/%m/%d",
+    "%d-%b-%Y %H:%M:%S",
+    "%d-%b-%Y",
+)
+_NUMBER = r"^-?\d+(\.\d+)?$"
+
+
+def _epoch(num: pl.Expr) -> pl.Expr:
+    """Epoch seconds/millis/micros (by magnitude) to UTC microseconds."""
+    x = num.cast(pl.Float64)
+    scale = pl.when(x.abs() > 1e14).then(1.0).when(x.abs() > 1e11).then(1e3).otherwise(1e6)
+    return (x * scale).round(0).cast(pl.Int64).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+
+
+def _iso(s: pl.Expr) -> pl.Expr:
+    norm = (
+        s.str.replace(r"^(\d{4}-\d{2}-\d{2}) +(\d)", "${1}T${2}")
+        .str.replace(r"(?i)\s*(Z|UTC|GMT)$", "+00:00")
+        .str.replace(r"\s+([+-]\d{2}:?\d{2})$", "${1}")
+    )
+    return pl.coalesce(
+        [
+            norm.str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC")
+            for f in ISO_FORMATS
+        ]
+    )
+
+
+def _other(s: pl.Expr, fmt: str) -> pl.Expr:
+    return s.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC")
+
+
+def parse_timestamps(values: pl.Series) -> pl.Series:
+    """Parse a column to ``Datetime("us", "UTC")``; unparseable values become NULL.
+
+    The caller compares NULLs in the result with non-NULL inputs to name bad values.
+    """
+    dtype = values.dtype
+    frame = values.to_frame("v")
+    if isinstance(dtype, pl.Datetime):
+        expr = pl.col("v")
+        expr = (
+            expr.dt.replace_time_zone("UTC")
+            if dtype.time_zone is None
+            else expr.dt.convert_time_zone("UTC")
+        )
+        return frame.select(expr.dt.cast_time_unit("us")).to_series().cast(UTC_US)
+    if dtype == pl.Date:
+        return frame.select(
+            pl.col("v").cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+        ).to_series()
+    if dtype.is_numeric():
+        return frame.select(_epoch(pl.col("v"))).to_series()
+    if dtype == pl.Null:
+        return pl.Series(values.name, [None] * len(values), dtype=UTC_US)
+    s = pl.col("v").cast(pl.String).str.strip_chars()
+    present = frame.select(s.is_not_null().sum()).item()
+    numeric = frame.select((s.str.contains(_NUMBER) | s.is_null()).all()).item()
+    if present and numeric:
+        return frame.select(_epoch(s)).to_series()
+    iso = frame.select(_iso(s)).to_series()
+    iso_ok = iso.is_not_null().sum()
+    if iso_ok == present:
+        return iso
+    best, best_ok = iso, iso_ok
+    for fmt in OTHER_FORMATS:  # ok-loop: a dozen candidate formats, not rows
+        parsed = frame.select(_other(s, fmt)).to_series()
+        ok = parsed.is_not_null().sum()
+        if ok == present:
+            return parsed
+        if ok > best_ok:
+            best, best_ok = parsed, ok
+    return best
