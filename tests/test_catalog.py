@@ -1,0 +1,597 @@
+"""The SQLite catalog: segments, versions and conflicts, static members, channels, funnels."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import segcore.catalog as catalog_mod
+from segcore.catalog import DEFAULT_CHANNELS, Catalog, parse_ids_csv, parse_ids_text
+from segcore.errors import CatalogError, ConflictError, NotFoundError, StoreError
+from segcore.store import Store
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def cat(tmp_path: Path) -> Catalog:
+    return Catalog(tmp_path / "home" / "catalog.sqlite")
+
+
+def run_py(code: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )
+
+
+# ---------------------------------------------------------------------- schema
+def test_schema_created_on_first_use_in_wal_mode(cat: Catalog) -> None:
+    assert not cat.path.exists()
+    assert cat.list() == []
+    assert cat.path.exists()
+    assert cat.schema_version() == 1
+    con = sqlite3.connect(cat.path)
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    con.close()
+    assert {"segments", "segment_versions", "segment_members", "channels", "funnels"} <= tables
+
+
+def test_store_catalog_is_home_catalog(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.catalog.create("a", rule_text="age > 30")
+    assert Catalog(tmp_path / "catalog.sqlite").get("a").rule_text == "age > 30"
+
+
+# ---------------------------------------------------------------------- segments
+def test_create_get_list_search(cat: Catalog) -> None:
+    s = cat.create(
+        "High Value",
+        rule_text="sum('purchase', 'amount') > 1000",
+        rule_json='{"v": 1}',
+        description="Big spenders",
+    )
+    assert (s.name, s.kind, s.version, s.deleted_at, s.member_count) == (
+        "High Value",
+        "dynamic",
+        1,
+        None,
+        None,
+    )
+    assert s.created_at == s.updated_at and s.created_at.endswith("Z")
+    cat.create("hot leads", rule_text="did('pricing_view') >= 3", description="sales team")
+    cat.create("Abandoned carts", rule_text="did('add_to_cart')")
+    got = cat.get("high value")  # case-insensitive
+    assert got == s
+    assert got.rule_json == '{"v": 1}'
+    assert [x.name for x in cat.list()] == ["Abandoned carts", "High Value", "hot leads"]
+    assert [x.name for x in cat.list("HOT")] == ["hot leads"]
+    assert [x.name for x in cat.list("spender")] == ["High Value"]  # description
+    assert [x.name for x in cat.list("SALES")] == ["hot leads"]
+    assert cat.list("zzz") == []
+    assert cat.exists("HOT LEADS") and not cat.exists("cold leads")
+
+
+def test_duplicate_name_error_text(cat: Catalog) -> None:
+    cat.create("VIP", rule_text="age > 1")
+    with pytest.raises(CatalogError, match=r"^a segment named 'VIP' already exists$"):
+        cat.create("vip", rule_text="age > 2")
+    with pytest.raises(CatalogError, match="a segment named 'VIP' already exists"):
+        cat.create("  VIP ", rule_text="age > 2")
+    assert len(cat.list()) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("", "cannot be empty"),
+        ("   ", "cannot be empty"),
+        ("x" * 201, "at most 200 characters"),
+        ("bad\nname", "control characters"),
+        ("tab\tname", "control characters"),
+        (42, "must be text"),
+    ],
+)
+def test_bad_names(cat: Catalog, name, message: str) -> None:
+    with pytest.raises(CatalogError, match=message):
+        cat.create(name, rule_text="age > 1")
+    assert cat.list() == []
+
+
+def test_name_of_200_characters_is_fine(cat: Catalog) -> None:
+    assert cat.create("x" * 200, rule_text="age > 1").name == "x" * 200
+
+
+def test_kind_checks(cat: Catalog) -> None:
+    with pytest.raises(CatalogError, match="dynamic segment 'a' needs a rule"):
+        cat.create("a")
+    with pytest.raises(CatalogError, match="static segment 'b' has members, not a rule"):
+        cat.create("b", kind="static", rule_text="age > 1")
+    with pytest.raises(CatalogError, match="'dynamic' or 'static'"):
+        cat.create("c", kind="smart", rule_text="age > 1")
+    cat.create("d", rule_text="age > 1")
+    with pytest.raises(CatalogError, match="segment 'd' is dynamic"):
+        cat.add_members("d", ["1"])
+
+
+def test_get_unknown_suggests_close_names(cat: Catalog) -> None:
+    cat.create("frequent buyers", rule_text="did('purchase') >= 5")
+    cat.create("frequent visitors", rule_text="did('page_view') >= 5")
+    with pytest.raises(NotFoundError) as exc:
+        cat.get("frequent buyer")
+    assert str(exc.value) == (
+        "no segment named 'frequent buyer'; did you mean 'frequent buyers' or 'frequent visitors'?"
+    )
+    with pytest.raises(NotFoundError, match=r"^no segment named 'qqq'$"):
+        cat.get("qqq")
+
+
+def test_edit_bumps_version_and_keeps_fields(cat: Catalog) -> None:
+    cat.create("a", rule_text="age > 1", rule_json="{1}", description="first")
+    s = cat.edit("a", rule_text="age > 2", rule_json="{2}")
+    assert (s.version, s.rule_text, s.rule_json, s.description) == (2, "age > 2", "{2}", "first")
+    assert s.updated_at > s.created_at
+    s = cat.edit("A", description="second", expect_version=2)
+    assert (s.version, s.rule_text, s.description) == (3, "age > 2", "second")
+    s = cat.edit("a", new_name="b")
+    assert (s.name, s.version) == ("b", 4)
+    with pytest.raises(NotFoundError):
+        cat.get("a")
+    assert cat.edit("b") == s  # nothing to change: no new version
+
+
+def test_rename_to_taken_name(cat: Catalog) -> None:
+    cat.create("a", rule_text="age > 1")
+    cat.create("b", rule_text="age > 2")
+    with pytest.raises(CatalogError, match="a segment named 'b' already exists"):
+        cat.edit("a", new_name="B")
+    assert cat.get("a").version == 1
+    assert cat.rename("a", "A").name == "A"  # a change of case only is allowed
+
+
+def test_stale_edit_is_a_conflict(cat: Catalog) -> None:
+    cat.create("VIP", rule_text="age > 1")
+    cat.edit("vip", rule_text="age > 2", expect_version=1)
+    cat.edit("vip", rule_text="age > 3", expect_version=2)
+    cat.edit("vip", rule_text="age > 4", expect_version=3)
+    with pytest.raises(ConflictError) as exc:
+        cat.edit("vip", rule_text="age > 99", expect_version=3)
+    assert str(exc.value) == (
+        "segment 'VIP' was changed by someone else (you edited version 3, it is now "
+        "version 4); reload and try again"
+    )
+    s = cat.get("vip")
+    assert (s.version, s.rule_text) == (4, "age > 4")
+
+
+def test_two_processes_racing_with_the_same_version(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.sqlite"
+    cat = Catalog(path)
+    n = 15
+    for i in range(n):
+        cat.create(f"s{i}", rule_text="age > 1")
+    go = tmp_path / "go"
+    code = """
+        import sys, time
+        from pathlib import Path
+        from segcore.catalog import Catalog
+        from segcore.errors import ConflictError
+        cat = Catalog(sys.argv[1]); who = sys.argv[2]; go = Path(sys.argv[3])
+        cat.list()  # open + schema check before the start line
+        while not go.exists():
+            time.sleep(0.002)
+        won = 0
+        for i in range(int(sys.argv[4])):
+            try:
+                cat.edit(f"s{i}", description=who, expect_version=1)
+                won += 1
+            except ConflictError as e:
+                assert "you edited version 1, it is now version 2" in str(e), e
+        print(won)
+    """
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(code), str(path), who, str(go), str(n)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
+        for who in ("p1", "p2")
+    ]
+    go.touch()
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    wins = [int(o[0].strip()) for o in outs]
+    assert sum(wins) == n  # exactly one winner per segment
+    for i in range(n):
+        s = cat.get(f"s{i}")
+        assert s.version == 2 and s.description in ("p1", "p2")
+        assert [h["action"] for h in cat.history(f"s{i}")] == ["create", "edit"]
+    assert sum(s.description == "p1" for s in cat.list()) == wins[0]
+
+
+def test_threads_share_a_catalog_object(cat: Catalog) -> None:
+    errors: list[BaseException] = []
+
+    def work(t: int) -> None:
+        try:
+            for i in range(10):
+                cat.create(f"t{t}-{i}", rule_text="age > 1")
+                cat.edit(f"t{t}-{i}", description="x")
+                cat.list()
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(6)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    segs = cat.list()
+    assert len(segs) == 60 and {s.version for s in segs} == {2}
+
+
+def test_clone_dynamic_and_static(cat: Catalog) -> None:
+    cat.create("a", rule_text="age > 1", rule_json="{}", description="d")
+    cat.edit("a", rule_text="age > 2")
+    c = cat.clone("a", "a copy")
+    assert (c.name, c.rule_text, c.rule_json, c.description, c.version) == (
+        "a copy",
+        "age > 2",
+        "{}",
+        "d",
+        1,
+    )
+    assert cat.history("a copy")[0]["note"] == "cloned from 'a' version 2"
+    cat.create("s", kind="static", members=["3", "1", "2"])
+    c2 = cat.clone("s", "s2")
+    assert (c2.kind, c2.member_count) == ("static", 3)
+    assert cat.members("s2") == ["1", "2", "3"]
+    cat.remove_members("s2", ["1"])
+    assert cat.members("s") == ["1", "2", "3"]  # the copy is independent
+    with pytest.raises(CatalogError, match="a segment named 'a' already exists"):
+        cat.clone("s", "A")
+    with pytest.raises(NotFoundError):
+        cat.clone("nope", "x")
+
+
+def test_delete_restore_and_name_reuse(cat: Catalog) -> None:
+    cat.create("old", rule_text="age > 1")
+    d = cat.delete("old")
+    assert d.deleted_at is not None and d.version == 2
+    assert cat.list() == []
+    assert [s.name for s in cat.list(include_deleted=True)] == ["old"]
+    with pytest.raises(NotFoundError, match="segment 'old' was deleted at .*; restore it"):
+        cat.get("old")
+    r = cat.restore("OLD")
+    assert (r.name, r.deleted_at, r.version, r.rule_text) == ("old", None, 3, "age > 1")
+    # a deleted name can be reused; restoring the old one then needs a new name
+    cat.delete("old")
+    cat.create("old", rule_text="age > 50")
+    with pytest.raises(CatalogError) as exc:
+        cat.restore("old")
+    assert str(exc.value) == (
+        "cannot restore segment 'old': a segment named 'old' already exists; "
+        "restore it under a new name"
+    )
+    r = cat.restore("old", new_name="old (restored)")
+    assert (r.name, r.rule_text, r.version) == ("old (restored)", "age > 1", 5)
+    assert cat.get("old").rule_text == "age > 50"
+    with pytest.raises(NotFoundError, match="no deleted segment named 'old'"):
+        cat.restore("old")
+    cat.delete("old")
+    assert cat.purge("old") == 1
+    assert [s.name for s in cat.list(include_deleted=True)] == ["old (restored)"]
+
+
+def test_history_in_order(cat: Catalog) -> None:
+    cat.create("h", rule_text="age > 1", rule_json="j1", description="d1")
+    cat.edit("h", rule_text="age > 2", rule_json="j2")
+    cat.edit("h", new_name="h2")
+    cat.edit("h2", description="d2", new_name="h3")
+    cat.delete("h3")
+    cat.restore("h3")
+    hist = cat.history("h3")
+    assert [
+        (h["version"], h["action"], h["name"], h["rule_text"], h["description"]) for h in hist
+    ] == [
+        (1, "create", "h", "age > 1", "d1"),
+        (2, "edit", "h", "age > 2", "d1"),
+        (3, "rename", "h2", "age > 2", "d1"),
+        (4, "edit", "h3", "age > 2", "d2"),
+        (5, "delete", "h3", "age > 2", "d2"),
+        (6, "restore", "h3", "age > 2", "d2"),
+    ]
+    assert hist[1]["rule_json"] == "j2"
+    assert hist[2]["note"] == "renamed from 'h'"
+    assert [h["saved_at"] for h in hist] == sorted(h["saved_at"] for h in hist)
+    cat.delete("h3")
+    assert len(cat.history("h3")) == 7  # the history of a deleted segment is kept
+    with pytest.raises(NotFoundError):
+        cat.history("h3", include_deleted=False)
+
+
+# ---------------------------------------------------------------------- static members
+def test_static_members_ops(cat: Catalog) -> None:
+    s = cat.create("st", kind="static", members=["007", " 002", "007", "", None, 3])
+    assert (s.kind, s.member_count, s.version) == ("static", 3, 1)
+    assert cat.members("st") == ["002", "007", "3"]
+    s = cat.add_members("st", ["001", "002"])
+    assert (s.version, s.member_count) == (2, 4)
+    s = cat.remove_members("st", ["3", "999"])
+    assert (s.version, s.member_count) == (3, 3)
+    s = cat.set_members("st", pl.Series(["b", "a", "a"]), expect_version=3)
+    assert (s.version, cat.members("st")) == (4, ["a", "b"])
+    with pytest.raises(ConflictError, match="you edited version 3, it is now version 4"):
+        cat.add_members("st", ["c"], expect_version=3)
+    assert [(h["action"], h["member_count"], h["note"]) for h in cat.history("st")] == [
+        ("create", 3, ""),
+        ("members", 4, "1 added"),
+        ("members", 3, "1 removed"),
+        ("members", 2, "members set (2)"),
+    ]
+    assert cat.members_frame("st").to_dict(as_series=False) == {"user_id": ["a", "b"]}
+    with pytest.raises(CatalogError, match="static: change its members, not a rule"):
+        cat.edit("st", rule_text="age > 1")
+
+
+CSV = (
+    "user_id,email\n"
+    "00123,a@x\n"
+    " 00124 ,b@x\n"
+    "00123,c@x\n"
+    ",d@x\n"
+    "u9,e@x\n"
+    "00124,f@x\n"
+    "00123,g@x\n"
+    "u10,h@x\n"
+)
+
+
+def test_upload_static_from_csv_reports_duplicates_and_unknown(
+    cat: Catalog, tmp_path: Path
+) -> None:
+    f = tmp_path / "ids.csv"
+    f.write_text(CSV)
+    known = pl.Series("user_id", ["00123", "00124", "123", "u1"])
+    rep = cat.upload_static("uploaded", f, known_ids=known, description="from crm")
+    assert rep == {
+        "segment": "uploaded",
+        "version": 1,
+        "created": True,
+        "rows": 7,
+        "members": 4,
+        "duplicates": 3,
+        "duplicate_ids": 2,
+        "duplicate_examples": ["00123", "00124"],
+        "header": "user_id",
+        "column": "user_id",
+        "unknown": 2,
+        "unknown_examples": ["u9", "u10"],
+    }
+    assert cat.members("uploaded") == ["00123", "00124", "u10", "u9"]  # zeros kept, once each
+    assert cat.get("uploaded").description == "from crm"
+    # replacing the members of an existing static segment, with a set of known ids
+    rep = cat.upload_static("UPLOADED", b"id\n5\n6\n", known_ids={"5"})
+    assert (rep["created"], rep["version"], rep["members"], rep["unknown"]) == (False, 2, 2, 1)
+    assert cat.members("uploaded") == ["5", "6"]
+    cat.create("dyn", rule_text="age > 1")
+    with pytest.raises(CatalogError, match="segment 'dyn' is dynamic"):
+        cat.upload_static("dyn", b"id\n1\n")
+
+
+def test_parse_ids_variants(tmp_path: Path) -> None:
+    # header "id", other separator, BOM, CRLF, quotes
+    ids, rep = parse_ids_csv('\ufeffname;ID\r\nx;"0001"\r\ny;0002\r\n'.encode())
+    assert (ids, rep["rows"], rep["header"]) == (["0001", "0002"], 2, "ID")
+    # pasted plain list, blank lines skipped, no header
+    ids, rep = parse_ids_text("0042\n\n  0043  \n0042\n")
+    assert ids == ["0042", "0043"]
+    assert (rep["rows"], rep["members"], rep["duplicates"], rep["header"]) == (3, 2, 1, None)
+    # a single column with any header name
+    ids, rep = parse_ids_text("customer\n001\n002\n")
+    assert (ids, rep["header"]) == (["001", "002"], "customer")
+    ids, rep = parse_ids_text("user_id\nalice\nbob\n")
+    assert (ids, rep["header"]) == (["alice", "bob"], "user_id")
+    ids, rep = parse_ids_text("alice\nbob\n")
+    assert (ids, rep["header"]) == (["alice", "bob"], None)
+    assert parse_ids_text("")[0] == []
+    f = tmp_path / "list.txt"
+    f.write_bytes(b"7\n8\n")
+    with f.open("rb") as fh:
+        assert parse_ids_csv(fh)[0] == ["7", "8"]
+    assert parse_ids_csv(str(f))[0] == ["7", "8"]
+
+
+def test_parse_ids_errors(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError) as exc:
+        parse_ids_csv(b"name,email\nx,y\n")
+    assert str(exc.value) == (
+        "the uploaded data has no user id column: expected a column named 'user_id' or "
+        "'id', found 'name', 'email'"
+    )
+    missing = tmp_path / "nope.csv"
+    with pytest.raises(CatalogError, match=f"ids file {missing} does not exist"):
+        parse_ids_csv(missing)
+    with pytest.raises(CatalogError, match="is not UTF-8 text"):
+        parse_ids_csv(b"id\n\xff\xfe\x00\n")
+
+
+def test_upload_pasted_list(cat: Catalog) -> None:
+    rep = cat.upload_static("pasted", ["01", "02", "01", " "])
+    assert (rep["rows"], rep["members"], rep["duplicates"], rep["unknown"]) == (3, 2, 1, 0)
+    assert cat.members("pasted") == ["01", "02"]
+    rep = cat.upload_static("pasted2", b"0\n1\n")
+    assert cat.members("pasted2") == ["0", "1"]
+
+
+# ---------------------------------------------------------------------- channels & funnels
+def test_channels_defaults_and_edits(cat: Catalog) -> None:
+    chans = cat.channels()
+    assert [(c.name, c.rule_text) for c in chans] == [
+        ("email", "email IS NOT NULL AND email_opt_in"),
+        ("sms", "phone IS NOT NULL AND sms_opt_in"),
+        ("push", "push_token IS NOT NULL AND push_opt_in"),
+        ("whatsapp", "phone IS NOT NULL AND whatsapp_opt_in"),
+    ]
+    c = cat.set_channel("SMS", "phone IS NOT NULL", "any phone")
+    assert (c.name, c.rule_text, c.description, c.position) == (
+        "sms",
+        "phone IS NOT NULL",
+        "any phone",
+        1,
+    )
+    c = cat.set_channel("postal", "address IS NOT NULL")
+    assert c.position == 4
+    cat.delete_channel("push")
+    assert [c.name for c in cat.channels()] == ["email", "sms", "whatsapp", "postal"]
+    with pytest.raises(NotFoundError, match="no channel named 'pusj'"):
+        cat.delete_channel("pusj")
+    with pytest.raises(CatalogError, match="channel 'x' needs a rule"):
+        cat.set_channel("x", "  ")
+    for c in list(cat.channels()):
+        cat.delete_channel(c.name)
+    assert cat.channels() == []  # stays empty: defaults are seeded once only
+    reset = cat.reset_channels()
+    assert [(c.name, c.rule_text) for c in reset] == [(n, r) for n, r, _ in DEFAULT_CHANNELS]
+    assert cat.get_channel("Email").name == "email"
+
+
+def test_funnels_save_load(cat: Catalog) -> None:
+    spec = {"steps": ["view", "add_to_cart", "purchase"], "window": "1d", "strict": False}
+    f = cat.save_funnel("checkout", spec)
+    assert f["spec"] == spec and f["name"] == "checkout"
+    spec2 = {**spec, "window": "2h"}
+    f2 = cat.save_funnel("Checkout", spec2)
+    assert f2["spec"]["window"] == "2h" and f2["created_at"] == f["created_at"]
+    cat.save_funnel("activation", {"steps": ["signup", "login"]})
+    assert [x["name"] for x in cat.funnels()] == ["activation", "checkout"]
+    assert cat.get_funnel("CHECKOUT")["spec"] == spec2
+    cat.delete_funnel("activation")
+    with pytest.raises(NotFoundError, match="no funnel named 'activation'"):
+        cat.get_funnel("activation")
+    with pytest.raises(CatalogError, match="cannot be saved as JSON"):
+        cat.save_funnel("bad", {"x": {1, 2}})
+
+
+def test_data_version_moves_on_every_write(cat: Catalog) -> None:
+    v0 = cat.data_version()
+    cat.create("a", rule_text="age > 1")
+    v1 = cat.data_version()
+    assert v1 == v0 + 1
+    cat.list()
+    cat.get("a")
+    assert cat.data_version() == v1  # reads do not count
+    Catalog(cat.path).set_channel("fax", "fax IS NOT NULL")  # another handle
+    assert cat.data_version() == v1 + 1
+    with pytest.raises(CatalogError):
+        cat.create("A", rule_text="age > 1")
+    assert cat.data_version() == v1 + 1  # a refused write does not count
+
+
+# ---------------------------------------------------------------------- failures
+def test_folder_that_is_a_file_gives_store_error(tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    cat = Catalog(afile / "catalog.sqlite")
+    with pytest.raises(StoreError, match=f"cannot open the catalog .*: {afile} is a file"):
+        cat.list()
+    with pytest.raises(StoreError):
+        cat.create("a", rule_text="age > 1")
+
+
+def test_not_a_database_gives_store_error(tmp_path: Path) -> None:
+    p = tmp_path / "catalog.sqlite"
+    p.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="is not a usable catalog"):
+        Catalog(p).list()
+
+
+def test_read_only_catalog_gives_store_error(cat: Catalog, monkeypatch) -> None:
+    cat.create("a", rule_text="age > 1")
+    real = sqlite3.connect
+
+    def connect_ro(path, *args, **kwargs):
+        return real(f"file:{path}?mode=ro", *args, uri=True, **kwargs)
+
+    monkeypatch.setattr(catalog_mod.sqlite3, "connect", connect_ro)
+    ro = Catalog(cat.path)
+    assert ro.get("a").version == 1  # reading still works
+    with pytest.raises(StoreError, match=r"the catalog .*catalog.sqlite is read-only"):
+        ro.create("b", rule_text="age > 2")
+    with pytest.raises(StoreError, match="read-only"):
+        ro.edit("a", description="x")
+    monkeypatch.undo()
+    assert [s.name for s in cat.list()] == ["a"]
+
+
+def test_full_disk_gives_store_error_and_no_change(cat: Catalog, monkeypatch) -> None:
+    cat.create("s", kind="static", members=["1"])
+    real = sqlite3.connect
+
+    def connect_small(*args, **kwargs):
+        con = real(*args, **kwargs)
+        pages = con.execute("PRAGMA page_count").fetchone()[0]
+        con.execute(f"PRAGMA max_page_count = {pages}")
+        return con
+
+    monkeypatch.setattr(catalog_mod.sqlite3, "connect", connect_small)
+    with pytest.raises(StoreError, match="the disk is full: cannot write the catalog"):
+        cat.set_members("s", (f"user-{i:08d}" for i in range(20_000)))
+    monkeypatch.undo()
+    s = cat.get("s")
+    assert (s.version, s.member_count) == (1, 1)
+
+
+def test_exception_mid_transaction_leaves_catalog_unchanged(cat: Catalog) -> None:
+    cat.create("s", kind="static", members=["1", "2"])
+    v = cat.data_version()
+
+    def ids():
+        yield "3"
+        yield "4"
+        raise RuntimeError("upload interrupted")
+
+    with pytest.raises(RuntimeError, match="upload interrupted"):
+        cat.set_members("s", ids())
+    s = cat.get("s")
+    assert (s.version, cat.members("s"), cat.data_version()) == (1, ["1", "2"], v)
+    with pytest.raises(RuntimeError), cat._write() as con:
+        con.execute("UPDATE segments SET description = 'half done'")
+        raise RuntimeError("boom")
+    assert cat.get("s").description == ""
+    assert len(cat.history("s")) == 1
+
+
+def test_process_killed_mid_transaction_leaves_catalog_unchanged(cat: Catalog) -> None:
+    cat.create("a", rule_text="age > 1")
+    proc = run_py(
+        """
+        import os, sys
+        from segcore.catalog import Catalog
+        cat = Catalog(sys.argv[1])
+        with cat._write() as con:
+            con.execute("UPDATE segments SET rule_text = 'crashed', version = 9")
+            con.execute("DELETE FROM channels")
+            os._exit(3)  # dies holding the write lock, before COMMIT
+        """,
+        str(cat.path),
+    )
+    assert proc.returncode == 3, proc.stderr
+    s = cat.get("a")
+    assert (s.rule_text, s.version) == ("age > 1", 1)
+    assert len(cat.channels()) == 4
+    assert cat.edit("a", rule_text="age > 2").version == 2  # not left locked
