@@ -23,7 +23,7 @@ import polars as pl
 
 from segcore.errors import IngestError
 from segcore.fileio import atomic_path
-from segcore.ingest.readers import ERROR, FILE, LINE, META, detect_format, read_file
+from segcore.ingest.readers import FILE, LINE, META, detect_format, read_file
 from segcore.ingest.shape import (
     apply_mapping,
     flatten,

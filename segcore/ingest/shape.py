@@ -21,7 +21,7 @@ SEGMENT_EVENT_TYPES = {"track": None, "page": "page_viewed", "screen": "screen_v
 SEGMENT_TS_FIELDS = ("timestamp", "originalTimestamp", "receivedAt", "sentAt")
 
 _INT = r"^[+-]?(0|[1-9]\d{0,17})$"
-_FLOAT = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+_FLOAT = r"^[+-]?((0|[1-9]\d*)(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 _BOOL = r"(?i)^(true|false)$"
 _DATE = r"^\d{4}-\d{2}-\d{2}$"
 

@@ -1,0 +1,536 @@
+"""Ingestion: formats, timestamps, validation, refusal, dedup, upsert, CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from segcore import IngestError, Store, StoreError
+from segcore.cli import main
+from segcore.ingest import ingest
+
+UTC = dt.timezone.utc
+REPO = Path(__file__).resolve().parents[1]
+
+SHOP_CSV = """InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country
+536365,85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,12/1/2010 8:26,2.55,17850,United Kingdom
+536365,71053,WHITE METAL LANTERN,6,12/1/2010 8:26,3.39,17850,United Kingdom
+536366,22633,HAND WARMER UNION JACK,6,12/1/2010 8:28,1.85,,United Kingdom
+C536379,D,Discount,-1,12/13/2010 9:41,27.5,014527,France
+536367,84879,ASSORTED COLOUR BIRD ORNAMENT,32,12/1/2010 8:34,1.69,13047,United Kingdom
+"""
+SHOP_MAP = {"user_id": "CustomerID", "ts": "InvoiceDate"}
+
+
+def write(path: Path, text: str | bytes) -> Path:
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def snapshot(home: Path) -> dict[str, str]:
+    """Every file under ``home`` and the hash of its bytes."""
+    return {
+        str(p.relative_to(home)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(home.rglob("*"))
+        if p.is_file()
+    }
+
+
+def utc(*args: int) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "home")
+
+
+def events_of(store: Store) -> pl.DataFrame:
+    return store.scan_events().collect().sort(["user_id", "ts"])
+
+
+# ---------------------------------------------------------------------- CSV
+def test_shop_export_with_map_and_event(store: Store, tmp_path: Path) -> None:
+    src = write(tmp_path / "shop.csv", SHOP_CSV)
+    with pytest.raises(IngestError) as err:
+        ingest(store, "events", [src], mapping=SHOP_MAP, event="charged")
+    assert str(err.value) == f"{src}: line 4: no user_id"
+    assert store.is_empty()
+
+    res = ingest(store, "events", [src], mapping=SHOP_MAP, event="charged", skip_invalid=True)
+    assert res["rows_read"] == 5
+    assert res["rows_imported"] == 4
+    assert res["rows_rejected"] == 1
+    assert "1 of 5 rows had no user_id" in res["summary"]
+    ev = events_of(store)
+    assert ev["user_id"].to_list() == ["014527", "13047", "17850", "17850"]
+    assert set(ev["event"]) == {"charged"}
+    assert ev["ts"].to_list() == [
+        utc(2010, 12, 13, 9, 41),
+        utc(2010, 12, 1, 8, 34),
+        utc(2010, 12, 1, 8, 26),
+        utc(2010, 12, 1, 8, 26),
+    ]
+    schema = store.events_schema()
+    assert schema["ts"] == pl.Datetime("us", "UTC")
+    assert schema["Quantity"] == pl.Int64
+    assert schema["UnitPrice"] == pl.Float64
+    assert schema["StockCode"] == pl.String
+    assert schema["InvoiceNo"] == pl.String  # 'C536379' makes it text
+    assert ev["Quantity"].to_list() == [-1, 32, 6, 6]
+    assert ev["UnitPrice"].to_list() == [27.5, 1.69, 2.55, 3.39]
+
+    rejects = pl.read_csv(res["rejects_file"], infer_schema=False)
+    assert Path(res["rejects_file"]) == tmp_path / "shop.rejected.csv"
+    assert rejects["file"].to_list() == [str(src)]
+    assert rejects["line"].to_list() == ["4"]
+    assert rejects["reason"].to_list() == ["no user_id"]
+    assert rejects["Description"].to_list() == ["HAND WARMER UNION JACK"]
+    assert rejects["ts"].to_list() == ["12/1/2010 8:28"]
+
+
+def test_timezones_are_normalised_to_utc(store: Store, tmp_path: Path) -> None:
+    src = write(
+        tmp_path / "tz.csv",
+        "user_id,event,ts\n"
+        "u1,a,2026-03-01T10:00:00+02:00\n"
+        "u2,a,2026-03-01T10:00:00Z\n"
+        "u3,a,2026-03-01 10:00:00\n"
+        "u4,a,2026-03-01\n"
+        "u5,a,2026-03-01T10:00:00.5-05:30\n"
+        "u6,a,2026-03-01T23:30:00-0100\n",
+    )
+    ingest(store, "events", [src])
+    got = dict(events_of(store).select("user_id", "ts").iter_rows())
+    assert got == {
+        "u1": utc(2026, 3, 1, 8),
+        "u2": utc(2026, 3, 1, 10),
+        "u3": utc(2026, 3, 1, 10),
+        "u4": utc(2026, 3, 1),
+        "u5": utc(2026, 3, 1, 15, 30, 0, 500000),
+        "u6": utc(2026, 3, 2, 0, 30),
+    }
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (["1767225600", "1767225660"], [utc(2026, 1, 1), utc(2026, 1, 1, 0, 1)]),
+        (["1767225600000", "1767225600500"], [utc(2026, 1, 1), utc(2026, 1, 1, 0, 0, 0, 500000)]),
+    ],
+)
+def test_epoch_seconds_and_millis(store, tmp_path, values, expected) -> None:
+    body = "".join(f"u{i},a,{v}\n" for i, v in enumerate(values))
+    ingest(store, "events", [write(tmp_path / "e.csv", "user_id,event,ts\n" + body)])
+    assert events_of(store)["ts"].to_list() == expected
+
+
+def test_ids_keep_leading_zeros_and_types_are_inferred(store: Store, tmp_path: Path) -> None:
+    src = write(
+        tmp_path / "e.csv",
+        "user_id,event,ts,event_id,zip,qty,price,flag,day\n"
+        "007,view,2026-01-01,0001,02134,1,1.5,true,2026-01-05\n"
+        "0042,view,2026-01-02,0002,10001,2,2,False,\n",
+    )
+    ingest(store, "events", [src])
+    ev = events_of(store)
+    assert ev["user_id"].to_list() == ["0042", "007"]
+    assert ev["event_id"].to_list() == ["0002", "0001"]
+    assert ev["zip"].to_list() == ["10001", "02134"]
+    schema = store.events_schema()
+    assert (schema["qty"], schema["price"], schema["flag"], schema["day"]) == (
+        pl.Int64,
+        pl.Float64,
+        pl.Boolean,
+        pl.Date,
+    )
+    assert ev["flag"].to_list() == [False, True]
+    assert ev["day"].to_list() == [None, dt.date(2026, 1, 5)]
+
+
+# ---------------------------------------------------------------------- Parquet / NDJSON / Segment
+def test_parquet_input(store: Store, tmp_path: Path) -> None:
+    src = tmp_path / "e.parquet"
+    pl.DataFrame(
+        {
+            "uid": [1, 2],
+            "event": ["signup", "login"],
+            "ts": pl.Series(
+                [dt.datetime(2026, 1, 1, 12), dt.datetime(2026, 1, 2, 12)],
+                dtype=pl.Datetime("ns", "Europe/Paris"),
+            ),
+            "plan": ["free", "pro"],
+        }
+    ).write_parquet(src)
+    res = ingest(store, "events", [src], mapping={"user_id": "uid"})
+    assert res["rows_imported"] == 2
+    ev = events_of(store)
+    assert ev["user_id"].to_list() == ["1", "2"]
+    assert ev["ts"].to_list() == [utc(2026, 1, 1, 12), utc(2026, 1, 2, 12)]
+    assert ev.schema["ts"] == pl.Datetime("us", "UTC")
+
+
+def test_ndjson_flat_and_nested(store: Store, tmp_path: Path) -> None:
+    flat = write(
+        tmp_path / "flat.ndjson",
+        '{"user_id": "u1", "event": "view", "ts": "2026-01-01T00:00:00Z", "page": "/"}\n\n'
+        '{"user_id": "u2", "event": "view", "ts": "2026-01-02T00:00:00Z", "page": "/x"}\n',
+    )
+    nested = write(
+        tmp_path / "nested.jsonl",
+        '{"user_id": "u1", "event": "charged", "ts": "2026-01-03T01:00:00+01:00",'
+        ' "properties": {"amount": 12.5, "currency": "EUR", "meta": {"a": 1}}}\n',
+    )
+    res = ingest(store, "events", [flat, nested])
+    assert res["rows_imported"] == 3
+    assert sorted(res["new_columns"]) == ["amount", "currency", "meta", "page"]
+    ev = events_of(store)
+    charged = ev.filter(pl.col("event") == "charged").row(0, named=True)
+    assert charged["amount"] == 12.5
+    assert charged["currency"] == "EUR"
+    assert json.loads(charged["meta"]) == {"a": 1}
+    assert charged["ts"] == utc(2026, 1, 3)
+    assert ev.filter(pl.col("event") == "view")["page"].to_list() == ["/", "/x"]
+
+
+def test_users_ndjson_traits_with_list(store: Store, tmp_path: Path) -> None:
+    src = write(
+        tmp_path / "u.ndjson",
+        '{"user_id": "u1", "traits": {"email": "a@x.io", "tags": ["vip", "beta"], "age": 30}}\n'
+        '{"user_id": "u2", "traits": {"email": null, "tags": [], "age": 41}}\n',
+    )
+    ingest(store, "users", [src])
+    users = store.scan_users().collect().sort("user_id")
+    assert users.schema["tags"] == pl.List(pl.String)
+    assert users["tags"].to_list() == [["vip", "beta"], []]
+    assert users["age"].to_list() == [30, 41]
+
+
+SEGMENT = (
+    "\n".join(
+        json.dumps(x)
+        for x in [
+            {
+                "type": "track",
+                "userId": "u1",
+                "event": "Order Completed",
+                "messageId": "m1",
+                "timestamp": "2026-02-01T10:00:00.000Z",
+                "properties": {"revenue": 30, "coupon": "X"},
+            },
+            {
+                "type": "track",
+                "anonymousId": "anon-9",
+                "event": "Product Viewed",
+                "messageId": "m2",
+                "timestamp": "2026-02-01T09:00:00+01:00",
+                "properties": {"sku": "A1"},
+            },
+            {
+                "type": "page",
+                "userId": "u1",
+                "messageId": "m3",
+                "name": "Home",
+                "timestamp": "2026-02-01T11:00:00Z",
+                "properties": {"path": "/"},
+            },
+            {
+                "type": "identify",
+                "userId": "u1",
+                "messageId": "m4",
+                "timestamp": "2026-02-01T08:00:00Z",
+                "traits": {"email": "u1@x.io", "plan": "pro"},
+            },
+            {
+                "type": "identify",
+                "userId": "u1",
+                "messageId": "m5",
+                "timestamp": "2026-02-02T08:00:00Z",
+                "traits": {"plan": "team"},
+            },
+            {"type": "group", "userId": "u1", "groupId": "g1"},
+        ]
+    )
+    + "\n"
+)
+
+
+def test_segment_track_and_identify(store: Store, tmp_path: Path) -> None:
+    src = write(tmp_path / "segment.json", SEGMENT)
+    res = ingest(store, "events", [src], format="segment")
+    assert res["rows_imported"] == 3
+    assert res["ignored_lines"] == 3  # two identify, one group
+    ev = events_of(store)
+    assert ev.select("user_id", "event", "ts", "event_id").rows() == [
+        ("anon-9", "Product Viewed", utc(2026, 2, 1, 8), "m2"),
+        ("u1", "Order Completed", utc(2026, 2, 1, 10), "m1"),
+        ("u1", "page_viewed", utc(2026, 2, 1, 11), "m3"),
+    ]
+    assert ev["revenue"].to_list() == [None, 30, None]
+    assert ev["path"].to_list() == [None, None, "/"]
+
+    res = ingest(store, "users", [src], format="segment")
+    assert res["rows_imported"] == 2
+    users = store.scan_users().collect()
+    assert users.select("user_id", "email", "plan").rows() == [("u1", "u1@x.io", "team")]
+
+
+# ---------------------------------------------------------------------- refusal
+def _good_events(tmp_path: Path) -> Path:
+    return write(tmp_path / "good.csv", "user_id,event,ts\nu1,a,2026-01-01\nu2,b,2026-01-02\n")
+
+
+BAD_FILES = {
+    "missing_column.csv": (
+        "user,event,ts\nu1,a,2026-01-01\n",
+        "missing required column 'user_id' (columns: user, event, ts); "
+        "map one with --map user_id=COLUMN",
+    ),
+    "bad_ts.csv": (
+        "user_id,event,ts\nu1,a,2026-01-01\nu2,a,2026-01-02\nu3,a,yesterday\n",
+        "line 4: unparseable ts 'yesterday'",
+    ),
+    "broken.ndjson": (
+        '{"user_id": "u1", "event": "a", "ts": "2026-01-01"}\n\n{"user_id": "u2", "event": \n',
+        "line 3: broken JSON",
+    ),
+    "empty.csv": ("", "file is empty"),
+    "header_only.csv": ("user_id,event,ts\n", "file has a header but no rows"),
+    "garbage.csv": (bytes(range(256)) * 4, "line 1: binary data (NUL byte), not a text file"),
+    "latin1.csv": (
+        "user_id,event,ts\nu1,café,2026-01-01\n".encode("latin-1"),
+        "line 2: not UTF-8 text (byte 0xe9); re-save the file as UTF-8",
+    ),
+    "ragged.csv": (
+        "user_id,event,ts\nu1,a,2026-01-01\nu2,a,2026-01-01,extra\n",
+        "line 3: 4 fields where the header has 3",
+    ),
+    "no_event.csv": ("user_id,event,ts\nu1,,2026-01-01\n", "line 2: no event name"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_bad_file_refused_and_store_unchanged(store: Store, tmp_path: Path, name: str) -> None:
+    ingest(store, "events", [_good_events(tmp_path)])
+    before = snapshot(store.home)
+    content, problem = BAD_FILES[name]
+    bad = write(tmp_path / name, content)
+    with pytest.raises(IngestError) as err:
+        ingest(store, "events", [_good_events(tmp_path), bad])
+    msg = str(err.value)
+    assert msg.startswith(f"{bad}: ")
+    assert problem in msg
+    assert "\n" not in msg
+    assert snapshot(store.home) == before
+
+
+def test_truncated_parquet_refused(store: Store, tmp_path: Path) -> None:
+    full = tmp_path / "full.parquet"
+    pl.DataFrame(
+        {"user_id": ["u1"] * 100, "event": ["a"] * 100, "ts": [utc(2026, 1, 1)] * 100}
+    ).write_parquet(full)
+    cut = write(tmp_path / "cut.parquet", full.read_bytes()[:-40])
+    with pytest.raises(IngestError, match=r"cut\.parquet: not a valid Parquet file"):
+        ingest(store, "events", [cut])
+    assert store.is_empty()
+
+
+def test_parquet_errors_name_the_row(store: Store, tmp_path: Path) -> None:
+    src = tmp_path / "e.parquet"
+    pl.DataFrame(
+        {"user_id": ["u1", None], "event": ["a", "a"], "ts": ["2026-01-01", "2026-01-02"]}
+    ).write_parquet(src)
+    with pytest.raises(IngestError) as err:
+        ingest(store, "events", [src])
+    assert str(err.value) == f"{src}: row 2: no user_id"
+
+
+def test_skip_invalid_mixed_reasons(store: Store, tmp_path: Path) -> None:
+    src = write(
+        tmp_path / "mixed.ndjson",
+        '{"user_id": "u1", "event": "a", "ts": "2026-01-01"}\n'
+        '{"user_id": null, "event": "a", "ts": "2026-01-01"}\n'
+        '{"user_id": "u3", "event": "a", "ts": "31st of June"}\n'
+        "{oops\n"
+        '{"event": "a", "ts": "2026-01-01"}\n',
+    )
+    rejects = tmp_path / "out" / "rej.csv"
+    res = ingest(store, "events", [src], skip_invalid=True, rejects_path=rejects)
+    assert res["rows_imported"] == 1
+    assert res["rows_rejected"] == 4
+    assert res["rejects_file"] == str(rejects)
+    assert res["summary"] == (
+        "imported 1 of 5 rows into events. 2 of 5 rows had no user_id; "
+        "1 of 5 rows had an unparseable ts; 1 of 5 rows were broken lines; "
+        f"rejected rows written to {rejects}"
+    )
+    rej = pl.read_csv(rejects, infer_schema=False)
+    assert rej["line"].to_list() == ["2", "3", "4", "5"]
+    assert rej["reason"].to_list()[:2] == ["no user_id", "unparseable ts '31st of June'"]
+    assert rej["reason"][2].startswith("broken JSON")
+
+
+# ---------------------------------------------------------------------- dedup, schema
+def test_event_id_dedup_on_reimport(store: Store, tmp_path: Path) -> None:
+    src = write(
+        tmp_path / "e.csv",
+        "user_id,event,ts,event_id\nu1,a,2026-01-01,e1\nu1,a,2026-01-01,e1\nu2,a,2026-01-02,e2\n"
+        "u3,a,2026-01-03,\n",
+    )
+    res = ingest(store, "events", [src])
+    assert (res["rows_imported"], res["duplicates_skipped"]) == (3, 1)
+    res = ingest(store, "events", [src])
+    # e1, e2 are stored; the row without event_id is never deduplicated
+    assert (res["rows_imported"], res["duplicates_skipped"]) == (1, 3)
+    ev = events_of(store)
+    assert ev.height == 4
+    assert ev["event_id"].drop_nulls().sort().to_list() == ["e1", "e2"]
+
+
+def test_new_columns_extend_schema_and_types_are_cast(store: Store, tmp_path: Path) -> None:
+    ingest(
+        store, "events", [write(tmp_path / "a.csv", "user_id,event,ts,amount\nu1,c,2026-01-01,5\n")]
+    )
+    res = ingest(
+        store,
+        "events",
+        [
+            write(
+                tmp_path / "b.ndjson",
+                '{"user_id": "u2", "event": "c", "ts": "2026-01-02", "amount": 7.0, "coupon": "Z"}\n',
+            )
+        ],
+    )
+    assert res["new_columns"] == ["coupon"]
+    ev = events_of(store)
+    assert ev.schema["amount"] == pl.Int64
+    assert ev["amount"].to_list() == [5, 7]
+    assert ev["coupon"].to_list() == [None, "Z"]
+    assert len(store.event_files()) == 2
+
+
+def test_type_clash_is_an_error(store: Store, tmp_path: Path) -> None:
+    ingest(
+        store, "events", [write(tmp_path / "a.csv", "user_id,event,ts,amount\nu1,c,2026-01-01,5\n")]
+    )
+    before = snapshot(store.home)
+    bad = write(
+        tmp_path / "b.csv", "user_id,event,ts,amount\nu2,c,2026-01-02,7\nu3,c,2026-01-02,lots\n"
+    )
+    with pytest.raises(IngestError) as err:
+        ingest(store, "events", [bad])
+    assert str(err.value) == (
+        f"{bad}: line 3: column 'amount' is Int64 in the store but the value 'lots' is not Int64"
+    )
+    frac = write(tmp_path / "c.csv", "user_id,event,ts,amount\nu2,c,2026-01-02,7.5\n")
+    with pytest.raises(
+        IngestError, match="line 2: column 'amount' is Int64 in the store but the value '7.5'"
+    ):
+        ingest(store, "events", [frac])
+    assert snapshot(store.home) == before
+
+
+# ---------------------------------------------------------------------- users
+def test_users_upsert(store: Store, tmp_path: Path) -> None:
+    first = write(tmp_path / "u1.csv", "user_id,country,age\n001,FR,30\n002,DE,40\n")
+    res = ingest(store, "users", [first])
+    assert (res["users_inserted"], res["users_updated"]) == (2, 0)
+    second = write(tmp_path / "u2.csv", "user_id,country,plan\n002,US,pro\n003,,free\n")
+    res = ingest(store, "users", [second])
+    assert (res["users_inserted"], res["users_updated"]) == (1, 1)
+    assert res["new_columns"] == ["plan"]
+    users = store.scan_users().collect().sort("user_id")
+    assert users.rows() == [
+        ("001", "FR", 30, None),
+        ("002", "US", 40, "pro"),
+        ("003", None, None, "free"),
+    ]
+    assert [p.name for p in store.user_files()] == ["users.parquet"]
+
+
+def test_users_replace_older_files(store: Store, tmp_path: Path) -> None:
+    store.users_dir.mkdir(parents=True)
+    pl.DataFrame({"user_id": ["a"], "score": [1]}).write_parquet(store.users_dir / "part-0.parquet")
+    ingest(store, "users", [write(tmp_path / "u.csv", "user_id,score\nb,2\n")])
+    assert [p.name for p in store.user_files()] == ["users.parquet"]
+    assert store.scan_users().collect().sort("user_id").rows() == [("a", 1), ("b", 2)]
+
+
+# ---------------------------------------------------------------------- store problems, progress
+def test_unwritable_store_is_a_store_error(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "events").write_text("not a folder")
+    with pytest.raises(StoreError, match="cannot create"):
+        ingest(Store(home), "events", [_good_events(tmp_path)])
+
+
+def test_progress_reports_fractions(store: Store, tmp_path: Path) -> None:
+    seen: list[tuple[float, str]] = []
+    ingest(store, "events", [_good_events(tmp_path)], progress=lambda f, m: seen.append((f, m)))
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions)
+    assert fractions[-1] == 1.0
+    assert seen[0][1] == "reading good.csv"
+
+
+# ---------------------------------------------------------------------- CLI
+def test_cli_main(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "home"
+    src = write(tmp_path / "shop.csv", SHOP_CSV)
+    args = [
+        "ingest",
+        "events",
+        str(src),
+        "--home",
+        str(home),
+        "--map",
+        "user_id=CustomerID",
+        "--map",
+        "ts=InvoiceDate",
+        "--event",
+        "charged",
+    ]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {src}: line 4: no user_id\n"
+    assert main([*args, "--skip-invalid", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["rows_imported"] == 4
+    assert out["rows_rejected"] == 1
+    assert main(["ingest", "events", str(src), "--home", str(home), "--map", "user_id"]) == 2
+    assert "bad --map 'user_id'" in capsys.readouterr().err
+
+
+def test_cli_subprocess(tmp_path: Path) -> None:
+    bad = write(tmp_path / "bad.csv", "user_id,event,ts\nu1,a,not-a-date\n")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "segcore",
+            "ingest",
+            "events",
+            str(bad),
+            "--home",
+            str(tmp_path / "h"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr == f"error: {bad}: line 2: unparseable ts 'not-a-date'\n"
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "h" / "events").exists()
