@@ -1,0 +1,430 @@
+"""The Polars evaluator: members of a rule or saved segment at an instant T.
+
+A rule is evaluated in three steps, all as lazy Polars plans:
+
+1. every behavioural aggregate of the rule (``did``, ``event_count``...) is one
+   masked aggregation inside a single ``group_by("user_id")`` over the events that
+   can matter (one pass over the events for all of them);
+2. sequences (``did_then``/``did_then_not``) are ``join_asof`` plans and
+   ``in_segment`` terms are the member sets of the referenced segments;
+3. the users of the universe get their attributes and these columns joined and the
+   rule's boolean expression (Kleene logic) keeps the rows where it is TRUE.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from segcore.errors import CatalogError, RuleError, StoreError
+from segcore.parser import parse_event_filter, parse_rule
+from segcore.polars_expr import TS, Ctx, constant_instant, to_expr
+from segcore.store import Store
+from segcore.timeutil import resolve_as_of
+from segcore.tree import (
+    AGGREGATES,
+    Behavior,
+    InSegment,
+    Node,
+    Schema,
+    Sequence,
+    behaviours,
+    from_dict,
+    from_json,
+    segment_refs,
+)
+
+MAX_SEGMENT_DEPTH = 32
+
+_TYPE_NAMES = {
+    pl.String: "string", pl.Categorical: "string", pl.Enum: "string", pl.Boolean: "bool",
+    pl.Date: "date", pl.Datetime: "timestamp", pl.Float32: "float", pl.Float64: "float",
+    pl.Decimal: "float", pl.Null: "null",
+}
+
+
+def type_name(dtype: pl.DataType) -> str | None:
+    """The rule-language type of a Polars dtype (None: not usable in rules)."""
+    if dtype.is_integer():
+        return "int"
+    if isinstance(dtype, pl.List) and dtype.inner in (pl.String, pl.Categorical, pl.Null):
+        return "list"
+    for cls, name in _TYPE_NAMES.items():
+        if dtype == cls or isinstance(dtype, cls):
+            return name
+    return None
+
+
+def schema_of(store: Store, *, check_names: bool = True) -> Schema:
+    """The schema rules of ``store`` are checked against."""
+    users = {k: t for k, v in store.users_schema().items() if (t := type_name(v))}
+    events = {k: t for k, v in store.events_schema().items() if (t := type_name(v))}
+    names = segs = None
+    if check_names:
+        known = store.event_names()
+        names = frozenset(known) if known else None
+        if store.catalog_path.exists():
+            segs = frozenset(s.name for s in store.catalog.list())
+    return Schema(users=users, events=events, event_names=names, segments=segs)
+
+
+def to_tree(store: Store, rule: Any) -> Node:
+    """Rule text, a tree, or its JSON (dict or text) -> a condition tree."""
+    if isinstance(rule, Node):
+        return rule
+    if isinstance(rule, dict):
+        return from_dict(rule)
+    if isinstance(rule, str):
+        stripped = rule.lstrip()
+        if stripped.startswith("{") and '"kind"' in stripped:
+            return from_json(rule)
+        return parse_rule(rule, schema_of(store))
+    raise RuleError(f"a rule must be text or a condition tree, got {type(rule).__name__}")
+
+
+def event_filter(store: Store, text: str) -> pl.Expr:
+    """A ``where`` filter over event columns as a Polars expression (NULL = no match)."""
+    schema = schema_of(store, check_names=False)
+    node = parse_event_filter(text, schema)
+    return to_expr(node, Ctx(resolve_as_of(None), schema, scope="event")).fill_null(False)
+
+
+# --------------------------------------------------------------------------- windows
+def window_bounds(node: Behavior | Sequence, T: dt.datetime,
+                  schema: Schema) -> tuple[dt.datetime | None, dt.datetime]:
+    """``[lo, hi)`` of the events a behavioural term counts at T (lo None: unbounded)."""
+    hi = T
+    lo = None
+    if node.within is not None:
+        lo = T - dt.timedelta(microseconds=node.within)
+    if node.since is not None:
+        lo = constant_instant(node.since, T, schema)
+    if node.until is not None:
+        until = constant_instant(node.until, T, schema)
+        hi = min(hi, until) if until is not None else hi
+    return lo, hi
+
+
+def event_mask(node: Behavior | Sequence, T: dt.datetime, schema: Schema,
+               event: str | None = None, where: Node | None = None,
+               windowed: bool = True) -> pl.Expr:
+    """Boolean expression selecting a term's events (name, window, where)."""
+    name = event if event is not None else getattr(node, "event", None) or node.first
+    parts: list[pl.Expr] = []
+    if name != "*":
+        parts.append(pl.col("event") == name)
+    if windowed:
+        lo, hi = window_bounds(node, T, schema)
+        if lo is not None:
+            parts.append(pl.col("ts") >= pl.lit(lo, dtype=TS))
+        parts.append(pl.col("ts") < pl.lit(hi, dtype=TS))
+    else:
+        parts.append(pl.col("ts") < pl.lit(T, dtype=TS))
+    w = where if where is not None else node.where
+    if w is not None:
+        parts.append(to_expr(w, Ctx(T, schema, scope="event")).fill_null(False))
+    return pl.all_horizontal(parts) if len(parts) > 1 else parts[0]
+
+
+def _aggregate(node: Behavior, mask: pl.Expr, T: dt.datetime) -> pl.Expr:
+    f = node.func
+    if f == "did":
+        return mask.any()
+    if f == "event_count":
+        return mask.sum()
+    if f in ("first_seen", "last_seen"):
+        ts = pl.col("ts").filter(mask)
+        return ts.min() if f == "first_seen" else ts.max()
+    if f == "event_periods":
+        age = (pl.lit(T, dtype=TS) - pl.col("ts")).dt.total_microseconds() // node.period
+        return age.filter(mask).n_unique()
+    prop = pl.col(node.prop).filter(mask)
+    if f == "event_sum":
+        return prop.sum()
+    if f == "event_avg":
+        return prop.mean()
+    if f == "event_min":
+        return prop.min()
+    if f == "event_max":
+        return prop.max()
+    if f == "event_distinct":
+        return prop.drop_nulls().n_unique()
+    raise RuleError(f"unknown function {f}")
+
+
+def default_value(node: Behavior) -> Any:
+    """The value of a behavioural aggregate for a user with no matching event."""
+    return AGGREGATES[node.func][1]
+
+
+def prefilter(nodes: Iterable[Behavior | Sequence], T: dt.datetime,
+              schema: Schema) -> pl.Expr:
+    """A loose filter keeping every event any of ``nodes`` can look at."""
+    names: set[str] = set()
+    lows: list[dt.datetime | None] = []
+    for n in nodes:
+        if isinstance(n, Sequence):
+            names |= {n.first, n.then}
+            lows.append(None)
+        else:
+            names.add(n.event)
+            lows.append(window_bounds(n, T, schema)[0])
+    parts = [pl.col("ts") < pl.lit(T, dtype=TS)]
+    if "*" not in names:
+        parts.append(pl.col("event").is_in(sorted(names)))
+    if lows and all(lo is not None for lo in lows):
+        parts.append(pl.col("ts") >= pl.lit(min(lows), dtype=TS))  # type: ignore[type-var]
+    return pl.all_horizontal(parts)
+
+
+def behaviour_frame(store: Store, nodes: list[Behavior], T: dt.datetime,
+                    schema: Schema, names: list[str]) -> pl.LazyFrame:
+    """One group_by over the events: ``user_id`` plus one column per aggregate."""
+    aggs = [_aggregate(n, event_mask(n, T, schema), T).alias(c) for n, c in zip(nodes, names, strict=True)]
+    return store.scan_events().filter(prefilter(nodes, T, schema)).group_by("user_id").agg(aggs)
+
+
+def sequence_frame(store: Store, node: Sequence, T: dt.datetime, schema: Schema,
+                   name: str) -> pl.LazyFrame:
+    """``user_id`` and a TRUE column for users for whom the sequence holds at T."""
+    ev = store.scan_events()
+    a = ev.filter(event_mask(node, T, schema)).select("user_id", pl.col("ts").alias("a"))
+    b = ev.filter(event_mask(node, T, schema, event=node.then, where=node.then_where,
+                             windowed=False)).select("user_id", pl.col("ts").alias("b"))
+    joined = a.sort("a").join_asof(
+        b.sort("b"), left_on="a", right_on="b", by="user_id", strategy="forward",
+        allow_exact_matches=False, check_sortedness=False,
+    )
+    gap = pl.duration(microseconds=node.gap)
+    followed = pl.col("b").is_not_null() & (pl.col("b") <= pl.col("a") + gap)
+    if node.func == "did_then":
+        cond = followed
+    else:
+        cond = (pl.col("a") + gap < pl.lit(T, dtype=TS)) & ~followed
+    return joined.filter(cond).select("user_id").unique().with_columns(pl.lit(True).alias(name))
+
+
+# --------------------------------------------------------------------------- plans
+@dataclass
+class _Plan:
+    store: Store
+    T: dt.datetime
+    schema: Schema
+    stack: tuple[str, ...] = ()
+
+
+def universe(store: Store, T: dt.datetime) -> pl.LazyFrame:
+    """Every user of the users table plus every user with an event before T."""
+    users = store.scan_users().select("user_id")
+    ev = store.scan_events().filter(pl.col("ts") < pl.lit(T, dtype=TS)).select("user_id")
+    return pl.concat([users, ev]).unique()
+
+
+def _null_row_member(tree: Node, schema: Schema, T: dt.datetime,
+                     columns: dict[Node, str], defaults: dict[str, Any]) -> bool:
+    """Would a user with no attributes and no matching events be a member?"""
+    row: dict[str, pl.Series] = {}
+    for name in tree_columns(tree):
+        dtype = _dtype_for(schema.users.get(name, "null"))
+        row[name] = pl.Series(name, [None], dtype=dtype)
+    for name, value in defaults.items():
+        row[name] = pl.Series(name, [value])
+    frame = pl.DataFrame(row) if row else pl.DataFrame({"_": [0]})
+    out = frame.select(to_expr(tree, Ctx(T, schema, columns=columns)).alias("m")).item()
+    return out is True
+
+
+def _dtype_for(t: str) -> pl.DataType:
+    return {"int": pl.Int64(), "float": pl.Float64(), "bool": pl.Boolean(),
+            "string": pl.String(), "date": pl.Date(), "timestamp": TS,
+            "list": pl.List(pl.String)}.get(t, pl.String())
+
+
+def tree_columns(tree: Node) -> set[str]:
+    """User attribute columns a tree reads (outside event filters)."""
+    from segcore.tree import Col
+
+    out: set[str] = set()
+    stack = [tree]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Col):
+            out.add(n.name)
+        elif not isinstance(n, Behavior | Sequence):
+            stack.extend(n.children())
+    return out
+
+
+def plan_members(store: Store, tree: Node, T: dt.datetime, *,
+                 schema: Schema | None = None, stack: tuple[str, ...] = ()) -> pl.LazyFrame:
+    """Lazy plan of the members (one ``user_id`` column) of ``tree`` at T."""
+    schema = schema or schema_of(store, check_names=False)
+    terms = behaviours(tree)
+    aggs = [n for n in terms if isinstance(n, Behavior)]
+    seqs = [n for n in terms if isinstance(n, Sequence)]
+    columns: dict[Node, str] = {}
+    defaults: dict[str, Any] = {}
+    frames: list[pl.LazyFrame] = []
+    if aggs:
+        names = [f"__b{i}" for i in range(len(aggs))]
+        columns.update(zip(aggs, names, strict=True))
+        defaults.update({c: default_value(n) for n, c in zip(aggs, names, strict=True)})
+        frames.append(behaviour_frame(store, aggs, T, schema, names))
+    for i, s in enumerate(seqs):
+        name = f"__s{i}"
+        columns[s] = name
+        defaults[name] = False
+        frames.append(sequence_frame(store, s, T, schema, name))
+    for i, ref in enumerate(sorted(segment_refs(tree))):
+        name = f"__g{i}"
+        columns[InSegment(ref)] = name
+        defaults[name] = False
+        seg = segment_plan(store, ref, T, schema=schema, stack=stack)
+        frames.append(seg.with_columns(pl.lit(True).alias(name)))
+
+    if _null_row_member(tree, schema, T, columns, defaults):
+        base = universe(store, T)
+    else:  # only users with attributes or with a matching event can be members
+        parts = [store.scan_users().select("user_id")]
+        parts += [f.select("user_id") for f in frames]
+        base = pl.concat(parts).unique()
+    attrs = sorted(tree_columns(tree))
+    if attrs:
+        base = base.join(store.scan_users().select("user_id", *attrs), on="user_id", how="left")
+    for f in frames:
+        base = base.join(f, on="user_id", how="left")
+    if defaults:
+        base = base.with_columns(
+            [pl.col(c).fill_null(pl.lit(v)) for c, v in defaults.items() if v is not None]
+        )
+    cond = to_expr(tree, Ctx(T, schema, columns=columns))
+    return base.filter(cond.fill_null(False)).select("user_id")
+
+
+def segment_plan(store: Store, name: str, T: dt.datetime, *, schema: Schema | None = None,
+                 stack: tuple[str, ...] = ()) -> pl.LazyFrame:
+    """Lazy plan of a saved segment's members at T (static or dynamic)."""
+    seg = _get_segment(store, name)
+    if seg.name in stack:
+        chain = " -> ".join((*stack, seg.name))
+        raise RuleError(f"segment cycle: {chain}")
+    if len(stack) >= MAX_SEGMENT_DEPTH:
+        raise RuleError(f"segments nested more than {MAX_SEGMENT_DEPTH} levels deep")
+    if seg.kind == "static":
+        ids = pl.LazyFrame({"user_id": store.catalog.members(seg.name)},
+                           schema={"user_id": pl.String})
+        return ids.join(universe(store, T), on="user_id", how="semi")
+    if not seg.rule_json:
+        raise CatalogError(f"segment {seg.name!r} has no rule")
+    tree = from_json(seg.rule_json)
+    return plan_members(store, tree, T, schema=schema, stack=(*stack, seg.name))
+
+
+def _get_segment(store: Store, name: str):
+    if not store.catalog_path.exists():
+        raise RuleError(f"unknown segment {name!r} (no segments are saved yet)")
+    try:
+        return store.catalog.get(name)
+    except CatalogError as exc:
+        raise RuleError(str(exc)) from None
+
+
+def check_cycles(store: Store, name: str, tree: Node) -> None:
+    """Raise RuleError if saving ``tree`` under ``name`` would create an in_segment cycle."""
+    seen: set[str] = set()
+
+    def visit(refs: set[str], path: tuple[str, ...]) -> None:
+        for ref in sorted(refs):
+            if ref.lower() == name.lower():
+                raise RuleError(f"segment cycle: {' -> '.join((*path, ref))}")
+            if ref in seen:
+                continue
+            seen.add(ref)
+            seg = _get_segment(store, ref)
+            if seg.kind == "dynamic" and seg.rule_json:
+                visit(segment_refs(from_json(seg.rule_json)), (*path, ref))
+
+    visit(segment_refs(tree), (name,))
+
+
+def _resolve(store: Store, rule: Any, segment: str | None, T: dt.datetime) -> pl.LazyFrame:
+    if (rule is None) == (segment is None):
+        raise RuleError("give either a rule or a segment name")
+    schema = schema_of(store, check_names=False)
+    if segment is not None:
+        return segment_plan(store, segment, T, schema=schema)
+    return plan_members(store, to_tree(store, rule), T, schema=schema)
+
+
+def _collect(lf: pl.LazyFrame) -> pl.DataFrame:
+    try:
+        return lf.collect()
+    except pl.exceptions.ComputeError as exc:
+        raise StoreError(f"cannot evaluate over the store: {exc}") from None
+
+
+# --------------------------------------------------------------------------- public API
+def members(store: Store, rule: Any = None, as_of: Any = None, *, segment: str | None = None,
+            attributes: bool = False) -> pl.DataFrame:
+    """Members at ``as_of`` (sorted ``user_id``; with ``attributes``, the user columns too)."""
+    T = resolve_as_of(as_of)
+    lf = _resolve(store, rule, segment, T)
+    if attributes:
+        lf = lf.join(store.scan_users(), on="user_id", how="left")
+    return _collect(lf.sort("user_id"))
+
+
+def count(store: Store, rule: Any = None, as_of: Any = None, *,
+          segment: str | None = None) -> int:
+    """Number of members at ``as_of``."""
+    T = resolve_as_of(as_of)
+    return int(_collect(_resolve(store, rule, segment, T).select(pl.len())).item())
+
+
+def segments_of(store: Store, user_id: str, as_of: Any = None) -> list[str]:
+    """Names of the saved segments ``user_id`` belongs to at ``as_of``."""
+    if not store.catalog_path.exists():
+        return []
+    T = resolve_as_of(as_of)
+    schema = schema_of(store, check_names=False)
+    out = []
+    for seg in store.catalog.list():  # ok-loop: one plan per saved segment
+        try:
+            lf = segment_plan(store, seg.name, T, schema=schema)
+            hit = _collect(lf.filter(pl.col("user_id") == user_id).select(pl.len())).item()
+        except (RuleError, CatalogError):
+            continue
+        if hit:
+            out.append(seg.name)
+    return out
+
+
+def user_profile(store: Store, user_id: str, as_of: Any = None,
+                 last_events: int = 20) -> dict[str, Any]:
+    """A user's attributes, latest events before T and current segments."""
+    from segcore.errors import NotFoundError
+
+    T = resolve_as_of(as_of)
+    attrs = store.scan_users().filter(pl.col("user_id") == user_id).collect()
+    ev = store.scan_events().filter(
+        (pl.col("user_id") == user_id) & (pl.col("ts") < pl.lit(T, dtype=TS)))
+    stats = ev.select(pl.len().alias("n"), pl.col("ts").min().alias("first"),
+                      pl.col("ts").max().alias("last")).collect().row(0, named=True)
+    if attrs.height == 0 and stats["n"] == 0:
+        raise NotFoundError(f"unknown user {user_id!r}")
+    recent = ev.sort("ts", descending=True).head(last_events).collect()
+    recent = recent.select([c for c in recent.columns if recent[c].null_count() < recent.height])
+    return {
+        "user_id": user_id,
+        "as_of": T.isoformat().replace("+00:00", "Z"),
+        "attributes": attrs.row(0, named=True) if attrs.height else {},
+        "events": int(stats["n"]),
+        "first_event": stats["first"],
+        "last_event": stats["last"],
+        "latest_events": recent.to_dicts(),
+        "segments": segments_of(store, user_id, as_of=T),
+    }
