@@ -29,11 +29,12 @@ import contextlib
 import dataclasses
 import datetime as dt
 import difflib
+import itertools
 import json
 import os
 import sqlite3
-import threading
 import unicodedata
+import urllib.parse
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -212,9 +213,12 @@ def _suggest(name: str, candidates: list[str]) -> str:
 
 
 def _id_series(values: Iterable[Any]) -> pl.Series:
-    """Ids as a String Series: stripped, empty values dropped."""
-    s = pl.Series("user_id", values if isinstance(values, list) else list(values))
-    s = s.cast(pl.String).str.strip_chars()
+    """Ids as a String Series: stripped, None and empty values dropped."""
+    if isinstance(values, pl.Series):
+        s = values.cast(pl.String).rename("user_id")
+    else:
+        s = pl.Series("user_id", list(values), dtype=pl.String, strict=False)
+    s = s.str.strip_chars()
     return s.filter(s.is_not_null() & (s != ""))
 
 
@@ -374,8 +378,6 @@ class Catalog:
     def __init__(self, path: str | os.PathLike[str], busy_timeout: float = BUSY_TIMEOUT_S):
         self.path = Path(path)
         self.busy_timeout = float(busy_timeout)
-        self._ready = False
-        self._ready_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Catalog({str(self.path)!r})"
@@ -431,8 +433,15 @@ class Catalog:
                 f"cannot create the folder {parent} for the catalog: {exc.strerror or exc}"
             ) from None
         with self._errors():
+            target: str | Path = self.path
+            read_only = self.path.exists() and not (
+                os.access(parent, os.W_OK) and os.access(self.path, os.W_OK)
+            )
+            if read_only:  # reads still work; writes fail with "read-only"
+                target = "file:" + urllib.parse.quote(self.path.resolve().as_posix()) + "?mode=ro"
             con = sqlite3.connect(
-                self.path,
+                target,
+                uri=read_only,
                 timeout=self.busy_timeout,
                 isolation_level=None,
                 check_same_thread=True,
@@ -480,29 +489,29 @@ class Catalog:
                 raise
 
     def _ensure_schema(self, con: sqlite3.Connection) -> None:
-        if self._ready:
+        """Create or migrate the schema if needed (a cheap header read otherwise).
+
+        Checked on every connection, so a catalog file removed or replaced
+        behind our back is simply recreated.
+        """
+        version = con.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the catalog {self.path} has schema version {version}, newer than this "
+                f"segcore understands ({SCHEMA_VERSION}); upgrade segcore"
+            )
+        if version == SCHEMA_VERSION:
             return
-        with self._ready_lock:
-            if self._ready:
-                return
-            version = con.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"the catalog {self.path} has schema version {version}, newer than this "
-                    f"segcore understands ({SCHEMA_VERSION}); upgrade segcore"
-                )
-            if version < SCHEMA_VERSION:
-                mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                del mode  # 'wal', or 'memory'/'delete' on file systems without WAL
-                con.execute("BEGIN IMMEDIATE")
-                try:
-                    self._migrate(con)
-                    con.execute("COMMIT")
-                except BaseException:
-                    with contextlib.suppress(sqlite3.Error):
-                        con.execute("ROLLBACK")
-                    raise
-            self._ready = True
+        # WAL: readers never block the writer; 'memory'/'delete' where unsupported
+        con.execute("PRAGMA journal_mode = WAL").fetchone()
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            self._migrate(con)  # re-reads user_version: another process may have won
+            con.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                con.execute("ROLLBACK")
+            raise
 
     def _migrate(self, con: sqlite3.Connection) -> None:
         """Bring the schema up to SCHEMA_VERSION (inside the caller's transaction)."""
@@ -864,14 +873,12 @@ class Catalog:
     def _insert_members(con: sqlite3.Connection, seg_id: int, ids: Iterable[Any]) -> None:
         """Insert ids (as stripped strings, empty skipped, duplicates once).
 
-        The iterable is consumed inside the caller's transaction: if it fails
-        half-way, nothing is kept.
+        Call inside the write transaction: if ``ids`` fails half-way, nothing is kept.
         """
-        if isinstance(ids, pl.Series):
-            ids = _id_series(ids).to_list()
+        clean = _id_series(ids).to_list()
         con.executemany(
             "INSERT OR IGNORE INTO segment_members (segment_id, user_id) VALUES (?, ?)",
-            ((seg_id, s) for s in (str(i).strip() for i in ids if i is not None) if s),
+            zip(itertools.repeat(seg_id), clean),
         )
 
     def _static(self, con: sqlite3.Connection, name: str) -> Segment:
@@ -923,7 +930,7 @@ class Catalog:
             before = con.total_changes
             con.executemany(
                 "DELETE FROM segment_members WHERE segment_id = ? AND user_id = ?",
-                ((seg.id, str(i).strip()) for i in user_ids if i is not None),
+                zip(itertools.repeat(seg.id), _id_series(user_ids).to_list()),
             )
             removed = con.total_changes - before
             return self._members_changed(con, seg, expect_version, f"{removed} removed")

@@ -520,22 +520,35 @@ def test_not_a_database_gives_store_error(tmp_path: Path) -> None:
         Catalog(p).list()
 
 
-def test_read_only_catalog_gives_store_error(cat: Catalog, monkeypatch) -> None:
+def test_read_only_catalog_gives_store_error(tmp_path: Path, monkeypatch) -> None:
+    # tests run as root, where chmod does not block writes: simulate a folder
+    # the process cannot write (os.access is what the catalog asks)
+    home = tmp_path / "we?ird #home"
+    cat = Catalog(home / "catalog.sqlite")
     cat.create("a", rule_text="age > 1")
-    real = sqlite3.connect
-
-    def connect_ro(path, *args, **kwargs):
-        return real(f"file:{path}?mode=ro", *args, uri=True, **kwargs)
-
-    monkeypatch.setattr(catalog_mod.sqlite3, "connect", connect_ro)
+    monkeypatch.setattr(catalog_mod.os, "access", lambda path, mode: False)
     ro = Catalog(cat.path)
     assert ro.get("a").version == 1  # reading still works
-    with pytest.raises(StoreError, match=r"the catalog .*catalog.sqlite is read-only"):
+    assert [c.name for c in ro.channels()][:1] == ["email"]
+    with pytest.raises(StoreError) as exc:
         ro.create("b", rule_text="age > 2")
+    assert str(exc.value) == (
+        f"the catalog {cat.path} is read-only; check the permissions of {home}"
+    )
     with pytest.raises(StoreError, match="read-only"):
         ro.edit("a", description="x")
     monkeypatch.undo()
     assert [s.name for s in cat.list()] == ["a"]
+    assert cat.get("a").version == 1
+
+
+def test_missing_catalog_in_read_only_folder(tmp_path: Path, monkeypatch) -> None:
+    def refuse(*args, **kwargs):  # what sqlite says when it cannot create the file
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(catalog_mod.sqlite3, "connect", refuse)
+    with pytest.raises(StoreError, match="cannot open the catalog .*: the folder is missing"):
+        Catalog(tmp_path / "catalog.sqlite").list()
 
 
 def test_full_disk_gives_store_error_and_no_change(cat: Catalog, monkeypatch) -> None:
@@ -595,3 +608,63 @@ def test_process_killed_mid_transaction_leaves_catalog_unchanged(cat: Catalog) -
     assert (s.rule_text, s.version) == ("age > 1", 1)
     assert len(cat.channels()) == 4
     assert cat.edit("a", rule_text="age > 2").version == 2  # not left locked
+
+
+def test_newer_schema_is_refused(cat: Catalog) -> None:
+    cat.list()
+    con = sqlite3.connect(cat.path)
+    con.execute("PRAGMA user_version = 7")
+    con.close()
+    with pytest.raises(StoreError, match="has schema version 7, newer than this segcore"):
+        cat.list()
+
+
+def test_catalog_file_removed_is_recreated(cat: Catalog) -> None:
+    cat.create("a", rule_text="age > 1")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{cat.path}{suffix}").unlink(missing_ok=True)
+    assert cat.list() == []
+    assert len(cat.channels()) == 4
+
+
+def test_first_use_from_many_threads_and_processes(tmp_path: Path) -> None:
+    path = tmp_path / "fresh" / "catalog.sqlite"
+    go = tmp_path / "go"
+    code = """
+        import sys, time
+        from pathlib import Path
+        from segcore.catalog import Catalog
+        go = Path(sys.argv[3])
+        while not go.exists():
+            time.sleep(0.002)
+        Catalog(sys.argv[1]).create("p" + sys.argv[2], rule_text="age > 1")
+    """
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(code), str(path), str(i), str(go)],
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
+        for i in range(2)
+    ]
+    errors: list[BaseException] = []
+
+    def first_use(i: int) -> None:
+        try:
+            Catalog(path).create(f"t{i}", rule_text="age > 1")
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first_use, args=(i,)) for i in range(4)]
+    go.touch()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    outs = [p.communicate(timeout=60)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert errors == []
+    cat = Catalog(path)
+    assert [s.name for s in cat.list()] == ["p0", "p1", "t0", "t1", "t2", "t3"]
+    assert len(cat.channels()) == 4  # seeded once
