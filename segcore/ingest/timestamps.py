@@ -19,6 +19,15 @@ import polars as pl
 
 UTC_US = pl.Datetime("us", "UTC")
 
+# Tried in order on the values still unparsed (``%#z`` takes Z, +02, +0200, +02:00).
+FAST_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S%.f%#z",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f%#z",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%d",
+)
+# After normalising the text (``T`` separator, ``UTC``/``GMT`` suffix, spaced offsets).
 ISO_FORMATS = (
     "%Y-%m-%dT%H:%M:%S%.f%z",
     "%Y-%m-%dT%H:%M%z",
@@ -52,18 +61,29 @@ def _epoch(num: pl.Expr) -> pl.Expr:
     return (x * scale).round(0).cast(pl.Int64).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
 
 
-def _iso(s: pl.Expr) -> pl.Expr:
-    norm = (
+def _normalise(s: pl.Series) -> pl.Series:
+    return (
         s.str.replace(r"^(\d{4}-\d{2}-\d{2}) +(\d)", "${1}T${2}")
         .str.replace(r"(?i)\s*(Z|UTC|GMT)$", "+00:00")
         .str.replace(r"\s+([+-]\d{2}:?\d{2})$", "${1}")
     )
-    return pl.coalesce(
-        [
-            norm.str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC")
-            for f in ISO_FORMATS
-        ]
-    )
+
+
+def _fill(values: pl.Series, result: pl.Series | None, formats: tuple[str, ...]) -> pl.Series:
+    """Parse ``values`` with each format in turn, only where still unparsed."""
+    for fmt in formats:  # ok-loop: a few candidate formats, each vectorised
+        if result is None:
+            result = _parse(values, fmt)
+            continue
+        todo = (result.is_null() & values.is_not_null()).arg_true()
+        if todo.is_empty():
+            break
+        result = result.scatter(todo, _parse(values.gather(todo), fmt))
+    return result
+
+
+def _parse(values: pl.Series, fmt: str) -> pl.Series:
+    return values.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC")
 
 
 def _other(s: pl.Expr, fmt: str) -> pl.Expr:
@@ -98,7 +118,11 @@ def parse_timestamps(values: pl.Series) -> pl.Series:
     numeric = frame.select((s.str.contains(_NUMBER) | s.is_null()).all()).item()
     if present and numeric:
         return frame.select(_epoch(s)).to_series()
-    iso = frame.select(_iso(s)).to_series()
+    text = frame.select(s).to_series()
+    iso = _fill(text, None, FAST_FORMATS)
+    if iso.is_null().sum() > text.is_null().sum():
+        todo = (iso.is_null() & text.is_not_null()).arg_true()
+        iso = iso.scatter(todo, _fill(_normalise(text.gather(todo)), None, ISO_FORMATS))
     iso_ok = iso.is_not_null().sum()
     if iso_ok == present:
         return iso
