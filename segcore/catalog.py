@@ -43,7 +43,7 @@ import polars as pl
 
 from segcore.errors import CatalogError, ConflictError, NotFoundError, StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 10.0
 MAX_NAME_LENGTH = 200
 EXAMPLES = 5
@@ -241,6 +241,8 @@ def _read_source(source: Any) -> tuple[str, str]:
     """(text, where) from a path, bytes, text stream or binary stream."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, where = bytes(source), "the uploaded data"
+    elif isinstance(source, str) and ("\n" in source or "\r" in source):
+        return source.lstrip("\ufeff"), "the pasted text"  # a path has no line break
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
         try:
@@ -351,8 +353,9 @@ def parse_ids_csv(source: Any) -> tuple[list[str], dict[str, Any]]:
     Parameters
     ----------
     source
-        A path (``str`` or ``Path``), the file's bytes, or an open file
-        (text or binary). Pasted text: use :func:`parse_ids_text`.
+        A path (``str`` or ``Path``), the file's bytes, an open file (text or
+        binary), or pasted text (a ``str`` with a line break; for a single
+        pasted id use :func:`parse_ids_text`).
 
     Returns
     -------
@@ -523,7 +526,16 @@ class Catalog:
             con.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('data_version', 0)")
             self._seed_channels(con)
             con.execute("PRAGMA user_version = 1")
-        # future: if version < 2: ALTER TABLE ...; PRAGMA user_version = 2
+        if version < 2:
+            # v2: the member count of static segments is stored (list() stays fast)
+            con.execute("ALTER TABLE segments ADD COLUMN member_count INTEGER")
+            con.execute(
+                "UPDATE segments SET member_count = (SELECT count(*) FROM segment_members m "
+                "WHERE m.segment_id = segments.id) WHERE kind = 'static'"
+            )
+            con.execute("PRAGMA user_version = 2")
+        # a future change: `if version < 3: ...; PRAGMA user_version = 3` (and bump
+        # SCHEMA_VERSION); never edit an earlier step.
 
     # ------------------------------------------------------------------ versions
     def schema_version(self) -> int:
@@ -540,9 +552,7 @@ class Catalog:
     # ------------------------------------------------------------------ segment rows
     _SEGMENT_COLS = (
         "s.id, s.name, s.description, s.kind, s.rule_text, s.rule_json, s.created_at, "
-        "s.updated_at, s.version, s.deleted_at, "
-        "CASE WHEN s.kind = 'static' THEN "
-        "(SELECT count(*) FROM segment_members m WHERE m.segment_id = s.id) END AS member_count"
+        "s.updated_at, s.version, s.deleted_at, s.member_count"
     )
 
     def _row(self, con: sqlite3.Connection, seg_id: int) -> Segment:
@@ -582,13 +592,16 @@ class Catalog:
             raise CatalogError(f"a segment named '{row[1]}' already exists")
 
     def _log(self, con: sqlite3.Connection, seg_id: int, action: str, note: str = "") -> None:
-        """Append the segment's current definition to its history."""
+        """Recount the members of a static segment; append its definition to its history."""
+        con.execute(
+            "UPDATE segments SET member_count = (SELECT count(*) FROM segment_members m "
+            "WHERE m.segment_id = segments.id) WHERE id = ? AND kind = 'static'",
+            (seg_id,),
+        )
         con.execute(
             "INSERT INTO segment_versions (segment_id, version, name, description, kind, "
             "rule_text, rule_json, member_count, saved_at, action, note) "
-            "SELECT id, version, name, description, kind, rule_text, rule_json, "
-            "CASE WHEN kind = 'static' THEN "
-            "(SELECT count(*) FROM segment_members WHERE segment_id = id) END, "
+            "SELECT id, version, name, description, kind, rule_text, rule_json, member_count, "
             "updated_at, ?, ? FROM segments WHERE id = ?",
             (action, note, seg_id),
         )

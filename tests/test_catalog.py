@@ -40,7 +40,7 @@ def test_schema_created_on_first_use_in_wal_mode(cat: Catalog) -> None:
     assert not cat.path.exists()
     assert cat.list() == []
     assert cat.path.exists()
-    assert cat.schema_version() == 1
+    assert cat.schema_version() == catalog_mod.SCHEMA_VERSION == 2
     con = sqlite3.connect(cat.path)
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -436,6 +436,9 @@ def test_upload_pasted_list(cat: Catalog) -> None:
     assert cat.members("pasted") == ["01", "02"]
     rep = cat.upload_static("pasted2", b"0\n1\n")
     assert cat.members("pasted2") == ["0", "1"]
+    rep = cat.upload_static("pasted3", "user_id\n 0010\n0011\n0010\n")  # text, not a path
+    assert (rep["rows"], rep["members"], rep["duplicates"]) == (3, 2, 1)
+    assert cat.members("pasted3") == ["0010", "0011"]
 
 
 # ---------------------------------------------------------------------- channels & funnels
@@ -668,3 +671,24 @@ def test_first_use_from_many_threads_and_processes(tmp_path: Path) -> None:
     cat = Catalog(path)
     assert [s.name for s in cat.list()] == ["p0", "p1", "t0", "t1", "t2", "t3"]
     assert len(cat.channels()) == 4  # seeded once
+
+
+def test_migration_from_schema_v1(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(catalog_mod._SCHEMA_V1)
+    con.executescript(
+        "INSERT INTO meta VALUES ('data_version', 5);"
+        "INSERT INTO segments (id, name, description, kind, created_at, updated_at, version)"
+        " VALUES (1, 'old static', '', 'static', 't', 't', 1),"
+        " (2, 'old rule', '', 'dynamic', 't', 't', 1);"
+        "UPDATE segments SET rule_text = 'age > 1' WHERE id = 2;"
+        "INSERT INTO segment_members VALUES (1, 'a'), (1, 'b'), (1, 'c');"
+        "PRAGMA user_version = 1;"
+    )
+    con.close()
+    cat = Catalog(path)
+    assert cat.schema_version() == 2
+    assert [(s.name, s.member_count) for s in cat.list()] == [("old rule", None), ("old static", 3)]
+    assert cat.channels() == []  # a v1 catalog keeps its own channels (none here)
+    assert cat.add_members("old static", ["d"]).member_count == 4
