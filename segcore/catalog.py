@@ -995,7 +995,7 @@ class Catalog:
         """
         if isinstance(source, (list, tuple, pl.Series)):
             ids, report = _dedup_report(_id_series(source))
-            report["header"] = None
+            report.update(header=None, column=None)
         else:
             ids, report = parse_ids_csv(source)
         unknown, unknown_examples = 0, []
