@@ -1,0 +1,651 @@
+"""Funnels (RULES.md section 8) as Polars plans: chained forward ``join_asof``.
+
+Semantics
+---------
+Steps S1..Sk (an event name and an optional ``where`` filter), a window W and a
+range of days ``from..to`` (instants ``[from, to)``, ``to`` = end of the last day).
+A user's *level* is the largest j such that there are j distinct events e1..ej,
+ei matching Si, with ``ts(e1) <= ... <= ts(ej)`` (``strict``: ``<``), ``ts(e1)`` in
+``[from, to)`` and ``ts(ej) - ts(e1) <= W``. Only events with ``from <= ts < to + W``
+are read. Step i counts the users of level >= i.
+
+Algorithm: every step-1 event in ``[from, to)`` starts a chain; each next step takes
+the earliest matching event after the previous one (greedy-earliest is optimal for
+a fixed start), found with a forward ``join_asof`` on a global event order; a chain
+stops when the window is exceeded. A user reaches step i when some chain does.
+Events are ordered by ``(ts, lowest step they match, store order)``: with equal
+timestamps a lower step comes first, exactly like ClickHouse's ``windowFunnel``,
+which this equals for mutually exclusive steps. (When equal-timestamp events each
+match several steps, that order decides which of them serves which step.)
+
+Options
+-------
+- ``exclusions``: ``[{"event": E, "where": ..., "between": [i, j]}]`` (0-based step
+  indexes, default first and last step). The chain of an entry (its greedy-earliest
+  chain) is disqualified from step j on when an exclusion event lies strictly
+  between its step-i and step-j events. Exact for exclusions starting at step 0.
+- ``order="any"``: a user's level is the largest j such that events matching
+  S1..Sj (one per step) all fall in some interval ``[t, t + W]`` whose earliest
+  event (``ts = t``) is in ``[from, to)``. One event per step is exact for mutually
+  exclusive steps (with overlapping steps one event may serve two steps).
+- ``hold``: a property that every event of a chain shares (NULL never matches).
+- Time to convert: per user and step, the shortest qualifying chain from its
+  first event to that step's event (any order: to the last of steps 1..i).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from segcore.errors import UsageError
+from segcore.timeutil import end_of_day, parse_date, parse_duration
+
+US = 1_000_000
+_HIST_BINS: tuple[tuple[str, float, float], ...] = (
+    ("< 1m", 0, 60),
+    ("1m-5m", 60, 300),
+    ("5m-15m", 300, 900),
+    ("15m-1h", 900, 3600),
+    ("1h-6h", 3600, 21600),
+    ("6h-1d", 21600, 86400),
+    ("1d-3d", 86400, 259200),
+    ("3d-7d", 259200, 604800),
+    ("7d-30d", 604800, 2592000),
+    (">= 30d", 2592000, float("inf")),
+)
+
+
+@dataclass(frozen=True)
+class FunnelStep:
+    """One step: an event name and an optional ``where`` filter (rule text or Expr)."""
+
+    event: str
+    where: Any = None
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """An exclusion event between steps ``between = (i, j)`` (0-based) of a chain."""
+
+    event: str
+    where: Any = None
+    between: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class FunnelSpec:
+    """A fully resolved funnel definition."""
+
+    steps: tuple[FunnelStep, ...]
+    window: dt.timedelta
+    start: dt.datetime
+    end: dt.datetime
+    strict: bool = False
+    order: str = "ordered"
+    exclusions: tuple[Exclusion, ...] = ()
+    hold: str | None = None
+
+    @property
+    def window_us(self) -> int:
+        return int(self.window / dt.timedelta(microseconds=1))
+
+
+# ---------------------------------------------------------------------- parsing
+def _blank_none(where: Any) -> Any:
+    return None if isinstance(where, str) and not where.strip() else where
+
+
+def _step(value: Any, where: str) -> FunnelStep:
+    if isinstance(value, FunnelStep):
+        return value
+    if isinstance(value, str):
+        return FunnelStep(value)
+    if isinstance(value, dict) and isinstance(value.get("event"), str):
+        unknown = set(value) - {"event", "where"}
+        if unknown:
+            raise UsageError(f"{where}: unknown key(s) {sorted(unknown)}; use event and where")
+        return FunnelStep(value["event"], _blank_none(value.get("where")))
+    raise UsageError(
+        f"{where}: expected an event name or {{'event': ..., 'where': ...}}, got {value!r}"
+    )
+
+
+def _exclusion(value: Any, k: int, n: int) -> Exclusion:
+    where = f"exclusion {n + 1}"
+    if isinstance(value, Exclusion):
+        ex = value
+    elif isinstance(value, str):
+        ex = Exclusion(value)
+    elif isinstance(value, dict) and isinstance(value.get("event"), str):
+        unknown = set(value) - {"event", "where", "between"}
+        if unknown:
+            raise UsageError(
+                f"{where}: unknown key(s) {sorted(unknown)}; use event, where, between"
+            )
+        between = value.get("between")
+        ex = Exclusion(
+            value["event"],
+            _blank_none(value.get("where")),
+            tuple(between) if between is not None else None,
+        )
+    else:
+        raise UsageError(f"{where}: expected an event name or {{'event': ..., 'between': [i, j]}}")
+    between = ex.between if ex.between is not None else (0, k - 1)
+    if (
+        len(between) != 2
+        or not all(isinstance(b, int) for b in between)
+        or not 0 <= between[0] < between[1] <= k - 1
+    ):
+        raise UsageError(
+            f"{where}: between must be two step indexes 0 <= i < j <= {k - 1}, got {list(between)}"
+        )
+    return Exclusion(ex.event, ex.where, (int(between[0]), int(between[1])))
+
+
+def _range(store, start, end) -> tuple[dt.datetime, dt.datetime]:
+    if start is None or end is None:
+        stats = (
+            store.scan_events()
+            .select(pl.col("ts").min().alias("a"), pl.col("ts").max().alias("b"))
+            .collect()
+        )
+        first, last = stats["a"][0], stats["b"][0]
+        if first is None:
+            raise UsageError("the store has no events: give start and end dates")
+        start = first.date() if start is None else start
+        end = last.date() if end is None else end
+    a, b = parse_date(start, "start date"), parse_date(end, "end date")
+    if b < a:
+        raise UsageError(f"the range ends ({b}) before it starts ({a})")
+    return end_of_day(a - dt.timedelta(days=1)), end_of_day(b)
+
+
+def make_spec(
+    store,
+    steps: Sequence[Any],
+    window: Any = "1d",
+    start=None,
+    end=None,
+    strict: bool = False,
+    *,
+    order: str = "ordered",
+    exclusions: Iterable[Any] | None = None,
+    hold: str | None = None,
+    any_order: bool | None = None,
+) -> FunnelSpec:
+    """Validate the arguments of a funnel and resolve dates and durations."""
+    if isinstance(steps, str | FunnelStep | dict):
+        steps = [steps]
+    parsed = tuple(_step(s, f"step {i + 1}") for i, s in enumerate(steps or []))
+    if not parsed:
+        raise UsageError("a funnel needs at least one step")
+    w = parse_duration(window)
+    if w < dt.timedelta(0):
+        raise UsageError(f"the window {window!r} is negative")
+    if any_order:
+        order = "any"
+    if order not in ("ordered", "any"):
+        raise UsageError(f"bad order {order!r}: use ordered or any")
+    ex = tuple(_exclusion(x, len(parsed), n) for n, x in enumerate(exclusions or []))
+    if ex and len(parsed) < 2:
+        raise UsageError("exclusions need a funnel of at least two steps")
+    if order == "any" and (strict or ex):
+        raise UsageError("the any-order mode takes neither strict nor exclusions")
+    schema = store.events_schema()
+    if hold is not None and hold not in schema:
+        raise UsageError(f"unknown event property {hold!r} to hold constant")
+    if hold in ("user_id", "event", "ts"):
+        raise UsageError(f"cannot hold {hold!r} constant: choose an event property")
+    names = set(store.event_names())
+    for what, name in [("step", s.event) for s in parsed] + [("exclusion", x.event) for x in ex]:
+        if name not in names:
+            raise UsageError(f"unknown event {name!r} in a funnel {what}")
+    a, b = _range(store, start, end)
+    return FunnelSpec(parsed, w, a, b, bool(strict), order, ex, hold)
+
+
+def _where_expr(store, where: Any, label: str) -> pl.Expr:
+    if where is None:
+        return pl.lit(True)
+    if isinstance(where, pl.Expr):
+        return where.fill_null(False)
+    try:
+        from segcore.evaluate import event_filter
+    except ImportError:  # the evaluator is not installed in this checkout
+        raise UsageError(f"{label}: where filters need segcore.evaluate") from None
+    return event_filter(store, str(where)).fill_null(False)
+
+
+# ---------------------------------------------------------------------- core
+def _prepared(store, spec: FunnelSpec, users: pl.DataFrame | None) -> pl.DataFrame:
+    """Relevant events in the global order ``(ts, lowest step, store order)``.
+
+    Columns: user_id, [hold], ts (Int64 us), rid (order), nxt (key of the next
+    allowed event: ``rid + 1``, or the first later timestamp when strict), tie
+    (first rid of the same timestamp), s (lowest step matched, null for
+    exclusion-only rows), m0..m{k-1}, x0..x{n-1}.
+    """
+    lo = spec.start
+    hi = spec.end + spec.window
+    step_m = [
+        (pl.col("event") == s.event) & _where_expr(store, s.where, f"step {i + 1}")
+        for i, s in enumerate(spec.steps)
+    ]
+    if spec.hold is not None:
+        step_m = [m & pl.col(spec.hold).is_not_null() for m in step_m]
+    ex_m = [
+        (pl.col("event") == x.event) & _where_expr(store, x.where, f"exclusion {n + 1}")
+        for n, x in enumerate(spec.exclusions)
+    ]
+    names = sorted({s.event for s in spec.steps} | {x.event for x in spec.exclusions})
+    lf = store.scan_events().filter(
+        (pl.col("ts") >= lo) & (pl.col("ts") < hi) & pl.col("event").is_in(names)
+    )
+    if users is not None:
+        lf = lf.join(users.lazy().select("user_id"), on="user_id", how="semi")
+    lowest = pl.lit(None, dtype=pl.Int32)
+    for i in reversed(range(len(step_m))):
+        lowest = pl.when(step_m[i]).then(pl.lit(i, dtype=pl.Int32)).otherwise(lowest)
+    keep = [c for c in ("user_id", spec.hold) if c is not None]
+    lf = (
+        lf.select(
+            *keep,
+            pl.col("ts").dt.epoch("us").alias("ts"),
+            lowest.alias("s"),
+            *[m.alias(f"m{i}") for i, m in enumerate(step_m)],
+            *[m.alias(f"x{n}") for n, m in enumerate(ex_m)],
+        )
+        .filter(pl.any_horizontal(pl.col("s").is_not_null(), *[f"x{n}" for n in range(len(ex_m))]))
+        .sort(["ts", "s"], nulls_last=True, maintain_order=True)
+        .with_columns(
+            pl.int_range(pl.len(), dtype=pl.Int64).alias("rid"),
+            pl.col("ts").search_sorted(pl.col("ts"), side="left").cast(pl.Int64).alias("tie"),
+        )
+    )
+    nxt = (
+        pl.col("ts").search_sorted(pl.col("ts"), side="right").cast(pl.Int64)
+        if spec.strict
+        else pl.col("rid") + 1
+    )
+    return lf.with_columns(nxt.alias("nxt")).collect()
+
+
+def _ordered_chains(ev: pl.DataFrame, spec: FunnelSpec) -> list[pl.DataFrame]:
+    """Per step, the surviving chains: by-keys, t0 (start ts) and t{i} columns."""
+    by = ["user_id"] + ([spec.hold] if spec.hold else [])
+    to_us = int(spec.end.timestamp() * US)
+    k = len(spec.steps)
+    cur = ev.filter(pl.col("m0") & (pl.col("ts") < to_us)).select(
+        *by, pl.col("ts").alias("t0"), "nxt"
+    )
+    out = [cur]
+    excl_at: dict[int, list[tuple[int, int]]] = {}
+    for n, x in enumerate(spec.exclusions):
+        excl_at.setdefault(x.between[1], []).append((n, x.between[0]))
+    needed = {a for lst in excl_at.values() for _, a in lst}
+    for i in range(1, k):
+        right = ev.filter(pl.col(f"m{i}")).select(
+            *by,
+            pl.col("rid").alias("_r"),
+            pl.col("ts").alias(f"t{i}"),
+            pl.col("nxt").alias("_nxt"),
+        )
+        cur = cur.join_asof(
+            right, left_on="nxt", right_on="_r", by=by, strategy="forward", check_sortedness=False
+        ).filter(pl.col(f"t{i}").is_not_null() & (pl.col(f"t{i}") - pl.col("t0") <= spec.window_us))
+        resorted = False
+        for n, a in excl_at.get(i, []):
+            xs = ev.filter(pl.col(f"x{n}")).select("user_id", pl.col("ts").alias("_x"))
+            if a > 0 or spec.hold or resorted:  # t{a} is sorted per user only for a = 0
+                cur, resorted = cur.sort(f"t{a}"), True
+            cur = (
+                cur.join_asof(
+                    xs,
+                    left_on=f"t{a}",
+                    right_on="_x",
+                    by="user_id",
+                    strategy="forward",
+                    allow_exact_matches=False,
+                    check_sortedness=False,
+                )
+                .filter(pl.col("_x").is_null() | (pl.col("_x") >= pl.col(f"t{i}")))
+                .drop("_x")
+            )
+        keep_t = [f"t{j}" for j in range(1, i + 1) if j in needed or j == i]
+        cur = cur.select(*by, "t0", *keep_t, pl.col("_nxt").alias("nxt"))
+        if resorted:
+            cur = cur.sort("nxt")
+        out.append(cur)
+    return [
+        c.select("user_id", "t0", (pl.col(f"t{i}") if i else pl.col("t0")).alias("t_end"))
+        for i, c in enumerate(out)
+    ]
+
+
+def _any_order_chains(ev: pl.DataFrame, spec: FunnelSpec) -> list[pl.DataFrame]:
+    """Per step i, the starts whose window holds steps 1..i (and that serve one of them)."""
+    by = ["user_id"] + ([spec.hold] if spec.hold else [])
+    to_us = int(spec.end.timestamp() * US)
+    k = len(spec.steps)
+    starts = ev.filter(pl.col("s").is_not_null() & (pl.col("ts") < to_us)).select(
+        *by, pl.col("ts").alias("t0"), "tie", "s"
+    )
+    for i in range(k):
+        right = ev.filter(pl.col(f"m{i}")).select(
+            *by, pl.col("rid").alias("_r"), pl.col("ts").alias(f"f{i}")
+        )
+        starts = starts.join_asof(
+            right, left_on="tie", right_on="_r", by=by, strategy="forward", check_sortedness=False
+        ).drop("_r")
+    out = []
+    for i in range(k):
+        ok = pl.all_horizontal(
+            [
+                pl.col(f"f{j}").is_not_null() & (pl.col(f"f{j}") - pl.col("t0") <= spec.window_us)
+                for j in range(i + 1)
+            ]
+        ) & (pl.col("s") <= i)
+        out.append(
+            starts.filter(ok).select(
+                "user_id", "t0", pl.max_horizontal([f"f{j}" for j in range(i + 1)]).alias("t_end")
+            )
+        )
+    return out
+
+
+def chains(store, spec: FunnelSpec, users: pl.DataFrame | None = None) -> list[pl.DataFrame]:
+    """Per step, the qualifying chains (``user_id, t0, t_end``; timestamps in us)."""
+    ev = _prepared(store, spec, users)
+    if spec.order == "any":
+        return _any_order_chains(ev, spec)
+    return _ordered_chains(ev, spec)
+
+
+def step_users(chain_frames: list[pl.DataFrame]) -> list[pl.DataFrame]:
+    """Per step, one row per user reaching it with the shortest time (``seconds``)."""
+    return [
+        c.group_by("user_id").agg(((pl.col("t_end") - pl.col("t0")).min() / US).alias("seconds"))
+        for c in chain_frames
+    ]
+
+
+# ---------------------------------------------------------------------- reports
+def _ratio(a: int, b: int) -> float | None:
+    return round(a / b, 6) if b else None
+
+
+def _histogram(seconds: pl.Series, window_s: float) -> list[dict[str, Any]]:
+    bins = [b for b in _HIST_BINS if b[1] <= window_s]
+    counts = (
+        pl.DataFrame({"s": seconds})
+        .select(
+            [
+                ((pl.col("s") >= lo) & (pl.col("s") < hi)).sum().alias(label)
+                for label, lo, hi in bins
+            ]
+        )
+        .row(0)
+    )
+    return [
+        {
+            "label": label,
+            "from_seconds": lo,
+            "to_seconds": None if hi == float("inf") else hi,
+            "users": int(n),
+        }
+        for (label, lo, hi), n in zip(bins, counts, strict=True)
+    ]
+
+
+def _report_steps(spec: FunnelSpec, per_step: list[pl.DataFrame]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    first = per_step[0].height
+    prev = None
+    for step, users in zip(spec.steps, per_step, strict=True):
+        n = users.height
+        stats = users.select(
+            pl.col("seconds").median().alias("median"),
+            pl.col("seconds").quantile(0.25, "linear").alias("p25"),
+            pl.col("seconds").quantile(0.75, "linear").alias("p75"),
+        ).row(0, named=True)
+        out.append(
+            {
+                "event": step.event,
+                "where": step.where
+                if isinstance(step.where, str) or step.where is None
+                else str(step.where),
+                "users": n,
+                "conversion_from_first": _ratio(n, first),
+                "conversion_from_previous": _ratio(n, prev if prev is not None else n),
+                "dropped_from_previous": (prev - n) if prev is not None else 0,
+                "median_seconds_from_first": stats["median"],
+                "p25_seconds_from_first": stats["p25"],
+                "p75_seconds_from_first": stats["p75"],
+                "time_distribution": _histogram(users["seconds"], spec.window.total_seconds()),
+            }
+        )
+        prev = n
+    return out
+
+
+def _members(store, name: str, at: dt.datetime) -> pl.DataFrame:
+    from segcore.evaluate import members
+
+    return members(store, None, as_of=at, segment=name).select("user_id").unique()
+
+
+def _iso(x: dt.datetime) -> str:
+    return x.isoformat().replace("+00:00", "Z")
+
+
+def funnel(
+    store,
+    steps: Sequence[Any],
+    window: Any = "1d",
+    start=None,
+    end=None,
+    strict: bool = False,
+    segments: Sequence[str] | None = None,
+    *,
+    segment: str | None = None,
+    order: str = "ordered",
+    exclusions: Iterable[Any] | None = None,
+    hold: str | None = None,
+    any_order: bool | None = None,
+) -> dict[str, Any]:
+    """Funnel report (RULES.md section 8), like the CLI's JSON.
+
+    Parameters
+    ----------
+    store
+        The :class:`segcore.store.Store`.
+    steps
+        Event names, ``{"event": E, "where": "<filter>"}`` dicts or :class:`FunnelStep`.
+    window
+        Conversion window (``"1d"``, ``"30m"``, a timedelta).
+    start, end
+        First and last day (both included); default the store's first and last day.
+    strict
+        Timestamps must strictly increase along a chain.
+    segments
+        Names of saved segments: the result is ``{"segments": {NAME: {"steps": ...}}}``
+        with members taken at the end of ``end``.
+    segment
+        One saved segment used as a filter.
+    order, any_order
+        ``"ordered"`` (default) or ``"any"``.
+    exclusions
+        ``[{"event": E, "where": ..., "between": [i, j]}]``.
+    hold
+        An event property every event of a chain shares.
+
+    Returns
+    -------
+    dict
+        ``{"steps": [{"event", "where", "users", "conversion_from_first",
+        "conversion_from_previous", "median_seconds_from_first", ...}], "window",
+        "from", "to", "strict", "order", "users_entered"}``.
+    """
+    spec = make_spec(
+        store,
+        steps,
+        window,
+        start,
+        end,
+        strict,
+        order=order,
+        exclusions=exclusions,
+        hold=hold,
+        any_order=any_order,
+    )
+    users = _members(store, segment, spec.end) if segment else None
+    per_step = step_users(chains(store, spec, users))
+    head = {
+        "window": str(window)
+        if not isinstance(window, dt.timedelta)
+        else f"{int(window.total_seconds())}s",
+        "window_seconds": spec.window.total_seconds(),
+        "from": _iso(spec.start),
+        "to": _iso(spec.end),
+        "strict": spec.strict,
+        "order": spec.order,
+    }
+    if segment:
+        head["segment"] = segment
+    if segments:
+        out: dict[str, Any] = {}
+        for name in segments:
+            mem = _members(store, name, spec.end)
+            sub = [u.join(mem, on="user_id", how="semi") for u in per_step]
+            out[name] = {
+                "members": mem.height,
+                "steps": _report_steps(spec, sub),
+                "users_entered": sub[0].height,
+            }
+        return {"segments": out, **head}
+    return {"steps": _report_steps(spec, per_step), "users_entered": per_step[0].height, **head}
+
+
+def _periods(spec: FunnelSpec, every: str) -> pl.DataFrame:
+    first = spec.start.date()
+    last = (spec.end - dt.timedelta(days=1)).date()
+    if every == "week":
+        first -= dt.timedelta(days=first.weekday())
+        last -= dt.timedelta(days=last.weekday())
+        interval = "1w"
+    elif every == "day":
+        interval = "1d"
+    else:
+        raise UsageError(f"bad step {every!r}: use day or week")
+    return pl.DataFrame({"period": pl.date_range(first, last, interval, eager=True)})
+
+
+def _period_expr(col: str, every: str) -> pl.Expr:
+    day = pl.from_epoch(pl.col(col), time_unit="us").dt.date()
+    return day.dt.truncate("1w") if every == "week" else day
+
+
+def funnel_over_time(
+    store,
+    steps: Sequence[Any],
+    window: Any = "1d",
+    start=None,
+    end=None,
+    every: str = "day",
+    strict: bool = False,
+    **options,
+) -> pl.DataFrame:
+    """Conversion per period of entry: ``period, entered, completed, conversion``.
+
+    ``entered`` counts the users with a step-1 event (in ``[from, to)``) in the
+    period; ``completed`` the users with a complete chain starting in it. Weekly
+    periods are named by their Monday (ISO week start).
+    """
+    segment = options.pop("segment", None)
+    spec = make_spec(store, steps, window, start, end, strict, **options)
+    users = _members(store, segment, spec.end) if segment else None
+    frames = chains(store, spec, users)
+    periods = _periods(spec, every)
+
+    def per_period(frame: pl.DataFrame, name: str) -> pl.DataFrame:
+        return frame.group_by(_period_expr("t0", every).alias("period")).agg(
+            pl.col("user_id").n_unique().cast(pl.Int64).alias(name)
+        )
+
+    return (
+        periods.join(per_period(frames[0], "entered"), on="period", how="left")
+        .join(per_period(frames[-1], "completed"), on="period", how="left")
+        .with_columns(pl.col("entered", "completed").fill_null(0))
+        .with_columns(
+            pl.when(pl.col("entered") > 0)
+            .then(pl.col("completed") / pl.col("entered"))
+            .otherwise(None)
+            .alias("conversion")
+        )
+        .sort("period")
+    )
+
+
+def funnel_dropoffs(
+    store,
+    steps: Sequence[Any],
+    window: Any = "1d",
+    start=None,
+    end=None,
+    strict: bool = False,
+    *,
+    after_step: int,
+    **options,
+) -> pl.DataFrame:
+    """Users whose level is exactly ``after_step`` (1-based): reached it, not the next."""
+    segment = options.pop("segment", None)
+    spec = make_spec(store, steps, window, start, end, strict, **options)
+    k = len(spec.steps)
+    if not isinstance(after_step, int) or not 1 <= after_step < k:
+        raise UsageError(f"after_step must be a step number from 1 to {k - 1}, got {after_step!r}")
+    users = _members(store, segment, spec.end) if segment else None
+    per_step = step_users(chains(store, spec, users))
+    return (
+        per_step[after_step - 1]
+        .select("user_id")
+        .join(per_step[after_step].select("user_id"), on="user_id", how="anti")
+        .sort("user_id")
+    )
+
+
+def save_dropoffs(
+    store,
+    name: str,
+    steps: Sequence[Any],
+    window: Any = "1d",
+    start=None,
+    end=None,
+    strict: bool = False,
+    *,
+    after_step: int,
+    description: str = "",
+    **options,
+) -> dict[str, Any]:
+    """Save :func:`funnel_dropoffs` as a static segment ``name``; returns its summary."""
+    ids = funnel_dropoffs(
+        store, steps, window, start, end, strict, after_step=after_step, **options
+    )["user_id"].to_list()
+    if not description:
+        names = " > ".join(
+            FunnelStep(s).event if isinstance(s, str) else _step(s, "step").event for s in steps
+        )
+        description = f"dropped off after step {after_step} of {names}"
+    catalog = store.catalog
+    if hasattr(catalog, "upload_static"):
+        result = catalog.upload_static(name, ids, description=description)
+    else:
+        result = catalog.create(name, kind="static", members=ids, description=description)
+    summary = {"name": name, "members": len(ids)}
+    if isinstance(result, dict):
+        summary = {**result, **summary}
+    return summary
