@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -96,17 +97,26 @@ def generate(
         total_cents = np.zeros(users, dtype=np.int64)
         n_events = 0
         n_chunks = (users + CHUNK_USERS - 1) // CHUNK_USERS
-        for c in range(n_chunks):  # ok-loop: one iteration per chunk of users
-            lo, hi = c * CHUNK_USERS, min(users, (c + 1) * CHUNK_USERS)
-            rng = np.random.default_rng(np.random.SeedSequence([seed, 1, c]))
-            df, cents = generate_chunk(rng, _slice(plan, lo, hi), w, ids[lo:hi], n_events)
-            total_cents[lo:hi] = cents
-            write_parquet_atomic(df, events_build / f"part-{c:05d}.parquet")
-            n_events += df.height
-            del df
-            if progress is not None:
-                progress((c + 1) / (n_chunks + 1), f"{n_events:,} events")
-        udf = build_users(rng_users, plan, codes, w, total_cents)
+        # write chunk c in a background thread while chunk c+1 is generated
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending: Future | None = None
+            for c in range(n_chunks):  # ok-loop: one iteration per chunk of users
+                lo, hi = c * CHUNK_USERS, min(users, (c + 1) * CHUNK_USERS)
+                rng = np.random.default_rng(np.random.SeedSequence([seed, 1, c]))
+                df, cents = generate_chunk(rng, _slice(plan, lo, hi), w, ids[lo:hi], n_events)
+                total_cents[lo:hi] = cents
+                n_events += df.height
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(
+                    write_parquet_atomic, df, events_build / f"part-{c:05d}.parquet"
+                )
+                del df
+                if progress is not None:
+                    progress((c + 1) / (n_chunks + 1), f"{n_events:,} events")
+            udf = build_users(rng_users, plan, codes, w, total_cents)
+            if pending is not None:
+                pending.result()
         write_parquet_atomic(udf, users_build / "users.parquet")
         replace_dir_atomic(events_build, home / "events")
         replace_dir_atomic(users_build, home / "users")

@@ -215,10 +215,13 @@ def generate_chunk(
     _session_events(rng, p, su, st, blocks)
     _email_events(rng, p, w, blocks)
     _other_events(rng, p, w, blocks)
+    span = w.stop - w.start
     raw = (
         pl.concat(blocks, how="diagonal_relaxed")
         .filter(pl.col("ts") < w.stop)
-        .sort(["u", "ts", "ev"], maintain_order=True)
+        # one int64 key (user, then instant); a stable sort keeps ties in block order
+        .with_columns((pl.col("u").cast(pl.Int64) * span + (pl.col("ts") - w.start)).alias("k"))
+        .sort("k", maintain_order=True)
     )
     charged = raw.filter(pl.col("ev") == V.EV["charged"])
     cents = np.bincount(
