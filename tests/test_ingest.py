@@ -534,3 +534,52 @@ def test_cli_subprocess(tmp_path: Path) -> None:
     assert proc.stderr == f"error: {bad}: line 2: unparseable ts 'not-a-date'\n"
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "h" / "events").exists()
+
+
+# ---------------------------------------------------------------------- messy inputs
+def test_csv_line_numbers_count_quoted_newlines_and_blank_lines(store, tmp_path) -> None:
+    src = write(
+        tmp_path / "notes.csv",
+        'user_id, event ,ts,note\nu1,a,2026-01-01,"two\nlines"\n\nu2,a,2026-01-02,x\nu3,a,never,y\n',
+    )
+    with pytest.raises(IngestError) as err:
+        ingest(store, "events", [src])
+    assert str(err.value) == f"{src}: line 6: unparseable ts 'never'"
+    res = ingest(store, "events", [src], skip_invalid=True)
+    assert (res["rows_read"], res["rows_imported"]) == (3, 2)
+    assert events_of(store)["note"].to_list() == ["two\nlines", "x"]
+
+
+def test_duplicate_csv_header_refused(store, tmp_path) -> None:
+    src = write(tmp_path / "d.csv", "user_id,event,ts,ts\nu1,a,2026-01-01,2026-01-02\n")
+    with pytest.raises(IngestError) as err:
+        ingest(store, "events", [src])
+    assert str(err.value) == f"{src}: line 1: duplicate column 'ts'"
+
+
+def test_json_array_file(store, tmp_path) -> None:
+    src = write(
+        tmp_path / "events.json",
+        json.dumps(
+            [
+                {"user_id": "u1", "event": "a", "ts": "2026-01-01T00:00:00Z"},
+                {"user_id": "u2", "event": "a", "ts": "later"},
+            ]
+        ),
+    )
+    with pytest.raises(IngestError) as err:
+        ingest(store, "events", [src])
+    assert str(err.value) == f"{src}: record 2: unparseable ts 'later'"
+
+
+def test_float_ids_and_datetime_attributes(store, tmp_path) -> None:
+    src = tmp_path / "u.parquet"
+    pl.DataFrame({"CustomerID": [17850.0, 13047.0], "x": [1, 2]}).write_parquet(src)
+    ingest(store, "users", [src], mapping={"user_id": "CustomerID"})
+    assert store.scan_users().collect()["user_id"].to_list() == ["13047", "17850"]
+    csv = write(tmp_path / "u.csv", "user_id,signup_at\n13047,2026-01-01T10:00:00+01:00\n")
+    ingest(store, "users", [csv])
+    users = store.scan_users().collect().sort("user_id")
+    assert users.schema["signup_at"] == pl.Datetime("us", "UTC")
+    assert users["signup_at"].to_list() == [utc(2026, 1, 1, 9), None]
+    assert users["x"].to_list() == [2, 1]

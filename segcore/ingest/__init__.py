@@ -76,8 +76,7 @@ def _read_all(
         report(0.6 * i / len(paths), f"reading {path.name}")
         fmt = detect_format(path, format)
         shown = str(path)
-        units[shown] = "row" if fmt == "parquet" else "line"
-        df = read_file(path, fmt)
+        df, units[shown] = read_file(path, fmt)
         if fmt == "segment":
             df, skipped = segment_lines(df, kind, shown)
             ignored += skipped

@@ -107,16 +107,29 @@ def read_csv(path: Path, shown: str) -> pl.DataFrame:
         )
     except pl.exceptions.PolarsError as exc:
         raise IngestError(f"{shown}: {_csv_problem(data, sep, exc)}") from None
-    if df.width == 0 or not any(df.columns):
+    if df.width == 0 or not any(c.strip() for c in df.columns):
         raise IngestError(f"{shown}: line 1: no header row")
-    dupes = sorted({c for c in df.columns if df.columns.count(c) > 1})
+    names = [c.strip() for c in _csv_header(data, sep)]
+    dupes = sorted({c for c in names if names.count(c) > 1})
     if dupes:
         raise IngestError(f"{shown}: line 1: duplicate column {dupes[0]!r}")
     if df.height == 0:
         raise IngestError(f"{shown}: file has a header but no rows")
-    # Blank cells are missing values; surrounding spaces are not data.
-    df = df.with_columns(pl.all().str.strip_chars().replace("", None))
-    return _with_meta(df, shown, pl.int_range(2, pl.len() + 2, dtype=pl.Int64))
+    line = pl.int_range(2, pl.len() + 2, dtype=pl.Int64)
+    if data.count(b"\n") > df.height + 1:  # quoted values span lines: count them
+        inner = pl.sum_horizontal(pl.all().str.count_matches("\n", literal=True).fill_null(0))
+        line = line + inner.cum_sum().shift(1, fill_value=0).cast(pl.Int64)
+    df = _with_meta(df.rename(lambda c: c.strip()), shown, line)
+    # Blank cells are missing values; surrounding spaces are not data; blank lines go.
+    data_cols = [c for c in df.columns if c not in META]
+    return df.with_columns(pl.col(data_cols).str.strip_chars().replace("", None)).filter(
+        pl.any_horizontal(pl.col(data_cols).is_not_null())
+    )
+
+
+def _csv_header(data: bytes, sep: str) -> list[str]:
+    head = data[: 1 << 16].decode("utf-8", errors="ignore")
+    return next(csv.reader(io.StringIO(head), delimiter=sep), [])
 
 
 def _csv_problem(data: bytes, sep: str, exc: Exception) -> str:
@@ -153,8 +166,14 @@ def read_parquet(path: Path, shown: str) -> pl.DataFrame:
 
 # ---------------------------------------------------------------------- NDJSON
 def read_ndjson(path: Path, shown: str) -> pl.DataFrame:
-    """One JSON object per line (blank lines ignored); broken lines get ``__error``."""
+    """One JSON object per line (blank lines ignored); broken lines get ``__error``.
+
+    A file holding one JSON array of objects is read too (``__line`` is then the
+    1-based position in the array).
+    """
     data = _read_text(path, shown)
+    if data.lstrip()[:1] == b"[":
+        return _read_json_array(data, shown)
     lines = pl.Series("raw", data.decode("utf-8").splitlines(), dtype=pl.String)
     frame = (
         pl.DataFrame({"raw": lines})
@@ -179,6 +198,20 @@ def read_ndjson(path: Path, shown: str) -> pl.DataFrame:
         bad = broken.with_columns(pl.lit(shown, dtype=pl.String).alias(FILE))
         df = pl.concat([df, bad], how="diagonal_relaxed").sort(LINE)
     return df
+
+
+def _read_json_array(data: bytes, shown: str) -> pl.DataFrame:
+    try:
+        df = pl.read_json(io.BytesIO(data), infer_schema_length=None)
+    except (pl.exceptions.PolarsError, ValueError) as exc:
+        try:
+            json.loads(data)
+        except json.JSONDecodeError as jexc:
+            raise IngestError(f"{shown}: line {jexc.lineno}: broken JSON ({jexc.msg})") from None
+        raise IngestError(f"{shown}: not a JSON array of objects ({exc})") from None
+    if df.height == 0:
+        raise IngestError(f"{shown}: file has no records")
+    return _with_meta(df, shown)
 
 
 class _JsonError(Exception):
@@ -213,6 +246,19 @@ def _broken_lines(frame: pl.DataFrame) -> pl.DataFrame:
 READERS = {"csv": read_csv, "parquet": read_parquet, "ndjson": read_ndjson, "segment": read_ndjson}
 
 
-def read_file(path: Path, fmt: str) -> pl.DataFrame:
-    """Read ``path`` in format ``fmt`` (see the module docstring for the columns)."""
-    return READERS[fmt](Path(path), str(path))
+def read_file(path: Path, fmt: str) -> tuple[pl.DataFrame, str]:
+    """Read ``path`` in format ``fmt``: the rows (see the module docstring) and the
+    word for a position in it (``line``, ``row`` for Parquet, ``record`` in a JSON array).
+    """
+    df = READERS[fmt](Path(path), str(path))
+    if fmt == "parquet":
+        return df, "row"
+    if fmt in ("ndjson", "segment") and not _is_lines(path):
+        return df, "record"
+    return df, "line"
+
+
+def _is_lines(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head[:1] != b"["

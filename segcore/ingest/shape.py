@@ -14,6 +14,7 @@ import polars as pl
 
 from segcore.errors import IngestError
 from segcore.ingest.readers import ERROR, FILE, LINE, META
+from segcore.ingest.timestamps import parse_timestamps
 
 NESTED = {"events": "properties", "users": "traits"}
 ID_COLUMNS = ("user_id", "event", "event_id")
@@ -24,6 +25,7 @@ _INT = r"^[+-]?(0|[1-9]\d{0,17})$"
 _FLOAT = r"^[+-]?((0|[1-9]\d*)(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 _BOOL = r"(?i)^(true|false)$"
 _DATE = r"^\d{4}-\d{2}-\d{2}$"
+_DATETIME = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}"
 
 
 def flatten(df: pl.DataFrame, kind: str) -> pl.DataFrame:
@@ -106,7 +108,9 @@ def require(df: pl.DataFrame, kind: str, shown: str) -> None:
 def infer_csv_types(df: pl.DataFrame, skip: set[str]) -> pl.DataFrame:
     """Give CSV string columns a type that every non-NULL value fits (else String).
 
-    Integers with leading zeros (``007``) stay strings; so does every id column.
+    Tried in order: integer, float, boolean (``true``/``false``), date (``YYYY-MM-DD``),
+    ISO timestamp (to UTC). Integers with leading zeros (``007``) stay strings; so does
+    every id column.
     """
     names = [c for c in df.columns if c not in skip and c not in META and df.schema[c] == pl.String]
     if not names:
@@ -114,7 +118,13 @@ def infer_csv_types(df: pl.DataFrame, skip: set[str]) -> pl.DataFrame:
     checks = []
     for c in names:  # ok-loop: one set of expressions per column
         s = pl.col(c)
-        for tag, pattern in (("int", _INT), ("float", _FLOAT), ("bool", _BOOL), ("date", _DATE)):
+        for tag, pattern in (
+            ("int", _INT),
+            ("float", _FLOAT),
+            ("bool", _BOOL),
+            ("date", _DATE),
+            ("datetime", _DATETIME),
+        ):
             checks.append((s.str.contains(pattern) | s.is_null()).all().alias(f"{c}\x00{tag}"))
         checks.append(s.is_not_null().any().alias(f"{c}\x00any"))
     flags = df.select(checks).row(0, named=True)
@@ -130,6 +140,10 @@ def infer_csv_types(df: pl.DataFrame, skip: set[str]) -> pl.DataFrame:
             casts.append(pl.col(c).str.to_lowercase().eq("true"))
         elif flags[f"{c}\x00date"]:
             casts.append(pl.col(c).str.to_date("%Y-%m-%d", strict=False))
+        elif flags[f"{c}\x00datetime"]:
+            parsed = parse_timestamps(df[c])
+            if parsed.null_count() == df[c].null_count():
+                casts.append(pl.lit(parsed).alias(c))
     return df.with_columns(casts) if casts else df
 
 
@@ -161,12 +175,22 @@ def scalar_columns(df: pl.DataFrame, kind: str, shown: str) -> pl.DataFrame:
 
 
 def normalise_ids(df: pl.DataFrame) -> pl.DataFrame:
-    """``user_id``, ``event``, ``event_id`` as trimmed strings, blanks as NULL."""
-    exprs = [
-        pl.col(c).cast(pl.String).str.strip_chars().replace("", None).alias(c)
-        for c in ID_COLUMNS
-        if c in df.columns
-    ]
+    """``user_id``, ``event``, ``event_id`` as trimmed strings, blanks as NULL.
+
+    Whole floats (``17850.0``, as pandas writes ids with gaps) become ``17850``.
+    """
+    exprs = []
+    for c in ID_COLUMNS:  # ok-loop: three columns
+        if c not in df.columns:
+            continue
+        col = pl.col(c)
+        if df.schema[c].is_float():
+            col = (
+                pl.when(col == col.floor())
+                .then(col.cast(pl.Int64, strict=False).cast(pl.String))
+                .otherwise(col.cast(pl.String))
+            )
+        exprs.append(col.cast(pl.String).str.strip_chars().replace("", None).alias(c))
     return df.with_columns(exprs)
 
 
