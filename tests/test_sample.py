@@ -497,3 +497,49 @@ def test_cli_in_a_subprocess(tmp_path):
         timeout=120,
     )
     assert done.returncode == 0 and json.loads(done.stdout)["users"] == 50
+
+
+def test_a_failed_generation_leaves_the_old_store(tmp_path, monkeypatch):
+    import segcore.sample as sample
+
+    h = tmp_path / "keep"
+    generate(h, users=150, days=10, end=END, seed=1)
+    before = _digests(h)
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(sample, "generate_chunk", boom)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        generate(h, users=150, days=10, end=END, seed=2)
+    assert _digests(h) == before
+    assert sorted(p.name for p in h.iterdir()) == ["events", "users"]
+
+
+def test_store_folder_that_is_a_file(tmp_path, capsys):
+    f = tmp_path / "file"
+    f.write_text("x")
+    code, _, err = run(capsys, "sample", "--home", str(f / "sub"), "--users", "5")
+    assert code == 2 and err.startswith(f"error: cannot create the store folder {f / 'sub'}")
+
+
+def test_progress_line_on_a_terminal(monkeypatch):
+    import io
+
+    from segcore.cli import data
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    fake = Tty()
+    monkeypatch.setattr(sys, "stderr", fake)
+    show = data._progress_printer()
+    assert show is not None
+    show(0.5, "1,000 events")
+    show(1.0, "2,000 events")
+    assert fake.getvalue() == (
+        "\rgenerating:  50%  1,000 events\x1b[K\rgenerating: 100%  2,000 events\x1b[K\n"
+    )
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert data._progress_printer() is None

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from segcore.errors import UsageError
+from segcore.errors import StoreError, UsageError
 from segcore.fileio import clean_stale_temp, new_build_dir, replace_dir_atomic, write_parquet_atomic
 from segcore.sample.events import EVENT_COLUMNS, generate_chunk
 from segcore.sample.users import DAY_US, UserPlan, Window, build_users, plan_users, user_ids
@@ -85,7 +85,10 @@ def generate(
     t0 = time.perf_counter()
     w = _window(end, days)
     home = Path(home)
-    home.mkdir(parents=True, exist_ok=True)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the store folder {home}: {exc.strerror or exc}") from None
     clean_stale_temp(home)
     rng_users = np.random.default_rng(np.random.SeedSequence([seed, 0]))
     plan, codes = plan_users(rng_users, users, w)
