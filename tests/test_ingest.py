@@ -583,3 +583,38 @@ def test_float_ids_and_datetime_attributes(store, tmp_path) -> None:
     assert users.schema["signup_at"] == pl.Datetime("us", "UTC")
     assert users["signup_at"].to_list() == [utc(2026, 1, 1, 9), None]
     assert users["x"].to_list() == [2, 1]
+
+
+def test_semicolon_csv_and_one_source_mapped_twice(store, tmp_path) -> None:
+    src = write(tmp_path / "eu.csv", "id;what;when;price\n0042;buy;2026-01-01;3.5\n")
+    ingest(
+        store,
+        "events",
+        [src],
+        mapping={"user_id": "id", "event_id": "id", "event": "what", "ts": "when"},
+    )
+    row = events_of(store).row(0, named=True)
+    assert (row["user_id"], row["event_id"], row["event"], row["price"]) == (
+        "0042",
+        "0042",
+        "buy",
+        3.5,
+    )
+    assert "id" not in store.events_schema()
+
+
+def test_boolean_into_integer_column_is_a_clash(store, tmp_path) -> None:
+    ingest(store, "users", [write(tmp_path / "a.csv", "user_id,score\nu1,5\n")])
+    bad = write(tmp_path / "b.ndjson", '{"user_id": "u2", "score": true}\n')
+    with pytest.raises(IngestError) as err:
+        ingest(store, "users", [bad])
+    assert str(err.value) == (
+        f"{bad}: line 1: column 'score' is Int64 in the store but the value 'true' is not Int64"
+    )
+
+
+def test_utf16_refused(store, tmp_path) -> None:
+    src = write(tmp_path / "x.csv", "user_id,event,ts\nu1,a,2026-01-01\n".encode("utf-16"))
+    with pytest.raises(IngestError) as err:
+        ingest(store, "events", [src])
+    assert str(err.value) == f"{src}: line 1: UTF-16 text; re-save the file as UTF-8"

@@ -63,6 +63,7 @@ def _noop(fraction: float, message: str) -> None:
 
 
 def _read_all(
+    store: Store,
     kind: str,
     paths: list[Path],
     format: str | None,
@@ -72,6 +73,7 @@ def _read_all(
 ) -> tuple[pl.DataFrame, dict[str, str], int]:
     """Read, shape and check every file; the rows, ``file -> 'line'|'row'``, ignored lines."""
     frames, units, ignored = [], {}, 0
+    known = set(store.events_schema() if kind == "events" else store.users_schema())
     for i, path in enumerate(paths):  # ok-loop: one pass per input file
         report(0.6 * i / len(paths), f"reading {path.name}")
         fmt = detect_format(path, format)
@@ -85,8 +87,8 @@ def _read_all(
         df = apply_mapping(df, mapping, event, shown)
         require(df, kind, shown)
         df = normalise_ids(scalar_columns(df, kind, shown))
-        if fmt == "csv":
-            df = infer_csv_types(df, skip=_IDS)
+        if fmt == "csv":  # stored columns are cast from the text itself, later
+            df = infer_csv_types(df, skip=_IDS | known)
         frames.append(check_required(df, kind))
     return pl.concat(frames, how="diagonal_relaxed"), units, ignored
 
@@ -185,7 +187,7 @@ def ingest(
     report = progress or _noop
     paths = [Path(f) for f in files]
 
-    df, units, ignored = _read_all(kind, paths, format, mapping, event, report)
+    df, units, ignored = _read_all(store, kind, paths, format, mapping, event, report)
     report(0.6, "validating")
     targets, new_columns = _targets(store, kind, df)
     df = cast_to(df, targets)

@@ -66,6 +66,8 @@ def _read_text(path: Path, shown: str) -> bytes:
         raise IngestError(f"{shown}: is a directory, not a file") from None
     except OSError as exc:
         raise IngestError(f"{shown}: cannot read: {exc.strerror or exc}") from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise IngestError(f"{shown}: line 1: UTF-16 text; re-save the file as UTF-8")
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     if not data.strip():
@@ -98,7 +100,7 @@ def _with_meta(df: pl.DataFrame, shown: str, lines: pl.Series | None = None) -> 
 def read_csv(path: Path, shown: str) -> pl.DataFrame:
     """Every column as a string; ``__line`` counts the header as line 1."""
     data = _read_text(path, shown)
-    sep = "\t" if path.suffix.lower() == ".tsv" else ","
+    sep = _separator(data, path)
     try:
         df = pl.read_csv(
             io.BytesIO(data),
@@ -125,6 +127,16 @@ def read_csv(path: Path, shown: str) -> pl.DataFrame:
     return df.with_columns(pl.col(data_cols).str.strip_chars().replace("", None)).filter(
         pl.any_horizontal(pl.col(data_cols).is_not_null())
     )
+
+
+def _separator(data: bytes, path: Path) -> str:
+    """Tab for ``.tsv``; else the most frequent of ``, ; | TAB`` in the header line."""
+    if path.suffix.lower() == ".tsv":
+        return "\t"
+    header = data.split(b"\n", 1)[0]
+    counts = {sep: header.count(sep.encode()) for sep in (",", ";", "\t", "|")}
+    best = max(counts, key=lambda k: counts[k])
+    return best if counts[best] > counts[","] else ","
 
 
 def _csv_header(data: bytes, sep: str) -> list[str]:
@@ -188,7 +200,10 @@ def read_ndjson(path: Path, shown: str) -> pl.DataFrame:
     except _JsonError:
         broken = _broken_lines(frame)
         good = frame.join(broken, on=LINE, how="anti")
-        df = _parse_json_lines(good["raw"]) if good.height else pl.DataFrame()
+        try:
+            df = _parse_json_lines(good["raw"]) if good.height else pl.DataFrame()
+        except _JsonError as exc:
+            raise IngestError(f"{shown}: cannot read as NDJSON ({exc})") from None
     df = df.with_columns(
         pl.lit(shown, dtype=pl.String).alias(FILE),
         pl.Series(LINE, good[LINE], dtype=pl.Int64),

@@ -84,9 +84,9 @@ def apply_mapping(
             raise IngestError(
                 f"{shown}: column {source!r} (mapped to {target}) not found; columns are: {have}"
             )
-    sources = set(mapping.values())
-    drop = [t for t in mapping if t in df.columns and t not in sources]
-    df = df.drop(drop).rename({s: t for t, s in mapping.items() if s != t})
+    copies = [pl.col(s).alias(t) for t, s in mapping.items()]
+    gone = [s for s in set(mapping.values()) if s not in mapping]
+    df = df.with_columns(copies).drop(gone)
     if event is not None:
         df = df.with_columns(pl.lit(event, dtype=pl.String).alias("event"))
     return df
@@ -105,7 +105,7 @@ def require(df: pl.DataFrame, kind: str, shown: str) -> None:
             )
 
 
-def infer_csv_types(df: pl.DataFrame, skip: set[str]) -> pl.DataFrame:
+def infer_csv_types(df: pl.DataFrame, skip: set[str] | frozenset[str]) -> pl.DataFrame:
     """Give CSV string columns a type that every non-NULL value fits (else String).
 
     Tried in order: integer, float, boolean (``true``/``false``), date (``YYYY-MM-DD``),

@@ -56,10 +56,23 @@ def check_required(df: pl.DataFrame, kind: str) -> pl.DataFrame:
     return df
 
 
+def _compatible(src: pl.DataType, target: pl.DataType) -> bool:
+    """Whether values of ``src`` may be cast into a stored ``target`` column at all."""
+    if src == target or src == pl.Null or src == pl.String or target == pl.String:
+        return True
+    if src.is_numeric() and target.is_numeric():
+        return True
+    if src.is_temporal() and isinstance(target, pl.Datetime):
+        return True
+    return isinstance(src, pl.List) and isinstance(target, pl.List)
+
+
 def _cast_expr(name: str, src: pl.DataType, target: pl.DataType) -> pl.Expr:
     col = pl.col(name)
     if src == target:
         return col
+    if not _compatible(src, target):
+        return pl.lit(None, dtype=target)
     if target == pl.String:
         if isinstance(src, pl.List):
             return col.list.join(",")
