@@ -179,7 +179,7 @@ WHALE_P = np.array([p >= 700 for _, _, p in PRODUCTS], dtype=float)
 WHALE_P /= WHALE_P.sum()
 
 PAGES = ["home", "pricing", "docs", "blog", "product"]
-PAGE_P = np.array([0.30, 0.14, 0.18, 0.16, 0.22])
+PAGE_P = np.array([0.30, 0.08, 0.18, 0.16, 0.28])
 URL_BASE = "https://shop.example.com/"
 PAYMENT_METHODS = ["card", "paypal", "apple_pay", "google_pay", "bank_transfer"]
 PAYMENT_P = np.array([0.55, 0.2, 0.12, 0.08, 0.05])
