@@ -1,0 +1,319 @@
+"""CLI: ``segment ...``, ``eval``, ``user`` and ``sql``."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+
+from segcore.cli.output import fmt_int, print_json, print_table, store_from
+from segcore.errors import UsageError
+from segcore.fileio import atomic_path
+from segcore.segments import create_segment, edit_segment
+from segcore.timeutil import resolve_as_of
+
+ENGINES = ("polars", "duckdb", "clickhouse", "spark")
+
+
+def add_target(p, required: bool = True) -> None:
+    """``--rule TEXT`` | ``--rule-file FILE`` | ``--segment NAME``."""
+    g = p.add_mutually_exclusive_group(required=required)
+    g.add_argument("--rule", help="rule text (use - to read it from stdin)")
+    g.add_argument("--rule-file", help="file holding the rule text")
+    g.add_argument("--segment", help="name of a saved segment")
+
+
+def target(args) -> tuple[str | None, str | None]:
+    """(rule text, segment name) from the parsed target options."""
+    rule = args.rule
+    if rule == "-":
+        rule = sys.stdin.read()
+    if getattr(args, "rule_file", None):
+        path = Path(args.rule_file)
+        if not path.is_file():
+            raise UsageError(f"rule file {str(path)!r} does not exist")
+        rule = path.read_text(encoding="utf-8")
+    return rule, args.segment
+
+
+def iso(T) -> str:
+    return T.isoformat().replace("+00:00", "Z")
+
+
+# --------------------------------------------------------------------------- eval
+def cmd_eval(args) -> int:
+    store = store_from(args)
+    rule, segment = target(args)
+    T = resolve_as_of(args.as_of)
+    started = time.perf_counter()
+    if args.engine == "polars":
+        members = store.members(rule, as_of=T, segment=segment)
+    else:
+        from segcore.sql.engines import run_members
+
+        members = run_members(store, rule, segment=segment, as_of=T, engine=args.engine,
+                              spark_master=args.spark_master)
+    seconds = time.perf_counter() - started
+    if args.out:
+        write_members(store, members, Path(args.out))
+    payload = {
+        "count": members.height,
+        "as_of": iso(T),
+        "engine": args.engine,
+        "seconds": round(seconds, 4),
+        "rule": rule,
+        "segment": segment,
+        "out": args.out,
+        "sample": members["user_id"].head(args.limit).to_list(),
+    }
+    if args.json:
+        print_json(payload)
+    else:
+        print(f"{fmt_int(members.height)} members as of {iso(T)} "
+              f"({args.engine}, {seconds:.3f} s)")
+        if args.out:
+            print(f"wrote {args.out}")
+        elif members.height:
+            shown = ", ".join(payload["sample"])
+            more = " ..." if members.height > args.limit else ""
+            print(f"  {shown}{more}")
+    return 0
+
+
+def write_members(store, members: pl.DataFrame, out: Path) -> None:
+    """Members with their attributes to CSV or Parquet (atomically)."""
+    frame = members.join(store.scan_users().collect(), on="user_id", how="left")
+    suffix = out.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise UsageError(f"--out must end in .csv or .parquet, got {out.name!r}")
+    with atomic_path(out) as tmp:
+        if suffix == ".csv":
+            flat = frame.with_columns(
+                [pl.col(c).list.join("|") for c, t in frame.schema.items()
+                 if isinstance(t, pl.List)])
+            flat.write_csv(tmp)
+        else:
+            frame.write_parquet(tmp)
+
+
+# --------------------------------------------------------------------------- sql
+def cmd_sql(args) -> int:
+    store = store_from(args)
+    rule, segment = target(args)
+    from segcore.sql import compile_sql
+
+    kwargs = {}
+    if args.events_table:
+        kwargs["events_table"] = args.events_table
+    if args.users_table:
+        kwargs["users_table"] = args.users_table
+    print(compile_sql(store, rule, dialect=args.dialect, as_of=resolve_as_of(args.as_of),
+                      segment=segment, **kwargs))
+    return 0
+
+
+# --------------------------------------------------------------------------- user
+def cmd_user(args) -> int:
+    store = store_from(args)
+    info = store.user(args.user_id, as_of=args.as_of, last_events=args.events)
+    if args.json:
+        print_json(info)
+        return 0
+    print(f"user {info['user_id']}  (as of {info['as_of']})")
+    for k, v in info["attributes"].items():
+        print(f"  {k:24} {v}")
+    print(f"events: {fmt_int(info['events'])}  first: {info['first_event']}  "
+          f"last: {info['last_event']}")
+    if info["latest_events"]:
+        print_table(pl.DataFrame(info["latest_events"]))
+    segs = info["segments"]
+    print("segments: " + (", ".join(segs) if segs else "(none)"))
+    return 0
+
+
+# --------------------------------------------------------------------------- segment
+def _seg_dict(seg) -> dict:
+    return seg.to_dict()
+
+
+def cmd_list(args) -> int:
+    store = store_from(args)
+    segs = store.catalog.list(search=args.search)
+    rows = []
+    for s in segs:  # ok-loop: one row per saved segment
+        row = {"name": s.name, "kind": s.kind, "version": s.version,
+               "description": s.description, "updated_at": s.updated_at}
+        if args.sizes:
+            row["members"] = store.count(segment=s.name, as_of=args.as_of)
+        rows.append(row)
+    if args.json:
+        print_json({"segments": rows})
+    elif not rows:
+        print("no segments" + (f" matching {args.search!r}" if args.search else ""))
+    else:
+        print_table(pl.DataFrame(rows))
+    return 0
+
+
+def cmd_show(args) -> int:
+    store = store_from(args)
+    seg = store.catalog.get(args.name)
+    payload = _seg_dict(seg)
+    payload["members"] = store.count(segment=seg.name, as_of=args.as_of)
+    if args.json:
+        print_json(payload)
+        return 0
+    print(f"{seg.name}  ({seg.kind}, version {seg.version})")
+    if seg.description:
+        print(f"  {seg.description}")
+    if seg.rule_text:
+        print(f"  rule: {seg.rule_text}")
+    print(f"  members now: {fmt_int(payload['members'])}")
+    print(f"  created {seg.created_at}, updated {seg.updated_at}")
+    return 0
+
+
+def cmd_create(args) -> int:
+    store = store_from(args)
+    rule, _ = target(args) if (args.rule or args.rule_file) else (None, None)
+    seg, report = create_segment(store, args.name, rule,
+                                 ids=args.ids_file, description=args.description or "")
+    if args.json:
+        print_json({"segment": _seg_dict(seg), "upload": report})
+        return 0
+    print(f"created {seg.kind} segment {seg.name!r} (version {seg.version})")
+    if report:
+        print(f"  {fmt_int(report['rows'])} rows, {fmt_int(report['members'])} members, "
+              f"{fmt_int(report['duplicates'])} duplicates, {fmt_int(report['unknown'])} "
+              "ids not found in the store")
+        if report.get("unknown_examples"):
+            print("  unknown ids, e.g.: " + ", ".join(report["unknown_examples"][:10]))
+    return 0
+
+
+def cmd_edit(args) -> int:
+    store = store_from(args)
+    rule = None
+    if args.rule or args.rule_file:
+        rule, _ = target(args)
+    seg = edit_segment(store, args.name, rule=rule, description=args.description,
+                       new_name=args.rename, expect_version=args.expect_version)
+    if args.json:
+        print_json(_seg_dict(seg))
+    else:
+        print(f"saved {seg.name!r} (version {seg.version})")
+    return 0
+
+
+def cmd_clone(args) -> int:
+    seg = store_from(args).catalog.clone(args.name, args.new_name)
+    print_json(_seg_dict(seg)) if args.json else print(f"cloned {args.name!r} to {seg.name!r}")
+    return 0
+
+
+def cmd_delete(args) -> int:
+    store_from(args).catalog.delete(args.name)
+    print(f"deleted {args.name!r} (segcore segment restore {args.name!r} undoes it)")
+    return 0
+
+
+def cmd_restore(args) -> int:
+    seg = store_from(args).catalog.restore(args.name)
+    print(f"restored {seg.name!r} (version {seg.version})")
+    return 0
+
+
+def cmd_history(args) -> int:
+    rows = store_from(args).catalog.history(args.name)
+    if args.json:
+        print_json({"history": rows})
+    else:
+        print_table(pl.DataFrame(rows).select(
+            [c for c in ("version", "action", "saved_at", "name", "rule_text", "description")
+             if rows and c in rows[0]]))
+    return 0
+
+
+def register(sub, common) -> None:
+    """Add the ``eval``, ``sql``, ``user`` and ``segment`` commands."""
+    p = sub.add_parser("eval", parents=[common], help="members of a rule or segment")
+    add_target(p)
+    p.add_argument("--as-of", help="date (end of that UTC day) or ISO timestamp; default now")
+    p.add_argument("--engine", choices=ENGINES, default="polars")
+    p.add_argument("--spark-master", help="Spark master URL (default local[*] or SPARK_REMOTE)")
+    p.add_argument("--out", help="write members with attributes to FILE.csv or FILE.parquet")
+    p.add_argument("--limit", type=int, default=10, help="ids shown (default 10)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("sql", parents=[common], help="the rule compiled to SQL")
+    add_target(p)
+    p.add_argument("--dialect", required=True,
+                   help="duckdb, spark, clickhouse, bigquery, snowflake, postgres or trino")
+    p.add_argument("--as-of", help="date or ISO timestamp; default now")
+    p.add_argument("--events-table", help="table name instead of the store's Parquet files")
+    p.add_argument("--users-table", help="table name instead of the store's Parquet files")
+    p.set_defaults(func=cmd_sql)
+
+    p = sub.add_parser("user", parents=[common], help="a user's attributes, events, segments")
+    p.add_argument("user_id")
+    p.add_argument("--as-of")
+    p.add_argument("--events", type=int, default=20, help="latest events shown")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_user)
+
+    seg = sub.add_parser("segment", help="saved segments")
+    ss = seg.add_subparsers(dest="segment_command", metavar="ACTION", parser_class=type(seg))
+    ss.required = True
+
+    p = ss.add_parser("list", parents=[common], help="list saved segments")
+    p.add_argument("--search")
+    p.add_argument("--sizes", action="store_true", help="also count members now")
+    p.add_argument("--as-of")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
+
+    p = ss.add_parser("show", parents=[common], help="a segment's definition and size")
+    p.add_argument("name")
+    p.add_argument("--as-of")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_show)
+
+    p = ss.add_parser("create", parents=[common], help="save a new segment")
+    p.add_argument("name")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--rule")
+    g.add_argument("--rule-file")
+    g.add_argument("--ids-file", help="CSV (user_id column) or text file of ids")
+    p.add_argument("--description")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_create, segment=None)
+
+    p = ss.add_parser("edit", parents=[common], help="change a segment")
+    p.add_argument("name")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--rule")
+    g.add_argument("--rule-file")
+    p.add_argument("--description")
+    p.add_argument("--rename", help="new name")
+    p.add_argument("--expect-version", type=int,
+                   help="refuse the edit if the segment is no longer at this version")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_edit, segment=None)
+
+    p = ss.add_parser("clone", parents=[common], help="copy a segment")
+    p.add_argument("name")
+    p.add_argument("new_name")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_clone)
+
+    for action, fn, text in (("delete", cmd_delete, "delete (history keeps it; restore undoes)"),
+                             ("restore", cmd_restore, "restore a deleted segment"),
+                             ("history", cmd_history, "every saved definition")):
+        p = ss.add_parser(action, parents=[common], help=text)
+        p.add_argument("name")
+        if action == "history":
+            p.add_argument("--json", action="store_true")
+        p.set_defaults(func=fn)
