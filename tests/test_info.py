@@ -76,3 +76,12 @@ def test_info_uses_segcore_home(home, capsys, monkeypatch):
     monkeypatch.setenv("SEGCORE_HOME", str(home))
     code, out, _ = run(capsys, "info", "--json")
     assert code == 0 and json.loads(out)["users"] == 300
+
+
+def test_info_human_types_are_short(home, capsys):
+    _, out, _ = run(capsys, "info", "--home", str(home))
+    lines = [line.split(maxsplit=1) for line in out.splitlines() if line.startswith("  ")]
+    types = {k: v.strip() for k, v in (x for x in lines if len(x) == 2)}
+    assert types["ts"] == "Datetime(us, UTC)"
+    assert types["created_at"] == "Datetime(us, UTC)"
+    assert types["tags"] == "List(String)"

@@ -17,7 +17,7 @@ from segcore.errors import UsageError
 from segcore.sample import generate
 
 END = "2026-06-30"
-T = dt.datetime(2026, 7, 1, tzinfo=dt.UTC)  # as of END = end of that day
+T = dt.datetime(2026, 7, 1, tzinfo=dt.timezone.utc)  # as of END = end of that day
 ARGS = {"users": 1000, "days": 120, "end": END, "seed": 7}
 
 
@@ -150,8 +150,8 @@ def test_sizes_ids_and_order(users, events):
 
 def test_events_cover_the_requested_days(events):
     first, last = events["ts"].min(), events["ts"].max()
-    assert first >= dt.datetime(2026, 3, 3, tzinfo=dt.UTC)  # 120 days ending 2026-06-30
-    assert first < dt.datetime(2026, 3, 4, tzinfo=dt.UTC)
+    assert first >= dt.datetime(2026, 3, 3, tzinfo=dt.timezone.utc)  # 120 days ending 2026-06-30
+    assert first < dt.datetime(2026, 3, 4, tzinfo=dt.timezone.utc)
     assert last < T and last >= ago(1)
 
 
@@ -206,11 +206,11 @@ def test_attribute_values(users):
 
 def test_growth_and_signups(users, events):
     signed = events.filter(pl.col("event") == "signed_up")
-    in_range = users.filter(pl.col("created_at") >= dt.datetime(2026, 3, 3, tzinfo=dt.UTC))
+    in_range = users.filter(pl.col("created_at") >= dt.datetime(2026, 3, 3, tzinfo=dt.timezone.utc))
     assert signed.height == in_range.height == signed["user_id"].n_unique()
     same = signed.join(in_range, on="user_id").filter(pl.col("ts") == pl.col("created_at"))
     assert same.height == signed.height
-    assert users["created_at"].min() < dt.datetime(2026, 3, 3, tzinfo=dt.UTC)
+    assert users["created_at"].min() < dt.datetime(2026, 3, 3, tzinfo=dt.timezone.utc)
     # more sign-ups in the last 40 days than in the first 40
     assert (
         signed.filter(pl.col("ts") >= ago(40)).height
@@ -443,7 +443,7 @@ def test_cli_sample_bad_arguments(tmp_path, capsys):
 
 def test_end_defaults_to_today(tmp_path):
     summary = generate(tmp_path / "t", users=20, days=3, seed=2)
-    assert summary["last_day"] == dt.datetime.now(dt.UTC).date().isoformat()
+    assert summary["last_day"] == dt.datetime.now(dt.timezone.utc).date().isoformat()
 
 
 def test_several_event_files_for_many_users(tmp_path, monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable
 
@@ -97,9 +98,14 @@ def cmd_info(args) -> int:
     print(f"events      {fmt_int(info['events'])}  ({fmt_int(info['users_with_events'])} users)")
     print(f"date range  {first} to {last}")
     _section("events by name", [(e["event"], fmt_int(e["count"])) for e in info["event_names"]])
-    _section("event columns", list(info["event_columns"].items()))
-    _section("user columns", list(info["user_columns"].items()))
+    _section("event columns", [(k, _short(v)) for k, v in info["event_columns"].items()])
+    _section("user columns", [(k, _short(v)) for k, v in info["user_columns"].items()])
     return 0
+
+
+def _short(dtype: str) -> str:
+    """``Datetime(time_unit='us', time_zone='UTC')`` -> ``Datetime(us, UTC)``."""
+    return re.sub(r"\w+='([^']*)'", r"\1", dtype)
 
 
 def _section(title: str, rows: list[tuple[str, str]]) -> None:

@@ -36,7 +36,9 @@ _EPOCH = dt.date(1970, 1, 1)
 
 
 def _window(end: str | dt.date | None, days: int) -> Window:
-    end_date = dt.datetime.now(dt.UTC).date() if end is None else parse_date(end, "end date")
+    end_date = (
+        dt.datetime.now(dt.timezone.utc).date() if end is None else parse_date(end, "end date")
+    )
     end_days = (end_date - _EPOCH).days
     return Window(
         start=(end_days - days + 1) * DAY_US, stop=(end_days + 1) * DAY_US, end_date_days=end_days
