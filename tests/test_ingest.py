@@ -206,14 +206,18 @@ def test_ndjson_flat_and_nested(store: Store, tmp_path: Path) -> None:
 def test_users_ndjson_traits_with_list(store: Store, tmp_path: Path) -> None:
     src = write(
         tmp_path / "u.ndjson",
-        '{"user_id": "u1", "traits": {"email": "a@x.io", "tags": ["vip", "beta"], "age": 30}}\n'
-        '{"user_id": "u2", "traits": {"email": null, "tags": [], "age": 41}}\n',
+        '{"user_id": "u1", "traits": {"email": "a@x.io", "tags": ["vip", "beta"], "age": 30,'
+        ' "since": "2026-01-05"}}\n'
+        '{"user_id": "u2", "traits": {"email": null, "tags": [], "age": 41,'
+        ' "seen": "2026-02-01T10:00:00+02:00"}}\n',
     )
     ingest(store, "users", [src])
     users = store.scan_users().collect().sort("user_id")
     assert users.schema["tags"] == pl.List(pl.String)
     assert users["tags"].to_list() == [["vip", "beta"], []]
     assert users["age"].to_list() == [30, 41]
+    assert users["since"].to_list() == [dt.date(2026, 1, 5), None]
+    assert users["seen"].to_list() == [None, utc(2026, 2, 1, 8)]
 
 
 SEGMENT = (

@@ -87,8 +87,8 @@ def _read_all(
         df = apply_mapping(df, mapping, event, shown)
         require(df, kind, shown)
         df = normalise_ids(scalar_columns(df, kind, shown))
-        if fmt == "csv":  # stored columns are cast from the text itself, later
-            df = infer_csv_types(df, skip=_IDS | known)
+        # stored columns are cast from the text itself, later
+        df = infer_csv_types(df, skip=_IDS | known, temporal_only=fmt != "csv")
         frames.append(check_required(df, kind))
     return pl.concat(frames, how="diagonal_relaxed"), units, ignored
 
@@ -249,11 +249,11 @@ def ingest(
 def _summary(result: dict[str, Any], bad: pl.DataFrame, total: int) -> str:
     kind, n = result["kind"], result["rows_imported"]
     parts = [f"imported {n:,} of {total:,} rows into {kind}"]
-    if kind == "users":
-        parts[0] += (
-            f" ({result['users_inserted']:,} new users, {result['users_updated']:,} updated)"
-        )
     extras = []
+    if kind == "users":
+        extras.append(
+            f"{result['users_inserted']:,} new users, {result['users_updated']:,} updated"
+        )
     if result["duplicates_skipped"]:
         extras.append(f"{result['duplicates_skipped']:,} duplicates skipped")
     if result["ignored_lines"]:

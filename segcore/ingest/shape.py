@@ -26,6 +26,14 @@ _FLOAT = r"^[+-]?((0|[1-9]\d*)(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 _BOOL = r"(?i)^(true|false)$"
 _DATE = r"^\d{4}-\d{2}-\d{2}$"
 _DATETIME = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}"
+_PATTERNS = (
+    ("int", _INT),
+    ("float", _FLOAT),
+    ("bool", _BOOL),
+    ("date", _DATE),
+    ("datetime", _DATETIME),
+)
+_TEMPORAL = 3  # index of the first temporal pattern
 
 
 def flatten(df: pl.DataFrame, kind: str) -> pl.DataFrame:
@@ -105,12 +113,15 @@ def require(df: pl.DataFrame, kind: str, shown: str) -> None:
             )
 
 
-def infer_csv_types(df: pl.DataFrame, skip: set[str] | frozenset[str]) -> pl.DataFrame:
+def infer_csv_types(
+    df: pl.DataFrame, skip: set[str] | frozenset[str], temporal_only: bool = False
+) -> pl.DataFrame:
     """Give CSV string columns a type that every non-NULL value fits (else String).
 
     Tried in order: integer, float, boolean (``true``/``false``), date (``YYYY-MM-DD``),
     ISO timestamp (to UTC). Integers with leading zeros (``007``) stay strings; so does
-    every id column.
+    every id column. ``temporal_only`` (for JSON, whose other types are typed already)
+    tries only the date and timestamp forms.
     """
     names = [c for c in df.columns if c not in skip and c not in META and df.schema[c] == pl.String]
     if not names:
@@ -118,13 +129,7 @@ def infer_csv_types(df: pl.DataFrame, skip: set[str] | frozenset[str]) -> pl.Dat
     checks = []
     for c in names:  # ok-loop: one set of expressions per column
         s = pl.col(c)
-        for tag, pattern in (
-            ("int", _INT),
-            ("float", _FLOAT),
-            ("bool", _BOOL),
-            ("date", _DATE),
-            ("datetime", _DATETIME),
-        ):
+        for tag, pattern in _PATTERNS[_TEMPORAL if temporal_only else 0 :]:
             checks.append((s.str.contains(pattern) | s.is_null()).all().alias(f"{c}\x00{tag}"))
         checks.append(s.is_not_null().any().alias(f"{c}\x00any"))
     flags = df.select(checks).row(0, named=True)
@@ -132,11 +137,11 @@ def infer_csv_types(df: pl.DataFrame, skip: set[str] | frozenset[str]) -> pl.Dat
     for c in names:  # ok-loop: one cast per column
         if not flags[f"{c}\x00any"]:
             continue
-        if flags[f"{c}\x00int"]:
+        if flags.get(f"{c}\x00int"):
             casts.append(pl.col(c).cast(pl.Int64, strict=False))
-        elif flags[f"{c}\x00float"]:
+        elif flags.get(f"{c}\x00float"):
             casts.append(pl.col(c).cast(pl.Float64, strict=False))
-        elif flags[f"{c}\x00bool"]:
+        elif flags.get(f"{c}\x00bool"):
             casts.append(pl.col(c).str.to_lowercase().eq("true"))
         elif flags[f"{c}\x00date"]:
             casts.append(pl.col(c).str.to_date("%Y-%m-%d", strict=False))
