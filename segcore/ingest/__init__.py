@@ -210,6 +210,14 @@ def ingest(
         "files_written": [],
         "rejects_file": None,
     }
+    if bad.height:  # first: an unwritable rejects file leaves the store untouched
+        target = (
+            Path(rejects_path)
+            if rejects_path
+            else (paths[0].parent / f"{paths[0].stem}.rejected.csv")
+        )
+        _write_rejects(bad, target)
+        result["rejects_file"] = str(target)
     if good.height:
         report(0.7, "checking for duplicates" if kind == "events" else "merging users")
         prepare_dir(folder)
@@ -221,6 +229,8 @@ def ingest(
             report(0.85, "writing events")
             if good.height:
                 result["files_written"].append(str(write_events(store, good)))
+            else:
+                result["new_columns"] = []
             result["rows_imported"] = good.height
         else:
             users, inserted, updated = merge_users(store, good)
@@ -233,14 +243,6 @@ def ingest(
         result["rows_imported"] = 0
         if kind == "users":
             result["users_inserted"] = result["users_updated"] = 0
-    if bad.height:
-        target = (
-            Path(rejects_path)
-            if rejects_path
-            else (paths[0].parent / f"{paths[0].stem}.rejected.csv")
-        )
-        _write_rejects(bad, target)
-        result["rejects_file"] = str(target)
     result["summary"] = _summary(result, bad, total)
     report(1.0, "done")
     return result
