@@ -130,29 +130,36 @@ def event_mask(node: Behavior | Sequence, T: dt.datetime, schema: Schema,
     return pl.all_horizontal(parts) if len(parts) > 1 else parts[0]
 
 
-def _aggregate(node: Behavior, mask: pl.Expr, T: dt.datetime) -> pl.Expr:
+def _masked_value(node: Behavior, mask: pl.Expr, T: dt.datetime) -> pl.Expr:
+    """Per event: the value the aggregate reads, NULL where the event does not match."""
     f = node.func
-    if f == "did":
-        return mask.any()
-    if f == "event_count":
-        return mask.sum()
+    if f in ("did", "event_count"):
+        return mask
     if f in ("first_seen", "last_seen"):
-        ts = pl.col("ts").filter(mask)
-        return ts.min() if f == "first_seen" else ts.max()
+        return pl.when(mask).then(pl.col("ts"))
     if f == "event_periods":
         age = (pl.lit(T, dtype=TS) - pl.col("ts")).dt.total_microseconds() // node.period
-        return age.filter(mask).n_unique()
-    prop = pl.col(node.prop).filter(mask)
+        return pl.when(mask).then(age)
+    return pl.when(mask).then(pl.col(node.prop))
+
+
+def _aggregate(node: Behavior, col: pl.Expr) -> pl.Expr:
+    """The per-user aggregate over the masked per-event values of :func:`_masked_value`."""
+    f = node.func
+    if f == "did":
+        return col.any()
+    if f == "event_count":
+        return col.sum()
+    if f in ("first_seen", "event_min"):
+        return col.min()
+    if f in ("last_seen", "event_max"):
+        return col.max()
     if f == "event_sum":
-        return prop.sum()
+        return col.sum()
     if f == "event_avg":
-        return prop.mean()
-    if f == "event_min":
-        return prop.min()
-    if f == "event_max":
-        return prop.max()
-    if f == "event_distinct":
-        return prop.drop_nulls().n_unique()
+        return col.mean()
+    if f in ("event_distinct", "event_periods"):
+        return col.drop_nulls().n_unique()
     raise RuleError(f"unknown function {f}")
 
 
@@ -184,8 +191,11 @@ def prefilter(nodes: Iterable[Behavior | Sequence], T: dt.datetime,
 def behaviour_frame(store: Store, nodes: list[Behavior], T: dt.datetime,
                     schema: Schema, names: list[str]) -> pl.LazyFrame:
     """One group_by over the events: ``user_id`` plus one column per aggregate."""
-    aggs = [_aggregate(n, event_mask(n, T, schema), T).alias(c) for n, c in zip(nodes, names, strict=True)]
-    return store.scan_events().filter(prefilter(nodes, T, schema)).group_by("user_id").agg(aggs)
+    values = [_masked_value(n, event_mask(n, T, schema), T).alias(c)
+              for n, c in zip(nodes, names, strict=True)]
+    aggs = [_aggregate(n, pl.col(c)).alias(c) for n, c in zip(nodes, names, strict=True)]
+    return (store.scan_events().filter(prefilter(nodes, T, schema))
+            .select("user_id", *values).group_by("user_id").agg(aggs))
 
 
 def sequence_frame(store: Store, node: Sequence, T: dt.datetime, schema: Schema,
