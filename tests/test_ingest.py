@@ -622,3 +622,54 @@ def test_utf16_refused(store, tmp_path) -> None:
     with pytest.raises(IngestError) as err:
         ingest(store, "events", [src])
     assert str(err.value) == f"{src}: line 1: UTF-16 text; re-save the file as UTF-8"
+
+
+def test_full_disk_is_a_store_error_and_leaves_no_trace(store, tmp_path, monkeypatch) -> None:
+    ingest(store, "events", [_good_events(tmp_path)])
+    before = snapshot(store.home)
+
+    def no_space(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", no_space)
+    src = write(tmp_path / "more.csv", "user_id,event,ts\nu9,a,2026-01-09\n")
+    with pytest.raises(StoreError) as err:
+        ingest(store, "events", [src])
+    assert "No space left on device" in str(err.value)
+    assert str(err.value).startswith(f"cannot write {store.events_dir}/part-")
+    assert snapshot(store.home) == before
+
+
+def test_stale_temp_files_are_cleaned(store, tmp_path) -> None:
+    store.events_dir.mkdir(parents=True)
+    stale = store.events_dir / ".tmp-0123-part-x.parquet"
+    stale.write_bytes(b"half a file")
+    ingest(store, "events", [_good_events(tmp_path)])
+    assert not stale.exists()
+    assert len(store.event_files()) == 1
+
+
+def test_cli_rejects_option_and_summary(tmp_path, capsys) -> None:
+    src = write(tmp_path / "e.csv", "user_id,event,ts\nu1,a,2026-01-01\n,a,2026-01-02\n")
+    rej = tmp_path / "bad_rows.csv"
+    code = main(
+        [
+            "ingest",
+            "events",
+            str(src),
+            "--home",
+            str(tmp_path / "h"),
+            "--skip-invalid",
+            "--rejects",
+            str(rej),
+        ]
+    )
+    assert code == 0
+    assert capsys.readouterr().out == (
+        f"imported 1 of 2 rows into events. 1 of 2 rows had no user_id; "
+        f"rejected rows written to {rej}\n"
+    )
+    assert rej.read_text().splitlines() == [
+        "file,line,reason,user_id,event,ts",
+        f"{src},3,no user_id,,a,2026-01-02",
+    ]
