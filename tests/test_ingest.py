@@ -673,3 +673,13 @@ def test_cli_rejects_option_and_summary(tmp_path, capsys) -> None:
         "file,line,reason,user_id,event,ts",
         f"{src},3,no user_id,,a,2026-01-02",
     ]
+
+
+def test_compact_dates_and_small_numbers(store, tmp_path) -> None:
+    ok = write(tmp_path / "d.csv", "user_id,event,ts\nu1,a,20260131\nu2,a,20251201\n")
+    ingest(store, "events", [ok])
+    assert events_of(store)["ts"].to_list() == [utc(2026, 1, 31), utc(2025, 12, 1)]
+    serial = write(tmp_path / "s.csv", "user_id,event,ts\nu1,a,1767225600\nu2,a,45292\n")
+    with pytest.raises(IngestError) as err:
+        ingest(store, "events", [serial])
+    assert str(err.value) == f"{serial}: line 3: unparseable ts '45292'"

@@ -6,7 +6,9 @@ Accepted (RULES.md section 1 stores UTC microseconds):
   with or without seconds and fractions; naive values are taken as UTC; a date alone
   is midnight UTC. These forms may be mixed within one column.
 - Epoch numbers: seconds, milliseconds or microseconds (told apart by magnitude:
-  above 1e14 microseconds, above 1e11 milliseconds, else seconds).
+  above 1e14 microseconds, above 1e11 milliseconds, else seconds); numbers below 1e8
+  are refused (spreadsheet serial dates, counters). A column of 8-digit numbers that
+  all read as ``YYYYMMDD`` dates is taken as dates.
 - Other common layouts (``12/1/2010 8:26``, month first as in the UCI Online Retail
   export, then day first, ``31.12.2025``, ``2025/12/31``): the first layout of
   :data:`OTHER_FORMATS` that parses every non-NULL value of the column is used.
@@ -55,9 +57,14 @@ _NUMBER = r"^-?\d+(\.\d+)?$"
 
 
 def _epoch(num: pl.Expr) -> pl.Expr:
-    """Epoch seconds/millis/micros (by magnitude) to UTC microseconds."""
+    """Epoch seconds/millis/micros (by magnitude) to UTC microseconds.
+
+    Numbers below 1e8 (before 1973-03-03 as seconds) are refused (NULL): they are far
+    more likely spreadsheet serial dates or counters than event times.
+    """
     x = num.cast(pl.Float64)
-    scale = pl.when(x.abs() > 1e14).then(1.0).when(x.abs() > 1e11).then(1e3).otherwise(1e6)
+    x = pl.when(x >= 1e8).then(x)
+    scale = pl.when(x > 1e14).then(1.0).when(x > 1e11).then(1e3).otherwise(1e6)
     return (x * scale).round(0).cast(pl.Int64).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
 
 
@@ -86,7 +93,7 @@ def _parse(values: pl.Series, fmt: str) -> pl.Series:
     return values.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC")
 
 
-def _other(s: pl.Expr, fmt: str) -> pl.Expr:
+def _parse_expr(s: pl.Expr, fmt: str) -> pl.Expr:
     return s.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC")
 
 
@@ -117,6 +124,11 @@ def parse_timestamps(values: pl.Series) -> pl.Series:
     present = frame.select(s.is_not_null().sum()).item()
     numeric = frame.select((s.str.contains(_NUMBER) | s.is_null()).all()).item()
     if present and numeric:
+        compact = frame.select((s.str.contains(r"^\d{8}$") | s.is_null()).all()).item()
+        if compact:  # 20260131: a date written without separators
+            days = frame.select(_parse_expr(s, "%Y%m%d")).to_series()
+            if days.is_not_null().sum() == present:
+                return days
         return frame.select(_epoch(s)).to_series()
     text = frame.select(s).to_series()
     iso = _fill(text, None, FAST_FORMATS)
@@ -128,7 +140,7 @@ def parse_timestamps(values: pl.Series) -> pl.Series:
         return iso
     best, best_ok = iso, iso_ok
     for fmt in OTHER_FORMATS:  # ok-loop: a dozen candidate formats, not rows
-        parsed = frame.select(_other(s, fmt)).to_series()
+        parsed = frame.select(_parse_expr(s, fmt)).to_series()
         ok = parsed.is_not_null().sum()
         if ok == present:
             return parsed
