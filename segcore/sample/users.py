@@ -133,9 +133,13 @@ def _gather(values: list, idx: np.ndarray, mask: np.ndarray | None = None) -> pl
 
 
 def user_ids(n: int) -> pl.Series:
-    """``u000001``, ``u000002``, ... as a String Series."""
+    """``u000001``, ``u000002``, ... (wider past 999,999 users, so ids sort in order)."""
     return (
-        pl.select(pl.concat_str(pl.lit("u"), (pl.int_range(1, n + 1)).cast(pl.String).str.zfill(6)))
+        pl.select(
+            pl.concat_str(
+                pl.lit("u"), (pl.int_range(1, n + 1)).cast(pl.String).str.zfill(max(6, len(str(n))))
+            )
+        )
         .to_series()
         .alias("user_id")
     )
