@@ -1,0 +1,144 @@
+"""CLI: eval, segment create/edit/clone/delete/restore/history, user."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import polars as pl
+import pytest
+
+from segcore.cli import main
+
+AS_OF = "2026-06-30"
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def home(writable_sample):
+    return str(writable_sample.home)
+
+
+def test_eval_json_count_matches_api(capsys, home, writable_sample):
+    rule = "did('charged', within => '30 days') AND country = 'US'"
+    code, out, _ = run(capsys, "eval", "--home", home, "--rule", rule, "--as-of", AS_OF, "--json")
+    payload = json.loads(out)
+    assert code == 0
+    assert payload["count"] == writable_sample.count(rule, as_of=AS_OF) > 0
+    assert payload["as_of"] == "2026-07-01T00:00:00Z"
+    assert payload["engine"] == "polars"
+
+
+def test_eval_bad_rule_is_one_line_exit_2(capsys, home):
+    code, out, err = run(capsys, "eval", "--home", home, "--rule", "did('chargd')")
+    assert code == 2 and out == ""
+    assert err == ("error: unknown event 'chargd' (did you mean 'charged'?) "
+                   "(line 1, column 5)\n")
+
+
+def test_eval_out_csv_and_parquet(capsys, home, writable_sample, tmp_path):
+    rule = "country = 'DE'"
+    expected = writable_sample.members(rule, as_of=AS_OF)["user_id"].to_list()
+    for name in ("m.csv", "m.parquet"):
+        out_file = tmp_path / name
+        code, _, _ = run(capsys, "eval", "--home", home, "--rule", rule, "--as-of", AS_OF,
+                         "--out", str(out_file))
+        assert code == 0
+        df = pl.read_csv(out_file) if name.endswith(".csv") else pl.read_parquet(out_file)
+        assert df["user_id"].to_list() == expected
+        assert set(df["country"].to_list()) == {"DE"}
+    code, _, err = run(capsys, "eval", "--home", home, "--rule", rule, "--out",
+                       str(tmp_path / "m.txt"))
+    assert code == 2 and "--out must end in .csv or .parquet" in err
+
+
+def test_segment_lifecycle(capsys, home, writable_sample):
+    rule = "event_count('charged') >= 3"
+    code, out, _ = run(capsys, "segment", "create", "Frequent buyers", "--home", home,
+                       "--rule", rule, "--description", "3+ purchases")
+    assert code == 0 and "version 1" in out
+    code, out, _ = run(capsys, "segment", "show", "Frequent buyers", "--home", home,
+                       "--as-of", AS_OF, "--json")
+    shown = json.loads(out)
+    assert shown["members"] == writable_sample.count(rule, as_of=AS_OF) > 0
+    assert shown["rule_text"] == rule and shown["version"] == 1
+
+    code, out, err = run(capsys, "segment", "create", "frequent BUYERS", "--home", home,
+                         "--rule", rule)
+    assert code == 2 and "already exists" in err
+
+    code, out, _ = run(capsys, "segment", "edit", "Frequent buyers", "--home", home,
+                       "--rule", "event_count('charged') >= 4", "--expect-version", "1")
+    assert code == 0 and "version 2" in out
+    code, _, err = run(capsys, "segment", "edit", "Frequent buyers", "--home", home,
+                       "--description", "stale", "--expect-version", "1")
+    assert code == 2
+    assert err.strip() == ("error: segment 'Frequent buyers' was changed by someone else "
+                           "(you edited version 1, it is now version 2); reload and try again")
+
+    code, out, _ = run(capsys, "segment", "clone", "Frequent buyers", "FB copy", "--home", home)
+    assert code == 0
+    code, out, _ = run(capsys, "segment", "list", "--home", home, "--json", "--search", "copy")
+    assert [s["name"] for s in json.loads(out)["segments"]] == ["FB copy"]
+
+    assert run(capsys, "segment", "delete", "FB copy", "--home", home)[0] == 0
+    code, _, err = run(capsys, "eval", "--home", home, "--segment", "FB copy")
+    assert code == 2 and "FB copy" in err
+    assert run(capsys, "segment", "restore", "FB copy", "--home", home)[0] == 0
+    code, out, _ = run(capsys, "eval", "--home", home, "--segment", "FB copy", "--as-of", AS_OF,
+                       "--json")
+    assert json.loads(out)["count"] == writable_sample.count("event_count('charged') >= 4",
+                                                             as_of=AS_OF)
+
+    code, out, _ = run(capsys, "segment", "history", "Frequent buyers", "--home", home, "--json")
+    actions = [h["action"] for h in json.loads(out)["history"]]
+    assert actions[:2] == ["create", "edit"]
+
+
+def test_segment_cycle_refused(capsys, home):
+    assert run(capsys, "segment", "create", "A", "--home", home, "--rule", "country = 'US'")[0] == 0
+    assert run(capsys, "segment", "create", "B", "--home", home, "--rule",
+               "in_segment('A') AND age > 30")[0] == 0
+    code, _, err = run(capsys, "segment", "edit", "A", "--home", home, "--rule", "in_segment('B')")
+    assert code == 2 and err.strip() == "error: segment cycle: A -> B -> A"
+
+
+def test_static_segment_from_csv(capsys, home, writable_sample, tmp_path):
+    ids = tmp_path / "ids.csv"
+    ids.write_text("user_id\nu000001\nu000002\nu000002\nnobody\n")
+    code, out, _ = run(capsys, "segment", "create", "List", "--home", home, "--ids-file",
+                       str(ids), "--json")
+    report = json.loads(out)["upload"]
+    assert code == 0
+    assert (report["rows"], report["members"], report["duplicates"], report["unknown"]) == (4, 3, 1, 1)
+    members = writable_sample.members(segment="List", as_of=AS_OF)["user_id"].to_list()
+    assert members == ["u000001", "u000002"]  # 'nobody' is not in the universe
+
+
+def test_user_lookup(capsys, home, writable_sample):
+    run(capsys, "segment", "create", "US", "--home", home, "--rule", "country = 'US'")
+    uid = writable_sample.members("country = 'US'", as_of=AS_OF)["user_id"][0]
+    code, out, _ = run(capsys, "user", uid, "--home", home, "--as-of", AS_OF, "--json")
+    info = json.loads(out)
+    assert code == 0 and info["attributes"]["country"] == "US"
+    assert info["segments"] == ["US"]
+    assert info["events"] == writable_sample.scan_events().filter(
+        (pl.col("user_id") == uid) & (pl.col("ts") < pl.lit("2026-07-01").str.to_datetime(
+            time_zone="UTC"))).collect().height
+    code, _, err = run(capsys, "user", "nobody", "--home", home)
+    assert code == 2 and err.strip() == "error: unknown user 'nobody'"
+
+
+def test_subprocess_error_has_no_traceback(home):
+    proc = subprocess.run([sys.executable, "-m", "segcore", "eval", "--home", home, "--rule",
+                           "age > 'abc'"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == ("error: type mismatch: cannot compare age (an integer) "
+                                   "with 'abc' (a text) (line 1, column 7)")
