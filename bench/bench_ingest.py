@@ -61,12 +61,45 @@ def main() -> None:
         df.with_columns(pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")).write_csv(csv)
         df.write_parquet(parquet)
         for label, src in (("csv", csv), ("parquet", parquet)):
-            times = time_import(src, args.repeat)
-            med = statistics.median(times)
-            print(
-                f"ingest {label:8s} {args.rows:>10,} rows  median {med:6.2f} s  "
-                f"{args.rows / med:>12,.0f} rows/s  (runs: {', '.join(f'{t:.2f}' for t in times)})"
-            )
+            show(f"events {label}", args.rows, time_import(src, args.repeat))
+        show("events re-import (all duplicates)", args.rows, time_reimport(parquet, args.repeat))
+        users = Path(tmp) / "users.parquet"
+        n_users = max(args.rows // 5, 1)
+        make_users(n_users).write_parquet(users)
+        show("users upsert (into same users)", n_users, time_reimport(users, args.repeat, "users"))
+
+
+def show(label: str, rows: int, times: list[float]) -> None:
+    med = statistics.median(times)
+    runs = ", ".join(f"{t:.2f}" for t in times)
+    print(
+        f"{label:34s} {rows:>10,} rows  median {med:6.2f} s  "
+        f"{rows / med:>12,.0f} rows/s  (runs: {runs})"
+    )
+
+
+def make_users(n: int, seed: int = 3) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pl.DataFrame(
+        {
+            "user_id": pl.int_range(0, n, eager=True).cast(pl.String).str.zfill(6),
+            "country": np.array(["FR", "DE", "US", "BR"])[rng.integers(0, 4, n)],
+            "age": rng.integers(18, 80, n),
+            "email_opt_in": rng.random(n) < 0.5,
+        }
+    )
+
+
+def time_reimport(src: Path, repeat: int, kind: str = "events") -> list[float]:
+    """Import ``src`` into a store that already holds it (dedup / upsert path)."""
+    times = []
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory() as home:
+            ingest(Store(home), kind, [src])
+            t0 = time.perf_counter()
+            ingest(Store(home), kind, [src])
+            times.append(time.perf_counter() - t0)
+    return times
 
 
 if __name__ == "__main__":
