@@ -202,8 +202,9 @@ def _other_events(
     )
 
 
-def _strings(values: list, codes: pl.Series) -> pl.Series:
-    return pl.Series(values).gather(codes.cast(pl.UInt32))
+def _strings(values: list | pl.Series, code: str) -> pl.Expr:
+    """Vocabulary strings by the integer codes of column ``code`` (NULL stays NULL)."""
+    return pl.lit(pl.Series(values, dtype=pl.String)).gather(pl.col(code).cast(pl.UInt32))
 
 
 def generate_chunk(
@@ -228,31 +229,28 @@ def generate_chunk(
         charged["u"].to_numpy(), weights=charged["amount"].to_numpy(), minlength=len(p.group)
     )
     urls = [V.URL_BASE + ("" if pg == "home" else pg) for pg in V.PAGES]
-    n = raw.height
-    ids = pl.select(
-        pl.concat_str(
-            pl.lit("e"),
-            pl.int_range(first_event_id, first_event_id + n).cast(pl.String).str.zfill(10),
+    first, n = first_event_id, raw.height
+    out = (
+        raw.lazy()
+        .select(
+            _strings(user_ids, "u").alias("user_id"),
+            _strings(V.EVENT_NAMES, "ev").alias("event"),
+            pl.col("ts").cast(pl.Datetime("us", "UTC")),
+            pl.concat_str(
+                pl.lit("e"), pl.int_range(first, first + n).cast(pl.String).str.zfill(10)
+            ).alias("event_id"),
+            _strings(V.PAGES, "page").alias("page"),
+            _strings(urls, "page").alias("url"),
+            _strings([x[0] for x in V.PRODUCTS], "product").alias("product"),
+            _strings([x[1] for x in V.PRODUCTS], "product").alias("category"),
+            (pl.col("price") / 100.0).alias("price"),
+            pl.col("qty").cast(pl.Int64).alias("quantity"),
+            (pl.col("amount") / 100.0).alias("amount"),
+            _strings(V.PAYMENT_METHODS, "pay").alias("payment_method"),
+            _strings(V.CAMPAIGNS, "camp").alias("campaign"),
+            _strings(V.FORMS, "form").alias("form"),
+            _strings(V.CHANNELS, "chan").alias("channel"),
         )
-    ).to_series()
-    out = pl.DataFrame(
-        {
-            "user_id": user_ids.gather(raw["u"].cast(pl.UInt32)),
-            "event": _strings(V.EVENT_NAMES, raw["ev"]),
-            "ts": raw["ts"].cast(pl.Datetime("us", "UTC")),
-            "event_id": ids,
-            "page": _strings(V.PAGES, raw["page"]),
-            "url": _strings(urls, raw["page"]),
-            "product": _strings([x[0] for x in V.PRODUCTS], raw["product"]),
-            "category": _strings([x[1] for x in V.PRODUCTS], raw["product"]),
-            "price": raw["price"] / 100.0,
-            "quantity": raw["qty"].cast(pl.Int64),
-            "amount": raw["amount"] / 100.0,
-            "payment_method": _strings(V.PAYMENT_METHODS, raw["pay"]),
-            "campaign": _strings(V.CAMPAIGNS, raw["camp"]),
-            "form": _strings(V.FORMS, raw["form"]),
-            "channel": _strings(V.CHANNELS, raw["chan"]),
-        },
-        schema=EVENT_COLUMNS,
+        .collect()
     )
     return out, np.rint(cents).astype(np.int64)
