@@ -62,9 +62,7 @@ def event_file_name() -> str:
 def write_events(store: Store, df: pl.DataFrame) -> Path:
     """Write ``df`` (already in the events contract) as one new file; its path."""
     first = [*REQUIRED_EVENT_COLUMNS, EVENT_ID]
-    df = df.select(*first, *[c for c in df.columns if c not in first]).sort(
-        ["user_id", "ts"], maintain_order=True
-    )
+    df = df.select(*first, *[c for c in df.columns if c not in first]).sort(["user_id", "ts"])
     target = store.events_dir / event_file_name()
     write_parquet_atomic(df, target)
     return target
