@@ -313,7 +313,7 @@ BAD_FILES = {
     "garbage.csv": (bytes(range(256)) * 4, "line 1: binary data (NUL byte), not a text file"),
     "latin1.csv": (
         "user_id,event,ts\nu1,café,2026-01-01\n".encode("latin-1"),
-        "line 2: not UTF-8 text (byte 0xe9); re-save the file as UTF-8",
+        "line 2: not UTF-8 text (byte 0xe9); re-save the file as UTF-8 or pass --encoding",
     ),
     "ragged.csv": (
         "user_id,event,ts\nu1,a,2026-01-01\nu2,a,2026-01-01,extra\n",
@@ -621,7 +621,25 @@ def test_utf16_refused(store, tmp_path) -> None:
     src = write(tmp_path / "x.csv", "user_id,event,ts\nu1,a,2026-01-01\n".encode("utf-16"))
     with pytest.raises(IngestError) as err:
         ingest(store, "events", [src])
-    assert str(err.value) == f"{src}: line 1: UTF-16 text; re-save the file as UTF-8"
+    assert str(err.value) == (
+        f"{src}: line 1: UTF-16 text; re-save the file as UTF-8 or pass --encoding utf-16"
+    )
+    ingest(store, "events", [src], encoding="utf-16")
+    assert events_of(store).select("user_id", "event").rows() == [("u1", "a")]
+
+
+def test_latin1_with_encoding_option(tmp_path, capsys) -> None:
+    src = write(
+        tmp_path / "l.csv", "user_id,event,ts,city\nu1,a,2026-01-01,Zürich\n".encode("latin-1")
+    )
+    home = tmp_path / "h"
+    assert main(["ingest", "events", str(src), "--home", str(home)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {src}: line 2: not UTF-8 text (byte 0xfc); re-save the file as UTF-8 "
+        "or pass --encoding (e.g. latin-1)\n"
+    )
+    assert main(["ingest", "events", str(src), "--home", str(home), "--encoding", "latin-1"]) == 0
+    assert Store(home).scan_events().collect()["city"].to_list() == ["Zürich"]
 
 
 def test_full_disk_is_a_store_error_and_leaves_no_trace(store, tmp_path, monkeypatch) -> None:

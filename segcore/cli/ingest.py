@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
             skip_invalid=args.skip_invalid,
             rejects_path=args.rejects,
             progress=bar,
+            encoding=args.encoding,
         )
     finally:
         bar.close()
@@ -92,6 +93,11 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "--rejects",
         metavar="FILE",
         help="where --skip-invalid writes rejected rows (default: <first file>.rejected.csv)",
+    )
+    p.add_argument(
+        "--encoding",
+        default="utf-8",
+        help="text encoding of CSV/NDJSON files (default utf-8; e.g. latin-1)",
     )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)

@@ -69,6 +69,7 @@ def _read_all(
     format: str | None,
     mapping: dict[str, str],
     event: str | None,
+    encoding: str,
     report: Progress,
 ) -> tuple[pl.DataFrame, dict[str, str], int]:
     """Read, shape and check every file; the rows, ``file -> 'line'|'row'``, ignored lines."""
@@ -78,7 +79,7 @@ def _read_all(
         report(0.6 * i / len(paths), f"reading {path.name}")
         fmt = detect_format(path, format)
         shown = str(path)
-        df, units[shown] = read_file(path, fmt)
+        df, units[shown] = read_file(path, fmt, encoding)
         if fmt == "segment":
             df, skipped = segment_lines(df, kind, shown)
             ignored += skipped
@@ -139,6 +140,7 @@ def ingest(
     skip_invalid: bool = False,
     rejects_path: str | Path | None = None,
     progress: Progress | None = None,
+    encoding: str = "utf-8",
 ) -> dict[str, Any]:
     """Import event or user files into ``store``.
 
@@ -162,6 +164,8 @@ def ingest(
         (default ``<first file stem>.rejected.csv`` beside the first file).
     progress
         Called with (fraction done, message).
+    encoding
+        Text encoding of CSV/NDJSON files (e.g. ``latin-1`` for old spreadsheet exports).
 
     Returns
     -------
@@ -187,7 +191,7 @@ def ingest(
     report = progress or _noop
     paths = [Path(f) for f in files]
 
-    df, units, ignored = _read_all(store, kind, paths, format, mapping, event, report)
+    df, units, ignored = _read_all(store, kind, paths, format, mapping, event, encoding, report)
     report(0.6, "validating")
     targets, new_columns = _targets(store, kind, df)
     df = cast_to(df, targets)

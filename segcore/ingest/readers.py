@@ -13,6 +13,7 @@ raise :class:`~segcore.errors.IngestError` naming the file and, where known, the
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -56,8 +57,8 @@ def _line_of(data: bytes, offset: int) -> int:
     return data.count(b"\n", 0, offset) + 1
 
 
-def _read_text(path: Path, shown: str) -> bytes:
-    """The file's bytes, checked to be non-empty UTF-8 text (a BOM is dropped)."""
+def _read_text(path: Path, shown: str, encoding: str = "utf-8") -> bytes:
+    """The file as non-empty UTF-8 bytes (a BOM is dropped; other encodings transcoded)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -66,8 +67,22 @@ def _read_text(path: Path, shown: str) -> bytes:
         raise IngestError(f"{shown}: is a directory, not a file") from None
     except OSError as exc:
         raise IngestError(f"{shown}: cannot read: {exc.strerror or exc}") from None
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise IngestError(f"{shown}: line 1: UTF-16 text; re-save the file as UTF-8")
+    try:
+        codec = codecs.lookup(encoding).name
+    except LookupError:
+        raise IngestError(f"unknown encoding {encoding!r}") from None
+    if codec != "utf-8":
+        try:
+            data = data.decode(codec).encode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise IngestError(
+                f"{shown}: line {_line_of(data, exc.start)}: not {encoding} text "
+                f"(byte 0x{data[exc.start]:02x})"
+            ) from None
+    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise IngestError(
+            f"{shown}: line 1: UTF-16 text; re-save the file as UTF-8 or pass --encoding utf-16"
+        )
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     if not data.strip():
@@ -82,7 +97,8 @@ def _read_text(path: Path, shown: str) -> bytes:
     except UnicodeDecodeError as exc:
         raise IngestError(
             f"{shown}: line {_line_of(data, exc.start)}: not UTF-8 text "
-            f"(byte 0x{data[exc.start]:02x}); re-save the file as UTF-8"
+            f"(byte 0x{data[exc.start]:02x}); re-save the file as UTF-8 or pass "
+            "--encoding (e.g. latin-1)"
         ) from None
     return data
 
@@ -97,9 +113,9 @@ def _with_meta(df: pl.DataFrame, shown: str, lines: pl.Series | None = None) -> 
 
 
 # ---------------------------------------------------------------------- CSV
-def read_csv(path: Path, shown: str) -> pl.DataFrame:
+def read_csv(path: Path, shown: str, encoding: str = "utf-8") -> pl.DataFrame:
     """Every column as a string; ``__line`` counts the header as line 1."""
-    data = _read_text(path, shown)
+    data = _read_text(path, shown, encoding)
     sep = _separator(data, path)
     try:
         df = pl.read_csv(
@@ -158,7 +174,7 @@ def _csv_problem(data: bytes, sep: str, exc: Exception) -> str:
 
 
 # ---------------------------------------------------------------------- Parquet
-def read_parquet(path: Path, shown: str) -> pl.DataFrame:
+def read_parquet(path: Path, shown: str, encoding: str = "utf-8") -> pl.DataFrame:
     """A Parquet file; ``__line`` is the 1-based row number."""
     if not path.exists():
         raise IngestError(f"{shown}: file not found")
@@ -177,13 +193,13 @@ def read_parquet(path: Path, shown: str) -> pl.DataFrame:
 
 
 # ---------------------------------------------------------------------- NDJSON
-def read_ndjson(path: Path, shown: str) -> pl.DataFrame:
+def read_ndjson(path: Path, shown: str, encoding: str = "utf-8") -> pl.DataFrame:
     """One JSON object per line (blank lines ignored); broken lines get ``__error``.
 
     A file holding one JSON array of objects is read too (``__line`` is then the
     1-based position in the array).
     """
-    data = _read_text(path, shown)
+    data = _read_text(path, shown, encoding)
     if data.lstrip()[:1] == b"[":
         return _read_json_array(data, shown)
     lines = pl.Series("raw", data.decode("utf-8").splitlines(), dtype=pl.String)
@@ -261,11 +277,11 @@ def _broken_lines(frame: pl.DataFrame) -> pl.DataFrame:
 READERS = {"csv": read_csv, "parquet": read_parquet, "ndjson": read_ndjson, "segment": read_ndjson}
 
 
-def read_file(path: Path, fmt: str) -> tuple[pl.DataFrame, str]:
+def read_file(path: Path, fmt: str, encoding: str = "utf-8") -> tuple[pl.DataFrame, str]:
     """Read ``path`` in format ``fmt``: the rows (see the module docstring) and the
     word for a position in it (``line``, ``row`` for Parquet, ``record`` in a JSON array).
     """
-    df = READERS[fmt](Path(path), str(path))
+    df = READERS[fmt](Path(path), str(path), encoding)
     if fmt == "parquet":
         return df, "row"
     if fmt in ("ndjson", "segment") and not _is_lines(path):
