@@ -10,6 +10,22 @@ from segcore.errors import UsageError
 from segcore.ingest import ingest
 from segcore.ingest.readers import FORMATS
 
+EPILOG = """\
+formats (default from the extension: .csv .tsv .parquet .ndjson .jsonl .json):
+  csv      every value read as text, then typed per column (ids stay text: 007)
+  ndjson   one object per line (or a JSON array); a nested "properties" (events) or
+           "traits" (users) object becomes columns
+  segment  Segment-spec lines: track -> its event, page -> page_viewed,
+           screen -> screen_viewed (events); identify -> users; other types ignored.
+           userId (else anonymousId) -> user_id, messageId -> event_id
+timestamps: ISO 8601 with any offset (to UTC), naive = UTC, dates = midnight UTC,
+  epoch s/ms/us, 12/1/2010 8:26 (month first, then day first), 31.12.2025, 20251231
+examples:
+  segcore ingest events orders.csv --map user_id=CustomerID --map ts=InvoiceDate --event charged
+  segcore ingest users crm.ndjson --skip-invalid
+  segcore ingest events export.json --format segment
+"""
+
 
 def _mapping(pairs: list[str] | None) -> dict[str, str]:
     out: dict[str, str] = {}
@@ -73,6 +89,8 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         help="import events or users from CSV, Parquet, NDJSON or Segment files",
         description="Import events (appended, deduplicated by event_id) or users "
         "(upserted by user_id). Every file is validated before anything is written.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("kind", choices=["events", "users"])
     p.add_argument("files", nargs="+", metavar="FILE")

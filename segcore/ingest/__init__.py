@@ -80,6 +80,7 @@ def _read_all(
         fmt = detect_format(path, format)
         shown = str(path)
         df, units[shown] = read_file(path, fmt, encoding)
+        report(0.6 * (i + 0.5) / len(paths), f"checking {path.name}")
         if fmt == "segment":
             df, skipped = segment_lines(df, kind, shown)
             ignored += skipped
