@@ -382,6 +382,8 @@ def test_skip_invalid_mixed_reasons(store: Store, tmp_path: Path) -> None:
     assert rej["line"].to_list() == ["2", "3", "4", "5"]
     assert rej["reason"].to_list()[:2] == ["no user_id", "unparseable ts '31st of June'"]
     assert rej["reason"][2].startswith("broken JSON")
+    assert rej["raw_line"].to_list() == [None, None, "{oops", None]
+    assert rej["ts"].to_list() == ["2026-01-01", "31st of June", None, "2026-01-01"]
 
 
 # ---------------------------------------------------------------------- dedup, schema
@@ -436,6 +438,10 @@ def test_type_clash_is_an_error(store: Store, tmp_path: Path) -> None:
     assert str(err.value) == (
         f"{bad}: line 3: column 'amount' is Int64 in the store but the value 'lots' is not Int64"
     )
+    res = ingest(store, "events", [bad], skip_invalid=True)
+    assert res["rows_imported"] == 1
+    assert pl.read_csv(res["rejects_file"], infer_schema=False)["amount"].to_list() == ["lots"]
+    before = snapshot(store.home)
     frac = write(tmp_path / "c.csv", "user_id,event,ts,amount\nu2,c,2026-01-02,7.5\n")
     with pytest.raises(
         IngestError, match="line 2: column 'amount' is Int64 in the store but the value '7.5'"

@@ -23,7 +23,7 @@ import polars as pl
 
 from segcore.errors import IngestError
 from segcore.fileio import atomic_path
-from segcore.ingest.readers import FILE, LINE, META, detect_format, read_file
+from segcore.ingest.readers import FILE, LINE, META, RAW, detect_format, read_file
 from segcore.ingest.shape import (
     apply_mapping,
     flatten,
@@ -54,7 +54,7 @@ from segcore.store import EVENT_ID, Store
 __all__ = ["ingest", "IngestError"]
 
 Progress = Callable[[float, str], None]
-_BOOKKEEPING = (*META, KIND, REASON, "__ts_raw")
+_BOOKKEEPING = (*META, KIND, REASON, RAW, "__ts_raw")
 _IDS = {"user_id", "event", "event_id", "ts"}
 
 
@@ -126,6 +126,8 @@ def _write_rejects(bad: pl.DataFrame, target: Path) -> None:
             cols.append(pl.col(c).list.join(",").alias(c))
         else:
             cols.append(pl.col(c).cast(pl.String).alias(c))
+    if RAW in bad.columns:
+        cols.append(pl.col(RAW).alias("raw_line"))
     with atomic_path(target) as tmp:
         bad.select(cols).write_csv(tmp)
 
@@ -195,9 +197,11 @@ def ingest(
     df, units, ignored = _read_all(store, kind, paths, format, mapping, event, encoding, report)
     report(0.6, "validating")
     targets, new_columns = _targets(store, kind, df)
-    df = cast_to(df, targets)
+    checked = cast_to(df, targets)
+    # rejected rows keep their values as read (a failed cast leaves NULL in ``checked``)
+    bad = df.with_columns(checked[KIND], checked[REASON]).filter(pl.col(REASON).is_not_null())
+    df = checked
     total = df.height
-    bad = df.filter(pl.col(REASON).is_not_null())
     if not skip_invalid:
         raise_first(df, units)
     good = df.filter(pl.col(REASON).is_null()).drop([c for c in _BOOKKEEPING if c in df.columns])

@@ -5,7 +5,8 @@ Every reader returns the file's columns plus three bookkeeping columns:
 - ``__file``  the path as given,
 - ``__line``  1-based position: the physical line for CSV (the header is line 1)
   and NDJSON, the row number for Parquet,
-- ``__error`` why the row could not be read (a broken NDJSON line), else NULL.
+- ``__error`` why the row could not be read (a broken NDJSON line), else NULL;
+  such rows also carry ``__raw``, the line's text.
 
 Whole-file problems (empty file, binary data, wrong encoding, corrupt Parquet)
 raise :class:`~segcore.errors.IngestError` naming the file and, where known, the line.
@@ -24,6 +25,7 @@ import polars as pl
 from segcore.errors import IngestError
 
 FILE, LINE, ERROR = "__file", "__line", "__error"
+RAW = "__raw"  # the text of a broken NDJSON line (kept for the rejects file)
 META = (FILE, LINE, ERROR)
 
 FORMATS = ("csv", "parquet", "ndjson", "segment")
@@ -226,7 +228,9 @@ def read_ndjson(path: Path, shown: str, encoding: str = "utf-8") -> pl.DataFrame
         pl.lit(None, dtype=pl.String).alias(ERROR),
     )
     if broken.height:
-        bad = broken.with_columns(pl.lit(shown, dtype=pl.String).alias(FILE))
+        bad = broken.join(frame.rename({"raw": RAW}), on=LINE, how="left").with_columns(
+            pl.lit(shown, dtype=pl.String).alias(FILE)
+        )
         df = pl.concat([df, bad], how="diagonal_relaxed").sort(LINE)
     return df
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import polars as pl
 
 from segcore.errors import IngestError
-from segcore.ingest.readers import ERROR, FILE, LINE, META
+from segcore.ingest.readers import ERROR, FILE, LINE, META, RAW
 from segcore.ingest.timestamps import parse_timestamps
 
 NESTED = {"events": "properties", "users": "traits"}
@@ -78,7 +78,7 @@ def segment_lines(df: pl.DataFrame, kind: str, shown: str) -> tuple[pl.DataFrame
         ]
     nested = NESTED[kind]
     extra = [nested] if nested in cols else []
-    out = df.select(*base, *extra, *META)
+    out = df.select(*base, *extra, *META, *([RAW] if RAW in cols else []))
     return flatten(out, kind), ignored
 
 
@@ -88,7 +88,7 @@ def apply_mapping(
     """Rename ``source -> target`` per ``mapping``; set the constant ``event`` name."""
     for target, source in mapping.items():  # ok-loop: a few mapped columns
         if source not in df.columns:
-            have = ", ".join(c for c in df.columns if c not in META)
+            have = ", ".join(c for c in df.columns if c not in (*META, RAW))
             raise IngestError(
                 f"{shown}: column {source!r} (mapped to {target}) not found; columns are: {have}"
             )
@@ -105,7 +105,7 @@ def require(df: pl.DataFrame, kind: str, shown: str) -> None:
     needed = ["user_id", "event", "ts"] if kind == "events" else ["user_id"]
     for name in needed:  # ok-loop: three column names
         if name not in df.columns:
-            have = ", ".join(c for c in df.columns if c not in META)
+            have = ", ".join(c for c in df.columns if c not in (*META, RAW))
             hint = " or --event NAME" if name == "event" else ""
             raise IngestError(
                 f"{shown}: missing required column {name!r} (columns: {have}); "
@@ -123,7 +123,11 @@ def infer_csv_types(
     every id column. ``temporal_only`` (for JSON, whose other types are typed already)
     tries only the date and timestamp forms.
     """
-    names = [c for c in df.columns if c not in skip and c not in META and df.schema[c] == pl.String]
+    names = [
+        c
+        for c in df.columns
+        if c not in skip and c not in (*META, RAW) and df.schema[c] == pl.String
+    ]
     if not names:
         return df
     checks = []
