@@ -707,3 +707,21 @@ def test_compact_dates_and_small_numbers(store, tmp_path) -> None:
     with pytest.raises(IngestError) as err:
         ingest(store, "events", [serial])
     assert str(err.value) == f"{serial}: line 3: unparseable ts '45292'"
+
+
+def test_mixed_formats_in_one_import(store, tmp_path) -> None:
+    pq = tmp_path / "m1.parquet"
+    pl.DataFrame(
+        {"user_id": ["a"], "event": ["x"], "ts": [dt.datetime(2026, 1, 1, 6)], "n": [1]}
+    ).write_parquet(pq)
+    csv = write(tmp_path / "m2.csv", "user_id,event,ts,n\nb,x,2026-01-02T00:00:00-03:00,2.5\n")
+    nd = write(tmp_path / "m3.ndjson", '{"user_id": "c", "event": "x", "ts": 1767225600, "n": 7}\n')
+    res = ingest(store, "events", [pq, csv, nd])
+    assert res["rows_imported"] == 3
+    ev = events_of(store)
+    assert ev.select("user_id", "ts", "n").rows() == [
+        ("a", utc(2026, 1, 1, 6), 1.0),
+        ("b", utc(2026, 1, 2, 3), 2.5),
+        ("c", utc(2026, 1, 1), 7.0),
+    ]
+    assert ev.schema["n"] == pl.Float64
