@@ -725,3 +725,14 @@ def test_mixed_formats_in_one_import(store, tmp_path) -> None:
         ("c", utc(2026, 1, 1), 7.0),
     ]
     assert ev.schema["n"] == pl.Float64
+
+
+def test_concurrent_imports_do_not_duplicate(store, tmp_path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = "".join(f"u{i % 7},a,2026-01-01T00:00:{i % 60:02d}Z,e{i}\n" for i in range(300))
+    src = write(tmp_path / "e.csv", "user_id,event,ts,event_id\n" + body)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: ingest(store, "events", [src]), range(4)))
+    assert sorted(r["rows_imported"] for r in results) == [0, 0, 0, 300]
+    assert events_of(store).height == 300

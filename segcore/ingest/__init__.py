@@ -46,6 +46,7 @@ from segcore.ingest.write import (
     dedup_events,
     merge_users,
     prepare_dir,
+    store_lock,
     write_events,
     write_users,
 )
@@ -228,26 +229,27 @@ def ingest(
         _write_rejects(bad, target)
         result["rejects_file"] = str(target)
     if good.height:
-        report(0.7, "checking for duplicates" if kind == "events" else "merging users")
-        prepare_dir(folder)
-        if kind == "events":
-            if EVENT_ID not in good.columns:
-                good = good.with_columns(pl.lit(None, dtype=pl.String).alias(EVENT_ID))
-            good, dupes = dedup_events(store, good)
-            result["duplicates_skipped"] = dupes
-            report(0.85, "writing events")
-            if good.height:
-                result["files_written"].append(str(write_events(store, good)))
+        with store_lock(store.home):
+            report(0.7, "checking for duplicates" if kind == "events" else "merging users")
+            prepare_dir(folder)
+            if kind == "events":
+                if EVENT_ID not in good.columns:
+                    good = good.with_columns(pl.lit(None, dtype=pl.String).alias(EVENT_ID))
+                good, dupes = dedup_events(store, good)
+                result["duplicates_skipped"] = dupes
+                report(0.85, "writing events")
+                if good.height:
+                    result["files_written"].append(str(write_events(store, good)))
+                else:
+                    result["new_columns"] = []
+                result["rows_imported"] = good.height
             else:
-                result["new_columns"] = []
-            result["rows_imported"] = good.height
-        else:
-            users, inserted, updated = merge_users(store, good)
-            report(0.85, "writing users")
-            result["files_written"].append(str(write_users(store, users)))
-            result["rows_imported"] = good.height
-            result["users_inserted"] = inserted
-            result["users_updated"] = updated
+                users, inserted, updated = merge_users(store, good)
+                report(0.85, "writing users")
+                result["files_written"].append(str(write_users(store, users)))
+                result["rows_imported"] = good.height
+                result["users_inserted"] = inserted
+                result["users_updated"] = updated
     else:
         result["rows_imported"] = 0
         if kind == "users":

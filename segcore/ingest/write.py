@@ -10,9 +10,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -22,6 +24,33 @@ from segcore.fileio import clean_stale_temp, write_parquet_atomic
 from segcore.store import EVENT_ID, REQUIRED_EVENT_COLUMNS, Store
 
 USERS_FILE = "users.parquet"
+
+
+LOCK_FILE = ".ingest.lock"
+
+
+@contextlib.contextmanager
+def store_lock(home: Path) -> Iterator[None]:
+    """Serialise writers of one store (two imports at once would race on dedup/upsert).
+
+    An exclusive ``flock`` on ``<home>/.ingest.lock`` where the OS has it; readers
+    never take it.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks, writers are not serialised
+        yield
+        return
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        fh = open(home / LOCK_FILE, "a+b")  # closed in the finally below
+    except OSError as exc:
+        raise StoreError(f"cannot write to the store {home}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        yield
+    finally:
+        fh.close()
 
 
 def prepare_dir(folder: Path) -> None:
