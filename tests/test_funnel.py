@@ -413,6 +413,16 @@ def test_strict_equal_instant_clickhouse_quirk(tmp_path: Path) -> None:
     ) == [1, 0, 0]
 
 
+def test_hash_collisions_fall_back_to_exact_keys(
+    tricky: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import segcore.analytics.funnel as fmod
+
+    monkeypatch.setattr(fmod, "_hash", lambda columns: pl.lit(1, dtype=pl.UInt64))
+    assert users(funnel(tricky, ["a", "b", "c"], "1h", DAY, DAY)) == [5, 4, 3]
+    assert users(funnel(tricky, ["a", "b", "c"], "1h", DAY, DAY, hold="event_id")) == [5, 0, 0]
+
+
 def test_segments_and_save(tricky: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     import segcore.analytics.funnel as fmod
 

@@ -222,16 +222,60 @@ def _where_expr(store, where: Any, label: str) -> pl.Expr:
 
 
 # ---------------------------------------------------------------------- core
-def _prepared(store, spec: FunnelSpec, users: pl.DataFrame | None) -> pl.DataFrame:
-    """Relevant events in the global order ``(ts, lowest step, store order)``.
+def _epoch_us(x: dt.datetime) -> int:
+    return (x - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)) // dt.timedelta(microseconds=1)
 
-    Columns: user_id, [hold], ts (Int64 us), rid (order), nxt (key of the next
-    allowed event: ``rid + 1``, or the first later timestamp when strict), tie
-    (first rid of the same timestamp), s (lowest step matched, null for
-    exclusion-only rows), m0..m{k-1}, x0..x{n-1}.
+
+def _hash(columns: list[str]) -> pl.Expr:
+    """A 64-bit hash of one or more columns (collisions are detected by the caller)."""
+    return pl.struct(columns).hash(11) if len(columns) > 1 else pl.col(columns[0]).hash(7)
+
+
+def _group_keys(df: pl.DataFrame, spec: FunnelSpec, lo_us: int, bits: int) -> pl.DataFrame:
+    """Add ``u`` (user) and ``g`` (chain group: user, or user and held value) as UInt64
+    and sort by ``(g, ts, lowest step)``.
+
+    ``u`` and ``g`` are 64-bit hashes checked for collisions (adjacent rows of the
+    sorted frame with the same key must hold the same user and value); on a collision
+    (about one in 10^8 for a million users) dense ranks are used, so results stay exact.
     """
-    lo = spec.start
+    group = ["user_id"] + ([spec.hold] if spec.hold else [])
+    df = df.with_columns(_hash(["user_id"]).alias("u"), _hash(group).alias("g"))
+    key = ((pl.col("ts") - lo_us) * (1 << bits) + pl.col("s")).alias("_k")
+    # events usually arrive in time order: a stable sort by group is then enough
+    df = df.with_columns(key).sort("g", maintain_order=True)
+    same_g = pl.col("g") == pl.col("g").shift(1)
+    bad = df.select(
+        (same_g & (pl.col("_k") < pl.col("_k").shift(1))).any().alias("order"),
+        (same_g & pl.any_horizontal([pl.col(c).ne_missing(pl.col(c).shift(1)) for c in group]))
+        .any()
+        .alias("collision"),
+    ).row(0, named=True)
+    if bad["collision"] or (spec.hold and df["u"].n_unique() != df["user_id"].n_unique()):
+        df = df.with_columns(pl.col("user_id").rank("dense").cast(pl.UInt64).alias("u"))
+        g = pl.col("u")
+        if spec.hold:
+            g = pl.struct("u", pl.col(spec.hold).rank("dense")).rank("dense").cast(pl.UInt64)
+        df = df.with_columns(g.alias("g"))
+    if bad["collision"] or bad["order"]:
+        df = df.sort("_k").sort("g", maintain_order=True)
+    return df.drop("_k")
+
+
+def _prepared(store, spec: FunnelSpec, users: pl.DataFrame | None) -> pl.DataFrame:
+    """Relevant events in the order ``(chain group, ts, lowest step, store order)``.
+
+    Columns: user_id, u, g, ts (Int64 us), s (lowest step matched; k for
+    exclusion-only rows), m0.., x0.., rid (row number), nxt (the rid from which the
+    next step may be taken: ``rid + 1``, or the next instant when strict) and tie
+    (first rid of the same instant in the group).
+    """
+    k = len(spec.steps)
+    lo_us = _epoch_us(spec.start)
     hi = spec.end + spec.window
+    bits = k.bit_length()
+    if (_epoch_us(hi) - lo_us) >> (62 - bits):
+        raise UsageError("the funnel range and window are too long")
     step_m = [
         (pl.col("event") == s.event) & _where_expr(store, s.where, f"step {i + 1}")
         for i, s in enumerate(spec.steps)
@@ -244,71 +288,81 @@ def _prepared(store, spec: FunnelSpec, users: pl.DataFrame | None) -> pl.DataFra
     ]
     names = sorted({s.event for s in spec.steps} | {x.event for x in spec.exclusions})
     lf = store.scan_events().filter(
-        (pl.col("ts") >= lo) & (pl.col("ts") < hi) & pl.col("event").is_in(names)
+        (pl.col("ts") >= spec.start) & (pl.col("ts") < hi) & pl.col("event").is_in(names)
     )
     if users is not None:
         lf = lf.join(users.lazy().select("user_id"), on="user_id", how="semi")
-    lowest = pl.lit(None, dtype=pl.Int32)
-    for i in reversed(range(len(step_m))):
-        lowest = pl.when(step_m[i]).then(pl.lit(i, dtype=pl.Int32)).otherwise(lowest)
-    keep = [c for c in ("user_id", spec.hold) if c is not None]
-    lf = (
+    lowest = pl.lit(k, dtype=pl.Int64)
+    for i in reversed(range(k)):
+        lowest = pl.when(step_m[i]).then(pl.lit(i, dtype=pl.Int64)).otherwise(lowest)
+    df = (
         lf.select(
-            *keep,
+            "user_id",
+            *([spec.hold] if spec.hold else []),
             pl.col("ts").dt.epoch("us").alias("ts"),
             lowest.alias("s"),
             *[m.alias(f"m{i}") for i, m in enumerate(step_m)],
             *[m.alias(f"x{n}") for n, m in enumerate(ex_m)],
         )
-        .filter(pl.any_horizontal(pl.col("s").is_not_null(), *[f"x{n}" for n in range(len(ex_m))]))
-        .sort(["ts", "s"], nulls_last=True, maintain_order=True)
-        .with_columns(
-            pl.int_range(pl.len(), dtype=pl.Int64).alias("rid"),
-            pl.col("ts").search_sorted(pl.col("ts"), side="left").cast(pl.Int64).alias("tie"),
-        )
+        .filter(pl.any_horizontal(pl.col("s") < k, *[f"x{n}" for n in range(len(ex_m))]))
+        .collect()
     )
+    df = _group_keys(df, spec, lo_us, bits)
+    rid = pl.int_range(pl.len(), dtype=pl.Int64)
+    run_start = (pl.col("g") != pl.col("g").shift(1)) | (pl.col("ts") != pl.col("ts").shift(1))
+    starts = pl.when(run_start.fill_null(True)).then(rid)
     nxt = (
-        pl.col("ts").search_sorted(pl.col("ts"), side="right").cast(pl.Int64)
+        starts.shift(-1).fill_null(strategy="backward").fill_null(pl.len().cast(pl.Int64))
         if spec.strict
-        else pl.col("rid") + 1
+        else rid + 1
     )
-    return lf.with_columns(nxt.alias("nxt")).collect()
+    df = df.with_columns(rid.alias("rid"), nxt.alias("nxt"))
+    if spec.order == "any":
+        df = df.with_columns(starts.fill_null(strategy="forward").alias("tie"))
+    return df
+
+
+@dataclass
+class Chains:
+    """Per step, the qualifying chains ``u, r0, t0, t_end`` (us) and the user ids by rid."""
+
+    frames: list[pl.DataFrame]
+    user_ids: pl.Series
 
 
 def _ordered_chains(ev: pl.DataFrame, spec: FunnelSpec) -> list[pl.DataFrame]:
-    """Per step, the surviving chains: by-keys, t0 (start ts) and t{i} columns."""
-    by = ["user_id"] + ([spec.hold] if spec.hold else [])
-    to_us = int(spec.end.timestamp() * US)
+    to_us = _epoch_us(spec.end)
     k = len(spec.steps)
     cur = ev.filter(pl.col("m0") & (pl.col("ts") < to_us)).select(
-        *by, pl.col("ts").alias("t0"), "nxt"
+        "g", "u", pl.col("rid").alias("r0"), pl.col("ts").alias("t0"), "nxt"
     )
-    out = [cur]
+    out = [cur.select("u", "r0", "t0", pl.col("t0").alias("t_end"))]
     excl_at: dict[int, list[tuple[int, int]]] = {}
     for n, x in enumerate(spec.exclusions):
         excl_at.setdefault(x.between[1], []).append((n, x.between[0]))
     needed = {a for lst in excl_at.values() for _, a in lst}
     for i in range(1, k):
         right = ev.filter(pl.col(f"m{i}")).select(
-            *by,
+            pl.col("g").alias("_g"),
             pl.col("rid").alias("_r"),
             pl.col("ts").alias(f"t{i}"),
             pl.col("nxt").alias("_nxt"),
         )
+        # rows are ordered by (group, ts, step): the first row at or after nxt is the
+        # earliest allowed event when it belongs to the same group
         cur = cur.join_asof(
-            right, left_on="nxt", right_on="_r", by=by, strategy="forward", check_sortedness=False
-        ).filter(pl.col(f"t{i}").is_not_null() & (pl.col(f"t{i}") - pl.col("t0") <= spec.window_us))
+            right, left_on="nxt", right_on="_r", strategy="forward", check_sortedness=False
+        ).filter((pl.col("_g") == pl.col("g")) & (pl.col(f"t{i}") - pl.col("t0") <= spec.window_us))
         resorted = False
         for n, a in excl_at.get(i, []):
-            xs = ev.filter(pl.col(f"x{n}")).select("user_id", pl.col("ts").alias("_x"))
-            if a > 0 or spec.hold or resorted:  # t{a} is sorted per user only for a = 0
-                cur, resorted = cur.sort(f"t{a}"), True
+            xs = ev.filter(pl.col(f"x{n}")).select("u", pl.col("ts").alias("_x")).sort("_x")
+            cur, resorted = cur.sort(f"t{a}"), True
             cur = (
                 cur.join_asof(
                     xs,
                     left_on=f"t{a}",
                     right_on="_x",
-                    by="user_id",
+                    by="u",
                     strategy="forward",
                     allow_exact_matches=False,
                     check_sortedness=False,
@@ -317,61 +371,59 @@ def _ordered_chains(ev: pl.DataFrame, spec: FunnelSpec) -> list[pl.DataFrame]:
                 .drop("_x")
             )
         keep_t = [f"t{j}" for j in range(1, i + 1) if j in needed or j == i]
-        cur = cur.select(*by, "t0", *keep_t, pl.col("_nxt").alias("nxt"))
+        cur = cur.select("g", "u", "r0", "t0", *keep_t, pl.col("_nxt").alias("nxt"))
         if resorted:
             cur = cur.sort("nxt")
-        out.append(cur)
-    return [
-        c.select("user_id", "t0", (pl.col(f"t{i}") if i else pl.col("t0")).alias("t_end"))
-        for i, c in enumerate(out)
-    ]
+        out.append(cur.select("u", "r0", "t0", pl.col(f"t{i}").alias("t_end")))
+    return out
 
 
 def _any_order_chains(ev: pl.DataFrame, spec: FunnelSpec) -> list[pl.DataFrame]:
-    """Per step i, the starts whose window holds steps 1..i (and that serve one of them)."""
-    by = ["user_id"] + ([spec.hold] if spec.hold else [])
-    to_us = int(spec.end.timestamp() * US)
     k = len(spec.steps)
-    starts = ev.filter(pl.col("s").is_not_null() & (pl.col("ts") < to_us)).select(
-        *by, pl.col("ts").alias("t0"), "tie", "s"
+    starts = ev.filter((pl.col("s") < k) & (pl.col("ts") < _epoch_us(spec.end))).select(
+        "g", "u", pl.col("rid").alias("r0"), pl.col("ts").alias("t0"), "tie", "s"
     )
     for i in range(k):
         right = ev.filter(pl.col(f"m{i}")).select(
-            *by, pl.col("rid").alias("_r"), pl.col("ts").alias(f"f{i}")
+            pl.col("g").alias("_g"), pl.col("rid").alias("_r"), pl.col("ts").alias(f"f{i}")
         )
         starts = starts.join_asof(
-            right, left_on="tie", right_on="_r", by=by, strategy="forward", check_sortedness=False
-        ).drop("_r")
+            right, left_on="tie", right_on="_r", strategy="forward", check_sortedness=False
+        )
+        inside = (pl.col("_g") == pl.col("g")) & (pl.col(f"f{i}") - pl.col("t0") <= spec.window_us)
+        starts = starts.with_columns(pl.when(inside).then(pl.col(f"f{i}")).alias(f"f{i}")).drop(
+            "_g", "_r"
+        )
     out = []
     for i in range(k):
-        ok = pl.all_horizontal(
-            [
-                pl.col(f"f{j}").is_not_null() & (pl.col(f"f{j}") - pl.col("t0") <= spec.window_us)
-                for j in range(i + 1)
-            ]
-        ) & (pl.col("s") <= i)
+        ok = pl.all_horizontal([pl.col(f"f{j}").is_not_null() for j in range(i + 1)]) & (
+            pl.col("s") <= i
+        )
         out.append(
             starts.filter(ok).select(
-                "user_id", "t0", pl.max_horizontal([f"f{j}" for j in range(i + 1)]).alias("t_end")
+                "u", "r0", "t0", pl.max_horizontal([f"f{j}" for j in range(i + 1)]).alias("t_end")
             )
         )
     return out
 
 
-def chains(store, spec: FunnelSpec, users: pl.DataFrame | None = None) -> list[pl.DataFrame]:
-    """Per step, the qualifying chains (``user_id, t0, t_end``; timestamps in us)."""
+def chains(store, spec: FunnelSpec, users: pl.DataFrame | None = None) -> Chains:
+    """Per step, the qualifying chains of :func:`funnel` (see the module docstring)."""
     ev = _prepared(store, spec, users)
-    if spec.order == "any":
-        return _any_order_chains(ev, spec)
-    return _ordered_chains(ev, spec)
+    frames = _any_order_chains(ev, spec) if spec.order == "any" else _ordered_chains(ev, spec)
+    return Chains(frames, ev["user_id"])
 
 
-def step_users(chain_frames: list[pl.DataFrame]) -> list[pl.DataFrame]:
-    """Per step, one row per user reaching it with the shortest time (``seconds``)."""
-    return [
-        c.group_by("user_id").agg(((pl.col("t_end") - pl.col("t0")).min() / US).alias("seconds"))
-        for c in chain_frames
-    ]
+def step_users(ch: Chains) -> list[pl.DataFrame]:
+    """Per step, one row per user reaching it: ``user_id, seconds`` (shortest time)."""
+    out = []
+    for c in ch.frames:
+        per_user = c.group_by("u").agg(
+            ((pl.col("t_end") - pl.col("t0")).min() / US).alias("seconds"),
+            pl.col("r0").first(),
+        )
+        out.append(per_user.select(ch.user_ids.gather(per_user["r0"]).alias("user_id"), "seconds"))
+    return out
 
 
 # ---------------------------------------------------------------------- reports
@@ -569,12 +621,12 @@ def funnel_over_time(
     segment = options.pop("segment", None)
     spec = make_spec(store, steps, window, start, end, strict, **options)
     users = _members(store, segment, spec.end) if segment else None
-    frames = chains(store, spec, users)
+    frames = chains(store, spec, users).frames
     periods = _periods(spec, every)
 
     def per_period(frame: pl.DataFrame, name: str) -> pl.DataFrame:
         return frame.group_by(_period_expr("t0", every).alias("period")).agg(
-            pl.col("user_id").n_unique().cast(pl.Int64).alias(name)
+            pl.col("u").n_unique().cast(pl.Int64).alias(name)
         )
 
     return (
