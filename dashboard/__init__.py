@@ -1,0 +1,1 @@
+"""The segcore Streamlit dashboard (run ``streamlit run dashboard/app.py``)."""

@@ -1,0 +1,88 @@
+"""Overview: store size, date range, top events and every saved segment."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import streamlit as st
+
+from dashboard import cached, charts, state
+from dashboard.widgets import fmt_int, fmt_pct, guard
+
+st.title("Overview")
+store = state.store()
+as_of = state.as_of()
+info = cached.info()
+
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Users", fmt_int(info["users"]))
+c2.metric("Events", fmt_int(info["events"]))
+c3.metric("First event", (info["first_event"] or "-")[:10])
+c4.metric("Last event", (info["last_event"] or "-")[:10])
+
+left, right = st.columns([2, 3])
+with left, guard("top events"):
+    st.subheader("Top events")
+    top = pl.DataFrame(info["event_names"] or [], schema={"event": pl.String, "count": pl.Int64})
+    if top.height:
+        total = max(int(top["count"].sum()), 1)
+        top = top.head(12).with_columns((pl.col("count") / total).alias("share"))
+        import altair as alt
+
+        st.altair_chart(
+            charts.hbar(top, "event", "count", value_title="Events",
+                        extra_tooltip=[alt.Tooltip("share:Q", format=".1%", title="Share")]),
+            width="stretch",
+        )
+    else:
+        st.info("No events yet: import some on the Data page.")
+
+with right, guard("segments"):
+    st.subheader("Saved segments")
+    segs = store.catalog.list()
+    if not segs:
+        st.info("No saved segments yet.")
+        if st.button("Add example segments", key="ov_examples"):
+            from segcore.examples import seed_examples
+
+            seed_examples(store)
+            st.rerun()
+    else:
+        universe = cached.universe_count(as_of)
+        have_trend = cached.available("segcore.analytics.trend:trend")
+        end = dt.date.fromisoformat(as_of)
+        start = end - dt.timedelta(days=29)
+        rows = []
+        for seg in segs:
+            size = cached.segment_count(seg.name, as_of)
+            spark = None
+            if have_trend:
+                tr = cached.call("segcore.analytics.trend:trend", None, start=start.isoformat(),
+                                 end=end.isoformat(), every="day", segment=seg.name)
+                spark = tr["members"].to_list()
+            rows.append({
+                "Segment": seg.name,
+                "Kind": seg.kind,
+                "Members": size,
+                "Share": fmt_pct(size / universe if universe else None),
+                "Last 30 days": spark,
+                "Description": seg.description,
+            })
+        st.dataframe(
+            rows,
+            hide_index=True,
+            width="stretch",
+            key="ov_segments",
+            column_config={
+                "Members": st.column_config.NumberColumn(format="localized"),
+                "Last 30 days": st.column_config.LineChartColumn(
+                    "Last 30 days", help="Members at the end of each day"
+                ),
+            },
+        )
+        names = [s.name for s in segs]
+        pick = st.selectbox("Open a segment", names, index=None, key="ov_open",
+                            placeholder="Choose a segment...")
+        if pick:
+            state.go("segment", segment=pick)

@@ -1,0 +1,54 @@
+"""User lookup: attributes, recent events and current segments of one user."""
+
+from __future__ import annotations
+
+import polars as pl
+import streamlit as st
+
+from dashboard import cached, state
+from dashboard.widgets import fmt_int, guard
+
+store = state.store()
+as_of = state.as_of()
+st.title("User lookup")
+
+uid = st.text_input("User id", key="ul_id", placeholder="e.g. u000042").strip()
+if not uid:
+    sample = store.scan_users().select("user_id").head(3).collect()["user_id"].to_list()
+    if sample:
+        st.caption("For example: " + ", ".join(f"`{u}`" for u in sample))
+    st.stop()
+
+with guard("user"):
+    prof = cached.call("segcore.evaluate:user_profile", uid, as_of=as_of, last_events=50)
+    c = st.columns(4)
+    c[0].metric("Events before as-of", fmt_int(prof["events"]))
+    c[1].metric("First event", str(prof["first_event"] or "-")[:16])
+    c[2].metric("Last event", str(prof["last_event"] or "-")[:16])
+    c[3].metric("Segments now", fmt_int(len(prof["segments"])))
+    left, right = st.columns([2, 3])
+    with left:
+        st.subheader("Attributes")
+        attrs = prof["attributes"]
+        if attrs:
+            st.dataframe(
+                [{"attribute": k, "value": ", ".join(map(str, v)) if isinstance(v, list)
+                  else ("" if v is None else str(v))} for k, v in attrs.items()],
+                hide_index=True, key="ul_attrs")
+        else:
+            st.info("No row in the users table (the user only has events).")
+        st.subheader("Segments now")
+        if prof["segments"]:
+            for name in prof["segments"]:
+                if st.button(name, key=f"ul_seg_{name}", icon=":material/group:"):
+                    state.go("segment", segment=name)
+        else:
+            st.write("In no saved segment.")
+    with right:
+        st.subheader("Recent events")
+        recent = pl.DataFrame(prof["latest_events"]) if prof["latest_events"] else pl.DataFrame()
+        if recent.height:
+            st.dataframe(recent.drop([c for c in ("user_id",) if c in recent.columns]),
+                         hide_index=True, key="ul_events")
+        else:
+            st.write("No events.")

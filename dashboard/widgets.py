@@ -1,0 +1,93 @@
+"""Small reusable pieces of the dashboard: number formats, error boxes, downloads."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import polars as pl
+import streamlit as st
+from streamlit.runtime.scriptrunner_utils.exceptions import RerunException, StopException
+
+from segcore.errors import ConflictError, RuleError, SegcoreError
+
+
+def fmt_int(n: int | float | None) -> str:
+    """``1234`` -> ``'1,234'`` (``'-'`` for None)."""
+    return "-" if n is None else f"{int(round(n)):,}"
+
+
+def fmt_pct(x: float | None, digits: int = 1) -> str:
+    """``0.1234`` -> ``'12.3%'`` (``'-'`` for None)."""
+    return "-" if x is None else f"{100 * x:.{digits}f}%"
+
+
+def fmt_seconds(s: float | None) -> str:
+    """A duration in words: ``'42s'``, ``'3.5m'``, ``'2.1h'``, ``'1.5d'``."""
+    if s is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size:
+            return f"{s / size:.1f}{unit}"
+    return f"{s:.0f}s"
+
+
+def friendly(err: Exception) -> str:
+    """The message shown for a segcore error."""
+    if isinstance(err, ConflictError):
+        return f"Someone else changed this segment meanwhile: {err}"
+    return str(err)
+
+
+def rule_error(text: str, err: RuleError) -> None:
+    """Show a rule error with its position and the offending line marked."""
+    if err.line is None or err.col is None:
+        st.error(err.message)
+        return
+    st.error(f"Line {err.line}, column {err.col}: {err.message}")
+    lines = text.splitlines() or [""]
+    if 1 <= err.line <= len(lines):
+        src = lines[err.line - 1]
+        st.code(f"{src}\n{' ' * max(err.col - 1, 0)}^", language=None)
+
+
+@contextmanager
+def guard(what: str = "") -> Iterator[None]:
+    """Turn any exception of the block into a friendly message (never a traceback)."""
+    try:
+        yield
+    except (RerunException, StopException):
+        raise
+    except SegcoreError as err:
+        st.error(friendly(err))
+    except Exception as err:  # noqa: BLE001 - the user never sees a traceback
+        prefix = f"{what}: " if what else ""
+        st.error(f"Something went wrong: {prefix}{type(err).__name__}: {err}")
+
+
+def csv_bytes(df: pl.DataFrame) -> bytes:
+    """A frame as CSV (list columns joined with ``|``)."""
+    lists = [c for c, t in df.schema.items() if isinstance(t, pl.List)]
+    if lists:
+        df = df.with_columns(pl.col(lists).cast(pl.List(pl.String)).list.join("|"))
+    return df.write_csv().encode()
+
+
+def parquet_bytes(df: pl.DataFrame) -> bytes:
+    """A frame as Parquet bytes."""
+    buf = io.BytesIO()
+    df.write_parquet(buf)
+    return buf.getvalue()
+
+
+def segment_names() -> list[str]:
+    """Names of the saved segments, sorted."""
+    from dashboard.state import store
+
+    return [s.name for s in store().catalog.list()]
+
+
+def not_available(what: str) -> None:
+    """The message for a capability whose segcore module has not landed yet."""
+    st.info(f"{what} is not available yet in this version of segcore.")
