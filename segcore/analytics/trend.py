@@ -1,0 +1,810 @@
+"""Segment size over time with entries and exits (RULES.md section 6), in one pass.
+
+A trend has points ``T_1..T_n`` (ends of days or of ISO weeks) plus ``T_0``, the
+instant one step before the first point (for the first point's entries and exits).
+The instants are equally spaced, so "per point" quantities are small integer
+indexes ``j = 0..n``.
+
+Algorithm (exact, no per-point re-evaluation):
+
+1. For every behavioural term the window bounds ``lo_j``/``hi_j`` are computed for
+   all points at once (``within``, ``since``/``until`` of ``now()``/``today()``).
+   They never decrease with ``j``, so an event at ``ts`` counts exactly for the
+   points ``a <= j < b`` with ``a`` = first point with ``hi_j > ts`` and ``b`` =
+   first point with ``lo_j > ts`` (two ``searchsorted`` over all events).
+2. Additive terms (``did``, ``event_count``, ``event_sum``, ``event_avg``) are
+   ``+v`` at ``a`` and ``-v`` at ``b``, summed per (user, point) and accumulated
+   over points; ``event_distinct`` merges the ``[a, b)`` intervals of each value
+   first; ``min``/``max``/``first_seen``/``last_seen`` are a running min/max (no
+   lower bound) or the ``[a, b)`` ranges exploded per (user, a, b) group;
+   ``event_periods`` explodes per (user, a, b, period slot) group. Sequences get
+   one forward ``join_asof`` (next B after each A), which turns each A event into a
+   range of points where it counts.
+3. The rule is evaluated once on a (user x point) frame: ``now()``/``today()``
+   become per-point columns, attribute-only subtrees are evaluated once per user.
+   Only users who can be members take rows (``plan_members``' null-row test).
+4. Members, entries and exits per point come from the (user x point) boolean
+   matrix and its shift by one point.
+
+Where a term cannot be handled exactly that way (an event filter that reads
+``now()``, a window bound that is not monotone, ``event_min`` of a string) the
+grid falls back to one evaluation per point (:func:`trend_naive`'s method).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from segcore.errors import CatalogError, RuleError, UsageError
+from segcore.evaluate import (
+    MAX_SEGMENT_DEPTH,
+    _get_segment,
+    default_value,
+    event_mask,
+    plan_members,
+    schema_of,
+    to_tree,
+    tree_columns,
+)
+from segcore.polars_expr import TS, Ctx, as_timestamp, to_expr
+from segcore.store import Store
+from segcore.timeutil import UTC, day_points, end_of_day, parse_date
+from segcore.tree import (
+    Behavior,
+    Call,
+    Col,
+    InSegment,
+    Lit,
+    Node,
+    Schema,
+    Sequence,
+    behaviours,
+    from_json,
+    segment_refs,
+)
+from segcore.types import type_of
+
+DAY_US = 86_400_000_000
+NEG = np.iinfo(np.int64).min
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+NOW, TODAY = "__now", "__today"
+STEPS = {"day": DAY_US, "week": 7 * DAY_US}
+
+
+# --------------------------------------------------------------------------- points
+@dataclass(frozen=True)
+class Points:
+    """The dates of a trend and its instants ``T_0..T_n`` (int64 microseconds)."""
+
+    dates: tuple[dt.date, ...]
+    T: np.ndarray
+    step: int
+
+    @property
+    def P(self) -> int:  # noqa: N802 - the number of instants, T_0 included
+        return len(self.T)
+
+    def instant(self, j: int) -> dt.datetime:
+        return EPOCH + dt.timedelta(microseconds=int(self.T[j]))
+
+
+def _us(instant: dt.datetime) -> int:
+    return (instant - EPOCH) // dt.timedelta(microseconds=1)
+
+
+def make_points(start: Any, end: Any, every: str = "day") -> Points:
+    """The points of a range (``every`` day, or every ISO week's Sunday)."""
+    if every not in STEPS:
+        raise UsageError(f"bad step {every!r}: use day or week")
+    if start is None or end is None:
+        raise UsageError("a trend needs a start and an end date")
+    dates = day_points(start, end, every)
+    step = STEPS[every]
+    first = _us(end_of_day(dates[0]))
+    T = first + step * np.arange(-1, len(dates), dtype=np.int64)
+    return Points(tuple(dates), T, step)
+
+
+# --------------------------------------------------------------------------- rewriting
+def _has_clock(node: Node | None) -> bool:
+    return node is not None and any(
+        isinstance(n, Call) and n.name in ("now", "today") for n in node.walk()
+    )
+
+
+def _time_dependent(node: Node) -> bool:
+    return any(
+        isinstance(n, Behavior | Sequence | InSegment)
+        or (isinstance(n, Call) and n.name in ("now", "today"))
+        for n in node.walk()
+    )
+
+
+def _replace(node: Node, fn) -> Node:
+    changes = {}
+    for f in dataclasses.fields(node):  # type: ignore[arg-type]
+        v = getattr(node, f.name)
+        if isinstance(v, Node):
+            changes[f.name] = fn(v)
+        elif isinstance(v, tuple) and any(isinstance(x, Node) for x in v):
+            changes[f.name] = tuple(fn(x) if isinstance(x, Node) else x for x in v)
+    return dataclasses.replace(node, **changes) if changes else node  # type: ignore[type-var]
+
+
+def clock_columns(node: Node) -> Node:
+    """``now()``/``today()`` replaced by the per-point columns ``__now``/``__today``."""
+    if isinstance(node, Call) and node.name == "now":
+        return Col(NOW)
+    if isinstance(node, Call) and node.name == "today":
+        return Col(TODAY)
+    return _replace(node, clock_columns)
+
+
+def _clock_schema(schema: Schema, extra: dict[str, str] | None = None) -> Schema:
+    users = {**schema.users, NOW: "timestamp", TODAY: "date", **(extra or {})}
+    return dataclasses.replace(schema, users=users)
+
+
+def _split_static(tree: Node, schema: Schema) -> tuple[Node, dict[str, Node]]:
+    """Replace the largest subtrees that do not depend on T by placeholder columns."""
+    found: dict[str, Node] = {}
+
+    def visit(n: Node) -> Node:
+        if isinstance(n, Behavior | Sequence | InSegment):
+            return n
+        if isinstance(n, Lit):
+            return n
+        if not _time_dependent(n):
+            if isinstance(n, Col):
+                return n
+            name = f"__p{len(found)}"
+            found[name] = n
+            return Col(name)
+        if isinstance(n, Call) and n.name in ("now", "today"):
+            return clock_columns(n)
+        return _replace(n, visit)
+
+    return visit(tree), found
+
+
+# --------------------------------------------------------------------------- windows
+def _bounds(
+    node: Behavior | Sequence, pts: Points, schema: Schema
+) -> tuple[np.ndarray, np.ndarray]:
+    """``lo_j`` (NEG: unbounded) and ``hi_j`` of a term's window at every point."""
+    P = pts.P
+    hi = pts.T.copy()
+    lo = np.full(P, NEG, dtype=np.int64)
+    if node.within is not None:
+        lo = pts.T - node.within
+    frame = _clock_frame(pts)
+    for which in ("since", "until"):
+        expr_node = getattr(node, which)
+        if expr_node is None:
+            continue
+        ctx = Ctx(pts.instant(P - 1), _clock_schema(schema))
+        rewritten = clock_columns(expr_node)
+        expr = as_timestamp(to_expr(rewritten, ctx), ctx.typ(rewritten)).cast(TS)
+        vals = frame.with_columns(expr.dt.epoch("us").alias("v"))["v"]
+        if which == "since":
+            lo = vals.fill_null(NEG).to_numpy().astype(np.int64)
+        else:
+            hi = np.where(
+                vals.is_null().to_numpy(),
+                hi,
+                np.minimum(hi, vals.fill_null(0).to_numpy().astype(np.int64)),
+            )
+    return lo, hi
+
+
+def _clock_frame(pts: Points) -> pl.DataFrame:
+    now = pl.Series(NOW, pts.T).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    return pl.DataFrame([now]).with_columns(
+        (pl.col(NOW) - pl.duration(microseconds=1)).dt.date().alias(TODAY)
+    )
+
+
+def _monotone(x: np.ndarray) -> bool:
+    return bool(np.all(x[1:] >= x[:-1]))
+
+
+# --------------------------------------------------------------------------- grid
+@dataclass
+class Grid:
+    """Membership of every candidate user (``ids``) at every point (``M``, U x P)."""
+
+    ids: pl.Series
+    M: np.ndarray
+
+
+@dataclass
+class _Work:
+    store: Store
+    pts: Points
+    schema: Schema
+    events: pl.DataFrame | None = None
+
+
+def _needs_naive(terms: list[Node], bounds: dict, schema: Schema) -> bool:
+    for t in terms:
+        if _has_clock(t.where) or _has_clock(getattr(t, "then_where", None)):
+            return True
+        lo, hi = bounds[t]
+        if not (_monotone(lo) and _monotone(hi)):
+            return True
+        if (
+            isinstance(t, Behavior)
+            and t.func in ("event_min", "event_max")
+            and schema.events.get(t.prop or "") not in ("int", "float", "date", "timestamp")
+        ):
+            return True
+    return False
+
+
+def _where_columns(terms: list[Node]) -> set[str]:
+    out: set[str] = set()
+    for t in terms:
+        for w in (t.where, getattr(t, "then_where", None)):
+            if w is not None:
+                out |= {n.name for n in w.walk() if isinstance(n, Col)}
+        if getattr(t, "prop", None):
+            out.add(t.prop)
+    return out
+
+
+def _load_events(w: _Work, terms: list[Node], bounds: dict) -> pl.DataFrame:
+    """The events any term can look at, collected once."""
+    names: set[str] = set()
+    lows: list[int] = []
+    for t in terms:
+        if isinstance(t, Sequence):
+            names |= {t.first, t.then}
+            lows.append(NEG)
+        else:
+            names.add(t.event)
+            lows.append(int(bounds[t][0].min()))
+    last = w.pts.instant(w.pts.P - 1)
+    parts = [pl.col("ts") < pl.lit(last, dtype=TS)]
+    if "*" not in names:
+        parts.append(pl.col("event").is_in(sorted(names)))
+    low = min(lows)
+    if low != NEG:
+        parts.append(pl.col("ts") >= pl.lit(EPOCH + dt.timedelta(microseconds=low), dtype=TS))
+    cols = ["user_id", "event", "ts", *sorted(_where_columns(terms) - {"user_id", "event", "ts"})]
+    return w.store.scan_events().filter(pl.all_horizontal(parts)).select(cols).collect()
+
+
+def _ts_us(frame: pl.DataFrame, col: str = "ts") -> np.ndarray:
+    return frame[col].dt.epoch("us").to_numpy()
+
+
+def _ranges(frame: pl.DataFrame, lo: np.ndarray, hi: np.ndarray, P: int) -> pl.DataFrame:
+    """Add ``a``/``b``: the points ``a <= j < b`` at which each event counts."""
+    ts = _ts_us(frame)
+    a = np.searchsorted(hi, ts, side="right")
+    b = np.searchsorted(lo, ts, side="right")
+    return frame.with_columns(
+        a=pl.Series(a, dtype=pl.Int64), b=pl.Series(b, dtype=pl.Int64)
+    ).filter(pl.col("a") < pl.col("b"))
+
+
+def _deltas(
+    frame: pl.DataFrame, value: pl.Expr, P: int, start: str = "a", end: str = "b"
+) -> pl.DataFrame:
+    """``+v`` at the start and ``-v`` at the end of each range: (user_id, j, v)."""
+    plus = frame.select("user_id", pl.col(start).alias("j"), value.alias("v"))
+    minus = frame.filter(pl.col(end) < P).select(
+        "user_id", pl.col(end).alias("j"), (-value).alias("v")
+    )
+    return pl.concat([plus, minus]).group_by("user_id", "j").agg(pl.col("v").sum())
+
+
+def _explode(frame: pl.DataFrame, keys: list[str], value: pl.Expr, agg: str) -> pl.DataFrame:
+    """Per (user_id, *keys, a, b) group, the value at every point of ``[a, b)``."""
+    grouped = frame.group_by("user_id", "a", "b", *keys).agg(getattr(value, agg)().alias("v"))
+    return grouped.with_columns(j=pl.int_ranges("a", "b")).explode("j")
+
+
+@dataclass
+class _Part:
+    """A term's contribution: (user_id, j, v) rows and how they become a matrix."""
+
+    rows: pl.DataFrame
+    how: str  # "add" (summed then accumulated), "min"/"max" (set), "cummin"/"cummax"
+    fill: float = 0.0
+
+
+def _behavior_parts(w: _Work, node: Behavior, lo: np.ndarray, hi: np.ndarray) -> dict[str, _Part]:
+    P = w.pts.P
+    last = w.pts.instant(P - 1)
+    ev = w.events.filter(event_mask(node, last, w.schema, windowed=False))
+    ev = _ranges(ev, lo, hi, P)
+    f = node.func
+    if f in ("did", "event_count"):
+        return {"n": _Part(_deltas(ev, pl.lit(1, dtype=pl.Int64), P), "add")}
+    if f in ("event_sum", "event_avg"):
+        ev = ev.filter(pl.col(node.prop).is_not_null())
+        return {
+            "n": _Part(_deltas(ev, pl.lit(1, dtype=pl.Int64), P), "add"),
+            "s": _Part(_deltas(ev, pl.col(node.prop).cast(pl.Float64), P), "add"),
+        }
+    if f == "event_distinct":
+        v = pl.col(node.prop)
+        ev = ev.filter(v.is_not_null()).sort("user_id", node.prop, "a", "b")
+        prev = pl.col("b").cum_max().shift(1).over("user_id", node.prop)
+        ev = ev.with_columns(run=(prev.is_null() | (pl.col("a") > prev)).cum_sum())
+        runs = ev.group_by("user_id", node.prop, "run").agg(pl.col("a").min(), pl.col("b").max())
+        return {"n": _Part(_deltas(runs, pl.lit(1, dtype=pl.Int64), P), "add")}
+    if f == "event_periods":
+        delta = int(np.gcd(w.pts.step, node.period))
+        q = (pl.lit(int(w.pts.T[0])) - pl.col("ts").dt.epoch("us")) // delta
+        ev = ev.with_columns(q=q)
+        rows = (
+            ev.select("user_id", "a", "b", "q")
+            .unique()
+            .with_columns(j=pl.int_ranges("a", "b"))
+            .explode("j")
+        )
+        rows = rows.with_columns(k=(pl.col("q") * delta + pl.col("j") * w.pts.step) // node.period)
+        rows = rows.group_by("user_id", "j").agg(pl.col("k").n_unique().cast(pl.Float64).alias("v"))
+        return {"v": _Part(rows, "set", 0.0)}
+    # min / max / first_seen / last_seen: a running or windowed min/max of a value
+    if f in ("first_seen", "last_seen"):
+        value = pl.col("ts").dt.epoch("us")
+    elif w.schema.events.get(node.prop) == "date":
+        value = pl.col(node.prop).cast(pl.Int32)
+    elif w.schema.events.get(node.prop) == "timestamp":
+        value = pl.col(node.prop).cast(TS).dt.epoch("us")
+    else:
+        value = pl.col(node.prop)
+    ev = ev.with_columns(value.cast(pl.Float64).alias("__v")).filter(pl.col("__v").is_not_null())
+    agg = "min" if f in ("first_seen", "event_min") else "max"
+    if lo.max() == NEG:  # no lower bound: a running min/max from the first point it counts
+        rows = ev.group_by("user_id", pl.col("a").alias("j")).agg(
+            getattr(pl.col("__v"), agg)().alias("v")
+        )
+        return {"v": _Part(rows, "cum" + agg, np.nan)}
+    rows = _explode(ev, [], pl.col("__v"), agg)
+    rows = rows.group_by("user_id", "j").agg(getattr(pl.col("v"), agg)())
+    return {"v": _Part(rows, agg, np.nan)}
+
+
+def _sequence_parts(w: _Work, node: Sequence, lo: np.ndarray, hi: np.ndarray) -> dict[str, _Part]:
+    P = w.pts.P
+    last = w.pts.instant(P - 1)
+    a_ev = w.events.filter(event_mask(node, last, w.schema, windowed=False))
+    b_ev = w.events.filter(
+        event_mask(
+            node,
+            last,
+            w.schema,
+            event=node.then,
+            where=node.then_where or Lit(True, "bool"),
+            windowed=False,
+        )
+    )
+    a_ev = _ranges(a_ev.select("user_id", "ts"), lo, hi, P)
+    joined = a_ev.sort("ts").join_asof(
+        b_ev.select("user_id", pl.col("ts").alias("bt")).sort("bt"),
+        left_on="ts",
+        right_on="bt",
+        by="user_id",
+        strategy="forward",
+        allow_exact_matches=False,
+        check_sortedness=False,
+    )
+    gap = pl.duration(microseconds=node.gap)
+    followed = pl.col("bt").is_not_null() & (pl.col("bt") <= pl.col("ts") + gap)
+    if node.func == "did_then":
+        joined = joined.filter(followed)
+        ready = _ts_us(joined, "bt")
+    else:
+        joined = joined.filter(~followed)
+        ready = _ts_us(joined) + node.gap  # counts once a + gap < T
+    c = np.searchsorted(w.pts.T, ready, side="right")
+    joined = joined.with_columns(a=pl.max_horizontal(pl.col("a"), pl.Series(c, dtype=pl.Int64)))
+    joined = joined.filter(pl.col("a") < pl.col("b"))
+    return {"n": _Part(_deltas(joined, pl.lit(1, dtype=pl.Int64), P), "add")}
+
+
+def _matrix(part: _Part, index: pl.DataFrame, U: int, P: int) -> np.ndarray:
+    rows = part.rows.join(index, on="user_id", how="inner")
+    uid = rows["uid"].to_numpy()
+    j = rows["j"].to_numpy()
+    v = rows["v"].cast(pl.Float64).to_numpy()
+    M = np.full((U, P), part.fill, dtype=np.float64)
+    if part.how == "add":
+        M[uid, j] = 0.0
+        np.add.at(M, (uid, j), v)
+        return np.cumsum(M, axis=1)
+    M[uid, j] = v
+    if part.how == "cummin":
+        return np.fmin.accumulate(M, axis=1)
+    if part.how == "cummax":
+        return np.fmax.accumulate(M, axis=1)
+    return M
+
+
+def _term_series(node: Node, mats: dict[str, np.ndarray], schema: Schema) -> pl.Series:
+    if isinstance(node, Sequence) or node.func == "did":
+        return pl.Series(mats["n"].ravel() > 0.5)
+    f = node.func
+    if f in ("event_count", "event_distinct"):
+        return pl.Series(np.rint(mats["n"].ravel()).astype(np.int64))
+    if f == "event_periods":
+        return pl.Series(np.rint(mats["v"].ravel()).astype(np.int64))
+    ptype = type_of(node, schema)
+    if f in ("event_sum", "event_avg"):
+        n = np.rint(mats["n"].ravel())
+        s = mats["s"].ravel()
+        if f == "event_sum":
+            s = np.where(n > 0, s, 0.0)
+            if ptype == "int":
+                return pl.Series(np.rint(s).astype(np.int64))
+            return pl.Series(s)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return pl.Series(np.where(n > 0, s / np.where(n > 0, n, 1), np.nan)).fill_nan(None)
+    values = pl.Series(mats["v"].ravel()).fill_nan(None)
+    if f in ("first_seen", "last_seen") or ptype == "timestamp":
+        return values.cast(pl.Int64).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    if ptype == "date":
+        return values.cast(pl.Int32).cast(pl.Date)
+    if ptype == "int":
+        return values.cast(pl.Int64)
+    return values
+
+
+def _eval_frame(
+    tree: Node, frame: pl.DataFrame, schema: Schema, columns: dict[Node, str], T: dt.datetime
+) -> np.ndarray:
+    ctx = Ctx(T, schema, columns=columns)
+    return frame.select(to_expr(tree, ctx).fill_null(False).alias("m"))["m"].to_numpy()
+
+
+def grid(
+    store: Store,
+    tree: Node,
+    pts: Points,
+    *,
+    schema: Schema | None = None,
+    stack: tuple[str, ...] = (),
+) -> Grid:
+    """Membership of ``tree`` at every instant of ``pts`` (one pass over the events)."""
+    schema = schema or schema_of(store, check_names=False)
+    w = _Work(store, pts, schema)
+    P = pts.P
+    last = pts.instant(P - 1)
+    terms = behaviours(tree)
+    bounds = {t: _bounds(t, pts, schema) for t in terms}
+    if _needs_naive(terms, bounds, schema):
+        return naive_grid(store, tree, pts, schema=schema, stack=stack)
+    parts: dict[Node, dict[str, _Part]] = {}
+    if terms:
+        w.events = _load_events(w, terms, bounds)
+        for t in terms:
+            lo, hi = bounds[t]
+            parts[t] = (
+                _sequence_parts(w, t, lo, hi)
+                if isinstance(t, Sequence)
+                else _behavior_parts(w, t, lo, hi)
+            )
+    subs = {
+        ref: segment_grid(store, ref, pts, schema=schema, stack=stack)
+        for ref in sorted(segment_refs(tree))
+    }
+
+    columns: dict[Node, str] = {}
+    for i, t in enumerate(terms):
+        columns[t] = f"__b{i}"
+    for i, ref in enumerate(sorted(subs)):
+        columns[InSegment(ref)] = f"__g{i}"
+    rewritten, static = _split_static(tree, schema)
+    attrs = sorted(tree_columns(tree) & set(schema.users))
+    extra = {name: type_of(n, schema) for name, n in static.items()}
+    gschema = _clock_schema(schema, extra)
+
+    # would a user with no attributes and no events be a member at some point?
+    clock = _clock_frame(pts)
+    null_attrs = pl.DataFrame(
+        {c: pl.Series([None], dtype=_pl_dtype(schema.users[c])) for c in attrs} or {"_": [0]}
+    )
+    null_static = _static_values(static, null_attrs, schema, last)
+    kept = sorted(tree_columns(rewritten) & set(attrs))
+    null_frame = clock.with_columns(
+        [pl.lit(null_static[c][0], dtype=null_static[c].dtype).alias(c) for c in static]
+        + [pl.lit(None, dtype=_pl_dtype(schema.users[c])).alias(c) for c in kept]
+        + [
+            pl.lit(default_value(t) if isinstance(t, Behavior) else False).alias(columns[t])
+            for t in terms
+        ]
+        + [pl.lit(False).alias(columns[InSegment(r)]) for r in subs]
+    )
+    null_member = bool(_eval_frame(rewritten, null_frame, gschema, columns, last).any())
+
+    # candidate users
+    users = store.scan_users().select("user_id").collect()
+    id_parts = [users["user_id"]]
+    id_parts += [p.rows["user_id"] for ps in parts.values() for p in ps.values()]
+    id_parts += [g.ids for g in subs.values()]
+    first_ts = None
+    if null_member:
+        first_ts = (
+            store.scan_events()
+            .filter(pl.col("ts") < pl.lit(last, dtype=TS))
+            .group_by("user_id")
+            .agg(pl.col("ts").min().alias("first"))
+            .collect()
+        )
+        id_parts.append(first_ts["user_id"])
+    ids = pl.concat([s.cast(pl.String).rename("user_id") for s in id_parts]).unique().sort()
+    U = len(ids)
+    index = pl.DataFrame({"user_id": ids, "uid": np.arange(U, dtype=np.int64)})
+
+    rep = np.repeat(np.arange(U, dtype=np.int64), P)
+    cols: dict[str, pl.Series] = {}
+    if U:
+        tiled = clock.select(pl.all().gather(np.tile(np.arange(P), U)))
+        cols[NOW], cols[TODAY] = tiled[NOW], tiled[TODAY]
+    else:
+        cols[NOW], cols[TODAY] = clock[NOW].head(0), clock[TODAY].head(0)
+    if static or kept:
+        attr_frame = (
+            index.join(
+                store.scan_users().select("user_id", *attrs).collect(), on="user_id", how="left"
+            ).sort("uid")
+            if attrs
+            else index
+        )
+        values = _static_values(static, attr_frame, schema, last)
+        for c in static:
+            cols[c] = values[c].gather(rep)
+        for c in kept:
+            cols[c] = attr_frame[c].gather(rep)
+    for t in terms:
+        mats = {k: _matrix(p, index, U, P) for k, p in parts[t].items()}
+        cols[columns[t]] = _term_series(t, mats, schema)
+    for ref, g in subs.items():
+        cols[columns[InSegment(ref)]] = pl.Series(_align(g, index, U, P).ravel())
+    frame = pl.DataFrame([s.rename(name) for name, s in cols.items()])
+    M = (
+        _eval_frame(rewritten, frame, gschema, columns, last).reshape(U, P)
+        if U
+        else np.zeros((0, P), dtype=bool)
+    )
+    if null_member:
+        inside = (
+            index.join(users.with_columns(known=pl.lit(True)), on="user_id", how="left")
+            .join(first_ts, on="user_id", how="left")
+            .sort("uid")
+        )
+        first = inside["first"].dt.epoch("us").fill_null(np.iinfo(np.int64).max).to_numpy()
+        known = inside["known"].fill_null(False).to_numpy()
+        M &= known[:, None] | (first[:, None] < pts.T[None, :])
+    return Grid(ids, M.astype(bool))
+
+
+def _pl_dtype(t: str) -> pl.DataType:
+    return {
+        "int": pl.Int64(),
+        "float": pl.Float64(),
+        "bool": pl.Boolean(),
+        "string": pl.String(),
+        "date": pl.Date(),
+        "timestamp": TS,
+        "list": pl.List(pl.String),
+    }.get(t, pl.String())
+
+
+def _static_values(
+    static: dict[str, Node], frame: pl.DataFrame, schema: Schema, T: dt.datetime
+) -> pl.DataFrame:
+    ctx = Ctx(T, schema)
+    if not static:
+        return pl.DataFrame()
+    return frame.select([to_expr(n, ctx).alias(name) for name, n in static.items()])
+
+
+def _align(g: Grid, index: pl.DataFrame, U: int, P: int) -> np.ndarray:
+    pos = pl.DataFrame({"user_id": g.ids, "row": np.arange(len(g.ids))}).join(
+        index, on="user_id", how="inner"
+    )
+    out = np.zeros((U, P), dtype=bool)
+    out[pos["uid"].to_numpy()] = g.M[pos["row"].to_numpy()]
+    return out
+
+
+def naive_grid(
+    store: Store,
+    tree: Node,
+    pts: Points,
+    *,
+    schema: Schema | None = None,
+    stack: tuple[str, ...] = (),
+) -> Grid:
+    """The grid by one full evaluation per point (reference and fallback)."""
+    schema = schema or schema_of(store, check_names=False)
+    sets = [
+        plan_members(store, tree, pts.instant(j), schema=schema, stack=stack)
+        .collect()
+        .with_columns(j=pl.lit(j, dtype=pl.Int64))
+        for j in range(pts.P)
+    ]
+    return _grid_from_pairs(pl.concat(sets), pts.P)
+
+
+def _grid_from_pairs(pairs: pl.DataFrame, P: int) -> Grid:
+    ids = pairs["user_id"].unique().sort()
+    index = pl.DataFrame({"user_id": ids, "uid": np.arange(len(ids), dtype=np.int64)})
+    rows = pairs.join(index, on="user_id")
+    M = np.zeros((len(ids), P), dtype=bool)
+    M[rows["uid"].to_numpy(), rows["j"].to_numpy()] = True
+    return Grid(ids, M)
+
+
+def segment_grid(
+    store: Store,
+    name: str,
+    pts: Points,
+    *,
+    schema: Schema | None = None,
+    stack: tuple[str, ...] = (),
+) -> Grid:
+    """A saved segment's grid (static: stored ids as they enter the universe)."""
+    seg = _get_segment(store, name)
+    if seg.name in stack:
+        raise RuleError(f"segment cycle: {' -> '.join((*stack, seg.name))}")
+    if len(stack) >= MAX_SEGMENT_DEPTH:
+        raise RuleError(f"segments nested more than {MAX_SEGMENT_DEPTH} levels deep")
+    if seg.kind == "static":
+        return _static_grid(store, store.catalog.members(seg.name), pts)
+    if not seg.rule_json:
+        raise CatalogError(f"segment {seg.name!r} has no rule")
+    return grid(store, from_json(seg.rule_json), pts, schema=schema, stack=(*stack, seg.name))
+
+
+def _static_grid(store: Store, stored: list[str], pts: Points) -> Grid:
+    ids = pl.DataFrame({"user_id": stored}, schema={"user_id": pl.String}).unique().sort("user_id")
+    last = pts.instant(pts.P - 1)
+    known = store.scan_users().select("user_id").with_columns(known=pl.lit(True))
+    first = (
+        store.scan_events()
+        .filter(pl.col("ts") < pl.lit(last, dtype=TS))
+        .join(ids.lazy(), on="user_id", how="semi")
+        .group_by("user_id")
+        .agg(pl.col("ts").min().alias("first"))
+    )
+    rows = (
+        ids.lazy()
+        .join(known, on="user_id", how="left")
+        .join(first, on="user_id", how="left")
+        .sort("user_id")
+        .collect()
+    )
+    start = np.where(
+        rows["known"].fill_null(False).to_numpy(),
+        0,
+        np.searchsorted(
+            pts.T,
+            rows["first"].dt.epoch("us").fill_null(np.iinfo(np.int64).max).to_numpy(),
+            side="right",
+        ),
+    )
+    M = np.arange(pts.P)[None, :] >= start[:, None]
+    return Grid(rows["user_id"], M)
+
+
+# --------------------------------------------------------------------------- public API
+def _target_grid(
+    store: Store, rule: Any, segment: str | None, pts: Points, naive: bool = False
+) -> Grid:
+    if (rule is None) == (segment is None):
+        raise RuleError("give either a rule or a segment name")
+    schema = schema_of(store, check_names=False)
+    if segment is not None:
+        if naive:
+            seg = _get_segment(store, segment)
+            if seg.kind == "static":
+                return _static_grid(store, store.catalog.members(seg.name), pts)
+            return naive_grid(
+                store, from_json(seg.rule_json), pts, schema=schema, stack=(seg.name,)
+            )
+        return segment_grid(store, segment, pts, schema=schema)
+    tree = to_tree(store, rule)
+    if naive:
+        return naive_grid(store, tree, pts, schema=schema)
+    return grid(store, tree, pts, schema=schema)
+
+
+def _counts(g: Grid, pts: Points) -> pl.DataFrame:
+    M = g.M
+    members = M[:, 1:].sum(axis=0)
+    entered = (M[:, 1:] & ~M[:, :-1]).sum(axis=0)
+    exited = (~M[:, 1:] & M[:, :-1]).sum(axis=0)
+    return pl.DataFrame(
+        {
+            "date": pl.Series(list(pts.dates), dtype=pl.Date),
+            "members": pl.Series(members, dtype=pl.Int64),
+            "entered": pl.Series(entered, dtype=pl.Int64),
+            "exited": pl.Series(exited, dtype=pl.Int64),
+        }
+    )
+
+
+def trend(
+    store: Store,
+    rule: Any = None,
+    start: Any = None,
+    end: Any = None,
+    every: str = "day",
+    *,
+    segment: str | None = None,
+) -> pl.DataFrame:
+    """Members, entered and exited at every point of ``start..end`` (RULES.md section 6).
+
+    Returns a DataFrame ``date`` (Date), ``members``, ``entered``, ``exited`` (Int64).
+
+    >>> trend(store, "did('charged', within => '30 days')", "2026-06-01", "2026-06-30")  # doctest: +SKIP
+    """
+    pts = make_points(start, end, every)
+    return _counts(_target_grid(store, rule, segment, pts), pts)
+
+
+def trend_naive(
+    store: Store,
+    rule: Any = None,
+    start: Any = None,
+    end: Any = None,
+    every: str = "day",
+    segment: str | None = None,
+) -> pl.DataFrame:
+    """:func:`trend` by one full evaluation per point (reference for tests and benchmarks)."""
+    pts = make_points(start, end, every)
+    return _counts(_target_grid(store, rule, segment, pts, naive=True), pts)
+
+
+def trend_many(
+    store: Store, segments: list[str], start: Any, end: Any, every: str = "day"
+) -> pl.DataFrame:
+    """Trends of several saved segments: ``segment, date, members, entered, exited``."""
+    if not segments:
+        raise UsageError("give at least one segment")
+    frames = [
+        trend(store, start=start, end=end, every=every, segment=s).select(
+            pl.lit(s).alias("segment"), pl.all()
+        )
+        for s in segments
+    ]
+    return pl.concat(frames)
+
+
+def trend_members(
+    store: Store,
+    rule: Any = None,
+    date: Any = None,
+    *,
+    segment: str | None = None,
+    which: str = "entered",
+    every: str = "day",
+) -> pl.DataFrame:
+    """The users who ``entered``/``exited`` at the point of ``date`` (or its ``members``).
+
+    The previous instant is one step (``every``) before the end of ``date``.
+    """
+    if which not in ("entered", "exited", "members"):
+        raise UsageError(f"bad list {which!r}: use entered, exited or members")
+    if date is None:
+        raise UsageError("give the date of the point")
+    d = parse_date(date, "point date")
+    pts = make_points(d, d, "day")
+    if every == "week":
+        pts = Points((d,), np.array([pts.T[1] - STEPS["week"], pts.T[1]]), STEPS["week"])
+    g = _target_grid(store, rule, segment, pts, naive=True)
+    now, prev = g.M[:, 1], g.M[:, 0]
+    mask = {"entered": now & ~prev, "exited": prev & ~now, "members": now}[which]
+    return pl.DataFrame({"user_id": g.ids.filter(pl.Series(mask))}).sort("user_id")
