@@ -146,3 +146,67 @@ def test_errors(store: Store) -> None:
         event_report(store, ["view"], "2026-06-02", "2026-06-01")
     with pytest.raises(UsageError, match="at least one event"):
         event_report(store, [], "2026-06-01", "2026-06-02")
+
+
+def test_cli_events_json(store: Store, capsys: pytest.CaptureFixture) -> None:
+    import json
+
+    from segcore.cli import main
+
+    code = main(
+        [
+            "events",
+            "--home",
+            str(store.home),
+            "--event",
+            "view",
+            "--event",
+            "buy",
+            "--from",
+            "2026-06-01",
+            "--to",
+            "2026-06-08",
+            "--every",
+            "week",
+            "--json",
+        ]
+    )
+    out, _ = capsys.readouterr()
+    assert code == 0
+    data = json.loads(out)
+    assert data["rows"][0] == {"period": "2026-06-01", "event": "view", "events": 6, "users": 4}
+    assert len(data["rows"]) == 4
+    code = main(
+        [
+            "events",
+            "--home",
+            str(store.home),
+            "--event",
+            "view",
+            "--from",
+            "2026-06-01",
+            "--to",
+            "2026-06-04",
+            "--by",
+            "product",
+            "--top",
+            "1",
+        ]
+    )
+    out, _ = capsys.readouterr()
+    assert code == 0 and "other" in out and "(none)" in out
+    code = main(
+        [
+            "events",
+            "--home",
+            str(store.home),
+            "--event",
+            "nope",
+            "--from",
+            "2026-06-01",
+            "--to",
+            "2026-06-04",
+        ]
+    )
+    _, err = capsys.readouterr()
+    assert code == 2 and err.strip() == "error: unknown event 'nope'"

@@ -457,3 +457,125 @@ def test_many_steps_perm_invariance(tmp_path: Path) -> None:
     store = make_store(tmp_path, rows)
     assert users(funnel(store, names, "1h", DAY, DAY)) == [2, 1, 1, 1, 1]
     assert users(funnel(store, names, "1h", DAY, DAY, order="any")) == [2, 2, 2, 2, 2]
+
+
+# ---------------------------------------------------------------------- CLI
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
+    from segcore.cli import main
+
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_funnel_json(tricky: Store, capsys: pytest.CaptureFixture) -> None:
+    home = str(tricky.home)
+    code, out, _ = run_cli(
+        [
+            "funnel",
+            "--home",
+            home,
+            "--step",
+            "a",
+            "--step",
+            "b",
+            "--step",
+            "c",
+            "--window",
+            "1h",
+            "--from",
+            DAY,
+            "--to",
+            DAY,
+            "--json",
+        ],
+        capsys,
+    )
+    assert code == 0
+    data = json.loads(out)
+    assert [s["users"] for s in data["steps"]] == [5, 4, 3]
+    assert data["steps"][0]["event"] == "a"
+    code, out, _ = run_cli(
+        [
+            "funnel",
+            "--home",
+            home,
+            "--step",
+            "a",
+            "--step",
+            "b",
+            "--step",
+            "c",
+            "--window",
+            "1d",
+            "--from",
+            DAY,
+            "--to",
+            DAY,
+            "--strict",
+            "--over-time",
+            "day",
+            "--json",
+        ],
+        capsys,
+    )
+    data = json.loads(out)
+    assert [s["users"] for s in data["steps"]] == [5, 4, 3]
+    assert data["over_time"][0]["entered"] == 5
+    code, out, _ = run_cli(
+        [
+            "funnel",
+            "--home",
+            home,
+            "--step",
+            "a",
+            "--step",
+            "b",
+            "--window",
+            "1h",
+            "--from",
+            DAY,
+            "--to",
+            DAY,
+        ],
+        capsys,
+    )
+    assert code == 0 and "from first" in out and "100.0%" in out
+
+
+def test_cli_funnel_options(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    rows = [
+        ("u1", "a", "2026-06-01T10:00:00"),
+        ("u1", "x", "2026-06-01T10:05:00"),
+        ("u1", "b", "2026-06-01T10:10:00"),
+        ("u2", "a", "2026-06-01T10:00:00"),
+        ("u2", "b", "2026-06-01T10:10:00"),
+    ]
+    store = make_store(tmp_path, rows, {"amount": [1.0, None, 900.0, 1.0, 5.0]})
+    base = [
+        "funnel",
+        "--home",
+        str(store.home),
+        "--step",
+        "a",
+        "--step",
+        "b",
+        "--window",
+        "1h",
+        "--from",
+        DAY,
+        "--to",
+        DAY,
+        "--json",
+    ]
+    code, out, _ = run_cli(base + ["--exclude", "x:1-2"], capsys)
+    assert [s["users"] for s in json.loads(out)["steps"]] == [2, 1]
+    code, out, _ = run_cli(base + ["--step-where", "2:amount > 500"], capsys)
+    assert code == 0, out
+    assert [s["users"] for s in json.loads(out)["steps"]] == [2, 1]
+    code, _, err = run_cli(base + ["--step-where", "5:amount > 1"], capsys)
+    assert code == 2 and "step number must be 1 to 2" in err
+    code, _, err = run_cli(base + ["--window", "soon"], capsys)
+    assert code == 2 and err.startswith("error: bad duration")
+    code, _, err = run_cli(base + ["--after-step", "1"], capsys)
+    assert code == 2 and "--save-dropoffs" in err
