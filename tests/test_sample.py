@@ -131,7 +131,8 @@ def test_sizes_ids_and_order(users, events):
     assert events["event_id"].n_unique() == events.height
     assert events["event_id"].null_count() == 0
     assert 100_000 < events.height < 300_000
-    assert events.equals(events.sort(["user_id", "ts", "event_id"]))
+    # the store's layout: sorted by event name, then user, then time (stable on event_id)
+    assert events.equals(events.sort(["event", "user_id", "ts", "event_id"]))
     assert set(events["user_id"].unique()) <= set(users["user_id"])
     assert set(events["event"].unique()) == {
         "signed_up",
@@ -456,7 +457,9 @@ def test_several_event_files_for_many_users(tmp_path, monkeypatch):
     events = pl.read_parquet(tmp_path / "m" / "events")
     assert events.height == summary["events"] and summary["event_files"] == 3
     assert events["event_id"].n_unique() == events.height
-    assert events.equals(events.sort(["user_id", "ts", "event_id"]))
+    for f in files:
+        part = pl.read_parquet(tmp_path / "m" / "events" / f)
+        assert part.equals(part.sort(["event", "user_id", "ts", "event_id"]))
     users = pl.read_parquet(tmp_path / "m" / "users")
     sums = (
         events.filter(pl.col("event") == "charged").group_by("user_id").agg(pl.col("amount").sum())

@@ -1,7 +1,7 @@
 """Writing validated rows into the store, atomically.
 
 - events: one new file ``events/part-<UTC timestamp>-<short uuid>.parquet`` per import,
-  sorted by ``user_id, ts``; events whose ``event_id`` is already stored or repeats
+  sorted by ``event, user_id, ts`` (``segcore.store.EVENT_SORT``); events whose ``event_id`` is already stored or repeats
   within the import are skipped (rows without ``event_id`` are never deduplicated).
 - users: the whole table is rewritten as ``users/users.parquet`` (``os.replace`` of a
   complete temporary file), then any other, older user files are removed. A killed
@@ -21,7 +21,7 @@ import polars as pl
 
 from segcore.errors import StoreError
 from segcore.fileio import clean_stale_temp, write_parquet_atomic
-from segcore.store import EVENT_ID, REQUIRED_EVENT_COLUMNS, Store
+from segcore.store import EVENT_ID, REQUIRED_EVENT_COLUMNS, Store, write_events_file
 
 USERS_FILE = "users.parquet"
 
@@ -91,9 +91,9 @@ def event_file_name() -> str:
 def write_events(store: Store, df: pl.DataFrame) -> Path:
     """Write ``df`` (already in the events contract) as one new file; its path."""
     first = [*REQUIRED_EVENT_COLUMNS, EVENT_ID]
-    df = df.select(*first, *[c for c in df.columns if c not in first]).sort(["user_id", "ts"])
+    df = df.select(*first, *[c for c in df.columns if c not in first])
     target = store.events_dir / event_file_name()
-    write_parquet_atomic(df, target)
+    write_events_file(df, target)
     return target
 
 

@@ -27,6 +27,7 @@ from segcore.errors import StoreError, UsageError
 from segcore.fileio import clean_stale_temp, new_build_dir, replace_dir_atomic, write_parquet_atomic
 from segcore.sample.events import EVENT_COLUMNS, generate_chunk
 from segcore.sample.users import DAY_US, UserPlan, Window, build_users, plan_users, user_ids
+from segcore.store import write_events_file
 from segcore.timeutil import parse_date
 
 __all__ = ["generate", "EVENT_COLUMNS", "CHUNK_USERS"]
@@ -114,7 +115,7 @@ def generate(
                 if pending is not None:
                     pending.result()
                 pending = pool.submit(
-                    write_parquet_atomic, df, events_build / f"part-{c:05d}.parquet"
+                    write_events_file, df, events_build / f"part-{c:05d}.parquet"
                 )
                 del df
                 if progress is not None:

@@ -1,0 +1,1 @@
+"""segcore's benchmark suite: ``python -m bench --size small|medium|large``."""
