@@ -231,7 +231,7 @@ def preview() -> None:
         return
     universe = cached.universe_count(as_of)
     c = st.columns(3)
-    c[0].metric("Matching users", fmt_int(n), key="b_preview_count")
+    c[0].metric("Matching users", fmt_int(n))
     c[1].metric("Share of all users", fmt_pct(n / universe if universe else None))
     if cached.available("segcore.analytics.reach:reach"):
         with guard("reachability"):
@@ -262,7 +262,7 @@ def editor() -> None:
 # ---------------------------------------------------------------------- page
 editing = ss.get("edit_segment")
 st.title(f"Edit segment: {editing}" if editing else "New segment")
-msg = ss.pop("b_message", None)
+msg = ss.pop("builder_message", None)
 if msg:
     st.success(msg)
     st.page_link(state.PAGES["segment"], label="Open the segment page", icon=":material/group:")
@@ -273,7 +273,7 @@ def _saved(name: str, message: str) -> None:
     ss["edit_segment"] = name
     ss["segment"] = name
     ss["b_reset"] = True
-    ss["b_message"] = message
+    ss["builder_message"] = message
     st.rerun()
 
 

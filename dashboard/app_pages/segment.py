@@ -174,8 +174,9 @@ with t_rule, guard("rule"):
     if not cached.available("segcore.sql:compile_sql"):
         not_available("SQL export")
     else:
-        dialect = st.selectbox("SQL dialect", ["duckdb", "postgres", "bigquery", "snowflake",
-                                                "clickhouse", "spark"], key="sp_dialect")
+        from segcore.sql.dialects import DIALECTS
+
+        dialect = st.selectbox("SQL dialect", list(DIALECTS), key="sp_dialect")
         sql = cached.call("segcore.sql:compile_sql", None, dialect=dialect, as_of=as_of,
                           segment=name)
         st.code(sql, language="sql")

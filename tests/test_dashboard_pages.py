@@ -1,0 +1,279 @@
+"""The Streamlit dashboard in AppTest: every page renders, values equal segcore's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from segcore.examples import EXAMPLES, seed_examples
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+AS_OF = "2026-06-30"  # the last day of the conftest sample = the dashboard's default as-of
+PAGES = ["overview", "segments", "builder", "segment", "funnels", "events", "user", "data"]
+TIMEOUT = 60
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def n(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+def frame(at: AppTest, column: str):
+    """The first table shown that has ``column`` (as pandas)."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, at.exception
+    assert not [e.value for e in at.error], [e.value for e in at.error]
+
+
+def goto(at: AppTest, page: str) -> AppTest:
+    at.switch_page(f"app_pages/{page}.py").run()
+    return at
+
+
+@pytest.fixture
+def store(writable_sample, monkeypatch):
+    """A private copy of the sample store with the example segments, as SEGCORE_HOME."""
+    seed_examples(writable_sample)
+    monkeypatch.setenv("SEGCORE_HOME", str(writable_sample.home))
+    monkeypatch.delenv("SEGCORE_PASSWORD", raising=False)
+    return writable_sample
+
+
+@pytest.fixture
+def app(store) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    assert_clean(at)
+    return at
+
+
+def test_overview_shows_the_store_and_every_segment(app, store):
+    info = store.info()
+    m = metrics(app)
+    assert n(m["Users"]) == info["users"]
+    assert n(m["Events"]) == info["events"]
+    assert m["First event"] == info["first_event"][:10]
+    assert m["Last event"] == info["last_event"][:10] == AS_OF
+    table = frame(app, "Last 30 days")
+    shown = dict(zip(table["Segment"], table["Members"], strict=True))
+    assert set(shown) == {e["name"] for e in EXAMPLES}
+    for name, size in shown.items():
+        assert size == store.count(segment=name, as_of=AS_OF)
+    spark = dict(zip(table["Segment"], table["Last 30 days"], strict=True))
+    assert len(spark["Frequent buyers"]) == 30
+    assert spark["Frequent buyers"][-1] == shown["Frequent buyers"]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders(app, page):
+    goto(app, page)
+    assert_clean(app)
+    assert app.title[0].value
+    keys = {
+        "segments": ("text_input", "sl_search"),
+        "builder": ("text_area", "b_text"),
+        "segment": ("selectbox", "sp_name"),
+        "funnels": ("multiselect", "fn_steps"),
+        "events": ("multiselect", "ev_events"),
+        "user": ("text_input", "ul_id"),
+        "data": ("radio", "dt_kind"),
+    }
+    if page in keys:
+        kind, key = keys[page]
+        assert getattr(app, kind)(key=key) is not None
+
+
+def test_full_flow_build_preview_save_list_open_funnel(app, store):
+    rule = "did('charged', within => '60 days') AND country = 'US'"
+    goto(app, "builder")
+    app.text_area(key="b_text").input(rule).run()
+    assert_clean(app)
+    expected = store.count(rule, as_of=AS_OF)
+    assert expected > 0
+    assert n(metrics(app)["Matching users"]) == expected
+    # the visual builder followed the text: one event row and one attribute row
+    assert app.selectbox(key="b_3_ev").value == "charged" or any(
+        s.value == "charged" for s in app.selectbox)
+    assert any(t.value == "US" for t in app.text_input)
+    app.text_input(key="b_name").input("US buyers")
+    app.text_input(key="b_desc").input("bought lately, in the US")
+    app.button(key="FormSubmitter:b_save_form-Save segment").click().run()
+    assert_clean(app)
+    assert [s.value for s in app.success] == ["Saved segment 'US buyers'."]
+    seg = store.catalog.get("US buyers")
+    assert seg.rule_text == rule and seg.description == "bought lately, in the US"
+
+    goto(app, "segments")
+    app.text_input(key="sl_search").input("us buy").run()
+    names = [m.value for m in app.markdown if "US buyers" in m.value]
+    assert names == ["US buyers"]
+
+    app.session_state["segment"] = "US buyers"
+    goto(app, "segment")
+    assert_clean(app)
+    assert app.selectbox(key="sp_name").value == "US buyers"
+    assert n(metrics(app)["Members now"]) == expected
+
+    app.session_state["fn_segment_default"] = "US buyers"
+    goto(app, "funnels")
+    assert_clean(app)
+    assert app.selectbox(key="fn_segment").value == "US buyers"
+    steps = app.multiselect(key="fn_steps").value
+    res = store.funnel(steps, window="1 days", start="2026-06-01", end=AS_OF,
+                       segment="US buyers")
+    m = metrics(app)
+    assert n(m["Entered the funnel"]) == res["steps"][0]["users"]
+    assert n(m["Converted"]) == res["steps"][-1]["users"]
+
+
+def test_builder_rows_write_the_rule_and_advanced_rules_stay_text(app, store):
+    goto(app, "builder")
+    add = next(s.key for s in app.selectbox if s.key.startswith("b_add_kind_"))
+    app.selectbox(key=add).select("attribute")
+    app.button(key=add.replace("b_add_kind_", "b_add_")).click().run()
+    row = next(s.key for s in app.selectbox if s.key.endswith("_col"))[: -len("_col")]
+    app.selectbox(key=f"{row}_col").select("age")
+    app.selectbox(key=f"{row}_op").select(">=")
+    app.run()
+    app.text_input(key=f"{row}_val").input("40").run()
+    assert_clean(app)
+    assert app.text_area(key="b_text").value == "age >= 40"
+    assert n(metrics(app)["Matching users"]) == store.count("age >= 40", as_of=AS_OF)
+
+    app.text_area(key="b_text").input("age + 1 > 41").run()
+    assert_clean(app)
+    assert any("Advanced rule" in i.value for i in app.info)
+    assert n(metrics(app)["Matching users"]) == store.count("age >= 41", as_of=AS_OF)
+
+
+def test_rule_errors_are_shown_with_their_position(app):
+    goto(app, "builder")
+    app.text_area(key="b_text").input("age > 30 AND\ncountry = ").run()
+    assert not app.exception
+    errors = [e.value for e in app.error]
+    assert len(errors) == 1 and errors[0].startswith("Line 2, column")
+    app.text_area(key="b_text").input("age > 'old'").run()
+    assert [e.value for e in app.error] == [
+        "Line 1, column 7: type mismatch: cannot compare age (an integer) with 'old' (a text)"
+    ]
+    assert [c.value for c in app.code] == ["age > 'old'\n      ^"]
+
+
+def test_edit_with_a_stale_version_is_a_friendly_conflict(app, store):
+    app.session_state["edit_segment"] = "Frequent buyers"
+    goto(app, "builder")
+    assert app.text_area(key="b_text").value == EXAMPLES[0]["rule"]
+    store.catalog.edit("Frequent buyers", description="changed elsewhere")
+    app.text_area(key="b_text").input("event_count('charged', within => '90 days') >= 4").run()
+    app.button(key="FormSubmitter:b_save_form-Save segment").click().run()
+    assert not app.exception
+    errors = [e.value for e in app.error]
+    assert len(errors) == 1 and "changed by someone else" in errors[0]
+    assert store.catalog.get("Frequent buyers").rule_text == EXAMPLES[0]["rule"]
+
+
+def test_clone_and_delete_ask_first(app, store):
+    goto(app, "segments")
+    seg = store.catalog.get("Hot leads")
+    app.button(key=f"sl_clone_{seg.id}").click().run()
+    app.text_input(key="sl_clone_name").input("Hot leads 2")
+    app.button(key="sl_confirm_clone").click().run()
+    assert_clean(app)
+    assert store.catalog.get("Hot leads 2").rule_text == seg.rule_text
+    app.button(key=f"sl_delete_{seg.id}").click().run()
+    assert store.catalog.exists("Hot leads")  # not before the confirmation
+    assert any("Delete segment" in w.value for w in app.warning)
+    app.button(key="sl_confirm_delete").click().run()
+    assert_clean(app)
+    assert not store.catalog.exists("Hot leads")
+    assert [s.value for s in app.success] == ["Deleted segment 'Hot leads'."]
+
+
+def test_static_segment_from_pasted_ids_reports_unknown_and_duplicates(app, store):
+    goto(app, "builder")
+    ids = store.scan_users().select("user_id").head(3).collect()["user_id"].to_list()
+    app.text_input(key="b_static_name").input("Hand picked")
+    app.text_area(key="b_static_text").input("\n".join([*ids, ids[0], "nobody-1"]))
+    app.button(key="FormSubmitter:b_static_form-Save list").click().run()
+    assert_clean(app)
+    m = metrics(app)
+    assert m["Duplicate ids"] == "1" and m["Unknown ids"] == "1"
+    assert sorted(store.catalog.members("Hand picked")) == sorted([*ids, "nobody-1"])
+
+
+def test_segment_page_members_and_size_over_time(app, store):
+    app.session_state["segment"] = "Email subscribers"
+    goto(app, "segment")
+    assert_clean(app)
+    size = store.count(segment="Email subscribers", as_of=AS_OF)
+    assert n(metrics(app)["Members now"]) == size
+    table = frame(app, "email_opt_in")
+    first = store.members(segment="Email subscribers", as_of=AS_OF)["user_id"].head(50)
+    assert table["user_id"].tolist() == first.to_list()
+    app.number_input(key="sp_page").set_value(2).run()
+    table = frame(app, "email_opt_in")
+    second = store.members(segment="Email subscribers", as_of=AS_OF)["user_id"].slice(50, 50)
+    assert table["user_id"].tolist() == second.to_list()
+    assert "email_opt_in" in [c.value for c in app.code][0]
+
+
+def test_user_lookup_shows_profile_and_segments(app, store):
+    uid = store.scan_users().select("user_id").head(1).collect().item()
+    goto(app, "user")
+    app.text_input(key="ul_id").input(uid).run()
+    assert_clean(app)
+    prof = store.user(uid, as_of=AS_OF)
+    m = metrics(app)
+    assert n(m["Events before as-of"]) == prof["events"]
+    assert n(m["Segments now"]) == len(prof["segments"])
+    app.text_input(key="ul_id").input("no-such-user").run()
+    assert not app.exception
+    assert [e.value for e in app.error] == ["unknown user 'no-such-user'"]
+
+
+def test_data_page_channels_editor(app, store):
+    goto(app, "data")
+    app.text_input(key="dt_ch_new_name").input("vip_email")
+    app.text_input(key="dt_ch_new_rule").input("email_opt_in AND total_spent > 1000")
+    app.button(key="FormSubmitter:dt_ch_new-Add channel").click().run()
+    assert_clean(app)
+    assert [c.name for c in store.catalog.channels()][-1] == "vip_email"
+    app.button(key="dt_ch_del_vip_email").click().run()
+    assert "vip_email" not in [c.name for c in store.catalog.channels()]
+
+
+def test_first_start_creates_sample_data_and_examples(tmp_path, monkeypatch):
+    home = tmp_path / "empty"
+    monkeypatch.setenv("SEGCORE_HOME", str(home))
+    monkeypatch.setenv("SEGCORE_SAMPLE_USERS", "300")
+    monkeypatch.setenv("SEGCORE_SAMPLE_DAYS", "30")
+    monkeypatch.delenv("SEGCORE_PASSWORD", raising=False)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert_clean(at)
+    from segcore import Store
+
+    s = Store(home)
+    assert s.info()["users"] == 300
+    assert {x.name for x in s.catalog.list()} == {e["name"] for e in EXAMPLES}
+    assert n(metrics(at)["Users"]) == 300
+
+
+def test_password_gate(store, monkeypatch):
+    monkeypatch.setenv("SEGCORE_PASSWORD", "s3cret")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.metric and [t.value for t in at.title] == ["segcore"]
+    at.text_input(key="auth_password").input("wrong")
+    at.button(key="FormSubmitter:login-Sign in").click().run()
+    assert [e.value for e in at.error] == ["Wrong password."]
+    at.text_input(key="auth_password").input("s3cret")
+    at.button(key="FormSubmitter:login-Sign in").click().run()
+    assert_clean(at)
+    assert n(metrics(at)["Users"]) == store.info()["users"]
