@@ -61,8 +61,10 @@ def first_start() -> None:
 
     users, days = state.sample_size()
     st.title("Welcome to segcore")
-    st.write(f"The store at `{store.home}` is empty: creating sample data "
-             f"({users:,} users, {days} days)...")
+    st.write(
+        f"The store at `{store.home}` is empty: creating sample data "
+        f"({users:,} users, {days} days)..."
+    )
     bar = st.progress(0.0, text="Starting...")
 
     def progress(fraction: float, message: str) -> None:
@@ -84,8 +86,11 @@ def sidebar() -> None:
         st.session_state["as_of_default"] = default
         st.session_state["as_of"] = default
     with st.sidebar:
-        st.date_input("As of (end of day, UTC)", key="as_of",
-                      help="Segments are evaluated at the end of this day.")
+        st.date_input(
+            "As of (end of day, UTC)",
+            key="as_of",
+            help="Segments are evaluated at the end of this day.",
+        )
         st.caption(f"Store: `{info['home']}`")
 
 
@@ -94,8 +99,9 @@ def main() -> None:
     if not password_ok():
         return
     pages = [
-        st.Page(state.PAGES["overview"], title="Overview", icon=":material/dashboard:",
-                default=True),
+        st.Page(
+            state.PAGES["overview"], title="Overview", icon=":material/dashboard:", default=True
+        ),
         st.Page(state.PAGES["segments"], title="Segments", icon=":material/list:"),
         st.Page(state.PAGES["builder"], title="Segment builder", icon=":material/tune:"),
         st.Page(state.PAGES["segment"], title="Segment", icon=":material/group:"),

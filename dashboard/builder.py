@@ -47,8 +47,17 @@ from segcore.tree import (
 US = 1_000_000
 UNITS = {"minutes": 60 * US, "hours": 3600 * US, "days": 86400 * US, "weeks": 7 * 86400 * US}
 CMP_OPS = ["=", "!=", ">", ">=", "<", "<="]
-ATTR_OPS = CMP_OPS + ["in", "not in", "contains", "starts with", "in the last",
-                      "is set", "is not set", "is true", "is false"]
+ATTR_OPS = CMP_OPS + [
+    "in",
+    "not in",
+    "contains",
+    "starts with",
+    "in the last",
+    "is set",
+    "is not set",
+    "is true",
+    "is false",
+]
 NO_VALUE_OPS = {"is set", "is not set", "is true", "is false"}
 KINDS = {
     "attribute": "User attribute",
@@ -66,14 +75,29 @@ def new_row(kind: str, schema: Schema) -> dict[str, Any]:
         cols = [c for c in schema.users if c != "user_id"] or ["user_id"]
         return {"kind": kind, "column": cols[0], "op": "=", "value": ""}
     if kind == "event":
-        return {"kind": kind, "did": True, "event": events[0], "measure": "any", "cmp": ">=",
-                "amount": 1, "prop": None, "within": [30, "days"], "where": ""}
+        return {
+            "kind": kind,
+            "did": True,
+            "event": events[0],
+            "measure": "any",
+            "cmp": ">=",
+            "amount": 1,
+            "prop": None,
+            "within": [30, "days"],
+            "where": "",
+        }
     if kind == "first":
         return {"kind": kind, "event": events[0], "within": [7, "days"]}
     if kind == "sequence":
         then = events[1] if len(events) > 1 else events[0]
-        return {"kind": kind, "then_not": False, "first": events[0], "then": then,
-                "gap": [1, "days"], "within": [30, "days"]}
+        return {
+            "kind": kind,
+            "then_not": False,
+            "first": events[0],
+            "then": then,
+            "gap": [1, "days"],
+            "within": [30, "days"],
+        }
     if kind == "segment":
         return {"kind": kind, "member": True, "name": sorted(schema.segments or [""])[0]}
     raise ValueError(f"unknown row kind {kind!r}")
@@ -134,8 +158,9 @@ def _attribute(row: dict[str, Any], schema: Schema) -> Node:
             raise RuleError(f"{col}: give at least one value (comma-separated)")
         return InList(c, tuple(_lit(v, typ, col) for v in items), negated=op == "not in")
     if op in ("contains", "starts with"):
-        return Call("contains" if op == "contains" else "starts_with",
-                    (c, Lit(str(value), "string")))
+        return Call(
+            "contains" if op == "contains" else "starts_with", (c, Lit(str(value), "string"))
+        )
     if op in CMP_OPS:
         if str(value).strip() == "":
             raise RuleError(f"{col}: give a value to compare with")
@@ -169,8 +194,11 @@ def _event(row: dict[str, Any], schema: Schema) -> Node:
             raise RuleError("choose the property to sum")
         amount = float(row.get("amount") or 0)
         lit = Lit(int(amount), "int") if amount == int(amount) else Lit(amount, "float")
-        node = Compare(row.get("cmp", ">="),
-                       Behavior(func, row["event"], prop=prop, within=within, where=where), lit)
+        node = Compare(
+            row.get("cmp", ">="),
+            Behavior(func, row["event"], prop=prop, within=within, where=where),
+            lit,
+        )
     return node if row.get("did", True) else Not(node)
 
 
@@ -182,14 +210,22 @@ def _row_tree(row: dict[str, Any], schema: Schema) -> Node:
         return _event(row, schema)
     if kind == "first":
         span = _span(row.get("within")) or 7 * UNITS["days"]
-        return Compare(">=", Behavior("first_seen", row["event"]),
-                       Arith("-", Call("now", ()), Lit(span, "interval")))
+        return Compare(
+            ">=",
+            Behavior("first_seen", row["event"]),
+            Arith("-", Call("now", ()), Lit(span, "interval")),
+        )
     if kind == "sequence":
         gap = _span(row.get("gap"))
         if gap is None:
             raise RuleError("the time between the two events must be more than 0")
-        return Sequence("did_then_not" if row.get("then_not") else "did_then",
-                        row["first"], row["then"], gap, within=_span(row.get("within")))
+        return Sequence(
+            "did_then_not" if row.get("then_not") else "did_then",
+            row["first"],
+            row["then"],
+            gap,
+            within=_span(row.get("within")),
+        )
     if kind == "segment":
         if not row.get("name"):
             raise RuleError("choose a segment")
@@ -247,9 +283,14 @@ def _lit_text(node: Node) -> str:
 
 
 def _now_minus(node: Node) -> int:
-    if (isinstance(node, Arith) and node.op == "-" and isinstance(node.left, Call)
-            and node.left.name == "now" and isinstance(node.right, Lit)
-            and node.right.type == "interval"):
+    if (
+        isinstance(node, Arith)
+        and node.op == "-"
+        and isinstance(node.left, Call)
+        and node.left.name == "now"
+        and isinstance(node.right, Lit)
+        and node.right.type == "interval"
+    ):
         return int(node.right.value)
     raise _Unsupported
 
@@ -260,18 +301,37 @@ def _plain(b: Behavior) -> bool:
 
 def _event_back(node: Node, did: bool) -> dict[str, Any]:
     if isinstance(node, Behavior) and node.func == "did" and _plain(node):
-        return {"kind": "event", "did": did, "event": node.event, "measure": "any",
-                "cmp": ">=", "amount": 1, "prop": None, "within": _span_back(node.within),
-                "where": to_text(node.where) if node.where is not None else ""}
-    if (isinstance(node, Compare) and isinstance(node.left, Behavior)
-            and node.left.func in ("event_count", "event_sum") and _plain(node.left)
-            and isinstance(node.right, Lit) and node.right.type in ("int", "float")):
+        return {
+            "kind": "event",
+            "did": did,
+            "event": node.event,
+            "measure": "any",
+            "cmp": ">=",
+            "amount": 1,
+            "prop": None,
+            "within": _span_back(node.within),
+            "where": to_text(node.where) if node.where is not None else "",
+        }
+    if (
+        isinstance(node, Compare)
+        and isinstance(node.left, Behavior)
+        and node.left.func in ("event_count", "event_sum")
+        and _plain(node.left)
+        and isinstance(node.right, Lit)
+        and node.right.type in ("int", "float")
+    ):
         b = node.left
-        return {"kind": "event", "did": did, "event": b.event,
-                "measure": "count" if b.func == "event_count" else "sum",
-                "cmp": node.op, "amount": node.right.value, "prop": b.prop,
-                "within": _span_back(b.within),
-                "where": to_text(b.where) if b.where is not None else ""}
+        return {
+            "kind": "event",
+            "did": did,
+            "event": b.event,
+            "measure": "count" if b.func == "event_count" else "sum",
+            "cmp": node.op,
+            "amount": node.right.value,
+            "prop": b.prop,
+            "within": _span_back(b.within),
+            "where": to_text(b.where) if b.where is not None else "",
+        }
     raise _Unsupported
 
 
@@ -288,28 +348,55 @@ def _row_back(node: Node) -> dict[str, Any]:
     if isinstance(node, Col):
         return {"kind": "attribute", "column": node.name, "op": "is true", "value": ""}
     if isinstance(node, IsNull) and isinstance(node.arg, Col):
-        return {"kind": "attribute", "column": node.arg.name,
-                "op": "is set" if node.negated else "is not set", "value": ""}
+        return {
+            "kind": "attribute",
+            "column": node.arg.name,
+            "op": "is set" if node.negated else "is not set",
+            "value": "",
+        }
     if isinstance(node, IsBool) and isinstance(node.arg, Col):
         true = node.value != node.negated
-        return {"kind": "attribute", "column": node.arg.name,
-                "op": "is true" if true else "is false", "value": ""}
+        return {
+            "kind": "attribute",
+            "column": node.arg.name,
+            "op": "is true" if true else "is false",
+            "value": "",
+        }
     if isinstance(node, InList) and isinstance(node.arg, Col):
-        return {"kind": "attribute", "column": node.arg.name,
-                "op": "not in" if node.negated else "in",
-                "value": ", ".join(_lit_text(i) for i in node.items)}
-    if (isinstance(node, Call) and node.name in ("contains", "starts_with")
-            and len(node.args) == 2 and isinstance(node.args[0], Col)):
-        return {"kind": "attribute", "column": node.args[0].name,
-                "op": "contains" if node.name == "contains" else "starts with",
-                "value": _lit_text(node.args[1])}
+        return {
+            "kind": "attribute",
+            "column": node.arg.name,
+            "op": "not in" if node.negated else "in",
+            "value": ", ".join(_lit_text(i) for i in node.items),
+        }
+    if (
+        isinstance(node, Call)
+        and node.name in ("contains", "starts_with")
+        and len(node.args) == 2
+        and isinstance(node.args[0], Col)
+    ):
+        return {
+            "kind": "attribute",
+            "column": node.args[0].name,
+            "op": "contains" if node.name == "contains" else "starts with",
+            "value": _lit_text(node.args[1]),
+        }
     if isinstance(node, Sequence):
-        if node.since is not None or node.until is not None or node.where is not None \
-                or node.then_where is not None:
+        if (
+            node.since is not None
+            or node.until is not None
+            or node.where is not None
+            or node.then_where is not None
+        ):
             raise _Unsupported
-        return {"kind": "sequence", "then_not": node.func == "did_then_not",
-                "first": node.first, "then": node.then, "gap": _span_back(node.gap),
-                "within": _span_back(node.within)}
+        return {
+            "kind": "sequence",
+            "then_not": node.func == "did_then_not",
+            "first": node.first,
+            "then": node.then,
+            "gap": _span_back(node.gap),
+            "within": _span_back(node.within),
+        }
     if isinstance(node, Compare):
         if isinstance(node.left, Behavior) and node.left.func == "first_seen":
             b = node.left
@@ -319,18 +406,28 @@ def _row_back(node: Node) -> dict[str, Any]:
         if isinstance(node.left, Col):
             if node.op == ">=" and isinstance(node.right, Arith):
                 span = _span_back(_now_minus(node.right))
-                return {"kind": "attribute", "column": node.left.name, "op": "in the last",
-                        "value": f"{span[0]} {span[1]}"}
-            return {"kind": "attribute", "column": node.left.name, "op": node.op,
-                    "value": _lit_text(node.right)}
+                return {
+                    "kind": "attribute",
+                    "column": node.left.name,
+                    "op": "in the last",
+                    "value": f"{span[0]} {span[1]}",
+                }
+            return {
+                "kind": "attribute",
+                "column": node.left.name,
+                "op": node.op,
+                "value": _lit_text(node.right),
+            }
         return _event_back(node, did=True)
     return _event_back(node, did=True)
 
 
 def _group_back(node: Node) -> dict[str, Any]:
     if isinstance(node, And | Or):
-        return {"op": "and" if isinstance(node, And) else "or",
-                "rows": [_row_back(a) for a in node.args]}
+        return {
+            "op": "and" if isinstance(node, And) else "or",
+            "rows": [_row_back(a) for a in node.args],
+        }
     return {"op": "and", "rows": [_row_back(node)]}
 
 

@@ -15,8 +15,15 @@ def _pd(df: pl.DataFrame | list[dict[str, Any]]):
     return frame.to_pandas()
 
 
-def hbar(df: pl.DataFrame, label: str, value: str, *, value_title: str = "Count",
-         extra_tooltip: list[alt.Tooltip] | None = None, height: int | None = None) -> alt.Chart:
+def hbar(
+    df: pl.DataFrame,
+    label: str,
+    value: str,
+    *,
+    value_title: str = "Count",
+    extra_tooltip: list[alt.Tooltip] | None = None,
+    height: int | None = None,
+) -> alt.Chart:
     """Horizontal bars, largest first."""
     tips = [alt.Tooltip(f"{label}:N"), alt.Tooltip(f"{value}:Q", format=",", title=value_title)]
     tips += extra_tooltip or []
@@ -55,7 +62,9 @@ def size_over_time(df: pl.DataFrame) -> alt.LayerChart:
             color=alt.Color(
                 "flow:N",
                 scale=alt.Scale(domain=["entered", "exits_neg"], range=["#54a24b", "#e45756"]),
-                legend=alt.Legend(title=None, labelExpr="datum.label == 'exits_neg' ? 'exited' : datum.label"),
+                legend=alt.Legend(
+                    title=None, labelExpr="datum.label == 'exits_neg' ? 'exited' : datum.label"
+                ),
             ),
             tooltip=tips,
         )
@@ -89,21 +98,37 @@ def time_to_convert(rows: list[dict[str, Any]]) -> alt.Chart:
         alt.Chart(_pd(rows))
         .mark_bar()
         .encode(
-            x=alt.X("label:N", sort=alt.SortField("order"), title="Time from first step",
-                    axis=alt.Axis(labelAngle=0)),
+            x=alt.X(
+                "label:N",
+                sort=alt.SortField("order"),
+                title="Time from first step",
+                axis=alt.Axis(labelAngle=0),
+            ),
             y=alt.Y("users:Q", title="Users"),
-            tooltip=[alt.Tooltip("label:N", title="Time"),
-                     alt.Tooltip("users:Q", format=",", title="Users")],
+            tooltip=[
+                alt.Tooltip("label:N", title="Time"),
+                alt.Tooltip("users:Q", format=",", title="Users"),
+            ],
         )
         .properties(height=220)
     )
 
 
-def lines(df: pl.DataFrame, x: str, y: str, color: str | None = None, *,
-          y_title: str = "", y_format: str = ",", x_type: str = "T") -> alt.Chart:
+def lines(
+    df: pl.DataFrame,
+    x: str,
+    y: str,
+    color: str | None = None,
+    *,
+    y_title: str = "",
+    y_format: str = ",",
+    x_type: str = "T",
+) -> alt.Chart:
     """A line per ``color`` value over time."""
-    tips = [alt.Tooltip(f"{x}:{x_type}", title=x.capitalize()),
-            alt.Tooltip(f"{y}:Q", format=y_format, title=y_title or y)]
+    tips = [
+        alt.Tooltip(f"{x}:{x_type}", title=x.capitalize()),
+        alt.Tooltip(f"{y}:Q", format=y_format, title=y_title or y),
+    ]
     enc: dict[str, Any] = {
         "x": alt.X(f"{x}:{x_type}", title=None),
         "y": alt.Y(f"{y}:Q", title=y_title or y, axis=alt.Axis(format=y_format)),
@@ -125,9 +150,12 @@ def profile_bars(df: pl.DataFrame) -> alt.Chart:
             x=alt.X("share:Q", title="Share", axis=alt.Axis(format="%")),
             yOffset="group:N",
             color=alt.Color("group:N", title=None),
-            tooltip=[alt.Tooltip("group:N"), alt.Tooltip("value:N"),
-                     alt.Tooltip("share:Q", format=".1%"),
-                     alt.Tooltip("users:Q", format=",")],
+            tooltip=[
+                alt.Tooltip("group:N"),
+                alt.Tooltip("value:N"),
+                alt.Tooltip("share:Q", format=".1%"),
+                alt.Tooltip("users:Q", format=","),
+            ],
         )
         .properties(height=max(120, 30 * max(df["value"].n_unique(), 1)))
     )

@@ -101,7 +101,8 @@ def test_full_flow_build_preview_save_list_open_funnel(app, store):
     assert n(metrics(app)["Matching users"]) == expected
     # the visual builder followed the text: one event row and one attribute row
     assert app.selectbox(key="b_3_ev").value == "charged" or any(
-        s.value == "charged" for s in app.selectbox)
+        s.value == "charged" for s in app.selectbox
+    )
     assert any(t.value == "US" for t in app.text_input)
     app.text_input(key="b_name").input("US buyers")
     app.text_input(key="b_desc").input("bought lately, in the US")
@@ -127,8 +128,7 @@ def test_full_flow_build_preview_save_list_open_funnel(app, store):
     assert_clean(app)
     assert app.selectbox(key="fn_segment").value == "US buyers"
     steps = app.multiselect(key="fn_steps").value
-    res = store.funnel(steps, window="1 days", start="2026-06-01", end=AS_OF,
-                       segment="US buyers")
+    res = store.funnel(steps, window="1 days", start="2026-06-01", end=AS_OF, segment="US buyers")
     m = metrics(app)
     assert n(m["Entered the funnel"]) == res["steps"][0]["users"]
     assert n(m["Converted"]) == res["steps"][-1]["users"]

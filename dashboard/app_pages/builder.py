@@ -73,8 +73,10 @@ def _init() -> None:
     ss["b_loaded_for"] = name
 
 
-if ss.pop("b_reset", False) or "b_model" not in ss or ss.get("b_loaded_for") != ss.get(
-    "edit_segment"
+if (
+    ss.pop("b_reset", False)
+    or "b_model" not in ss
+    or ss.get("b_loaded_for") != ss.get("edit_segment")
 ):
     _init()
 
@@ -121,13 +123,15 @@ def _pick(col, label: str, options: list, value: Any, key: str, **kw) -> Any:
     opts = list(options)
     if value not in opts and value is not None:
         opts.append(value)
-    return col.selectbox(label, opts, index=opts.index(value) if value in opts else 0,
-                         key=key, **kw)
+    return col.selectbox(
+        label, opts, index=opts.index(value) if value in opts else 0, key=key, **kw
+    )
 
 
 def _span(cols, label: str, value: list, key: str) -> list:
-    n = cols[0].number_input(label, min_value=0, value=int(value[0]), step=1, key=f"{key}_n",
-                             help="0 = all time")
+    n = cols[0].number_input(
+        label, min_value=0, value=int(value[0]), step=1, key=f"{key}_n", help="0 = all time"
+    )
     unit = _pick(cols[1], "unit", SPAN_UNITS, value[1], f"{key}_u", label_visibility="hidden")
     return [int(n), unit]
 
@@ -141,72 +145,115 @@ def _row(row: dict[str, Any], gid: int) -> None:
         row["op"] = _pick(c[1], "Condition", bm.ATTR_OPS, row["op"], f"{k}_op")
         if row["op"] not in bm.NO_VALUE_OPS:
             hint = {"in": "a, b, c", "not in": "a, b, c", "in the last": "14 days"}.get(row["op"])
-            row["value"] = c[2].text_input("Value", value=str(row.get("value", "")),
-                                           key=f"{k}_val", placeholder=hint)
+            row["value"] = c[2].text_input(
+                "Value", value=str(row.get("value", "")), key=f"{k}_val", placeholder=hint
+            )
         c[3].caption(schema.users.get(row["column"], ""))
     elif kind == "event":
-        did = _pick(c[0], "User", ["did", "did not"], "did" if row["did"] else "did not",
-                    f"{k}_did")
+        did = _pick(
+            c[0], "User", ["did", "did not"], "did" if row["did"] else "did not", f"{k}_did"
+        )
         row["did"] = did == "did"
         row["event"] = _pick(c[1], "Event", EVENTS, row["event"], f"{k}_ev")
         measures = {"any": "at least once", "count": "number of times", "sum": "sum of"}
-        m = _pick(c[2], "Measure", list(measures.values()), measures[row["measure"]],
-                  f"{k}_measure")
+        m = _pick(
+            c[2], "Measure", list(measures.values()), measures[row["measure"]], f"{k}_measure"
+        )
         row["measure"] = next(key for key, v in measures.items() if v == m)
         if row["measure"] != "any":
             c2 = st.columns([3, 3, 3, 2, 2, 1], vertical_alignment="bottom")
             if row["measure"] == "sum":
-                row["prop"] = _pick(c2[0], "Property", NUM_PROPS, row.get("prop") or
-                                    (NUM_PROPS[0] if NUM_PROPS else None), f"{k}_prop")
+                row["prop"] = _pick(
+                    c2[0],
+                    "Property",
+                    NUM_PROPS,
+                    row.get("prop") or (NUM_PROPS[0] if NUM_PROPS else None),
+                    f"{k}_prop",
+                )
             row["cmp"] = _pick(c2[1], "Compare", bm.CMP_OPS, row.get("cmp", ">="), f"{k}_cmp")
-            row["amount"] = c2[2].number_input("Amount", value=float(row.get("amount") or 0),
-                                               key=f"{k}_amount")
+            row["amount"] = c2[2].number_input(
+                "Amount", value=float(row.get("amount") or 0), key=f"{k}_amount"
+            )
         c3 = st.columns([3, 3, 3, 2, 2, 1], vertical_alignment="bottom")
         row["within"] = _span(c3[0:2], "In the last", row["within"], f"{k}_within")
-        row["where"] = c3[2].text_input("Only events where", value=row.get("where", ""),
-                                        key=f"{k}_where", placeholder="amount > 100")
+        row["where"] = c3[2].text_input(
+            "Only events where",
+            value=row.get("where", ""),
+            key=f"{k}_where",
+            placeholder="amount > 100",
+        )
     elif kind == "first":
         c[0].markdown("did for the **first time**")
         row["event"] = _pick(c[1], "Event", EVENTS, row["event"], f"{k}_ev")
         row["within"] = _span(c[2:4], "In the last", row["within"], f"{k}_within")
     elif kind == "sequence":
         row["first"] = _pick(c[0], "Did", EVENTS, row["first"], f"{k}_first")
-        then = _pick(c[1], "then", ["then did", "then did not do"],
-                     "then did not do" if row["then_not"] else "then did", f"{k}_thennot")
+        then = _pick(
+            c[1],
+            "then",
+            ["then did", "then did not do"],
+            "then did not do" if row["then_not"] else "then did",
+            f"{k}_thennot",
+        )
         row["then_not"] = then != "then did"
         row["then"] = _pick(c[2], "Event", EVENTS, row["then"], f"{k}_then")
         c3 = st.columns([3, 3, 3, 2, 2, 1], vertical_alignment="bottom")
         row["gap"] = _span(c3[0:2], "Within (gap)", row["gap"], f"{k}_gap")
         row["within"] = _span(c3[2:4], "First event in the last", row["within"], f"{k}_within")
     elif kind == "segment":
-        member = _pick(c[0], "User is", ["in segment", "not in segment"],
-                       "in segment" if row["member"] else "not in segment", f"{k}_in")
+        member = _pick(
+            c[0],
+            "User is",
+            ["in segment", "not in segment"],
+            "in segment" if row["member"] else "not in segment",
+            f"{k}_in",
+        )
         row["member"] = member == "in segment"
         names = sorted(schema.segments or [])
         row["name"] = _pick(c[1], "Segment", names, row["name"] or None, f"{k}_seg")
-    c[5].button("", key=f"{k}_rm", icon=":material/close:", help="Remove this condition",
-                on_click=_remove, args=(gid, row["id"]))
+    c[5].button(
+        "",
+        key=f"{k}_rm",
+        icon=":material/close:",
+        help="Remove this condition",
+        on_click=_remove,
+        args=(gid, row["id"]),
+    )
 
 
 def visual_builder() -> None:
     model = ss["b_model"]
     if len(model["groups"]) > 1:
-        model["op"] = st.radio("Groups combined with", ["and", "or"],
-                               index=["and", "or"].index(model["op"]), horizontal=True,
-                               key=f"b_top_op_{model['groups'][0]['id']}")
+        model["op"] = st.radio(
+            "Groups combined with",
+            ["and", "or"],
+            index=["and", "or"].index(model["op"]),
+            horizontal=True,
+            key=f"b_top_op_{model['groups'][0]['id']}",
+        )
     for g in model["groups"]:
         with st.container(border=True):
             if len(g["rows"]) > 1:
-                g["op"] = st.radio("Match", ["and", "or"], index=["and", "or"].index(g["op"]),
-                                   horizontal=True, key=f"b_gop_{g['id']}",
-                                   format_func=lambda o: "all (AND)" if o == "and" else "any (OR)")
+                g["op"] = st.radio(
+                    "Match",
+                    ["and", "or"],
+                    index=["and", "or"].index(g["op"]),
+                    horizontal=True,
+                    key=f"b_gop_{g['id']}",
+                    format_func=lambda o: "all (AND)" if o == "and" else "any (OR)",
+                )
             for row in g["rows"]:
                 _row(row, g["id"])
             a = st.columns([3, 2, 7], vertical_alignment="bottom")
-            a[0].selectbox("Add a condition", list(bm.KINDS), format_func=bm.KINDS.get,
-                           key=f"b_add_kind_{g['id']}")
-            a[1].button("Add", key=f"b_add_{g['id']}", icon=":material/add:",
-                        on_click=_add, args=(g["id"],))
+            a[0].selectbox(
+                "Add a condition",
+                list(bm.KINDS),
+                format_func=bm.KINDS.get,
+                key=f"b_add_kind_{g['id']}",
+            )
+            a[1].button(
+                "Add", key=f"b_add_{g['id']}", icon=":material/add:", on_click=_add, args=(g["id"],)
+            )
     st.button("Add a group", key="b_add_group", on_click=_add_group, icon=":material/add_box:")
     try:
         text = bm.to_rule_text(model, schema)
@@ -237,8 +284,12 @@ def preview() -> None:
         with guard("reachability"):
             r = cached.call("segcore.analytics.reach:reach", text, as_of=as_of)
             c[2].metric("Reachable (any channel)", fmt_int(r.get("any")))
-            st.caption(" · ".join(f"{name}: {fmt_int(v['count'])} ({fmt_pct(v['share'])})"
-                                  for name, v in r.get("channels", {}).items()))
+            st.caption(
+                " · ".join(
+                    f"{name}: {fmt_int(v['count'])} ({fmt_pct(v['share'])})"
+                    for name, v in r.get("channels", {}).items()
+                )
+            )
 
 
 @st.fragment
@@ -249,8 +300,13 @@ def editor() -> None:
     else:
         with guard("builder"):
             visual_builder()
-    st.text_area("Rule", key="b_text", height=110, on_change=_on_text,
-                 help="The rule language of RULES.md; the builder follows your edits.")
+    st.text_area(
+        "Rule",
+        key="b_text",
+        height=110,
+        on_change=_on_text,
+        help="The rule language of RULES.md; the builder follows your edits.",
+    )
     err = ss.get("b_error")
     if isinstance(err, RuleError):
         rule_error(ss.get("b_text", ""), err)
@@ -300,9 +356,14 @@ with tab_rule:
             else:
                 try:
                     if editing:
-                        edit_segment(store, editing, rule=text, description=desc,
-                                     new_name=name if name != editing else None,
-                                     expect_version=ss.get("b_version"))
+                        edit_segment(
+                            store,
+                            editing,
+                            rule=text,
+                            description=desc,
+                            new_name=name if name != editing else None,
+                            expect_version=ss.get("b_version"),
+                        )
                         _saved(name, f"Saved changes to '{name}'.")
                     else:
                         create_segment(store, name, text, description=desc)
@@ -321,10 +382,14 @@ with tab_static:
     with st.form("b_static_form"):
         st.text_input("Name", key="b_static_name", value=editing or "")
         st.text_input("Description", key="b_static_desc")
-        up = st.file_uploader("CSV file with a user_id column (or one id per line)",
-                              type=["csv", "txt"], key="b_static_file")
-        pasted = st.text_area("... or paste ids (one per line, or separated by commas)",
-                              key="b_static_text")
+        up = st.file_uploader(
+            "CSV file with a user_id column (or one id per line)",
+            type=["csv", "txt"],
+            key="b_static_file",
+        )
+        pasted = st.text_area(
+            "... or paste ids (one per line, or separated by commas)", key="b_static_text"
+        )
         go = st.form_submit_button("Save list", type="primary")
     if go:
         with guard("upload"):
@@ -340,19 +405,30 @@ with tab_static:
                 if store.catalog.exists(name):
                     seg = store.catalog.get(name)
                     report = store.catalog.upload_static(
-                        name, source, known_ids=known_ids(store),
-                        description=ss["b_static_desc"], expect_version=seg.version)
+                        name,
+                        source,
+                        known_ids=known_ids(store),
+                        description=ss["b_static_desc"],
+                        expect_version=seg.version,
+                    )
                 else:
-                    _, report = create_segment(store, name, ids=source,
-                                               description=ss["b_static_desc"])
+                    _, report = create_segment(
+                        store, name, ids=source, description=ss["b_static_desc"]
+                    )
                 st.cache_data.clear()
-                st.success(f"Saved '{report['segment']}' with {fmt_int(report['members'])} "
-                           f"members from {fmt_int(report['rows'])} rows.")
+                st.success(
+                    f"Saved '{report['segment']}' with {fmt_int(report['members'])} "
+                    f"members from {fmt_int(report['rows'])} rows."
+                )
                 c = st.columns(2)
                 c[0].metric("Duplicate ids", fmt_int(report.get("duplicates", 0)))
                 c[1].metric("Unknown ids", fmt_int(report.get("unknown", 0)))
                 if report.get("duplicate_examples"):
-                    st.caption("Duplicates, e.g.: " + ", ".join(map(str, report["duplicate_examples"])))
+                    st.caption(
+                        "Duplicates, e.g.: " + ", ".join(map(str, report["duplicate_examples"]))
+                    )
                 if report.get("unknown_examples"):
-                    st.caption("Unknown (kept, they may arrive with a later import), e.g.: "
-                               + ", ".join(map(str, report["unknown_examples"])))
+                    st.caption(
+                        "Unknown (kept, they may arrive with a later import), e.g.: "
+                        + ", ".join(map(str, report["unknown_examples"]))
+                    )

@@ -15,8 +15,7 @@ store = state.store()
 ss = st.session_state
 st.title("Data")
 
-t_sum, t_import, t_sample, t_channels = st.tabs(
-    ["Summary", "Import", "Sample data", "Channels"])
+t_sum, t_import, t_sample, t_channels = st.tabs(["Summary", "Import", "Sample data", "Channels"])
 
 with t_sum, guard("summary"):
     info = cached.info()
@@ -25,30 +24,47 @@ with t_sum, guard("summary"):
     c[1].metric("Events", fmt_int(info["events"]))
     c[2].metric("Users with events", fmt_int(info["users_with_events"]))
     c[3].metric("Event files", fmt_int(info["event_files"]))
-    st.caption(f"Store `{info['home']}` · events from {(info['first_event'] or '-')[:10]} "
-               f"to {(info['last_event'] or '-')[:10]}")
+    st.caption(
+        f"Store `{info['home']}` · events from {(info['first_event'] or '-')[:10]} "
+        f"to {(info['last_event'] or '-')[:10]}"
+    )
     left, right = st.columns(2)
     left.markdown("**User attributes**")
-    left.dataframe([{"column": k, "type": v} for k, v in info["user_columns"].items()],
-                   hide_index=True, key="dt_user_cols")
+    left.dataframe(
+        [{"column": k, "type": v} for k, v in info["user_columns"].items()],
+        hide_index=True,
+        key="dt_user_cols",
+    )
     right.markdown("**Event columns**")
-    right.dataframe([{"column": k, "type": v} for k, v in info["event_columns"].items()],
-                    hide_index=True, key="dt_event_cols")
+    right.dataframe(
+        [{"column": k, "type": v} for k, v in info["event_columns"].items()],
+        hide_index=True,
+        key="dt_event_cols",
+    )
     st.markdown("**Event names**")
-    st.dataframe([{"event": e["event"], "events": e["count"]} for e in info["event_names"]],
-                 hide_index=True, key="dt_event_names",
-                 column_config={"events": st.column_config.NumberColumn(format="localized")})
+    st.dataframe(
+        [{"event": e["event"], "events": e["count"]} for e in info["event_names"]],
+        hide_index=True,
+        key="dt_event_names",
+        column_config={"events": st.column_config.NumberColumn(format="localized")},
+    )
 
 with t_import:
     with st.form("dt_import_form"):
         c = st.columns(3)
         kind = c[0].radio("Import", ["events", "users"], key="dt_kind", horizontal=True)
-        fmt = c[1].selectbox("Format", ["(from the file name)", "csv", "parquet", "ndjson",
-                                        "segment"], key="dt_format")
-        skip = c[2].checkbox("Skip invalid rows (instead of refusing the files)",
-                             key="dt_skip")
-        files = st.file_uploader("Files", accept_multiple_files=True, key="dt_files",
-                                 type=["csv", "parquet", "ndjson", "json", "jsonl", "txt", "gz"])
+        fmt = c[1].selectbox(
+            "Format",
+            ["(from the file name)", "csv", "parquet", "ndjson", "segment"],
+            key="dt_format",
+        )
+        skip = c[2].checkbox("Skip invalid rows (instead of refusing the files)", key="dt_skip")
+        files = st.file_uploader(
+            "Files",
+            accept_multiple_files=True,
+            key="dt_files",
+            type=["csv", "parquet", "ndjson", "json", "jsonl", "txt", "gz"],
+        )
         st.markdown("Column mapping (leave empty when the file already uses these names)")
         c = st.columns(4)
         m_user = c[0].text_input("user_id from column", key="dt_map_user")
@@ -64,8 +80,11 @@ with t_import:
 
             if not files:
                 raise UsageError("choose at least one file")
-            mapping = {k: v.strip() for k, v in (("user_id", m_user), ("event", m_event),
-                                                  ("ts", m_ts)) if v.strip()}
+            mapping = {
+                k: v.strip()
+                for k, v in (("user_id", m_user), ("event", m_event), ("ts", m_ts))
+                if v.strip()
+            }
             for part in (p for p in extra.split(",") if p.strip()):
                 target, sep, source = part.partition("=")
                 if not sep:
@@ -82,27 +101,36 @@ with t_import:
                     p = Path(tmp) / Path(f.name).name
                     p.write_bytes(f.getvalue())
                     paths.append(p)
-                summary = ingest(store, kind, paths,
-                                 format=None if fmt.startswith("(") else fmt,
-                                 mapping=mapping or None, event=const_event.strip() or None,
-                                 skip_invalid=skip, progress=progress)
+                summary = ingest(
+                    store,
+                    kind,
+                    paths,
+                    format=None if fmt.startswith("(") else fmt,
+                    mapping=mapping or None,
+                    event=const_event.strip() or None,
+                    skip_invalid=skip,
+                    progress=progress,
+                )
             bar.progress(1.0, text="Done")
             st.cache_data.clear()
             st.success(summary.get("message") or "Imported.")
             st.json(summary, expanded=False)
 
 with t_sample:
-    st.write("Replace the store's events and users with generated demo data "
-             "(saved segments are kept; example segments are added when missing).")
+    st.write(
+        "Replace the store's events and users with generated demo data "
+        "(saved segments are kept; example segments are added when missing)."
+    )
     users, days = state.sample_size()
     with st.form("dt_sample_form"):
         c = st.columns(4)
-        n_users = c[0].number_input("Users", min_value=10, max_value=1_000_000, value=users,
-                                    step=1000, key="dt_s_users")
-        n_days = c[1].number_input("Days", min_value=1, max_value=3650, value=days,
-                                   key="dt_s_days")
-        end = c[2].date_input("Last day", value=dt.datetime.now(dt.timezone.utc).date(),
-                              key="dt_s_end")
+        n_users = c[0].number_input(
+            "Users", min_value=10, max_value=1_000_000, value=users, step=1000, key="dt_s_users"
+        )
+        n_days = c[1].number_input("Days", min_value=1, max_value=3650, value=days, key="dt_s_days")
+        end = c[2].date_input(
+            "Last day", value=dt.datetime.now(dt.timezone.utc).date(), key="dt_s_end"
+        )
         seed = c[3].number_input("Seed", min_value=0, value=42, key="dt_s_seed")
         sure = st.checkbox("Yes, replace the current events and users", key="dt_s_sure")
         regen = st.form_submit_button("Regenerate sample data")
@@ -115,14 +143,20 @@ with t_sample:
                 from segcore.sample import generate
 
                 bar = st.progress(0.0, text="Generating...")
-                out = generate(store.home, users=int(n_users), days=int(n_days), end=end,
-                               seed=int(seed),
-                               progress=lambda f, m: bar.progress(min(max(float(f), 0.0), 1.0),
-                                                                  text=m))
+                out = generate(
+                    store.home,
+                    users=int(n_users),
+                    days=int(n_days),
+                    end=end,
+                    seed=int(seed),
+                    progress=lambda f, m: bar.progress(min(max(float(f), 0.0), 1.0), text=m),
+                )
                 seed_examples(store)
                 st.cache_data.clear()
-                st.success(f"Generated {fmt_int(out['users'])} users and "
-                           f"{fmt_int(out['events'])} events in {out['seconds']:.1f} s.")
+                st.success(
+                    f"Generated {fmt_int(out['users'])} users and "
+                    f"{fmt_int(out['events'])} events in {out['seconds']:.1f} s."
+                )
 
 with t_channels, guard("channels"):
     st.write("A channel is an attribute-only rule: the members it is TRUE for are reachable.")
@@ -131,25 +165,23 @@ with t_channels, guard("channels"):
             c = st.columns([2, 5, 3, 1, 1], vertical_alignment="bottom")
             c[0].markdown(f"**{ch.name}**")
             rule = c[1].text_input("Rule", value=ch.rule_text, key=f"dt_ch_rule_{ch.name}")
-            desc = c[2].text_input("Description", value=ch.description,
-                                   key=f"dt_ch_desc_{ch.name}")
-            if c[3].button("", key=f"dt_ch_save_{ch.name}", icon=":material/save:",
-                           help="Save"):
+            desc = c[2].text_input("Description", value=ch.description, key=f"dt_ch_desc_{ch.name}")
+            if c[3].button("", key=f"dt_ch_save_{ch.name}", icon=":material/save:", help="Save"):
                 with guard(ch.name):
                     store.parse(rule)
                     store.catalog.set_channel(ch.name, rule, desc)
                     st.cache_data.clear()
                     st.rerun()
-            if c[4].button("", key=f"dt_ch_del_{ch.name}", icon=":material/delete:",
-                           help="Delete"):
+            if c[4].button("", key=f"dt_ch_del_{ch.name}", icon=":material/delete:", help="Delete"):
                 store.catalog.delete_channel(ch.name)
                 st.cache_data.clear()
                 st.rerun()
     with st.form("dt_ch_new"):
         c = st.columns([2, 5, 3])
         new_name = c[0].text_input("New channel", key="dt_ch_new_name")
-        new_rule = c[1].text_input("Rule", key="dt_ch_new_rule",
-                                   placeholder="phone IS NOT NULL AND sms_opt_in")
+        new_rule = c[1].text_input(
+            "Rule", key="dt_ch_new_rule", placeholder="phone IS NOT NULL AND sms_opt_in"
+        )
         new_desc = c[2].text_input("Description", key="dt_ch_new_desc")
         add = st.form_submit_button("Add channel")
     if add:

@@ -28,12 +28,16 @@ with st.container(border=True):
     chosen = c[0].multiselect("Events", events, default=events[:1], key="ev_events")
     last = dt.date.fromisoformat(as_of)
     first_day = dt.date.fromisoformat(info["first_event"][:10]) if info["first_event"] else last
-    rng = c[1].date_input("Range", value=(max(first_day, last - dt.timedelta(days=29)), last),
-                          key="ev_range")
+    rng = c[1].date_input(
+        "Range", value=(max(first_day, last - dt.timedelta(days=29)), last), key="ev_range"
+    )
     every = c[2].radio("Step", ["day", "week"], key="ev_every")
     c = st.columns([2, 2, 2, 1])
-    mode = c[0].radio("Show", ["All users", "Members of a segment", "Segments side by side",
-                               "By a property"], key="ev_mode")
+    mode = c[0].radio(
+        "Show",
+        ["All users", "Members of a segment", "Segments side by side", "By a property"],
+        key="ev_mode",
+    )
     segment = segments = by = None
     top = 5
     if mode == "Members of a segment":
@@ -42,8 +46,7 @@ with st.container(border=True):
         segments = c[1].multiselect("Segments", names, default=names[:2], key="ev_segments")
     elif mode == "By a property":
         by = c[1].selectbox("Property", props, key="ev_by")
-        top = int(c[2].number_input("Top values", min_value=1, max_value=20, value=5,
-                                    key="ev_top"))
+        top = int(c[2].number_input("Top values", min_value=1, max_value=20, value=5, key="ev_top"))
     measure = c[3].radio("Measure", ["events", "users"], key="ev_measure")
 
 if not chosen:
@@ -68,15 +71,25 @@ with guard("event report"):
         df = cached.call("segcore.analytics.event_report:event_report", chosen, **kw)
         split = next((col for col in ("segment", "value") if col in df.columns), None)
         if split:
-            df = df.with_columns((pl.col("event") + " · " + pl.col(split).cast(pl.String)
-                                  .fill_null("(none)")).alias("series"))
+            df = df.with_columns(
+                (pl.col("event") + " · " + pl.col(split).cast(pl.String).fill_null("(none)")).alias(
+                    "series"
+                )
+            )
         else:
             df = df.with_columns(pl.col("event").alias("series"))
         c = st.columns(3)
         c[0].metric("Events", fmt_int(df["events"].sum()))
         c[1].metric("Periods", fmt_int(df["period"].n_unique()))
         c[2].metric("Series", fmt_int(df["series"].n_unique()))
-        st.altair_chart(charts.lines(df, "period", measure, "series",
-                                     y_title="Events" if measure == "events" else "Users"),
-                        width="stretch")
+        st.altair_chart(
+            charts.lines(
+                df,
+                "period",
+                measure,
+                "series",
+                y_title="Events" if measure == "events" else "Users",
+            ),
+            width="stretch",
+        )
         st.dataframe(df.drop("series"), hide_index=True, key="ev_table")

@@ -29,32 +29,50 @@ if ss.get("fn_segment_default") in names:
     ss["fn_segment"] = ss.pop("fn_segment_default")
 
 with st.container(border=True):
-    st.multiselect("Steps (in order)", events, key="fn_steps",
-                   help="Pick the events in the order users should do them.")
+    st.multiselect(
+        "Steps (in order)",
+        events,
+        key="fn_steps",
+        help="Pick the events in the order users should do them.",
+    )
     wheres = {}
     with st.expander("Step filters (optional)"):
         for i, ev in enumerate(ss["fn_steps"]):
-            wheres[i] = st.text_input(f"{i + 1}. {ev} where", key=f"fn_where_{i}_{ev}",
-                                      placeholder="e.g. amount > 50")
+            wheres[i] = st.text_input(
+                f"{i + 1}. {ev} where", key=f"fn_where_{i}_{ev}", placeholder="e.g. amount > 50"
+            )
     c = st.columns([1, 1, 2, 1])
     win_n = c[0].number_input("Window", min_value=1, value=1, key="fn_win_n")
     win_u = c[1].selectbox("Unit", ["minutes", "hours", "days"], index=2, key="fn_win_u")
     last = dt.date.fromisoformat(as_of)
     first_day = dt.date.fromisoformat(info["first_event"][:10]) if info["first_event"] else last
-    rng = c[2].date_input("Range (entry day)", value=(max(first_day, last - dt.timedelta(days=29)),
-                                                      last), key="fn_range")
+    rng = c[2].date_input(
+        "Range (entry day)",
+        value=(max(first_day, last - dt.timedelta(days=29)), last),
+        key="fn_range",
+    )
     every = c[3].radio("Step of the trend", ["day", "week"], key="fn_every")
     c = st.columns([1, 1, 2, 2])
-    strict = c[0].checkbox("Strict order", key="fn_strict",
-                           help="Each step must happen strictly after the previous one.")
+    strict = c[0].checkbox(
+        "Strict order",
+        key="fn_strict",
+        help="Each step must happen strictly after the previous one.",
+    )
     any_order = c[1].checkbox("Any order", key="fn_any")
-    excl = c[2].multiselect("Exclude chains with", events, key="fn_excl",
-                            help="An exclusion event between the first and last step "
-                                 "disqualifies the chain.")
-    hold = c[3].selectbox("Hold constant", [None, *[k for k in store.events_schema()
-                                                    if k not in ("user_id", "event", "ts",
-                                                                 "event_id")]],
-                          key="fn_hold")
+    excl = c[2].multiselect(
+        "Exclude chains with",
+        events,
+        key="fn_excl",
+        help="An exclusion event between the first and last step disqualifies the chain.",
+    )
+    hold = c[3].selectbox(
+        "Hold constant",
+        [
+            None,
+            *[k for k in store.events_schema() if k not in ("user_id", "event", "ts", "event_id")],
+        ],
+        key="fn_hold",
+    )
     c = st.columns(2)
     segment = c[0].selectbox("Only members of", [None, *names], key="fn_segment")
     compare = c[1].multiselect("Compare segments side by side", names, key="fn_compare")
@@ -69,30 +87,40 @@ if not (isinstance(rng, tuple | list) and len(rng) == 2):
 
 window = f"{int(win_n)} {win_u}"
 opts = {
-    "window": window, "start": rng[0].isoformat(), "end": rng[1].isoformat(),
-    "strict": strict, "order": "any" if any_order else "ordered",
-    "exclusions": [{"event": e} for e in excl] or None, "hold": hold,
+    "window": window,
+    "start": rng[0].isoformat(),
+    "end": rng[1].isoformat(),
+    "strict": strict,
+    "order": "any" if any_order else "ordered",
+    "exclusions": [{"event": e} for e in excl] or None,
+    "hold": hold,
 }
 
 with guard("funnel"):
-    res = cached.call("segcore.analytics.funnel:funnel", steps, segment=segment,
-                      segments=compare or None, **opts)
+    res = cached.call(
+        "segcore.analytics.funnel:funnel", steps, segment=segment, segments=compare or None, **opts
+    )
     labels = [f"{i + 1}. {s['event']}" for i, s in enumerate(steps)]
 
     def step_rows(report_steps: list[dict], group: str | None = None) -> list[dict]:
-        return [{"step": labels[i], "users": s["users"],
-                 "conversion": s["conversion_from_first"],
-                 "from_previous": s["conversion_from_previous"],
-                 **({"segment": group} if group else {})}
-                for i, s in enumerate(report_steps)]
+        return [
+            {
+                "step": labels[i],
+                "users": s["users"],
+                "conversion": s["conversion_from_first"],
+                "from_previous": s["conversion_from_previous"],
+                **({"segment": group} if group else {}),
+            }
+            for i, s in enumerate(report_steps)
+        ]
 
     if compare:
         rows = [r for g, sub in res["segments"].items() for r in step_rows(sub["steps"], g)]
         st.altair_chart(charts.funnel_bars(rows, color="segment"), width="stretch")
-        table = pl.DataFrame(rows).with_columns(
-            (pl.col("conversion") * 100).round(1))
-        st.dataframe(table.rename({"conversion": "conversion %"}), hide_index=True,
-                     key="fn_compare_table")
+        table = pl.DataFrame(rows).with_columns((pl.col("conversion") * 100).round(1))
+        st.dataframe(
+            table.rename({"conversion": "conversion %"}), hide_index=True, key="fn_compare_table"
+        )
         main_steps = next(iter(res["segments"].values()))["steps"]
     else:
         main_steps = res["steps"]
@@ -104,46 +132,80 @@ with guard("funnel"):
         c[2].metric("Overall conversion", fmt_pct(last_step["conversion_from_first"]))
         st.altair_chart(charts.funnel_bars(rows), width="stretch")
         st.dataframe(
-            [{"Step": labels[i], "Users": fmt_int(s["users"]),
-              "From first": fmt_pct(s["conversion_from_first"]),
-              "From previous": fmt_pct(s["conversion_from_previous"]),
-              "Median time from first": fmt_seconds(s["median_seconds_from_first"])}
-             for i, s in enumerate(main_steps)],
-            hide_index=True, key="fn_table",
+            [
+                {
+                    "Step": labels[i],
+                    "Users": fmt_int(s["users"]),
+                    "From first": fmt_pct(s["conversion_from_first"]),
+                    "From previous": fmt_pct(s["conversion_from_previous"]),
+                    "Median time from first": fmt_seconds(s["median_seconds_from_first"]),
+                }
+                for i, s in enumerate(main_steps)
+            ],
+            hide_index=True,
+            key="fn_table",
         )
 
     left, right = st.columns(2)
     with left:
         st.subheader("Time to convert")
-        hist = [{"label": b["label"], "users": b["users"], "order": j}
-                for j, b in enumerate(main_steps[-1].get("time_distribution", []))]
+        hist = [
+            {"label": b["label"], "users": b["users"], "order": j}
+            for j, b in enumerate(main_steps[-1].get("time_distribution", []))
+        ]
         if hist:
             st.altair_chart(charts.time_to_convert(hist), width="stretch")
     with right:
         st.subheader("Conversion over time")
-        fot_opts = {k: v for k, v in opts.items() if k not in ("window", "start", "end",
-                                                               "strict")}
-        fot = cached.call("segcore.analytics.funnel:funnel_over_time", steps, opts["window"],
-                          opts["start"], opts["end"], every=every, strict=strict,
-                          segment=segment, **fot_opts)
-        st.altair_chart(charts.lines(fot, "period", "conversion", y_title="Conversion",
-                                     y_format=".0%"), width="stretch")
+        fot_opts = {k: v for k, v in opts.items() if k not in ("window", "start", "end", "strict")}
+        fot = cached.call(
+            "segcore.analytics.funnel:funnel_over_time",
+            steps,
+            opts["window"],
+            opts["start"],
+            opts["end"],
+            every=every,
+            strict=strict,
+            segment=segment,
+            **fot_opts,
+        )
+        st.altair_chart(
+            charts.lines(fot, "period", "conversion", y_title="Conversion", y_format=".0%"),
+            width="stretch",
+        )
 
     st.subheader("Save drop-offs as a segment")
     with st.form("fn_dropoff_form"):
         c = st.columns([2, 3, 1], vertical_alignment="bottom")
-        after = c[0].selectbox("Users who reached step but not the next", list(range(1, len(steps))),
-                               format_func=lambda i: labels[i - 1], key="fn_after")
-        dname = c[1].text_input("Segment name", key="fn_dropoff_name",
-                                value=f"Dropped after {steps[0]['event']}")
+        after = c[0].selectbox(
+            "Users who reached step but not the next",
+            list(range(1, len(steps))),
+            format_func=lambda i: labels[i - 1],
+            key="fn_after",
+        )
+        dname = c[1].text_input(
+            "Segment name", key="fn_dropoff_name", value=f"Dropped after {steps[0]['event']}"
+        )
         save = c[2].form_submit_button("Save")
     if save:
         with guard("save drop-offs"):
             from segcore.analytics.funnel import save_dropoffs
 
-            out = save_dropoffs(store, dname, steps, opts["window"], opts["start"], opts["end"],
-                                strict, after_step=int(after), segment=segment, **fot_opts)
+            out = save_dropoffs(
+                store,
+                dname,
+                steps,
+                opts["window"],
+                opts["start"],
+                opts["end"],
+                strict,
+                after_step=int(after),
+                segment=segment,
+                **fot_opts,
+            )
             st.cache_data.clear()
             n = out.get("members", out.get("rows")) if isinstance(out, dict) else None
-            st.success(f"Saved static segment '{dname}'" + (f" with {fmt_int(n)} users." if n
-                                                              is not None else "."))
+            st.success(
+                f"Saved static segment '{dname}'"
+                + (f" with {fmt_int(n)} users." if n is not None else ".")
+            )

@@ -31,8 +31,13 @@ with left, guard("top events"):
         import altair as alt
 
         st.altair_chart(
-            charts.hbar(top, "event", "count", value_title="Events",
-                        extra_tooltip=[alt.Tooltip("share:Q", format=".1%", title="Share")]),
+            charts.hbar(
+                top,
+                "event",
+                "count",
+                value_title="Events",
+                extra_tooltip=[alt.Tooltip("share:Q", format=".1%", title="Share")],
+            ),
             width="stretch",
         )
     else:
@@ -58,17 +63,25 @@ with right, guard("segments"):
             size = cached.segment_count(seg.name, as_of)
             spark = None
             if have_trend:
-                tr = cached.call("segcore.analytics.trend:trend", None, start=start.isoformat(),
-                                 end=end.isoformat(), every="day", segment=seg.name)
+                tr = cached.call(
+                    "segcore.analytics.trend:trend",
+                    None,
+                    start=start.isoformat(),
+                    end=end.isoformat(),
+                    every="day",
+                    segment=seg.name,
+                )
                 spark = tr["members"].to_list()
-            rows.append({
-                "Segment": seg.name,
-                "Kind": seg.kind,
-                "Members": size,
-                "Share": fmt_pct(size / universe if universe else None),
-                "Last 30 days": spark,
-                "Description": seg.description,
-            })
+            rows.append(
+                {
+                    "Segment": seg.name,
+                    "Kind": seg.kind,
+                    "Members": size,
+                    "Share": fmt_pct(size / universe if universe else None),
+                    "Last 30 days": spark,
+                    "Description": seg.description,
+                }
+            )
         st.dataframe(
             rows,
             hide_index=True,
@@ -82,7 +95,8 @@ with right, guard("segments"):
             },
         )
         names = [s.name for s in segs]
-        pick = st.selectbox("Open a segment", names, index=None, key="ov_open",
-                            placeholder="Choose a segment...")
+        pick = st.selectbox(
+            "Open a segment", names, index=None, key="ov_open", placeholder="Choose a segment..."
+        )
         if pick:
             state.go("segment", segment=pick)

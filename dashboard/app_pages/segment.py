@@ -36,9 +36,11 @@ ss["sp_last_nav"] = ss.get("segment")
 name = st.selectbox("Segment", names, key="sp_name")
 ss["segment"] = name
 seg = store.catalog.get(name)
-st.caption(f"{seg.kind.capitalize()} segment · version {seg.version} · last edit "
-           f"{seg.updated_at[:16].replace('T', ' ')}" + (f" · {seg.description}"
-                                                         if seg.description else ""))
+st.caption(
+    f"{seg.kind.capitalize()} segment · version {seg.version} · last edit "
+    f"{seg.updated_at[:16].replace('T', ' ')}"
+    + (f" · {seg.description}" if seg.description else "")
+)
 
 size = cached.segment_count(name, as_of)
 universe = cached.universe_count(as_of)
@@ -64,18 +66,27 @@ with t_size, guard("size over time"):
     else:
         end_default = dt.date.fromisoformat(as_of)
         c = st.columns([3, 2])
-        rng = c[0].date_input("Range", value=(end_default - dt.timedelta(days=29), end_default),
-                              key="sp_range")
+        rng = c[0].date_input(
+            "Range", value=(end_default - dt.timedelta(days=29), end_default), key="sp_range"
+        )
         every = c[1].radio("Step", ["day", "week"], horizontal=True, key="sp_every")
         if isinstance(rng, tuple | list) and len(rng) == 2:
-            tr = cached.call("segcore.analytics.trend:trend", None, start=rng[0].isoformat(),
-                             end=rng[1].isoformat(), every=every, segment=name)
+            tr = cached.call(
+                "segcore.analytics.trend:trend",
+                None,
+                start=rng[0].isoformat(),
+                end=rng[1].isoformat(),
+                every=every,
+                segment=name,
+            )
             st.altair_chart(charts.size_over_time(tr), width="stretch")
             if tr.height:
                 last = tr.row(-1, named=True)
-                st.caption(f"Over the range: {fmt_int(tr['entered'].sum())} entries, "
-                           f"{fmt_int(tr['exited'].sum())} exits; {fmt_int(last['members'])} "
-                           f"members on {last['date']}.")
+                st.caption(
+                    f"Over the range: {fmt_int(tr['entered'].sum())} entries, "
+                    f"{fmt_int(tr['exited'].sum())} exits; {fmt_int(last['members'])} "
+                    f"members on {last['date']}."
+                )
         else:
             st.info("Pick a start and an end date.")
 
@@ -85,14 +96,19 @@ with t_reach, guard("reachability"):
     else:
         r = cached.call("segcore.analytics.reach:reach", None, as_of=as_of, segment=name)
         ch = pl.DataFrame(
-            [{"channel": k, "count": v["count"], "share": v["share"]}
-             for k, v in r["channels"].items()],
+            [
+                {"channel": k, "count": v["count"], "share": v["share"]}
+                for k, v in r["channels"].items()
+            ],
             schema={"channel": pl.String, "count": pl.Int64, "share": pl.Float64},
         )
         c = st.columns(3)
-        c[0].metric("Reachable by any channel", fmt_int(r["any"]),
-                    fmt_pct(r["any"] / r["members"]) if r["members"] else None,
-                    delta_color="off")
+        c[0].metric(
+            "Reachable by any channel",
+            fmt_int(r["any"]),
+            fmt_pct(r["any"] / r["members"]) if r["members"] else None,
+            delta_color="off",
+        )
         c[1].metric("Not reachable", fmt_int(r["none"]))
         c[2].metric("Members", fmt_int(r["members"]))
         import altair as alt
@@ -101,30 +117,54 @@ with t_reach, guard("reachability"):
         with left:
             st.markdown("**Per channel**")
             if ch.height:
-                st.altair_chart(charts.hbar(ch, "channel", "count", value_title="Members",
-                                            extra_tooltip=[alt.Tooltip("share:Q", format=".1%")]),
-                                width="stretch")
+                st.altair_chart(
+                    charts.hbar(
+                        ch,
+                        "channel",
+                        "count",
+                        value_title="Members",
+                        extra_tooltip=[alt.Tooltip("share:Q", format=".1%")],
+                    ),
+                    width="stretch",
+                )
         with right:
             st.markdown("**Channel overlap** (members reachable by exactly these channels)")
             combos = pl.DataFrame(
-                [{"channels": " + ".join(x["channels"]) or "(none)", "count": x["count"]}
-                 for x in r.get("combinations", [])],
+                [
+                    {"channels": " + ".join(x["channels"]) or "(none)", "count": x["count"]}
+                    for x in r.get("combinations", [])
+                ],
                 schema={"channels": pl.String, "count": pl.Int64},
             )
             if combos.height:
-                st.altair_chart(charts.hbar(combos.sort("count", descending=True).head(16),
-                                            "channels", "count", value_title="Members"),
-                                width="stretch")
+                st.altair_chart(
+                    charts.hbar(
+                        combos.sort("count", descending=True).head(16),
+                        "channels",
+                        "count",
+                        value_title="Members",
+                    ),
+                    width="stretch",
+                )
         st.markdown("**Export for a campaign**")
         c = st.columns([2, 2, 4], vertical_alignment="bottom")
         channel = c[0].selectbox("Channel", list(r["channels"]), key="sp_channel")
         if channel and cached.available("segcore.analytics.reach:reachable_members"):
-            reach_df = cached.call("segcore.analytics.reach:reachable_members", None, channel,
-                                   as_of=as_of, segment=name)
+            reach_df = cached.call(
+                "segcore.analytics.reach:reachable_members",
+                None,
+                channel,
+                as_of=as_of,
+                segment=name,
+            )
             if isinstance(reach_df, pl.DataFrame):
                 c[1].download_button(
-                    f"Download {fmt_int(reach_df.height)} ids (CSV)", csv_bytes(reach_df),
-                    file_name=f"{name}-{channel}.csv", mime="text/csv", key="sp_reach_dl")
+                    f"Download {fmt_int(reach_df.height)} ids (CSV)",
+                    csv_bytes(reach_df),
+                    file_name=f"{name}-{channel}.csv",
+                    mime="text/csv",
+                    key="sp_reach_dl",
+                )
 
 with t_profile, guard("profile"):
     if not cached.available("segcore.analytics.profile:profile"):
@@ -148,22 +188,35 @@ with t_overlap, guard("overlap"):
         show_overlap(ov, name)
 
 with t_members, guard("members"):
-    df = cached.call("segcore.evaluate:members", None, as_of=as_of, segment=name,
-                     attributes=True)
+    df = cached.call("segcore.evaluate:members", None, as_of=as_of, segment=name, attributes=True)
     per_page = 50
     pages = max(1, -(-df.height // per_page))
     c = st.columns([1, 1, 1, 3], vertical_alignment="bottom")
-    page = c[0].number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, value=1,
-                             key="sp_page")
-    c[1].download_button("CSV", csv_bytes(df), file_name=f"{name}.csv", mime="text/csv",
-                         key="sp_dl_csv", icon=":material/download:")
-    c[2].download_button("Parquet", parquet_bytes(df), file_name=f"{name}.parquet",
-                         mime="application/octet-stream", key="sp_dl_parquet",
-                         icon=":material/download:")
+    page = c[0].number_input(
+        f"Page (of {pages:,})", min_value=1, max_value=pages, value=1, key="sp_page"
+    )
+    c[1].download_button(
+        "CSV",
+        csv_bytes(df),
+        file_name=f"{name}.csv",
+        mime="text/csv",
+        key="sp_dl_csv",
+        icon=":material/download:",
+    )
+    c[2].download_button(
+        "Parquet",
+        parquet_bytes(df),
+        file_name=f"{name}.parquet",
+        mime="application/octet-stream",
+        key="sp_dl_parquet",
+        icon=":material/download:",
+    )
     lo = (int(page) - 1) * per_page
     st.dataframe(df.slice(lo, per_page), hide_index=True, key="sp_members")
-    st.caption(f"Members {fmt_int(lo + 1 if df.height else 0)}-"
-               f"{fmt_int(min(lo + per_page, df.height))} of {fmt_int(df.height)}")
+    st.caption(
+        f"Members {fmt_int(lo + 1 if df.height else 0)}-"
+        f"{fmt_int(min(lo + per_page, df.height))} of {fmt_int(df.height)}"
+    )
 
 with t_rule, guard("rule"):
     if seg.kind == "static":
@@ -177,6 +230,7 @@ with t_rule, guard("rule"):
         from segcore.sql.dialects import DIALECTS
 
         dialect = st.selectbox("SQL dialect", list(DIALECTS), key="sp_dialect")
-        sql = cached.call("segcore.sql:compile_sql", None, dialect=dialect, as_of=as_of,
-                          segment=name)
+        sql = cached.call(
+            "segcore.sql:compile_sql", None, dialect=dialect, as_of=as_of, segment=name
+        )
         st.code(sql, language="sql")

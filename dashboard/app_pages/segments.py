@@ -27,8 +27,9 @@ if not segs:
     st.info("No segments match." if search else "No saved segments yet: create one.")
 
 head = st.columns([3, 1, 1, 4, 2, 3])
-for col, label in zip(head, ["Name", "Kind", "Members", "Description", "Last edit", "Actions"],
-                      strict=True):
+for col, label in zip(
+    head, ["Name", "Kind", "Members", "Description", "Last edit", "Actions"], strict=True
+):
     col.markdown(f"**{label}**")
 
 for seg in segs:
@@ -45,8 +46,7 @@ for seg in segs:
         if b[1].button("", key=f"sl_edit_{seg.id}", icon=":material/edit:", help="Edit"):
             st.session_state["b_reset"] = True
             state.go("builder", edit_segment=seg.name)
-        if b[2].button("", key=f"sl_clone_{seg.id}", icon=":material/content_copy:",
-                       help="Clone"):
+        if b[2].button("", key=f"sl_clone_{seg.id}", icon=":material/content_copy:", help="Clone"):
             st.session_state["sl_cloning"] = seg.name
         if b[3].button("", key=f"sl_delete_{seg.id}", icon=":material/delete:", help="Delete"):
             st.session_state["sl_deleting"] = seg.name
@@ -68,8 +68,9 @@ if deleting:
 cloning = st.session_state.get("sl_cloning")
 if cloning:
     with st.container(border=True), guard("clone"):
-        new = st.text_input(f"Name of the copy of **{cloning}**", value=f"{cloning} (copy)",
-                            key="sl_clone_name")
+        new = st.text_input(
+            f"Name of the copy of **{cloning}**", value=f"{cloning} (copy)", key="sl_clone_name"
+        )
         c = st.columns(6)
         if c[0].button("Clone", key="sl_confirm_clone", type="primary"):
             store.catalog.clone(cloning, new)

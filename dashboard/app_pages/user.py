@@ -32,9 +32,18 @@ with guard("user"):
         attrs = prof["attributes"]
         if attrs:
             st.dataframe(
-                [{"attribute": k, "value": ", ".join(map(str, v)) if isinstance(v, list)
-                  else ("" if v is None else str(v))} for k, v in attrs.items()],
-                hide_index=True, key="ul_attrs")
+                [
+                    {
+                        "attribute": k,
+                        "value": ", ".join(map(str, v))
+                        if isinstance(v, list)
+                        else ("" if v is None else str(v)),
+                    }
+                    for k, v in attrs.items()
+                ],
+                hide_index=True,
+                key="ul_attrs",
+            )
         else:
             st.info("No row in the users table (the user only has events).")
         st.subheader("Segments now")
@@ -48,7 +57,10 @@ with guard("user"):
         st.subheader("Recent events")
         recent = pl.DataFrame(prof["latest_events"]) if prof["latest_events"] else pl.DataFrame()
         if recent.height:
-            st.dataframe(recent.drop([c for c in ("user_id",) if c in recent.columns]),
-                         hide_index=True, key="ul_events")
+            st.dataframe(
+                recent.drop([c for c in ("user_id",) if c in recent.columns]),
+                hide_index=True,
+                key="ul_events",
+            )
         else:
             st.write("No events.")
