@@ -10,6 +10,7 @@ import datetime as dt
 import difflib
 import math
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -49,7 +50,9 @@ from segcore.types import tname as _tname
 
 MAX_RULE_CHARS = 100_000
 MAX_DEPTH = 64
+MAX_TREE_DEPTH = 160  # operators nested in one another (e.g. a + b + c + ...)
 MAX_NODES = 20_000
+_PARSE_RECURSION = 8_000  # sqlglot's recursive descent needs ~20 frames per '(' level
 MAX_INTERVAL_US = 100 * 366 * 86_400 * 1_000_000
 MAX_INT = 2**63 - 1
 
@@ -86,7 +89,8 @@ def duration_us(text: str, where: str = "interval") -> int:
     unit = _UNIT_ALIASES.get(unit, unit)
     if unit.endswith("s") and unit[:-1] in _UNIT_US:
         unit = unit[:-1]
-    if unit in ("month", "year", "quarter"):
+    if unit in ("month", "months", "year", "years", "quarter", "quarters"):
+        unit = unit.rstrip("s")
         raise RuleError(f"bad {where} {text!r}: {unit}s have no fixed length; use days or weeks")
     if unit not in _UNIT_US:
         raise RuleError(f"bad {where} {text!r}: unknown unit {m.group(2)!r} "
@@ -117,15 +121,19 @@ def _prescan(text: str) -> None:
     depth = 0
     quote: str | None = None
     start = 0
+    closed = (-2, "")  # (position, quote) of the last closing quote
     for i, ch in enumerate(text):  # ok-loop: characters of the rule text
         if ch == "\x00" or (ord(ch) < 32 and ch not in "\t\n\r"):
             raise RuleError(f"control character U+{ord(ch):04X} in rule", *_line_col(text, i))
         if quote:
             if ch == quote:
                 quote = None  # a doubled quote re-opens on the next character
+                closed = (i, ch)
             continue
         if ch in "'\"":
-            quote, start = ch, i
+            if closed != (i - 1, ch):  # not the second half of a doubled quote
+                start = i
+            quote = ch
         elif ch == "(":
             depth += 1
             if depth > MAX_DEPTH:
@@ -148,6 +156,7 @@ class _Parser:
         self.text = text
         self.schema = schema
         self.nodes = 0
+        self.depth = 0
 
     # ---- positions and errors
     def _pos(self, e: exp.Expression | None) -> tuple[int | None, int | None]:
@@ -178,7 +187,9 @@ class _Parser:
     # ---- entry
     def parse(self, scope: str = "user") -> Node:
         _prescan(self.text)
+        old_limit = sys.getrecursionlimit()
         try:
+            sys.setrecursionlimit(max(old_limit, _PARSE_RECURSION))
             parsed = sqlglot.parse(self.text, error_level=sqlglot.ErrorLevel.RAISE)
         except sqlglot.errors.ParseError as err:
             info = err.errors[0] if err.errors else {}
@@ -193,6 +204,8 @@ class _Parser:
             raise RuleError(f"syntax error: {err}") from None
         except RecursionError:
             raise RuleError("rule is nested too deeply") from None
+        finally:
+            sys.setrecursionlimit(old_limit)
         statements = [p for p in parsed if p is not None]
         if len(statements) != 1:
             raise RuleError("a rule is one condition; remove the ';'")
@@ -212,11 +225,18 @@ class _Parser:
             raise RuleError(f"rule is too large (more than {MAX_NODES:,} terms)")
         if isinstance(e, exp.Paren):
             return self.conv(e.this, scope)
-        for cls in type(e).__mro__:
-            handler = getattr(self, f"c_{cls.__name__}", None)
-            if handler is not None:
-                return handler(e, scope)
-        raise self.error(f"unsupported syntax {self.sql(e)}", e)
+        self.depth += 1
+        try:
+            if self.depth > MAX_TREE_DEPTH:
+                raise self.error(f"rule is nested too deeply (more than {MAX_TREE_DEPTH} "
+                                 "operators inside one another)", e)
+            for cls in type(e).__mro__:
+                handler = getattr(self, f"c_{cls.__name__}", None)
+                if handler is not None:
+                    return handler(e, scope)
+            raise self.error(f"unsupported syntax {self.sql(e)}", e)
+        finally:
+            self.depth -= 1
 
     def conv_bool(self, e: exp.Expression, scope: str, what: str) -> Node:
         node, typ = self.conv(e, scope)
@@ -425,8 +445,11 @@ class _Parser:
             raise self.error("INTERVAL needs a literal like INTERVAL '30 days'", e)
         text = str(this.this)
         if unit is not None:
-            text = f"{text} {unit.name}"
-        return Lit(duration_us(text, "interval"), "interval"), "interval"
+            text = f"{text} {unit.name.lower()}"
+        try:
+            return Lit(duration_us(text, "interval"), "interval"), "interval"
+        except RuleError as err:
+            raise self.error(err.message, e) from None
 
     def c_Column(self, e: exp.Column, scope: str) -> tuple[Node, str]:
         if e.table:
@@ -713,7 +736,14 @@ def _suggest(name: str, options) -> str:
 def _friendly_parse_error(desc: str) -> str:
     m = re.match(r"Required keyword: '(\w+)' missing for <class '[\w.]*\.(\w+)'>", desc)
     if m:
+        func = {c.__name__: n for c, n in _SQLGLOT_FUNCS.items()}.get(m.group(2))
+        if func:
+            return f"{func}() is missing an argument"
         return f"{m.group(2).upper()} is missing its operand"
+    m = re.match(r"The number of provided arguments \((\d+)\) is greater than the maximum "
+                 r"number of supported arguments \((\d+)\)", desc)
+    if m:
+        return f"too many arguments ({m.group(1)} given, this function takes {m.group(2)})"
     if desc.startswith("Invalid expression / Unexpected token"):
         return "unexpected token"
     return desc

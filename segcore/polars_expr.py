@@ -190,7 +190,7 @@ def _(node: InList, ctx: Ctx) -> pl.Expr:
             len({i.type for i in node.items}) == 1:
         arg = to_expr(node.arg, ctx)
         values = [lit_value(i) for i in node.items]
-        expr = arg.is_in(pl.Series(values, dtype=_PL_TYPES[node.items[0].type]))
+        expr = arg.is_in(pl.Series(values, dtype=_PL_TYPES[node.items[0].type]).implode())
     else:  # SQL semantics of x IN (a, b) = x = a OR x = b, NULLs included
         parts = [a == b for a, b in (_pair(ctx, node.arg, i) for i in node.items)]
         expr = pl.any_horizontal(parts) if len(parts) > 1 else parts[0]
