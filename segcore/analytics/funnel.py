@@ -226,49 +226,30 @@ def _epoch_us(x: dt.datetime) -> int:
     return (x - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)) // dt.timedelta(microseconds=1)
 
 
-def _hash(columns: list[str]) -> pl.Expr:
+def _hash(columns: list[str], seed: int) -> pl.Expr:
     """A 64-bit hash of one or more columns (collisions are detected by the caller)."""
-    return pl.struct(columns).hash(11) if len(columns) > 1 else pl.col(columns[0]).hash(7)
+    return pl.struct(columns).hash(seed) if len(columns) > 1 else pl.col(columns[0]).hash(seed)
 
 
-def _group_keys(df: pl.DataFrame, spec: FunnelSpec, lo_us: int, bits: int) -> pl.DataFrame:
-    """Add ``u`` (user) and ``g`` (chain group: user, or user and held value) as UInt64
-    and sort by ``(g, ts, lowest step)``.
-
-    ``u`` and ``g`` are 64-bit hashes checked for collisions (adjacent rows of the
-    sorted frame with the same key must hold the same user and value); on a collision
-    (about one in 10^8 for a million users) dense ranks are used, so results stay exact.
-    """
-    group = ["user_id"] + ([spec.hold] if spec.hold else [])
-    df = df.with_columns(_hash(["user_id"]).alias("u"), _hash(group).alias("g"))
-    key = ((pl.col("ts") - lo_us) * (1 << bits) + pl.col("s")).alias("_k")
-    # events usually arrive in time order: a stable sort by group is then enough
-    df = df.with_columns(key).sort("g", maintain_order=True)
-    same_g = pl.col("g") == pl.col("g").shift(1)
-    bad = df.select(
-        (same_g & (pl.col("_k") < pl.col("_k").shift(1))).any().alias("order"),
-        (same_g & pl.any_horizontal([pl.col(c).ne_missing(pl.col(c).shift(1)) for c in group]))
-        .any()
-        .alias("collision"),
-    ).row(0, named=True)
-    if bad["collision"] or (spec.hold and df["u"].n_unique() != df["user_id"].n_unique()):
-        df = df.with_columns(pl.col("user_id").rank("dense").cast(pl.UInt64).alias("u"))
-        g = pl.col("u")
-        if spec.hold:
-            g = pl.struct("u", pl.col(spec.hold).rank("dense")).rank("dense").cast(pl.UInt64)
-        df = df.with_columns(g.alias("g"))
-    if bad["collision"] or bad["order"]:
-        df = df.sort("_k").sort("g", maintain_order=True)
-    return df.drop("_k")
+def _exclusive(spec: FunnelSpec) -> bool:
+    """True when no event can match two steps (all step event names differ)."""
+    return len({s.event for s in spec.steps}) == len(spec.steps)
 
 
-def _prepared(store, spec: FunnelSpec, users: pl.DataFrame | None) -> pl.DataFrame:
-    """Relevant events in the order ``(chain group, ts, lowest step, store order)``.
+def _prepared(
+    store, spec: FunnelSpec, users: pl.DataFrame | None
+) -> tuple[pl.DataFrame, pl.Series]:
+    """Relevant events sorted by ``(chain group, ts[, lowest step])``, and the user ids.
 
-    Columns: user_id, u, g, ts (Int64 us), s (lowest step matched; k for
-    exclusion-only rows), m0.., x0.., rid (row number), nxt (the rid from which the
-    next step may be taken: ``rid + 1``, or the next instant when strict) and tie
+    The frame holds: orig (row in the user-id series), u (user key), g (chain group:
+    user, or user and held value), ts (Int64 us), s (lowest step matched; k for
+    exclusion-only rows), m0.. (only when steps overlap), x0.., rid (row number),
+    nxt (the rid from which the next step may be searched) and, for any order, tie
     (first rid of the same instant in the group).
+
+    ``u`` and ``g`` are 64-bit hashes; a second independent 64-bit hash detects a
+    collision (adjacent rows with the same key but different values), and then dense
+    ranks are used instead, so results stay exact.
     """
     k = len(spec.steps)
     lo_us = _epoch_us(spec.start)
@@ -276,6 +257,7 @@ def _prepared(store, spec: FunnelSpec, users: pl.DataFrame | None) -> pl.DataFra
     bits = k.bit_length()
     if (_epoch_us(hi) - lo_us) >> (62 - bits):
         raise UsageError("the funnel range and window are too long")
+    exclusive = _exclusive(spec)
     step_m = [
         (pl.col("event") == s.event) & _where_expr(store, s.where, f"step {i + 1}")
         for i, s in enumerate(spec.steps)
@@ -295,31 +277,63 @@ def _prepared(store, spec: FunnelSpec, users: pl.DataFrame | None) -> pl.DataFra
     lowest = pl.lit(k, dtype=pl.Int64)
     for i in reversed(range(k)):
         lowest = pl.when(step_m[i]).then(pl.lit(i, dtype=pl.Int64)).otherwise(lowest)
-    df = (
+    group = ["user_id"] + ([spec.hold] if spec.hold else [])
+    raw = (
         lf.select(
-            "user_id",
-            *([spec.hold] if spec.hold else []),
+            *group,
             pl.col("ts").dt.epoch("us").alias("ts"),
             lowest.alias("s"),
-            *[m.alias(f"m{i}") for i, m in enumerate(step_m)],
+            *([] if exclusive else [m.alias(f"m{i}") for i, m in enumerate(step_m)]),
             *[m.alias(f"x{n}") for n, m in enumerate(ex_m)],
+            _hash(["user_id"], 7).alias("u"),
+            _hash(group, 11).alias("g"),
+            _hash(group, 13).alias("_h"),
         )
         .filter(pl.any_horizontal(pl.col("s") < k, *[f"x{n}" for n in range(len(ex_m))]))
+        .with_row_index("orig")
         .collect()
     )
-    df = _group_keys(df, spec, lo_us, bits)
+    user_ids = raw["user_id"]
+    df = raw.drop(group)
+    if spec.hold and raw["u"].n_unique() != user_ids.n_unique():
+        df = df.with_columns(user_ids.rank("dense").cast(pl.UInt64).alias("u"))
+    # events usually arrive in time order: one stable sort by group is then enough
+    df = df.sort("g", maintain_order=True)
+    needs_s = not exclusive and not spec.strict and spec.order == "ordered"
+    key = ((pl.col("ts") - lo_us) * (1 << bits) + pl.col("s")) if needs_s else pl.col("ts")
+    same_g = pl.col("g") == pl.col("g").shift(1)
+    bad = df.select(
+        (same_g & (key < key.shift(1))).any().alias("order"),
+        (same_g & (pl.col("_h") != pl.col("_h").shift(1))).any().alias("collision"),
+    ).row(0, named=True)
+    if bad["collision"]:
+        ranks = raw.select(
+            pl.col("user_id").rank("dense").cast(pl.UInt64).alias("u"),
+            pl.struct(group).rank("dense").cast(pl.UInt64).alias("g")
+            if spec.hold
+            else pl.col("user_id").rank("dense").cast(pl.UInt64).alias("g"),
+        )
+        df = raw.drop(group).with_columns(ranks)
+    if bad["collision"] or bad["order"]:
+        df = df.sort(key).sort("g", maintain_order=True)
+    df = df.drop("_h")
     rid = pl.int_range(pl.len(), dtype=pl.Int64)
     run_start = (pl.col("g") != pl.col("g").shift(1)) | (pl.col("ts") != pl.col("ts").shift(1))
     starts = pl.when(run_start.fill_null(True)).then(rid)
-    nxt = (
-        starts.shift(-1).fill_null(strategy="backward").fill_null(pl.len().cast(pl.Int64))
-        if spec.strict
-        else rid + 1
-    )
+    if spec.strict:  # the first event at a later instant
+        nxt = starts.shift(-1).fill_null(strategy="backward").fill_null(pl.len().cast(pl.Int64))
+    elif exclusive:  # any event at the same instant or later (it cannot be a used one)
+        nxt = starts.fill_null(strategy="forward")
+    else:  # a later event in the (ts, lowest step) order: a distinct event
+        nxt = rid + 1
     df = df.with_columns(rid.alias("rid"), nxt.alias("nxt"))
     if spec.order == "any":
         df = df.with_columns(starts.fill_null(strategy="forward").alias("tie"))
-    return df
+    return df, user_ids
+
+
+def _matches(ev: pl.DataFrame, i: int) -> pl.Expr:
+    return pl.col(f"m{i}") if f"m{i}" in ev.columns else pl.col("s") == i
 
 
 @dataclass
@@ -333,8 +347,8 @@ class Chains:
 def _ordered_chains(ev: pl.DataFrame, spec: FunnelSpec) -> list[pl.DataFrame]:
     to_us = _epoch_us(spec.end)
     k = len(spec.steps)
-    cur = ev.filter(pl.col("m0") & (pl.col("ts") < to_us)).select(
-        "g", "u", pl.col("rid").alias("r0"), pl.col("ts").alias("t0"), "nxt"
+    cur = ev.filter(_matches(ev, 0) & (pl.col("ts") < to_us)).select(
+        "g", "u", pl.col("orig").alias("r0"), pl.col("ts").alias("t0"), "nxt"
     )
     out = [cur.select("u", "r0", "t0", pl.col("t0").alias("t_end"))]
     excl_at: dict[int, list[tuple[int, int]]] = {}
@@ -342,7 +356,7 @@ def _ordered_chains(ev: pl.DataFrame, spec: FunnelSpec) -> list[pl.DataFrame]:
         excl_at.setdefault(x.between[1], []).append((n, x.between[0]))
     needed = {a for lst in excl_at.values() for _, a in lst}
     for i in range(1, k):
-        right = ev.filter(pl.col(f"m{i}")).select(
+        right = ev.filter(_matches(ev, i)).select(
             pl.col("g").alias("_g"),
             pl.col("rid").alias("_r"),
             pl.col("ts").alias(f"t{i}"),
@@ -381,10 +395,10 @@ def _ordered_chains(ev: pl.DataFrame, spec: FunnelSpec) -> list[pl.DataFrame]:
 def _any_order_chains(ev: pl.DataFrame, spec: FunnelSpec) -> list[pl.DataFrame]:
     k = len(spec.steps)
     starts = ev.filter((pl.col("s") < k) & (pl.col("ts") < _epoch_us(spec.end))).select(
-        "g", "u", pl.col("rid").alias("r0"), pl.col("ts").alias("t0"), "tie", "s"
+        "g", "u", pl.col("orig").alias("r0"), pl.col("ts").alias("t0"), "tie", "s"
     )
     for i in range(k):
-        right = ev.filter(pl.col(f"m{i}")).select(
+        right = ev.filter(_matches(ev, i)).select(
             pl.col("g").alias("_g"), pl.col("rid").alias("_r"), pl.col("ts").alias(f"f{i}")
         )
         starts = starts.join_asof(
@@ -409,9 +423,9 @@ def _any_order_chains(ev: pl.DataFrame, spec: FunnelSpec) -> list[pl.DataFrame]:
 
 def chains(store, spec: FunnelSpec, users: pl.DataFrame | None = None) -> Chains:
     """Per step, the qualifying chains of :func:`funnel` (see the module docstring)."""
-    ev = _prepared(store, spec, users)
+    ev, user_ids = _prepared(store, spec, users)
     frames = _any_order_chains(ev, spec) if spec.order == "any" else _ordered_chains(ev, spec)
-    return Chains(frames, ev["user_id"])
+    return Chains(frames, user_ids)
 
 
 def step_users(ch: Chains) -> list[pl.DataFrame]:
