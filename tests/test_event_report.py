@@ -210,3 +210,12 @@ def test_cli_events_json(store: Store, capsys: pytest.CaptureFixture) -> None:
     )
     _, err = capsys.readouterr()
     assert code == 2 and err.strip() == "error: unknown event 'nope'"
+
+
+def test_store_api_and_real_segment(store: Store) -> None:
+    store.catalog.create("s", kind="static", members=["u3", "u4"])
+    df = store.events(["view"], start="2026-06-01", end="2026-06-08", every="week", segment="s")
+    # u3: 2 views; u4: 1 view in range (the others are outside it)
+    assert df.rows() == [(D(2026, 6, 1), "view", 3, 2), (D(2026, 6, 8), "view", 0, 0)]
+    df = store.events(["view"], start="2026-06-01", end="2026-06-08", every="week", segments=["s"])
+    assert df["segment"].to_list() == ["s", "s"] and df["events"].to_list() == [3, 0]

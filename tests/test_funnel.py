@@ -442,17 +442,25 @@ def test_segments_and_save(tricky: Store, monkeypatch: pytest.MonkeyPatch) -> No
     r = funnel(tricky, ["a", "b", "c"], "1h", DAY, DAY, segment="rest")
     assert users(r) == [3, 3, 2]
 
-    saved = {}
 
-    class FakeCatalog:
-        def upload_static(self, name, ids, known_ids=None, description=""):
-            saved[name] = (list(ids), description)
-            return {"name": name}
+def test_real_segments_and_saved_dropoffs(tricky: Store) -> None:
+    from segcore.errors import CatalogError
 
-    monkeypatch.setattr(Store, "catalog", FakeCatalog())
+    tricky.catalog.create("vip", kind="static", members=["u1", "u2", "u9"])
+    from segcore.segments import create_segment
+
+    create_segment(tricky, "did_c", "did('c')")
+    r = funnel(tricky, ["a", "b", "c"], "1h", DAY, DAY, segments=["vip", "did_c"])
+    assert [s["users"] for s in r["segments"]["vip"]["steps"]] == [2, 1, 1]
+    # did('c') at the end of 06-01: u1 u2 u3 u4 u5 u6 all have a c before 06-02 00:00? u2's and
+    # u4's c are on 06-02 -> members u1 u3 u5 u6; entered among them u1 u3 u6
+    assert [s["users"] for s in r["segments"]["did_c"]["steps"]] == [3, 3, 2]
     out = save_dropoffs(tricky, "late", ["a", "b", "c"], "1h", DAY, DAY, after_step=2)
-    assert out["members"] == 1 and saved["late"][0] == ["u6"]
-    assert "step 2" in saved["late"][1]
+    assert out["members"] == 1
+    assert tricky.members(segment="late", as_of="2026-06-30")["user_id"].to_list() == ["u6"]
+    assert "dropped off after step 2" in tricky.catalog.get("late").description
+    with pytest.raises(CatalogError, match="already exists"):
+        save_dropoffs(tricky, "late", ["a", "b", "c"], "1h", DAY, DAY, after_step=2)
 
 
 def test_many_steps_perm_invariance(tmp_path: Path) -> None:
@@ -585,3 +593,10 @@ def test_cli_funnel_options(tmp_path: Path, capsys: pytest.CaptureFixture) -> No
     assert code == 2 and err.startswith("error: bad duration")
     code, _, err = run_cli(base + ["--after-step", "1"], capsys)
     assert code == 2 and "--save-dropoffs" in err
+
+
+def test_store_api(tricky: Store) -> None:
+    r = tricky.funnel(
+        ["a", "b", "c"], window="1h", start=DAY, end=DAY, strict=False, exclusions=[], hold=None
+    )
+    assert users(r) == [5, 4, 3]

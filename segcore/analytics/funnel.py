@@ -697,7 +697,9 @@ def save_dropoffs(
     description: str = "",
     **options,
 ) -> dict[str, Any]:
-    """Save :func:`funnel_dropoffs` as a static segment ``name``; returns its summary."""
+    """Save :func:`funnel_dropoffs` as a new static segment ``name`` (an existing name is
+    a :class:`~segcore.errors.CatalogError`); returns ``{name, version, members, after_step}``.
+    """
     ids = funnel_dropoffs(
         store, steps, window, start, end, strict, after_step=after_step, **options
     )["user_id"].to_list()
@@ -706,12 +708,10 @@ def save_dropoffs(
             FunnelStep(s).event if isinstance(s, str) else _step(s, "step").event for s in steps
         )
         description = f"dropped off after step {after_step} of {names}"
-    catalog = store.catalog
-    if hasattr(catalog, "upload_static"):
-        result = catalog.upload_static(name, ids, description=description)
-    else:
-        result = catalog.create(name, kind="static", members=ids, description=description)
-    summary = {"name": name, "members": len(ids)}
-    if isinstance(result, dict):
-        summary = {**result, **summary}
-    return summary
+    seg = store.catalog.create(name, kind="static", members=ids, description=description)
+    return {
+        "name": getattr(seg, "name", name),
+        "version": getattr(seg, "version", 1),
+        "members": len(ids),
+        "after_step": after_step,
+    }
