@@ -1,0 +1,93 @@
+"""Overlap of two to five segments at one instant: every intersection region and
+pairwise Jaccard similarity.
+
+Each item is the name of a saved segment or, when no saved segment has that name,
+rule text. Regions are exclusive: the users in exactly the listed segments (and
+in none of the others), one per membership pattern that occurs; their counts sum
+to the size of the union.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+from typing import Any
+
+import polars as pl
+
+from segcore.errors import UsageError
+from segcore.evaluate import members as eval_members
+from segcore.store import Store
+from segcore.timeutil import resolve_as_of
+
+MIN_SEGMENTS, MAX_SEGMENTS = 2, 5
+
+
+def _is_saved(store: Store, name: str) -> bool:
+    if not store.catalog_path.exists():
+        return False
+    return any(s.name.lower() == name.lower() for s in store.catalog.list())
+
+
+def overlap(store: Store, segments: list[str], as_of: Any = None) -> dict[str, Any]:
+    """Sizes, exclusive intersection regions and pairwise Jaccard of 2-5 segments.
+
+    Returns ``{"as_of", "segments": [...], "sizes": {name: n}, "union": n,
+    "regions": [{"segments": [...], "count": n}, ...] (largest first),
+    "pairs": [{"a", "b", "intersection", "union", "jaccard"}, ...]}``.
+    """
+    items = list(segments or [])
+    if not MIN_SEGMENTS <= len(items) <= MAX_SEGMENTS:
+        raise UsageError(
+            f"overlap needs {MIN_SEGMENTS} to {MAX_SEGMENTS} segments, got {len(items)}"
+        )
+    if len({str(i) for i in items}) != len(items):
+        raise UsageError("overlap: the same segment is given twice")
+    T = resolve_as_of(as_of)
+    flags: pl.DataFrame | None = None
+    names = [str(i) for i in items]
+    for name in names:  # ok-loop: one evaluation per segment (at most five)
+        if _is_saved(store, name):
+            ids = eval_members(store, as_of=T, segment=name)
+        else:
+            ids = eval_members(store, name, T)
+        ids = ids.select("user_id").with_columns(pl.lit(True).alias(name))
+        flags = ids if flags is None else flags.join(ids, on="user_id", how="full", coalesce=True)
+    assert flags is not None
+    flags = flags.with_columns([pl.col(n).fill_null(False) for n in names])
+    sizes = {n: int(flags[n].sum()) for n in names}
+    union = flags.height
+    pattern = pl.concat_list(
+        [pl.when(pl.col(n)).then(pl.lit(n)).otherwise(None) for n in names]
+    ).list.drop_nulls()
+    regions = (
+        flags.group_by(names)
+        .agg(pl.len().alias("count"))
+        .select(pattern.alias("segments"), "count")
+    )
+    regions = regions.with_columns(
+        pl.col("segments").list.len().alias("k"), pl.col("segments").list.join("\x1f").alias("key")
+    ).sort(["count", "k", "key"], descending=[True, False, False])
+    pairs = []
+    for a, b in combinations(names, 2):  # ok-loop: at most ten pairs
+        inter = int(flags.select((pl.col(a) & pl.col(b)).sum()).item())
+        uni = int(flags.select((pl.col(a) | pl.col(b)).sum()).item())
+        pairs.append(
+            {
+                "a": a,
+                "b": b,
+                "intersection": inter,
+                "union": uni,
+                "jaccard": inter / uni if uni else 0.0,
+            }
+        )
+    return {
+        "as_of": T.isoformat().replace("+00:00", "Z"),
+        "segments": names,
+        "sizes": sizes,
+        "union": union,
+        "regions": [
+            {"segments": list(s), "count": int(c)}
+            for s, c in zip(regions["segments"].to_list(), regions["count"].to_list(), strict=True)
+        ],
+        "pairs": pairs,
+    }
