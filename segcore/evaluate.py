@@ -138,7 +138,8 @@ def _masked_value(node: Behavior, mask: pl.Expr, T: dt.datetime) -> pl.Expr:
     if f in ("first_seen", "last_seen"):
         return pl.when(mask).then(pl.col("ts"))
     if f == "event_periods":
-        age = (pl.lit(T, dtype=TS) - pl.col("ts")).dt.total_microseconds() // node.period
+        # period k is [T-(k+1)P, T-kP): k = ceil((T - ts)/P) - 1 = (T - ts - 1us) // P
+        age = ((pl.lit(T, dtype=TS) - pl.col("ts")).dt.total_microseconds() - 1) // node.period
         return pl.when(mask).then(age)
     return pl.when(mask).then(pl.col(node.prop))
 

@@ -227,7 +227,7 @@ COOKBOOK: list[dict[str, str]] = [
         "from T).",
         "sql": "SELECT user_id FROM ev WHERE event = 'app_launched' "
         f"AND ts >= {T} - INTERVAL 49 DAY GROUP BY user_id "
-        f"HAVING count(DISTINCT date_diff('microsecond', ts, {T}) // 604800000000) >= 5",
+        f"HAVING count(DISTINCT (date_diff('microsecond', ts, {T}) - 1) // 604800000000) >= 5",
     },
     {
         "name": "US customers or strong leads",
