@@ -1,0 +1,307 @@
+"""CLI: ``trend``, ``reach``, ``profile``, ``overlap`` and ``engagement``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from segcore.cli.output import fmt_int, print_json, print_table, store_from
+from segcore.cli.segments import target
+from segcore.errors import UsageError
+
+
+def _add_target(p, *, many: bool = False) -> None:
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--rule", help="rule text (use - to read it from stdin)")
+    g.add_argument("--rule-file", help="file holding the rule text")
+    g.add_argument("--segment", help="name of a saved segment")
+    if many:
+        g.add_argument(
+            "--segments", nargs="+", metavar="NAME", help="several saved segments side by side"
+        )
+
+
+def _points(df: pl.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {"date": d.isoformat(), "members": int(m), "entered": int(e), "exited": int(x)}
+        for d, m, e, x in zip(
+            df["date"].to_list(),
+            df["members"].to_list(),
+            df["entered"].to_list(),
+            df["exited"].to_list(),
+            strict=True,
+        )
+    ]
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+# --------------------------------------------------------------------------- trend
+def cmd_trend(args) -> int:
+    from segcore.analytics.trend import trend, trend_many, trend_members
+
+    store = store_from(args)
+    if args.segments:
+        if args.entered or args.exited:
+            raise UsageError("--entered/--exited need one rule or segment, not --segments")
+        df = trend_many(store, args.segments, args.start, args.end, args.every)
+        payload: dict[str, Any] = {
+            "segments": {
+                name: {"points": _points(df.filter(pl.col("segment") == name).drop("segment"))}
+                for name in args.segments
+            }
+        }
+        if args.json:
+            print_json(payload)
+        else:
+            print_table(df, max_rows=1000)
+        return 0
+    rule, segment = target(args)
+    df = trend(store, rule, start=args.start, end=args.end, every=args.every, segment=segment)
+    payload = {"points": _points(df)}
+    for which in ("entered", "exited"):
+        day = getattr(args, which)
+        if day:
+            ids = trend_members(store, rule, day, segment=segment, which=which, every=args.every)
+            payload[which] = {
+                "date": day,
+                "count": ids.height,
+                "user_ids": ids["user_id"].to_list(),
+            }
+    if args.json:
+        print_json(payload)
+        return 0
+    print_table(df, max_rows=1000)
+    for which in ("entered", "exited"):
+        if which in payload:
+            info = payload[which]
+            print(f"{which} on {info['date']}: {fmt_int(info['count'])}")
+            if info["user_ids"]:
+                print("  " + ", ".join(info["user_ids"]))
+    return 0
+
+
+# --------------------------------------------------------------------------- reach
+def cmd_reach(args) -> int:
+    from segcore.analytics.reach import reach, reachable_members
+
+    store = store_from(args)
+    rule, segment = target(args)
+    if args.channel:
+        df = reachable_members(store, rule, args.channel, args.as_of, segment=segment)
+        if args.json:
+            print_json({"channel": args.channel, "count": df.height, "members": df.to_dicts()})
+        else:
+            print_table(df, max_rows=args.limit)
+        return 0
+    out = reach(store, rule, as_of=args.as_of, segment=segment)
+    if args.json:
+        print_json(out)
+        return 0
+    n = out["members"]
+    print(f"{fmt_int(n)} members as of {out['as_of']}")
+    rows = [
+        {"channel": k, "count": v["count"], "share": _pct(v["share"]), "note": v.get("error", "")}
+        for k, v in out["channels"].items()
+    ]
+    rows += [
+        {
+            "channel": "(any)",
+            "count": out["any"],
+            "share": _pct(out["any"] / n if n else 0),
+            "note": "",
+        },
+        {
+            "channel": "(none)",
+            "count": out["none"],
+            "share": _pct(out["none"] / n if n else 0),
+            "note": "",
+        },
+    ]
+    print_table(pl.DataFrame(rows))
+    if out["combinations"]:
+        print("combinations (exactly these channels):")
+        print_table(
+            pl.DataFrame(
+                [
+                    {"channels": " + ".join(c["channels"]) or "(none)", "count": c["count"]}
+                    for c in out["combinations"]
+                ]
+            )
+        )
+    return 0
+
+
+# --------------------------------------------------------------------------- profile
+def cmd_profile(args) -> int:
+    from segcore.analytics.profile import profile
+
+    store = store_from(args)
+    rule, segment = target(args)
+    out = profile(
+        store,
+        rule,
+        as_of=args.as_of,
+        segment=segment,
+        attributes=args.attribute,
+        top=args.top,
+        bins=args.bins,
+    )
+    if args.json:
+        print_json(out)
+        return 0
+    print(f"{fmt_int(out['members'])} members of {fmt_int(out['all'])} users as of {out['as_of']}")
+    for name, body in out["attributes"].items():
+        rows = body.get("values") or body.get("bins") or body.get("months") or []
+        extra = ""
+        if body["kind"] == "numeric" and body.get("mean") is not None:
+            extra = (
+                f" (mean {body['mean']:.4g} vs {body['all_mean']:.4g}, "
+                f"median {body['median']:.4g} vs {body['all_median']:.4g})"
+            )
+        print(f"\n{name} [{body['kind']}]{extra}")
+        if rows:
+            print_table(
+                pl.DataFrame(
+                    [
+                        {
+                            "value": str(r["value"]),
+                            "count": r["count"],
+                            "share": _pct(r["share"]),
+                            "all": r["all_count"],
+                            "all share": _pct(r["all_share"]),
+                            "lift": "" if r["lift"] is None else f"{r['lift']:.2f}",
+                        }
+                        for r in rows
+                    ]
+                ),
+                max_rows=200,
+            )
+    return 0
+
+
+# --------------------------------------------------------------------------- overlap
+def cmd_overlap(args) -> int:
+    from segcore.analytics.overlap import overlap
+
+    store = store_from(args)
+    out = overlap(store, args.names, as_of=args.as_of)
+    if args.json:
+        print_json(out)
+        return 0
+    print(f"as of {out['as_of']}: union {fmt_int(out['union'])}")
+    print_table(pl.DataFrame([{"segment": k, "members": v} for k, v in out["sizes"].items()]))
+    print("regions (exactly these segments):")
+    print_table(
+        pl.DataFrame(
+            [{"segments": " & ".join(r["segments"]), "count": r["count"]} for r in out["regions"]]
+        )
+        if out["regions"]
+        else pl.DataFrame({"segments": [], "count": []})
+    )
+    print("pairs:")
+    print_table(pl.DataFrame([{**p, "jaccard": round(p["jaccard"], 4)} for p in out["pairs"]]))
+    return 0
+
+
+# --------------------------------------------------------------------------- engagement
+def cmd_engagement(args) -> int:
+    from segcore.analytics.engagement import engagement, engagement_over_time
+
+    store = store_from(args)
+    rule, segment = target(args)
+    if (args.start is None) != (args.end is None):
+        raise UsageError("give both --from and --to (or neither)")
+    if args.start:
+        df = engagement_over_time(
+            store,
+            rule,
+            args.start,
+            args.end,
+            args.every,
+            segment=segment,
+            goal=args.goal,
+            goal_within=args.goal_within,
+        )
+        if args.json:
+            print_json({"points": df.with_columns(pl.col("date").cast(pl.String)).to_dicts()})
+        else:
+            print_table(df, max_rows=1000)
+        return 0
+    out = engagement(
+        store, rule, as_of=args.as_of, segment=segment, goal=args.goal, goal_within=args.goal_within
+    )
+    if args.json:
+        print_json(out)
+        return 0
+    print(f"{fmt_int(out['members'])} members as of {out['as_of']}")
+    for key, label in (
+        ("active_7d", "active in the last 7 days"),
+        ("active_30d", "active in the last 30 days"),
+    ):
+        print(f"  {label}: {fmt_int(out[key]['count'])} ({_pct(out[key]['share'])})")
+    if out["goal"]:
+        g = out["goal"]
+        print(
+            f"  did {g['event']} within {g['within']}: {fmt_int(g['count'])} ({_pct(g['share'])})"
+        )
+    return 0
+
+
+def register(sub, common) -> None:
+    """Add the ``trend``, ``reach``, ``profile``, ``overlap`` and ``engagement`` commands."""
+    p = sub.add_parser("trend", parents=[common], help="segment size over time, entries, exits")
+    _add_target(p, many=True)
+    p.add_argument("--from", dest="start", required=True, help="first date YYYY-MM-DD")
+    p.add_argument("--to", dest="end", required=True, help="last date YYYY-MM-DD")
+    p.add_argument("--every", choices=("day", "week"), default="day")
+    p.add_argument("--entered", metavar="DATE", help="also list who entered at that point")
+    p.add_argument("--exited", metavar="DATE", help="also list who exited at that point")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_trend)
+
+    p = sub.add_parser("reach", parents=[common], help="members reachable per channel")
+    _add_target(p)
+    p.add_argument("--as-of", help="date (end of that UTC day) or ISO timestamp; default now")
+    p.add_argument("--channel", help="list the members reachable by this channel")
+    p.add_argument("--limit", type=int, default=50, help="rows shown with --channel")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_reach)
+
+    p = sub.add_parser("profile", parents=[common], help="attribute distributions vs all users")
+    _add_target(p)
+    p.add_argument("--as-of")
+    p.add_argument(
+        "--attribute",
+        action="append",
+        metavar="NAME",
+        help="attribute to profile (repeat; default: a standard set)",
+    )
+    p.add_argument("--top", type=int, default=10, help="top values per categorical attribute")
+    p.add_argument("--bins", type=int, default=10, help="histogram bins for numbers")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_profile)
+
+    p = sub.add_parser("overlap", parents=[common], help="overlap of 2 to 5 segments")
+    p.add_argument("names", nargs="+", metavar="NAME", help="saved segment names (or rules)")
+    p.add_argument("--as-of")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_overlap)
+
+    p = sub.add_parser(
+        "engagement",
+        parents=[common],
+        help="share of members active and converting, now or over time",
+    )
+    _add_target(p)
+    p.add_argument("--as-of")
+    p.add_argument("--goal", metavar="EVENT", help="goal event name")
+    p.add_argument("--goal-within", default="30 days", help="goal window (default 30 days)")
+    p.add_argument("--from", dest="start", help="first date (over time)")
+    p.add_argument("--to", dest="end", help="last date (over time)")
+    p.add_argument("--every", choices=("day", "week"), default="day")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_engagement)
