@@ -239,3 +239,58 @@ def test_weekly_trend_equals_per_point_evaluation(diff_store):
     fast = trend(diff_store, rule, "2026-04-01", "2026-06-30", "week")
     assert fast.height == 13
     assert fast.equals(trend_naive(diff_store, rule, "2026-04-01", "2026-06-30", "week"))
+
+
+def test_cli_trend_json(shop, capsys):
+    import json
+
+    from segcore.cli import main
+
+    rule = "did('buy', within => '2 days') AND country = 'US'"
+    args = [
+        "trend",
+        "--home",
+        str(shop.home),
+        "--rule",
+        rule,
+        "--from",
+        "2026-06-02",
+        "--to",
+        "2026-06-05",
+    ]
+    assert main([*args, "--json", "--entered", "2026-06-03", "--exited", "2026-06-05"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["points"] == [
+        {"date": "2026-06-02", "members": 0, "entered": 0, "exited": 0},
+        {"date": "2026-06-03", "members": 1, "entered": 1, "exited": 0},
+        {"date": "2026-06-04", "members": 1, "entered": 0, "exited": 0},
+        {"date": "2026-06-05", "members": 0, "entered": 0, "exited": 1},
+    ]
+    assert out["entered"]["user_ids"] == ["u1"] and out["exited"]["user_ids"] == ["u1"]
+    assert main(args) == 0
+    assert "2026-06-03 | 1" in capsys.readouterr().out
+    create_segment(shop, "buyers", "did('buy', within => '2 days')")
+    create_segment(shop, "everyone", "country IS NOT NULL")
+    assert (
+        main(
+            [
+                "trend",
+                "--home",
+                str(shop.home),
+                "--segments",
+                "buyers",
+                "everyone",
+                "--from",
+                "2026-06-02",
+                "--to",
+                "2026-06-03",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    many = json.loads(capsys.readouterr().out)["segments"]
+    assert [p["members"] for p in many["buyers"]["points"]] == [1, 2]
+    assert [p["members"] for p in many["everyone"]["points"]] == [2, 2]
+    assert main([*args[:5], "--from", "2026-06-05", "--to", "2026-06-01"]) == 2
+    assert "before it starts" in capsys.readouterr().err
