@@ -37,6 +37,7 @@ from segcore.tree import (
     from_json,
     segment_refs,
 )
+from segcore.types import type_of
 
 MAX_SEGMENT_DEPTH = 32
 
@@ -242,8 +243,11 @@ def _null_row_member(tree: Node, schema: Schema, T: dt.datetime,
     for name in tree_columns(tree):
         dtype = _dtype_for(schema.users.get(name, "null"))
         row[name] = pl.Series(name, [None], dtype=dtype)
+    kinds = {c: n for n, c in columns.items()}
     for name, value in defaults.items():
-        row[name] = pl.Series(name, [value])
+        # a NULL default (first_seen, event_avg...) keeps its type: NULL + interval is valid
+        dtype = _dtype_for(type_of(kinds[name], schema)) if value is None else None
+        row[name] = pl.Series(name, [value], dtype=dtype)
     frame = pl.DataFrame(row) if row else pl.DataFrame({"_": [0]})
     out = frame.select(to_expr(tree, Ctx(T, schema, columns=columns)).alias("m")).item()
     return out is True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import logging
 import math
 import re
 import sys
@@ -111,6 +112,29 @@ def _line_col(text: str, offset: int) -> tuple[int, int]:
     return line, col
 
 
+def _sqlglot_position(text: str, line: int, col: int) -> tuple[int, int]:
+    """sqlglot's line/column (it also breaks lines at a lone CR) as ours, within the text."""
+    starts = [0] + [m.end() for m in re.finditer(r"\r\n|\r|\n", text)]
+    offset = starts[min(max(line, 1), len(starts)) - 1] + col - 1
+    return _line_col(text, min(max(offset, 0), len(text)))
+
+
+def _one_line(message: str) -> str:
+    """Error messages are one line (the CLI prints one line on stderr)."""
+    return " ".join(message.split())
+
+
+def _sqlglot_parse(text: str) -> list:
+    """``sqlglot.parse`` without its log warnings (they would be extra stderr lines)."""
+    log = logging.getLogger("sqlglot")
+    was = log.disabled
+    log.disabled = True
+    try:
+        return sqlglot.parse(text, error_level=sqlglot.ErrorLevel.RAISE)
+    finally:
+        log.disabled = was
+
+
 def _prescan(text: str) -> None:
     """Size, control characters, unterminated quotes and nesting depth."""
     if len(text) > MAX_RULE_CHARS:
@@ -182,6 +206,7 @@ class _Parser:
             s = e.sql(normalize_functions=False)
         except Exception:
             s = type(e).__name__
+        s = _one_line(s)
         return s if len(s) <= 60 else s[:57] + "..."
 
     # ---- entry
@@ -190,23 +215,28 @@ class _Parser:
         old_limit = sys.getrecursionlimit()
         try:
             sys.setrecursionlimit(max(old_limit, _PARSE_RECURSION))
-            parsed = sqlglot.parse(self.text, error_level=sqlglot.ErrorLevel.RAISE)
+            parsed = _sqlglot_parse(self.text)
         except sqlglot.errors.ParseError as err:
             info = err.errors[0] if err.errors else {}
             desc = str(info.get("description") or err).split(". Line")[0]
-            desc = _friendly_parse_error(desc)
+            desc = _one_line(_friendly_parse_error(desc))
             line, col = info.get("line"), info.get("col")
             if line is not None and col is not None:
                 highlight = info.get("highlight") or ""
-                col = max(1, col - len(highlight) + 1)
+                line, col = _sqlglot_position(self.text, line, max(1, col - len(highlight) + 1))
             raise RuleError(f"syntax error: {desc}", line, col) from None
         except sqlglot.errors.TokenError as err:
-            raise RuleError(f"syntax error: {err}") from None
+            raise RuleError(f"syntax error: {_one_line(str(err))}") from None
         except RecursionError:
             raise RuleError("rule is nested too deeply") from None
+        except (AttributeError, TypeError, ValueError, IndexError, KeyError):
+            # sqlglot itself fails on some malformed text (e.g. "x > { = 3")
+            raise RuleError("syntax error: this text is not a condition") from None
         finally:
             sys.setrecursionlimit(old_limit)
         statements = [p for p in parsed if p is not None]
+        if not statements:
+            raise RuleError("rule is empty (only a comment)")
         if len(statements) != 1:
             raise RuleError("a rule is one condition; remove the ';'")
         root = statements[0]
@@ -314,6 +344,9 @@ class _Parser:
             if t not in ("string", "null"):
                 raise self.error(f"LIKE works on text, but {self.sql(node_e)} is "
                                  f"{_tname(t)}", node_e)
+        if not isinstance(pat, Lit):
+            raise self.error("LIKE needs its pattern written as a string, like '%abc%'",
+                             e.expression)
         if e.args.get("escape"):
             raise self.error("LIKE ... ESCAPE is not supported", e)
         return Like(arg, pat, case_insensitive=isinstance(e, exp.ILike),

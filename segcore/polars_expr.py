@@ -13,6 +13,7 @@ from functools import singledispatch
 
 import polars as pl
 
+from segcore.errors import RuleError
 from segcore.timeutil import UTC, today_at
 from segcore.tree import (
     And,
@@ -96,6 +97,8 @@ def _(node: Col, ctx: Ctx) -> pl.Expr:
 @to_expr.register
 def _(node: Call, ctx: Ctx) -> pl.Expr:
     n, args = node.name, [to_expr(a, ctx) for a in node.args]
+    if n != "coalesce" and any(ctx.typ(a) == "null" for a in node.args):
+        return pl.lit(None, dtype=_PL_TYPES[ctx.typ(node)])  # f(NULL) is NULL, typed
     if n == "now":
         return pl.lit(ctx.T, dtype=TS)
     if n == "today":
@@ -126,6 +129,8 @@ def _(node: Call, ctx: Ctx) -> pl.Expr:
 
 @to_expr.register
 def _(node: Neg, ctx: Ctx) -> pl.Expr:
+    if ctx.typ(node.arg) == "null":
+        return pl.lit(None)
     return -to_expr(node.arg, ctx)
 
 
@@ -140,7 +145,7 @@ def _(node: Arith, ctx: Ctx) -> pl.Expr:
     elif ctx.typ(node) == "date":  # date +/- integer days
         if lt == "int":
             left, right = right, left
-        days = pl.duration(days=right)
+        days = pl.duration(days=right.cast(pl.Int64))
         return left + days if node.op == "+" else left - days
     return {"+": left.__add__, "-": left.__sub__, "*": left.__mul__}[node.op](right)
 
@@ -174,7 +179,9 @@ def like_regex(pattern: str, case_insensitive: bool) -> str:
 @to_expr.register
 def _(node: Like, ctx: Ctx) -> pl.Expr:
     arg = to_expr(node.arg, ctx)
-    if isinstance(node.pattern, Lit) and node.pattern.type == "string":
+    if ctx.typ(node.arg) == "null":
+        expr = pl.lit(None, dtype=pl.Boolean)
+    elif isinstance(node.pattern, Lit) and node.pattern.type == "string":
         expr = arg.str.contains(like_regex(node.pattern.value, node.case_insensitive))
     elif isinstance(node.pattern, Lit):  # NULL pattern
         expr = pl.lit(None, dtype=pl.Boolean)
@@ -220,24 +227,28 @@ def _(node: IsBool, ctx: Ctx) -> pl.Expr:
 
 @to_expr.register
 def _(node: Not, ctx: Ctx) -> pl.Expr:
-    return ~to_expr(node.arg, ctx)
+    return ~to_expr(node.arg, ctx).cast(pl.Boolean)  # NOT NULL: a typed NULL
 
 
 @to_expr.register
 def _(node: And, ctx: Ctx) -> pl.Expr:
-    return pl.all_horizontal([to_expr(a, ctx) for a in node.args])  # Kleene logic
+    # Kleene logic; the casts type NULL literals (polars refuses NULL-only inputs)
+    return pl.all_horizontal([to_expr(a, ctx).cast(pl.Boolean) for a in node.args])
 
 
 @to_expr.register
 def _(node: Or, ctx: Ctx) -> pl.Expr:
-    return pl.any_horizontal([to_expr(a, ctx) for a in node.args])  # Kleene logic
+    return pl.any_horizontal([to_expr(a, ctx).cast(pl.Boolean) for a in node.args])
 
 
 def constant_instant(node: Node, T: dt.datetime, schema: Schema) -> dt.datetime:
     """Evaluate a window bound (literals, now(), today(), intervals) at T."""
     ctx = Ctx(T, schema)
     expr = as_timestamp(to_expr(node, ctx), ctx.typ(node))
-    value = pl.select(expr.alias("v")).item()
+    try:
+        value = pl.select(expr.alias("v")).item()
+    except (ValueError, OverflowError, pl.exceptions.PolarsError):  # e.g. year -99
+        raise RuleError("a since/until bound is outside the years 1 to 9999") from None
     if value is None:
         return None  # type: ignore[return-value]
     if isinstance(value, dt.datetime):

@@ -1,0 +1,542 @@
+"""Hostile rule text: random, token soup, mutated cookbook rules, extremes, unicode.
+
+The contract (RULES.md section 3, docs/robustness.md): ``parse_rule`` returns a condition
+tree or raises ``RuleError`` with a one-line message, and with a (line, column) inside the
+text when the problem comes from the text; never any other exception, in bounded time
+and memory. An accepted rule evaluates to members or raises a ``SegcoreError``.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+import tracemalloc
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_cookbook import COOKBOOK
+
+from segcore.errors import RuleError, SegcoreError
+from segcore.evaluate import schema_of
+from segcore.examples import EXAMPLES
+from segcore.parser import parse_rule
+from segcore.tree import Node
+
+AS_OF = "2026-06-30"
+RULES = [c["rule"] for c in COOKBOOK] + [e["rule"] for e in EXAMPLES]
+TOKENS = [
+    "(",
+    ")",
+    ",",
+    "'",
+    '"',
+    "AND",
+    "OR",
+    "NOT",
+    "=",
+    "!=",
+    "<>",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "+",
+    "-",
+    "*",
+    "/",
+    "%",
+    "IN",
+    "BETWEEN",
+    "LIKE",
+    "ILIKE",
+    "IS",
+    "NULL",
+    "TRUE",
+    "FALSE",
+    "=>",
+    "did",
+    "event_count",
+    "event_sum",
+    "event_avg",
+    "first_seen",
+    "did_then",
+    "did_then_not",
+    "event_periods",
+    "in_segment",
+    "has",
+    "coalesce",
+    "lower",
+    "now()",
+    "today()",
+    "INTERVAL",
+    "'30 days'",
+    "DATE",
+    "'2026-01-01'",
+    "TIMESTAMP",
+    "within",
+    "since",
+    "until",
+    "where",
+    "gap",
+    "period",
+    "then_where",
+    "age",
+    "country",
+    "tags",
+    "amount",
+    "page",
+    "email_opt_in",
+    "created_at",
+    "subscription_end_date",
+    "total_spent",
+    "'charged'",
+    "'*'",
+    "1",
+    "0",
+    "-1",
+    "3.5",
+    "1e308",
+    "1e999",
+    "99999999999999999999",
+    "'US'",
+    '"Total Spent"',
+    ";",
+    "SELECT",
+    "::",
+    "[",
+    "]",
+    "{",
+    "}",
+    "CASE",
+    "WHEN",
+    "THEN",
+    "END",
+    "CAST",
+    "AS",
+    "$1",
+    "?",
+    "@x",
+    ".",
+    "`",
+    "\n",
+    "\r",
+    "--",
+    "/*",
+    "*/",
+    "x.y",
+    "'😀'",
+    "'\u202eRTL'",
+    "\\",
+]
+CHARS = "()'\",=<>!+-*/ 0123456789abeNOT\n\r\t\\;%_.:{}[]é😀\u202e\u0301\x00\x07"
+_SETTINGS = settings(
+    max_examples=250, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+
+
+@pytest.fixture(scope="module")
+def schema(sample_store):
+    return schema_of(sample_store)
+
+
+def outcome(text: str, schema) -> Node | RuleError:
+    """Parse and check the contract: a tree, or a one-line RuleError positioned in the text."""
+    try:
+        return parse_rule(text, schema)
+    except RuleError as err:  # any other exception fails the test
+        message = str(err)
+        assert message and "\n" not in message and "\r" not in message, repr(message)
+        if err.line is not None or err.col is not None:
+            lines = text.split("\n")
+            assert 1 <= err.line <= len(lines), (text, message)
+            assert 1 <= err.col <= len(lines[err.line - 1]) + 1, (text, message)
+        return err
+
+
+# ---------------------------------------------------------------------- property tests
+@_SETTINGS
+@given(text=st.text(max_size=80))
+def test_random_text_is_a_tree_or_a_rule_error(schema, text):
+    outcome(text, schema)
+
+
+@_SETTINGS
+@given(tokens=st.lists(st.sampled_from(TOKENS), min_size=1, max_size=20))
+def test_random_tokens_are_a_tree_or_a_rule_error(schema, tokens):
+    outcome(" ".join(tokens), schema)
+
+
+def _char_mutation(data, text: str) -> str:
+    chars = list(text)
+    for _ in range(data.draw(st.integers(1, 4))):
+        op = data.draw(st.sampled_from(["insert", "delete", "swap"]))
+        i = data.draw(st.integers(0, len(chars)))
+        if op == "insert":
+            chars.insert(i, data.draw(st.sampled_from(CHARS)))
+        elif chars and op == "delete":
+            del chars[min(i, len(chars) - 1)]
+        elif len(chars) > 1:
+            j = data.draw(st.integers(0, len(chars) - 1))
+            i = min(i, len(chars) - 1)
+            chars[i], chars[j] = chars[j], chars[i]
+    return "".join(chars)
+
+
+def _token_mutation(data, text: str) -> str:
+    parts = re.findall(r"'[^']*'|\w+|=>|[<>!]=|\S", text)
+    for _ in range(data.draw(st.integers(1, 3))):
+        op = data.draw(st.sampled_from(["insert", "delete", "swap", "replace"]))
+        i = data.draw(st.integers(0, max(len(parts) - 1, 0)))
+        if op == "insert":
+            parts.insert(i, data.draw(st.sampled_from(TOKENS)))
+        elif op == "delete" and parts:
+            del parts[i]
+        elif op == "replace" and parts:
+            parts[i] = data.draw(st.sampled_from(TOKENS))
+        elif len(parts) > 1:
+            j = data.draw(st.integers(0, len(parts) - 1))
+            parts[i], parts[j] = parts[j], parts[i]
+    return " ".join(parts)
+
+
+@_SETTINGS
+@given(data=st.data())
+def test_character_mutations_of_cookbook_rules(schema, data):
+    outcome(_char_mutation(data, data.draw(st.sampled_from(RULES))), schema)
+
+
+@_SETTINGS
+@given(data=st.data())
+def test_token_mutations_of_cookbook_rules(schema, data):
+    outcome(_token_mutation(data, data.draw(st.sampled_from(RULES))), schema)
+
+
+# Accepted rules evaluate: building blocks with extreme values, combined at random.
+ATOMS = [
+    *RULES,
+    "age > 9223372036854775807",
+    "age * 1e308 > 1",
+    "total_spent / 0 IS NULL",
+    "country = '😀'",
+    "city = '\u202eשלום\u202c'",
+    "title LIKE '%e\u0301%'",
+    "created_at > now() - interval '36500 days'",
+    "subscription_end_date > today() + 36500",
+    "created_at > TIMESTAMP '9999-12-31 23:59:59'",
+    "created_at > DATE '0001-01-01'",
+    "first_seen('charged') + interval '36500 days' > now()",
+    "event_avg('charged', amount) / 0 IS NULL",
+    "event_max('charged', amount) < -1e308",
+    "did('charged', since => DATE '0001-01-01' - interval '36500 days')",
+    "did('charged', since => TIMESTAMP '9999-12-31', until => TIMESTAMP '0001-01-01')",
+    "event_periods('charged', period => '1 microsecond', within => '36500 days') > 1",
+    "did_then_not('charged', 'charged', gap => '1 microsecond')",
+    "did_then('*', '*', gap => '36500 days', where => amount > 1e308)",
+    "coalesce(age, lead_score, 0) BETWEEN -9223372036854775807 AND 9223372036854775807",
+    "lower(country) IN ('', '''', '\\\\', '%', '_')",
+    "NULL",
+    "NOT NULL",
+    "TRUE",
+]
+
+
+@settings(
+    max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(data=st.data())
+def test_accepted_random_rules_evaluate_or_raise_segcore_errors(sample_store, schema, data):
+    parts = data.draw(st.lists(st.sampled_from(ATOMS), min_size=1, max_size=4))
+    glue = data.draw(
+        st.lists(
+            st.sampled_from([" AND ", " OR ", " AND NOT ", " OR NOT "]),
+            min_size=len(parts) - 1,
+            max_size=len(parts) - 1,
+        )
+    )
+    text = (
+        "("
+        + parts[0]
+        + ")"
+        + "".join(g + "(" + p + ")" for g, p in zip(glue, parts[1:], strict=True))
+    )
+    if data.draw(st.booleans()):
+        text = _token_mutation(data, text)
+    node = outcome(text, schema)
+    if isinstance(node, RuleError):
+        return
+    try:
+        n = sample_store.count(node, as_of=AS_OF)
+    except SegcoreError as err:
+        assert "\n" not in str(err)
+    else:
+        assert 0 <= n <= 1000
+
+
+# ---------------------------------------------------------------------- extremes
+def _bounded(text: str, schema, seconds: float = 8.0, megabytes: float = 300.0):
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        result = outcome(text, schema)
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    elapsed = time.perf_counter() - start
+    assert elapsed < seconds, f"{elapsed:.1f} s"
+    assert peak < megabytes * 1e6, f"{peak / 1e6:.0f} MB"
+    return result
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("(" * 10_000 + "age > 1" + ")" * 10_000, "nested too deeply"),
+        ("(" * 10_000, "nested too deeply"),
+        ("NOT " * 10_000 + "email_opt_in", "nested too deeply"),
+        ("NOT (" * 10_000 + "email_opt_in" + ")" * 10_000, "nested too deeply"),
+        ("age" + " + 1" * 5_000 + " > 3", "nested too deeply"),
+        ("country = '" + "x" * 200_000 + "'", "rule is too long"),
+    ],
+    ids=["paren10k", "open10k", "not10k", "not_paren10k", "plus5k", "200k_chars"],
+)
+def test_deep_nesting_and_size_limits_are_clear_errors(schema, text, message):
+    err = _bounded(text, schema)
+    assert isinstance(err, RuleError)
+    assert message in str(err)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        " AND ".join(f"age > {i}" for i in range(2_000)),
+        " OR ".join(f"did('charged', within => '{i + 1} days')" for i in range(1_000)),
+        "age IN (" + ",".join(str(i) for i in range(10_000)) + ")",
+        "country = '" + "x" * 90_000 + "'",
+    ],
+    ids=["and2000", "or1000_behaviours", "in10000", "90k_string"],
+)
+def test_huge_rules_parse_in_bounded_time_and_memory(schema, text):
+    assert isinstance(_bounded(text, schema), Node)
+
+
+def test_huge_rule_evaluates(sample_store):
+    text = " OR ".join(f"country = 'c{i}'" for i in range(2_000)) + " OR age > 200"
+    start = time.perf_counter()
+    assert sample_store.count(text, as_of=AS_OF) == 0
+    assert time.perf_counter() - start < 15
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "line", "col"),
+    [
+        ("age > 1\x00", "control character U+0000", 1, 8),
+        ("country = 'a\x07b'", "control character U+0007", 1, 13),
+        ("age > 1\n AND \x1b", "control character U+001B", 2, 6),
+        ("age > 999999999999999999999999999999", "out of range", 1, 7),
+        ("age > 1e400", "out of range", 1, 7),
+        ("did('charged', within => '99999999999999999999 days')", "longer than 100 years", 1, 26),
+        ("did('charged', within => '-3 days')", "write a number and a unit", 1, 26),
+        ("did('charged', within => '0.0000001 seconds')", "finer than a microsecond", 1, 26),
+        ("did('charged', within => '0 days')", "must be positive", 1, 26),
+        ("created_at > now() - interval '1e10 days'", "write a number and a unit", 1, 31),
+        ("did('charged', within => '3 months')", "no fixed length", 1, 26),
+        ("created_at > DATE '2026-13-45'", "is not a date", 1, 19),
+        ("created_at > TIMESTAMP '0000-01-01'", "is not a timestamp", 1, 24),
+    ],
+)
+def test_control_characters_and_absurd_values_are_positioned_errors(
+    schema, text, message, line, col
+):
+    err = outcome(text, schema)
+    assert isinstance(err, RuleError)
+    assert message in err.message
+    assert (err.line, err.col) == (line, col)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("did()", "did() takes 1 positional argument"),
+        ("did('charged', 'x', 'y')", "did() takes 1 positional argument"),
+        ("event_sum('charged') > 1", "event_sum() takes 2 positional arguments"),
+        ("did('charged', whithin => '3 days')", "unknown argument 'whithin' for did()"),
+        ("did('charged', within => '3 days', within => '4 days')", "given twice"),
+        ("did('charged', within => '3 days', since => DATE '2026-01-01')", "not both"),
+        ("did(within => '3 days', 'charged')", "positional argument after named"),
+        ("lower(country, city) = 'x'", "too many arguments"),
+        ("coalesce(age) > 1", "coalesce() takes two or more arguments"),
+        ("did_then('charged', 'charged')", "needs gap =>"),
+        ("event_periods('charged') > 1", "needs period =>"),
+        ("in_segment('a', 'b')", "in_segment() takes one segment name"),
+        ("now(1) > created_at", "takes no arguments"),
+        ("dud('charged')", "unknown function 'dud' (did you mean 'did'"),
+        ("did('chargd')", "unknown event 'chargd' (did you mean 'charged'"),
+        ("did(charged)", "needs the event name as a string"),
+        ("event_sum('charged', page) > 1", "needs a numeric property"),
+        ("has(country, 'x')", "has() needs"),
+    ],
+)
+def test_wrong_arity_and_argument_names_are_clear_errors(schema, text, message):
+    err = outcome(text, schema)
+    assert isinstance(err, RuleError)
+    assert message in str(err)
+    assert err.line == 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "country = '😀🇺🇸'",
+        "country = '\u202eSU\u202c' AND city = 'שלום'",
+        "country = 'e\u0301\u0301\u0301'",
+        "country IN ('日本', 'Ελλάδα', '🏳️\u200d🌈')",
+        "city LIKE '%\U0001f600%'",
+        "country = '''; DROP TABLE users; --'",
+    ],
+)
+def test_unicode_string_literals_parse_and_match_nothing(sample_store, schema, text):
+    assert isinstance(outcome(text, schema), Node)
+    assert sample_store.count(text, as_of=AS_OF) == 0
+
+
+def test_unicode_quoted_identifiers_are_columns(tiny):
+    store = tiny(
+        events=[("u1", "achat 🛒", "2026-06-01T10:00:00", {"prix €": 5.0})],
+        users=[
+            {"user_id": "u1", "名前 😀": "e\u0301", "\u05e9\u05dd": 1},
+            {"user_id": "u2", "名前 😀": "x", "\u05e9\u05dd": 2},
+        ],
+    )
+    rule = (
+        '"名前 😀" = \'e\u0301\' AND "\u05e9\u05dd" < 2 AND event_sum(\'achat 🛒\', "prix €") = 5'
+    )
+    assert store.members(rule, as_of="2026-06-02")["user_id"].to_list() == ["u1"]
+    err = outcome('"名前 😁" = 1', schema_of(store))
+    assert isinstance(err, RuleError)
+    assert "unknown attribute '名前 😁' (did you mean '名前 😀'?)" in err.message
+    assert (err.line, err.col) == (1, 1)
+
+
+# ---------------------------------------------------------------------- regressions
+@pytest.mark.parametrize(
+    "text",
+    [
+        "event_count('charged') > { = 3",
+        "did { = \n -1 FALSE",
+        "created_at >= now ( interval - ) '14 days'",
+        "lead_score > AND > = now ( interval - + ) '14 days'",
+    ],
+)
+def test_sqlglot_internal_attribute_error_is_a_rule_error(schema, text):
+    err = outcome(text, schema)
+    assert isinstance(err, RuleError)
+    assert str(err).startswith("syntax error")
+
+
+def test_sqlglot_fallback_warning_is_not_logged(schema, capsys):
+    err = outcome("create d_at >= now() - interval '30 dys'", schema)
+    assert isinstance(err, RuleError)
+    assert capsys.readouterr().err == ""
+
+
+def test_cli_bad_rule_prints_exactly_one_stderr_line(sample_home):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "segcore",
+            "eval",
+            "--home",
+            str(sample_home),
+            "--rule",
+            "created _at >= now() - interval '30 dys'\n OR event_count('x') > { = 3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: ")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "age > 1 /* never closed\n OR age < 3",
+        "did('charged', within => '60 da\nys')::json",
+        "(age\n+\n1)::json",
+    ],
+)
+def test_error_messages_with_newlines_in_the_text_are_one_line(schema, text):
+    err = outcome(text, schema)
+    assert isinstance(err, RuleError)
+
+
+def test_lone_carriage_return_position_is_inside_the_text(schema):
+    text = "age > 1\r AND AND"
+    err = outcome(text, schema)
+    assert isinstance(err, RuleError)
+    assert (err.line, err.col) == (1, 14)
+
+
+def test_like_with_a_column_pattern_is_a_rule_error_not_type_error(sample_store, schema):
+    err = outcome("'%@company.com' LIKE email", schema)
+    assert isinstance(err, RuleError)
+    assert "LIKE needs its pattern written as a string" in err.message
+    assert (err.line, err.col) == (1, 22)
+
+
+def test_rule_of_only_a_comment_is_empty_not_a_semicolon(schema):
+    err = outcome("-- age > 1", schema)
+    assert isinstance(err, RuleError)
+    assert err.message == "rule is empty (only a comment)"
+
+
+def test_window_bound_before_year_one_is_a_rule_error(sample_store):
+    with pytest.raises(RuleError, match="outside the years 1 to 9999"):
+        sample_store.count(
+            "did('charged', since => DATE '0001-01-01' - interval '36500 days')", as_of=AS_OF
+        )
+
+
+def test_null_first_seen_plus_interval_evaluates(tiny):
+    store = tiny(
+        events=[("u1", "charged", "2026-06-01T00:00:00")],
+        users=[{"user_id": "u1"}, {"user_id": "u2"}],
+    )
+    rule = "first_seen('charged') + interval '10 days' > now()"
+    assert store.members(rule, as_of="2026-06-05")["user_id"].to_list() == ["u1"]
+    assert (
+        store.count("first_seen('charged') + interval '10 days' IS NULL", as_of="2026-06-05") == 1
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("NOT NULL", 0),
+        ("NOT (NULL OR NULL)", 0),
+        ("NOT (NULL AND NULL)", 0),
+        ("(NULL OR NULL) IS NULL", 1000),
+        ("NULL LIKE 'a' IS NULL", 1000),
+        ("NOT NULL LIKE 'a'", 0),
+        ("lower(NULL) IS NULL AND length(NULL) IS NULL", 1000),
+        ("coalesce(lower(NULL), 'a') = 'a'", 1000),
+        ("contains(NULL, 'a') OR has(NULL, 'a') OR starts_with(NULL, 'a')", 0),
+        ("-NULL IS NULL", 1000),
+        ("today() + NULL IS NULL", 1000),
+        ("did('charged', where => NOT NULL)", 0),
+    ],
+)
+def test_null_literal_operands_evaluate_as_sql_null(sample_store, text, expected):
+    # the universe of the sample store at AS_OF is its 1000 users
+    assert sample_store.count(text, as_of=AS_OF) == expected
+
+
+def test_null_literal_or_keeps_the_other_side(sample_store):
+    assert sample_store.count("NOT did('charged') OR NULL", as_of=AS_OF) == sample_store.count(
+        "NOT did('charged')", as_of=AS_OF
+    )
