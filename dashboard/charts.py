@@ -31,11 +31,16 @@ def hbar(
         alt.Chart(_pd(df))
         .mark_bar()
         .encode(
-            y=alt.Y(f"{label}:N", sort="-x", title=None),
+            y=alt.Y(
+                f"{label}:N",
+                sort="-x",
+                title=None,
+                axis=alt.Axis(labelLimit=220, labelOverlap=False),
+            ),
             x=alt.X(f"{value}:Q", title=value_title),
             tooltip=tips,
         )
-        .properties(height=height or max(120, 26 * max(len(df), 1)))
+        .properties(height=height or max(120, 30 * max(len(df), 1)))
     )
 
 
@@ -89,7 +94,12 @@ def funnel_bars(rows: list[dict[str, Any]], color: str | None = None) -> alt.Cha
         enc["xOffset"] = alt.XOffset(f"{color}:N")
         enc["color"] = alt.Color(f"{color}:N", title=color.capitalize())
         enc["tooltip"].insert(0, alt.Tooltip(f"{color}:N"))
-    return alt.Chart(_pd(rows)).mark_bar().encode(**enc).properties(height=HEIGHT)
+    base = alt.Chart(_pd(rows)).encode(**enc)
+    bars = base.mark_bar()
+    if color:
+        return bars.properties(height=HEIGHT)
+    labels = base.mark_text(dy=-8, fontSize=13).encode(text=alt.Text("conversion:Q", format=".1%"))
+    return (bars + labels).properties(height=HEIGHT)
 
 
 def time_to_convert(rows: list[dict[str, Any]]) -> alt.Chart:

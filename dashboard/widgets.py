@@ -23,6 +23,11 @@ def fmt_pct(x: float | None, digits: int = 1) -> str:
     return "-" if x is None else f"{100 * x:.{digits}f}%"
 
 
+def pct_expr(column: str, digits: int = 1) -> pl.Expr:
+    """A share column as text ``'12.3%'`` (a Polars expression)."""
+    return ((pl.col(column) * 100).round(digits).cast(pl.String) + "%").alias(column)
+
+
 def fmt_seconds(s: float | None) -> str:
     """A duration in words: ``'42s'``, ``'3.5m'``, ``'2.1h'``, ``'1.5d'``."""
     if s is None:

@@ -70,6 +70,8 @@ def _init() -> None:
         ss["b_kind"] = seg.kind
         if not seg.is_static:
             _load_text(seg.rule_text or "")
+    elif st.query_params.get("rule"):
+        _load_text(st.query_params["rule"])
     ss["b_loaded_for"] = name
 
 

@@ -27,6 +27,8 @@ st.title("Segment")
 if not names:
     st.info("No saved segments yet: create one in the Segment builder.")
     st.stop()
+if st.query_params.get("segment") in names and "sp_name" not in ss:
+    ss["segment"] = st.query_params["segment"]
 current = ss.get("segment") if ss.get("segment") in names else names[0]
 if ss.get("sp_name") not in names:
     ss["sp_name"] = current
@@ -48,8 +50,17 @@ c = st.columns([1, 1, 1, 3])
 c[0].metric("Members now", fmt_int(size))
 c[1].metric("Share of all users", fmt_pct(size / universe if universe else None))
 c[2].metric("All users", fmt_int(universe))
+if cached.available("segcore.analytics.engagement:engagement"):
+    with guard("engagement"):
+        eng = cached.call(
+            "segcore.analytics.engagement:engagement", None, as_of=as_of, segment=name
+        )
+        st.caption(
+            f"Active in the last 7 days: {fmt_pct(eng['active_7d']['share'])} · "
+            f"last 30 days: {fmt_pct(eng['active_30d']['share'])} of the members"
+        )
 with c[3]:
-    b = st.columns(3)
+    b = st.columns(2)
     if seg.kind == "dynamic" and b[0].button("Edit", key="sp_edit", icon=":material/edit:"):
         ss["b_reset"] = True
         state.go("builder", edit_segment=name)
@@ -182,10 +193,20 @@ with t_overlap, guard("overlap"):
     elif not others:
         st.info("Save another segment to compare.")
     else:
-        ov = cached.call("segcore.analytics.overlap:overlap", [name, *others], as_of=as_of)
-        from dashboard.profile_view import show_overlap
+        chosen = st.multiselect(
+            "Compare with (up to 4)",
+            others,
+            default=others[:3],
+            max_selections=4,
+            key="sp_overlap_with",
+        )
+        if chosen:
+            ov = cached.call("segcore.analytics.overlap:overlap", [name, *chosen], as_of=as_of)
+            from dashboard.profile_view import show_overlap
 
-        show_overlap(ov, name)
+            show_overlap(ov, name)
+        else:
+            st.info("Choose at least one segment to compare with.")
 
 with t_members, guard("members"):
     df = cached.call("segcore.evaluate:members", None, as_of=as_of, segment=name, attributes=True)

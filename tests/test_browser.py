@@ -1,0 +1,148 @@
+"""The dashboard in a real browser: headless Chromium via Playwright.
+
+Starts ``streamlit run dashboard/app.py`` on a free port with a small sample store,
+visits every page, asserts there is no exception box and saves screenshots to
+``tests/_artifacts/``. With ``SEGCORE_SCREENSHOTS=1`` it also writes the README's
+``docs/screenshots/<page>.png`` (1400 px wide).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from segcore.examples import seed_examples
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "tests" / "_artifacts"
+SHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# url path -> (file name, text that shows the page finished rendering)
+PAGES = {
+    "": ("overview", "Saved segments"),
+    "segments": ("segments", "Actions"),
+    "builder": ("builder", "Matching users"),
+    "segment": ("segment", "Members now"),
+    "funnels": ("funnels", "Overall conversion"),
+    "events": ("events", "Periods"),
+    "user": ("user", "For example"),
+    "data": ("data", "User attributes"),
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(sample_home, tmp_path_factory):
+    home = tmp_path_factory.mktemp("browser") / "store"
+    shutil.copytree(sample_home, home)
+    from segcore import Store
+
+    seed_examples(Store(home))
+    port = _free_port()
+    env = {**os.environ, "SEGCORE_HOME": str(home)}
+    env.pop("SEGCORE_PASSWORD", None)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "dashboard/app.py",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://localhost:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+            raise RuntimeError(f"streamlit did not start:\n{out}")
+        time.sleep(0.3)
+    yield url, Store(home)
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _settle(page, marker: str) -> None:
+    page.wait_for_selector('[data-testid="stApp"]', timeout=30_000)
+    page.get_by_text(marker, exact=False).first.wait_for(timeout=60_000)
+    deadline = time.monotonic() + 60
+    while page.locator('[data-testid="stStatusWidget"]').count() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    page.wait_for_timeout(800)  # let charts finish drawing
+
+
+def test_every_page_in_chromium(server):
+    url, store = server
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    write_docs = os.environ.get("SEGCORE_SCREENSHOTS") == "1"
+    if write_docs:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            for path, (name, marker) in PAGES.items():
+                target = f"{url}/{path}"
+                if name == "builder":
+                    target += "?rule=" + urllib.request.quote(
+                        "did('charged', within => '30 days') AND country IN ('US', 'DE')"
+                    )
+                page.goto(target)
+                _settle(page, marker)
+                if name == "user":
+                    uid = store.scan_users().select("user_id").head(1).collect().item()
+                    box = page.get_by_label("User id")
+                    box.fill(uid)
+                    box.press("Enter")
+                    _settle(page, "Recent events")
+                page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+                assert page.locator('[data-testid="stException"]').count() == 0, name
+                errors = page.locator('[data-testid="stAlertContentError"]').all_inner_texts()
+                assert errors == [], (name, errors)
+                if write_docs:
+                    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False, type="png")
+        finally:
+            browser.close()
