@@ -4,7 +4,7 @@ The query has the shape::
 
     WITH universe AS (users UNION users with an event before T),
          b0 AS (one GROUP BY user_id over the events: a conditional aggregate per term),
-         s0 AS (a sequence: a RANGE window over each user's A and B events),
+         s0 AS (a sequence: per A event, the first B strictly after it),
          m0 AS (universe LEFT JOIN users, b0, s0, saved segments ... WHERE <rule>)
     SELECT user_id FROM m0 ORDER BY user_id
 
@@ -511,9 +511,11 @@ class Compiler:
             cls = exp.Min if f == "first_seen" else exp.Max
             return cls(this=when(col("ts")))
         if f == "event_periods":
-            age = exp.Sub(
-                this=D.epoch_us(self.T_lit(), self.d), expression=D.epoch_us(col("ts"), self.d)
+            # period k is [T-(k+1)P, T-kP): k = (T - ts - 1us) // P (ts < T, so age >= 0)
+            T_minus_1 = exp.Sub(
+                this=D.epoch_us(self.T_lit(), self.d), expression=exp.Literal.number(1)
             )
+            age = exp.Sub(this=T_minus_1, expression=D.epoch_us(col("ts"), self.d))
             k = D.int_div(exp.paren(age, copy=False), exp.Literal.number(node.period), self.d)
             return exp.Count(this=exp.Distinct(expressions=[when(k)]))
         prop = col(node.prop)
@@ -565,34 +567,46 @@ class Compiler:
             exp.alias_(is_b, "is_b"),
         )
         rows = rows.from_(_aliased(self.events(self._props([node])), "e")).where(_and(where))
-        win = exp.Window(
-            this=exp.Sum(this=exp.column("is_b")),
+        b_us = exp.Case(
+            ifs=[
+                exp.If(
+                    this=exp.EQ(this=exp.column("is_b"), expression=exp.Literal.number(1)),
+                    true=exp.column("ts_us"),
+                )
+            ]
+        )
+        win = exp.Window(  # the first B event strictly after each row
+            this=exp.Min(this=b_us),
             partition_by=[col("user_id")],
             order=exp.Order(expressions=[exp.Ordered(this=exp.column("ts_us"), nulls_first=False)]),
             spec=exp.WindowSpec(
                 kind="RANGE",
                 start=exp.Literal.number(1),
                 start_side="FOLLOWING",
-                end=exp.Literal.number(node.gap),
+                end="UNBOUNDED",
                 end_side="FOLLOWING",
             ),
         )
         framed = exp.select(
             col("user_id"), exp.column("ts_us"), exp.column("is_a"), exp.alias_(win, "nb")
         ).from_(_aliased(rows, "r"))
-        nb = exp.Coalesce(this=exp.column("nb"), expressions=[exp.Literal.number(0)])
+        gap_end = exp.Add(this=exp.column("ts_us"), expression=exp.Literal.number(node.gap))
+        followed = exp.Coalesce(
+            this=_and(
+                [
+                    exp.GT(this=exp.column("nb"), expression=exp.column("ts_us")),
+                    exp.LTE(this=exp.column("nb"), expression=gap_end),
+                ]
+            ),
+            expressions=[exp.false()],
+        )
         conds = [exp.EQ(this=exp.column("is_a"), expression=exp.Literal.number(1))]
         if node.func == "did_then":
-            conds.append(exp.GT(this=nb, expression=exp.Literal.number(0)))
+            conds.append(followed)
         else:
             T_us = D.epoch_us(self.T_lit(), self.d)
-            conds.append(
-                exp.LT(
-                    this=exp.Add(this=exp.column("ts_us"), expression=exp.Literal.number(node.gap)),
-                    expression=T_us,
-                )
-            )
-            conds.append(exp.EQ(this=nb, expression=exp.Literal.number(0)))
+            conds.append(exp.LT(this=gap_end.copy(), expression=T_us))
+            conds.append(_not(followed))
         flag = exp.Case(
             ifs=[exp.If(this=_and(conds), true=exp.Literal.number(1))],
             default=exp.Literal.number(0),

@@ -1,0 +1,721 @@
+"""Differential tests: Polars, DuckDB, ClickHouse (chdb) and Spark give the same members.
+
+Rules come from a seeded random generator over the sample store's schema (attributes,
+every behavioural function with within/since/until/where, sequences, NOT/AND/OR,
+IN/BETWEEN/LIKE/IS NULL, arithmetic, dates), plus the cookbook rules, plus tiny
+hand-made stores for the window edges.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import polars as pl
+import pytest
+
+from segcore.evaluate import members, schema_of
+from segcore.parser import parse_rule
+from segcore.sql import compile_sql
+from segcore.sql.engines import count_members, run_members, run_sql
+from segcore.tree import to_json
+
+AS_OFS = ["2026-06-30", "2026-06-12T14:30:00Z", "2026-04-20", "2026-03-10T08:15:30.5Z"]
+RULES_PER_AS_OF = 45
+
+COOKBOOK = [
+    "subscription_end_date = today() + 6",
+    "department IN ('Product', 'Engineering') AND (title LIKE '%Junior%' OR title LIKE '%Associate%')",
+    "email_opt_in",
+    "event_count('page_viewed', where => page = 'pricing') > 2",
+    "event_count('charged') >= 5 OR total_spent > 5000",
+    "country = 'US' AND did('charged', within => '30 days') "
+    "AND did('email_opened', within => '30 days')",
+    "has(tags, 'VIP') AND did('charged', within => '30 days')",
+    "total_spent > 10000 AND NOT did('charged', within => '90 days')",
+    "lead_score >= 80 AND did('form_submitted', within => '14 days')",
+    "did('charged', since => now() - interval '90 days', until => now() - interval '30 days') "
+    "AND NOT did('app_launched', within => '14 days')",
+    "did_then_not('added_to_cart', 'charged', gap => '1 hour', within => '7 days')",
+    "event_count('charged', within => '30 days') >= 3",
+    "event_count('app_launched', since => now() - interval '90 days', "
+    "until => now() - interval '30 days') >= 10 AND NOT did('app_launched', within => '30 days')",
+    "did('charged', within => '10 days', where => product LIKE '%TV%')",
+    "did('page_viewed', within => '30 days') AND NOT did('page_viewed', within => '7 days')",
+    "did_then_not('added_to_cart', 'charged', gap => '10 minutes')",
+    "did_then('added_to_cart', 'charged', gap => '10 minutes', within => '30 days')",
+    "event_count('charged') >= 3 AND event_sum('charged', amount) > 700",
+    "first_seen('charged', where => amount > 500) >= now() - interval '7 days'",
+    "event_periods('app_launched', period => 'week', within => '7 weeks') >= 5",
+]
+
+# --------------------------------------------------------------------------- generator
+STRINGS = {
+    "country": ["US", "DE", "IN", "BR", "GB", "FR", "JP", "XX"],
+    "plan": ["free", "trial", "pro", "enterprise"],
+    "gender": ["female", "male", "non-binary", "unspecified"],
+    "os": ["iOS", "Android", "Windows", "macOS", "Linux"],
+    "department": ["Product", "Engineering", "Sales", "Finance"],
+    "title": ["Junior", "Associate", "Senior", "Head", "Lead"],
+    "email": ["company.com", "gmail"],
+    "browser": ["Chrome", "Safari", "Firefox"],
+}
+EVENTS = {  # event -> {property: kind}
+    "page_viewed": {"page": "s", "url": "s"},
+    "product_viewed": {"product": "s", "category": "s", "price": "f"},
+    "added_to_cart": {"product": "s", "category": "s", "price": "f", "quantity": "i"},
+    "charged": {
+        "amount": "f",
+        "product": "s",
+        "category": "s",
+        "quantity": "i",
+        "payment_method": "s",
+    },
+    "email_opened": {"campaign": "s"},
+    "email_clicked": {"campaign": "s"},
+    "form_submitted": {"form": "s"},
+    "conversation_started": {"channel": "s"},
+    "app_launched": {},
+    "signed_up": {},
+    "appointment_booked": {},
+}
+PROP_VALUES = {
+    "page": ["pricing", "home", "docs", "blog"],
+    "category": ["Fashion", "Audio", "TV & Video", "Books", "Phones"],
+    "product": ["TV", "Laptop", "Phone", "Cookbook", "Smart"],
+    "payment_method": ["card", "paypal", "apple_pay"],
+    "campaign": ["summer_sale", "weekly_digest", "tv_week"],
+    "form": ["demo_request", "contact"],
+    "channel": ["chat", "email", "whatsapp"],
+    "url": ["pricing", "docs", "shop"],
+}
+
+
+class RuleGen:
+    """Seeded random rule texts over the sample store's schema."""
+
+    def __init__(self, seed: int):
+        self.r = random.Random(seed)
+
+    def pick(self, xs):
+        return self.r.choice(xs)
+
+    def num(self, lo: float, hi: float) -> str:
+        # three decimals: never within float rounding of a sum of cents
+        return f"{self.r.uniform(lo, hi):.2f}5"
+
+    def duration(self) -> str:
+        return self.pick(
+            [
+                "1 day",
+                "3 days",
+                "7 days",
+                "14 days",
+                "30 days",
+                "45 days",
+                "12 hours",
+                "90 days",
+                "2 weeks",
+            ]
+        )
+
+    def instant(self) -> str:
+        return self.pick(
+            [
+                f"now() - interval '{self.r.randint(1, 80)} days'",
+                f"today() - interval '{self.r.randint(1, 40)} days'",
+                "DATE '2026-05-01'",
+                "TIMESTAMP '2026-06-01 12:00:00'",
+                "'2026-04-15'",
+                f"now() - interval '{self.r.randint(1, 72)} hours'",
+                "today()",
+            ]
+        )
+
+    def window(self) -> list[str]:
+        k = self.r.random()
+        if k < 0.35:
+            return []
+        if k < 0.7:
+            return [f"within => '{self.duration()}'"]
+        out = []
+        if self.r.random() < 0.7:
+            out.append(f"since => {self.instant()}")
+        if self.r.random() < 0.6 or not out:
+            out.append(f"until => {self.instant()}")
+        return out
+
+    def event_where(self, event: str, force: bool = False) -> str | None:
+        props = EVENTS.get(event, {})
+        if not props or (not force and self.r.random() < 0.5):
+            return None
+        p = self.pick(sorted(props))
+        kind = props[p]
+        if kind == "s":
+            v = self.pick(PROP_VALUES[p])
+            return self.pick(
+                [
+                    f"{p} = '{v}'",
+                    f"{p} LIKE '%{v}%'",
+                    f"{p} IS NULL",
+                    f"{p} IN ('{v}', '{self.pick(PROP_VALUES[p])}')",
+                    f"NOT ({p} = '{v}')",
+                    f"contains({p}, '{v[:3]}')",
+                    f"lower({p}) ILIKE '{v[:2].upper()}%'",
+                ]
+            )
+        if kind == "f":
+            return self.pick(
+                [
+                    f"{p} > {self.num(10, 900)}",
+                    f"{p} BETWEEN 50 AND 500",
+                    f"{p} * 2 < {self.num(100, 1500)}",
+                ]
+            )
+        return self.pick([f"{p} >= 2", f"{p} = 1", f"{p} IN (1, 3)"])
+
+    def event_args(self, event: str) -> str:
+        parts = self.window()
+        w = self.event_where(event)
+        if w:
+            parts.append(f"where => {w}")
+        return "".join(", " + p for p in parts)
+
+    def any_event(self) -> str:
+        return self.pick(sorted(EVENTS) + ["*"])
+
+    def behaviour(self) -> str:
+        f = self.pick(
+            [
+                "did",
+                "not_did",
+                "count",
+                "sum",
+                "avg",
+                "minmax",
+                "distinct",
+                "first",
+                "last",
+                "periods",
+                "seq",
+                "count0",
+            ]
+        )
+        if f in ("did", "not_did"):
+            e = self.any_event()
+            text = f"did('{e}'{self.event_args(e)})"
+            return text if f == "did" else f"NOT {text}"
+        if f in ("count", "count0"):
+            e = self.any_event()
+            op = self.pick([">", ">=", "=", "<", "!="])
+            n = 0 if f == "count0" else self.r.randint(0, 12)
+            return f"event_count('{e}'{self.event_args(e)}) {op} {n}"
+        if f in ("sum", "avg", "minmax"):
+            e = self.pick(["charged", "added_to_cart", "product_viewed"])
+            numeric = [p for p, k in EVENTS[e].items() if k in "fi"]
+            p = self.pick(numeric)
+            func = {"sum": "event_sum", "avg": "event_avg"}.get(
+                f, self.pick(["event_min", "event_max"])
+            )
+            hi = 3000 if f == "sum" else 700
+            if f == "minmax" and self.r.random() < 0.3:  # string min/max
+                sp = self.pick([p for p, k in EVENTS[e].items() if k == "s"])
+                return f"{func}('{e}', {sp}{self.event_args(e)}) >= '{self.pick(PROP_VALUES[sp])}'"
+            cmp = self.pick([">", "<", ">="])
+            extra = self.pick(["", " IS NULL", " IS NOT NULL"]) if f != "sum" else ""
+            if extra:
+                return f"{func}('{e}', {p}{self.event_args(e)}){extra}"
+            return f"{func}('{e}', {p}{self.event_args(e)}) {cmp} {self.num(1, hi)}"
+        if f == "distinct":
+            e = self.pick([e for e, ps in EVENTS.items() if any(k == "s" for k in ps.values())])
+            p = self.pick([p for p, k in EVENTS[e].items() if k == "s"])
+            return f"event_distinct('{e}', {p}{self.event_args(e)}) >= {self.r.randint(1, 4)}"
+        if f in ("first", "last"):
+            e = self.any_event()
+            func = "first_seen" if f == "first" else "last_seen"
+            form = self.r.random()
+            if form < 0.2:
+                return f"{func}('{e}'{self.event_args(e)}) IS NULL"
+            op = self.pick([">=", "<", ">"])
+            return f"{func}('{e}'{self.event_args(e)}) {op} {self.instant()}"
+        if f == "periods":
+            e = self.any_event()
+            period = self.pick(["week", "day", "3 days"])
+            within = self.pick(["7 weeks", "30 days", "10 days", "4 weeks"])
+            w = self.event_where(e)
+            wtxt = f", where => {w}" if w else ""
+            return (
+                f"event_periods('{e}', period => '{period}', within => '{within}'{wtxt}) "
+                f">= {self.r.randint(1, 6)}"
+            )
+        a = self.pick(["added_to_cart", "product_viewed", "page_viewed", "app_launched", "*"])
+        b = self.pick(["charged", "added_to_cart", "email_opened", "product_viewed"])
+        func = self.pick(["did_then", "did_then_not"])
+        gap = self.pick(["10 minutes", "1 hour", "1 day", "3 days", "30 seconds"])
+        args = self.event_args(a)
+        if self.r.random() < 0.4:
+            tw = self.event_where(b, force=True)
+            if tw:
+                args += f", then_where => {tw}"
+        text = f"{func}('{a}', '{b}', gap => '{gap}'{args})"
+        return text if self.r.random() < 0.8 else f"NOT {text}"
+
+    def attribute(self) -> str:
+        k = self.pick(
+            ["str", "str", "int", "float", "bool", "date", "ts", "list", "null", "arith", "func"]
+        )
+        if k == "str":
+            c = self.pick(sorted(STRINGS))
+            v = self.pick(STRINGS[c])
+            return self.pick(
+                [
+                    f"{c} = '{v}'",
+                    f"{c} != '{v}'",
+                    f"{c} IN ('{v}', '{self.pick(STRINGS[c])}')",
+                    f"{c} NOT IN ('{v}', NULL)",
+                    f"{c} IN ('{v}', NULL)",
+                    f"{c} NOT IN ('{v}')",
+                    f"{c} LIKE '%{v}%'",
+                    f"{c} NOT LIKE '{v}%'",
+                    f"{c} ILIKE '%{v.lower()}%'",
+                    f"{c} BETWEEN 'B' AND 'M'",
+                ]
+            )
+        if k == "int":
+            c = self.pick(["age", "lead_score"])
+            return self.pick(
+                [
+                    f"{c} > {self.r.randint(16, 90)}",
+                    f"{c} BETWEEN 20 AND 45",
+                    f"{c} NOT BETWEEN 30 AND 60",
+                    f"{c} IN (25, 30, 35, 40)",
+                    f"{c} <= {self.r.randint(0, 100)}",
+                ]
+            )
+        if k == "float":
+            return self.pick(
+                [
+                    f"total_spent > {self.num(0, 8000)}",
+                    "total_spent = 0",
+                    f"total_spent BETWEEN 100 AND {self.num(200, 9000)}",
+                ]
+            )
+        if k == "bool":
+            c = self.pick(["email_opt_in", "sms_opt_in", "push_opt_in", "whatsapp_opt_in"])
+            return self.pick(
+                [
+                    c,
+                    f"NOT {c}",
+                    f"{c} IS TRUE",
+                    f"{c} IS NOT TRUE",
+                    f"{c} IS FALSE",
+                    f"{c} IS NOT FALSE",
+                    f"{c} = FALSE",
+                    f"{c} IS NULL",
+                ]
+            )
+        if k == "date":
+            return self.pick(
+                [
+                    f"subscription_end_date = today() + {self.r.randint(-10, 10)}",
+                    f"subscription_end_date < today() - {self.r.randint(0, 90)}",
+                    "subscription_end_date BETWEEN today() AND today() + 60",
+                    "subscription_end_date > now()",
+                    "subscription_end_date + interval '12 hours' > now()",
+                    "subscription_end_date < '2026-09-01'",
+                    "subscription_end_date - 30 >= DATE '2026-06-01'",
+                    "subscription_end_date >= created_at + interval '300 days'",
+                ]
+            )
+        if k == "ts":
+            return self.pick(
+                [
+                    f"created_at >= now() - interval '{self.r.randint(1, 200)} days'",
+                    "created_at < DATE '2026-01-01'",
+                    "created_at BETWEEN '2026-01-01' AND now()",
+                    "created_at + interval '90 days' > now()",
+                    "created_at > TIMESTAMP '2026-03-01 10:30:00'",
+                    "coalesce(created_at, now()) < today()",
+                ]
+            )
+        if k == "list":
+            t = self.pick(["VIP", "Customer", "Newsletter", "Churn risk", "B2B", "Nope"])
+            return self.pick(
+                [
+                    f"has(tags, '{t}')",
+                    f"NOT has(tags, '{t}')",
+                    f"length(tags) >= {self.r.randint(0, 3)}",
+                ]
+            )
+        if k == "null":
+            c = self.pick(
+                ["email", "phone", "push_token", "department", "title", "whatsapp_opt_in"]
+            )
+            return self.pick([f"{c} IS NULL", f"{c} IS NOT NULL"])
+        if k == "arith":
+            return self.pick(
+                [
+                    "age * 2 + lead_score > 120",
+                    "total_spent / age > 20.5",
+                    "lead_score / (age - age) IS NULL",
+                    "age / 3 > 10",
+                    "-age < -40",
+                    "total_spent - 100 * lead_score > 0",
+                    "lead_score / 7 * 7 = lead_score",
+                    "age * 0.1 > 3",
+                    "(age + lead_score) / 2 BETWEEN 30 AND 50",
+                ]
+            )
+        return self.pick(
+            [
+                "lower(country) = 'us'",
+                "upper(plan) IN ('PRO', 'ENTERPRISE')",
+                "length(title) > 20",
+                "contains(email, 'company')",
+                "starts_with(title, 'Senior')",
+                "ends_with(email, '.com')",
+                "coalesce(department, 'none') = 'none'",
+                "coalesce(whatsapp_opt_in, FALSE)",
+                "length(city) < 6",
+                "contains(title, '%')",
+                "starts_with(name, 'A') OR ends_with(name, 'n')",
+            ]
+        )
+
+    def condition(self, depth: int = 0) -> str:
+        k = self.r.random()
+        if depth >= 2 or k < 0.45:
+            return self.behaviour() if self.r.random() < 0.55 else self.attribute()
+        if k < 0.55:
+            return f"NOT ({self.condition(depth + 1)})"
+        op = self.pick(["AND", "OR", "AND"])
+        n = self.r.randint(2, 3)
+        return f" {op} ".join(f"({self.condition(depth + 1)})" for _ in range(n))
+
+
+def generated_rules(seed: int, n: int) -> list[str]:
+    gen = RuleGen(seed)
+    return [gen.condition() for _ in range(n)]
+
+
+def _polars(store, rule, as_of=None, segment=None) -> list[str]:
+    return members(store, rule, as_of=as_of, segment=segment)["user_id"].to_list()
+
+
+def _engine(store, rule, as_of=None, engine="duckdb", segment=None) -> list[str]:
+    return run_members(store, rule, as_of=as_of, engine=engine, segment=segment)[
+        "user_id"
+    ].to_list()
+
+
+def _diff(store, rules, as_of, engines=("duckdb", "clickhouse")) -> list[str]:
+    schema = schema_of(store)
+    problems = []
+    for text in rules:  # ok-loop: one test case per rule
+        tree = parse_rule(text, schema)
+        expected = _polars(store, tree, as_of)
+        for eng in engines:
+            got = _engine(store, tree, as_of, eng)
+            if got != expected:
+                extra = sorted(set(got) - set(expected))[:5]
+                missing = sorted(set(expected) - set(got))[:5]
+                problems.append(
+                    f"{eng} @ {as_of}: {text}\n  polars={len(expected)} "
+                    f"{eng}={len(got)} extra={extra} missing={missing}"
+                )
+    return problems
+
+
+# --------------------------------------------------------------------------- tests
+def test_generator_covers_the_language(sample_store):
+    rules = [r for i in range(len(AS_OFS)) for r in generated_rules(i, RULES_PER_AS_OF)]
+    text = "\n".join(rules)
+    for needle in (
+        "did(",
+        "event_count(",
+        "event_sum(",
+        "event_avg(",
+        "event_min(",
+        "event_max(",
+        "event_distinct(",
+        "first_seen(",
+        "last_seen(",
+        "event_periods(",
+        "did_then(",
+        "did_then_not(",
+        "within =>",
+        "since =>",
+        "until =>",
+        "where =>",
+        "then_where =>",
+        " NOT ",
+        " OR ",
+        " IN (",
+        "BETWEEN",
+        "LIKE",
+        "ILIKE",
+        "IS NULL",
+        "IS TRUE",
+        "has(",
+        " / ",
+        "today()",
+    ):
+        assert needle in text, needle
+    schema = schema_of(sample_store)
+    for r in rules:  # every generated rule is valid
+        parse_rule(r, schema)
+    assert len(rules) >= 150
+
+
+@pytest.mark.parametrize("seed,as_of", list(enumerate(AS_OFS)))
+def test_generated_rules_same_members(sample_store, seed, as_of):
+    rules = generated_rules(seed, RULES_PER_AS_OF)
+    problems = _diff(sample_store, rules, as_of)
+    assert not problems, "\n".join(problems)
+
+
+def test_generated_rules_are_not_trivial(sample_store):
+    """Most generated rules have members and most are not everyone."""
+    rules = generated_rules(0, RULES_PER_AS_OF)
+    sizes = [len(_polars(sample_store, r, AS_OFS[0])) for r in rules]
+    assert sum(1 for s in sizes if 0 < s < 1000) >= len(rules) // 2
+
+
+@pytest.mark.parametrize("as_of", ["2026-06-30", "2026-06-12T14:30:00Z"])
+def test_cookbook_same_members(sample_store, as_of):
+    problems = _diff(sample_store, COOKBOOK, as_of)
+    assert not problems, "\n".join(problems)
+
+
+def test_cookbook_rules_have_members(sample_store):
+    empty = [r for r in COOKBOOK if not _polars(sample_store, r, "2026-06-30")]
+    assert not empty
+
+
+def test_count_members_and_duckdb_sql(sample_store):
+    rule = "did('charged', within => '30 days') AND country = 'US'"
+    n = len(_polars(sample_store, rule, "2026-06-30"))
+    assert n > 0
+    assert count_members(sample_store, rule, as_of="2026-06-30", engine="duckdb") == n
+    assert count_members(sample_store, rule, as_of="2026-06-30", engine="chdb") == n
+    sql = compile_sql(sample_store, rule, dialect="duckdb", as_of="2026-06-30")
+    assert run_sql(sql, "duckdb")["user_id"].to_list() == _polars(sample_store, rule, "2026-06-30")
+
+
+# --------------------------------------------------------------------------- saved segments
+def test_in_segment_static_and_dynamic(writable_sample):
+    store = writable_sample
+    schema = schema_of(store)
+    base = parse_rule("did('charged', within => '30 days')", schema)
+    store.catalog.create("buyers", rule_text=str(base), rule_json=to_json(base))
+    ids = _polars(store, "country = 'DE'", "2026-06-30")[:40] + ["nobody", "u999999"]
+    store.catalog.create("picked", kind="static", members=ids)
+    store.catalog.create("empty_list", kind="static", members=[])
+    outer = parse_rule(
+        "in_segment('buyers') AND NOT in_segment('picked') AND age > 30", schema_of(store)
+    )
+    store.catalog.create("outer", rule_text=str(outer), rule_json=to_json(outer))
+    rules = [
+        "in_segment('buyers')",
+        "in_segment('picked')",
+        "NOT in_segment('picked')",
+        "in_segment('empty_list') OR in_segment('outer')",
+        "in_segment('outer') AND in_segment('buyers')",
+    ]
+    assert not _diff(store, rules, "2026-06-30")
+    for seg in ("outer", "picked", "buyers"):
+        expected = _polars(store, None, "2026-06-30", segment=seg)
+        assert expected
+        for eng in ("duckdb", "clickhouse"):
+            assert _engine(store, None, "2026-06-30", eng, segment=seg) == expected
+    # a static segment's members are the stored ids that are in the universe at T
+    assert _polars(store, None, "2026-06-30", segment="picked") == sorted(ids[:40])
+
+
+def test_in_segment_cycle_is_a_rule_error(writable_sample):
+    from segcore.errors import RuleError
+
+    store = writable_sample
+    a = parse_rule("age > 30", schema_of(store))
+    store.catalog.create("a", rule_text=str(a), rule_json=to_json(a))
+    b = parse_rule("in_segment('a')", schema_of(store))
+    store.catalog.create("b", rule_text=str(b), rule_json=to_json(b))
+    # make a cycle behind the catalog's back: a -> b -> a
+    cyc = parse_rule("in_segment('b')", schema_of(store))
+    store.catalog.edit("a", rule_text=str(cyc), rule_json=to_json(cyc))
+    with pytest.raises(RuleError, match="segment cycle"):
+        compile_sql(store, segment="a", as_of="2026-06-30")
+
+
+# --------------------------------------------------------------------------- edge stores
+T = dt.datetime(2026, 6, 2)  # as of 2026-06-01 (a date: the end of that day)
+
+
+def _edges(tiny):
+    ev = [
+        ("a", "buy", T - dt.timedelta(days=7), {"amount": 10.0, "sku": "x"}),  # exactly T-W
+        ("a", "buy", T - dt.timedelta(microseconds=1), {"amount": 5.0, "sku": None}),
+        ("b", "buy", T - dt.timedelta(days=7, microseconds=1), {"amount": 1.0, "sku": "y"}),
+        ("b", "buy", T, {"amount": 100.0, "sku": "z"}),  # exactly T: does not exist yet
+        ("c", "cart", T - dt.timedelta(minutes=10), {}),  # a + gap == T
+        ("d", "cart", T - dt.timedelta(minutes=20), {}),
+        ("d", "buy", T - dt.timedelta(minutes=10), {"amount": 2.0}),  # b == a + gap
+        ("e", "cart", T - dt.timedelta(minutes=30), {}),
+        ("e", "buy", T - dt.timedelta(minutes=30), {"amount": 3.0}),  # b == a: not after
+        ("f", "buy", T - dt.timedelta(days=20), {"amount": None}),  # only in events
+    ]
+    users = [
+        {
+            "user_id": "a",
+            "country": "US",
+            "age": 30,
+            "vip": True,
+            "tags": ["x"],
+            "joined": dt.date(2026, 5, 26),
+        },
+        {"user_id": "b", "country": None, "age": None, "vip": None, "tags": [], "joined": None},
+        {
+            "user_id": "c",
+            "country": "DE",
+            "age": 40,
+            "vip": False,
+            "tags": ["y"],
+            "joined": dt.date(2026, 6, 1),
+        },
+        {
+            "user_id": "d",
+            "country": "US",
+            "age": 0,
+            "vip": True,
+            "tags": ["x", "y"],
+            "joined": dt.date(2026, 1, 1),
+        },
+        {
+            "user_id": "e",
+            "country": "FR",
+            "age": 5,
+            "vip": False,
+            "tags": [],
+            "joined": dt.date(2026, 6, 2),
+        },
+        {
+            "user_id": "z",
+            "country": "US",
+            "age": 50,
+            "vip": None,
+            "tags": ["x"],
+            "joined": None,
+        },  # no events at all
+    ]
+    return tiny(events=ev, users=users)
+
+
+EDGE_CASES = [
+    ("did('buy', within => '7 days')", ["a", "d", "e"]),
+    ("event_count('buy', within => '7 days') = 2", ["a"]),
+    ("event_count('buy') = 0", ["c", "z"]),
+    ("event_sum('buy', amount, within => '7 days') = 15", ["a"]),
+    ("event_sum('buy', amount) = 0", ["c", "f", "z"]),
+    ("event_avg('buy', amount) IS NULL", ["c", "f", "z"]),
+    ("event_max('buy', amount) < 4", ["b", "d", "e"]),
+    ("event_distinct('buy', sku) = 1", ["a", "b"]),
+    ("did_then('cart', 'buy', gap => '10 minutes')", ["d"]),
+    ("did_then_not('cart', 'buy', gap => '10 minutes')", ["e"]),
+    ("did_then_not('cart', 'buy', gap => '9 minutes')", ["c", "d", "e"]),
+    ("last_seen('buy') = TIMESTAMP '2026-06-01 23:59:59.999999'", ["a"]),
+    ("country = 'US'", ["a", "d", "z"]),
+    ("NOT (country = 'US')", ["c", "e"]),
+    ("country NOT IN ('US', NULL)", []),
+    ("country IN ('DE', NULL)", ["c"]),
+    ("age / age = 1", ["a", "c", "e", "z"]),
+    ("age / 0 IS NULL", ["a", "b", "c", "d", "e", "f", "z"]),
+    ("vip IS NOT TRUE", ["b", "c", "e", "f", "z"]),
+    ("NOT vip", ["c", "e"]),
+    ("has(tags, 'x')", ["a", "d", "z"]),
+    ("NOT has(tags, 'x')", ["b", "c", "e"]),
+    ("joined >= today() - 6", ["a", "c", "e"]),
+    ("joined + interval '1 day' > now()", ["e"]),
+    ("joined + interval '1 day' >= now()", ["c", "e"]),
+    # periods are [T-(k+1)P, T-kP): a's events at T-7d and T-1us are both in period 0
+    ("event_periods('buy', period => 'week', within => '3 weeks') = 2", []),
+    ("event_periods('buy', period => 'week', within => '3 weeks') = 1", ["a", "b", "d", "e", "f"]),
+    ("event_periods('buy', period => '1 minute', within => '3 weeks') = 2", ["a"]),
+    ("event_periods('*', period => 'day', within => '8 days') >= 1 AND country IS NULL", ["b"]),
+    ("first_seen('buy') < DATE '2026-05-20'", ["f"]),
+    ("coalesce(country, 'none') = 'none'", ["b", "f"]),
+]
+
+
+@pytest.mark.parametrize("rule,expected", EDGE_CASES)
+def test_edge_store(tiny, rule, expected):
+    store = _edges(tiny)
+    assert _polars(store, rule, "2026-06-01") == expected
+    for eng in ("duckdb", "clickhouse"):
+        assert _engine(store, rule, "2026-06-01", eng) == expected, eng
+
+
+def test_empty_store_and_users_only(tiny):
+    only_users = tiny(users=[{"user_id": "u1", "age": 3}])
+    for eng in ("duckdb", "clickhouse"):
+        assert _engine(only_users, "age > 1", None, eng) == ["u1"]
+    only_events = tiny(events=[("u9", "x", "2026-01-01T00:00:00", {})])
+    for eng in ("duckdb", "clickhouse"):
+        assert _engine(only_events, "did('x')", "2026-01-01", eng) == ["u9"]
+        assert _engine(only_events, "did('x')", "2025-12-31", eng) == []
+
+
+def test_files_with_different_columns(tiny, tmp_path):
+    """Several event files whose columns differ (union by name, NULL where missing)."""
+    store = tiny(
+        events=[("a", "buy", "2026-01-01T10:00:00", {"amount": 5.0})],
+        users=[{"user_id": "a", "age": 1}, {"user_id": "b", "age": 2}],
+    )
+    pl.DataFrame(
+        {
+            "user_id": ["b", "b"],
+            "event": ["buy", "view"],
+            "ts": [dt.datetime(2026, 1, 2), dt.datetime(2026, 1, 3)],
+            "page": ["p", "q"],
+        }
+    ).with_columns(pl.col("ts").dt.replace_time_zone("UTC")).write_parquet(
+        store.events_dir / "part-1.parquet"
+    )
+    rules = [
+        "did('buy', where => amount IS NULL)",
+        "event_sum('buy', amount) > 1",
+        "did('view', where => page = 'q')",
+    ]
+    expected = [["b"], ["a"], ["b"]]
+    for rule, exp_members in zip(rules, expected, strict=True):
+        assert _polars(store, rule, "2026-01-05") == exp_members
+        for eng in ("duckdb", "clickhouse"):
+            assert _engine(store, rule, "2026-01-05", eng) == exp_members, (eng, rule)
+
+
+# --------------------------------------------------------------------------- spark
+SPARK_RULES = COOKBOOK[:6] + generated_rules(99, 9)
+
+
+def test_spark_local_same_members(sample_store):
+    problems = _diff(sample_store, SPARK_RULES[:12], "2026-06-30", engines=("spark",))
+    problems += _diff(sample_store, SPARK_RULES[12:], "2026-06-12T14:30:00Z", engines=("spark",))
+    assert not problems, "\n".join(problems)
+
+
+def test_spark_edge_store(tiny):
+    store = _edges(tiny)
+    for rule, expected in EDGE_CASES[8:12] + EDGE_CASES[15:17]:
+        assert _engine(store, rule, "2026-06-01", "spark") == expected, rule
+
+
+def test_division_by_a_constant_is_ieee_division(tiny):
+    """Regression: Polars divided by a scalar via its reciprocal (29 / 7 * 7 != 29 in IEEE,
+    but 5 / 7 * 7 == 5); every engine must agree with Python's float division."""
+    users = [{"user_id": f"u{x:03d}", "n": x} for x in range(101)]
+    store = tiny(users=users)
+    expected = [f"u{x:03d}" for x in range(101) if x / 7 * 7 == x]
+    assert len(expected) == 98
+    rule = "n / 7 * 7 = n"
+    assert _polars(store, rule, "2026-01-01") == expected
+    for eng in ("duckdb", "clickhouse"):
+        assert _engine(store, rule, "2026-01-01", eng) == expected
