@@ -65,7 +65,8 @@ def _epoch(num: pl.Expr) -> pl.Expr:
     x = num.cast(pl.Float64)
     x = pl.when(x >= 1e8).then(x)
     scale = pl.when(x > 1e14).then(1.0).when(x > 1e11).then(1e3).otherwise(1e6)
-    return (x * scale).round(0).cast(pl.Int64).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    micros = (x * scale).round(0).cast(pl.Int64, strict=False)  # beyond int64: NULL, refused
+    return micros.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
 
 
 def _normalise(s: pl.Series) -> pl.Series:

@@ -41,6 +41,8 @@ def check_required(df: pl.DataFrame, kind: str) -> pl.DataFrame:
     if kind == "events":
         df = _add(df, pl.col("event").is_null(), "had no event name", pl.lit("no event name"))
         raw = df["ts"]
+        if isinstance(raw.dtype, pl.Duration | pl.Time):  # not instants: shown as text, refused
+            raw = raw.dt.to_string()
         parsed = parse_timestamps(raw)
         df = df.with_columns(parsed.alias("ts"), raw.alias("__ts_raw"))
         missing = pl.col("__ts_raw").is_null()
