@@ -15,20 +15,23 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.harness import RESULTS, SIZES, machine, store_home
+from bench.harness import RESULTS, SIZES, STORES, machine
 from bench.report import print_table, targets, write_report
 from bench.workloads import WORKLOADS
 
 
-def run_one(size: str, name: str, repeat: int) -> dict:
+def _worker(*args: str, capture: bool = True) -> subprocess.CompletedProcess:
+    """Run ``bench.worker`` in a fresh process (this one stays small: Linux carries the
+    parent's peak RSS into an exec'd child, so the parent must never load data)."""
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.worker", "--size", size, "--workload", name,
-         "--repeat", str(repeat)],
-        capture_output=True, text=True, env=env, cwd=root,
-    )
+    return subprocess.run([sys.executable, "-m", "bench.worker", *args],
+                          capture_output=capture, text=True, env=env, cwd=root)
+
+
+def run_one(size: str, name: str, repeat: int) -> dict:
+    proc = _worker("--size", size, "--workload", name, "--repeat", str(repeat))
     for line in proc.stdout.splitlines():
         if line.startswith("BENCH-RESULT "):
             return json.loads(line[len("BENCH-RESULT "):])
@@ -50,10 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.only:
         names = [n for n in names if any(o.lower() in n.lower() for o in args.only)]
-    home = store_home(args.size)
-    from segcore import Store
+    _worker("--size", args.size, "--prepare", capture=False)  # generate the store if needed
+    import polars as pl
 
-    info = Store(home).info()
+    home = STORES / args.size
+    info = {"users": pl.scan_parquet(home / "users" / "*.parquet").select(pl.len()).collect().item(),
+            "events": pl.scan_parquet(home / "events" / "*.parquet").select(pl.len()).collect().item()}
     print(f"store: {home} ({info['users']:,} users, {info['events']:,} events)")
     results = []
     for name in names:  # one process per workload

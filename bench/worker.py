@@ -14,9 +14,13 @@ from bench.workloads import WORKLOADS
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--size", required=True)
-    p.add_argument("--workload", required=True)
+    p.add_argument("--workload")
+    p.add_argument("--prepare", action="store_true", help="only generate the store")
     p.add_argument("--repeat", type=int, default=5)
     args = p.parse_args()
+    if args.prepare:
+        store_home(args.size)
+        return 0
     try:
         result = WORKLOADS[args.workload](store_home(args.size), args.repeat)
     except Exception as exc:  # reported, not fatal to the suite

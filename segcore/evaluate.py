@@ -301,17 +301,24 @@ def plan_members(store: Store, tree: Node, T: dt.datetime, *,
         seg = segment_plan(store, ref, T, schema=schema, stack=stack)
         frames.append(seg.with_columns(pl.lit(True).alias(name)))
 
-    if _null_row_member(tree, schema, T, columns, defaults):
-        base = universe(store, T)
-    else:  # only users with attributes or with a matching event can be members
-        parts = [store.scan_users().select("user_id")]
-        parts += [f.select("user_id") for f in frames]
-        base = pl.concat(parts).unique()
     attrs = sorted(tree_columns(tree))
-    if attrs:
-        base = base.join(store.scan_users().select("user_id", *attrs), on="user_id", how="left")
-    for f in frames:
-        base = base.join(f, on="user_id", how="left")
+    if _null_row_member(tree, schema, T, columns, defaults):
+        # users with no attributes and no matching event can be members: the whole universe
+        base = universe(store, T)
+        if attrs:
+            base = base.join(store.scan_users().select("user_id", *attrs), on="user_id",
+                             how="left")
+        for f in frames:
+            base = base.join(f, on="user_id", how="left")
+    else:
+        # only users with attributes (if the rule reads any) or with a matching event can be
+        # members: outer-join the users' attributes and the per-term frames
+        parts = ([store.scan_users().select("user_id", *attrs)] if attrs else []) + frames
+        if not parts:
+            return pl.LazyFrame(schema={"user_id": pl.String})
+        base = parts[0]
+        for f in parts[1:]:
+            base = base.join(f, on="user_id", how="full", coalesce=True)
     if defaults:
         base = base.with_columns(
             [pl.col(c).fill_null(pl.lit(v)) for c, v in defaults.items() if v is not None]
