@@ -277,3 +277,55 @@ def test_password_gate(store, monkeypatch):
     at.button(key="FormSubmitter:login-Sign in").click().run()
     assert_clean(at)
     assert n(metrics(at)["Users"]) == store.info()["users"]
+
+
+def test_static_segment_page(app, store):
+    store.catalog.upload_static("Picked", ["u000001", "u000002", "ghost"])
+    app.session_state["segment"] = "Picked"
+    goto(app, "segment")
+    assert_clean(app)
+    assert n(metrics(app)["Members now"]) == store.count(segment="Picked", as_of=AS_OF) == 2
+
+
+def test_reachability_values(app, store):
+    app.session_state["segment"] = "Frequent buyers"
+    goto(app, "segment")
+    r = store.reach(segment="Frequent buyers", as_of=AS_OF)
+    m = metrics(app)
+    assert n(m["Reachable by any channel"]) == r["any"]
+    assert n(m["Not reachable"]) == r["none"]
+    assert n(m["Members"]) == r["members"] == store.count(segment="Frequent buyers", as_of=AS_OF)
+
+
+def test_events_page_values_by_segment_and_property(app, store):
+    from segcore.analytics.event_report import event_report
+
+    goto(app, "events")
+    app.multiselect(key="ev_events").set_value(["charged"])
+    app.date_input(key="ev_range").set_value(("2026-06-01", AS_OF))
+    app.radio(key="ev_mode").set_value("Members of a segment").run()
+    app.selectbox(key="ev_segment").select("Frequent buyers").run()
+    assert_clean(app)
+    df = event_report(
+        store, ["charged"], start="2026-06-01", end=AS_OF, every="day", segment="Frequent buyers"
+    )
+    assert n(metrics(app)["Events"]) == df["events"].sum() > 0
+    app.radio(key="ev_mode").set_value("By a property").run()
+    app.selectbox(key="ev_by").select("payment_method").run()
+    assert_clean(app)
+    df = event_report(
+        store, ["charged"], start="2026-06-01", end=AS_OF, every="day", by="payment_method", top=5
+    )
+    assert n(metrics(app)["Events"]) == df["events"].sum()
+    assert n(metrics(app)["Series"]) == df["value"].n_unique()
+
+
+def test_regenerate_sample_data_from_the_data_page(app, store):
+    goto(app, "data")
+    app.number_input(key="dt_s_users").set_value(200)
+    app.number_input(key="dt_s_days").set_value(10)
+    app.checkbox(key="dt_s_sure").check()
+    app.button(key="FormSubmitter:dt_sample_form-Regenerate sample data").click().run()
+    assert_clean(app)
+    assert store.info()["users"] == 200
+    assert [s.value for s in app.success][0].startswith("Generated 200 users")
