@@ -105,18 +105,31 @@ def chdb_funnel(
     return [sum(n for lv, n in by_level.items() if lv >= i) for i in range(1, len(steps) + 1)]
 
 
-def timed_pair(fa, fb, repeat: int) -> tuple[float, object, float, object]:
-    """Median times of ``fa`` and ``fb`` after a warm-up, runs interleaved (fair under load)."""
+def timed_pair(fa, fb, repeat: int) -> tuple[dict[str, float], object, dict[str, float], object]:
+    """Median wall and CPU seconds of ``fa`` and ``fb`` after a warm-up, runs interleaved.
+
+    CPU seconds (all threads of this process) are the fairer measure on a busy machine.
+    """
     ra, rb = fa(), fb()
-    ta, tb = [], []
+    ta: list[tuple[float, float]] = []
+    tb: list[tuple[float, float]] = []
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        ra = fa()
-        ta.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        rb = fb()
-        tb.append(time.perf_counter() - t0)
-    return statistics.median(ta), ra, statistics.median(tb), rb
+        for fn, acc in ((fa, ta), (fb, tb)):
+            w0, c0 = time.perf_counter(), time.process_time()
+            r = fn()
+            acc.append((time.perf_counter() - w0, time.process_time() - c0))
+            if fn is fa:
+                ra = r
+            else:
+                rb = r
+
+    def med(acc: list[tuple[float, float]]) -> dict[str, float]:
+        return {
+            "wall": statistics.median(a for a, _ in acc),
+            "cpu": statistics.median(c for _, c in acc),
+        }
+
+    return med(ta), ra, med(tb), rb
 
 
 def main() -> None:
@@ -133,7 +146,10 @@ def main() -> None:
     store = Store(home)
     start, end = "2026-05-01", "2026-05-30"
     window_s = 86_400 if args.window == "1d" else int(args.window.rstrip("h")) * 3600
-    print(f"{'funnel':<8} {'mode':<7} {'segcore s':>10} {'chdb s':>8} {'ratio':>6}  counts")
+    print(
+        f"{'funnel':<8} {'mode':<7} {'segcore wall':>12} {'chdb wall':>9} {'ratio':>6} "
+        f"{'segcore cpu':>11} {'chdb cpu':>8} {'ratio':>6}  counts"
+    )
     for label, steps in FUNNELS.items():
         for strict in (False, True):
             t_seg, res, t_ch, want = timed_pair(
@@ -147,8 +163,9 @@ def main() -> None:
             mark = "equal" if got == want else f"DIFFERENT chdb={want}"
             mode = "strict" if strict else "default"
             print(
-                f"{label:<8} {mode:<7} {t_seg:>10.3f} {t_ch:>8.3f} {t_ch / t_seg:>5.2f}x  "
-                f"{got} {mark}"
+                f"{label:<8} {mode:<7} {t_seg['wall']:>12.3f} {t_ch['wall']:>9.3f} "
+                f"{t_ch['wall'] / t_seg['wall']:>5.2f}x {t_seg['cpu']:>11.3f} "
+                f"{t_ch['cpu']:>8.3f} {t_ch['cpu'] / t_seg['cpu']:>5.2f}x  {got} {mark}"
             )
 
 

@@ -274,9 +274,9 @@ def _prepared(
     )
     if users is not None:
         lf = lf.join(users.lazy().select("user_id"), on="user_id", how="semi")
-    lowest = pl.lit(k, dtype=pl.Int64)
+    lowest = pl.lit(k, dtype=pl.Int16)
     for i in reversed(range(k)):
-        lowest = pl.when(step_m[i]).then(pl.lit(i, dtype=pl.Int64)).otherwise(lowest)
+        lowest = pl.when(step_m[i]).then(pl.lit(i, dtype=pl.Int16)).otherwise(lowest)
     group = ["user_id"] + ([spec.hold] if spec.hold else [])
     raw = (
         lf.select(
@@ -285,7 +285,7 @@ def _prepared(
             lowest.alias("s"),
             *([] if exclusive else [m.alias(f"m{i}") for i, m in enumerate(step_m)]),
             *[m.alias(f"x{n}") for n, m in enumerate(ex_m)],
-            _hash(["user_id"], 7).alias("u"),
+            *([_hash(["user_id"], 7).alias("u")] if spec.hold else []),
             _hash(group, 11).alias("g"),
             _hash(group, 13).alias("_h"),
         )
@@ -317,6 +317,8 @@ def _prepared(
     if bad["collision"] or bad["order"]:
         df = df.sort(key).sort("g", maintain_order=True)
     df = df.drop("_h")
+    if not spec.hold:
+        df = df.with_columns(pl.col("g").alias("u"))
     rid = pl.int_range(pl.len(), dtype=pl.Int64)
     run_start = (pl.col("g") != pl.col("g").shift(1)) | (pl.col("ts") != pl.col("ts").shift(1))
     starts = pl.when(run_start.fill_null(True)).then(rid)
