@@ -294,30 +294,42 @@ def _ranges(frame: pl.DataFrame, lo: np.ndarray, hi: np.ndarray, P: int) -> pl.D
     ).filter(pl.col("a") < pl.col("b"))
 
 
-def _deltas(
-    frame: pl.DataFrame, value: pl.Expr, P: int, start: str = "a", end: str = "b"
-) -> pl.DataFrame:
-    """``+v`` at the start and ``-v`` at the end of each range: (user_id, j, v)."""
-    plus = frame.select("user_id", pl.col(start).alias("j"), value.alias("v"))
-    minus = frame.filter(pl.col(end) < P).select(
-        "user_id", pl.col(end).alias("j"), (-value).alias("v")
+def _deltas(frame: pl.DataFrame, value: pl.Expr | None, P: int) -> _Part:
+    """``+v`` at ``a`` and ``-v`` at ``b`` of each range, accumulated over points."""
+    uid, a, b = (frame[c].to_numpy() for c in ("uid", "a", "b"))
+    if value is None:
+        v = np.ones(len(uid), dtype=np.float64)
+    else:
+        v = frame.select(value.cast(pl.Float64)).to_series().to_numpy()
+    keep = b < P
+    return _Part(
+        (
+            np.concatenate([uid, uid[keep]]),
+            np.concatenate([a, b[keep]]),
+            np.concatenate([v, -v[keep]]),
+        ),
+        "add",
     )
-    return pl.concat([plus, minus]).group_by("user_id", "j").agg(pl.col("v").sum())
 
 
 def _explode(frame: pl.DataFrame, keys: list[str], value: pl.Expr, agg: str) -> pl.DataFrame:
-    """Per (user_id, *keys, a, b) group, the value at every point of ``[a, b)``."""
-    grouped = frame.group_by("user_id", "a", "b", *keys).agg(getattr(value, agg)().alias("v"))
+    """Per (uid, *keys, a, b) group, the value at every point of ``[a, b)``."""
+    grouped = frame.group_by("uid", "a", "b", *keys).agg(getattr(value, agg)().alias("v"))
     return grouped.with_columns(j=pl.int_ranges("a", "b")).explode("j")
 
 
 @dataclass
 class _Part:
-    """A term's contribution: (user_id, j, v) rows and how they become a matrix."""
+    """A term's contribution: (uid, j, v) arrays and how they become a matrix."""
 
-    rows: pl.DataFrame
-    how: str  # "add" (summed then accumulated), "min"/"max" (set), "cummin"/"cummax"
+    rows: tuple[np.ndarray, np.ndarray, np.ndarray]
+    how: str  # "add" (summed then accumulated), "min"/"max"/"set", "cummin"/"cummax"
     fill: float = 0.0
+
+
+def _part(rows: pl.DataFrame, how: str, fill: float = 0.0) -> _Part:
+    arrays = (rows["uid"].to_numpy(), rows["j"].to_numpy(), rows["v"].cast(pl.Float64).to_numpy())
+    return _Part(arrays, how, fill)
 
 
 def _behavior_parts(w: _Work, node: Behavior, lo: np.ndarray, hi: np.ndarray) -> dict[str, _Part]:
@@ -327,33 +339,33 @@ def _behavior_parts(w: _Work, node: Behavior, lo: np.ndarray, hi: np.ndarray) ->
     ev = _ranges(ev, lo, hi, P)
     f = node.func
     if f in ("did", "event_count"):
-        return {"n": _Part(_deltas(ev, pl.lit(1, dtype=pl.Int64), P), "add")}
+        return {"n": _deltas(ev, None, P)}
     if f in ("event_sum", "event_avg"):
         ev = ev.filter(pl.col(node.prop).is_not_null())
         return {
-            "n": _Part(_deltas(ev, pl.lit(1, dtype=pl.Int64), P), "add"),
-            "s": _Part(_deltas(ev, pl.col(node.prop).cast(pl.Float64), P), "add"),
+            "n": _deltas(ev, None, P),
+            "s": _deltas(ev, pl.col(node.prop), P),
         }
     if f == "event_distinct":
         v = pl.col(node.prop)
-        ev = ev.filter(v.is_not_null()).sort("user_id", node.prop, "a", "b")
-        prev = pl.col("b").cum_max().shift(1).over("user_id", node.prop)
+        ev = ev.filter(v.is_not_null()).sort("uid", node.prop, "a", "b")
+        prev = pl.col("b").cum_max().shift(1).over("uid", node.prop)
         ev = ev.with_columns(run=(prev.is_null() | (pl.col("a") > prev)).cum_sum())
-        runs = ev.group_by("user_id", node.prop, "run").agg(pl.col("a").min(), pl.col("b").max())
-        return {"n": _Part(_deltas(runs, pl.lit(1, dtype=pl.Int64), P), "add")}
+        runs = ev.group_by("uid", node.prop, "run").agg(pl.col("a").min(), pl.col("b").max())
+        return {"n": _deltas(runs, None, P)}
     if f == "event_periods":
         delta = int(np.gcd(w.pts.step, node.period))
         q = (pl.lit(int(w.pts.T[0])) - pl.col("ts").dt.epoch("us")) // delta
         ev = ev.with_columns(q=q)
         rows = (
-            ev.select("user_id", "a", "b", "q")
+            ev.select("uid", "a", "b", "q")
             .unique()
             .with_columns(j=pl.int_ranges("a", "b"))
             .explode("j")
         )
         rows = rows.with_columns(k=(pl.col("q") * delta + pl.col("j") * w.pts.step) // node.period)
-        rows = rows.group_by("user_id", "j").agg(pl.col("k").n_unique().cast(pl.Float64).alias("v"))
-        return {"v": _Part(rows, "set", 0.0)}
+        rows = rows.group_by("uid", "j").agg(pl.col("k").n_unique().alias("v"))
+        return {"v": _part(rows, "set", 0.0)}
     # min / max / first_seen / last_seen: a running or windowed min/max of a value
     if f in ("first_seen", "last_seen"):
         value = pl.col("ts").dt.epoch("us")
@@ -366,13 +378,13 @@ def _behavior_parts(w: _Work, node: Behavior, lo: np.ndarray, hi: np.ndarray) ->
     ev = ev.with_columns(value.cast(pl.Float64).alias("__v")).filter(pl.col("__v").is_not_null())
     agg = "min" if f in ("first_seen", "event_min") else "max"
     if lo.max() == NEG:  # no lower bound: a running min/max from the first point it counts
-        rows = ev.group_by("user_id", pl.col("a").alias("j")).agg(
+        rows = ev.group_by("uid", pl.col("a").alias("j")).agg(
             getattr(pl.col("__v"), agg)().alias("v")
         )
-        return {"v": _Part(rows, "cum" + agg, np.nan)}
+        return {"v": _part(rows, "cum" + agg, np.nan)}
     rows = _explode(ev, [], pl.col("__v"), agg)
-    rows = rows.group_by("user_id", "j").agg(getattr(pl.col("v"), agg)())
-    return {"v": _Part(rows, agg, np.nan)}
+    rows = rows.group_by("uid", "j").agg(getattr(pl.col("v"), agg)())
+    return {"v": _part(rows, agg, np.nan)}
 
 
 def _sequence_parts(w: _Work, node: Sequence, lo: np.ndarray, hi: np.ndarray) -> dict[str, _Part]:
@@ -389,12 +401,12 @@ def _sequence_parts(w: _Work, node: Sequence, lo: np.ndarray, hi: np.ndarray) ->
             windowed=False,
         )
     )
-    a_ev = _ranges(a_ev.select("user_id", "ts"), lo, hi, P)
+    a_ev = _ranges(a_ev.select("uid", "ts"), lo, hi, P)
     joined = a_ev.sort("ts").join_asof(
-        b_ev.select("user_id", pl.col("ts").alias("bt")).sort("bt"),
+        b_ev.select("uid", pl.col("ts").alias("bt")).sort("bt"),
         left_on="ts",
         right_on="bt",
-        by="user_id",
+        by="uid",
         strategy="forward",
         allow_exact_matches=False,
         check_sortedness=False,
@@ -410,19 +422,15 @@ def _sequence_parts(w: _Work, node: Sequence, lo: np.ndarray, hi: np.ndarray) ->
     c = np.searchsorted(w.pts.T, ready, side="right")
     joined = joined.with_columns(a=pl.max_horizontal(pl.col("a"), pl.Series(c, dtype=pl.Int64)))
     joined = joined.filter(pl.col("a") < pl.col("b"))
-    return {"n": _Part(_deltas(joined, pl.lit(1, dtype=pl.Int64), P), "add")}
+    return {"n": _deltas(joined, None, P)}
 
 
-def _matrix(part: _Part, index: pl.DataFrame, U: int, P: int) -> np.ndarray:
-    rows = part.rows.join(index, on="user_id", how="inner")
-    uid = rows["uid"].to_numpy()
-    j = rows["j"].to_numpy()
-    v = rows["v"].cast(pl.Float64).to_numpy()
-    M = np.full((U, P), part.fill, dtype=np.float64)
+def _matrix(part: _Part, U: int, P: int) -> np.ndarray:
+    uid, j, v = part.rows
     if part.how == "add":
-        M[uid, j] = 0.0
-        np.add.at(M, (uid, j), v)
-        return np.cumsum(M, axis=1)
+        flat = np.bincount(uid * P + j, weights=v, minlength=U * P)
+        return np.cumsum(flat.reshape(U, P), axis=1)
+    M = np.full((U, P), part.fill, dtype=np.float64)
     M[uid, j] = v
     if part.how == "cummin":
         return np.fmin.accumulate(M, axis=1)
@@ -484,16 +492,8 @@ def grid(
     bounds = {t: _bounds(t, pts, schema) for t in terms}
     if _needs_naive(terms, bounds, schema):
         return naive_grid(store, tree, pts, schema=schema, stack=stack)
-    parts: dict[Node, dict[str, _Part]] = {}
     if terms:
         w.events = _load_events(w, terms, bounds)
-        for t in terms:
-            lo, hi = bounds[t]
-            parts[t] = (
-                _sequence_parts(w, t, lo, hi)
-                if isinstance(t, Sequence)
-                else _behavior_parts(w, t, lo, hi)
-            )
     subs = {
         ref: segment_grid(store, ref, pts, schema=schema, stack=stack)
         for ref in sorted(segment_refs(tree))
@@ -527,10 +527,12 @@ def grid(
     )
     null_member = bool(_eval_frame(rewritten, null_frame, gschema, columns, last).any())
 
-    # candidate users
+    # candidate users: with attributes, with events a term reads, in a referenced
+    # segment, or (when a user with nothing can be a member) with any event
     users = store.scan_users().select("user_id").collect()
     id_parts = [users["user_id"]]
-    id_parts += [p.rows["user_id"] for ps in parts.values() for p in ps.values()]
+    if w.events is not None:
+        id_parts.append(w.events["user_id"].unique())
     id_parts += [g.ids for g in subs.values()]
     first_ts = None
     if null_member:
@@ -545,14 +547,21 @@ def grid(
     ids = pl.concat([s.cast(pl.String).rename("user_id") for s in id_parts]).unique().sort()
     U = len(ids)
     index = pl.DataFrame({"user_id": ids, "uid": np.arange(U, dtype=np.int64)})
+    parts: dict[Node, dict[str, _Part]] = {}
+    if terms:
+        w.events = w.events.join(index, on="user_id", how="left")
+        for t in terms:
+            lo, hi = bounds[t]
+            parts[t] = (
+                _sequence_parts(w, t, lo, hi)
+                if isinstance(t, Sequence)
+                else _behavior_parts(w, t, lo, hi)
+            )
 
     rep = np.repeat(np.arange(U, dtype=np.int64), P)
-    cols: dict[str, pl.Series] = {}
-    if U:
-        tiled = clock.select(pl.all().gather(np.tile(np.arange(P), U)))
-        cols[NOW], cols[TODAY] = tiled[NOW], tiled[TODAY]
-    else:
-        cols[NOW], cols[TODAY] = clock[NOW].head(0), clock[TODAY].head(0)
+    cols: dict[str, pl.Series] = {"__row": pl.Series(np.zeros(U * P, dtype=np.bool_))}
+    for c in sorted(tree_columns(rewritten) & {NOW, TODAY}):  # only when the rule reads them
+        cols[c] = clock[c].gather(np.tile(np.arange(P), U))
     if static or kept:
         attr_frame = (
             index.join(
@@ -567,7 +576,7 @@ def grid(
         for c in kept:
             cols[c] = attr_frame[c].gather(rep)
     for t in terms:
-        mats = {k: _matrix(p, index, U, P) for k, p in parts[t].items()}
+        mats = {k: _matrix(p, U, P) for k, p in parts[t].items()}
         cols[columns[t]] = _term_series(t, mats, schema)
     for ref, g in subs.items():
         cols[columns[InSegment(ref)]] = pl.Series(_align(g, index, U, P).ravel())
