@@ -600,3 +600,23 @@ def test_store_api(tricky: Store) -> None:
         ["a", "b", "c"], window="1h", start=DAY, end=DAY, strict=False, exclusions=[], hold=None
     )
     assert users(r) == [5, 4, 3]
+
+
+def test_edge_cases(tricky: Store) -> None:
+    # no events in the range: zeros, no ratios
+    r = funnel(tricky, ["a", "b"], "1h", "2027-01-01", "2027-01-02")
+    assert users(r) == [0, 0]
+    assert r["steps"][1]["conversion_from_first"] is None
+    assert r["steps"][0]["median_seconds_from_first"] is None
+    # one step: users with a start in the range
+    assert users(funnel(tricky, ["a"], "1h", DAY, DAY)) == [5]
+    # zero window: only same-instant chains (u1's a and b)
+    assert users(funnel(tricky, ["a", "b"], "0s", DAY, DAY)) == [5, 1]
+    # hold with any order
+    assert users(funnel(tricky, ["b", "a"], "1h", DAY, DAY, order="any", hold="event_id")) == [4, 0]
+    with pytest.raises(UsageError, match="any-order"):
+        funnel(tricky, ["a", "b"], "1h", DAY, DAY, order="any", strict=True)
+    # default range: the store's first to last day
+    r = funnel(tricky, ["a", "b", "c"], "1h")
+    assert r["from"] == "2026-05-31T00:00:00Z" and r["to"] == "2026-06-03T00:00:00Z"
+    assert users(r) == [6, 5, 4]
