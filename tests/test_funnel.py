@@ -620,3 +620,71 @@ def test_edge_cases(tricky: Store) -> None:
     r = funnel(tricky, ["a", "b", "c"], "1h")
     assert r["from"] == "2026-05-31T00:00:00Z" and r["to"] == "2026-06-03T00:00:00Z"
     assert users(r) == [6, 5, 4]
+
+
+def brute_any_order(evs: list[tuple], names: list[str], window_us: int, lo: int, hi: int) -> int:
+    """Any-order level of one user by exhaustive search (one distinct event per step)."""
+    best = 0
+
+    def dfs(i: int, first: int, last: int, used: frozenset) -> None:
+        nonlocal best
+        if i > best and lo <= first < hi and last - first <= window_us:
+            best = i
+        if i == len(names):
+            return
+        for n, e in enumerate(evs):
+            if n not in used and e[1] == names[i]:
+                dfs(i + 1, min(first, e[0]), max(last, e[0]), used | {n})
+
+    dfs(0, 2**62, -(2**62), frozenset())
+    return best
+
+
+@pytest.mark.parametrize("seed", [21, 22])
+def test_any_order_matches_brute_force(tmp_path: Path, seed: int) -> None:
+    names = ["a", "b", "c"]
+    df = random_events(seed, 500, names + ["z"], 80, 3 * 86400, unit_s=1800)
+    store = make_store(tmp_path, list(zip(df["user_id"], df["event"], df["ts"], strict=True)))
+    lo = int(ts("2026-06-01T00:00:00").timestamp() * 1e6)
+    hi = lo + 86400 * 1_000_000
+    w = 4 * 3600 * 1_000_000
+    levels = [
+        brute_any_order(list(zip(g["t"], g["event"], strict=True)), names, w, lo, hi)
+        for _, g in df.with_columns(pl.col("ts").dt.epoch("us").alias("t")).group_by("user_id")
+    ]
+    expected = [sum(1 for v in levels if v >= i) for i in range(1, 4)]
+    assert users(funnel(store, names, "4h", DAY, DAY, order="any")) == expected
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_exclusive_where_filters_match_chdb(tmp_path: Path, strict: bool) -> None:
+    # the same event name in two steps with mutually exclusive filters
+    df = random_events(31, 3000, ["v", "c", "z"], 200, 4 * 86400, unit_s=900)
+    if strict:
+        df = df.unique(["user_id", "ts"], keep="first", maintain_order=True)
+    store = make_store(
+        tmp_path,
+        list(zip(df["user_id"], df["event"], df["ts"], strict=True)),
+        {"p": df["p"].to_list()},
+    )
+    steps = [
+        {"event": "v", "where": pl.col("p") == 0},
+        {"event": "v", "where": pl.col("p") >= 1},
+        "c",
+    ]
+    got = users(funnel(store, steps, "12h", "2026-06-01", "2026-06-02", strict=strict))
+    chdb = pytest.importorskip("chdb")
+    hi = "toDateTime64('2026-06-03 00:00:00', 6, 'UTC')"
+    mode = ", 'strict_increase'" if strict else ""
+    sql = f"""
+        SELECT level, count() AS n FROM (
+          SELECT user_id, windowFunnel({12 * 3600 * 1_000_000}{mode})(
+              toUInt64(toUnixTimestamp64Micro(ts)),
+              event = 'v' AND p = 0 AND ts < {hi}, event = 'v' AND p >= 1, event = 'c') AS level
+          FROM file('{tmp_path / "events" / "part-1.parquet"}', Parquet)
+          WHERE ts >= toDateTime64('2026-06-01 00:00:00', 6, 'UTC')
+            AND ts < {hi} + toIntervalHour(12)
+          GROUP BY user_id) GROUP BY level FORMAT JSONEachRow"""
+    rows = [json.loads(line) for line in chdb.query(sql).bytes().decode().splitlines()]
+    by_level = {int(r["level"]): int(r["n"]) for r in rows}
+    assert got == [sum(n for lv, n in by_level.items() if lv >= i) for i in range(1, 4)]
