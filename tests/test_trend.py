@@ -204,6 +204,11 @@ DIFF_RULES = [
     "country = 'US' AND did('app_launched', since => today() - 3)",
     "did('charged', since => DATE '2026-06-10') OR age > 70",
     "in_segment('pricing_fans') AND NOT in_segment('recent_buyers')",
+    # fallbacks to one evaluation per point: a filter reading now(), min of a string
+    "event_count('charged', where => amount > 10 AND ts >= now() - interval '3 days') >= 1",
+    "event_min('charged', 'payment_method') = 'card'",
+    "did_then('added_to_cart', 'charged', gap => '1 day', where => price > 100, "
+    "then_where => amount > 0)",
 ]
 
 
