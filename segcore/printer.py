@@ -48,7 +48,7 @@ def format_interval(micros: int) -> str:
         if micros % size == 0:
             n = micros // size
             return f"{n} {unit}{'' if n == 1 else 's'}"
-    return f"{micros / 1_000_000:g} seconds"
+    return f"{micros} microseconds"
 
 
 def quote_string(value: str) -> str:
@@ -118,7 +118,8 @@ def _(node: Call) -> str:
 
 @to_text.register
 def _(node: Neg) -> str:
-    return f"-{_wrap(node.arg, 7)}"
+    inner = _wrap(node.arg, 7)
+    return f"-({inner})" if inner.startswith("-") else f"-{inner}"  # "--" starts a comment
 
 
 @to_text.register

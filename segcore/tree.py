@@ -84,7 +84,7 @@ class Node:
                 v = v.to_dict()
             elif isinstance(v, tuple):
                 v = [x.to_dict() if isinstance(x, Node) else x for x in v]
-            if v is None:
+            if v is None and f.default is None:  # optional fields are left out
                 continue
             out[f.name] = v
         return out
