@@ -40,7 +40,7 @@ def hbar(
             x=alt.X(f"{value}:Q", title=value_title),
             tooltip=tips,
         )
-        .properties(height=height or max(120, 30 * max(len(df), 1)))
+        .properties(height=height or alt.Step(26))
     )
 
 
@@ -131,7 +131,7 @@ def lines(
     color: str | None = None,
     *,
     y_title: str = "",
-    y_format: str = ",",
+    y_format: str = ",.0f",
     x_type: str = "T",
 ) -> alt.Chart:
     """A line per ``color`` value over time."""
@@ -159,7 +159,11 @@ def profile_bars(df: pl.DataFrame) -> alt.Chart:
             y=alt.Y("value:N", title=None, sort=None),
             x=alt.X("share:Q", title="Share", axis=alt.Axis(format="%")),
             yOffset="group:N",
-            color=alt.Color("group:N", title=None),
+            color=alt.Color(
+                "group:N",
+                title=None,
+                scale=alt.Scale(domain=["Members", "All users"], range=["#1f6fb4", "#c4c9d0"]),
+            ),
             tooltip=[
                 alt.Tooltip("group:N"),
                 alt.Tooltip("value:N"),
@@ -167,5 +171,5 @@ def profile_bars(df: pl.DataFrame) -> alt.Chart:
                 alt.Tooltip("users:Q", format=","),
             ],
         )
-        .properties(height=max(120, 30 * max(df["value"].n_unique(), 1)))
+        .properties(height=alt.Step(11))
     )

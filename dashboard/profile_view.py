@@ -34,9 +34,14 @@ def standouts(prof: dict[str, Any], min_count: int = 5, top: int = 12) -> pl.Dat
         return pl.DataFrame()
     return (
         pl.DataFrame(rows)
-        .filter((pl.col("members") >= min_count) & pl.col("lift").is_not_null())
+        .filter(
+            (pl.col("members") >= min_count)
+            & (pl.col("share") >= 0.02)
+            & pl.col("lift").is_not_null()
+        )
         .sort("lift", descending=True)
         .head(top)
+        .drop("members")
     )
 
 

@@ -144,5 +144,14 @@ def test_every_page_in_chromium(server):
                 assert errors == [], (name, errors)
                 if write_docs:
                     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False, type="png")
+                if name == "segment":
+                    for tab in ("Reachability", "Profile", "Overlap", "Members", "Rule & SQL"):
+                        page.get_by_role("tab", name=tab).click()
+                        page.wait_for_timeout(1200)
+                        assert page.locator('[data-testid="stException"]').count() == 0, tab
+                        slug = tab.split()[0].lower()
+                        page.screenshot(path=str(ARTIFACTS / f"segment-{slug}.png"), full_page=True)
+                        if write_docs and slug in ("reachability", "profile"):
+                            page.screenshot(path=str(SHOTS / f"segment-{slug}.png"))
         finally:
             browser.close()

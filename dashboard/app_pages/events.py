@@ -69,6 +69,8 @@ with guard("event report"):
             kw["by"] = by
             kw["top"] = top
         df = cached.call("segcore.analytics.event_report:event_report", chosen, **kw)
+        if df.schema["period"] != pl.Date:
+            df = df.with_columns(pl.col("period").cast(pl.Date))
         split = next((col for col in ("segment", "value") if col in df.columns), None)
         if split:
             df = df.with_columns(

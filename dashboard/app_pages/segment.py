@@ -114,12 +114,8 @@ with t_reach, guard("reachability"):
             schema={"channel": pl.String, "count": pl.Int64, "share": pl.Float64},
         )
         c = st.columns(3)
-        c[0].metric(
-            "Reachable by any channel",
-            fmt_int(r["any"]),
-            fmt_pct(r["any"] / r["members"]) if r["members"] else None,
-            delta_color="off",
-        )
+        share = fmt_pct(r["any"] / r["members"]) if r["members"] else "-"
+        c[0].metric("Reachable by any channel", fmt_int(r["any"]), help=f"{share} of the members")
         c[1].metric("Not reachable", fmt_int(r["none"]))
         c[2].metric("Members", fmt_int(r["members"]))
         import altair as alt

@@ -26,7 +26,7 @@ segs = store.catalog.list(search=search or None)
 if not segs:
     st.info("No segments match." if search else "No saved segments yet: create one.")
 
-head = st.columns([3, 1, 1, 4, 2, 3])
+head = st.columns([3, 1.3, 1.3, 4, 2, 2.6])
 for col, label in zip(
     head, ["Name", "Kind", "Members", "Description", "Last edit", "Actions"], strict=True
 ):
@@ -34,7 +34,7 @@ for col, label in zip(
 
 for seg in segs:
     with guard(seg.name):
-        cols = st.columns([3, 1, 1, 4, 2, 3])
+        cols = st.columns([3, 1.3, 1.3, 4, 2, 2.6])
         cols[0].write(seg.name)
         cols[1].write(seg.kind)
         cols[2].write(fmt_int(cached.segment_count(seg.name, as_of)))

@@ -23,8 +23,12 @@ with guard("user"):
     prof = cached.call("segcore.evaluate:user_profile", uid, as_of=as_of, last_events=50)
     c = st.columns(4)
     c[0].metric("Events before as-of", fmt_int(prof["events"]))
-    c[1].metric("First event", str(prof["first_event"] or "-")[:16])
-    c[2].metric("Last event", str(prof["last_event"] or "-")[:16])
+    c[1].metric(
+        "First event", str(prof["first_event"] or "-")[:10], help=str(prof["first_event"] or "")
+    )
+    c[2].metric(
+        "Last event", str(prof["last_event"] or "-")[:10], help=str(prof["last_event"] or "")
+    )
     c[3].metric("Segments now", fmt_int(len(prof["segments"])))
     left, right = st.columns([2, 3])
     with left:
@@ -57,8 +61,27 @@ with guard("user"):
         st.subheader("Recent events")
         recent = pl.DataFrame(prof["latest_events"]) if prof["latest_events"] else pl.DataFrame()
         if recent.height:
+            props = [c for c in recent.columns if c not in ("user_id", "event", "ts", "event_id")]
+            details = (
+                pl.concat_str(
+                    [
+                        pl.when(pl.col(c).is_not_null()).then(
+                            pl.lit(f"{c}=") + pl.col(c).cast(pl.String)
+                        )
+                        for c in props
+                    ],
+                    separator=", ",
+                    ignore_nulls=True,
+                )
+                if props
+                else pl.lit("")
+            )
             st.dataframe(
-                recent.drop([c for c in ("user_id",) if c in recent.columns]),
+                recent.select(
+                    pl.col("ts").dt.strftime("%Y-%m-%d %H:%M:%S").alias("time (UTC)"),
+                    "event",
+                    details.alias("details"),
+                ),
                 hide_index=True,
                 key="ul_events",
             )
