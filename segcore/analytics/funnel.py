@@ -13,10 +13,19 @@ Algorithm: every step-1 event in ``[from, to)`` starts a chain; each next step t
 the earliest matching event after the previous one (greedy-earliest is optimal for
 a fixed start), found with a forward ``join_asof`` on a global event order; a chain
 stops when the window is exceeded. A user reaches step i when some chain does.
-Events are ordered by ``(ts, lowest step they match, store order)``: with equal
-timestamps a lower step comes first, exactly like ClickHouse's ``windowFunnel``,
-which this equals for mutually exclusive steps. (When equal-timestamp events each
-match several steps, that order decides which of them serves which step.)
+Rows are grouped per user (a 64-bit hash, collisions detected and handled) and
+ordered by time, so one forward ``join_asof`` per step finds every chain's next event.
+
+With mutually exclusive steps (all event names differ) the next step may be any
+event at the same instant or later, and the result equals ClickHouse's
+``windowFunnel(W)``. When steps share an event name, events are ordered by
+``(ts, lowest step they match)`` and the next step takes a later event in that order
+(so two equal-timestamp events can serve two steps); if equal-timestamp events each
+match several steps, that order decides which serves which. ``strict`` takes the next
+event at a later instant; this equals ``windowFunnel(W, 'strict_increase')`` except
+where ClickHouse loses a chain: it keeps only the newest chain per step, so with
+``a@1, a@2, b@2, c@3`` it reports level 1 while ``a@1 < b@2 < c@3`` is a strict chain
+(level 3 here, as the definition says).
 
 Options
 -------
