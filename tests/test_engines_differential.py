@@ -643,6 +643,10 @@ EDGE_CASES = [
     ("event_periods('*', period => 'day', within => '8 days') >= 1 AND country IS NULL", ["b"]),
     ("first_seen('buy') < DATE '2026-05-20'", ["f"]),
     ("coalesce(country, 'none') = 'none'", ["b", "f"]),
+    # rules on the key itself (regression: Polars returned no one / a duplicate column)
+    ("user_id IN ('f', 'z', 'q')", ["f", "z"]),
+    ("user_id >= 'e' AND country IS NULL", ["f"]),
+    ("user_id LIKE '_'", ["a", "b", "c", "d", "e", "f", "z"]),
 ]
 
 

@@ -291,6 +291,8 @@ class Compiler:
         return method(node, scope, env)
 
     def v_Col(self, node: Col, scope, env) -> exp.Expression:
+        if scope == "user" and node.name == "user_id":  # the key: set for every user
+            return col("user_id", "u")
         return col(node.name, "a" if scope == "user" else None)
 
     def _ts(self, node: Node, scope, env) -> exp.Expression:
@@ -660,7 +662,7 @@ class Compiler:
                 alias=exp.TableAlias(this=exp.to_identifier("u")),
             )
         )
-        attrs = sorted(tree_columns(tree))
+        attrs = sorted(tree_columns(tree) - {"user_id"})
         if attrs or (
             self.d == "clickhouse"
             and any(isinstance(n, Call) and n.name in ("has", "length") for n in tree.walk())
