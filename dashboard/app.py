@@ -91,7 +91,7 @@ def sidebar() -> None:
             key="as_of",
             help="Segments are evaluated at the end of this day.",
         )
-        st.caption(f"Store: `{info['home']}`")
+        st.caption(f"Store: `{Path(info['home']).name}`", help=info["home"])
 
 
 def main() -> None:

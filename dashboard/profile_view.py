@@ -160,6 +160,6 @@ def show_overlap(ov: dict[str, Any], name: str) -> None:
                         alt.Tooltip("jaccard:Q", format=".3f"),
                     ],
                 )
-                .properties(height=max(120, 30 * len(rows))),
+                .properties(height=alt.Step(26)),
                 width="stretch",
             )

@@ -329,3 +329,43 @@ def test_regenerate_sample_data_from_the_data_page(app, store):
     assert_clean(app)
     assert store.info()["users"] == 200
     assert [s.value for s in app.success][0].startswith("Generated 200 users")
+
+
+def test_funnel_side_by_side_and_save_dropoffs(app, store):
+    goto(app, "funnels")
+    steps = app.multiselect(key="fn_steps").value
+    app.multiselect(key="fn_compare").set_value(["Frequent buyers", "Email subscribers"]).run()
+    assert_clean(app)
+    res = store.funnel(
+        steps,
+        window="1 days",
+        start="2026-06-01",
+        end=AS_OF,
+        segments=["Frequent buyers", "Email subscribers"],
+    )
+    table = frame(app, "segment")
+    for name in ("Frequent buyers", "Email subscribers"):
+        shown = table[table["segment"] == name]["users"].tolist()
+        assert shown == [s["users"] for s in res["segments"][name]["steps"]]
+    app.multiselect(key="fn_compare").set_value([]).run()
+    app.text_input(key="fn_dropoff_name").input("Viewed, no cart")
+    app.button(key="FormSubmitter:fn_dropoff_form-Save").click().run()
+    assert_clean(app)
+    from segcore.analytics.funnel import funnel_dropoffs
+
+    expected = funnel_dropoffs(store, steps, "1 days", "2026-06-01", AS_OF, after_step=1)
+    assert sorted(store.catalog.members("Viewed, no cart")) == expected["user_id"].to_list()
+    assert [s.value for s in app.success] == [
+        f"Saved static segment 'Viewed, no cart' with {expected.height:,} users."
+    ]
+
+
+def test_password_from_secrets(store):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.secrets["password"] = "from-secrets"
+    at.run()
+    assert not at.metric
+    at.text_input(key="auth_password").input("from-secrets")
+    at.button(key="FormSubmitter:login-Sign in").click().run()
+    assert_clean(at)
+    assert metrics(at)["Users"]

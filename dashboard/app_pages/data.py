@@ -29,18 +29,18 @@ with t_sum, guard("summary"):
         f"to {(info['last_event'] or '-')[:10]}"
     )
     left, right = st.columns(2)
+    from segcore.evaluate import type_name
+
+    def _schema_rows(schema: dict) -> list[dict[str, str]]:
+        return [
+            {"column": k, "type in rules": type_name(v) or "(not usable)", "stored as": str(v)}
+            for k, v in schema.items()
+        ]
+
     left.markdown("**User attributes**")
-    left.dataframe(
-        [{"column": k, "type": v} for k, v in info["user_columns"].items()],
-        hide_index=True,
-        key="dt_user_cols",
-    )
+    left.dataframe(_schema_rows(store.users_schema()), hide_index=True, key="dt_user_cols")
     right.markdown("**Event columns**")
-    right.dataframe(
-        [{"column": k, "type": v} for k, v in info["event_columns"].items()],
-        hide_index=True,
-        key="dt_event_cols",
-    )
+    right.dataframe(_schema_rows(store.events_schema()), hide_index=True, key="dt_event_cols")
     st.markdown("**Event names**")
     st.dataframe(
         [{"event": e["event"], "events": e["count"]} for e in info["event_names"]],
