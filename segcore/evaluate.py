@@ -394,9 +394,10 @@ def members(store: Store, rule: Any = None, as_of: Any = None, *, segment: str |
             attributes: bool = False) -> pl.DataFrame:
     """Members at ``as_of`` (sorted ``user_id``; with ``attributes``, the user columns too)."""
     T = resolve_as_of(as_of)
-    lf = _resolve(store, rule, segment, T)
-    if attributes:
-        lf = lf.join(store.scan_users(), on="user_id", how="left")
+    with store.pinned():  # one consistent set of files for the whole plan
+        lf = _resolve(store, rule, segment, T)
+        if attributes:
+            lf = lf.join(store.scan_users(), on="user_id", how="left")
     return _collect(lf.sort("user_id"))
 
 
@@ -404,7 +405,9 @@ def count(store: Store, rule: Any = None, as_of: Any = None, *,
           segment: str | None = None) -> int:
     """Number of members at ``as_of``."""
     T = resolve_as_of(as_of)
-    return int(_collect(_resolve(store, rule, segment, T).select(pl.len())).item())
+    with store.pinned():  # one consistent set of files for the whole plan
+        lf = _resolve(store, rule, segment, T)
+    return int(_collect(lf.select(pl.len())).item())
 
 
 def segments_of(store: Store, user_id: str, as_of: Any = None) -> list[str]:

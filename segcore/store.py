@@ -12,9 +12,12 @@ functions of ``segcore.evaluate`` and ``segcore.analytics``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import os
+import threading
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,10 @@ def write_events_file(df: pl.DataFrame, target: Path) -> None:
 
     write_parquet_atomic(df.sort(list(EVENT_SORT), maintain_order=True), target,
                          row_group_size=EVENT_ROW_GROUP)
+
+
+# per thread: home -> (event files, user files) pinned by ``Store.pinned()``
+_PINNED = threading.local()
 
 
 def default_home() -> Path:
@@ -103,11 +110,28 @@ class Store:
 
     def event_files(self) -> list[Path]:
         """The complete (non-temporary) event Parquet files."""
-        return _parquet_files(self.events_dir)
+        pin = getattr(_PINNED, "files", {}).get(str(self.home))
+        return list(pin[0]) if pin else _parquet_files(self.events_dir)
 
     def user_files(self) -> list[Path]:
         """The complete (non-temporary) user Parquet files."""
-        return _parquet_files(self.users_dir)
+        pin = getattr(_PINNED, "files", {}).get(str(self.home))
+        return list(pin[1]) if pin else _parquet_files(self.users_dir)
+
+    @contextlib.contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Within this block (in this thread) every scan sees the files present at its
+        start, so one evaluation never mixes the store before and after an import."""
+        files = _PINNED.__dict__.setdefault("files", {})
+        key = str(self.home)
+        if key in files:  # nested: the outer snapshot holds
+            yield
+            return
+        files[key] = (_parquet_files(self.events_dir), _parquet_files(self.users_dir))
+        try:
+            yield
+        finally:
+            del files[key]
 
     def is_empty(self) -> bool:
         """True when the store has neither events nor users."""
