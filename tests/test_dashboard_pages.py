@@ -369,3 +369,32 @@ def test_password_from_secrets(store):
     at.button(key="FormSubmitter:login-Sign in").click().run()
     assert_clean(at)
     assert metrics(at)["Users"]
+
+
+def test_builder_event_rows_and_groups(app, store):
+    goto(app, "builder")
+    add = next(s.key for s in app.selectbox if s.key.startswith("b_add_kind_"))
+    app.selectbox(key=add).select("event")
+    app.button(key=add.replace("b_add_kind_", "b_add_")).click().run()
+    row = next(s.key for s in app.selectbox if s.key.endswith("_measure"))[: -len("_measure")]
+    app.selectbox(key=f"{row}_ev").select("charged")
+    app.selectbox(key=f"{row}_measure").select("number of times").run()
+    app.number_input(key=f"{row}_times").set_value(2)
+    app.number_input(key=f"{row}_within_n").set_value(60).run()
+    assert_clean(app)
+    rule = "event_count('charged', within => '60 days') >= 2"
+    assert app.text_area(key="b_text").value == rule
+    # a second condition in the same group, then "any (OR)"
+    app.selectbox(key=add).select("segment")
+    app.button(key=add.replace("b_add_kind_", "b_add_")).click().run()
+    seg_row = next(s.key for s in app.selectbox if s.key.endswith("_seg"))[: -len("_seg")]
+    app.selectbox(key=f"{seg_row}_seg").select("Hot leads").run()
+    gop = next(r.key for r in app.radio if r.key.startswith("b_gop_"))
+    app.radio(key=gop).set_value("or").run()
+    assert_clean(app)
+    both = f"{rule} OR in_segment('Hot leads')"
+    assert app.text_area(key="b_text").value == both
+    assert n(metrics(app)["Matching users"]) == store.count(both, as_of=AS_OF)
+    # removing the first row leaves the segment condition
+    app.button(key=f"{row}_rm").click().run()
+    assert app.text_area(key="b_text").value == "in_segment('Hot leads')"

@@ -173,9 +173,18 @@ def _row(row: dict[str, Any], gid: int) -> None:
                     f"{k}_prop",
                 )
             row["cmp"] = _pick(c2[1], "Compare", bm.CMP_OPS, row.get("cmp", ">="), f"{k}_cmp")
-            row["amount"] = c2[2].number_input(
-                "Amount", value=float(row.get("amount") or 0), key=f"{k}_amount"
-            )
+            if row["measure"] == "count":
+                row["amount"] = c2[2].number_input(
+                    "Times",
+                    min_value=0,
+                    step=1,
+                    value=int(row.get("amount") or 0),
+                    key=f"{k}_times",
+                )
+            else:
+                row["amount"] = c2[2].number_input(
+                    "Amount", value=float(row.get("amount") or 0), key=f"{k}_amount"
+                )
         c3 = st.columns([3, 3, 3, 2, 2, 1], vertical_alignment="bottom")
         row["within"] = _span(c3[0:2], "In the last", row["within"], f"{k}_within")
         row["where"] = c3[2].text_input(
