@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import tempfile
-from pathlib import Path
 
 import streamlit as st
 
@@ -51,19 +49,22 @@ with t_sum, guard("summary"):
 
 with t_import:
     with st.form("dt_import_form"):
-        c = st.columns(3)
+        c = st.columns(4)
         kind = c[0].radio("Import", ["events", "users"], key="dt_kind", horizontal=True)
         fmt = c[1].selectbox(
             "Format",
             ["(from the file name)", "csv", "parquet", "ndjson", "segment"],
             key="dt_format",
         )
-        skip = c[2].checkbox("Skip invalid rows (instead of refusing the files)", key="dt_skip")
+        encoding = c[2].selectbox(
+            "Text encoding", ["utf-8", "latin-1", "utf-16"], key="dt_encoding"
+        )
+        skip = c[3].checkbox("Import the valid rows, set the invalid ones aside", key="dt_skip")
         files = st.file_uploader(
             "Files",
             accept_multiple_files=True,
             key="dt_files",
-            type=["csv", "parquet", "ndjson", "json", "jsonl", "txt", "gz"],
+            type=["csv", "tsv", "txt", "parquet", "ndjson", "json", "jsonl"],
         )
         st.markdown("Column mapping (leave empty when the file already uses these names)")
         c = st.columns(4)
@@ -75,46 +76,43 @@ with t_import:
         go = st.form_submit_button("Import", type="primary")
     if go:
         with guard("import"):
-            from segcore.errors import UsageError
-            from segcore.ingest import ingest
+            from dashboard.imports import parse_mapping, run_import
 
-            if not files:
-                raise UsageError("choose at least one file")
-            mapping = {
-                k: v.strip()
-                for k, v in (("user_id", m_user), ("event", m_event), ("ts", m_ts))
-                if v.strip()
-            }
-            for part in (p for p in extra.split(",") if p.strip()):
-                target, sep, source = part.partition("=")
-                if not sep:
-                    raise UsageError(f"bad mapping {part.strip()!r}: write target=source")
-                mapping[target.strip()] = source.strip()
+            mapping = parse_mapping({"user_id": m_user, "event": m_event, "ts": m_ts}, extra)
             bar = st.progress(0.0, text="Reading...")
 
             def progress(fraction: float, message: str) -> None:
                 bar.progress(min(max(float(fraction), 0.0), 1.0), text=message)
 
-            with tempfile.TemporaryDirectory() as tmp:
-                paths = []
-                for f in files:
-                    p = Path(tmp) / Path(f.name).name
-                    p.write_bytes(f.getvalue())
-                    paths.append(p)
-                summary = ingest(
-                    store,
-                    kind,
-                    paths,
-                    format=None if fmt.startswith("(") else fmt,
-                    mapping=mapping or None,
-                    event=const_event.strip() or None,
-                    skip_invalid=skip,
-                    progress=progress,
-                )
+            summary, rejected = run_import(
+                store,
+                kind,
+                [(f.name, f.getvalue()) for f in files or []],
+                format=None if fmt.startswith("(") else fmt,
+                mapping=mapping,
+                event=const_event.strip() or None,
+                skip_invalid=skip,
+                encoding=None if encoding == "utf-8" else encoding,
+                progress=progress,
+            )
             bar.progress(1.0, text="Done")
             st.cache_data.clear()
-            st.success(summary.get("message") or "Imported.")
-            st.json(summary, expanded=False)
+            st.success(summary.get("summary") or "Imported.")
+            c = st.columns(4)
+            c[0].metric("Rows read", fmt_int(summary.get("rows_read")))
+            c[1].metric("Imported", fmt_int(summary.get("rows_imported")))
+            c[2].metric("Rejected", fmt_int(summary.get("rows_rejected")))
+            c[3].metric("Duplicates skipped", fmt_int(summary.get("duplicates_skipped")))
+            if summary.get("new_columns"):
+                st.info("New columns: " + ", ".join(summary["new_columns"]))
+            if rejected:
+                st.download_button(
+                    "Download the rejected rows (CSV)",
+                    rejected,
+                    file_name="rejected.csv",
+                    mime="text/csv",
+                    key="dt_rejects_dl",
+                )
 
 with t_sample:
     st.write(

@@ -1,0 +1,53 @@
+"""Imports from the dashboard's Data page (dashboard/imports.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dashboard.imports import parse_mapping, run_import
+from segcore.errors import IngestError, UsageError
+
+
+def test_parse_mapping():
+    assert parse_mapping(
+        {"user_id": " CustomerID ", "event": "", "ts": "When"}, "price=Amount, city = Town"
+    ) == {"user_id": "CustomerID", "ts": "When", "price": "Amount", "city": "Town"}
+    with pytest.raises(UsageError, match="bad mapping 'price': write target=source"):
+        parse_mapping({}, "price")
+
+
+def test_import_events_with_mapping_and_rejects(tiny):
+    store = tiny(users=[{"user_id": "a"}])
+    csv = b"Customer,What,When\na,signed_up,2026-05-01T10:00:00Z\nb,charged,not a time\n"
+    with pytest.raises(IngestError):
+        run_import(
+            store,
+            "events",
+            [("ev.csv", csv)],
+            mapping={"user_id": "Customer", "event": "What", "ts": "When"},
+        )
+    assert store.info()["events"] == 0
+    seen = []
+    summary, rejected = run_import(
+        store,
+        "events",
+        [("ev.csv", csv)],
+        mapping={"user_id": "Customer", "event": "What", "ts": "When"},
+        skip_invalid=True,
+        progress=lambda f, m: seen.append(f),
+    )
+    assert summary["rows_read"] == 2 and summary["rows_imported"] == 1
+    assert summary["rows_rejected"] == 1
+    assert b"not a time" in rejected
+    assert store.info()["events"] == 1 and store.event_names() == ["signed_up"]
+    assert seen and seen[-1] == 1.0
+
+
+def test_import_users_same_file_name_twice(tiny):
+    store = tiny(users=[{"user_id": "a", "age": 3}])
+    summary, rejected = run_import(
+        store, "users", [("u.csv", b"user_id,age\nb,40\n"), ("u.csv", b"user_id,age\nc,50\n")]
+    )
+    assert rejected is None
+    assert summary["rows_imported"] == 2
+    assert store.count("age >= 40") == 2
