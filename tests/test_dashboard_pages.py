@@ -398,3 +398,21 @@ def test_builder_event_rows_and_groups(app, store):
     # removing the first row leaves the segment condition
     app.button(key=f"{row}_rm").click().run()
     assert app.text_area(key="b_text").value == "in_segment('Hot leads')"
+
+
+def test_segment_size_over_time_and_who_entered(app, store):
+    from segcore.analytics.trend import trend, trend_members
+
+    app.session_state["segment"] = "Cart abandoners"
+    goto(app, "segment")
+    assert_clean(app)
+    tr = trend(store, None, "2026-06-01", AS_OF, "day", segment="Cart abandoners")
+    caption = next(c.value for c in app.caption if c.value.startswith("Over the range"))
+    assert caption == (
+        f"Over the range: {tr['entered'].sum():,} entries, {tr['exited'].sum():,} exits; "
+        f"{tr['members'][-1]:,} members on 2026-06-30."
+    )
+    assert tr["members"][-1] == store.count(segment="Cart abandoners", as_of=AS_OF)
+    who = trend_members(store, None, AS_OF, segment="Cart abandoners", which="entered")
+    labels = [b.proto.label for b in app.get("download_button")]
+    assert f"{who.height:,} users who entered (CSV)" in labels

@@ -61,7 +61,7 @@ if cached.available("segcore.analytics.engagement:engagement"):
         )
 with c[3]:
     b = st.columns(2)
-    if seg.kind == "dynamic" and b[0].button("Edit", key="sp_edit", icon=":material/edit:"):
+    if b[0].button("Edit", key="sp_edit", icon=":material/edit:"):
         ss["b_reset"] = True
         state.go("builder", edit_segment=name)
     if b[1].button("Funnel for this segment", key="sp_funnel", icon=":material/filter_alt:"):
@@ -98,6 +98,30 @@ with t_size, guard("size over time"):
                     f"{fmt_int(tr['exited'].sum())} exits; {fmt_int(last['members'])} "
                     f"members on {last['date']}."
                 )
+                if cached.available("segcore.analytics.trend:trend_members"):
+                    c = st.columns([2, 2, 2], vertical_alignment="bottom")
+                    day = c[0].selectbox(
+                        "Who changed on", tr["date"].to_list()[::-1], key="sp_change_day"
+                    )
+                    which = c[1].radio(
+                        "List", ["entered", "exited"], horizontal=True, key="sp_change_which"
+                    )
+                    who = cached.call(
+                        "segcore.analytics.trend:trend_members",
+                        None,
+                        day.isoformat(),
+                        segment=name,
+                        which=which,
+                        every=every,
+                    )
+                    c[2].download_button(
+                        f"{fmt_int(who.height)} users who {which} (CSV)",
+                        csv_bytes(who),
+                        file_name=f"{name}-{which}-{day}.csv",
+                        mime="text/csv",
+                        key="sp_change_dl",
+                        icon=":material/download:",
+                    )
         else:
             st.info("Pick a start and an end date.")
 
