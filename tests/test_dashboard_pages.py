@@ -416,3 +416,28 @@ def test_segment_size_over_time_and_who_entered(app, store):
     who = trend_members(store, None, AS_OF, segment="Cart abandoners", which="entered")
     labels = [b.proto.label for b in app.get("download_button")]
     assert f"{who.height:,} users who entered (CSV)" in labels
+
+
+def test_save_and_open_a_funnel(app, store):
+    goto(app, "funnels")
+    app.multiselect(key="fn_steps").set_value(["signed_up", "charged"])
+    app.number_input(key="fn_win_n").set_value(7)
+    app.checkbox(key="fn_strict").check()
+    app.selectbox(key="fn_segment").select("Email subscribers").run()
+    first = metrics(app)
+    app.text_input(key="fn_save_name").input("Signup to purchase")
+    app.button(key="FormSubmitter:fn_save_form-Save funnel").click().run()
+    assert_clean(app)
+    spec = store.catalog.get_funnel("Signup to purchase")["spec"]
+    assert [s["event"] for s in spec["steps"]] == ["signed_up", "charged"]
+    assert spec["window"] == "7 days" and spec["strict"] and spec["segment"] == "Email subscribers"
+
+    fresh = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    fresh.run()
+    goto(fresh, "funnels")
+    fresh.selectbox(key="fn_saved").select("Signup to purchase")
+    fresh.button(key="fn_open").click().run()
+    assert_clean(fresh)
+    assert fresh.multiselect(key="fn_steps").value == ["signed_up", "charged"]
+    assert fresh.selectbox(key="fn_segment").value == "Email subscribers"
+    assert metrics(fresh) == first

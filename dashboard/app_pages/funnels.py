@@ -28,6 +28,35 @@ if "fn_steps" not in ss:
 if ss.get("fn_segment_default") in names:
     ss["fn_segment"] = ss.pop("fn_segment_default")
 
+
+def _load_funnel() -> None:
+    """Put a saved funnel's definition into the widgets."""
+    chosen = ss.get("fn_saved")
+    if not chosen:
+        return
+    spec = store.catalog.get_funnel(chosen)["spec"]
+    steps_ = [s for s in spec.get("steps", []) if s.get("event") in events]
+    ss["fn_steps"] = [s["event"] for s in steps_]
+    for i, s in enumerate(steps_):
+        ss[f"fn_where_{i}_{s['event']}"] = s.get("where") or ""
+    n_, _, unit_ = str(spec.get("window", "1 days")).partition(" ")
+    ss["fn_win_n"] = int(n_) if n_.isdigit() else 1
+    ss["fn_win_u"] = unit_ if unit_ in ("minutes", "hours", "days") else "days"
+    ss["fn_strict"] = bool(spec.get("strict"))
+    ss["fn_any"] = spec.get("order") == "any"
+    ss["fn_excl"] = [e["event"] for e in spec.get("exclusions") or [] if e["event"] in events]
+    ss["fn_hold"] = spec.get("hold")
+    ss["fn_segment"] = spec.get("segment") if spec.get("segment") in names else None
+
+
+saved = [f["name"] for f in store.catalog.funnels()]
+if saved:
+    c = st.columns([3, 1], vertical_alignment="bottom")
+    c[0].selectbox(
+        "Saved funnels", saved, index=None, key="fn_saved", placeholder="Open a saved funnel..."
+    )
+    c[1].button("Open", key="fn_open", on_click=_load_funnel, icon=":material/folder_open:")
+
 with st.container(border=True):
     st.multiselect(
         "Steps (in order)",
@@ -173,6 +202,15 @@ with guard("funnel"):
             charts.lines(fot, "period", "conversion", y_title="Conversion", y_format=".0%"),
             width="stretch",
         )
+
+    with st.expander("Save this funnel"):
+        with st.form("fn_save_form"):
+            fname = st.text_input("Funnel name", key="fn_save_name")
+            keep = st.form_submit_button("Save funnel")
+        if keep:
+            spec = {**opts, "steps": steps, "segment": segment}
+            store.catalog.save_funnel(fname, spec)
+            st.success(f"Saved funnel '{fname.strip()}'.")
 
     st.subheader("Save drop-offs as a segment")
     with st.form("fn_dropoff_form"):
