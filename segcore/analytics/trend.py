@@ -229,6 +229,7 @@ class _Work:
     pts: Points
     schema: Schema
     events: pl.DataFrame | None = None
+    U: int = 0
 
 
 def _needs_naive(terms: list[Node], bounds: dict, schema: Schema) -> bool:
@@ -323,8 +324,9 @@ class _Part:
     """A term's contribution: (uid, j, v) arrays and how they become a matrix."""
 
     rows: tuple[np.ndarray, np.ndarray, np.ndarray]
-    how: str  # "add" (summed then accumulated), "min"/"max"/"set", "cummin"/"cummax"
+    how: str  # "add" (summed then accumulated), "min"/"max"/"set", "cummin"/"cummax", "dense"
     fill: float = 0.0
+    matrix: np.ndarray | None = None
 
 
 def _part(rows: pl.DataFrame, how: str, fill: float = 0.0) -> _Part:
@@ -347,25 +349,13 @@ def _behavior_parts(w: _Work, node: Behavior, lo: np.ndarray, hi: np.ndarray) ->
             "s": _deltas(ev, pl.col(node.prop), P),
         }
     if f == "event_distinct":
-        v = pl.col(node.prop)
-        ev = ev.filter(v.is_not_null()).sort("uid", node.prop, "a", "b")
-        prev = pl.col("b").cum_max().shift(1).over("uid", node.prop)
-        ev = ev.with_columns(run=(prev.is_null() | (pl.col("a") > prev)).cum_sum())
-        runs = ev.group_by("uid", node.prop, "run").agg(pl.col("a").min(), pl.col("b").max())
-        return {"n": _deltas(runs, None, P)}
+        ev = ev.filter(pl.col(node.prop).is_not_null())
+        uid, a, b = (ev[c].to_numpy() for c in ("uid", "a", "b"))
+        return {"n": _union_deltas(uid, _codes(ev[node.prop]), a, b, P)}
     if f == "event_periods":
-        delta = int(np.gcd(w.pts.step, node.period))
-        q = (pl.lit(int(w.pts.T[0])) - pl.col("ts").dt.epoch("us")) // delta
-        ev = ev.with_columns(q=q)
-        rows = (
-            ev.select("uid", "a", "b", "q")
-            .unique()
-            .with_columns(j=pl.int_ranges("a", "b"))
-            .explode("j")
-        )
-        rows = rows.with_columns(k=(pl.col("q") * delta + pl.col("j") * w.pts.step) // node.period)
-        rows = rows.group_by("uid", "j").agg(pl.col("k").n_unique().alias("v"))
-        return {"v": _part(rows, "set", 0.0)}
+        return {"v": _periods(w, node, ev)}
+    if f in ("first_seen", "last_seen") and lo.max() != NEG:
+        return {"v": _seen(w, ev, f)}
     # min / max / first_seen / last_seen: a running or windowed min/max of a value
     if f in ("first_seen", "last_seen"):
         value = pl.col("ts").dt.epoch("us")
@@ -385,6 +375,106 @@ def _behavior_parts(w: _Work, node: Behavior, lo: np.ndarray, hi: np.ndarray) ->
     rows = _explode(ev, [], pl.col("__v"), agg)
     rows = rows.group_by("uid", "j").agg(getattr(pl.col("v"), agg)())
     return {"v": _part(rows, agg, np.nan)}
+
+
+def _codes(values: pl.Series) -> np.ndarray:
+    """Dense integer codes 0..n-1 of a column's values (in value order for numbers)."""
+    if values.dtype == pl.String:
+        values = values.cast(pl.Categorical).to_physical()
+    return (values.rank("dense").cast(pl.Int64) - 1).to_numpy()
+
+
+def _union_deltas(uid: np.ndarray, key: np.ndarray, a: np.ndarray, b: np.ndarray, P: int) -> _Part:
+    """+1/-1 deltas of the union of the ``[a, b)`` ranges of each (uid, key) group.
+
+    Inside a group, ordered by time, ``a`` and ``b`` never decrease; so after sorting
+    by (uid, key, a, b) a run of overlapping ranges starts where the group changes or
+    ``a`` passes the previous row's ``b``, and ends at the last ``b`` before the next
+    run. ``key`` must be non-negative.
+    """
+    if len(uid) == 0:
+        return _Part((uid, a, np.empty(0)), "add")
+    key = key - key.min()
+    spans = (int(uid.max()) + 1, int(key.max()) + 1, P + 1, P + 1)
+    if spans[0] * spans[1] * spans[2] * spans[3] < 2**62:  # one int64 sort key
+        packed = np.sort(((uid * spans[1] + key) * spans[2] + a) * spans[3] + b)
+        packed = packed[np.concatenate([[True], packed[1:] != packed[:-1]])]
+        b = packed % spans[3]
+        a = packed // spans[3] % spans[2]
+        key = packed // (spans[3] * spans[2]) % spans[1]
+        uid = packed // (spans[3] * spans[2] * spans[1])
+    else:
+        order = np.lexsort((b, a, key, uid))
+        uid, key, a, b = uid[order], key[order], a[order], b[order]
+    new = np.ones(len(uid), dtype=bool)
+    new[1:] = (uid[1:] != uid[:-1]) | (key[1:] != key[:-1]) | (a[1:] > b[:-1])
+    last = np.ones(len(uid), dtype=bool)
+    last[:-1] = new[1:]
+    ends = last & (b < P)
+    return _Part(
+        (
+            np.concatenate([uid[new], uid[ends]]),
+            np.concatenate([a[new], b[ends]]),
+            np.concatenate([np.ones(new.sum()), -np.ones(ends.sum())]),
+        ),
+        "add",
+    )
+
+
+def _periods(w: _Work, node: Behavior, ev: pl.DataFrame) -> _Part:
+    """``event_periods`` at every point: distinct ``k = floor((T_j - ts) / period)``.
+
+    With ``d = gcd(step, period)``, ``s = step/d``, ``m = period/d`` and ``q`` the
+    event's age at ``T_0`` in units of d, ``k_j = floor((q + j*s) / m)``. For all the
+    points with the same residue ``r = j*s mod m``, ``k_j`` is the fixed block
+    ``floor((q + r) / m)`` plus a constant, so per residue the count is the number of
+    distinct blocks whose events' ``[a, b)`` ranges cover j: a union of ranges.
+    """
+    P, U = w.pts.P, w.U
+    d = int(np.gcd(w.pts.step, node.period))
+    s_, m = w.pts.step // d, node.period // d
+    q = (int(w.pts.T[0]) - _ts_us(ev)) // d
+    uid, a, b = (ev[c].to_numpy() for c in ("uid", "a", "b"))
+    residues = (np.arange(P, dtype=np.int64) * s_) % m
+    out = np.zeros((U, P), dtype=np.float64)
+    for r in np.unique(residues):  # ok-loop: at most m residues (7 for weeks of days)
+        # blocks fall as time goes on: negate them so that a and b grow inside a group
+        block = -((q + int(r)) // m)
+        counts = _matrix(_union_deltas(uid, block, a, b, P), U, P)
+        cols = residues == r
+        out[:, cols] = counts[:, cols]
+    return _Part((np.empty(0, np.int64),) * 2 + (np.empty(0),), "dense", matrix=out)
+
+
+def _seen(w: _Work, ev: pl.DataFrame, f: str) -> _Part:
+    """``first_seen``/``last_seen`` in a sliding window, from the monotone ranges.
+
+    Per user, ``ts``, ``a`` and ``b`` all grow together. last_seen at j is the latest
+    event with ``a <= j`` (a running max) if its ``b > j``; first_seen at j is the
+    earliest event with ``b > j`` (a running min from the right) if its ``a <= j``.
+    """
+    P, U = w.pts.P, w.U
+    ts = pl.col("ts").dt.epoch("us").cast(pl.Float64)
+    if f == "last_seen":
+        g = ev.group_by("uid", "a").agg(ts.max().alias("t"), pl.col("b").max().alias("e"))
+        uid, a = g["uid"].to_numpy(), g["a"].to_numpy()
+        T = np.full((U, P), np.nan)
+        E = np.full((U, P), -1.0)
+        T[uid, a] = g["t"].to_numpy()
+        E[uid, a] = g["e"].cast(pl.Float64).to_numpy()
+        T, E = np.fmax.accumulate(T, axis=1), np.maximum.accumulate(E, axis=1)
+        out = np.where(E > np.arange(P)[None, :], T, np.nan)
+    else:
+        g = ev.group_by("uid", "b").agg(ts.min().alias("t"), pl.col("a").min().alias("s"))
+        uid, b = g["uid"].to_numpy(), g["b"].to_numpy()
+        T = np.full((U, P + 1), np.nan)
+        S = np.full((U, P + 1), np.inf)
+        T[uid, b] = g["t"].to_numpy()
+        S[uid, b] = g["s"].cast(pl.Float64).to_numpy()
+        T = np.fmin.accumulate(T[:, ::-1], axis=1)[:, ::-1][:, 1:]
+        S = np.minimum.accumulate(S[:, ::-1], axis=1)[:, ::-1][:, 1:]
+        out = np.where(S <= np.arange(P)[None, :], T, np.nan)
+    return _Part((np.empty(0, np.int64),) * 2 + (np.empty(0),), "dense", matrix=out)
 
 
 def _sequence_parts(w: _Work, node: Sequence, lo: np.ndarray, hi: np.ndarray) -> dict[str, _Part]:
@@ -426,6 +516,8 @@ def _sequence_parts(w: _Work, node: Sequence, lo: np.ndarray, hi: np.ndarray) ->
 
 
 def _matrix(part: _Part, U: int, P: int) -> np.ndarray:
+    if part.matrix is not None:
+        return part.matrix
     uid, j, v = part.rows
     if part.how == "add":
         flat = np.bincount(uid * P + j, weights=v, minlength=U * P)
@@ -550,6 +642,7 @@ def grid(
     parts: dict[Node, dict[str, _Part]] = {}
     if terms:
         w.events = w.events.join(index, on="user_id", how="left")
+        w.U = U
         for t in terms:
             lo, hi = bounds[t]
             parts[t] = (
