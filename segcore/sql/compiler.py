@@ -28,6 +28,7 @@ from segcore.errors import CatalogError, RuleError
 from segcore.evaluate import (
     MAX_SEGMENT_DEPTH,
     _get_segment,
+    _null_row_member,
     tree_columns,
     window_bounds,
 )
@@ -154,14 +155,14 @@ class Compiler:
         return f"{prefix}{self._n}"
 
     def add_cte(self, prefix: str, query: exp.Expression) -> str:
-        name = self.fresh(prefix)
+        name = self.fresh(f"sc_{prefix}")  # prefixed: never shadows a warehouse table
         self.ctes.append((name, query))
         return name
 
     # ------------------------------------------------------------------ sources
     def _file_schema(self, f: Path) -> dict[str, pl.DataType]:
         if f not in self._file_schemas:
-            self._file_schemas[f] = dict(pl.read_parquet_schema(f))
+            self._file_schemas[f] = dict(pl.scan_parquet(f, glob=False).collect_schema())
         return self._file_schemas[f]
 
     def _source(
@@ -224,6 +225,10 @@ class Compiler:
             need,
             self.store.users_schema(),
         )
+
+    def T_us(self) -> int:
+        """T in microseconds since 1970-01-01 UTC."""
+        return (self.T - dt.datetime(1970, 1, 1, tzinfo=UTC)) // dt.timedelta(microseconds=1)
 
     def T_lit(self) -> exp.Expression:
         return D.timestamp_literal(self.T, self.d)
@@ -514,9 +519,7 @@ class Compiler:
             return cls(this=when(col("ts")))
         if f == "event_periods":
             # period k is [T-(k+1)P, T-kP): k = (T - ts - 1us) // P (ts < T, so age >= 0)
-            T_minus_1 = exp.Sub(
-                this=D.epoch_us(self.T_lit(), self.d), expression=exp.Literal.number(1)
-            )
+            T_minus_1 = exp.Literal.number(self.T_us() - 1)
             age = exp.Sub(this=T_minus_1, expression=D.epoch_us(col("ts"), self.d))
             k = D.int_div(exp.paren(age, copy=False), exp.Literal.number(node.period), self.d)
             return exp.Count(this=exp.Distinct(expressions=[when(k)]))
@@ -556,6 +559,9 @@ class Compiler:
         )
         names = {node.first, node.then}
         where = [exp.LT(this=col("ts"), expression=self.T_lit())]
+        lo = window_bounds(node, self.T, self.schema)[0]
+        if lo is not None:  # B events before the first possible A cannot follow it
+            where.append(exp.GTE(this=col("ts"), expression=D.timestamp_literal(lo, self.d)))
         if "*" not in names:
             where.append(
                 exp.In(
@@ -606,7 +612,7 @@ class Compiler:
         if node.func == "did_then":
             conds.append(followed)
         else:
-            T_us = D.epoch_us(self.T_lit(), self.d)
+            T_us = exp.Literal.number(self.T_us())
             conds.append(exp.LT(this=gap_end.copy(), expression=T_us))
             conds.append(_not(followed))
         flag = exp.Case(
@@ -656,13 +662,10 @@ class Compiler:
                 this=exp.Is(this=exp.column("user_id", table=alias), expression=exp.null())
             )
         cond = self.value(tree, "user", env)
-        sel = exp.select(exp.alias_(exp.column("user_id", table="u"), ident("user_id"))).from_(
-            exp.Table(
-                this=exp.to_identifier(self.universe()),
-                alias=exp.TableAlias(this=exp.to_identifier("u")),
-            )
-        )
         attrs = sorted(tree_columns(tree) - {"user_id"})
+        sel = exp.select(exp.alias_(exp.column("user_id", table="u"), ident("user_id"))).from_(
+            self._base(tree, aggs, seqs, attrs, joins)
+        )
         if attrs or (
             self.d == "clickhouse"
             and any(isinstance(n, Call) and n.name in ("has", "length") for n in tree.walk())
@@ -691,6 +694,43 @@ class Compiler:
             )
         sel = sel.where(cond)
         return self.add_cte("m", sel)
+
+    def _base(
+        self, tree: Node, aggs: list, seqs: list, attrs: list[str], joins: list[tuple[str, str]]
+    ) -> exp.Expression:
+        """The users that can be members, aliased ``u`` (as ``evaluate.plan_members``).
+
+        The whole universe when a user with no attributes and no matching event could
+        be a member; otherwise only the users with attributes or with rows in the
+        term CTEs, which spares a scan of every event for the universe.
+        """
+        columns: dict[Node, str] = {}
+        defaults: dict[str, Any] = {}
+        for i, n in enumerate(aggs):
+            columns[n] = f"__b{i}"
+            defaults[f"__b{i}"] = AGGREGATES[n.func][1]
+        for i, n in enumerate(seqs):
+            columns[n] = f"__s{i}"
+            defaults[f"__s{i}"] = False
+        for i, ref in enumerate(sorted(segment_refs(tree))):
+            columns[InSegment(ref)] = f"__g{i}"
+            defaults[f"__g{i}"] = False
+        alias = exp.TableAlias(this=exp.to_identifier("u"))
+        reads_key = "user_id" in tree_columns(tree)
+        if (
+            reads_key
+            or _null_row_member(tree, self.schema, self.T, columns, defaults)
+            or not (attrs or joins)
+        ):
+            return exp.Table(this=exp.to_identifier(self.universe()), alias=alias)
+        parts: list[exp.Select] = []
+        if attrs:
+            parts.append(exp.select(col("user_id")).from_(_aliased(self.users(), "x")))
+        parts += [exp.select(col("user_id")).from_(exp.to_identifier(cte)) for cte, _ in joins]
+        union = parts[0]
+        for p in parts[1:]:
+            union = exp.union(union, p, distinct=True)
+        return exp.Subquery(this=union, alias=alias)
 
     def segment(self, name: str, stack: tuple[str, ...] = ()) -> str:
         """CTE name of a saved segment's members at T (static or dynamic)."""

@@ -220,9 +220,10 @@ def parquet_table(files: list[Path], d: str) -> exp.Expression:
         return exp.Table(this=_fn("read_parquet", arr, flag))
     if d == "clickhouse":
         assert len(files) == 1
-        return exp.Table(
-            this=_fn("file", exp.Literal.string(str(files[0])), exp.Literal.string("Parquet"))
-        )
+        # file() expands * ? {a,b} {N..M} in a path; '?' matches any one character (the
+        # metacharacter itself included), so a store under a folder named x{1,2} is read
+        path = str(files[0]).translate({ord(c): "?" for c in "{}*?"})
+        return exp.Table(this=_fn("file", exp.Literal.string(path), exp.Literal.string("Parquet")))
     if d == "spark":
         assert len(files) == 1
         return exp.Table(

@@ -17,9 +17,9 @@ from segcore.store import Store
 
 ENGINES = {"duckdb": "duckdb", "clickhouse": "clickhouse", "chdb": "clickhouse", "spark": "spark"}
 _EXTRAS = {
-    "duckdb": ("duckdb", "duckdb"),
-    "clickhouse": ("chdb", "clickhouse"),
-    "spark": ("pyspark", "spark"),
+    "duckdb": ("duckdb", "engines"),
+    "clickhouse": ("chdb", "engines"),
+    "spark": ("pyspark", "engines"),
 }
 _spark_lock = threading.Lock()
 _spark_sessions: dict[str, Any] = {}
@@ -39,7 +39,8 @@ def _need(dialect: str):
         return __import__(module)
     except ImportError:
         raise UsageError(
-            f"the {dialect} engine needs the {module} package: pip install 'segcore[{extra}]'"
+            f"the {dialect} engine needs the {module} package: pip install {module} "
+            "(or pip install 'segcore[engines]')"
         ) from None
 
 
