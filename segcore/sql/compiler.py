@@ -138,6 +138,9 @@ class Compiler:
         self.T = T
         self.d = dialect
         self.schema = schema
+        for name in (events_table, users_table):
+            if name is not None:
+                D.table_name(name)  # a bad name is an error even when unused
         self.events_table = events_table
         self.users_table = users_table
         if dialect not in ("duckdb", "clickhouse", "spark"):
