@@ -71,8 +71,10 @@ with st.container(border=True):
                 f"{i + 1}. {ev} where", key=f"fn_where_{i}_{ev}", placeholder="e.g. amount > 50"
             )
     c = st.columns([1, 1, 2, 1])
-    win_n = c[0].number_input("Window", min_value=1, value=1, key="fn_win_n")
-    win_u = c[1].selectbox("Unit", ["minutes", "hours", "days"], index=2, key="fn_win_u")
+    ss.setdefault("fn_win_n", 1)
+    ss.setdefault("fn_win_u", "days")
+    win_n = c[0].number_input("Window", min_value=1, key="fn_win_n")
+    win_u = c[1].selectbox("Unit", ["minutes", "hours", "days"], key="fn_win_u")
     last = dt.date.fromisoformat(as_of)
     first_day = dt.date.fromisoformat(info["first_event"][:10]) if info["first_event"] else last
     rng = c[2].date_input(
