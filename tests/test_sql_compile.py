@@ -99,7 +99,7 @@ FRAGMENTS = [
     ("has(tags, 'VIP')", "postgres", ['= ANY(a."tags")']),
     ("has(tags, 'VIP')", "trino", ["CONTAINS(a.\"tags\", 'VIP')"]),
     ("has(tags, 'VIP')", "snowflake", ["ARRAY_CONTAINS("]),
-    ("has(tags, 'VIP')", "bigquery", ["UNNEST(a.`tags`)"]),
+    ("has(tags, 'VIP')", "bigquery", ["'VIP' IN UNNEST(a.`tags`)"]),
     ("age / 0 IS NULL", "duckdb", ['CAST(a."age" AS DOUBLE) / NULLIF(0, 0)']),
     ("lower(title) LIKE '%junior%'", "clickhouse", ["lowerUTF8(a.\"title\") LIKE '%junior%'"]),
     ("length(title) > 3", "clickhouse", ['lengthUTF8(a."title")']),

@@ -185,6 +185,12 @@ def list_contains(lst: exp.Expression, v: exp.Expression, d: str) -> exp.Express
         return _fn("list_contains", lst, v)
     if d == "clickhouse":
         return _fn("has", lst, v)
+    if d == "bigquery":  # NULL when the list is NULL, like the other dialects
+        test = exp.In(this=v, unnest=exp.Unnest(expressions=[lst]))
+        return exp.Case(
+            ifs=[exp.If(this=exp.Is(this=lst.copy(), expression=exp.null()), true=exp.null())],
+            default=test,
+        )
     return exp.ArrayContains(this=lst, expression=v)
 
 
