@@ -301,8 +301,9 @@ def plan_members(store: Store, tree: Node, T: dt.datetime, *,
         seg = segment_plan(store, ref, T, schema=schema, stack=stack)
         frames.append(seg.with_columns(pl.lit(True).alias(name)))
 
-    attrs = sorted(tree_columns(tree))
-    if _null_row_member(tree, schema, T, columns, defaults):
+    attrs = sorted(tree_columns(tree) - {"user_id"})  # user_id is the key itself
+    reads_key = "user_id" in tree_columns(tree)  # never NULL: the null-row test cannot tell
+    if reads_key or _null_row_member(tree, schema, T, columns, defaults):
         # users with no attributes and no matching event can be members: the whole universe
         base = universe(store, T)
         if attrs:

@@ -139,7 +139,10 @@ def _(node: Arith, ctx: Ctx) -> pl.Expr:
     lt, rt = ctx.typ(node.left), ctx.typ(node.right)
     left, right = to_expr(node.left, ctx), to_expr(node.right, ctx)
     if node.op == "/":
-        return pl.when(right == 0).then(None).otherwise(left.cast(pl.Float64) / right)
+        # Polars divides by a scalar as a multiplication by its reciprocal (off by an ulp):
+        # broadcast the divisor to a column so that x / 7 is IEEE division, as in SQL.
+        divisor = right.cast(pl.Float64) + left.is_null().cast(pl.Float64) * 0.0
+        return pl.when(right == 0).then(None).otherwise(left.cast(pl.Float64) / divisor)
     if ctx.typ(node) == "timestamp":
         left, right = as_timestamp(left, lt), as_timestamp(right, rt)
     elif ctx.typ(node) == "date":  # date +/- integer days
