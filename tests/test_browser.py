@@ -132,6 +132,27 @@ def test_every_page_in_chromium(server):
                     )
                 page.goto(target)
                 _settle(page, marker)
+                if name == "builder":
+                    rule = "event_count('charged', within => '90 days') >= 2"
+                    box = page.get_by_role("textbox", name="Rule")
+                    box.fill(rule)
+                    box.press("Control+Enter")
+                    page.get_by_text(rule[:20]).first.wait_for(timeout=30_000)
+                    metric = page.locator('[data-testid="stMetric"]').filter(
+                        has_text="Matching users"
+                    )
+                    expected = f"{store.count(rule, as_of='2026-06-30'):,}"
+                    deadline = time.monotonic() + 30
+                    value = ""
+                    while time.monotonic() < deadline:
+                        value = metric.locator('[data-testid="stMetricValue"]').inner_text()
+                        if value == expected:
+                            break
+                        time.sleep(0.2)
+                    assert value == expected
+                    # the visual builder followed the text: an event row counting times
+                    page.screenshot(path=str(ARTIFACTS / "builder-typed.png"), full_page=True)
+                    assert page.get_by_text("Times", exact=True).count() == 1
                 if name == "user":
                     uid = store.scan_users().select("user_id").head(1).collect().item()
                     box = page.get_by_label("User id")
