@@ -204,6 +204,9 @@ DIFF_RULES = [
     "country = 'US' AND did('app_launched', since => today() - 3)",
     "did('charged', since => DATE '2026-06-10') OR age > 70",
     "in_segment('pricing_fans') AND NOT in_segment('recent_buyers')",
+    "event_periods('app_launched', period => '36 hours', within => '6 days') >= 2",
+    "did('charged', within => '36 hours') OR event_distinct('charged', 'quantity', "
+    "within => '30 days') >= 2",
     # fallbacks to one evaluation per point: a filter reading now(), min of a string
     "event_count('charged', where => amount > 10 AND ts >= now() - interval '3 days') >= 1",
     "event_min('charged', 'payment_method') = 'card'",
