@@ -53,7 +53,7 @@ MAX_RULE_CHARS = 100_000
 MAX_DEPTH = 64
 MAX_TREE_DEPTH = 160  # operators nested in one another (e.g. a + b + c + ...)
 MAX_NODES = 20_000
-_PARSE_RECURSION = 8_000  # sqlglot's recursive descent needs ~20 frames per '(' level
+_PARSE_RECURSION = 4_000  # sqlglot's recursive descent needs ~20 frames per '(' level
 MAX_INTERVAL_US = 100 * 366 * 86_400 * 1_000_000
 MAX_INT = 2**63 - 1
 
