@@ -192,7 +192,7 @@ def profile(
     schema = schema_of(store, check_names=False)
     if attributes is None:
         attributes = [a for a in DEFAULT_ATTRIBUTES if a in schema.users]
-    unknown = [a for a in attributes if a not in schema.users]
+    unknown = [a for a in attributes if a not in schema.users or a == "user_id"]
     if unknown:
         raise UsageError(
             f"unknown attribute(s) {', '.join(map(repr, unknown))}; "

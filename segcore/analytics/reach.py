@@ -73,6 +73,7 @@ def _flags(
         except RuleError as exc:
             errors[name] = str(exc)
     cols = sorted(set().union(*(tree_columns(t) for t in trees.values())) & set(schema.users))
+    cols = [c for c in cols if c != "user_id"]  # the key itself
     frame = ids.select("user_id")
     if cols:
         frame = frame.join(
@@ -173,7 +174,9 @@ def reachable_members(
     name, text = next(iter(rules.items()))
     schema = schema_of(store, check_names=False)
     tree = parse_channel(text, schema)
-    contact = [c for c in sorted(tree_columns(tree)) if schema.users.get(c) == "string"]
+    contact = [
+        c for c in sorted(tree_columns(tree) - {"user_id"}) if schema.users.get(c) == "string"
+    ]
     contact = [c for c in CONTACT_COLUMNS if c in contact] + [
         c for c in contact if c not in CONTACT_COLUMNS
     ]

@@ -617,7 +617,11 @@ def grid(
         ]
         + [pl.lit(False).alias(columns[InSegment(r)]) for r in subs]
     )
-    null_member = bool(_eval_frame(rewritten, null_frame, gschema, columns, last).any())
+    # a rule reading user_id (never NULL) cannot be judged by the null row
+    reads_key = "user_id" in attrs
+    null_member = reads_key or bool(
+        _eval_frame(rewritten, null_frame, gschema, columns, last).any()
+    )
 
     # candidate users: with attributes, with events a term reads, in a referenced
     # segment, or (when a user with nothing can be a member) with any event
@@ -656,11 +660,12 @@ def grid(
     for c in sorted(tree_columns(rewritten) & {NOW, TODAY}):  # only when the rule reads them
         cols[c] = clock[c].gather(np.tile(np.arange(P), U))
     if static or kept:
+        joined = [a for a in attrs if a != "user_id"]  # user_id is the key itself
         attr_frame = (
             index.join(
-                store.scan_users().select("user_id", *attrs).collect(), on="user_id", how="left"
+                store.scan_users().select("user_id", *joined).collect(), on="user_id", how="left"
             ).sort("uid")
-            if attrs
+            if joined
             else index
         )
         values = _static_values(static, attr_frame, schema, last)
