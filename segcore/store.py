@@ -71,7 +71,7 @@ def _unified_schema(files: list[Path]) -> dict[str, pl.DataType]:
     schema: dict[str, pl.DataType] = {}
     for f in files:
         try:
-            file_schema = pl.read_parquet_schema(f)
+            file_schema = pl.scan_parquet(f, glob=False).collect_schema()  # '[' is no glob
         except Exception as exc:  # corrupt file in the store
             raise StoreError(f"cannot read {f}: {exc}") from None
         for name, dtype in file_schema.items():
@@ -183,7 +183,7 @@ class Store:
         if not files:
             return pl.LazyFrame(schema=schema)
         return pl.scan_parquet(
-            files, schema=schema, missing_columns="insert", extra_columns="ignore"
+            files, schema=schema, missing_columns="insert", extra_columns="ignore", glob=False
         )
 
     def scan_users(self) -> pl.LazyFrame:
@@ -193,7 +193,7 @@ class Store:
         if not files:
             return pl.LazyFrame(schema=schema)
         return pl.scan_parquet(
-            files, schema=schema, missing_columns="insert", extra_columns="ignore"
+            files, schema=schema, missing_columns="insert", extra_columns="ignore", glob=False
         )
 
     def event_names(self) -> list[str]:

@@ -183,7 +183,7 @@ def read_parquet(path: Path, shown: str, encoding: str = "utf-8") -> pl.DataFram
     if path.stat().st_size == 0:
         raise IngestError(f"{shown}: file is empty")
     try:
-        df = pl.read_parquet(path)
+        df = pl.read_parquet(path, glob=False)  # a '[' in a file name is no pattern
     except (pl.exceptions.PolarsError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise IngestError(
