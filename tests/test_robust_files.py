@@ -362,3 +362,27 @@ def test_parquet_ts_of_no_instant_type_is_refused_not_a_cast_error(home, tmp_pat
         ingest(Store(home), "events", [src])
     assert str(err.value).startswith(f"{src}: row 1: unparseable ts '")
     assert snapshot(home) == before
+
+
+# ---------------------------------------------------------------------- dashboard uploads
+@pytest.mark.parametrize("name", ["half.parquet", "broken_mid.ndjson", "latin1.csv", "empty.csv"])
+def test_dashboard_upload_uses_the_same_validation_as_the_cli(home, name):
+    from dashboard.imports import run_import
+
+    content, kind, problem = REFUSED[name]
+    before = snapshot(home)
+    with pytest.raises(IngestError) as err:
+        run_import(Store(home), kind, [(f"../../{name}", content)])
+    message = str(err.value)
+    assert message.split(": ", 1)[0].endswith(f"/{name}")  # no path from the browser is used
+    assert message.split(": ", 1)[1].startswith(problem)
+    assert snapshot(home) == before
+
+
+def test_dashboard_upload_size_is_limited():
+    import re
+
+    config = (Path(__file__).parents[1] / ".streamlit" / "config.toml").read_text()
+    server = config.split("[server]", 1)[1].split("\n[", 1)[0]
+    limit = int(re.search(r"^maxUploadSize\s*=\s*(\d+)", server, re.M).group(1))
+    assert 1 <= limit <= 1024  # megabytes
