@@ -111,7 +111,11 @@ def _settle(page, marker: str) -> None:
     deadline = time.monotonic() + 60
     while page.locator('[data-testid="stStatusWidget"]').count() and time.monotonic() < deadline:
         time.sleep(0.2)
-    page.wait_for_timeout(800)  # let charts finish drawing
+    frames = page.locator('[data-testid="stDataFrame"]')
+    for i in range(frames.count()):
+        if frames.nth(i).is_visible():
+            frames.nth(i).locator("canvas").first.wait_for(state="attached", timeout=30_000)
+    page.wait_for_timeout(1500)  # let tables and charts finish drawing
 
 
 def test_every_page_in_chromium(server):

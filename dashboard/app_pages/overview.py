@@ -87,6 +87,7 @@ with right, guard("segments"):
             hide_index=True,
             width="stretch",
             key="ov_segments",
+            height=min(35 * (len(rows) + 1) + 3, 640),
             column_config={
                 "Members": st.column_config.NumberColumn(format="localized"),
                 "Last 30 days": st.column_config.LineChartColumn(
