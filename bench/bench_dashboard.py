@@ -6,7 +6,7 @@ Usage::
 
 Generates (once) a sample store under ``bench/.stores/dashboard-<users>x<days>/`` with
 the example segments, then, for each page, times ``AppTest.run()``: the first render
-in a fresh session (cold caches: ``st.cache_data`` cleared) and a cached rerun
+in a fresh session (cold caches: ``st.cache_data`` and ``st.cache_resource`` cleared) and a cached rerun
 (the same page again, the median of ``--repeat``), and on the builder the live preview
 of new rules typed in the editor (first time, then again). Prints a table (seconds).
 """
@@ -67,6 +67,7 @@ def main() -> None:
     print(f"{'page':<10} {'first render (s)':>17} {'cached rerun (s)':>17}")
     for page in PAGES:
         st.cache_data.clear()
+        st.cache_resource.clear()
         at = AppTest.from_file(app, default_timeout=300)
         if page == "user":
             at.session_state["ul_id"] = uid
