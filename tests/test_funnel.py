@@ -170,16 +170,25 @@ def test_exclusions(tmp_path: Path) -> None:
         ("u4", "b", "2026-06-01T10:10:00"),
         ("u4", "c", "2026-06-01T10:20:00"),
     ]
+    rows += [
+        # the first b has an x before c; the second b gives a clean b -> c span
+        ("u5", "a", "2026-06-01T10:00:00"),
+        ("u5", "b", "2026-06-01T10:02:00"),
+        ("u5", "x", "2026-06-01T10:03:00"),
+        ("u5", "b", "2026-06-01T10:04:00"),
+        ("u5", "c", "2026-06-01T10:05:00"),
+    ]
     store = make_store(tmp_path, rows)
     steps = ["a", "b", "c"]
-    assert users(funnel(store, steps, "1h", DAY, DAY)) == [4, 4, 4]
+    assert users(funnel(store, steps, "1h", DAY, DAY)) == [5, 5, 5]
     # default: between first and last step -> u1 and u2 cannot complete
-    assert users(funnel(store, steps, "1h", DAY, DAY, exclusions=["x"])) == [4, 4, 2]
-    # between steps 0 and 1: only u1's x counts (u1 stops at level 1)
+    assert users(funnel(store, steps, "1h", DAY, DAY, exclusions=["x"])) == [5, 5, 2]
+    # between steps 0 and 1: u1's x counts (u1 stops at level 1); u5's x is after b
     r = funnel(store, steps, "1h", DAY, DAY, exclusions=[{"event": "x", "between": [0, 1]}])
-    assert users(r) == [4, 3, 3]
+    assert users(r) == [5, 4, 4]
+    # between steps 1 and 2: u2's x; u5 re-anchors on its second b
     r = funnel(store, steps, "1h", DAY, DAY, exclusions=[{"event": "x", "between": [1, 2]}])
-    assert users(r) == [4, 4, 3]
+    assert users(r) == [5, 5, 4]
     with pytest.raises(UsageError, match="between"):
         funnel(store, steps, "1h", DAY, DAY, exclusions=[{"event": "x", "between": [2, 1]}])
 
@@ -688,3 +697,46 @@ def test_exclusive_where_filters_match_chdb(tmp_path: Path, strict: bool) -> Non
     rows = [json.loads(line) for line in chdb.query(sql).bytes().decode().splitlines()]
     by_level = {int(r["level"]): int(r["n"]) for r in rows}
     assert got == [sum(n for lv, n in by_level.items() if lv >= i) for i in range(1, 4)]
+
+
+def brute_excluded(
+    evs: list[tuple], names: list[str], window_us: int, lo: int, hi: int, span: tuple[int, int]
+) -> int:
+    """Level with one exclusion event 'x' forbidden strictly inside steps span[0]..span[1]."""
+    xs = [e[0] for e in evs if e[1] == "x"]
+    best = 0
+
+    def dfs(chain: list[tuple]) -> None:
+        nonlocal best
+        i = len(chain)
+        if i > span[1] and any(chain[span[0]][0] < x < chain[span[1]][0] for x in xs):
+            return
+        best = max(best, i)
+        if i == len(names):
+            return
+        for e in evs:
+            if e[1] == names[i] and e[0] >= chain[-1][0] and e[0] - chain[0][0] <= window_us:
+                dfs(chain + [e])
+
+    for e in evs:
+        if e[1] == names[0] and lo <= e[0] < hi:
+            dfs([e])
+    return best
+
+
+@pytest.mark.parametrize("span", [(0, 2), (1, 2), (1, 3), (2, 3), (0, 1)])
+def test_exclusions_match_brute_force(tmp_path: Path, span: tuple[int, int]) -> None:
+    names = ["a", "b", "c", "d"]
+    df = random_events(41, 900, names + ["x"], 60, 2 * 86400, unit_s=900)
+    store = make_store(tmp_path, list(zip(df["user_id"], df["event"], df["ts"], strict=True)))
+    lo = int(ts("2026-06-01T00:00:00").timestamp() * 1e6)
+    hi = lo + 86400 * 1_000_000
+    w = 8 * 3600 * 1_000_000
+    levels = [
+        brute_excluded(list(zip(g["t"], g["event"], strict=True)), names, w, lo, hi, span)
+        for _, g in df.with_columns(pl.col("ts").dt.epoch("us").alias("t")).group_by("user_id")
+    ]
+    expected = [sum(1 for v in levels if v >= i) for i in range(1, 5)]
+    got = funnel(store, names, "8h", DAY, DAY, exclusions=[{"event": "x", "between": list(span)}])
+    assert users(got) == expected
+    assert expected[3] > 0 and expected[1] > expected[3]

@@ -30,9 +30,12 @@ where ClickHouse loses a chain: it keeps only the newest chain per step, so with
 Options
 -------
 - ``exclusions``: ``[{"event": E, "where": ..., "between": [i, j]}]`` (0-based step
-  indexes, default first and last step). The chain of an entry (its greedy-earliest
-  chain) is disqualified from step j on when an exclusion event lies strictly
-  between its step-i and step-j events. Exact for exclusions starting at step 0.
+  indexes, default first and last step). A chain is disqualified from step j on
+  when an exclusion event lies strictly between its step-i and step-j events. For
+  i = 0 the entry's earliest chain is checked; for i > 0 the chain is re-anchored on
+  the first step-i event (after its step i-1) whose earliest sub-chain to step j is
+  clean. Exact when the exclusion spans share no step (otherwise each span is
+  re-anchored on its own).
 - ``order="any"``: a user's level is the largest j such that events matching
   S1..Sj (one per step) all fall in some interval ``[t, t + W]`` whose earliest
   event (``ts = t``) is in ``[from, to)``. One event per step is exact for mutually
@@ -355,48 +358,109 @@ class Chains:
     user_ids: pl.Series
 
 
+def _step_join(cur: pl.DataFrame, ev: pl.DataFrame, i: int, key: str) -> pl.DataFrame:
+    """Each chain's earliest step-``i`` event from rid ``key`` on: adds ``t{i}``, ``_nxt``."""
+    right = ev.filter(_matches(ev, i)).select(
+        pl.col("g").alias("_g"),
+        pl.col("rid").alias("_r"),
+        pl.col("ts").alias(f"t{i}"),
+        pl.col("nxt").alias("_nxt"),
+    )
+    # rows are ordered by (group, ts[, step]): the first row at or after `key` is the
+    # earliest allowed event when it belongs to the same group
+    return (
+        cur.join_asof(right, left_on=key, right_on="_r", strategy="forward", check_sortedness=False)
+        .filter(pl.col("_g") == pl.col("g"))
+        .drop("_g", "_r")
+    )
+
+
+def _no_exclusion(cur: pl.DataFrame, ev: pl.DataFrame, n: int, ta: str, tb: str) -> pl.DataFrame:
+    """Keep the rows with no exclusion-``n`` event strictly between ``ta`` and ``tb``."""
+    xs = ev.filter(pl.col(f"x{n}")).select("u", pl.col("ts").alias("_x")).sort("_x")
+    return (
+        cur.sort(ta)
+        .join_asof(
+            xs,
+            left_on=ta,
+            right_on="_x",
+            by="u",
+            strategy="forward",
+            allow_exact_matches=False,
+            check_sortedness=False,
+        )
+        .filter(pl.col("_x").is_null() | (pl.col("_x") >= pl.col(tb)))
+        .drop("_x")
+    )
+
+
+def _clean_spans(ev: pl.DataFrame, n: int, a: int, b: int) -> pl.DataFrame:
+    """For every step-``a`` event: its greedy sub-chain to step ``b`` when no
+    exclusion-``n`` event lies strictly inside it (``_g, _r, t{b}, _nxt``, by rid)."""
+    c = ev.filter(_matches(ev, a)).select(
+        "g", "u", pl.col("rid").alias("_ra"), pl.col("ts").alias("_ta"), "nxt"
+    )
+    for j in range(a + 1, b + 1):
+        c = _step_join(c, ev, j, "nxt").drop("nxt").rename({"_nxt": "nxt"})
+        if j < b:
+            c = c.drop(f"t{j}")
+    c = _no_exclusion(c, ev, n, "_ta", f"t{b}")
+    return c.select(
+        pl.col("g").alias("_g"), pl.col("_ra").alias("_r"), f"t{b}", pl.col("nxt").alias("_nxt")
+    ).sort("_r")
+
+
 def _ordered_chains(ev: pl.DataFrame, spec: FunnelSpec) -> list[pl.DataFrame]:
     to_us = _epoch_us(spec.end)
     k = len(spec.steps)
-    cur = ev.filter(_matches(ev, 0) & (pl.col("ts") < to_us)).select(
-        "g", "u", pl.col("orig").alias("r0"), pl.col("ts").alias("t0"), "nxt"
-    )
-    out = [cur.select("u", "r0", "t0", pl.col("t0").alias("t_end"))]
     excl_at: dict[int, list[tuple[int, int]]] = {}
     for n, x in enumerate(spec.exclusions):
         excl_at.setdefault(x.between[1], []).append((n, x.between[0]))
-    needed = {a for lst in excl_at.values() for _, a in lst}
+    # exclusions from step 0 check the chain; later ones re-anchor it (see _clean_spans)
+    needed_n = {a - 1 for lst in excl_at.values() for _, a in lst if a > 0}
+    cur = ev.filter(_matches(ev, 0) & (pl.col("ts") < to_us)).select(
+        "g",
+        "u",
+        pl.col("orig").alias("r0"),
+        pl.col("ts").alias("t0"),
+        "nxt",
+        *([pl.col("nxt").alias("n0")] if 0 in needed_n else []),
+    )
+    out = [cur.select("u", "r0", "t0", pl.col("t0").alias("t_end"))]
     for i in range(1, k):
-        right = ev.filter(_matches(ev, i)).select(
-            pl.col("g").alias("_g"),
-            pl.col("rid").alias("_r"),
-            pl.col("ts").alias(f"t{i}"),
-            pl.col("nxt").alias("_nxt"),
-        )
-        # rows are ordered by (group, ts, step): the first row at or after nxt is the
-        # earliest allowed event when it belongs to the same group
-        cur = cur.join_asof(
-            right, left_on="nxt", right_on="_r", strategy="forward", check_sortedness=False
-        ).filter((pl.col("_g") == pl.col("g")) & (pl.col(f"t{i}") - pl.col("t0") <= spec.window_us))
+        within = pl.col(f"t{i}") - pl.col("t0") <= spec.window_us
+        cur = _step_join(cur, ev, i, "nxt").filter(within)
         resorted = False
-        for n, a in excl_at.get(i, []):
-            xs = ev.filter(pl.col(f"x{n}")).select("u", pl.col("ts").alias("_x")).sort("_x")
-            cur, resorted = cur.sort(f"t{a}"), True
-            cur = (
-                cur.join_asof(
-                    xs,
-                    left_on=f"t{a}",
-                    right_on="_x",
-                    by="u",
-                    strategy="forward",
-                    allow_exact_matches=False,
-                    check_sortedness=False,
+        for n, a in sorted(excl_at.get(i, []), key=lambda e: -e[1]):
+            if a > 0:  # the first clean span from step a that starts after step a-1
+                spans = _clean_spans(ev, n, a, i)
+                cur = (
+                    cur.drop(f"t{i}", "_nxt")
+                    .sort(f"n{a - 1}")
+                    .join_asof(
+                        spans,
+                        left_on=f"n{a - 1}",
+                        right_on="_r",
+                        strategy="forward",
+                        check_sortedness=False,
+                    )
+                    .filter((pl.col("_g") == pl.col("g")) & within)
+                    .drop("_g", "_r")
                 )
-                .filter(pl.col("_x").is_null() | (pl.col("_x") >= pl.col(f"t{i}")))
-                .drop("_x")
-            )
-        keep_t = [f"t{j}" for j in range(1, i + 1) if j in needed or j == i]
-        cur = cur.select("g", "u", "r0", "t0", *keep_t, pl.col("_nxt").alias("nxt"))
+            else:
+                cur = _no_exclusion(cur, ev, n, "t0", f"t{i}")
+            resorted = True
+        keep_n = [f"n{j}" for j in range(i) if j in needed_n]
+        cur = cur.select(
+            "g",
+            "u",
+            "r0",
+            "t0",
+            f"t{i}",
+            *keep_n,
+            pl.col("_nxt").alias("nxt"),
+            *([pl.col("_nxt").alias(f"n{i}")] if i in needed_n else []),
+        )
         if resorted:
             cur = cur.sort("nxt")
         out.append(cur.select("u", "r0", "t0", pl.col(f"t{i}").alias("t_end")))
