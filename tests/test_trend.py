@@ -303,3 +303,14 @@ def test_cli_trend_json(shop, capsys):
     assert [p["members"] for p in many["everyone"]["points"]] == [2, 2]
     assert main([*args[:5], "--from", "2026-06-05", "--to", "2026-06-01"]) == 2
     assert "before it starts" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "rule", [DIFF_RULES[0], DIFF_RULES[10], DIFF_RULES[11], DIFF_RULES[16], DIFF_RULES[19]]
+)
+def test_blocks_of_users_give_the_same_trend(diff_store, monkeypatch, rule):
+    import segcore.analytics.trend as trend_module
+
+    whole = trend(diff_store, rule, "2026-06-05", "2026-06-18")
+    monkeypatch.setattr(trend_module, "CHUNK_CELLS", 1000)  # 66 users per block
+    assert trend(diff_store, rule, "2026-06-05", "2026-06-18").equals(whole)

@@ -75,6 +75,7 @@ NEG = np.iinfo(np.int64).min
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 NOW, TODAY = "__now", "__today"
 STEPS = {"day": DAY_US, "week": 7 * DAY_US}
+CHUNK_CELLS = 8_000_000  # (user, point) cells evaluated at once: bounds the memory
 
 
 # --------------------------------------------------------------------------- points
@@ -515,10 +516,14 @@ def _sequence_parts(w: _Work, node: Sequence, lo: np.ndarray, hi: np.ndarray) ->
     return {"n": _deltas(joined, None, P)}
 
 
-def _matrix(part: _Part, U: int, P: int) -> np.ndarray:
+def _matrix(part: _Part, U: int, P: int, u0: int = 0) -> np.ndarray:
+    """The (users ``u0..u0+U``) x P values of a part."""
     if part.matrix is not None:
-        return part.matrix
+        return part.matrix[u0 : u0 + U]
     uid, j, v = part.rows
+    if u0 or len(uid) and uid.max() >= U:
+        keep = (uid >= u0) & (uid < u0 + U)
+        uid, j, v = uid[keep] - u0, j[keep], v[keep]
     if part.how == "add":
         flat = np.bincount(uid * P + j, weights=v, minlength=U * P)
         return np.cumsum(flat.reshape(U, P), axis=1)
@@ -655,10 +660,7 @@ def grid(
                 else _behavior_parts(w, t, lo, hi)
             )
 
-    rep = np.repeat(np.arange(U, dtype=np.int64), P)
-    cols: dict[str, pl.Series] = {"__row": pl.Series(np.zeros(U * P, dtype=np.bool_))}
-    for c in sorted(tree_columns(rewritten) & {NOW, TODAY}):  # only when the rule reads them
-        cols[c] = clock[c].gather(np.tile(np.arange(P), U))
+    values = attr_frame = None
     if static or kept:
         joined = [a for a in attrs if a != "user_id"]  # user_id is the key itself
         attr_frame = (
@@ -669,21 +671,26 @@ def grid(
             else index
         )
         values = _static_values(static, attr_frame, schema, last)
+    aligned = {ref: _align(g, index, U, P) for ref, g in subs.items()}
+    M = np.zeros((U, P), dtype=bool)
+    block = max(1, CHUNK_CELLS // P)
+    for u0 in range(0, U, block):  # ok-loop: blocks of users bound the memory
+        n = min(U, u0 + block) - u0
+        rep = np.repeat(np.arange(u0, u0 + n, dtype=np.int64), P)
+        cols: dict[str, pl.Series] = {"__row": pl.Series(np.zeros(n * P, dtype=np.bool_))}
+        for c in sorted(tree_columns(rewritten) & {NOW, TODAY}):  # only when read
+            cols[c] = clock[c].gather(np.tile(np.arange(P), n))
         for c in static:
             cols[c] = values[c].gather(rep)
         for c in kept:
             cols[c] = attr_frame[c].gather(rep)
-    for t in terms:
-        mats = {k: _matrix(p, U, P) for k, p in parts[t].items()}
-        cols[columns[t]] = _term_series(t, mats, schema)
-    for ref, g in subs.items():
-        cols[columns[InSegment(ref)]] = pl.Series(_align(g, index, U, P).ravel())
-    frame = pl.DataFrame([s.rename(name) for name, s in cols.items()])
-    M = (
-        _eval_frame(rewritten, frame, gschema, columns, last).reshape(U, P)
-        if U
-        else np.zeros((0, P), dtype=bool)
-    )
+        for t in terms:
+            mats = {k: _matrix(p, n, P, u0) for k, p in parts[t].items()}
+            cols[columns[t]] = _term_series(t, mats, schema)
+        for ref, a in aligned.items():
+            cols[columns[InSegment(ref)]] = pl.Series(a[u0 : u0 + n].ravel())
+        frame = pl.DataFrame([s.rename(name) for name, s in cols.items()])
+        M[u0 : u0 + n] = _eval_frame(rewritten, frame, gschema, columns, last).reshape(n, P)
     if null_member:
         inside = (
             index.join(users.with_columns(known=pl.lit(True)), on="user_id", how="left")
