@@ -724,19 +724,19 @@ def brute_excluded(
     return best
 
 
-@pytest.mark.parametrize("span", [(0, 2), (1, 2), (1, 3), (2, 3), (0, 1)])
+@pytest.mark.parametrize("span", [(0, 3), (0, 2), (1, 2), (1, 3), (2, 3), (0, 1)])
 def test_exclusions_match_brute_force(tmp_path: Path, span: tuple[int, int]) -> None:
     names = ["a", "b", "c", "d"]
-    df = random_events(41, 900, names + ["x"], 60, 2 * 86400, unit_s=900)
+    df = random_events(41, 1500, names + ["x", "x"], 30, 86400, unit_s=600)
     store = make_store(tmp_path, list(zip(df["user_id"], df["event"], df["ts"], strict=True)))
     lo = int(ts("2026-06-01T00:00:00").timestamp() * 1e6)
     hi = lo + 86400 * 1_000_000
-    w = 8 * 3600 * 1_000_000
+    w = 6 * 3600 * 1_000_000
     levels = [
         brute_excluded(list(zip(g["t"], g["event"], strict=True)), names, w, lo, hi, span)
         for _, g in df.with_columns(pl.col("ts").dt.epoch("us").alias("t")).group_by("user_id")
     ]
     expected = [sum(1 for v in levels if v >= i) for i in range(1, 5)]
-    got = funnel(store, names, "8h", DAY, DAY, exclusions=[{"event": "x", "between": list(span)}])
+    got = funnel(store, names, "6h", DAY, DAY, exclusions=[{"event": "x", "between": list(span)}])
     assert users(got) == expected
     assert expected[3] > 0 and expected[1] > expected[3]
