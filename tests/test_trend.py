@@ -206,6 +206,8 @@ DIFF_RULES = [
     "in_segment('pricing_fans') AND NOT in_segment('recent_buyers')",
     "event_periods('app_launched', period => '36 hours', within => '6 days') >= 2",
     "(user_id < 'u0005' AND did('charged', within => '3 days')) OR user_id = 'u000001'",
+    "1 = 1 AND did('charged', within => '2 days')",
+    "now() > TIMESTAMP '2026-06-10 00:00:00' OR 1 = 2",
     "did('charged', within => '36 hours') OR event_distinct('charged', 'quantity', "
     "within => '30 days') >= 2",
     # fallbacks to one evaluation per point: a filter reading now(), min of a string

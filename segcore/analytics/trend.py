@@ -631,7 +631,8 @@ def grid(
     # candidate users: with attributes, with events a term reads, in a referenced
     # segment, or (when a user with nothing can be a member) with any event
     users = store.scan_users().select("user_id").collect()
-    id_parts = [users["user_id"]]
+    # (a rule reading no attribute: users without events behave like the null row)
+    id_parts = [users["user_id"]] if attrs or null_member else []
     if w.events is not None:
         id_parts.append(w.events["user_id"].unique())
     id_parts += [g.ids for g in subs.values()]
@@ -645,6 +646,7 @@ def grid(
             .collect()
         )
         id_parts.append(first_ts["user_id"])
+    id_parts.append(pl.Series("user_id", [], dtype=pl.String))
     ids = pl.concat([s.cast(pl.String).rename("user_id") for s in id_parts]).unique().sort()
     U = len(ids)
     index = pl.DataFrame({"user_id": ids, "uid": np.arange(U, dtype=np.int64)})
@@ -721,7 +723,8 @@ def _static_values(
     ctx = Ctx(T, schema)
     if not static:
         return pl.DataFrame()
-    return frame.select([to_expr(n, ctx).alias(name) for name, n in static.items()])
+    exprs = [to_expr(n, ctx).alias(name) for name, n in static.items()]
+    return frame.with_columns(exprs).select(list(static))  # constants broadcast to every row
 
 
 def _align(g: Grid, index: pl.DataFrame, U: int, P: int) -> np.ndarray:
