@@ -700,7 +700,13 @@ def test_exclusive_where_filters_match_chdb(tmp_path: Path, strict: bool) -> Non
 
 
 def brute_excluded(
-    evs: list[tuple], names: list[str], window_us: int, lo: int, hi: int, span: tuple[int, int]
+    evs: list[tuple],
+    names: list[str],
+    window_us: int,
+    lo: int,
+    hi: int,
+    span: tuple[int, int],
+    strict: bool = False,
 ) -> int:
     """Level with one exclusion event 'x' forbidden strictly inside steps span[0]..span[1]."""
     xs = [e[0] for e in evs if e[1] == "x"]
@@ -715,7 +721,8 @@ def brute_excluded(
         if i == len(names):
             return
         for e in evs:
-            if e[1] == names[i] and e[0] >= chain[-1][0] and e[0] - chain[0][0] <= window_us:
+            later = e[0] > chain[-1][0] if strict else e[0] >= chain[-1][0]
+            if e[1] == names[i] and later and e[0] - chain[0][0] <= window_us:
                 dfs(chain + [e])
 
     for e in evs:
@@ -724,8 +731,21 @@ def brute_excluded(
     return best
 
 
-@pytest.mark.parametrize("span", [(0, 3), (0, 2), (1, 2), (1, 3), (2, 3), (0, 1)])
-def test_exclusions_match_brute_force(tmp_path: Path, span: tuple[int, int]) -> None:
+@pytest.mark.parametrize(
+    ("span", "strict"),
+    [
+        ((0, 3), False),
+        ((0, 2), False),
+        ((1, 2), False),
+        ((1, 3), False),
+        ((2, 3), False),
+        ((0, 1), False),
+        ((1, 2), True),
+        ((0, 3), True),
+        ((2, 3), True),
+    ],
+)
+def test_exclusions_match_brute_force(tmp_path: Path, span: tuple[int, int], strict: bool) -> None:
     names = ["a", "b", "c", "d"]
     df = random_events(41, 1500, names + ["x", "x"], 30, 86400, unit_s=600)
     store = make_store(tmp_path, list(zip(df["user_id"], df["event"], df["ts"], strict=True)))
@@ -733,10 +753,18 @@ def test_exclusions_match_brute_force(tmp_path: Path, span: tuple[int, int]) -> 
     hi = lo + 86400 * 1_000_000
     w = 6 * 3600 * 1_000_000
     levels = [
-        brute_excluded(list(zip(g["t"], g["event"], strict=True)), names, w, lo, hi, span)
+        brute_excluded(list(zip(g["t"], g["event"], strict=True)), names, w, lo, hi, span, strict)
         for _, g in df.with_columns(pl.col("ts").dt.epoch("us").alias("t")).group_by("user_id")
     ]
     expected = [sum(1 for v in levels if v >= i) for i in range(1, 5)]
-    got = funnel(store, names, "6h", DAY, DAY, exclusions=[{"event": "x", "between": list(span)}])
+    got = funnel(
+        store,
+        names,
+        "6h",
+        DAY,
+        DAY,
+        strict=strict,
+        exclusions=[{"event": "x", "between": list(span)}],
+    )
     assert users(got) == expected
     assert expected[3] > 0 and expected[1] > expected[3]
