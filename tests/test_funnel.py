@@ -768,3 +768,29 @@ def test_exclusions_match_brute_force(tmp_path: Path, span: tuple[int, int], str
     )
     assert users(got) == expected
     assert expected[3] > 0 and expected[1] > expected[3]
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_hold_matches_brute_force(tmp_path: Path, strict: bool) -> None:
+    names = ["a", "b", "c"]
+    df = random_events(51, 1500, names, 40, 86400, unit_s=600)
+    store = make_store(
+        tmp_path,
+        list(zip(df["user_id"], df["event"], df["ts"], strict=True)),
+        {"p": df["p"].to_list()},
+    )
+    lo = int(ts("2026-06-01T00:00:00").timestamp() * 1e6)
+    hi = lo + 86400 * 1_000_000
+    w = 3 * 3600 * 1_000_000
+    t = df.with_columns(pl.col("ts").dt.epoch("us").alias("t"))
+    levels: dict[str, int] = {}
+    for (uid, _), g in t.group_by("user_id", "p"):  # a chain lives inside one value of p
+        steps = [(n, lambda p: True) for n in names]
+        level = brute_level(
+            list(zip(g["t"], g["event"], g["p"], strict=True)), steps, w, lo, hi, strict
+        )
+        levels[uid] = max(levels.get(uid, 0), level)
+    expected = [sum(1 for v in levels.values() if v >= i) for i in range(1, 4)]
+    got = users(funnel(store, names, "3h", DAY, DAY, strict=strict, hold="p"))
+    assert got == expected
+    assert got != users(funnel(store, names, "3h", DAY, DAY, strict=strict))
