@@ -38,8 +38,9 @@ Options
   re-anchored on its own).
 - ``order="any"``: a user's level is the largest j such that events matching
   S1..Sj (one per step) all fall in some interval ``[t, t + W]`` whose earliest
-  event (``ts = t``) is in ``[from, to)``. One event per step is exact for mutually
-  exclusive steps (with overlapping steps one event may serve two steps).
+  event (``ts = t``) is in ``[from, to)``. Exact for mutually exclusive steps and for
+  repeated identical steps (the c-th copy takes the c-th matching event); with other
+  overlapping filters one event may serve two steps.
 - ``hold``: a property that every event of a chain shares (NULL never matches).
 - Time to convert: per user and step, the shortest qualifying chain from its
   first event to that step's event (any order: to the last of steps 1..i).
@@ -472,13 +473,32 @@ def _any_order_chains(ev: pl.DataFrame, spec: FunnelSpec) -> list[pl.DataFrame]:
     starts = ev.filter((pl.col("s") < k) & (pl.col("ts") < _epoch_us(spec.end))).select(
         "g", "u", pl.col("orig").alias("r0"), pl.col("ts").alias("t0"), "tie", "s"
     )
-    for i in range(k):
+    seen: dict[tuple[str, str], int] = {}
+    for i, step in enumerate(spec.steps):
+        # the c-th of identical steps needs the c-th matching event (distinct events)
+        same = (step.event, "" if step.where is None else str(step.where))
+        c = seen[same] = seen.get(same, 0) + 1
         right = ev.filter(_matches(ev, i)).select(
             pl.col("g").alias("_g"), pl.col("rid").alias("_r"), pl.col("ts").alias(f"f{i}")
         )
-        starts = starts.join_asof(
-            right, left_on="tie", right_on="_r", strategy="forward", check_sortedness=False
-        )
+        if c == 1:
+            starts = starts.join_asof(
+                right, left_on="tie", right_on="_r", strategy="forward", check_sortedness=False
+            )
+        else:
+            right = right.with_row_index("_p")
+            starts = (
+                starts.join_asof(
+                    right.select("_r", "_p"),
+                    left_on="tie",
+                    right_on="_r",
+                    strategy="forward",
+                    check_sortedness=False,
+                )
+                .with_columns(pl.col("_p") + (c - 1))
+                .join(right.drop("_r"), on="_p", how="left", maintain_order="left")
+                .drop("_p")
+            )
         inside = (pl.col("_g") == pl.col("g")) & (pl.col(f"f{i}") - pl.col("t0") <= spec.window_us)
         starts = starts.with_columns(pl.when(inside).then(pl.col(f"f{i}")).alias(f"f{i}")).drop(
             "_g", "_r"
