@@ -207,6 +207,7 @@ DIFF_RULES = [
     "event_periods('app_launched', period => '36 hours', within => '6 days') >= 2",
     "(user_id < 'u0005' AND did('charged', within => '3 days')) OR user_id = 'u000001'",
     "1 = 1 AND did('charged', within => '2 days')",
+    "event_max('product_viewed', 'price', within => '5 days') > 1000",
     "now() > TIMESTAMP '2026-06-10 00:00:00' OR 1 = 2",
     "did('charged', within => '36 hours') OR event_distinct('charged', 'quantity', "
     "within => '30 days') >= 2",

@@ -314,12 +314,6 @@ def _deltas(frame: pl.DataFrame, value: pl.Expr | None, P: int) -> _Part:
     )
 
 
-def _explode(frame: pl.DataFrame, keys: list[str], value: pl.Expr, agg: str) -> pl.DataFrame:
-    """Per (uid, *keys, a, b) group, the value at every point of ``[a, b)``."""
-    grouped = frame.group_by("uid", "a", "b", *keys).agg(getattr(value, agg)().alias("v"))
-    return grouped.with_columns(j=pl.int_ranges("a", "b")).explode("j")
-
-
 @dataclass
 class _Part:
     """A term's contribution: (uid, j, v) arrays and how they become a matrix."""
@@ -373,9 +367,53 @@ def _behavior_parts(w: _Work, node: Behavior, lo: np.ndarray, hi: np.ndarray) ->
             getattr(pl.col("__v"), agg)().alias("v")
         )
         return {"v": _part(rows, "cum" + agg, np.nan)}
-    rows = _explode(ev, [], pl.col("__v"), agg)
-    rows = rows.group_by("uid", "j").agg(getattr(pl.col("v"), agg)())
-    return {"v": _part(rows, agg, np.nan)}
+    g = ev.group_by("uid", "a", "b").agg(getattr(pl.col("__v"), agg)().alias("v"))
+    uid, a, b = (g[c].to_numpy() for c in ("uid", "a", "b"))
+    out = _range_agg(uid, a, b, g["v"].to_numpy(), agg, w.U, w.pts.P)
+    return {"v": _Part((np.empty(0, np.int64),) * 2 + (np.empty(0),), "dense", matrix=out)}
+
+
+def _range_agg(
+    uid: np.ndarray, a: np.ndarray, b: np.ndarray, v: np.ndarray, agg: str, U: int, P: int
+) -> np.ndarray:
+    """Min/max over a sliding window at every point, with a sparse table.
+
+    The (uid, a, b) groups sorted in time order (a and b never decrease inside a
+    user): at point j a user's window is the contiguous run of groups from the first
+    with ``b > j`` to the last with ``a <= j``; the min/max of a run is two lookups
+    in a table of min/max over runs of 2^k groups (k up to the longest run).
+    """
+    out = np.full((U, P), np.nan)
+    if len(uid) == 0:
+        return out
+    op = np.fmin if agg == "min" else np.fmax
+    key_a = uid * (P + 1) + a
+    key_b = uid * (P + 1) + b
+    order = np.argsort(key_a * (P + 1) + b, kind="stable")
+    key_a, key_b, v = key_a[order], key_b[order], v[order]
+    users = np.unique(uid)
+    qu = np.repeat(users, P)
+    qj = np.tile(np.arange(P, dtype=np.int64), len(users))
+    needle = qu * (P + 1) + qj
+    hi = np.searchsorted(key_a, needle, side="right") - 1
+    lo = np.searchsorted(key_b, needle, side="right")
+    ok = lo <= hi
+    qu, qj, lo, hi = qu[ok], qj[ok], lo[ok], hi[ok]
+    if not len(qu):
+        return out
+    length = hi - lo + 1
+    level = np.floor(np.log2(length)).astype(np.int64)
+    table = [v]
+    while (1 << len(table)) <= length.max():  # ok-loop: log2 of the longest run
+        half = 1 << (len(table) - 1)
+        prev = table[-1]
+        table.append(op(prev[:-half], prev[half:]))
+    res = np.empty(len(qu))
+    for k, t in enumerate(table):  # ok-loop: one pass per table level
+        m = level == k
+        res[m] = op(t[lo[m]], t[hi[m] - (1 << k) + 1])
+    out[qu, qj] = res
+    return out
 
 
 def _codes(values: pl.Series) -> np.ndarray:
