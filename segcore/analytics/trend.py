@@ -390,8 +390,8 @@ def _range_agg(
     key_a = uid * (P + 1) + a
     key_b = uid * (P + 1) + b
     order = np.argsort(key_a * (P + 1) + b, kind="stable")
-    key_a, key_b, v = key_a[order], key_b[order], v[order]
-    users = np.unique(uid)
+    key_a, key_b, v, uid = key_a[order], key_b[order], v[order], uid[order]
+    users = uid[np.concatenate([[True], uid[1:] != uid[:-1]])]  # (np.unique is slow here)
     qu = np.repeat(users, P)
     qj = np.tile(np.arange(P, dtype=np.int64), len(users))
     needle = qu * (P + 1) + qj
