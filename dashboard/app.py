@@ -82,13 +82,16 @@ def sidebar() -> None:
     info = cached.info()
     last = info.get("last_event")
     default = dt.date.fromisoformat(last[:10]) if last else dt.datetime.now(dt.timezone.utc).date()
-    if st.session_state.get("as_of_default") != default:
-        st.session_state["as_of_default"] = default
-        st.session_state["as_of"] = default
+    ss = st.session_state
+    if ss.get("as_of_default") != default or not isinstance(ss.get("as_of_value"), dt.date):
+        ss["as_of_default"] = default
+        ss["as_of_value"] = default
     with st.sidebar:
-        st.date_input(
+        # the value lives in a plain session key: widget state does not survive page switches
+        ss["as_of_value"] = st.date_input(
             "As of (end of day, UTC)",
-            key="as_of",
+            value=ss["as_of_value"],
+            key=f"as_of_{default.isoformat()}",
             help="Segments are evaluated at the end of this day.",
         )
         st.caption(f"Store: `{Path(info['home']).name}`", help=info["home"])
@@ -113,8 +116,14 @@ def main() -> None:
     page = st.navigation(pages)
     with guard():
         first_start()
+    with guard():
         sidebar()
-        page.run()
+    with guard():
+        state.restore_widgets()
+        try:
+            page.run()
+        finally:
+            state.remember_widgets()
 
 
 main()

@@ -49,7 +49,7 @@ def sample_size() -> tuple[int, int]:
 
 def as_of() -> str:
     """The evaluation date chosen in the sidebar (``YYYY-MM-DD``; end of that UTC day)."""
-    day = st.session_state.get("as_of")
+    day = st.session_state.get("as_of_value")
     if isinstance(day, dt.date):
         return day.isoformat()
     return dt.datetime.now(dt.timezone.utc).date().isoformat()
@@ -60,3 +60,59 @@ def go(page: str, **params: str) -> None:
     for key, value in params.items():
         st.session_state[key] = value
     st.switch_page(PAGES[page])
+
+
+# Streamlit forgets a widget's value when a run does not draw it (another page).
+# These page widgets keep their values across page switches.
+KEEP_KEYS = (
+    "sl_search",
+    "b_text",
+    "b_name",
+    "b_desc",
+    "sp_range",
+    "sp_every",
+    "sp_dialect",
+    "fn_steps",
+    "fn_win_n",
+    "fn_win_u",
+    "fn_range",
+    "fn_every",
+    "fn_strict",
+    "fn_any",
+    "fn_excl",
+    "fn_hold",
+    "fn_segment",
+    "fn_compare",
+    "ev_events",
+    "ev_range",
+    "ev_every",
+    "ev_mode",
+    "ev_segment",
+    "ev_segments",
+    "ev_by",
+    "ev_top",
+    "ev_measure",
+    "ul_id",
+)
+KEEP_PREFIXES = ("fn_where_",)
+_STORE = "_kept_widgets"
+
+
+def _kept(key: object) -> bool:
+    return isinstance(key, str) and (key in KEEP_KEYS or key.startswith(KEEP_PREFIXES))
+
+
+def restore_widgets() -> None:
+    """Put back the remembered values of page widgets that Streamlit dropped."""
+    ss = st.session_state
+    for key, value in ss.get(_STORE, {}).items():
+        if key not in ss:
+            ss[key] = value
+
+
+def remember_widgets() -> None:
+    """Remember the current values of the page widgets of :data:`KEEP_KEYS`."""
+    ss = st.session_state
+    kept = dict(ss.get(_STORE, {}))
+    kept.update({k: ss[k] for k in list(ss.keys()) if _kept(k)})
+    ss[_STORE] = kept

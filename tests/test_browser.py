@@ -180,3 +180,33 @@ def test_every_page_in_chromium(server):
                             page.screenshot(path=str(SHOTS / f"segment-{slug}.png"))
         finally:
             browser.close()
+
+
+def test_navigation_between_pages_in_chromium(server):
+    url, store = server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(f"{url}/segments")
+            _settle(page, "Actions")
+            page.get_by_role("button", name="New segment").click()
+            page.wait_for_url("**/builder", timeout=30_000)
+            _settle(page, "Add a condition")
+            page.goto(f"{url}/segments")
+            _settle(page, "Actions")
+            view = page.locator('[data-testid="stButton"]').filter(
+                has=page.locator('[data-testid="stIconMaterial"]', has_text="visibility")
+            )
+            view.nth(1).click()  # the second segment by name
+            page.wait_for_url("**/segment", timeout=30_000)
+            _settle(page, "Members now")
+            page.screenshot(path=str(ARTIFACTS / "navigation.png"), full_page=False)
+            second = [s.name for s in store.catalog.list()][1]
+            assert page.get_by_text(second).count() >= 1
+            size = store.count(segment=second, as_of="2026-06-30")
+            metric = page.locator('[data-testid="stMetric"]').filter(has_text="Members now")
+            assert metric.locator('[data-testid="stMetricValue"]').inner_text() == f"{size:,}"
+            assert page.locator('[data-testid="stException"]').count() == 0
+        finally:
+            browser.close()

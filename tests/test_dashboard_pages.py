@@ -441,3 +441,20 @@ def test_save_and_open_a_funnel(app, store):
     assert fresh.multiselect(key="fn_steps").value == ["signed_up", "charged"]
     assert fresh.selectbox(key="fn_segment").value == "Email subscribers"
     assert metrics(fresh) == first
+
+
+def test_page_widgets_survive_a_trip_to_another_page(app, store):
+    goto(app, "builder")
+    app.text_area(key="b_text").input("age > 30").run()
+    goto(app, "funnels")
+    app.multiselect(key="fn_steps").set_value(["signed_up", "charged"]).run()
+    app.date_input(key="fn_range").set_value(("2026-05-01", AS_OF)).run()
+    goto(app, "segments")
+    goto(app, "builder")
+    assert app.text_area(key="b_text").value == "age > 30"
+    assert n(metrics(app)["Matching users"]) == store.count("age > 30", as_of=AS_OF)
+    goto(app, "funnels")
+    assert_clean(app)
+    assert app.multiselect(key="fn_steps").value == ["signed_up", "charged"]
+    res = store.funnel(["signed_up", "charged"], window="1 days", start="2026-05-01", end=AS_OF)
+    assert n(metrics(app)["Entered the funnel"]) == res["steps"][0]["users"]
