@@ -317,3 +317,34 @@ def test_blocks_of_users_give_the_same_trend(diff_store, monkeypatch, rule):
     whole = trend(diff_store, rule, "2026-06-05", "2026-06-18")
     monkeypatch.setattr(trend_module, "CHUNK_CELLS", 1000)  # 66 users per block
     assert trend(diff_store, rule, "2026-06-05", "2026-06-18").equals(whole)
+
+
+def test_cli_trend_out_csv(shop, tmp_path, capsys):
+    from segcore.cli import main
+
+    out = tmp_path / "changes.csv"
+    rule = "did('buy', within => '2 days')"
+    args = [
+        "trend",
+        "--home",
+        str(shop.home),
+        "--rule",
+        rule,
+        "--from",
+        "2026-06-02",
+        "--to",
+        "2026-06-05",
+        "--entered",
+        "2026-06-03",
+        "--exited",
+        "2026-06-04",
+    ]
+    assert main([*args, "--out", str(out)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    # entered 06-03: u1 (u2 was in since 06-02); exited 06-04: u2 (06-02 event left the window)
+    assert pl.read_csv(out).rows() == [
+        ("u1", "entered", "2026-06-03"),
+        ("u2", "exited", "2026-06-04"),
+    ]
+    assert main([*args[:9], "--out", str(tmp_path / "x.csv")]) == 2
+    assert "--entered/--exited" in capsys.readouterr().err

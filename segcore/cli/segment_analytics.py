@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -9,6 +10,7 @@ import polars as pl
 from segcore.cli.output import fmt_int, print_json, print_table, store_from
 from segcore.cli.segments import target
 from segcore.errors import UsageError
+from segcore.fileio import atomic_path
 
 
 def _add_target(p, *, many: bool = False) -> None:
@@ -33,6 +35,13 @@ def _points(df: pl.DataFrame) -> list[dict[str, Any]]:
             strict=True,
         )
     ]
+
+
+def _write_csv(frame: pl.DataFrame, out: Path) -> None:
+    if out.suffix.lower() != ".csv":
+        raise UsageError(f"--out must end in .csv, got {out.name!r}")
+    with atomic_path(out) as tmp:
+        frame.write_csv(tmp)
 
 
 def _pct(x: float) -> str:
@@ -62,15 +71,22 @@ def cmd_trend(args) -> int:
     rule, segment = target(args)
     df = trend(store, rule, start=args.start, end=args.end, every=args.every, segment=segment)
     payload = {"points": _points(df)}
+    lists = []
     for which in ("entered", "exited"):
         day = getattr(args, which)
         if day:
             ids = trend_members(store, rule, day, segment=segment, which=which, every=args.every)
+            lists.append(ids.with_columns(pl.lit(which).alias("change"), pl.lit(day).alias("date")))
             payload[which] = {
                 "date": day,
                 "count": ids.height,
                 "user_ids": ids["user_id"].to_list(),
             }
+    if args.out:
+        if not lists:
+            raise UsageError("--out writes the --entered/--exited lists: give one of them")
+        _write_csv(pl.concat(lists), Path(args.out))
+        payload["out"] = args.out
     if args.json:
         print_json(payload)
         return 0
@@ -81,6 +97,8 @@ def cmd_trend(args) -> int:
             print(f"{which} on {info['date']}: {fmt_int(info['count'])}")
             if info["user_ids"]:
                 print("  " + ", ".join(info["user_ids"]))
+    if args.out:
+        print(f"wrote {args.out}")
     return 0
 
 
@@ -260,6 +278,7 @@ def register(sub, common) -> None:
     p.add_argument("--every", choices=("day", "week"), default="day")
     p.add_argument("--entered", metavar="DATE", help="also list who entered at that point")
     p.add_argument("--exited", metavar="DATE", help="also list who exited at that point")
+    p.add_argument("--out", metavar="FILE.csv", help="write the --entered/--exited lists to CSV")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_trend)
 
