@@ -40,6 +40,9 @@ RULES = {
     "inactive (NOT)": "NOT did('app_launched', within => '14 days')",
     "sum+today": "event_sum('charged', 'amount', within => '90 days') > 300 OR "
     "subscription_end_date = today() + 6",
+    "periods": "event_periods('app_launched', period => 'week', within => '8 weeks') >= 5",
+    "distinct": "event_distinct('product_viewed', 'category', within => '30 days') >= 3",
+    "max sliding": "event_max('product_viewed', 'price', within => '30 days') > 1500",
 }
 
 
