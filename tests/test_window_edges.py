@@ -294,3 +294,37 @@ def test_today_is_the_date_just_before_T(tiny):
     # now() is T itself: a date compares as its midnight
     assert members(store, "renews >= now()") == ["d31"]
     assert members(store, "renews < now() - interval '1 day'") == ["d29"]
+
+
+def test_did_then_same_event_needs_a_later_one(tiny):
+    """ "Bought again within a day": A and B are the same event; B must be strictly later."""
+    a = dt.datetime(2026, 6, 10)
+    store = tiny(
+        events=[
+            ("once", "charged", a),
+            ("twice_same_instant", "charged", a),
+            ("twice_same_instant", "charged", a),
+            ("again", "charged", a),
+            ("again", "charged", a + DAY),
+            ("too_late", "charged", a),
+            ("too_late", "charged", a + DAY + US),
+        ]
+    )
+    assert members(store, "did_then('charged', 'charged', gap => '1 day')") == ["again"]
+
+
+def test_sequence_with_since_until_window(tiny):
+    since = dt.datetime(2026, 6, 1)
+    store = tiny(
+        events=[
+            ("a_at_since", "added_to_cart", since),
+            ("a_before", "added_to_cart", since - US),
+            ("a_at_until", "added_to_cart", since + WEEK),
+            ("other", "charged", since - WEEK),
+        ]
+    )
+    rule = (
+        "did_then_not('added_to_cart', 'charged', gap => '1 hour', "
+        "since => '2026-06-01', until => '2026-06-08')"
+    )
+    assert members(store, rule) == ["a_at_since"]
