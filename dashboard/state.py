@@ -66,7 +66,6 @@ def go(page: str, **params: str) -> None:
 # These page widgets keep their values across page switches.
 KEEP_KEYS = (
     "sl_search",
-    "b_text",
     "b_name",
     "b_desc",
     "sp_range",

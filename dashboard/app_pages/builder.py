@@ -305,6 +305,8 @@ def preview() -> None:
 
 @st.fragment
 def editor() -> None:
+    if "b_text" not in ss:  # back from another page: Streamlit dropped the widget's value
+        ss["b_text"] = ss.get("b_rule", "")
     if ss.get("b_advanced"):
         st.info("Advanced rule: the visual builder cannot show it, edit it as text below.")
         st.button("Start over in the visual builder", key="b_to_builder", on_click=_to_builder)
@@ -318,6 +320,7 @@ def editor() -> None:
         on_change=_on_text,
         help="The rule language of RULES.md; the builder follows your edits.",
     )
+    ss["b_rule"] = ss["b_text"]
     err = ss.get("b_error")
     if isinstance(err, RuleError):
         rule_error(ss.get("b_text", ""), err)
