@@ -10,6 +10,7 @@ import datetime as dt
 import hmac
 import os
 import sys
+import threading
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
@@ -51,11 +52,31 @@ def password_ok() -> bool:
     return False
 
 
+@st.cache_resource(show_spinner=False)
+def _first_start_lock() -> threading.Lock:
+    return threading.Lock()
+
+
 def first_start() -> None:
-    """On an empty store, generate the sample data (with progress) and example segments."""
+    """On an empty store, generate the sample data (with progress) and example segments.
+
+    One session generates; others arriving meanwhile wait for it (a process-wide lock).
+    """
     store = state.store()
+    lock = _first_start_lock()
+    if lock.locked():  # another session is writing the sample data: wait for it
+        with st.spinner("Creating the sample data..."), lock:
+            pass
     if not store.is_empty():
         return
+    with lock:
+        if store.is_empty():
+            _generate(store)
+    st.cache_data.clear()
+    st.rerun()
+
+
+def _generate(store) -> None:
     from segcore.examples import seed_examples
     from segcore.sample import generate
 
@@ -73,8 +94,6 @@ def first_start() -> None:
     end = dt.datetime.now(dt.timezone.utc).date()
     generate(store.home, users=users, days=days, end=end, seed=42, progress=progress)
     seed_examples(store)
-    st.cache_data.clear()
-    st.rerun()
 
 
 def sidebar() -> None:
