@@ -262,10 +262,8 @@ def to_rule_text(model: dict[str, Any], schema: Schema) -> str:
 def _span_back(us: int | None) -> list:
     if not us:
         return [0, "days"]
-    for unit in ("weeks", "days", "hours", "minutes"):
+    for unit in ("days", "hours", "minutes"):
         if us % UNITS[unit] == 0:
-            if unit == "weeks" and us // UNITS["days"] % 7 == 0 and us // UNITS["weeks"] > 4:
-                return [us // UNITS["days"], "days"]
             return [us // UNITS[unit], unit]
     raise _Unsupported
 
@@ -440,7 +438,17 @@ def from_tree(tree: Node | None) -> dict[str, Any] | None:
             op = "and" if isinstance(tree, And) else "or"
             inner = Or if op == "and" else And
             if any(isinstance(a, inner) for a in tree.args):
-                groups = [_group_back(a) for a in tree.args]
+                # nested groups stay groups; the plain conditions share one group
+                groups: list[dict[str, Any]] = []
+                plain: dict[str, Any] | None = None
+                for a in tree.args:
+                    if isinstance(a, inner):
+                        groups.append(_group_back(a))
+                        continue
+                    if plain is None:
+                        plain = {"op": op, "rows": []}
+                        groups.append(plain)
+                    plain["rows"].append(_row_back(a))
                 return {"op": op, "groups": groups}
             return {"op": "and", "groups": [{"op": op, "rows": [_row_back(a) for a in tree.args]}]}
         return {"op": "and", "groups": [_group_back(tree)]}

@@ -17,6 +17,8 @@ ROUND_TRIP = [
     "(country = 'US' OR country = 'DE') AND age >= 30",
     "country IN ('US', 'DE') OR NOT in_segment('Hot leads')",
     "first_seen('charged') >= now() - INTERVAL '7 days'",
+    "(did('charged') OR age > 60) AND NOT in_segment('Hot leads') AND plan IN ('pro')",
+    "country = 'US' OR (age > 30 AND did('charged', within => '2 weeks')) OR country = 'DE'",
     "event_sum('charged', amount, within => '30 days', where => payment_method = 'card') > 100",
     "NOT did('email_opened', within => '14 days') AND phone IS NOT NULL",
     "did_then('added_to_cart', 'charged', gap => '1 hour')",
