@@ -94,4 +94,12 @@ with guard("event report"):
             ),
             width="stretch",
         )
-        st.dataframe(df.drop("series"), hide_index=True, key="ev_table")
+        st.dataframe(
+            df.drop("series"),
+            hide_index=True,
+            key="ev_table",
+            column_config={
+                "events": st.column_config.NumberColumn(format="localized"),
+                "users": st.column_config.NumberColumn(format="localized"),
+            },
+        )

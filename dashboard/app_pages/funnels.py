@@ -148,9 +148,16 @@ with guard("funnel"):
     if compare:
         rows = [r for g, sub in res["segments"].items() for r in step_rows(sub["steps"], g)]
         st.altair_chart(charts.funnel_bars(rows, color="segment"), width="stretch")
-        table = pl.DataFrame(rows).with_columns((pl.col("conversion") * 100).round(1))
+        table = pl.DataFrame(rows).select("segment", "step", "users", "conversion", "from_previous")
         st.dataframe(
-            table.rename({"conversion": "conversion %"}), hide_index=True, key="fn_compare_table"
+            table,
+            hide_index=True,
+            key="fn_compare_table",
+            column_config={
+                "users": st.column_config.NumberColumn("users", format="localized"),
+                "conversion": st.column_config.NumberColumn("from first", format="percent"),
+                "from_previous": st.column_config.NumberColumn("from previous", format="percent"),
+            },
         )
         main_steps = next(iter(res["segments"].values()))["steps"]
     else:

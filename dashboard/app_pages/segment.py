@@ -253,7 +253,12 @@ with t_members, guard("members"):
         icon=":material/download:",
     )
     lo = (int(page) - 1) * per_page
-    st.dataframe(df.slice(lo, per_page), hide_index=True, key="sp_members")
+    st.dataframe(
+        df.slice(lo, per_page),
+        hide_index=True,
+        key="sp_members",
+        column_config={"total_spent": st.column_config.NumberColumn(format="%.2f")},
+    )
     st.caption(
         f"Members {fmt_int(lo + 1 if df.height else 0)}-"
         f"{fmt_int(min(lo + per_page, df.height))} of {fmt_int(df.height)}"
