@@ -261,25 +261,22 @@ def _where_columns(terms: list[Node]) -> set[str]:
 
 
 def _load_events(w: _Work, terms: list[Node], bounds: dict) -> pl.DataFrame:
-    """The events any term can look at, collected once."""
-    names: set[str] = set()
-    lows: list[int] = []
+    """The events some term counts (name, filter, earliest window start), collected once."""
+    last = w.pts.instant(w.pts.P - 1)
+    masks = []
     for t in terms:
         if isinstance(t, Sequence):
-            names |= {t.first, t.then}
-            lows.append(NEG)
-        else:
-            names.add(t.event)
-            lows.append(int(bounds[t][0].min()))
-    last = w.pts.instant(w.pts.P - 1)
-    parts = [pl.col("ts") < pl.lit(last, dtype=TS)]
-    if "*" not in names:
-        parts.append(pl.col("event").is_in(sorted(names)))
-    low = min(lows)
-    if low != NEG:
-        parts.append(pl.col("ts") >= pl.lit(EPOCH + dt.timedelta(microseconds=low), dtype=TS))
+            then = t.then_where or Lit(True, "bool")
+            masks.append(event_mask(t, last, w.schema, windowed=False))
+            masks.append(event_mask(t, last, w.schema, event=t.then, where=then, windowed=False))
+            continue
+        mask = event_mask(t, last, w.schema, windowed=False)
+        low = int(bounds[t][0].min())
+        if low != NEG:
+            mask = mask & (pl.col("ts") >= pl.lit(EPOCH + dt.timedelta(microseconds=low), dtype=TS))
+        masks.append(mask)
     cols = ["user_id", "event", "ts", *sorted(_where_columns(terms) - {"user_id", "event", "ts"})]
-    return w.store.scan_events().filter(pl.all_horizontal(parts)).select(cols).collect()
+    return w.store.scan_events().filter(pl.any_horizontal(masks)).select(cols).collect()
 
 
 def _ts_us(frame: pl.DataFrame, col: str = "ts") -> np.ndarray:
@@ -607,7 +604,9 @@ def _eval_frame(
     tree: Node, frame: pl.DataFrame, schema: Schema, columns: dict[Node, str], T: dt.datetime
 ) -> np.ndarray:
     ctx = Ctx(T, schema, columns=columns)
-    return frame.select(to_expr(tree, ctx).fill_null(False).alias("m"))["m"].to_numpy()
+    # with_columns broadcasts a constant rule (``TRUE``) to every row; select would not
+    expr = to_expr(tree, ctx).fill_null(False).alias("__member")
+    return frame.with_columns(expr)["__member"].to_numpy()
 
 
 def grid(
