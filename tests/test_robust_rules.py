@@ -540,3 +540,55 @@ def test_null_literal_or_keeps_the_other_side(sample_store):
     assert sample_store.count("NOT did('charged') OR NULL", as_of=AS_OF) == sample_store.count(
         "NOT did('charged')", as_of=AS_OF
     )
+
+
+# ---------------------------------------------------------------------- command line
+HOSTILE_VALUES = ["", "2026-13-45", "1e999", "'; DROP", "😀", "-5d", "100000w", "NaN"]
+COMMANDS = [
+    ["eval", "--rule", "TRUE", "--as-of", "{}"],
+    ["eval", "--segment", "{}"],
+    ["trend", "--rule", "TRUE", "--from", "{}", "--to", "2026-06-30"],
+    ["trend", "--rule", "TRUE", "--from", "2026-06-01", "--to", "2026-06-30", "--every", "{}"],
+    [
+        "funnel",
+        "--step",
+        "charged",
+        "--step",
+        "added_to_cart",
+        "--window",
+        "{}",
+        "--from",
+        "2026-06-01",
+        "--to",
+        "2026-06-30",
+    ],
+    ["events", "--event", "charged", "--from", "2026-06-01", "--to", "2026-06-30", "--by", "{}"],
+    ["sql", "--rule", "TRUE", "--dialect", "{}"],
+    ["user", "{}"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: "-".join(c[:2]))
+def test_cli_hostile_option_values_exit_2_with_one_line(sample_home, command, capsys):
+    from segcore.cli import main
+
+    for value in HOSTILE_VALUES:
+        argv = [a.replace("{}", value) for a in command] + ["--home", str(sample_home)]
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse refusals
+            code = exc.code
+        err = capsys.readouterr().err
+        assert code in (0, 2), (argv, err)
+        if code == 2:
+            assert err.startswith("error") and err.count("\n") == 1, (argv, err)
+
+
+@pytest.mark.parametrize("rule", ["TRUE", "FALSE", "NULL", "NOT NULL", "TRUE OR did('charged')"])
+def test_trend_of_a_constant_rule_is_not_an_internal_error(sample_store, rule):
+    """Regression: a rule without columns evaluated to one value, not one per user and
+    point (numpy reshape error, CLI 'internal error')."""
+    df = sample_store.trend(rule, start="2026-06-28", end="2026-06-30")
+    always = rule.startswith("TRUE")
+    assert df["members"].to_list() == [1000 if always else 0] * 3
+    assert df["entered"].to_list() == [0, 0, 0] and df["exited"].to_list() == [0, 0, 0]
