@@ -13,7 +13,7 @@ from segcore.evaluate import members, schema_of
 from segcore.parser import parse_rule
 from segcore.sql import DIALECTS, compile_sql, compile_tree
 from segcore.sql.engines import engine_dialect, run_members, run_sql
-from segcore.tree import And, Behavior, Call, Col, Compare, InList, Like, Lit, Not, Or
+from segcore.tree import And, Behavior, Call, Col, Compare, InList, Like, Lit, Not, Or, Sequence
 from tests.test_engines_differential import COOKBOOK, generated_rules
 
 AS_OF = "2026-06-30"
@@ -220,7 +220,7 @@ def test_unknown_dialect_lists_them(sample_store):
 def test_rule_or_segment_required(sample_store):
     with pytest.raises(RuleError, match="either a rule or a segment"):
         compile_sql(sample_store)
-    with pytest.raises(RuleError, match="unknown"):
+    with pytest.raises(RuleError, match="'nope'"):
         compile_sql(sample_store, segment="nope")
 
 
@@ -308,7 +308,14 @@ def _hostile_store(tiny):
                 uid,
                 ev,
                 dt.datetime(2026, 1, 1 + i % 20, 12),
-                {"pröp 'x'": HOSTILE[(i * 5) % len(HOSTILE)], "amt;--": float(i)},
+                {
+                    "pröp 'x'": HOSTILE[(i * 5) % len(HOSTILE)],
+                    "amt;--": float(i),
+                    # named like the compiler's internal aliases
+                    "sc_v0": i % 3,
+                    "sc_is_b": i % 2,
+                    "v0": i % 4,
+                },
             )
         )
     return tiny(events=events, users=users)
@@ -342,6 +349,34 @@ def _hostile_rules() -> list:
             Compare(">", Behavior("event_sum", v, prop="amt;--"), Lit(3, "int")),
             And((Behavior("did", v), Not(Compare("=", Col(COLS[0]), Lit(v, "string"))))),
             Like(Col("user_id"), Lit(v[:2] + "%", "string")),
+            And(
+                (
+                    Compare(
+                        ">=",
+                        Behavior("event_count", v, where=Compare("=", Col("sc_v0"), Lit(1, "int"))),
+                        Lit(1, "int"),
+                    ),
+                    Not(Behavior("did", "*", where=Compare("=", Col("v0"), Lit(2, "int")))),
+                )
+            ),
+            Or(
+                (
+                    Sequence(
+                        "did_then",
+                        v,
+                        "*",
+                        10 * 86_400_000_000,
+                        where=Compare("=", Col("sc_is_b"), Lit(1, "int")),
+                    ),
+                    Sequence(
+                        "did_then_not",
+                        "*",
+                        v,
+                        3 * 86_400_000_000,
+                        then_where=Compare("=", Col("sc_is_b"), Lit(0, "int")),
+                    ),
+                )
+            ),
         ]
     return rules
 

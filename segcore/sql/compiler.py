@@ -541,7 +541,7 @@ class Compiler:
 
     def behaviour_cte(self, nodes: list[Behavior]) -> tuple[str, list[str]]:
         """One GROUP BY over the events with a column per aggregate."""
-        names = [f"v{i}" for i in range(len(nodes))]
+        names = [f"sc_v{i}" for i in range(len(nodes))]
         sel = exp.select(
             col("user_id"),
             *[exp.alias_(self._aggregate(n), c) for n, c in zip(nodes, names, strict=True)],
@@ -573,23 +573,25 @@ class Compiler:
             )
         rows = exp.select(
             col("user_id"),
-            exp.alias_(D.epoch_us(col("ts"), self.d), "ts_us"),
-            exp.alias_(is_a, "is_a"),
-            exp.alias_(is_b, "is_b"),
+            exp.alias_(D.epoch_us(col("ts"), self.d), "sc_ts_us"),
+            exp.alias_(is_a, "sc_is_a"),
+            exp.alias_(is_b, "sc_is_b"),
         )
         rows = rows.from_(_aliased(self.events(self._props([node])), "e")).where(_and(where))
         b_us = exp.Case(
             ifs=[
                 exp.If(
-                    this=exp.EQ(this=exp.column("is_b"), expression=exp.Literal.number(1)),
-                    true=exp.column("ts_us"),
+                    this=exp.EQ(this=exp.column("sc_is_b"), expression=exp.Literal.number(1)),
+                    true=exp.column("sc_ts_us"),
                 )
             ]
         )
         win = exp.Window(  # the first B event strictly after each row
             this=exp.Min(this=b_us),
             partition_by=[col("user_id")],
-            order=exp.Order(expressions=[exp.Ordered(this=exp.column("ts_us"), nulls_first=False)]),
+            order=exp.Order(
+                expressions=[exp.Ordered(this=exp.column("sc_ts_us"), nulls_first=False)]
+            ),
             spec=exp.WindowSpec(
                 kind="RANGE",
                 start=exp.Literal.number(1),
@@ -599,19 +601,19 @@ class Compiler:
             ),
         )
         framed = exp.select(
-            col("user_id"), exp.column("ts_us"), exp.column("is_a"), exp.alias_(win, "nb")
+            col("user_id"), exp.column("sc_ts_us"), exp.column("sc_is_a"), exp.alias_(win, "sc_nb")
         ).from_(_aliased(rows, "r"))
-        gap_end = exp.Add(this=exp.column("ts_us"), expression=exp.Literal.number(node.gap))
+        gap_end = exp.Add(this=exp.column("sc_ts_us"), expression=exp.Literal.number(node.gap))
         followed = exp.Coalesce(
             this=_and(
                 [
-                    exp.GT(this=exp.column("nb"), expression=exp.column("ts_us")),
-                    exp.LTE(this=exp.column("nb"), expression=gap_end),
+                    exp.GT(this=exp.column("sc_nb"), expression=exp.column("sc_ts_us")),
+                    exp.LTE(this=exp.column("sc_nb"), expression=gap_end),
                 ]
             ),
             expressions=[exp.false()],
         )
-        conds = [exp.EQ(this=exp.column("is_a"), expression=exp.Literal.number(1))]
+        conds = [exp.EQ(this=exp.column("sc_is_a"), expression=exp.Literal.number(1))]
         if node.func == "did_then":
             conds.append(followed)
         else:
@@ -622,7 +624,7 @@ class Compiler:
             ifs=[exp.If(this=_and(conds), true=exp.Literal.number(1))],
             default=exp.Literal.number(0),
         )
-        sel = exp.select(col("user_id"), exp.alias_(exp.Max(this=flag), "v"))
+        sel = exp.select(col("user_id"), exp.alias_(exp.Max(this=flag), "sc_v"))
         sel = sel.from_(_aliased(framed, "w")).group_by(col("user_id"))
         return self.add_cte("s", sel)
 
@@ -654,7 +656,7 @@ class Compiler:
             joins.append((self.sequence_cte(s), alias))
             env[s] = exp.EQ(
                 this=exp.Coalesce(
-                    this=exp.column("v", table=alias), expressions=[exp.Literal.number(0)]
+                    this=exp.column("sc_v", table=alias), expressions=[exp.Literal.number(0)]
                 ),
                 expression=exp.Literal.number(1),
             )
