@@ -178,6 +178,10 @@ def test_edit_with_a_stale_version_is_a_friendly_conflict(app, store):
     errors = [e.value for e in app.error]
     assert len(errors) == 1 and "changed by someone else" in errors[0]
     assert store.catalog.get("Frequent buyers").rule_text == EXAMPLES[0]["rule"]
+    app.button(key="b_reload").click().run()
+    assert_clean(app)
+    assert app.text_input(key="b_desc").value == "changed elsewhere"
+    assert app.text_area(key="b_text").value == EXAMPLES[0]["rule"]
 
 
 def test_clone_and_delete_ask_first(app, store):

@@ -383,14 +383,19 @@ with tab_rule:
                         create_segment(store, name, text, description=desc)
                         _saved(name, f"Saved segment '{name}'.")
                 except ConflictError as err:
-                    st.error(f"Not saved: {err}")
-                    if st.button("Reload the latest version", key="b_reload"):
-                        ss["b_reset"] = True
-                        st.rerun()
+                    ss["b_conflict"] = f"Not saved: {err}"
                 except RuleError as err:
                     rule_error(text, err)
                 except SegcoreError as err:
                     st.error(friendly(err))
+
+    if ss.get("b_conflict"):
+        st.error(ss["b_conflict"])
+        st.button(
+            "Reload the latest version (your changes are lost)",
+            key="b_reload",
+            on_click=lambda: ss.update(b_reset=True),
+        )
 
 with tab_static:
     with st.form("b_static_form"):
