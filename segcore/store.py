@@ -296,13 +296,15 @@ class Store:
         """Names of the saved segments ``user_id`` belongs to at ``as_of``."""
         from segcore.evaluate import segments_of
 
-        return segments_of(self, user_id, as_of=as_of)
+        with self.pinned():  # one consistent set of files, as in count/members
+            return segments_of(self, user_id, as_of=as_of)
 
     def user(self, user_id: str, as_of=None, last_events: int = 20) -> dict[str, Any]:
         """A user's attributes, latest events and current segments."""
         from segcore.evaluate import user_profile
 
-        return user_profile(self, user_id, as_of=as_of, last_events=last_events)
+        with self.pinned():
+            return user_profile(self, user_id, as_of=as_of, last_events=last_events)
 
     # ------------------------------------------------------------------ analytics
     def trend(self, rule=None, start=None, end=None, every: str = "day", *,
@@ -310,29 +312,33 @@ class Store:
         """Size over time: DataFrame ``date, members, entered, exited``."""
         from segcore.analytics.trend import trend
 
-        return trend(self, rule, start=start, end=end, every=every, segment=segment)
+        with self.pinned():
+            return trend(self, rule, start=start, end=end, every=every, segment=segment)
 
     def reach(self, rule=None, as_of=None, *, segment: str | None = None) -> dict[str, Any]:
         """Reachability per channel, like the CLI's JSON."""
         from segcore.analytics.reach import reach
 
-        return reach(self, rule, as_of=as_of, segment=segment)
+        with self.pinned():
+            return reach(self, rule, as_of=as_of, segment=segment)
 
     def funnel(self, steps, window="1d", start=None, end=None, strict: bool = False,
                segments=None, **options) -> dict[str, Any]:
         """Funnel report (RULES.md section 8), like the CLI's JSON."""
         from segcore.analytics.funnel import funnel
 
-        return funnel(self, steps, window=window, start=start, end=end, strict=strict,
-                      segments=segments, **options)
+        with self.pinned():
+            return funnel(self, steps, window=window, start=start, end=end, strict=strict,
+                          segments=segments, **options)
 
     def events(self, events, start=None, end=None, every: str = "day", segment=None,
                by=None, **options) -> pl.DataFrame:
         """Event report (RULES.md section 9)."""
         from segcore.analytics.event_report import event_report
 
-        return event_report(self, events, start=start, end=end, every=every,
-                            segment=segment, by=by, **options)
+        with self.pinned():
+            return event_report(self, events, start=start, end=end, every=every,
+                                segment=segment, by=by, **options)
 
     def sql(self, rule=None, dialect: str = "duckdb", as_of=None, *,
             segment: str | None = None) -> str:

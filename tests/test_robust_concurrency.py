@@ -205,3 +205,35 @@ def test_two_processes_importing_the_same_file_store_it_once(home, new_csv):
     events = Store(home).scan_events().collect()
     assert events.height == 2 + NEW_ROWS
     assert events["event_id"].n_unique() == 2 + NEW_ROWS
+
+
+@pytest.mark.parametrize("report", ["trend", "reach", "segments_of"])
+def test_store_reports_read_one_consistent_set_of_files(home, tmp_path, monkeypatch, report):
+    """An import landing during a report (after its first scan) is not half seen."""
+    src = tmp_path / "new.csv"
+    src.write_text("user_id,event,ts\n" + "".join(f"n{i},x,2026-06-02\n" for i in range(50)))
+    store = Store(home)
+    create_segment(store, "quiet", RULE)
+    calls = {
+        "trend": lambda: store.trend(RULE, start="2026-06-28", end="2026-06-30")[
+            "members"
+        ].to_list(),
+        "reach": lambda: store.reach(RULE, as_of=AS_OF)["members"],
+        "segments_of": lambda: store.segments_of("n1", as_of=AS_OF),
+    }
+    before = calls[report]()
+    real_scan = Store.scan_events
+    fired: list[bool] = []
+
+    def scan_then_import(self):
+        frame = real_scan(self)
+        if not fired:
+            fired.append(True)
+            t = threading.Thread(target=ingest, args=(Store(home), "events", [src]))
+            t.start()
+            t.join()
+        return frame
+
+    monkeypatch.setattr(Store, "scan_events", scan_then_import)
+    assert calls[report]() == before
+    assert fired and Store(home).scan_events().select(pl.len()).collect().item() == 52
