@@ -462,3 +462,13 @@ def test_page_widgets_survive_a_trip_to_another_page(app, store):
     assert app.multiselect(key="fn_steps").value == ["signed_up", "charged"]
     res = store.funnel(["signed_up", "charged"], window="1 days", start="2026-05-01", end=AS_OF)
     assert n(metrics(app)["Entered the funnel"]) == res["steps"][0]["users"]
+
+
+def test_leave_edit_mode_for_a_new_segment(app):
+    app.session_state["edit_segment"] = "Hot leads"
+    goto(app, "builder")
+    assert app.title[0].value == "Edit segment: Hot leads"
+    app.button(key="b_new").click().run()
+    assert_clean(app)
+    assert app.title[0].value == "New segment"
+    assert app.text_area(key="b_text").value == ""

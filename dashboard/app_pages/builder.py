@@ -332,6 +332,13 @@ def editor() -> None:
 # ---------------------------------------------------------------------- page
 editing = ss.get("edit_segment")
 st.title(f"Edit segment: {editing}" if editing else "New segment")
+if editing:
+
+    def _new() -> None:
+        ss.pop("edit_segment", None)
+        ss["b_reset"] = True
+
+    st.button("Start a new segment instead", key="b_new", icon=":material/add:", on_click=_new)
 msg = ss.pop("builder_message", None)
 if msg:
     st.success(msg)
