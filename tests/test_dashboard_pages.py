@@ -472,3 +472,15 @@ def test_leave_edit_mode_for_a_new_segment(app):
     assert_clean(app)
     assert app.title[0].value == "New segment"
     assert app.text_area(key="b_text").value == ""
+
+
+def test_a_broken_store_gives_messages_not_tracebacks(store):
+    bad = store.home / "events" / "zz-broken.parquet"
+    bad.write_bytes(b"this is not parquet")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert errors and all("zz-broken.parquet" in e for e in errors)
+    for page in PAGES[1:]:
+        goto(at, page)
+        assert not at.exception, page
