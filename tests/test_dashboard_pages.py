@@ -484,3 +484,18 @@ def test_a_broken_store_gives_messages_not_tracebacks(store):
     for page in PAGES[1:]:
         goto(at, page)
         assert not at.exception, page
+
+
+def test_a_store_with_users_only_and_no_segments(tiny, monkeypatch):
+    s = tiny(users=[{"user_id": "a", "age": 30}, {"user_id": "b", "age": 50}])
+    monkeypatch.setenv("SEGCORE_HOME", str(s.home))
+    monkeypatch.delenv("SEGCORE_PASSWORD", raising=False)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert_clean(at)
+    assert n(metrics(at)["Users"]) == 2 and n(metrics(at)["Events"]) == 0
+    for page in PAGES[1:]:
+        goto(at, page)
+        assert_clean(at)
+    goto(at, "builder")
+    at.text_area(key="b_text").input("age > 40").run()
+    assert n(metrics(at)["Matching users"]) == 1
