@@ -44,15 +44,25 @@ def _write_csv(frame: pl.DataFrame, out: Path) -> None:
         frame.write_csv(tmp)
 
 
+def _pinned(cmd):
+    """Run ``cmd(args, store)`` on one consistent set of the store's files."""
+
+    def run(args) -> int:
+        store = store_from(args)
+        with store.pinned():
+            return cmd(args, store)
+
+    return run
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
 # --------------------------------------------------------------------------- trend
-def cmd_trend(args) -> int:
+def cmd_trend(args, store) -> int:
     from segcore.analytics.trend import trend, trend_many, trend_members
 
-    store = store_from(args)
     if args.segments:
         if args.entered or args.exited:
             raise UsageError("--entered/--exited need one rule or segment, not --segments")
@@ -103,10 +113,9 @@ def cmd_trend(args) -> int:
 
 
 # --------------------------------------------------------------------------- reach
-def cmd_reach(args) -> int:
+def cmd_reach(args, store) -> int:
     from segcore.analytics.reach import reach, reachable_members
 
-    store = store_from(args)
     rule, segment = target(args)
     if args.channel:
         df = reachable_members(store, rule, args.channel, args.as_of, segment=segment)
@@ -154,10 +163,9 @@ def cmd_reach(args) -> int:
 
 
 # --------------------------------------------------------------------------- profile
-def cmd_profile(args) -> int:
+def cmd_profile(args, store) -> int:
     from segcore.analytics.profile import profile
 
-    store = store_from(args)
     rule, segment = target(args)
     out = profile(
         store,
@@ -202,10 +210,9 @@ def cmd_profile(args) -> int:
 
 
 # --------------------------------------------------------------------------- overlap
-def cmd_overlap(args) -> int:
+def cmd_overlap(args, store) -> int:
     from segcore.analytics.overlap import overlap
 
-    store = store_from(args)
     out = overlap(store, args.names, as_of=args.as_of)
     if args.json:
         print_json(out)
@@ -226,10 +233,9 @@ def cmd_overlap(args) -> int:
 
 
 # --------------------------------------------------------------------------- engagement
-def cmd_engagement(args) -> int:
+def cmd_engagement(args, store) -> int:
     from segcore.analytics.engagement import engagement, engagement_over_time
 
-    store = store_from(args)
     rule, segment = target(args)
     if (args.start is None) != (args.end is None):
         raise UsageError("give both --from and --to (or neither)")
@@ -280,7 +286,7 @@ def register(sub, common) -> None:
     p.add_argument("--exited", metavar="DATE", help="also list who exited at that point")
     p.add_argument("--out", metavar="FILE.csv", help="write the --entered/--exited lists to CSV")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_trend)
+    p.set_defaults(func=_pinned(cmd_trend))
 
     p = sub.add_parser("reach", parents=[common], help="members reachable per channel")
     _add_target(p)
@@ -288,7 +294,7 @@ def register(sub, common) -> None:
     p.add_argument("--channel", help="list the members reachable by this channel")
     p.add_argument("--limit", type=int, default=50, help="rows shown with --channel")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_reach)
+    p.set_defaults(func=_pinned(cmd_reach))
 
     p = sub.add_parser("profile", parents=[common], help="attribute distributions vs all users")
     _add_target(p)
@@ -302,13 +308,13 @@ def register(sub, common) -> None:
     p.add_argument("--top", type=int, default=10, help="top values per categorical attribute")
     p.add_argument("--bins", type=int, default=10, help="histogram bins for numbers")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_profile)
+    p.set_defaults(func=_pinned(cmd_profile))
 
     p = sub.add_parser("overlap", parents=[common], help="overlap of 2 to 5 segments")
     p.add_argument("names", nargs="+", metavar="NAME", help="saved segment names (or rules)")
     p.add_argument("--as-of")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_overlap)
+    p.set_defaults(func=_pinned(cmd_overlap))
 
     p = sub.add_parser(
         "engagement",
@@ -323,4 +329,4 @@ def register(sub, common) -> None:
     p.add_argument("--to", dest="end", help="last date (over time)")
     p.add_argument("--every", choices=("day", "week"), default="day")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_engagement)
+    p.set_defaults(func=_pinned(cmd_engagement))
