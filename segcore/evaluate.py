@@ -193,10 +193,12 @@ def prefilter(nodes: Iterable[Behavior | Sequence], T: dt.datetime,
 def behaviour_frame(store: Store, nodes: list[Behavior], T: dt.datetime,
                     schema: Schema, names: list[str]) -> pl.LazyFrame:
     """One group_by over the events: ``user_id`` plus one column per aggregate."""
-    values = [_masked_value(n, event_mask(n, T, schema), T).alias(c)
-              for n, c in zip(nodes, names, strict=True)]
+    masks = [event_mask(n, T, schema) for n in nodes]
+    values = [_masked_value(n, m, T).alias(c) for n, m, c in zip(nodes, masks, names, strict=True)]
     aggs = [_aggregate(n, pl.col(c)).alias(c) for n, c in zip(nodes, names, strict=True)]
-    return (store.scan_events().filter(prefilter(nodes, T, schema))
+    # events that no term matches (e.g. non-pricing page views) never reach the group_by
+    keep = prefilter(nodes, T, schema) & pl.any_horizontal(masks)
+    return (store.scan_events().filter(keep)
             .select("user_id", *values).group_by("user_id").agg(aggs))
 
 
