@@ -15,10 +15,12 @@ import polars as pl
 import pytest
 
 from segcore.evaluate import members, schema_of
+from segcore.examples import EXAMPLES
 from segcore.parser import parse_rule
 from segcore.sql import compile_sql
 from segcore.sql.engines import count_members, run_members, run_sql
 from segcore.tree import to_json
+from tests.test_cookbook import COOKBOOK as DOC_COOKBOOK
 
 AS_OFS = ["2026-06-30", "2026-06-12T14:30:00Z", "2026-04-20", "2026-03-10T08:15:30.5Z"]
 RULES_PER_AS_OF = 45
@@ -47,6 +49,13 @@ COOKBOOK = [
     "event_count('charged') >= 3 AND event_sum('charged', amount) > 700",
     "first_seen('charged', where => amount > 500) >= now() - interval '7 days'",
     "event_periods('app_launched', period => 'week', within => '7 weeks') >= 5",
+]
+
+# every cookbook rule of the docs (tests/test_cookbook.py) and of the demo examples too
+COOKBOOK += [
+    r
+    for r in [c["rule"] for c in DOC_COOKBOOK] + [e["rule"] for e in EXAMPLES]
+    if r not in COOKBOOK
 ]
 
 # --------------------------------------------------------------------------- generator
