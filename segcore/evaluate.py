@@ -111,10 +111,18 @@ def window_bounds(node: Behavior | Sequence, T: dt.datetime,
 
 
 def event_mask(node: Behavior | Sequence, T: dt.datetime, schema: Schema,
-               event: str | None = None, where: Node | None = None,
-               windowed: bool = True) -> pl.Expr:
-    """Boolean expression selecting a term's events (name, window, where)."""
-    name = event if event is not None else getattr(node, "event", None) or node.first
+               then: bool = False, windowed: bool = True) -> pl.Expr:
+    """Boolean expression selecting a term's events (name, window, where; ``ts < T``).
+
+    With ``then`` (sequences only): the B events, ``then_where`` and no window
+    (the window and ``where`` select the A events only). ``windowed=False`` keeps
+    only ``ts < T`` of the window.
+    """
+    if then:
+        name, windowed, w = node.then, False, node.then_where
+    else:
+        name = getattr(node, "event", None) or node.first
+        w = node.where
     parts: list[pl.Expr] = []
     if name != "*":
         parts.append(pl.col("event") == name)
@@ -125,7 +133,6 @@ def event_mask(node: Behavior | Sequence, T: dt.datetime, schema: Schema,
         parts.append(pl.col("ts") < pl.lit(hi, dtype=TS))
     else:
         parts.append(pl.col("ts") < pl.lit(T, dtype=TS))
-    w = where if where is not None else node.where
     if w is not None:
         parts.append(to_expr(w, Ctx(T, schema, scope="event")).fill_null(False))
     return pl.all_horizontal(parts) if len(parts) > 1 else parts[0]
@@ -207,8 +214,7 @@ def sequence_frame(store: Store, node: Sequence, T: dt.datetime, schema: Schema,
     """``user_id`` and a TRUE column for users for whom the sequence holds at T."""
     ev = store.scan_events()
     a = ev.filter(event_mask(node, T, schema)).select("user_id", pl.col("ts").alias("a"))
-    b = ev.filter(event_mask(node, T, schema, event=node.then, where=node.then_where,
-                             windowed=False)).select("user_id", pl.col("ts").alias("b"))
+    b = ev.filter(event_mask(node, T, schema, then=True)).select("user_id", pl.col("ts").alias("b"))
     joined = a.sort("a").join_asof(
         b.sort("b"), left_on="a", right_on="b", by="user_id", strategy="forward",
         allow_exact_matches=False, check_sortedness=False,

@@ -266,9 +266,8 @@ def _load_events(w: _Work, terms: list[Node], bounds: dict) -> pl.DataFrame:
     masks = []
     for t in terms:
         if isinstance(t, Sequence):
-            then = t.then_where or Lit(True, "bool")
             masks.append(event_mask(t, last, w.schema, windowed=False))
-            masks.append(event_mask(t, last, w.schema, event=t.then, where=then, windowed=False))
+            masks.append(event_mask(t, last, w.schema, then=True))
             continue
         mask = event_mask(t, last, w.schema, windowed=False)
         low = int(bounds[t][0].min())
@@ -517,16 +516,7 @@ def _sequence_parts(w: _Work, node: Sequence, lo: np.ndarray, hi: np.ndarray) ->
     P = w.pts.P
     last = w.pts.instant(P - 1)
     a_ev = w.events.filter(event_mask(node, last, w.schema, windowed=False))
-    b_ev = w.events.filter(
-        event_mask(
-            node,
-            last,
-            w.schema,
-            event=node.then,
-            where=node.then_where or Lit(True, "bool"),
-            windowed=False,
-        )
-    )
+    b_ev = w.events.filter(event_mask(node, last, w.schema, then=True))
     a_ev = _ranges(a_ev.select("uid", "ts"), lo, hi, P)
     joined = a_ev.sort("ts").join_asof(
         b_ev.select("uid", pl.col("ts").alias("bt")).sort("bt"),
