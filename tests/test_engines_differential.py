@@ -511,6 +511,65 @@ def test_count_members_and_duckdb_sql(sample_store):
     assert run_sql(sql, "duckdb")["user_id"].to_list() == _polars(sample_store, rule, "2026-06-30")
 
 
+ODD_RULES = [
+    "has(tags, NULL)",
+    "has(tags, country)",
+    "length(tags) = 0",
+    "coalesce(subscription_end_date, created_at) > now()",
+    "coalesce(age, total_spent) > 30.5",
+    "-total_spent < -100",
+    "age - -3 > 20",
+    "NOT NOT email_opt_in",
+    "email_opt_in = (age > 30)",
+    "(age > 30) IS NOT FALSE",
+    "country = NULL",
+    "NULL IS NULL",
+    "today() = DATE '2026-06-30'",
+    "now() > created_at + interval '1 week'",
+    "lower(NULL) IS NULL",
+    "subscription_end_date - 3 = today()",
+    "3 + subscription_end_date > today()",
+    "interval '1 day' + created_at > now()",
+    "contains(email, '')",
+    "starts_with(email, NULL)",
+    "email LIKE NULL",
+    "country IN (NULL)",
+    "age IN (30, 31.0)",
+    "created_at IN ('2026-01-01')",
+    "subscription_end_date IN (now(), today())",
+    "subscription_end_date BETWEEN now() - interval '30 days' AND '2026-08-01'",
+    "event_min('charged', ts) > now() - interval '5 days'",
+    "event_max('charged', payment_method) = 'paypal'",
+    "event_avg('charged', quantity) > 1.5",
+    "event_sum('charged', quantity) = 0",
+    "did('*', where => amount IS NOT NULL AND quantity > 1)",
+    "last_seen('*') > first_seen('*') + interval '10 days'",
+    "event_sum('charged', amount) / event_count('charged') > 100",
+    "event_count('charged') / 0 IS NULL",
+    "age / 2 = 20",
+    "total_spent * 1.1 > 1000",
+    "event_periods('charged', period => '36 hours', since => DATE '2026-06-01') >= 2",
+    "did('charged', since => today(), until => now())",
+    "did('charged', until => DATE '2026-01-01')",
+    "did('charged', since => now() + interval '1 day')",
+    "first_seen('page_viewed', where => page = 'pricing' OR url LIKE '%docs%') IS NOT NULL",
+    "did('*', where => NOT (event = 'page_viewed'))",
+    "event_count('*', where => ts >= TIMESTAMP '2026-06-29 12:00:00') > 2",
+    "event_distinct('charged', amount) >= 2",
+    "event_distinct('*', event) >= 8",
+    "upper(name) LIKE '%Ä%' OR lower(city) LIKE 's_o%'",
+    "name ILIKE '%müller%' OR city ILIKE '%ZÜRICH%'",
+    "length(name) > 14",
+]
+
+
+def test_odd_constructs_same_members(sample_store):
+    """NULL literals, mixed date/timestamp, unary minus, booleans compared, unicode
+    case folding, empty substrings, windows in the future or before the data."""
+    problems = _diff(sample_store, ODD_RULES, "2026-06-30")
+    assert not problems, "\n".join(problems)
+
+
 # --------------------------------------------------------------------------- saved segments
 def test_in_segment_static_and_dynamic(writable_sample):
     store = writable_sample

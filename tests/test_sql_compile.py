@@ -236,6 +236,14 @@ def test_unknown_engine():
     assert engine_dialect("chdb") == "clickhouse"
 
 
+def test_missing_engine_package_says_what_to_install(sample_store, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "chdb", None)  # import chdb -> ImportError
+    with pytest.raises(UsageError, match=r"needs the chdb package: pip install chdb"):
+        run_members(sample_store, "age > 3", engine="clickhouse")
+
+
 def test_engine_errors_are_store_errors():
     with pytest.raises(StoreError, match="the duckdb engine failed"):
         run_sql("SELECT user_id FROM read_parquet('/nonexistent/x.parquet')", "duckdb")
