@@ -386,3 +386,59 @@ def test_dashboard_upload_size_is_limited():
     server = config.split("[server]", 1)[1].split("\n[", 1)[0]
     limit = int(re.search(r"^maxUploadSize\s*=\s*(\d+)", server, re.M).group(1))
     assert 1 <= limit <= 1024  # megabytes
+
+
+# ---------------------------------------------------------------------- deeply nested JSON
+_EV = '"user_id":"u9","event":"x","ts":"2026-06-01"'
+
+
+@pytest.mark.parametrize(
+    ("line", "name"),
+    [
+        ("{" + _EV + ',"p":' + "[" * 1000 + "]" * 1000 + "}", "arrays_1000"),
+        ("{" + _EV + ',"p":' + '{"a":' * 1000 + "1" + "}" * 1000 + "}", "objects_1000"),
+        ("{" + _EV + ',"p":' + "[[]," * 150 + "1" + "]" * 150 + "}", "zigzag_150"),
+        ("[" * 100_000, "open_100000"),
+    ],
+)
+def test_deeply_nested_json_line_is_refused_not_a_crash(home, tmp_path, line, name):
+    """Regression: polars' JSON reader crashed the process (segfault) on ~1000 nested
+    objects, and the broken-line check raised RecursionError (an internal error)."""
+    src = tmp_path / f"{name}.ndjson"
+    src.write_text("{" + _EV + "}\n" + line + "\n")
+    before = snapshot(home)
+    with pytest.raises(IngestError) as err:
+        ingest(Store(home), "events", [src])
+    assert str(err.value) == f"{src}: line 2: JSON nested more than 100 levels deep"
+    assert snapshot(home) == before
+    only = tmp_path / f"only_{name}.ndjson"
+    only.write_text(line + "\n")
+    with pytest.raises(IngestError, match=r"only_.*: (line 1: )?JSON nested more than 100 levels"):
+        ingest(Store(home), "events", [only])
+    assert snapshot(home) == before
+
+
+def test_deep_json_array_file_refused_and_deep_line_skipped_with_skip_invalid(home, tmp_path):
+    arr = tmp_path / "deep.json"
+    arr.write_text("[{" + _EV + ',"p":' + '{"a":' * 2000 + "1" + "}" * 2000 + "}]")
+    with pytest.raises(IngestError) as err:
+        ingest(Store(home), "events", [arr])
+    assert str(err.value) == f"{arr}: JSON nested more than 100 levels deep"
+    src = tmp_path / "mixed.ndjson"
+    src.write_text("{" + _EV + "}\n" + "[" * 500 + "\n")
+    result = ingest(
+        Store(home), "events", [src], skip_invalid=True, rejects_path=tmp_path / "rejected.csv"
+    )
+    assert (result["rows_imported"], result["rows_rejected"]) == (1, 1)
+    rejected = pl.read_csv(tmp_path / "rejected.csv")
+    assert rejected.select("line", "reason").rows() == [
+        (2, "JSON nested more than 100 levels deep")
+    ]
+
+
+def test_brackets_inside_json_strings_are_not_nesting(home, tmp_path):
+    text = "[{" * 500 + '\\"'
+    src = tmp_path / "strings.ndjson"
+    src.write_text("{" + _EV + ',"s":"' + text + '"}\n')
+    ingest(Store(home), "events", [src])
+    assert _events(home).filter(pl.col("user_id") == "u9")["s"].to_list() == ["[{" * 500 + '"']

@@ -29,6 +29,7 @@ RAW = "__raw"  # the text of a broken NDJSON line (kept for the rejects file)
 META = (FILE, LINE, ERROR)
 
 FORMATS = ("csv", "parquet", "ndjson", "segment")
+MAX_JSON_DEPTH = 100  # polars' JSON reader crashes the process on very deep nesting
 _EXTENSIONS = {
     ".csv": "csv",
     ".tsv": "csv",
@@ -211,17 +212,20 @@ def read_ndjson(path: Path, shown: str, encoding: str = "utf-8") -> pl.DataFrame
         .with_columns(pl.col(LINE).cast(pl.Int64))
         .filter(pl.col("raw").str.strip_chars() != "")
     )
-    good = frame
-    broken = frame.clear().select(LINE, pl.lit(None, dtype=pl.String).alias(ERROR))
+    broken = _too_deep(frame)
+    good = frame.join(broken, on=LINE, how="anti")
     try:
-        df = _parse_json_lines(good["raw"])
+        df = _parse_json_lines(good["raw"]) if good.height else pl.DataFrame()
     except _JsonError:
-        broken = _broken_lines(frame)
+        broken = pl.concat([broken, _broken_lines(good)]).sort(LINE)
         good = frame.join(broken, on=LINE, how="anti")
         try:
             df = _parse_json_lines(good["raw"]) if good.height else pl.DataFrame()
         except _JsonError as exc:
             raise IngestError(f"{shown}: cannot read as NDJSON ({exc})") from None
+    if not good.height and broken.height:  # no readable line: name the first problem
+        first = broken.sort(LINE).row(0, named=True)
+        raise IngestError(f"{shown}: line {first[LINE]}: {first[ERROR]}")
     df = df.with_columns(
         pl.lit(shown, dtype=pl.String).alias(FILE),
         pl.Series(LINE, good[LINE], dtype=pl.Int64),
@@ -236,6 +240,9 @@ def read_ndjson(path: Path, shown: str, encoding: str = "utf-8") -> pl.DataFrame
 
 
 def _read_json_array(data: bytes, shown: str) -> pl.DataFrame:
+    whole = pl.DataFrame({LINE: [1], "raw": [data.decode("utf-8")]})
+    if _too_deep(whole).height:
+        raise IngestError(f"{shown}: JSON nested more than {MAX_JSON_DEPTH} levels deep")
     try:
         df = pl.read_json(io.BytesIO(data), infer_schema_length=None)
     except (pl.exceptions.PolarsError, ValueError) as exc:
@@ -251,6 +258,52 @@ def _read_json_array(data: bytes, shown: str) -> pl.DataFrame:
 
 class _JsonError(Exception):
     pass
+
+
+def _too_deep(frame: pl.DataFrame) -> pl.DataFrame:
+    """``__line, __error`` of the lines nested deeper than :data:`MAX_JSON_DEPTH`.
+
+    A vectorised upper bound (brackets inside strings count too) picks the candidates;
+    only those are measured exactly.
+    """
+    sign = {"[": 1, "{": 1, "]": -1, "}": -1}
+    bound = pl.col("raw").str.extract_all(r"[\[\]{}]").list.eval(
+        pl.element().replace_strict(sign, return_dtype=pl.Int32).cum_sum().max()
+    )
+    openers = pl.col("raw").str.count_matches(r"[\[{]")  # cheap: most lines stop here
+    suspects = frame.filter(openers > MAX_JSON_DEPTH)
+    suspects = suspects.filter(bound.list.first().fill_null(0) > MAX_JSON_DEPTH)
+    lines = [
+        line
+        for line, raw in zip(suspects[LINE], suspects["raw"], strict=True)  # ok-loop: rare
+        if _json_depth(raw) > MAX_JSON_DEPTH
+    ]
+    reason = f"JSON nested more than {MAX_JSON_DEPTH} levels deep"
+    return pl.DataFrame(
+        {LINE: lines, ERROR: [reason] * len(lines)}, schema={LINE: pl.Int64, ERROR: pl.String}
+    )
+
+
+def _json_depth(text: str) -> int:
+    """The nesting depth of JSON text, brackets inside strings not counted (error path)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:  # ok-loop: only lines whose upper bound is already too deep
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
 
 
 def _parse_json_lines(raw: pl.Series) -> pl.DataFrame:
