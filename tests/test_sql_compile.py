@@ -236,6 +236,12 @@ def test_unknown_engine():
     assert engine_dialect("chdb") == "clickhouse"
 
 
+def test_run_members_polars_is_the_evaluator(sample_store):
+    got = run_members(sample_store, "age > 70", as_of=AS_OF, engine="polars")
+    assert got.equals(members(sample_store, "age > 70", as_of=AS_OF))
+    assert got.height > 0
+
+
 def test_missing_engine_package_says_what_to_install(sample_store, monkeypatch):
     import sys
 

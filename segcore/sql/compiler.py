@@ -464,12 +464,15 @@ class Compiler:
     def mask(
         self,
         node: Behavior | Sequence,
-        event: str | None = None,
-        where: Node | None = None,
-        windowed: bool = True,
+        then: bool = False,
     ) -> exp.Expression:
-        """Condition selecting a term's events (same as ``evaluate.event_mask``)."""
-        name = event if event is not None else getattr(node, "event", None) or node.first
+        """Condition selecting a term's events (same as ``evaluate.event_mask``); with
+        ``then``, a sequence's B events (``then_where``, no window)."""
+        if then:
+            name, windowed, w = node.then, False, node.then_where
+        else:
+            name = getattr(node, "event", None) or node.first
+            windowed, w = True, node.where
         parts: list[exp.Expression] = []
         if name != "*":
             parts.append(exp.EQ(this=col("event"), expression=exp.Literal.string(name)))
@@ -479,7 +482,6 @@ class Compiler:
             if lo is not None:
                 parts.append(exp.GTE(this=col("ts"), expression=D.timestamp_literal(lo, self.d)))
         parts.append(exp.LT(this=col("ts"), expression=D.timestamp_literal(hi, self.d)))
-        w = where if where is not None else node.where
         if w is not None:
             parts.append(self.value(w, "event", {}))
         return _and(parts)
@@ -556,7 +558,7 @@ class Compiler:
             ifs=[exp.If(this=self.mask(node), true=exp.Literal.number(1))],
             default=exp.Literal.number(0),
         )
-        mb = self.mask(node, event=node.then, where=node.then_where, windowed=False)
+        mb = self.mask(node, then=True)
         is_b = exp.Case(
             ifs=[exp.If(this=mb, true=exp.Literal.number(1))], default=exp.Literal.number(0)
         )

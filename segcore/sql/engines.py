@@ -16,6 +16,7 @@ from segcore.errors import StoreError, UsageError
 from segcore.store import Store
 
 ENGINES = {"duckdb": "duckdb", "clickhouse": "clickhouse", "chdb": "clickhouse", "spark": "spark"}
+# run_members also accepts "polars" (the reference evaluator, no SQL)
 _EXTRAS = {
     "duckdb": ("duckdb", "engines"),
     "clickhouse": ("chdb", "engines"),
@@ -29,7 +30,9 @@ def engine_dialect(engine: str) -> str:
     """The SQL dialect of an engine name (UsageError for an unknown engine)."""
     e = str(engine).lower()
     if e not in ENGINES:
-        raise UsageError(f"unknown engine {engine!r} (expected duckdb, clickhouse or spark)")
+        raise UsageError(
+            f"unknown engine {engine!r} (expected polars, duckdb, clickhouse or spark)"
+        )
     return ENGINES[e]
 
 
@@ -121,9 +124,12 @@ def run_members(
     """Members of a rule or saved segment at ``as_of``, computed by ``engine`` from SQL."""
     from segcore.sql import compile_sql
 
+    if str(engine).lower() == "polars":  # the reference evaluator, for symmetry
+        from segcore.evaluate import members
+
+        return members(store, rule, as_of=as_of, segment=segment)
     d = engine_dialect(engine)
-    if engine.lower() != "polars":
-        _need(d)
+    _need(d)
     sql = compile_sql(store, rule, dialect=d, as_of=as_of, segment=segment)
     return run_sql(sql, engine, spark_master=spark_master)
 
