@@ -75,6 +75,7 @@ def main() -> None:
         at.switch_page(f"app_pages/{page}.py").run()
         first = time.perf_counter() - t0
         assert not at.exception, (page, at.exception)
+        assert not at.error, (page, [e.value for e in at.error])
         reruns = []
         for _ in range(args.repeat):
             t0 = time.perf_counter()
