@@ -61,12 +61,12 @@ FRAGMENTS = [
             "CASE",
             "\"event\" = 'charged'",
             "GROUP BY",
-            "COALESCE(b.v0, 0) > 0",
+            "COALESCE(b.sc_v0, 0) > 0",
             "\"ts\" >= CAST('2026-06-01 00:00:00.000000+00:00' AS TIMESTAMPTZ)",
         ],
     ),
-    ("event_sum('charged', amount) > 700", "duckdb", ["SUM(", "COALESCE(b.v0, 0) > 700"]),
-    ("event_avg('charged', amount) > 70", "snowflake", ["AVG(", "b.v0 > 70"]),
+    ("event_sum('charged', amount) > 700", "duckdb", ["SUM(", "COALESCE(b.sc_v0, 0) > 700"]),
+    ("event_avg('charged', amount) > 70", "snowflake", ["AVG(", "b.sc_v0 > 70"]),
     ("event_distinct('page_viewed', page) >= 2", "trino", ["COUNT(DISTINCT"]),
     (
         "event_periods('app_launched', period => 'week', within => '7 weeks') >= 5",
@@ -144,7 +144,7 @@ WITH sc_b1 AS (
         AND "ts" < CAST('2026-07-01 00:00:00.000000+00:00' AS TIMESTAMPTZ)
         THEN 1
       END
-    ) AS v0
+    ) AS sc_v0
   FROM analytics.events AS e
   WHERE
     "ts" < CAST('2026-07-01 00:00:00.000000+00:00' AS TIMESTAMPTZ)
@@ -174,7 +174,7 @@ WITH sc_b1 AS (
   LEFT JOIN sc_b1 AS b
     ON b.user_id = u.user_id
   WHERE
-    a."country" = 'US' AND COALESCE(b.v0, 0) > 0
+    a."country" = 'US' AND COALESCE(b.sc_v0, 0) > 0
 )
 SELECT
   "user_id"
@@ -442,3 +442,24 @@ def test_hostile_text_stays_literal(tiny, dialect):
             if isinstance(node, Col):
                 assert node.name in names, (node.name, dialect)
         assert not list(parsed[0].find_all(exp.Drop))
+
+
+def test_docs_show_the_sql_of_today(sample_store):
+    """docs/engines.md prints the real output of the compiler for its example."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "engines.md").read_text()
+    shown = doc.split("```sql\n", 1)[1].split("```", 1)[0].rstrip("\n")
+    rule = (
+        "country = 'US' AND event_count('charged', within => '30 days') >= 2 AND "
+        "did_then_not('added_to_cart', 'charged', gap => '10 minutes', within => '7 days')"
+    )
+    sql = compile_sql(
+        sample_store,
+        rule,
+        dialect="spark",
+        as_of=AS_OF,
+        events_table="analytics.events",
+        users_table="analytics.users",
+    )
+    assert shown == sql
