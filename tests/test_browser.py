@@ -202,11 +202,18 @@ def test_navigation_between_pages_in_chromium(server):
             page.wait_for_url("**/segment", timeout=30_000)
             _settle(page, "Members now")
             page.screenshot(path=str(ARTIFACTS / "navigation.png"), full_page=False)
-            second = [s.name for s in store.catalog.list()][1]
-            assert page.get_by_text(second).count() >= 1
+            second = store.catalog.list()[1]
+            assert page.get_by_text(second.description).count() >= 1
+            second = second.name
             size = store.count(segment=second, as_of="2026-06-30")
             metric = page.locator('[data-testid="stMetric"]').filter(has_text="Members now")
             assert metric.locator('[data-testid="stMetricValue"]').inner_text() == f"{size:,}"
             assert page.locator('[data-testid="stException"]').count() == 0
+            # the members download is generated on click
+            page.get_by_role("tab", name="Members").click()
+            with page.expect_download(timeout=30_000) as dl:
+                page.get_by_role("button", name="CSV", exact=True).click()
+            lines = Path(dl.value.path()).read_text().splitlines()
+            assert lines[0].startswith("user_id,") and len(lines) == size + 1
         finally:
             browser.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
 
 import polars as pl
 import streamlit as st
@@ -116,7 +117,7 @@ with t_size, guard("size over time"):
                     )
                     c[2].download_button(
                         f"{fmt_int(who.height)} users who {which} (CSV)",
-                        csv_bytes(who),
+                        partial(csv_bytes, who),
                         file_name=f"{name}-{which}-{day}.csv",
                         mime="text/csv",
                         key="sp_change_dl",
@@ -191,7 +192,7 @@ with t_reach, guard("reachability"):
             if isinstance(reach_df, pl.DataFrame):
                 c[1].download_button(
                     f"Download {fmt_int(reach_df.height)} ids (CSV)",
-                    csv_bytes(reach_df),
+                    partial(csv_bytes, reach_df),
                     file_name=f"{name}-{channel}.csv",
                     mime="text/csv",
                     key="sp_reach_dl",
@@ -238,7 +239,7 @@ with t_members, guard("members"):
     )
     c[1].download_button(
         "CSV",
-        csv_bytes(df),
+        partial(csv_bytes, df),
         file_name=f"{name}.csv",
         mime="text/csv",
         key="sp_dl_csv",
@@ -246,7 +247,7 @@ with t_members, guard("members"):
     )
     c[2].download_button(
         "Parquet",
-        parquet_bytes(df),
+        partial(parquet_bytes, df),
         file_name=f"{name}.parquet",
         mime="application/octet-stream",
         key="sp_dl_parquet",
