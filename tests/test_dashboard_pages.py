@@ -499,3 +499,19 @@ def test_a_store_with_users_only_and_no_segments(tiny, monkeypatch):
     goto(at, "builder")
     at.text_area(key="b_text").input("age > 40").run()
     assert n(metrics(at)["Matching users"]) == 1
+
+
+def test_overview_survives_a_broken_segment(store):
+    from segcore.segments import create_segment
+
+    create_segment(store, "Base", "age > 30")
+    create_segment(store, "Derived", "in_segment('Base') AND email_opt_in")
+    store.catalog.delete("Base")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    warnings = [w.value for w in at.warning]
+    assert len(warnings) == 1 and warnings[0].startswith("Derived: ")
+    table = frame(at, "Last 30 days")
+    assert len(table) == len(EXAMPLES) + 1
+    shown = dict(zip(table["Segment"], table["Members"], strict=True))
+    assert shown["Hot leads"] == store.count(segment="Hot leads", as_of=AS_OF)

@@ -9,6 +9,12 @@ import streamlit as st
 
 from dashboard import cached, charts, state
 from dashboard.widgets import fmt_int, fmt_pct, guard
+from segcore.errors import SegcoreError
+
+
+def _why(err: Exception) -> str:
+    return str(err) if isinstance(err, SegcoreError) else f"something went wrong ({err})"
+
 
 st.title("Overview")
 store = state.store()
@@ -59,25 +65,33 @@ with right, guard("segments"):
         end = dt.date.fromisoformat(as_of)
         start = end - dt.timedelta(days=29)
         rows = []
+        failed: list[str] = []
         for seg in segs:
-            size = cached.segment_count(seg.name, as_of)
+            try:
+                size: int | None = cached.segment_count(seg.name, as_of)
+            except Exception as err:  # noqa: BLE001 - one broken segment hides no other
+                size = None
+                failed.append(f"{seg.name}: {_why(err)}")
             spark = None
-            if have_trend:
-                tr = cached.call(
-                    "segcore.analytics.trend:trend",
-                    None,
-                    start=start.isoformat(),
-                    end=end.isoformat(),
-                    every="day",
-                    segment=seg.name,
-                )
-                spark = tr["members"].to_list()
+            if have_trend and size is not None:
+                try:
+                    tr = cached.call(
+                        "segcore.analytics.trend:trend",
+                        None,
+                        start=start.isoformat(),
+                        end=end.isoformat(),
+                        every="day",
+                        segment=seg.name,
+                    )
+                    spark = tr["members"].to_list()
+                except Exception as err:  # noqa: BLE001
+                    failed.append(f"{seg.name} (size over time): {_why(err)}")
             rows.append(
                 {
                     "Segment": seg.name,
                     "Kind": seg.kind,
                     "Members": size,
-                    "Share": fmt_pct(size / universe if universe else None),
+                    "Share": fmt_pct(size / universe if universe and size is not None else None),
                     "Last 30 days": spark,
                     "Description": seg.description,
                 }
@@ -95,6 +109,8 @@ with right, guard("segments"):
                 ),
             },
         )
+        for msg in failed:
+            st.warning(msg)
         names = [s.name for s in segs]
         pick = st.selectbox(
             "Open a segment", names, index=None, key="ov_open", placeholder="Choose a segment..."
