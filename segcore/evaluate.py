@@ -20,7 +20,7 @@ from typing import Any
 
 import polars as pl
 
-from segcore.errors import CatalogError, RuleError, StoreError
+from segcore.errors import CatalogError, RuleError, SegcoreError, StoreError
 from segcore.parser import parse_event_filter, parse_rule
 from segcore.polars_expr import TS, Ctx, constant_instant, to_expr
 from segcore.store import Store
@@ -78,13 +78,29 @@ def to_tree(store: Store, rule: Any) -> Node:
     if isinstance(rule, Node):
         return rule
     if isinstance(rule, dict):
-        return from_dict(rule)
+        return _checked_tree(store, lambda: from_dict(rule))
     if isinstance(rule, str):
         stripped = rule.lstrip()
         if stripped.startswith("{") and '"kind"' in stripped:
-            return from_json(rule)
+            return _checked_tree(store, lambda: from_json(rule))
         return parse_rule(rule, schema_of(store))
     raise RuleError(f"a rule must be text or a condition tree, got {type(rule).__name__}")
+
+
+def _checked_tree(store: Store, build: Any) -> Node:
+    """A tree from JSON (untrusted), checked like typed text: printed, then parsed."""
+    from segcore.printer import to_text
+
+    try:
+        text = to_text(build())
+    except SegcoreError:
+        raise
+    except (RecursionError, LookupError, TypeError, ValueError, AttributeError) as exc:
+        raise RuleError(f"invalid condition tree JSON ({type(exc).__name__}: {exc})") from None
+    try:
+        return parse_rule(text, schema_of(store))
+    except RuleError as err:  # positions would point into the printed text, not the JSON
+        raise RuleError(f"{err.message} (in the condition tree JSON)") from None
 
 
 def event_filter(store: Store, text: str) -> pl.Expr:

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_cookbook import COOKBOOK
 
+from segcore import Store
 from segcore.errors import RuleError, SegcoreError
 from segcore.evaluate import schema_of
 from segcore.examples import EXAMPLES
@@ -592,3 +593,112 @@ def test_trend_of_a_constant_rule_is_not_an_internal_error(sample_store, rule):
     always = rule.startswith("TRUE")
     assert df["members"].to_list() == [1000 if always else 0] * 3
     assert df["entered"].to_list() == [0, 0, 0] and df["exited"].to_list() == [0, 0, 0]
+
+
+# ---------------------------------------------------------------------- condition tree JSON
+def _tree(t) -> dict:
+    return {"version": 1, "tree": t}
+
+
+def _col(name: str) -> dict:
+    return {"kind": "col", "name": name}
+
+
+def _lit(value, typ: str) -> dict:
+    return {"kind": "lit", "value": value, "type": typ}
+
+
+def _nots(n: int) -> str:
+    return (
+        '{"version": 1, "tree": '
+        + '{"kind": "not", "arg": ' * n
+        + '{"kind": "col", "name": "email_opt_in"}'
+        + "}" * n
+        + "}"
+    )
+
+
+HOSTILE_TREES = {
+    "not_5000": (_nots(5000), "invalid condition tree JSON (RecursionError"),
+    "not_200": (_nots(200), "nested too deeply"),
+    "bad_literal_type": (_tree(_lit(1, "weird")), "must be a condition"),
+    "unknown_column": (_tree(_col("nope")), "unknown attribute 'nope'"),
+    "not_a_condition": (_tree(_col("age")), "must be a condition"),
+    "wrong_field_types": (
+        _tree({"kind": "compare", "op": "DROP", "left": 1, "right": "x"}),
+        "invalid condition tree JSON",
+    ),
+    "unknown_function": (
+        _tree({"kind": "behavior", "func": "system", "event": "charged"}),
+        "unknown function 'system'",
+    ),
+    "bad_timestamp": (
+        _tree(
+            {
+                "kind": "compare",
+                "op": "=",
+                "left": _col("created_at"),
+                "right": _lit("not a date", "timestamp"),
+            }
+        ),
+        "is not a timestamp",
+    ),
+    "empty_and": (_tree({"kind": "and", "args": []}), "rule is empty"),
+    "int_literal_text": (
+        _tree({"kind": "compare", "op": ">", "left": _col("age"), "right": _lit("abc", "int")}),
+        "invalid condition tree JSON",
+    ),
+    "huge_within": (
+        _tree({"kind": "behavior", "func": "did", "event": "charged", "within": 10**30}),
+        "longer than 100 years",
+    ),
+    "type_mismatch": (
+        _tree({"kind": "compare", "op": ">", "left": _col("country"), "right": _lit(3, "int")}),
+        "type mismatch",
+    ),
+    "args_not_a_list": (_tree({"kind": "and", "args": 5}), "invalid condition tree JSON"),
+    "column_pattern": (
+        _tree({"kind": "like", "arg": _col("country"), "pattern": _col("city")}),
+        "LIKE needs its pattern",
+    ),
+    "injected_name": (
+        _tree(
+            {
+                "kind": "compare",
+                "op": "=",
+                "left": _col('x" OR 1=1 --'),
+                "right": _lit("a", "string"),
+            }
+        ),
+        "unknown attribute",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_TREES))
+def test_hostile_condition_tree_json_is_a_rule_error(sample_store, name):
+    """Regression: JSON trees (API, CLI --rule '{...}') skipped the parser's checks and
+    failed deep in Polars (KeyError, TypeError, ComputeError, RecursionError...)."""
+    doc, message = HOSTILE_TREES[name]
+    with pytest.raises(RuleError) as err:
+        sample_store.count(doc, as_of=AS_OF)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_condition_tree_json_on_the_command_line(sample_home, capsys):
+    import json
+
+    from segcore.cli import main
+
+    good = json.dumps(
+        _tree({"kind": "compare", "op": ">", "left": _col("age"), "right": _lit(30, "int")})
+    )
+    assert (
+        main(["eval", "--rule", good, "--as-of", AS_OF, "--json", "--home", str(sample_home)]) == 0
+    )
+    count = json.loads(capsys.readouterr().out)["count"]
+    assert count == Store(sample_home).count("age > 30", as_of=AS_OF)
+    bad = json.dumps(_tree({"kind": "and", "args": 5}))
+    assert main(["eval", "--rule", bad, "--home", str(sample_home)]) == 2
+    assert capsys.readouterr().err.startswith("error: invalid condition tree JSON")
