@@ -736,8 +736,7 @@ def test_empty_store_and_users_only(tiny):
         assert _engine(only_events, "did('x')", "2025-12-31", eng) == []
 
 
-def test_files_with_different_columns(tiny, tmp_path):
-    """Several event files whose columns differ (union by name, NULL where missing)."""
+def _two_files(tiny):
     store = tiny(
         events=[("a", "buy", "2026-01-01T10:00:00", {"amount": 5.0})],
         users=[{"user_id": "a", "age": 1}, {"user_id": "b", "age": 2}],
@@ -752,32 +751,43 @@ def test_files_with_different_columns(tiny, tmp_path):
     ).with_columns(pl.col("ts").dt.replace_time_zone("UTC")).write_parquet(
         store.events_dir / "part-1.parquet"
     )
-    rules = [
-        "did('buy', where => amount IS NULL)",
-        "event_sum('buy', amount) > 1",
-        "did('view', where => page = 'q')",
-    ]
-    expected = [["b"], ["a"], ["b"]]
-    for rule, exp_members in zip(rules, expected, strict=True):
-        assert _polars(store, rule, "2026-01-05") == exp_members
+    return store
+
+
+TWO_FILE_CASES = [
+    ("did('buy', where => amount IS NULL)", ["b"]),
+    ("event_sum('buy', amount) > 1", ["a"]),
+    ("did('view', where => page = 'q')", ["b"]),
+    ("NOT did('view')", ["a"]),
+]
+
+
+def test_files_with_different_columns(tiny):
+    """Several event files whose columns differ (union by name, NULL where missing)."""
+    store = _two_files(tiny)
+    for rule, expected in TWO_FILE_CASES:
+        assert _polars(store, rule, "2026-01-05") == expected
         for eng in ("duckdb", "clickhouse"):
-            assert _engine(store, rule, "2026-01-05", eng) == exp_members, (eng, rule)
+            assert _engine(store, rule, "2026-01-05", eng) == expected, (eng, rule)
 
 
 # --------------------------------------------------------------------------- spark
 SPARK_RULES = COOKBOOK[:6] + generated_rules(99, 9)
 
 
-def test_spark_local_same_members(sample_store):
+def test_spark_local_same_members(sample_store, tiny):
+    """One test, so that one JVM serves every Spark check (also under pytest-xdist)."""
     problems = _diff(sample_store, SPARK_RULES[:12], "2026-06-30", engines=("spark",))
     problems += _diff(sample_store, SPARK_RULES[12:], "2026-06-12T14:30:00Z", engines=("spark",))
     assert not problems, "\n".join(problems)
-
-
-def test_spark_edge_store(tiny):
+    # window edges: a + gap == T, b == a + gap, b == a, NULL IN lists
     store = _edges(tiny)
     for rule, expected in EDGE_CASES[8:12] + EDGE_CASES[15:17]:
         assert _engine(store, rule, "2026-06-01", "spark") == expected, rule
+    # several event files with different columns: one UNION ALL branch per file
+    store = _two_files(tiny)
+    for rule, expected in TWO_FILE_CASES:
+        assert _engine(store, rule, "2026-01-05", "spark") == expected, rule
 
 
 def test_division_by_a_constant_is_ieee_division(tiny):
