@@ -801,3 +801,80 @@ def test_division_by_a_constant_is_ieee_division(tiny):
     assert _polars(store, rule, "2026-01-01") == expected
     for eng in ("duckdb", "clickhouse"):
         assert _engine(store, rule, "2026-01-01", eng) == expected
+
+
+# --------------------------------------------------------------------------- boundaries
+def _grid_store(tiny, seed: int):
+    """Events on whole hours before T = 2026-06-02T00:00Z, so windows and gaps of whole
+    hours and days hit events exactly at their boundaries (T - W, a + gap, T)."""
+    r = random.Random(seed)
+    T0 = dt.datetime(2026, 6, 2)
+    events = []
+    for i in range(30):
+        for _ in range(r.randint(0, 12)):
+            hours = r.choice([0, 1, 2, 3, 6, 12, 24, 25, 48, 72, 168, 169, 336, 720])
+            ts = T0 - dt.timedelta(hours=hours)  # hours == 0: exactly T (does not exist)
+            events.append(
+                (
+                    f"g{i:02d}",
+                    r.choice(["a", "b", "c"]),
+                    ts,
+                    {"n": r.choice([None, 1, 2, 5]), "k": r.choice([None, "x", "y"])},
+                )
+            )
+    users = [{"user_id": f"g{i:02d}", "tier": r.choice([None, 1, 2, 3])} for i in range(0, 34, 2)]
+    return tiny(events=events, users=users)
+
+
+def _grid_rules(seed: int, n: int) -> list[str]:
+    r = random.Random(seed)
+    durations = [
+        "1 hour",
+        "2 hours",
+        "12 hours",
+        "1 day",
+        "2 days",
+        "3 days",
+        "1 week",
+        "2 weeks",
+        "30 days",
+    ]
+    out = []
+    for _ in range(n):  # ok-loop: building test rules
+        e = r.choice(["a", "b", "c", "*"])
+        win = r.choice(
+            [
+                "",
+                f", within => '{r.choice(durations)}'",
+                f", since => now() - interval '{r.choice(durations)}'",
+                f", until => now() - interval '{r.choice(durations)}'",
+            ]
+        )
+        where = r.choice(["", ", where => n >= 2", ", where => k = 'x'", ", where => k IS NULL"])
+        term = r.choice(
+            [
+                f"did('{e}'{win}{where})",
+                f"event_count('{e}'{win}{where}) >= {r.randint(1, 4)}",
+                f"event_sum('{e}', n{win}{where}) = {r.randint(0, 8)}",
+                f"event_distinct('{e}', k{win}) = 1",
+                f"event_periods('{e}', period => '{r.choice(durations)}'{win or ', within => ' + repr(r.choice(durations))}) = {r.randint(1, 3)}",
+                f"last_seen('{e}'{where}) >= now() - interval '{r.choice(durations)}'",
+                f"first_seen('{e}'{win}) < now() - interval '{r.choice(durations)}'",
+                f"{r.choice(['did_then', 'did_then_not'])}('{e}', '{r.choice('abc')}', "
+                f"gap => '{r.choice(durations)}'{win})",
+            ]
+        )
+        if r.random() < 0.3:
+            term = r.choice([f"NOT {term}", f"{term} OR tier = 2", f"{term} AND tier IS NULL"])
+        out.append(term)
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_boundary_grid_same_members(tiny, seed):
+    store = _grid_store(tiny, seed)
+    rules = _grid_rules(seed, 40)
+    problems = _diff(store, rules, "2026-06-01")
+    assert not problems, "\n".join(problems)
+    sizes = [len(_polars(store, rule, "2026-06-01")) for rule in rules]
+    assert sum(1 for s in sizes if s) >= len(rules) // 3
