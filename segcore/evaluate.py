@@ -61,16 +61,23 @@ def type_name(dtype: pl.DataType) -> str | None:
 
 
 def schema_of(store: Store, *, check_names: bool = True) -> Schema:
-    """The schema rules of ``store`` are checked against."""
+    """The schema rules of ``store`` are checked against (cached per store version)."""
+    has_catalog = check_names and store.catalog_path.exists()
+    key = ("rule_schema", check_names, store.data_version(),
+           store.catalog.data_version() if has_catalog else None)
+    cache = store.__dict__.setdefault("_schema_cache", {})
+    if key in cache:
+        return cache[key]
     users = {k: t for k, v in store.users_schema().items() if (t := type_name(v))}
     events = {k: t for k, v in store.events_schema().items() if (t := type_name(v))}
     names = segs = None
     if check_names:
         known = store.event_names()
         names = frozenset(known) if known else None
-        if store.catalog_path.exists():
+        if has_catalog:
             segs = frozenset(s.name for s in store.catalog.list())
-    return Schema(users=users, events=events, event_names=names, segments=segs)
+    cache[key] = Schema(users=users, events=events, event_names=names, segments=segs)
+    return cache[key]
 
 
 def to_tree(store: Store, rule: Any) -> Node:
@@ -193,9 +200,9 @@ def default_value(node: Behavior) -> Any:
     return AGGREGATES[node.func][1]
 
 
-def prefilter(nodes: Iterable[Behavior | Sequence], T: dt.datetime,
-              schema: Schema) -> pl.Expr:
-    """A loose filter keeping every event any of ``nodes`` can look at."""
+def prefilter_bounds(nodes: Iterable[Behavior | Sequence], T: dt.datetime,
+                     schema: Schema) -> tuple[list[str] | None, dt.datetime | None]:
+    """Event names (None: any event) and earliest instant that any of ``nodes`` reads."""
     names: set[str] = set()
     lows: list[dt.datetime | None] = []
     for n in nodes:
@@ -205,11 +212,19 @@ def prefilter(nodes: Iterable[Behavior | Sequence], T: dt.datetime,
         else:
             names.add(n.event)
             lows.append(window_bounds(n, T, schema)[0])
+    since = min(lows) if lows and all(lo is not None for lo in lows) else None  # type: ignore[type-var]
+    return (None if "*" in names else sorted(names)), since
+
+
+def prefilter(nodes: Iterable[Behavior | Sequence], T: dt.datetime,
+              schema: Schema) -> pl.Expr:
+    """A loose filter keeping every event any of ``nodes`` can look at."""
+    names, since = prefilter_bounds(nodes, T, schema)
     parts = [pl.col("ts") < pl.lit(T, dtype=TS)]
-    if "*" not in names:
-        parts.append(pl.col("event").is_in(sorted(names)))
-    if lows and all(lo is not None for lo in lows):
-        parts.append(pl.col("ts") >= pl.lit(min(lows), dtype=TS))  # type: ignore[type-var]
+    if names is not None:
+        parts.append(pl.col("event").is_in(names))
+    if since is not None:
+        parts.append(pl.col("ts") >= pl.lit(since, dtype=TS))
     return pl.all_horizontal(parts)
 
 
@@ -220,17 +235,38 @@ def behaviour_frame(store: Store, nodes: list[Behavior], T: dt.datetime,
     values = [_masked_value(n, m, T).alias(c) for n, m, c in zip(nodes, masks, names, strict=True)]
     aggs = [_aggregate(n, pl.col(c)).alias(c) for n, c in zip(nodes, names, strict=True)]
     # events that no term matches (e.g. non-pricing page views) never reach the group_by
-    keep = prefilter(nodes, T, schema) & pl.any_horizontal(masks)
-    return (store.scan_events().filter(keep)
+    names_, since = prefilter_bounds(nodes, T, schema)
+    events = store.events_frame(event_columns(nodes), events=names_, since=since, until=T)
+    return (events.filter(pl.any_horizontal(masks))
             .select("user_id", *values).group_by("user_id").agg(aggs))
+
+
+def event_columns(nodes: Iterable[Behavior | Sequence]) -> list[str]:
+    """The event columns behavioural terms read (key columns, properties, filters)."""
+    from segcore.tree import Col
+
+    cols = ["user_id", "event", "ts"]
+    for n in nodes:
+        if getattr(n, "prop", None):
+            cols.append(n.prop)
+        for w in (n.where, getattr(n, "then_where", None)):
+            if w is not None:
+                cols.extend(c.name for c in w.walk() if isinstance(c, Col))
+    return list(dict.fromkeys(cols))
 
 
 def sequence_frame(store: Store, node: Sequence, T: dt.datetime, schema: Schema,
                    name: str) -> pl.LazyFrame:
     """``user_id`` and a TRUE column for users for whom the sequence holds at T."""
-    ev = store.scan_events()
-    a = ev.filter(event_mask(node, T, schema)).select("user_id", pl.col("ts").alias("a"))
-    b = ev.filter(event_mask(node, T, schema, then=True)).select("user_id", pl.col("ts").alias("b"))
+    cols = event_columns([node])
+    lo, hi = window_bounds(node, T, schema)
+    def names(e: str) -> list[str] | None:
+        return None if e == "*" else [e]
+
+    a = (store.events_frame(cols, events=names(node.first), since=lo, until=hi)
+         .filter(event_mask(node, T, schema)).select("user_id", pl.col("ts").alias("a")))
+    b = (store.events_frame(cols, events=names(node.then), until=T)
+         .filter(event_mask(node, T, schema, then=True)).select("user_id", pl.col("ts").alias("b")))
     joined = a.sort("a").join_asof(
         b.sort("b"), left_on="a", right_on="b", by="user_id", strategy="forward",
         allow_exact_matches=False, check_sortedness=False,
@@ -256,7 +292,7 @@ class _Plan:
 def universe(store: Store, T: dt.datetime) -> pl.LazyFrame:
     """Every user of the users table plus every user with an event before T."""
     users = store.scan_users().select("user_id")
-    ev = store.scan_events().filter(pl.col("ts") < pl.lit(T, dtype=TS)).select("user_id")
+    ev = store.events_frame(["user_id"], until=T)
     return pl.concat([users, ev]).unique()
 
 

@@ -17,7 +17,7 @@ import datetime as dt
 import hashlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -89,8 +89,17 @@ class Store:
     >>> store.count("did('charged', within => '30 days')", as_of="2026-06-30")  # doctest: +SKIP
     """
 
-    def __init__(self, home: str | os.PathLike[str] | None = None):
+    def __init__(self, home: str | os.PathLike[str] | None = None, *,
+                 cache_events: bool | None = None):
         self.home = Path(home) if home is not None else default_home()
+        if cache_events is None:
+            cache_events = os.environ.get("SEGCORE_EVENT_CACHE", "1") not in ("0", "false", "no")
+        self.cache_events = cache_events
+        self._cache_lock = threading.Lock()
+        self._cache_key: str | None = None
+        self._cache_cols: dict[str, pl.Series] = {}
+        self._cache_perm: pl.Series | None = None
+        self._cache_ranges: dict[str, tuple[int, int]] | None = None
 
     def __repr__(self) -> str:
         return f"Store({str(self.home)!r})"
@@ -195,6 +204,82 @@ class Store:
         return pl.scan_parquet(
             files, schema=schema, missing_columns="insert", extra_columns="ignore", glob=False
         )
+
+    def events_frame(self, columns: list[str], events: Iterable[str] | None = None,
+                     since: dt.datetime | None = None,
+                     until: dt.datetime | None = None) -> pl.LazyFrame:
+        """The events' ``columns`` (optionally only ``events`` with ``since <= ts < until``)
+        for evaluation, served from an in-memory column cache.
+
+        A long-lived process (the dashboard, a notebook, the benchmark) decodes each
+        event column from Parquet once per data version and keeps it in memory sorted
+        by (event, ts), with each event name's row range; selecting events and a time
+        range is then a binary search and zero-copy slices, not a scan. ``event`` is
+        Categorical there. Disabled with ``Store(cache_events=False)`` or
+        ``SEGCORE_EVENT_CACHE=0``, and for stores of more than
+        ``SEGCORE_EVENT_CACHE_MAX_ROWS`` events (default 100M): then a filtered scan.
+        """
+        columns = list(dict.fromkeys(columns))
+        frame = self._cached(columns) if self.cache_events else None
+        if frame is None:
+            lf = self.scan_events()
+            conds = []
+            if events is not None:
+                conds.append(pl.col("event").is_in(sorted(set(events))))
+            if since is not None:
+                conds.append(pl.col("ts") >= pl.lit(since, dtype=pl.Datetime("us", "UTC")))
+            if until is not None:
+                conds.append(pl.col("ts") < pl.lit(until, dtype=pl.Datetime("us", "UTC")))
+            return (lf.filter(pl.all_horizontal(conds)) if conds else lf).select(columns)
+        df, ranges = frame
+        if events is None and since is None and until is None:
+            return df.lazy().select(columns)
+        names = sorted(set(events)) if events is not None else sorted(ranges)
+        ts = df["ts"]
+        parts = []
+        for name in names:  # ok-loop: one slice per event name
+            if name not in ranges:
+                continue
+            a, b = ranges[name]
+            if since is not None or until is not None:
+                block = ts.slice(a, b - a)
+                lo = block.search_sorted(since, side="left") if since is not None else 0
+                hi = block.search_sorted(until, side="left") if until is not None else b - a
+                a, b = a + int(lo), a + int(hi)
+            if b > a:
+                parts.append(df.slice(a, b - a))
+        if not parts:
+            return df.clear().lazy().select(columns)
+        return pl.concat(parts, rechunk=False).lazy().select(columns)
+
+    def _cached(self, columns: list[str]) -> tuple[pl.DataFrame, dict[str, tuple[int, int]]] | None:
+        key = self.data_version()
+        with self._cache_lock:
+            if key != self._cache_key:
+                self._cache_cols, self._cache_key = {}, key
+                self._cache_perm = self._cache_ranges = None
+            scan = self.scan_events()
+            if self._cache_perm is None:
+                limit = int(os.environ.get("SEGCORE_EVENT_CACHE_MAX_ROWS", 100_000_000))
+                if scan.select(pl.len()).collect().item() > limit:
+                    self.cache_events = False
+                    return None
+                base = (scan.select("event", "ts").with_row_index("__row")
+                        .sort(["event", "ts"]).collect())
+                self._cache_perm = base["__row"]
+                self._cache_cols = {"event": base["event"].cast(pl.Categorical),
+                                    "ts": base["ts"]}
+                bounds = (base.select("event").with_row_index("i").group_by("event")
+                          .agg(pl.col("i").min().alias("a"), pl.col("i").max().alias("b")))
+                self._cache_ranges = {e: (int(a), int(b) + 1) for e, a, b in bounds.iter_rows()}  # ok-loop: one row per event name
+            missing = [c for c in columns if c not in self._cache_cols]
+            if missing:
+                loaded = scan.select(missing).collect()
+                for c in missing:  # ok-loop: one gather per column
+                    self._cache_cols[c] = loaded[c].gather(self._cache_perm)
+            keep = list(dict.fromkeys(["event", "ts", *columns]))
+            df = pl.DataFrame([self._cache_cols[c] for c in keep])
+            return df, dict(self._cache_ranges)
 
     def event_names(self) -> list[str]:
         """Distinct event names, sorted (cached per store version)."""

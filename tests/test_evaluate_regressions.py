@@ -31,3 +31,28 @@ def test_sequence_where_filters_only_the_first_event(tiny):
     for engine in ("duckdb", "clickhouse"):
         for r, want in ((rule, ["a"]), (rule_not, ["b"]), (with_then, [])):
             assert run_members(store, r, as_of=T, engine=engine)["user_id"].to_list() == want
+
+
+def test_in_memory_event_cache_equals_parquet_scans(sample_store):
+    """The in-memory (event, ts)-sorted column cache gives the same members as Parquet
+    scans, including '*' in sequences and windows that cut event ranges."""
+    from segcore import Store
+
+    cold = Store(sample_store.home, cache_events=False)
+    rules = [
+        "did('charged', within => '30 days')",
+        "event_count('page_viewed', where => page = 'pricing') > 2",
+        "did_then_not('added_to_cart', 'charged', gap => '10 minutes', within => '20 days')",
+        "did_then('*', 'charged', gap => '1 hour', since => DATE '2026-05-01', "
+        "until => DATE '2026-06-01')",
+        "did_then('added_to_cart', '*', gap => '1 minute')",
+        "NOT did('charged')",
+        "did('*', within => '3 days')",
+        "event_periods('app_launched', period => 'week', within => '7 weeks') >= 5",
+        "first_seen('*') > TIMESTAMP '2026-05-01 00:00:00'",
+        "event_sum('charged', amount, since => now() - interval '45 days') > 100",
+    ]
+    for rule in rules:
+        for as_of in ("2026-06-30", "2026-05-15T12:00:00Z", "2026-03-05"):
+            hot = sample_store.members(rule, as_of=as_of)["user_id"].to_list()
+            assert hot == cold.members(rule, as_of=as_of)["user_id"].to_list(), (rule, as_of)
