@@ -282,9 +282,10 @@ def _prepared(
         for n, x in enumerate(spec.exclusions)
     ]
     names = sorted({s.event for s in spec.steps} | {x.event for x in spec.exclusions})
-    lf = store.scan_events().filter(
-        (pl.col("ts") >= spec.start) & (pl.col("ts") < hi) & pl.col("event").is_in(names)
-    )
+    cols = {"user_id", "event", "ts", *([spec.hold] if spec.hold else [])}
+    for m in step_m + ex_m:
+        cols |= set(m.meta.root_names())
+    lf = store.events_frame(sorted(cols), events=names, since=spec.start, until=hi)
     if users is not None:
         lf = lf.join(users.lazy().select("user_id"), on="user_id", how="semi")
     lowest = pl.lit(k, dtype=pl.Int16)
@@ -310,16 +311,13 @@ def _prepared(
     df = raw.drop(group)
     if spec.hold and raw["u"].n_unique() != user_ids.n_unique():
         df = df.with_columns(user_ids.rank("dense").cast(pl.UInt64).alias("u"))
-    # events usually arrive in time order: one stable sort by group is then enough
-    df = df.sort("g", maintain_order=True)
+    # one multi-key sort: by group, then time (and the lowest step at equal times)
     needs_s = not exclusive and not spec.strict and spec.order == "ordered"
     key = ((pl.col("ts") - lo_us) * (1 << bits) + pl.col("s")) if needs_s else pl.col("ts")
+    df = df.sort([pl.col("g"), key], maintain_order=True)
     same_g = pl.col("g") == pl.col("g").shift(1)
-    bad = df.select(
-        (same_g & (key < key.shift(1))).any().alias("order"),
-        (same_g & (pl.col("_h") != pl.col("_h").shift(1))).any().alias("collision"),
-    ).row(0, named=True)
-    if bad["collision"]:
+    collision = df.select((same_g & (pl.col("_h") != pl.col("_h").shift(1))).any()).item()
+    if collision:
         ranks = raw.select(
             pl.col("user_id").rank("dense").cast(pl.UInt64).alias("u"),
             pl.struct(group).rank("dense").cast(pl.UInt64).alias("g")
@@ -327,8 +325,7 @@ def _prepared(
             else pl.col("user_id").rank("dense").cast(pl.UInt64).alias("g"),
         )
         df = raw.drop(group).with_columns(ranks)
-    if bad["collision"] or bad["order"]:
-        df = df.sort(key).sort("g", maintain_order=True)
+        df = df.sort([pl.col("g"), key], maintain_order=True)
     df = df.drop("_h")
     if not spec.hold:
         df = df.with_columns(pl.col("g").alias("u"))

@@ -275,7 +275,12 @@ def _load_events(w: _Work, terms: list[Node], bounds: dict) -> pl.DataFrame:
             mask = mask & (pl.col("ts") >= pl.lit(EPOCH + dt.timedelta(microseconds=low), dtype=TS))
         masks.append(mask)
     cols = ["user_id", "event", "ts", *sorted(_where_columns(terms) - {"user_id", "event", "ts"})]
-    return w.store.scan_events().filter(pl.any_horizontal(masks)).select(cols).collect()
+    names: set[str] = set()
+    for t in terms:
+        names |= {t.first, t.then} if isinstance(t, Sequence) else {t.event}
+    events = w.store.events_frame(cols, events=None if "*" in names else sorted(names),
+                                  until=last)
+    return events.filter(pl.any_horizontal(masks)).collect()
 
 
 def _ts_us(frame: pl.DataFrame, col: str = "ts") -> np.ndarray:
