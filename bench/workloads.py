@@ -193,7 +193,9 @@ def _trend_workload(points: int):
         seg = measure(lambda: trend(store, TREND_RULE, start=start, end=AS_OF), repeat)
         mem = peak_rss_mb()
         one = measure(lambda: store.count(TREND_RULE, as_of=AS_OF), repeat)
-        peers = {"one evaluation": one}
+        cold_store = Store(home, cache_events=False)
+        cold = measure(lambda: cold_store.count(TREND_RULE, as_of=AS_OF), repeat)
+        peers = {"one evaluation": one, "one evaluation (Parquet, no cache)": cold}
         if points <= 30:
             peers["naive loop (one evaluation per point)"] = measure(
                 lambda: trend_naive(store, TREND_RULE, start=start, end=AS_OF), max(1, repeat // 2))
