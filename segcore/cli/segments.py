@@ -242,7 +242,9 @@ def register(sub, common) -> None:
     add_target(p)
     p.add_argument("--as-of", help="date (end of that UTC day) or ISO timestamp; default now")
     p.add_argument("--engine", choices=ENGINES, default="polars")
-    p.add_argument("--spark-master", help="Spark master URL (default local[*] or SPARK_REMOTE)")
+    p.add_argument("--spark-master",
+                   help="Spark master URL (default $SPARK_MASTER, else local[2]; "
+                        "SPARK_REMOTE for Spark Connect)")
     p.add_argument("--out", help="write members with attributes to FILE.csv or FILE.parquet")
     p.add_argument("--limit", type=int, default=10, help="ids shown (default 10)")
     p.add_argument("--json", action="store_true")
