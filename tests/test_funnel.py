@@ -365,7 +365,7 @@ def test_overlapping_steps_match_brute_force(tmp_path: Path, seed: int, strict: 
 def chdb_counts(
     path: Path, names: list[str], window_s: int, lo: str, hi: str, strict: bool
 ) -> list[int]:
-    chdb = pytest.importorskip("chdb")
+    import chdb
     w_us = window_s * 1_000_000
     conds = ", ".join(
         [f"event = '{names[0]}' AND ts < toDateTime64('{hi}', 6, 'UTC')"]
@@ -683,7 +683,7 @@ def test_exclusive_where_filters_match_chdb(tmp_path: Path, strict: bool) -> Non
         "c",
     ]
     got = users(funnel(store, steps, "12h", "2026-06-01", "2026-06-02", strict=strict))
-    chdb = pytest.importorskip("chdb")
+    import chdb
     hi = "toDateTime64('2026-06-03 00:00:00', 6, 'UTC')"
     mode = ", 'strict_increase'" if strict else ""
     sql = f"""
