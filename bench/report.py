@@ -106,7 +106,8 @@ def _chart(report: dict[str, Any], folder: Path) -> str | None:
     df = pl.DataFrame([{"workload": r["workload"], "peer": r["peer"], "ratio": r["ratio"]}
                        for r in data]).to_pandas()
     chart = alt.Chart(df).mark_bar().encode(
-        x=alt.X("ratio:Q", title="segcore time / peer time (< 1: segcore faster)"),
+        x=alt.X("ratio:Q", title="segcore time / peer time (< 1: segcore faster; log scale)",
+                scale=alt.Scale(type="log")),
         y=alt.Y("workload:N", title=None, sort=None),
         color=alt.Color("peer:N", legend=alt.Legend(orient="bottom", columns=2)),
         yOffset="peer:N",
