@@ -8,6 +8,9 @@ import re
 from segcore.errors import UsageError
 
 UTC = dt.timezone.utc
+# Dates and instants outside these years are refused: windows, steps and ranges add and
+# subtract up to a century, and Python dates overflow at years 1 and 9999.
+MIN_YEAR, MAX_YEAR = 1000, 9000
 
 _UNITS = {
     "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
@@ -41,13 +44,23 @@ def parse_duration(text: str | dt.timedelta) -> dt.timedelta:
 def parse_date(value: str | dt.date | dt.datetime, what: str = "date") -> dt.date:
     """Parse an ISO date (``2026-06-01``); datetimes give their UTC date."""
     if isinstance(value, dt.datetime):
-        return to_utc(value).date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise UsageError(f"bad {what} {value!r}: expected YYYY-MM-DD") from None
+        day = to_utc(value).date()
+    elif isinstance(value, dt.date):
+        day = value
+    else:
+        try:
+            day = dt.date.fromisoformat(str(value).strip())
+        except ValueError:
+            raise UsageError(f"bad {what} {value!r}: expected YYYY-MM-DD") from None
+    return _check_year(day, what, value)
+
+
+def _check_year(day: dt.date, what: str, value: object) -> dt.date:
+    if not MIN_YEAR <= day.year <= MAX_YEAR:
+        raise UsageError(
+            f"{what} {str(value)!r} is outside the supported years {MIN_YEAR} to {MAX_YEAR}"
+        )
+    return day
 
 
 def to_utc(value: dt.datetime) -> dt.datetime:
@@ -71,9 +84,10 @@ def resolve_as_of(value: str | dt.date | dt.datetime | None = None) -> dt.dateti
     if value is None:
         return dt.datetime.now(UTC).replace(microsecond=0)
     if isinstance(value, dt.datetime):
+        _check_year(value.date(), "as-of", value)
         return to_utc(value)
     if isinstance(value, dt.date):
-        return end_of_day(value)
+        return end_of_day(_check_year(value, "as-of date", value))
     text = str(value).strip()
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
         return end_of_day(parse_date(text, "as-of date"))
@@ -83,6 +97,7 @@ def resolve_as_of(value: str | dt.date | dt.datetime | None = None) -> dt.dateti
         raise UsageError(
             f"bad as-of {value!r}: expected YYYY-MM-DD or an ISO timestamp like 2026-06-01T12:30:00Z"
         ) from None
+    _check_year(parsed.date(), "as-of", value)
     return to_utc(parsed)
 
 

@@ -702,3 +702,43 @@ def test_condition_tree_json_on_the_command_line(sample_home, capsys):
     bad = json.dumps(_tree({"kind": "and", "args": 5}))
     assert main(["eval", "--rule", bad, "--home", str(sample_home)]) == 2
     assert capsys.readouterr().err.startswith("error: invalid condition tree JSON")
+
+
+# ---------------------------------------------------------------------- absurd dates
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.count("age > 3", as_of="9999-12-31"),
+        lambda s: s.count("did('charged', within => '7 days')", as_of="0001-01-01"),
+        lambda s: s.count("age > 3", as_of="9999-12-31T23:00:00Z"),
+        lambda s: s.reach("age > 3", as_of="9999-12-31"),
+        lambda s: s.user("u000001", as_of="9999-12-31"),
+        lambda s: s.trend("age > 3", start="2026-06-01", end="9999-12-31"),
+        lambda s: s.trend("age > 3", start="9999-12-01", end="9999-12-31", every="week"),
+        lambda s: s.events(["charged"], start="0001-01-01", end="0001-01-02"),
+        lambda s: s.funnel(["product_viewed", "charged"], start="2026-06-01", end="9999-12-31"),
+        lambda s: s.funnel(["product_viewed", "charged"], start="0001-01-01", end="2026-06-30"),
+    ],
+)
+def test_dates_near_year_1_or_9999_are_usage_errors_not_overflows(sample_store, call):
+    """Regression: as-of dates and ranges at the ends of Python's calendar overflowed
+    (OverflowError: date value out of range) in windows, steps and range ends."""
+    from segcore.errors import UsageError
+
+    with pytest.raises(UsageError, match="is outside the supported years 1000 to 9000"):
+        call(sample_store)
+
+
+def test_dates_at_the_supported_edges_evaluate(sample_store):
+    # no event exists before the year 1000; users (no history) were created in 2026
+    assert sample_store.count("did('charged', within => '36500 days')", as_of="1000-01-01") == 0
+    assert sample_store.count("created_at > now() - interval '36500 days'", as_of="1000-01-01") == (
+        sample_store.count("created_at IS NOT NULL", as_of="1000-01-01")
+    )
+    far = "did_then('charged', 'charged', gap => '36500 days') OR subscription_end_date < today()"
+    assert sample_store.count(far, as_of="9000-12-31") == sample_store.count(
+        "did_then('charged', 'charged', gap => '36500 days') OR subscription_end_date IS NOT NULL",
+        as_of="9000-12-31",
+    )
+    weeks = sample_store.trend("age > 3", start="9000-12-01", end="9000-12-31", every="week")
+    assert weeks.height == 4  # the Sundays of December 9000
