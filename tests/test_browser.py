@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 from segcore.examples import seed_examples
 
@@ -207,7 +207,9 @@ def test_navigation_between_pages_in_chromium(server):
             second = second.name
             size = store.count(segment=second, as_of="2026-06-30")
             metric = page.locator('[data-testid="stMetric"]').filter(has_text="Members now")
-            assert metric.locator('[data-testid="stMetricValue"]').inner_text() == f"{size:,}"
+            # the value may still be recomputing when the label appears: wait for it (30 s)
+            expect(metric.locator('[data-testid="stMetricValue"]')).to_have_text(
+                f"{size:,}", timeout=30_000)
             assert page.locator('[data-testid="stException"]').count() == 0
             # the members download is generated on click
             page.get_by_role("tab", name="Members").click()
