@@ -35,7 +35,9 @@ def available(target: str) -> bool:
 
 @st.cache_data(show_spinner=False, max_entries=1024)
 def _call(home: str, version: str, target: str, args: tuple, kwargs: dict) -> Any:
-    return resolve(target)(state._store(home), *args, **kwargs)
+    store = state._store(home)
+    with store.pinned():  # one consistent set of files even if an import lands meanwhile
+        return resolve(target)(store, *args, **kwargs)
 
 
 def call(target: str, *args: Any, **kwargs: Any) -> Any:
