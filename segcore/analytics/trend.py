@@ -46,6 +46,7 @@ from segcore.evaluate import (
     MAX_SEGMENT_DEPTH,
     _get_segment,
     default_value,
+    event_columns,
     event_mask,
     plan_members,
     schema_of,
@@ -249,17 +250,6 @@ def _needs_naive(terms: list[Node], bounds: dict, schema: Schema) -> bool:
     return False
 
 
-def _where_columns(terms: list[Node]) -> set[str]:
-    out: set[str] = set()
-    for t in terms:
-        for w in (t.where, getattr(t, "then_where", None)):
-            if w is not None:
-                out |= {n.name for n in w.walk() if isinstance(n, Col)}
-        if getattr(t, "prop", None):
-            out.add(t.prop)
-    return out
-
-
 def _load_events(w: _Work, terms: list[Node], bounds: dict) -> pl.DataFrame:
     """The events some term counts (name, filter, earliest window start), collected once."""
     last = w.pts.instant(w.pts.P - 1)
@@ -274,7 +264,7 @@ def _load_events(w: _Work, terms: list[Node], bounds: dict) -> pl.DataFrame:
         if low != NEG:
             mask = mask & (pl.col("ts") >= pl.lit(EPOCH + dt.timedelta(microseconds=low), dtype=TS))
         masks.append(mask)
-    cols = ["user_id", "event", "ts", *sorted(_where_columns(terms) - {"user_id", "event", "ts"})]
+    cols = event_columns(terms)
     names: set[str] = set()
     for t in terms:
         names |= {t.first, t.then} if isinstance(t, Sequence) else {t.event}

@@ -29,6 +29,7 @@ from segcore.evaluate import (
     MAX_SEGMENT_DEPTH,
     _get_segment,
     _null_row_member,
+    event_columns,
     tree_columns,
     window_bounds,
 )
@@ -487,14 +488,8 @@ class Compiler:
         return _and(parts)
 
     def _props(self, nodes: list[Node]) -> set[str]:
-        out: set[str] = set()
-        for n in nodes:
-            if isinstance(n, Behavior) and n.prop:
-                out.add(n.prop)
-            for w in (getattr(n, "where", None), getattr(n, "then_where", None)):
-                if w is not None:
-                    out |= {c.name for c in w.walk() if isinstance(c, Col)}
-        return out
+        """The event columns the terms read (same as the Polars evaluator's)."""
+        return set(event_columns(nodes))
 
     def _prefilter(self, nodes: list[Behavior]) -> exp.Expression:
         names = {n.event for n in nodes}
