@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -216,18 +215,6 @@ def prefilter_bounds(nodes: Iterable[Behavior | Sequence], T: dt.datetime,
     return (None if "*" in names else sorted(names)), since
 
 
-def prefilter(nodes: Iterable[Behavior | Sequence], T: dt.datetime,
-              schema: Schema) -> pl.Expr:
-    """A loose filter keeping every event any of ``nodes`` can look at."""
-    names, since = prefilter_bounds(nodes, T, schema)
-    parts = [pl.col("ts") < pl.lit(T, dtype=TS)]
-    if names is not None:
-        parts.append(pl.col("event").is_in(names))
-    if since is not None:
-        parts.append(pl.col("ts") >= pl.lit(since, dtype=TS))
-    return pl.all_horizontal(parts)
-
-
 def behaviour_frame(store: Store, nodes: list[Behavior], T: dt.datetime,
                     schema: Schema, names: list[str]) -> pl.LazyFrame:
     """One group_by over the events: ``user_id`` plus one column per aggregate."""
@@ -281,14 +268,6 @@ def sequence_frame(store: Store, node: Sequence, T: dt.datetime, schema: Schema,
 
 
 # --------------------------------------------------------------------------- plans
-@dataclass
-class _Plan:
-    store: Store
-    T: dt.datetime
-    schema: Schema
-    stack: tuple[str, ...] = ()
-
-
 def universe(store: Store, T: dt.datetime) -> pl.LazyFrame:
     """Every user of the users table plus every user with an event before T."""
     users = store.scan_users().select("user_id")

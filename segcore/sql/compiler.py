@@ -30,6 +30,7 @@ from segcore.evaluate import (
     _get_segment,
     _null_row_member,
     event_columns,
+    prefilter_bounds,
     tree_columns,
     window_bounds,
 )
@@ -492,17 +493,15 @@ class Compiler:
         return set(event_columns(nodes))
 
     def _prefilter(self, nodes: list[Behavior]) -> exp.Expression:
-        names = {n.event for n in nodes}
-        lows = [window_bounds(n, self.T, self.schema)[0] for n in nodes]
+        """A loose filter keeping every event the terms can read (as the Polars evaluator)."""
+        names, since = prefilter_bounds(nodes, self.T, self.schema)
         parts: list[exp.Expression] = [exp.LT(this=col("ts"), expression=self.T_lit())]
-        if "*" not in names:
+        if names is not None:
             parts.append(
-                exp.In(
-                    this=col("event"), expressions=[exp.Literal.string(x) for x in sorted(names)]
-                )
+                exp.In(this=col("event"), expressions=[exp.Literal.string(x) for x in names])
             )
-        if all(lo is not None for lo in lows):
-            parts.append(exp.GTE(this=col("ts"), expression=D.timestamp_literal(min(lows), self.d)))
+        if since is not None:
+            parts.append(exp.GTE(this=col("ts"), expression=D.timestamp_literal(since, self.d)))
         return _and(parts)
 
     def _aggregate(self, node: Behavior) -> exp.Expression:
