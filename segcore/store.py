@@ -33,6 +33,9 @@ REQUIRED_EVENT_COLUMNS: dict[str, pl.DataType] = {
     "ts": pl.Datetime("us", "UTC"),
 }
 EVENT_ID = "event_id"
+# A derived column ``events_frame`` serves on request: ``user_id`` as a Categorical, so
+# grouping and ``join_asof(by=...)`` on users hash 32-bit codes, not strings.
+USER_CODE = "__user"
 # Event files are sorted by event name first, in small row groups: Parquet statistics then
 # let every engine skip the row groups of events a query does not read (a large win for
 # behavioural rules, which each read one or a few event names).
@@ -223,6 +226,8 @@ class Store:
         frame = self._cached(columns) if self.cache_events else None
         if frame is None:
             lf = self.scan_events()
+            if USER_CODE in columns:
+                lf = lf.with_columns(pl.col("user_id").cast(pl.Categorical).alias(USER_CODE))
             conds = []
             if events is not None:
                 conds.append(pl.col("event").is_in(sorted(set(events))))
@@ -272,11 +277,16 @@ class Store:
                 bounds = (base.select("event").with_row_index("i").group_by("event")
                           .agg(pl.col("i").min().alias("a"), pl.col("i").max().alias("b")))
                 self._cache_ranges = {e: (int(a), int(b) + 1) for e, a, b in bounds.iter_rows()}  # ok-loop: one row per event name
-            missing = [c for c in columns if c not in self._cache_cols]
+            missing = [c for c in columns if c not in self._cache_cols and c != USER_CODE]
+            if USER_CODE in columns and "user_id" not in self._cache_cols:
+                missing.append("user_id")
             if missing:
                 loaded = scan.select(missing).collect()
                 for c in missing:  # ok-loop: one gather per column
                     self._cache_cols[c] = loaded[c].gather(self._cache_perm)
+            if USER_CODE in columns and USER_CODE not in self._cache_cols:
+                codes = self._cache_cols["user_id"].cast(pl.Categorical)
+                self._cache_cols[USER_CODE] = codes.alias(USER_CODE)
             keep = list(dict.fromkeys(["event", "ts", *columns]))
             df = pl.DataFrame([self._cache_cols[c] for c in keep])
             return df, dict(self._cache_ranges)

@@ -10,11 +10,14 @@ import numpy as np
 import polars as pl
 import pytest
 
+import segcore.analytics.funnel as fmod
 from segcore.analytics.funnel import (
     FunnelStep,
     funnel,
     funnel_dropoffs,
     funnel_over_time,
+    make_spec,
+    reached,
     save_dropoffs,
 )
 from segcore.errors import UsageError
@@ -48,6 +51,16 @@ def users(result: dict) -> list[int]:
 
 
 DAY = "2026-06-01"
+
+
+@pytest.fixture(params=["auto", "chains"])
+def method(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with the default method (latest-start where it applies) and with chains."""
+    real = fmod.reached
+    monkeypatch.setattr(
+        fmod, "reached", lambda *a, **k: real(*a, **{**k, "method": request.param})
+    )
+    return request.param
 
 
 @pytest.fixture
@@ -85,6 +98,7 @@ def tricky(tmp_path: Path) -> Store:
     return make_store(tmp_path, rows)
 
 
+@pytest.mark.usefixtures("method")
 def test_hand_fixture_window_1d(tricky: Store) -> None:
     r = funnel(tricky, ["a", "b", "c"], window="1d", start=DAY, end=DAY)
     # entered: u1 u2 u3 u4 u6 (u5's a is before from)
@@ -96,12 +110,14 @@ def test_hand_fixture_window_1d(tricky: Store) -> None:
     assert r["from"] == "2026-06-01T00:00:00Z" and r["to"] == "2026-06-02T00:00:00Z"
 
 
+@pytest.mark.usefixtures("method")
 def test_hand_fixture_strict(tricky: Store) -> None:
     r = funnel(tricky, ["a", "b", "c"], window="1d", start=DAY, end=DAY, strict=True)
     # u1's b shares a's instant: strict drops it (and u1 has no later b)
     assert users(r) == [5, 4, 3]
 
 
+@pytest.mark.usefixtures("method")
 def test_window_1h_later_start_completes(tricky: Store) -> None:
     r = funnel(tricky, ["a", "b", "c"], window="1h", start=DAY, end=DAY)
     # u1: a,b 10:00 c 11:00 (exactly 1h) -> 3; u2: 1; u3: later a -> 3
@@ -131,6 +147,7 @@ def test_equal_timestamps_same_event_name(tmp_path: Path) -> None:
     assert users(funnel(store, ["view", "view", "view"], "1h", DAY, DAY)) == [3, 2, 0]
 
 
+@pytest.mark.usefixtures("method")
 def test_dropoffs_and_over_time(tricky: Store) -> None:
     d = funnel_dropoffs(tricky, ["a", "b", "c"], "1h", DAY, DAY, after_step=2)
     assert d["user_id"].to_list() == ["u6"]
@@ -214,6 +231,7 @@ def test_any_order(tmp_path: Path) -> None:
     assert users(funnel(store, ["a", "b", "c"], "1h", DAY, DAY)) == [3, 0, 0]
 
 
+@pytest.mark.usefixtures("method")
 def test_hold_constant(tmp_path: Path) -> None:
     rows = [
         ("u1", "view", "2026-06-01T10:00:00"),
@@ -230,6 +248,7 @@ def test_hold_constant(tmp_path: Path) -> None:
         funnel(store, ["view", "cart"], "1h", DAY, DAY, hold="nope")
 
 
+@pytest.mark.usefixtures("method")
 def test_where_filters_as_expressions(tmp_path: Path) -> None:
     rows = [
         ("u1", "view", "2026-06-01T10:00:00"),
@@ -244,6 +263,7 @@ def test_where_filters_as_expressions(tmp_path: Path) -> None:
     assert users(funnel(store, steps2, "1h", DAY, DAY)) == [2, 0]
 
 
+@pytest.mark.usefixtures("method")
 def test_where_filters_as_text(tmp_path: Path) -> None:
     rows = [
         ("u1", "view", "2026-06-01T10:00:00"),
@@ -384,6 +404,7 @@ def chdb_counts(
     return [sum(n for lv, n in by_level.items() if lv >= i) for i in range(1, len(names) + 1)]
 
 
+@pytest.mark.usefixtures("method")
 @pytest.mark.parametrize("seed", [11, 12, 13, 14])
 @pytest.mark.parametrize("strict", [False, True])
 def test_matches_chdb_window_funnel(tmp_path: Path, seed: int, strict: bool) -> None:
@@ -404,6 +425,7 @@ def test_matches_chdb_window_funnel(tmp_path: Path, seed: int, strict: bool) -> 
         assert got == want, (window, got, want)
 
 
+@pytest.mark.usefixtures("method")
 def test_strict_equal_instant_clickhouse_quirk(tmp_path: Path) -> None:
     # a 19:20 -> b 22:30 -> c 00:50 is a strict chain; the a at 22:30 must not hide it.
     # (ClickHouse's windowFunnel 'strict_increase' reports level 1 here: it keeps only
@@ -434,10 +456,12 @@ def test_hash_collisions_fall_back_to_exact_keys(
         "_hash",
         lambda columns, seed: real(columns, seed) if seed == 13 else pl.lit(1, dtype=pl.UInt64),
     )
-    assert users(funnel(tricky, ["a", "b", "c"], "1h", DAY, DAY)) == [5, 4, 3]
-    assert users(funnel(tricky, ["a", "b", "c"], "1h", DAY, DAY, hold="event_id")) == [5, 0, 0]
+    for hold, want in ((None, [5, 4, 3]), ("event_id", [5, 0, 0])):
+        spec = make_spec(tricky, ["a", "b", "c"], "1h", DAY, DAY, hold=hold)
+        assert [f.height for f in reached(tricky, spec, method="chains")] == want
 
 
+@pytest.mark.usefixtures("method")
 def test_segments_and_save(tricky: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     import segcore.analytics.funnel as fmod
 
@@ -452,6 +476,7 @@ def test_segments_and_save(tricky: Store, monkeypatch: pytest.MonkeyPatch) -> No
     assert users(r) == [3, 3, 2]
 
 
+@pytest.mark.usefixtures("method")
 def test_real_segments_and_saved_dropoffs(tricky: Store) -> None:
     from segcore.errors import CatalogError
 
@@ -472,6 +497,7 @@ def test_real_segments_and_saved_dropoffs(tricky: Store) -> None:
         save_dropoffs(tricky, "late", ["a", "b", "c"], "1h", DAY, DAY, after_step=2)
 
 
+@pytest.mark.usefixtures("method")
 def test_many_steps_perm_invariance(tmp_path: Path) -> None:
     # a user doing steps in reverse order reaches only level 1
     names = ["s1", "s2", "s3", "s4", "s5"]
@@ -611,6 +637,7 @@ def test_store_api(tricky: Store) -> None:
     assert users(r) == [5, 4, 3]
 
 
+@pytest.mark.usefixtures("method")
 def test_edge_cases(tricky: Store) -> None:
     # no events in the range: zeros, no ratios
     r = funnel(tricky, ["a", "b"], "1h", "2027-01-01", "2027-01-02")
@@ -771,6 +798,7 @@ def test_exclusions_match_brute_force(tmp_path: Path, span: tuple[int, int], str
     assert expected[3] > 0 and expected[1] > expected[3]
 
 
+@pytest.mark.usefixtures("method")
 @pytest.mark.parametrize("strict", [False, True])
 def test_hold_matches_brute_force(tmp_path: Path, strict: bool) -> None:
     names = ["a", "b", "c"]
@@ -811,3 +839,53 @@ def test_any_order_repeated_steps_need_distinct_events(tmp_path: Path) -> None:
     store = make_store(tmp_path, rows)
     r = funnel(store, ["view", "view", "buy"], "1h", DAY, DAY, order="any")
     assert users(r) == [3, 2, 1]
+
+
+def _by_user(frames: list[pl.DataFrame]) -> list[dict[str, float]]:
+    return [dict(zip(f["user_id"], f["seconds"], strict=True)) for f in frames]
+
+
+@pytest.mark.parametrize("seed", [61, 62, 63])
+@pytest.mark.parametrize("cached", [True, False])
+def test_latest_start_equals_chains(tmp_path: Path, seed: int, cached: bool) -> None:
+    # the fast path must give the same users and the same shortest times as the chains,
+    # with filters, hold, strict, a segment filter, and without the event cache
+    df = random_events(seed, 5000, ["a", "b", "c", "d", "z"], 150, 3 * 86400, unit_s=300)
+    store = make_store(
+        tmp_path,
+        list(zip(df["user_id"], df["event"], df["ts"], strict=True)),
+        {"p": df["p"].to_list()},
+    )
+    store = Store(tmp_path, cache_events=cached)
+    segment = pl.DataFrame({"user_id": [f"u{i}" for i in range(0, 150, 3)]})
+    cases = [
+        (["a", "b", "c", "d"], {}),
+        (["a", "b", "c", "d"], {"strict": True}),
+        (["d", "a", {"event": "b", "where": "p >= 1"}], {"window": "2h"}),
+        (["a", "b", "c"], {"hold": "p", "window": "6h"}),
+        (["c", "a"], {"window": "0s"}),
+        (["b"], {}),
+    ]
+    reached_last: list[int] = []
+    for steps, opts in cases:
+        spec = make_spec(
+            store,
+            steps,
+            opts.get("window", "1d"),
+            DAY,
+            "2026-06-02",
+            opts.get("strict", False),
+            hold=opts.get("hold"),
+        )
+        for users_filter in (None, segment):
+            fast = _by_user(reached(store, spec, users_filter, method="latest_start"))
+            slow = _by_user(reached(store, spec, users_filter, method="chains"))
+            assert fast == slow, (steps, opts)
+            reached_last.append(len(fast[-1]))
+    assert sum(n > 0 for n in reached_last) >= 8, reached_last  # not vacuous
+    # the method is checked
+    spec = make_spec(store, ["a", "a"], "1d", DAY, DAY)
+    with pytest.raises(UsageError, match="latest-start"):
+        reached(store, spec, method="latest_start")
+    with pytest.raises(UsageError, match="bad funnel method"):
+        reached(store, spec, method="fastest")

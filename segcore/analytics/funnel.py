@@ -9,7 +9,10 @@ ei matching Si, with ``ts(e1) <= ... <= ts(ej)`` (``strict``: ``<``), ``ts(e1)``
 ``[from, to)`` and ``ts(ej) - ts(e1) <= W``. Only events with ``from <= ts < to + W``
 are read. Step i counts the users of level >= i.
 
-Algorithm: every step-1 event in ``[from, to)`` starts a chain; each next step takes
+Algorithm. Ordered funnels of distinct step events without exclusions (the common
+case) take one latest-start pass (:func:`latest_start_users`): per step, one
+backward ``join_asof`` by user over events the cache keeps in time order. Every other
+funnel builds chains (:func:`chains`): every step-1 event in ``[from, to)`` starts a chain; each next step takes
 the earliest matching event after the previous one (greedy-earliest is optimal for
 a fixed start), found with a forward ``join_asof`` on a global event order; a chain
 stops when the window is exceeded. A user reaches step i when some chain does.
@@ -520,6 +523,83 @@ def chains(store, spec: FunnelSpec, users: pl.DataFrame | None = None) -> Chains
     return Chains(frames, user_ids)
 
 
+def _latest_start_eligible(spec: FunnelSpec) -> bool:
+    """The latest-start pass applies to ordered funnels of distinct events, no exclusions."""
+    return spec.order == "ordered" and not spec.exclusions and _exclusive(spec)
+
+
+def latest_start_users(
+    store, spec: FunnelSpec, users: pl.DataFrame | None = None
+) -> list[pl.DataFrame]:
+    """Per step, ``user_id, seconds`` by a latest-start pass (ordered, distinct events).
+
+    For every step-i event e, ``L(e)`` is the latest step-1 time from which a chain
+    reaches e: ``L = ts`` for step-1 events, and ``L(e)`` = the largest ``L`` of the
+    user's step-(i-1) events at or before ``ts(e)`` (``strict``: before). ``L`` never
+    decreases along a user's events in time order, so that largest value is the one of
+    the *last* such event: one backward ``join_asof`` per step, by user, on frames the
+    event cache keeps sorted by time (no sort by user). e reaches step i when
+    ``ts(e) - L(e) <= W``; the user's time to convert is the least ``ts(e) - L(e)``,
+    the shortest qualifying chain. With distinct step events no event can serve two
+    steps, so this equals the chain definition (and ClickHouse ``windowFunnel``).
+    """
+    from segcore.store import USER_CODE
+
+    hi = spec.end + spec.window
+    by = [USER_CODE] + ([spec.hold] if spec.hold else [])
+    plans = []
+    for i, step in enumerate(spec.steps):
+        cond = _where_expr(store, step.where, f"step {i + 1}")
+        if spec.hold is not None:
+            cond = cond & pl.col(spec.hold).is_not_null()
+        cols = {USER_CODE, "event", "ts", *by, *cond.meta.root_names()}
+        if i == 0 and users is not None:
+            cols.add("user_id")
+        lf = store.events_frame(
+            sorted(cols), events=[step.event], since=spec.start, until=spec.end if i == 0 else hi
+        ).filter(cond)
+        if i == 0 and users is not None:
+            lf = lf.join(users.lazy().select("user_id"), on="user_id", how="semi")
+        plans.append(lf.select(*by, pl.col("ts").dt.epoch("us")))
+    frames = [f if f["ts"].is_sorted() else f.sort("ts") for f in pl.collect_all(plans)]
+    out = []
+    cur = frames[0].with_columns(pl.col("ts").alias("L"))
+    for i, e in enumerate(frames):
+        if i:
+            cur = e.join_asof(
+                cur.select(*by, "ts", "L"),
+                on="ts",
+                by=by,
+                strategy="backward",
+                allow_exact_matches=not spec.strict,
+                check_sortedness=False,
+            ).filter(pl.col("ts") - pl.col("L") <= spec.window_us)
+        out.append(
+            cur.group_by(USER_CODE)
+            .agg(((pl.col("ts") - pl.col("L")).min() / US).alias("seconds"))
+            .select(pl.col(USER_CODE).cast(pl.String).alias("user_id"), "seconds")
+        )
+    return out
+
+
+def reached(
+    store, spec: FunnelSpec, users: pl.DataFrame | None = None, *, method: str = "auto"
+) -> list[pl.DataFrame]:
+    """Per step, one row per user reaching it: ``user_id, seconds`` (shortest time).
+
+    ``method``: ``"latest_start"`` (:func:`latest_start_users`; ordered funnels of
+    distinct events without exclusions), ``"chains"`` (:func:`chains`, every option) or
+    ``"auto"`` (the first when it applies).
+    """
+    if method not in ("auto", "latest_start", "chains"):
+        raise UsageError(f"bad funnel method {method!r}: use auto, latest_start or chains")
+    if method == "latest_start" and not _latest_start_eligible(spec):
+        raise UsageError("the latest-start method needs ordered distinct steps, no exclusions")
+    if method != "chains" and _latest_start_eligible(spec):
+        return latest_start_users(store, spec, users)
+    return step_users(chains(store, spec, users))
+
+
 def step_users(ch: Chains) -> list[pl.DataFrame]:
     """Per step, one row per user reaching it: ``user_id, seconds`` (shortest time)."""
     out = []
@@ -662,7 +742,7 @@ def funnel(
         any_order=any_order,
     )
     users = _members(store, segment, spec.end) if segment else None
-    per_step = step_users(chains(store, spec, users))
+    per_step = reached(store, spec, users)
     head = {
         "window": str(window)
         if not isinstance(window, dt.timedelta)
@@ -767,7 +847,7 @@ def funnel_dropoffs(
     if not isinstance(after_step, int) or not 1 <= after_step < k:
         raise UsageError(f"after_step must be a step number from 1 to {k - 1}, got {after_step!r}")
     users = _members(store, segment, spec.end) if segment else None
-    per_step = step_users(chains(store, spec, users))
+    per_step = reached(store, spec, users)
     return (
         per_step[after_step - 1]
         .select("user_id")
