@@ -140,11 +140,8 @@ def event_mask(node: Behavior | Sequence, T: dt.datetime, schema: Schema,
     (the window and ``where`` select the A events only). ``windowed=False`` keeps
     only ``ts < T`` of the window.
     """
-    if then:
-        name, windowed, w = node.then, False, node.then_where
-    else:
-        name = getattr(node, "event", None) or node.first
-        w = node.where
+    name = term_event(node, then)
+    windowed = windowed and not then
     parts: list[pl.Expr] = []
     if name != "*":
         parts.append(pl.col("event") == name)
@@ -155,9 +152,26 @@ def event_mask(node: Behavior | Sequence, T: dt.datetime, schema: Schema,
         parts.append(pl.col("ts") < pl.lit(hi, dtype=TS))
     else:
         parts.append(pl.col("ts") < pl.lit(T, dtype=TS))
-    if w is not None:
-        parts.append(to_expr(w, Ctx(T, schema, scope="event")).fill_null(False))
+    where = where_mask(node, T, schema, then)
+    if where is not None:
+        parts.append(where)
     return pl.all_horizontal(parts) if len(parts) > 1 else parts[0]
+
+
+def term_event(node: Behavior | Sequence, then: bool = False) -> str:
+    """The event name a term reads (``*``: any); ``then``: a sequence's B event."""
+    if then:
+        return node.then
+    return getattr(node, "event", None) or node.first
+
+
+def where_mask(node: Behavior | Sequence, T: dt.datetime, schema: Schema,
+               then: bool = False) -> pl.Expr | None:
+    """The term's ``where`` (``then``: ``then_where``) filter on events, or None."""
+    w = node.then_where if then else node.where
+    if w is None:
+        return None
+    return to_expr(w, Ctx(T, schema, scope="event")).fill_null(False)
 
 
 def _masked_value(node: Behavior, mask: pl.Expr, T: dt.datetime) -> pl.Expr:

@@ -278,7 +278,7 @@ class Store:
                           .agg(pl.col("i").min().alias("a"), pl.col("i").max().alias("b")))
                 self._cache_ranges = {e: (int(a), int(b) + 1) for e, a, b in bounds.iter_rows()}  # ok-loop: one row per event name
             missing = [c for c in columns if c not in self._cache_cols and c != USER_CODE]
-            if USER_CODE in columns and "user_id" not in self._cache_cols:
+            if USER_CODE in columns and "user_id" not in [*self._cache_cols, *missing]:
                 missing.append("user_id")
             if missing:
                 loaded = scan.select(missing).collect()

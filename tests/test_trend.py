@@ -348,3 +348,31 @@ def test_cli_trend_out_csv(shop, tmp_path, capsys):
     ]
     assert main([*args[:9], "--out", str(tmp_path / "x.csv")]) == 2
     assert "--entered/--exited" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("rule", [DIFF_RULES[i] for i in (0, 2, 6, 8, 10, 12, 13)])
+def test_trend_without_the_event_cache(diff_store, rule):
+    # Parquet scans: events not in time order, user codes made on the fly
+    from segcore import Store
+
+    cold = Store(diff_store.home, cache_events=False)
+    warm = trend(diff_store, rule, "2026-06-05", "2026-06-18")
+    assert trend(cold, rule, "2026-06-05", "2026-06-18").equals(warm)
+    assert warm["members"].sum() > 0
+
+
+def test_point_index_runs_equal_binary_search():
+    import numpy as np
+
+    from segcore.analytics.trend import _point_index
+
+    rng = np.random.default_rng(5)
+    bounds = np.sort(rng.integers(0, 1000, 40))  # repeated bounds too
+    for ts in (np.sort(rng.integers(-50, 1050, 5000)), np.array([7]), bounds.copy()):
+        want = np.searchsorted(bounds, ts, side="right")
+        assert np.array_equal(_point_index(ts, bounds), want)
+    shuffled = rng.permutation(np.sort(rng.integers(0, 1000, 300)))
+    assert np.array_equal(
+        _point_index(shuffled, bounds), np.searchsorted(bounds, shuffled, side="right")
+    )
+    assert _point_index(np.array([], dtype=np.int64), bounds).size == 0

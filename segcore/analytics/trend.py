@@ -47,14 +47,15 @@ from segcore.evaluate import (
     _get_segment,
     default_value,
     event_columns,
-    event_mask,
     plan_members,
     schema_of,
+    term_event,
     to_tree,
     tree_columns,
+    where_mask,
 )
 from segcore.polars_expr import TS, Ctx, as_timestamp, to_expr
-from segcore.store import Store
+from segcore.store import USER_CODE, Store
 from segcore.timeutil import UTC, day_points, end_of_day, parse_date
 from segcore.tree import (
     Behavior,
@@ -230,7 +231,8 @@ class _Work:
     store: Store
     pts: Points
     schema: Schema
-    events: pl.DataFrame | None = None
+    # per (term, B side of a sequence): the events the term counts
+    frames: dict[tuple[Node, bool], pl.DataFrame] = dataclasses.field(default_factory=dict)
     U: int = 0
 
 
@@ -250,69 +252,96 @@ def _needs_naive(terms: list[Node], bounds: dict, schema: Schema) -> bool:
     return False
 
 
-def _load_events(w: _Work, terms: list[Node], bounds: dict) -> pl.DataFrame:
-    """The events some term counts (name, filter, earliest window start), collected once."""
+def _load_events(w: _Work, terms: list[Node], bounds: dict) -> None:
+    """Per term (and B side of a sequence) the events it counts, collected at once.
+
+    Each is the event cache's slice of one event name from the earliest window start
+    (zero-copy, in time order), filtered by the term's ``where``.
+    """
     last = w.pts.instant(w.pts.P - 1)
-    masks = []
+    cols = [*event_columns(terms), USER_CODE]
+    plans = {}
     for t in terms:
-        if isinstance(t, Sequence):
-            masks.append(event_mask(t, last, w.schema, windowed=False))
-            masks.append(event_mask(t, last, w.schema, then=True))
-            continue
-        mask = event_mask(t, last, w.schema, windowed=False)
-        low = int(bounds[t][0].min())
-        if low != NEG:
-            mask = mask & (pl.col("ts") >= pl.lit(EPOCH + dt.timedelta(microseconds=low), dtype=TS))
-        masks.append(mask)
-    cols = event_columns(terms)
-    names: set[str] = set()
-    for t in terms:
-        names |= {t.first, t.then} if isinstance(t, Sequence) else {t.event}
-    events = w.store.events_frame(cols, events=None if "*" in names else sorted(names),
-                                  until=last)
-    return events.filter(pl.any_horizontal(masks)).collect()
+        for then in (False, True) if isinstance(t, Sequence) else (False,):
+            low = NEG if then or isinstance(t, Sequence) else int(bounds[t][0].min())
+            since = None if low == NEG else EPOCH + dt.timedelta(microseconds=low)
+            name = term_event(t, then)
+            lf = w.store.events_frame(
+                cols, events=None if name == "*" else [name], since=since, until=last
+            )
+            where = where_mask(t, last, w.schema, then)
+            plans[(t, then)] = lf if where is None else lf.filter(where)
+    w.frames = dict(zip(plans, pl.collect_all(list(plans.values())), strict=True))
 
 
 def _ts_us(frame: pl.DataFrame, col: str = "ts") -> np.ndarray:
     return frame[col].dt.epoch("us").to_numpy()
 
 
-def _ranges(frame: pl.DataFrame, lo: np.ndarray, hi: np.ndarray, P: int) -> pl.DataFrame:
-    """Add ``a``/``b``: the points ``a <= j < b`` at which each event counts."""
+def _point_index(ts: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Per event, the number of (nondecreasing) ``bounds`` at or before its ``ts``.
+
+    Events usually come in time order (cache slices): then the answer is a run per
+    bound, cut at ``len(bounds)`` positions, instead of a binary search per event.
+    """
+    if len(ts) > 1 and np.all(ts[1:] >= ts[:-1]):
+        cuts = np.searchsorted(ts, bounds, side="left")
+        runs = np.diff(cuts, prepend=0, append=len(ts))
+        return np.repeat(np.arange(len(bounds) + 1, dtype=np.int64), runs)
+    return np.searchsorted(bounds, ts, side="right")
+
+
+def _range_arrays(
+    frame: pl.DataFrame, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``a``, ``b`` (the points ``a <= j < b`` at which each event counts) and ``a < b``."""
     ts = _ts_us(frame)
-    a = np.searchsorted(hi, ts, side="right")
-    b = np.searchsorted(lo, ts, side="right")
+    a, b = _point_index(ts, hi), _point_index(ts, lo)
+    return a, b, a < b
+
+
+def _ranges(frame: pl.DataFrame, lo: np.ndarray, hi: np.ndarray, P: int) -> pl.DataFrame:
+    """Add ``a``/``b`` to the events that count at some point."""
+    a, b, keep = _range_arrays(frame, lo, hi)
     return frame.with_columns(
         a=pl.Series(a, dtype=pl.Int64), b=pl.Series(b, dtype=pl.Int64)
-    ).filter(pl.col("a") < pl.col("b"))
+    ).filter(pl.Series(keep))
 
 
 def _deltas(frame: pl.DataFrame, value: pl.Expr | None, P: int) -> _Part:
-    """``+v`` at ``a`` and ``-v`` at ``b`` of each range, accumulated over points."""
+    """``+v`` at ``a`` and ``-v`` at ``b`` of each range (v = 1: a count)."""
     uid, a, b = (frame[c].to_numpy() for c in ("uid", "a", "b"))
-    if value is None:
-        v = np.ones(len(uid), dtype=np.float64)
-    else:
-        v = frame.select(value.cast(pl.Float64)).to_series().to_numpy()
+    v = None if value is None else frame.select(value.cast(pl.Float64)).to_series().to_numpy()
+    return _delta_part(uid, a, b, v, P)
+
+
+def _delta_part(
+    uid: np.ndarray, a: np.ndarray, b: np.ndarray, v: np.ndarray | None, P: int
+) -> _Part:
     keep = b < P
-    return _Part(
-        (
-            np.concatenate([uid, uid[keep]]),
-            np.concatenate([a, b[keep]]),
-            np.concatenate([v, -v[keep]]),
-        ),
-        "add",
-    )
+    return _Part((uid, a, v), "add", minus=(uid[keep], b[keep], None if v is None else v[keep]))
+
+
+Rows = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]
 
 
 @dataclass
 class _Part:
-    """A term's contribution: (uid, j, v) arrays and how they become a matrix."""
+    """A term's contribution and how it becomes a (points x users) matrix.
 
-    rows: tuple[np.ndarray, np.ndarray, np.ndarray]
-    how: str  # "add" (summed then accumulated), "min"/"max"/"set", "cummin"/"cummax", "dense"
+    ``how``: "add" (``rows`` add v at (uid, j) and ``minus`` rows subtract it, then a
+    running sum over points; v None: 1, an exact integer count), "set"/"cummin"/"cummax"
+    (values at (uid, j), then nothing or a running min/max), "dense" (``matrix``, P x U).
+    """
+
+    rows: Rows
+    how: str
     fill: float = 0.0
     matrix: np.ndarray | None = None
+    minus: Rows | None = None
+
+
+_NO_ROWS: Rows = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
 
 
 def _part(rows: pl.DataFrame, how: str, fill: float = 0.0) -> _Part:
@@ -322,12 +351,12 @@ def _part(rows: pl.DataFrame, how: str, fill: float = 0.0) -> _Part:
 
 def _behavior_parts(w: _Work, node: Behavior, lo: np.ndarray, hi: np.ndarray) -> dict[str, _Part]:
     P = w.pts.P
-    last = w.pts.instant(P - 1)
-    ev = w.events.filter(event_mask(node, last, w.schema, windowed=False))
-    ev = _ranges(ev, lo, hi, P)
+    ev = w.frames[(node, False)]
     f = node.func
-    if f in ("did", "event_count"):
-        return {"n": _deltas(ev, None, P)}
+    if f in ("did", "event_count"):  # straight from arrays: no frame to filter
+        a, b, keep = _range_arrays(ev, lo, hi)
+        return {"n": _delta_part(ev["uid"].to_numpy()[keep], a[keep], b[keep], None, P)}
+    ev = _ranges(ev, lo, hi, P)
     if f in ("event_sum", "event_avg"):
         ev = ev.filter(pl.col(node.prop).is_not_null())
         return {
@@ -361,7 +390,7 @@ def _behavior_parts(w: _Work, node: Behavior, lo: np.ndarray, hi: np.ndarray) ->
     g = ev.group_by("uid", "a", "b").agg(getattr(pl.col("__v"), agg)().alias("v"))
     uid, a, b = (g[c].to_numpy() for c in ("uid", "a", "b"))
     out = _range_agg(uid, a, b, g["v"].to_numpy(), agg, w.U, w.pts.P)
-    return {"v": _Part((np.empty(0, np.int64),) * 2 + (np.empty(0),), "dense", matrix=out)}
+    return {"v": _Part(_NO_ROWS, "dense", matrix=out)}
 
 
 def _range_agg(
@@ -374,7 +403,7 @@ def _range_agg(
     with ``b > j`` to the last with ``a <= j``; the min/max of a run is two lookups
     in a table of min/max over runs of 2^k groups (k up to the longest run).
     """
-    out = np.full((U, P), np.nan)
+    out = np.full((P, U), np.nan)
     if len(uid) == 0:
         return out
     op = np.fmin if agg == "min" else np.fmax
@@ -403,7 +432,7 @@ def _range_agg(
     for k, t in enumerate(table):  # ok-loop: one pass per table level
         m = level == k
         res[m] = op(t[lo[m]], t[hi[m] - (1 << k) + 1])
-    out[qu, qj] = res
+    out[qj, qu] = res
     return out
 
 
@@ -423,7 +452,7 @@ def _union_deltas(uid: np.ndarray, key: np.ndarray, a: np.ndarray, b: np.ndarray
     run. ``key`` must be non-negative.
     """
     if len(uid) == 0:
-        return _Part((uid, a, np.empty(0)), "add")
+        return _Part((uid, a, None), "add")
     key = key - key.min()
     spans = (int(uid.max()) + 1, int(key.max()) + 1, P + 1, P + 1)
     if spans[0] * spans[1] * spans[2] * spans[3] < 2**62:  # one int64 sort key
@@ -441,14 +470,7 @@ def _union_deltas(uid: np.ndarray, key: np.ndarray, a: np.ndarray, b: np.ndarray
     last = np.ones(len(uid), dtype=bool)
     last[:-1] = new[1:]
     ends = last & (b < P)
-    return _Part(
-        (
-            np.concatenate([uid[new], uid[ends]]),
-            np.concatenate([a[new], b[ends]]),
-            np.concatenate([np.ones(new.sum()), -np.ones(ends.sum())]),
-        ),
-        "add",
-    )
+    return _Part((uid[new], a[new], None), "add", minus=(uid[ends], b[ends], None))
 
 
 def _periods(w: _Work, node: Behavior, ev: pl.DataFrame) -> _Part:
@@ -466,14 +488,14 @@ def _periods(w: _Work, node: Behavior, ev: pl.DataFrame) -> _Part:
     q = (int(w.pts.T[0]) - _ts_us(ev)) // d
     uid, a, b = (ev[c].to_numpy() for c in ("uid", "a", "b"))
     residues = (np.arange(P, dtype=np.int64) * s_) % m
-    out = np.zeros((U, P), dtype=np.float64)
+    out = np.zeros((P, U), dtype=np.float64)
     for r in np.unique(residues):  # ok-loop: at most m residues (7 for weeks of days)
         # blocks fall as time goes on: negate them so that a and b grow inside a group
         block = -((q + int(r)) // m)
         counts = _matrix(_union_deltas(uid, block, a, b, P), U, P)
         cols = residues == r
-        out[:, cols] = counts[:, cols]
-    return _Part((np.empty(0, np.int64),) * 2 + (np.empty(0),), "dense", matrix=out)
+        out[cols] = counts[cols]
+    return _Part(_NO_ROWS, "dense", matrix=out)
 
 
 def _seen(w: _Work, ev: pl.DataFrame, f: str) -> _Part:
@@ -488,30 +510,28 @@ def _seen(w: _Work, ev: pl.DataFrame, f: str) -> _Part:
     if f == "last_seen":
         g = ev.group_by("uid", "a").agg(ts.max().alias("t"), pl.col("b").max().alias("e"))
         uid, a = g["uid"].to_numpy(), g["a"].to_numpy()
-        T = np.full((U, P), np.nan)
-        E = np.full((U, P), -1.0)
-        T[uid, a] = g["t"].to_numpy()
-        E[uid, a] = g["e"].cast(pl.Float64).to_numpy()
-        T, E = np.fmax.accumulate(T, axis=1), np.maximum.accumulate(E, axis=1)
-        out = np.where(E > np.arange(P)[None, :], T, np.nan)
+        T = np.full((P, U), np.nan)
+        E = np.full((P, U), -1.0)
+        T[a, uid] = g["t"].to_numpy()
+        E[a, uid] = g["e"].cast(pl.Float64).to_numpy()
+        T, E = np.fmax.accumulate(T, axis=0), np.maximum.accumulate(E, axis=0)
+        out = np.where(E > np.arange(P)[:, None], T, np.nan)
     else:
         g = ev.group_by("uid", "b").agg(ts.min().alias("t"), pl.col("a").min().alias("s"))
         uid, b = g["uid"].to_numpy(), g["b"].to_numpy()
-        T = np.full((U, P + 1), np.nan)
-        S = np.full((U, P + 1), np.inf)
-        T[uid, b] = g["t"].to_numpy()
-        S[uid, b] = g["s"].cast(pl.Float64).to_numpy()
-        T = np.fmin.accumulate(T[:, ::-1], axis=1)[:, ::-1][:, 1:]
-        S = np.minimum.accumulate(S[:, ::-1], axis=1)[:, ::-1][:, 1:]
-        out = np.where(S <= np.arange(P)[None, :], T, np.nan)
-    return _Part((np.empty(0, np.int64),) * 2 + (np.empty(0),), "dense", matrix=out)
+        T = np.full((P + 1, U), np.nan)
+        S = np.full((P + 1, U), np.inf)
+        T[b, uid] = g["t"].to_numpy()
+        S[b, uid] = g["s"].cast(pl.Float64).to_numpy()
+        T = np.fmin.accumulate(T[::-1], axis=0)[::-1][1:]
+        S = np.minimum.accumulate(S[::-1], axis=0)[::-1][1:]
+        out = np.where(S <= np.arange(P)[:, None], T, np.nan)
+    return _Part(_NO_ROWS, "dense", matrix=out)
 
 
 def _sequence_parts(w: _Work, node: Sequence, lo: np.ndarray, hi: np.ndarray) -> dict[str, _Part]:
     P = w.pts.P
-    last = w.pts.instant(P - 1)
-    a_ev = w.events.filter(event_mask(node, last, w.schema, windowed=False))
-    b_ev = w.events.filter(event_mask(node, last, w.schema, then=True))
+    a_ev, b_ev = w.frames[(node, False)], w.frames[(node, True)]
     a_ev = _ranges(a_ev.select("uid", "ts"), lo, hi, P)
     joined = a_ev.sort("ts").join_asof(
         b_ev.select("uid", pl.col("ts").alias("bt")).sort("bt"),
@@ -536,23 +556,41 @@ def _sequence_parts(w: _Work, node: Sequence, lo: np.ndarray, hi: np.ndarray) ->
     return {"n": _deltas(joined, None, P)}
 
 
-def _matrix(part: _Part, U: int, P: int, u0: int = 0) -> np.ndarray:
-    """The (users ``u0..u0+U``) x P values of a part."""
-    if part.matrix is not None:
-        return part.matrix[u0 : u0 + U]
-    uid, j, v = part.rows
-    if u0 or len(uid) and uid.max() >= U:
+def _block_rows(rows: Rows, U: int, u0: int) -> Rows:
+    """The rows of users ``u0..u0+U``, renumbered from 0."""
+    uid, j, v = rows
+    if u0 or (len(uid) and uid.max() >= U):
         keep = (uid >= u0) & (uid < u0 + U)
-        uid, j, v = uid[keep] - u0, j[keep], v[keep]
+        uid, j, v = uid[keep] - u0, j[keep], None if v is None else v[keep]
+    return uid, j, v
+
+
+def _matrix(part: _Part, U: int, P: int, u0: int = 0) -> np.ndarray:
+    """The P x (users ``u0..u0+U``) values of a part.
+
+    Points are the slow axis: rows arrive in time order, so scattering them touches
+    one point's row of U cells at a time, and running sums/min/max over points add
+    whole rows (vectorised over users).
+    """
+    if part.matrix is not None:
+        return part.matrix[:, u0 : u0 + U]
     if part.how == "add":
-        flat = np.bincount(uid * P + j, weights=v, minlength=U * P)
-        return np.cumsum(flat.reshape(U, P), axis=1)
-    M = np.full((U, P), part.fill, dtype=np.float64)
-    M[uid, j] = v
+
+        def scatter(rows: Rows) -> np.ndarray:
+            uid, j, v = _block_rows(rows, U, u0)
+            return np.bincount(j * U + uid, weights=v, minlength=U * P)
+
+        flat = scatter(part.rows)
+        if part.minus is not None:
+            flat = flat - scatter(part.minus)
+        return np.cumsum(flat.reshape(P, U), axis=0)
+    uid, j, v = _block_rows(part.rows, U, u0)
+    M = np.full((P, U), part.fill, dtype=np.float64)
+    M[j, uid] = v
     if part.how == "cummin":
-        return np.fmin.accumulate(M, axis=1)
+        return np.fmin.accumulate(M, axis=0)
     if part.how == "cummax":
-        return np.fmax.accumulate(M, axis=1)
+        return np.fmax.accumulate(M, axis=0)
     return M
 
 
@@ -612,7 +650,7 @@ def grid(
     if _needs_naive(terms, bounds, schema):
         return naive_grid(store, tree, pts, schema=schema, stack=stack)
     if terms:
-        w.events = _load_events(w, terms, bounds)
+        _load_events(w, terms, bounds)
     subs = {
         ref: segment_grid(store, ref, pts, schema=schema, stack=stack)
         for ref in sorted(segment_refs(tree))
@@ -655,8 +693,7 @@ def grid(
     users = store.scan_users().select("user_id").collect()
     # (a rule reading no attribute: users without events behave like the null row)
     id_parts = [users["user_id"]] if attrs or null_member else []
-    if w.events is not None:
-        id_parts.append(w.events["user_id"].unique())
+    id_parts += [_distinct_users(f) for f in w.frames.values()]
     id_parts += [g.ids for g in subs.values()]
     first_ts = None
     if null_member:
@@ -674,7 +711,11 @@ def grid(
     index = pl.DataFrame({"user_id": ids, "uid": np.arange(U, dtype=np.int64)})
     parts: dict[Node, dict[str, _Part]] = {}
     if terms:
-        w.events = w.events.join(index, on="user_id", how="left")
+        lookup = _uid_lookup(ids)
+        w.frames = {
+            k: f.with_columns(uid=lookup[f[USER_CODE].to_physical().to_numpy()])
+            for k, f in w.frames.items()
+        }
         w.U = U
         for t in terms:
             lo, hi = bounds[t]
@@ -700,10 +741,11 @@ def grid(
     block = max(1, CHUNK_CELLS // P)
     for u0 in range(0, U, block):  # ok-loop: blocks of users bound the memory
         n = min(U, u0 + block) - u0
-        rep = np.repeat(np.arange(u0, u0 + n, dtype=np.int64), P)
+        # rows in (point, user) order, like the P x n term matrices
+        rep = np.tile(np.arange(u0, u0 + n, dtype=np.int64), P)
         cols: dict[str, pl.Series] = {"__row": pl.Series(np.zeros(n * P, dtype=np.bool_))}
         for c in sorted(tree_columns(rewritten) & {NOW, TODAY}):  # only when read
-            cols[c] = clock[c].gather(np.tile(np.arange(P), n))
+            cols[c] = clock[c].gather(np.repeat(np.arange(P), n))
         for c in static:
             cols[c] = values[c].gather(rep)
         for c in kept:
@@ -712,9 +754,9 @@ def grid(
             mats = {k: _matrix(p, n, P, u0) for k, p in parts[t].items()}
             cols[columns[t]] = _term_series(t, mats, schema)
         for ref, a in aligned.items():
-            cols[columns[InSegment(ref)]] = pl.Series(a[u0 : u0 + n].ravel())
+            cols[columns[InSegment(ref)]] = pl.Series(a[u0 : u0 + n].T.ravel())
         frame = pl.DataFrame([s.rename(name) for name, s in cols.items()])
-        M[u0 : u0 + n] = _eval_frame(rewritten, frame, gschema, columns, last).reshape(n, P)
+        M[u0 : u0 + n] = _eval_frame(rewritten, frame, gschema, columns, last).reshape(P, n).T
     if null_member:
         inside = (
             index.join(users.with_columns(known=pl.lit(True)), on="user_id", how="left")
@@ -725,6 +767,24 @@ def grid(
         known = inside["known"].fill_null(False).to_numpy()
         M &= known[:, None] | (first[:, None] < pts.T[None, :])
     return Grid(ids, M.astype(bool))
+
+
+def _distinct_users(events: pl.DataFrame) -> pl.Series:
+    """The distinct ``user_id`` of events, found by their user codes (no string hashing)."""
+    codes = events[USER_CODE].to_physical().to_numpy()
+    if not len(codes):
+        return events["user_id"]
+    first = np.full(int(codes.max()) + 1, -1, dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)  # the last write wins: the first row
+    return events["user_id"].gather(first[first >= 0])
+
+
+def _uid_lookup(ids: pl.Series) -> np.ndarray:
+    """User code -> row in ``ids`` (-1: not a candidate), for events' user codes."""
+    codes = ids.cast(pl.Categorical).to_physical().to_numpy().astype(np.int64)
+    lookup = np.full(int(codes.max(initial=-1)) + 1, -1, dtype=np.int64)
+    lookup[codes] = np.arange(len(ids), dtype=np.int64)
+    return lookup
 
 
 def _pl_dtype(t: str) -> pl.DataType:
