@@ -278,46 +278,73 @@ def _ts_us(frame: pl.DataFrame, col: str = "ts") -> np.ndarray:
     return frame[col].dt.epoch("us").to_numpy()
 
 
+def _in_order(ts: np.ndarray) -> bool:
+    return bool(np.all(ts[1:] >= ts[:-1]))
+
+
+def _run_sums(
+    uid: np.ndarray,
+    ts: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    U: int,
+    P: int,
+    v: np.ndarray | None = None,
+) -> np.ndarray:
+    """P x U: per point, the count (or sum of ``v``) of each user's events in its window.
+
+    Events in time order with ``lo <= hi``: the events that enter at point k (``ts`` in
+    ``[hi_(k-1), hi_k)``) and those that leave at k (``ts`` in ``[lo_(k-1), lo_k)``) are
+    contiguous runs; one bincount per run and point, then a running sum over points.
+    """
+    M = np.zeros((P, U), dtype=np.int64 if v is None else np.float64)
+    for bounds, sign in ((hi, 1), (lo, -1)):
+        cuts = np.searchsorted(ts, bounds, side="left")
+        start = 0
+        for k in range(P):  # ok-loop: one vectorised bincount per point
+            end = int(cuts[k])
+            if end > start:
+                w = None if v is None else v[start:end]
+                counts = np.bincount(uid[start:end], weights=w, minlength=U)
+                if sign > 0:
+                    M[k] += counts
+                else:
+                    M[k] -= counts
+            start = end
+    return np.cumsum(M, axis=0, out=M)
+
+
+def _dense(matrix: np.ndarray) -> _Part:
+    return _Part(_NO_ROWS, "dense", matrix=matrix)
+
+
 def _point_index(ts: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     """Per event, the number of (nondecreasing) ``bounds`` at or before its ``ts``.
 
     Events usually come in time order (cache slices): then the answer is a run per
     bound, cut at ``len(bounds)`` positions, instead of a binary search per event.
     """
-    if len(ts) > 1 and np.all(ts[1:] >= ts[:-1]):
+    if len(ts) > 1 and _in_order(ts):
         cuts = np.searchsorted(ts, bounds, side="left")
         runs = np.diff(cuts, prepend=0, append=len(ts))
         return np.repeat(np.arange(len(bounds) + 1, dtype=np.int64), runs)
     return np.searchsorted(bounds, ts, side="right")
 
 
-def _range_arrays(
-    frame: pl.DataFrame, lo: np.ndarray, hi: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``a``, ``b`` (the points ``a <= j < b`` at which each event counts) and ``a < b``."""
+def _ranges(frame: pl.DataFrame, lo: np.ndarray, hi: np.ndarray, P: int) -> pl.DataFrame:
+    """Add ``a``/``b``: the points ``a <= j < b`` at which each event counts (and keep
+    the events that count at some point)."""
     ts = _ts_us(frame)
     a, b = _point_index(ts, hi), _point_index(ts, lo)
-    return a, b, a < b
-
-
-def _ranges(frame: pl.DataFrame, lo: np.ndarray, hi: np.ndarray, P: int) -> pl.DataFrame:
-    """Add ``a``/``b`` to the events that count at some point."""
-    a, b, keep = _range_arrays(frame, lo, hi)
     return frame.with_columns(
         a=pl.Series(a, dtype=pl.Int64), b=pl.Series(b, dtype=pl.Int64)
-    ).filter(pl.Series(keep))
+    ).filter(pl.Series(a < b))
 
 
 def _deltas(frame: pl.DataFrame, value: pl.Expr | None, P: int) -> _Part:
     """``+v`` at ``a`` and ``-v`` at ``b`` of each range (v = 1: a count)."""
     uid, a, b = (frame[c].to_numpy() for c in ("uid", "a", "b"))
     v = None if value is None else frame.select(value.cast(pl.Float64)).to_series().to_numpy()
-    return _delta_part(uid, a, b, v, P)
-
-
-def _delta_part(
-    uid: np.ndarray, a: np.ndarray, b: np.ndarray, v: np.ndarray | None, P: int
-) -> _Part:
     keep = b < P
     return _Part((uid, a, v), "add", minus=(uid[keep], b[keep], None if v is None else v[keep]))
 
@@ -353,12 +380,21 @@ def _behavior_parts(w: _Work, node: Behavior, lo: np.ndarray, hi: np.ndarray) ->
     P = w.pts.P
     ev = w.frames[(node, False)]
     f = node.func
-    if f in ("did", "event_count"):  # straight from arrays: no frame to filter
-        a, b, keep = _range_arrays(ev, lo, hi)
-        return {"n": _delta_part(ev["uid"].to_numpy()[keep], a[keep], b[keep], None, P)}
-    ev = _ranges(ev, lo, hi, P)
     if f in ("event_sum", "event_avg"):
         ev = ev.filter(pl.col(node.prop).is_not_null())
+    if f in ("did", "event_count", "event_sum", "event_avg"):
+        ts = _ts_us(ev)
+        if _in_order(ts) and np.all(lo <= hi):  # runs of events per point: no per-event work
+            uid = ev["uid"].to_numpy()
+            parts = {"n": _dense(_run_sums(uid, ts, lo, hi, w.U, P))}
+            if f in ("event_sum", "event_avg"):
+                v = ev[node.prop].cast(pl.Float64).to_numpy()
+                parts["s"] = _dense(_run_sums(uid, ts, lo, hi, w.U, P, v))
+            return parts
+    ev = _ranges(ev, lo, hi, P)
+    if f in ("did", "event_count"):
+        return {"n": _deltas(ev, None, P)}
+    if f in ("event_sum", "event_avg"):
         return {
             "n": _deltas(ev, None, P),
             "s": _deltas(ev, pl.col(node.prop), P),
@@ -390,7 +426,7 @@ def _behavior_parts(w: _Work, node: Behavior, lo: np.ndarray, hi: np.ndarray) ->
     g = ev.group_by("uid", "a", "b").agg(getattr(pl.col("__v"), agg)().alias("v"))
     uid, a, b = (g[c].to_numpy() for c in ("uid", "a", "b"))
     out = _range_agg(uid, a, b, g["v"].to_numpy(), agg, w.U, w.pts.P)
-    return {"v": _Part(_NO_ROWS, "dense", matrix=out)}
+    return {"v": _dense(out)}
 
 
 def _range_agg(
@@ -495,7 +531,7 @@ def _periods(w: _Work, node: Behavior, ev: pl.DataFrame) -> _Part:
         counts = _matrix(_union_deltas(uid, block, a, b, P), U, P)
         cols = residues == r
         out[cols] = counts[cols]
-    return _Part(_NO_ROWS, "dense", matrix=out)
+    return _dense(out)
 
 
 def _seen(w: _Work, ev: pl.DataFrame, f: str) -> _Part:
@@ -526,7 +562,7 @@ def _seen(w: _Work, ev: pl.DataFrame, f: str) -> _Part:
         T = np.fmin.accumulate(T[::-1], axis=0)[::-1][1:]
         S = np.minimum.accumulate(S[::-1], axis=0)[::-1][1:]
         out = np.where(S <= np.arange(P)[:, None], T, np.nan)
-    return _Part(_NO_ROWS, "dense", matrix=out)
+    return _dense(out)
 
 
 def _sequence_parts(w: _Work, node: Sequence, lo: np.ndarray, hi: np.ndarray) -> dict[str, _Part]:
@@ -596,10 +632,10 @@ def _matrix(part: _Part, U: int, P: int, u0: int = 0) -> np.ndarray:
 
 def _term_series(node: Node, mats: dict[str, np.ndarray], schema: Schema) -> pl.Series:
     if isinstance(node, Sequence) or node.func == "did":
-        return pl.Series(mats["n"].ravel() > 0.5)
+        return pl.Series(mats["n"].ravel() > 0)
     f = node.func
     if f in ("event_count", "event_distinct"):
-        return pl.Series(np.rint(mats["n"].ravel()).astype(np.int64))
+        return pl.Series(mats["n"].ravel())
     if f == "event_periods":
         return pl.Series(np.rint(mats["v"].ravel()).astype(np.int64))
     ptype = type_of(node, schema)
