@@ -297,7 +297,8 @@ def _run_sums(
     ``[hi_(k-1), hi_k)``) and those that leave at k (``ts`` in ``[lo_(k-1), lo_k)``) are
     contiguous runs; one bincount per run and point, then a running sum over points.
     """
-    M = np.zeros((P, U), dtype=np.int64 if v is None else np.float64)
+    # counts fit in int32 (at most len(ts) events): half the memory traffic of int64
+    M = np.zeros((P, U), dtype=(np.int32 if len(ts) < 2**31 else np.int64) if v is None else float)
     for bounds, sign in ((hi, 1), (lo, -1)):
         cuts = np.searchsorted(ts, bounds, side="left")
         start = 0
@@ -307,9 +308,9 @@ def _run_sums(
                 w = None if v is None else v[start:end]
                 counts = np.bincount(uid[start:end], weights=w, minlength=U)
                 if sign > 0:
-                    M[k] += counts
+                    M[k] = counts  # the first pass writes each row once
                 else:
-                    M[k] -= counts
+                    M[k] -= counts.astype(M.dtype, copy=False)
             start = end
     return np.cumsum(M, axis=0, out=M)
 
@@ -635,7 +636,7 @@ def _term_series(node: Node, mats: dict[str, np.ndarray], schema: Schema) -> pl.
         return pl.Series(mats["n"].ravel() > 0)
     f = node.func
     if f in ("event_count", "event_distinct"):
-        return pl.Series(mats["n"].ravel())
+        return pl.Series(mats["n"].ravel().astype(np.int64, copy=False))
     if f == "event_periods":
         return pl.Series(np.rint(mats["v"].ravel()).astype(np.int64))
     ptype = type_of(node, schema)
