@@ -275,7 +275,11 @@ def _load_events(w: _Work, terms: list[Node], bounds: dict) -> None:
 
 
 def _ts_us(frame: pl.DataFrame, col: str = "ts") -> np.ndarray:
-    return frame[col].dt.epoch("us").to_numpy()
+    """A timestamp column as int64 microseconds (zero-copy when it is in us already)."""
+    ts = frame[col]
+    if ts.dtype == pl.Datetime("us", ts.dtype.time_zone):
+        return ts.to_physical().to_numpy()
+    return ts.dt.epoch("us").to_numpy()
 
 
 def _in_order(ts: np.ndarray) -> bool:
