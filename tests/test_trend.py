@@ -180,6 +180,10 @@ def test_errors(shop):
         trend(shop, start="2026-06-01", end="2026-06-05")
     with pytest.raises(RuleError, match="unknown segment"):
         trend(shop, segment="nope", start="2026-06-01", end="2026-06-05")
+    # a cap on the number of points, with the way out in the message
+    with pytest.raises(UsageError, match="3,701 day points; a trend takes at most 3,700"):
+        trend(shop, "did('buy')", "2016-06-01", dt.date(2016, 6, 1) + dt.timedelta(days=3700))
+    assert trend(shop, "did('buy')", "2016-06-01", "2026-06-01", every="week").height == 522
 
 
 DIFF_RULES = [
@@ -311,11 +315,14 @@ def test_cli_trend_json(shop, capsys):
 @pytest.mark.parametrize(
     "rule", [DIFF_RULES[0], DIFF_RULES[10], DIFF_RULES[11], DIFF_RULES[16], DIFF_RULES[19]]
 )
-def test_blocks_of_users_give_the_same_trend(diff_store, monkeypatch, rule):
+@pytest.mark.parametrize("dense_cells", [0, 10**9])
+def test_blocks_of_users_give_the_same_trend(diff_store, monkeypatch, rule, dense_cells):
     import segcore.analytics.trend as trend_module
 
     whole = trend(diff_store, rule, "2026-06-05", "2026-06-18")
     monkeypatch.setattr(trend_module, "CHUNK_CELLS", 1000)  # 66 users per block
+    # 0: count matrices built block by block from per-event rows (large grids)
+    monkeypatch.setattr(trend_module, "DENSE_CELLS", dense_cells)
     assert trend(diff_store, rule, "2026-06-05", "2026-06-18").equals(whole)
 
 

@@ -59,6 +59,7 @@ from typing import Any
 import polars as pl
 
 from segcore.errors import UsageError
+from segcore.store import USER_CODE
 from segcore.timeutil import end_of_day, parse_date, parse_duration
 
 US = 1_000_000
@@ -528,23 +529,14 @@ def _latest_start_eligible(spec: FunnelSpec) -> bool:
     return spec.order == "ordered" and not spec.exclusions and _exclusive(spec)
 
 
-def latest_start_users(
-    store, spec: FunnelSpec, users: pl.DataFrame | None = None
-) -> list[pl.DataFrame]:
-    """Per step, ``user_id, seconds`` by a latest-start pass (ordered, distinct events).
+def _step_frames(
+    store, spec: FunnelSpec, users: pl.DataFrame | None
+) -> tuple[list[pl.DataFrame], list[str]]:
+    """Per step, its events (``by`` keys and ``ts`` in us) in time order, and ``by``.
 
-    For every step-i event e, ``L(e)`` is the latest step-1 time from which a chain
-    reaches e: ``L = ts`` for step-1 events, and ``L(e)`` = the largest ``L`` of the
-    user's step-(i-1) events at or before ``ts(e)`` (``strict``: before). ``L`` never
-    decreases along a user's events in time order, so that largest value is the one of
-    the *last* such event: one backward ``join_asof`` per step, by user, on frames the
-    event cache keeps sorted by time (no sort by user). e reaches step i when
-    ``ts(e) - L(e) <= W``; the user's time to convert is the least ``ts(e) - L(e)``,
-    the shortest qualifying chain. With distinct step events no event can serve two
-    steps, so this equals the chain definition (and ClickHouse ``windowFunnel``).
+    ``by`` is the user code column (plus the held property); step-1 events are those in
+    ``[from, to)`` (of ``users`` only, if given), later steps' in ``[from, to + W)``.
     """
-    from segcore.store import USER_CODE
-
     hi = spec.end + spec.window
     by = [USER_CODE] + ([spec.hold] if spec.hold else [])
     plans = []
@@ -562,6 +554,56 @@ def latest_start_users(
             lf = lf.join(users.lazy().select("user_id"), on="user_id", how="semi")
         plans.append(lf.select(*by, pl.col("ts").dt.epoch("us")))
     frames = [f if f["ts"].is_sorted() else f.sort("ts") for f in pl.collect_all(plans)]
+    return frames, by
+
+
+def earliest_completions(
+    store, spec: FunnelSpec, users: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """Every start (step-1 event in range): ``__user, t0, completed`` (ordered, distinct events).
+
+    Backwards from the last step, ``E(e)`` is the earliest time a chain from step-i
+    event e completes: ``E = ts`` at the last step, else the ``E`` of the user's first
+    step-(i+1) event at or after ``ts(e)`` (``strict``: after); ``E`` never decreases
+    in time order, so the first such event has the least. One forward ``join_asof``
+    per step; the start completes when ``E - t0 <= W`` (greedy-earliest chains).
+    """
+    frames, by = _step_frames(store, spec, users)
+    nxt = frames[-1].with_columns(pl.col("ts").alias("E"))
+    for i in range(len(frames) - 2, -1, -1):
+        nxt = frames[i].join_asof(
+            nxt.select(*by, "ts", "E"),
+            on="ts",
+            by=by,
+            strategy="forward",
+            allow_exact_matches=not spec.strict,
+            check_sortedness=False,
+        )
+        if i:  # an event from which nothing completes cannot help an earlier step
+            nxt = nxt.filter(pl.col("E").is_not_null())
+    return nxt.select(
+        USER_CODE,
+        pl.col("ts").alias("t0"),
+        (pl.col("E") - pl.col("ts") <= spec.window_us).fill_null(False).alias("completed"),
+    )
+
+
+def latest_start_users(
+    store, spec: FunnelSpec, users: pl.DataFrame | None = None
+) -> list[pl.DataFrame]:
+    """Per step, ``user_id, seconds`` by a latest-start pass (ordered, distinct events).
+
+    For every step-i event e, ``L(e)`` is the latest step-1 time from which a chain
+    reaches e: ``L = ts`` for step-1 events, and ``L(e)`` = the largest ``L`` of the
+    user's step-(i-1) events at or before ``ts(e)`` (``strict``: before). ``L`` never
+    decreases along a user's events in time order, so that largest value is the one of
+    the *last* such event: one backward ``join_asof`` per step, by user, on frames the
+    event cache keeps sorted by time (no sort by user). e reaches step i when
+    ``ts(e) - L(e) <= W``; the user's time to convert is the least ``ts(e) - L(e)``,
+    the shortest qualifying chain. With distinct step events no event can serve two
+    steps, so this equals the chain definition (and ClickHouse ``windowFunnel``).
+    """
+    frames, by = _step_frames(store, spec, users)
     out = []
     cur = frames[0].with_columns(pl.col("ts").alias("L"))
     for i, e in enumerate(frames):
@@ -591,13 +633,17 @@ def reached(
     distinct events without exclusions), ``"chains"`` (:func:`chains`, every option) or
     ``"auto"`` (the first when it applies).
     """
+    if _pick_method(spec, method) == "latest_start":
+        return latest_start_users(store, spec, users)
+    return step_users(chains(store, spec, users))
+
+
+def _pick_method(spec: FunnelSpec, method: str) -> str:
     if method not in ("auto", "latest_start", "chains"):
         raise UsageError(f"bad funnel method {method!r}: use auto, latest_start or chains")
     if method == "latest_start" and not _latest_start_eligible(spec):
         raise UsageError("the latest-start method needs ordered distinct steps, no exclusions")
-    if method != "chains" and _latest_start_eligible(spec):
-        return latest_start_users(store, spec, users)
-    return step_users(chains(store, spec, users))
+    return "latest_start" if method != "chains" and _latest_start_eligible(spec) else "chains"
 
 
 def step_users(ch: Chains) -> list[pl.DataFrame]:
@@ -805,10 +851,16 @@ def funnel_over_time(
     periods are named by their Monday (ISO week start).
     """
     segment = options.pop("segment", None)
+    method = options.pop("method", "auto")
     spec = make_spec(store, steps, window, start, end, strict, **options)
     users = _members(store, segment, spec.end) if segment else None
-    frames = chains(store, spec, users).frames
     periods = _periods(spec, every)
+    if _pick_method(spec, method) == "latest_start":
+        starts = earliest_completions(store, spec, users).rename({USER_CODE: "u"})
+        entered, completed = starts, starts.filter("completed")
+    else:
+        frames = chains(store, spec, users).frames
+        entered, completed = frames[0], frames[-1]
 
     def per_period(frame: pl.DataFrame, name: str) -> pl.DataFrame:
         return frame.group_by(_period_expr("t0", every).alias("period")).agg(
@@ -816,8 +868,8 @@ def funnel_over_time(
         )
 
     return (
-        periods.join(per_period(frames[0], "entered"), on="period", how="left")
-        .join(per_period(frames[-1], "completed"), on="period", how="left")
+        periods.join(per_period(entered, "entered"), on="period", how="left")
+        .join(per_period(completed, "completed"), on="period", how="left")
         .with_columns(pl.col("entered", "completed").fill_null(0))
         .with_columns(
             pl.when(pl.col("entered") > 0)

@@ -13,18 +13,24 @@ Algorithm (exact, no per-point re-evaluation):
    points ``a <= j < b`` with ``a`` = first point with ``hi_j > ts`` and ``b`` =
    first point with ``lo_j > ts`` (two ``searchsorted`` over all events).
 2. Additive terms (``did``, ``event_count``, ``event_sum``, ``event_avg``) are
-   ``+v`` at ``a`` and ``-v`` at ``b``, summed per (user, point) and accumulated
-   over points; ``event_distinct`` merges the ``[a, b)`` intervals of each value
+   ``+v`` at ``a`` and ``-v`` at ``b``, summed per (point, user) and accumulated
+   over points (for events in time order, the usual case, without computing ``a``
+   and ``b``: the events entering or leaving at a point are one contiguous run,
+   see :func:`_run_sums`); ``event_distinct`` merges the ``[a, b)`` intervals of each value
    first; ``min``/``max``/``first_seen``/``last_seen`` are a running min/max (no
    lower bound) or the ``[a, b)`` ranges exploded per (user, a, b) group;
    ``event_periods`` explodes per (user, a, b, period slot) group. Sequences get
    one forward ``join_asof`` (next B after each A), which turns each A event into a
    range of points where it counts.
-3. The rule is evaluated once on a (user x point) frame: ``now()``/``today()``
+3. The rule is evaluated once on a (point x user) frame: ``now()``/``today()``
    become per-point columns, attribute-only subtrees are evaluated once per user.
    Only users who can be members take rows (``plan_members``' null-row test).
 4. Members, entries and exits per point come from the (user x point) boolean
    matrix and its shift by one point.
+
+Term matrices are P x U (points the slow axis): time-ordered events then scatter
+into one point's row at a time and running sums add whole rows. Users are numbered
+from the event cache's Categorical user codes (``segcore.store.USER_CODE``).
 
 Where a term cannot be handled exactly that way (an event filter that reads
 ``now()``, a window bound that is not monotone, ``event_min`` of a string) the
@@ -78,6 +84,8 @@ EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 NOW, TODAY = "__now", "__today"
 STEPS = {"day": DAY_US, "week": 7 * DAY_US}
 CHUNK_CELLS = 8_000_000  # (user, point) cells evaluated at once: bounds the memory
+DENSE_CELLS = 60_000_000  # larger grids build count matrices block by block instead
+MAX_POINTS = 3_700  # about ten years of days
 
 
 # --------------------------------------------------------------------------- points
@@ -108,6 +116,11 @@ def make_points(start: Any, end: Any, every: str = "day") -> Points:
     if start is None or end is None:
         raise UsageError("a trend needs a start and an end date")
     dates = day_points(start, end, every)
+    if len(dates) > MAX_POINTS:
+        raise UsageError(
+            f"the range has {len(dates):,} {every} points; a trend takes at most "
+            f"{MAX_POINTS:,}: shorten the range or use weekly points"
+        )
     step = STEPS[every]
     first = _us(end_of_day(dates[0]))
     T = first + step * np.arange(-1, len(dates), dtype=np.int64)
@@ -389,7 +402,8 @@ def _behavior_parts(w: _Work, node: Behavior, lo: np.ndarray, hi: np.ndarray) ->
         ev = ev.filter(pl.col(node.prop).is_not_null())
     if f in ("did", "event_count", "event_sum", "event_avg"):
         ts = _ts_us(ev)
-        if _in_order(ts) and np.all(lo <= hi):  # runs of events per point: no per-event work
+        dense_ok = w.U * P <= DENSE_CELLS  # else rows kept per block of users (memory)
+        if dense_ok and _in_order(ts) and np.all(lo <= hi):  # runs per point, no per-event work
             uid = ev["uid"].to_numpy()
             parts = {"n": _dense(_run_sums(uid, ts, lo, hi, w.U, P))}
             if f in ("event_sum", "event_avg"):
