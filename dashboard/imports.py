@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from segcore.errors import UsageError
+from segcore.errors import SegcoreError, UsageError
 from segcore.store import Store
 
 
@@ -54,17 +55,22 @@ def run_import(
         kwargs: dict[str, Any] = {}
         if encoding:
             kwargs["encoding"] = encoding
-        summary = ingest(
-            store,
-            kind,
-            paths,
-            format=format,
-            mapping=mapping or None,
-            event=event or None,
-            skip_invalid=skip_invalid,
-            rejects_path=rejects,
-            progress=progress,
-            **kwargs,
-        )
+        try:
+            summary = ingest(
+                store,
+                kind,
+                paths,
+                format=format,
+                mapping=mapping or None,
+                event=event or None,
+                skip_invalid=skip_invalid,
+                rejects_path=rejects,
+                progress=progress,
+                **kwargs,
+            )
+        except SegcoreError as exc:  # name the user's file, not its temporary copy
+            temp = re.escape(str(Path(tmp))) + r"[/\\]\d+[/\\]"
+            exc.args = tuple(re.sub(temp, "", a) if isinstance(a, str) else a for a in exc.args)
+            raise
         rejected = rejects.read_bytes() if rejects.exists() else None
     return summary, rejected

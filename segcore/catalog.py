@@ -363,7 +363,11 @@ def parse_ids_csv(source: Any) -> tuple[list[str], dict[str, Any]]:
         See :func:`parse_ids_text`.
     """
     text, where = _read_source(source)
-    return parse_ids_text(text, where)
+    ids, report = parse_ids_text(text, where)
+    if not ids:  # an empty upload is a mistake (wrong file, lost export), not a segment
+        what = f"under its {report['header']!r} column" if report["header"] else "in it"
+        raise CatalogError(f"{where} has no user ids {what}: nothing to import")
+    return ids, report
 
 
 # ---------------------------------------------------------------------- catalog

@@ -409,6 +409,10 @@ def test_parse_ids_variants(tmp_path: Path) -> None:
     ids, rep = parse_ids_text("alice\nbob\n")
     assert (ids, rep["header"]) == (["alice", "bob"], None)
     assert parse_ids_text("")[0] == []
+    # an uploaded file without ids is refused, naming it
+    for empty, msg in ((b"", "has no user ids in it"), (b"user_id\n\n", "under its 'user_id'")):
+        with pytest.raises(CatalogError, match=msg):
+            parse_ids_csv(empty)
     f = tmp_path / "list.txt"
     f.write_bytes(b"7\n8\n")
     with f.open("rb") as fh:

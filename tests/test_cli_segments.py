@@ -42,6 +42,19 @@ def test_eval_bad_rule_is_one_line_exit_2(capsys, home):
                    "(line 1, column 5)\n")
 
 
+def test_missing_home_is_an_error_not_an_empty_store(capsys, tmp_path):
+    missing = tmp_path / "typo"
+    for argv in (["eval", "--rule", "TRUE"], ["info"], ["segment", "list"]):
+        code, out, err = run(capsys, *argv, "--home", str(missing))
+        assert code == 2 and out == "", argv
+        assert err.startswith(f"error: no store at {missing}: the folder does not exist"), err
+    assert not missing.exists()  # nothing was created on the way
+    # the commands that create a store still can
+    assert run(capsys, "sample", "--home", str(missing), "--users", "50", "--days", "3")[0] == 0
+    code, out, _ = run(capsys, "eval", "--rule", "TRUE", "--home", str(missing), "--json")
+    assert code == 0 and json.loads(out)["count"] == 50
+
+
 def test_eval_out_csv_and_parquet(capsys, home, writable_sample, tmp_path):
     rule = "country = 'DE'"
     expected = writable_sample.members(rule, as_of=AS_OF)["user_id"].to_list()

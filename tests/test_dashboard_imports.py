@@ -51,3 +51,12 @@ def test_import_users_same_file_name_twice(tiny):
     assert rejected is None
     assert summary["rows_imported"] == 2
     assert store.count("age >= 40") == 2
+
+
+def test_errors_name_the_uploaded_file_not_its_temporary_copy(tiny):
+    store = tiny(users=[{"user_id": "a"}])
+    with pytest.raises(IngestError) as err:
+        run_import(store, "events", [("my events.csv", b"user_id,event,ts\na,x,yesterday\n")])
+    message = str(err.value)
+    assert "my events.csv" in message and "segcore-upload-" not in message, message
+    assert store.info()["events"] == 0

@@ -54,7 +54,7 @@ def cmd_sample(args) -> int:
     """Generate the demo store (refuses to overwrite data without ``--force``)."""
     from segcore.sample import generate
 
-    store = store_from(args)
+    store = store_from(args, create=True)
     if not store.is_empty() and not args.force:
         raise StoreError(
             f"{store.home} already holds data; add --force to replace it with sample data"

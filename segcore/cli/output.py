@@ -9,12 +9,23 @@ from typing import Any
 
 import polars as pl
 
+from segcore.errors import StoreError
 from segcore.store import Store
 
 
-def store_from(args) -> Store:
-    """The store named by ``--home`` (or the default home)."""
-    return Store(getattr(args, "home", None))
+def store_from(args, *, create: bool = False) -> Store:
+    """The store named by ``--home`` (or the default home).
+
+    Unless ``create`` (``sample``, ``ingest``), the home folder must exist: a mistyped
+    ``--home`` is an error, not an empty store with 0 members.
+    """
+    store = Store(getattr(args, "home", None))
+    if not create and not store.home.is_dir():
+        raise StoreError(
+            f"no store at {store.home}: the folder does not exist (create one with "
+            f"`segcore sample --home {store.home}` or `segcore ingest --home {store.home} ...`)"
+        )
+    return store
 
 
 def _default(o: Any) -> Any:
