@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,38 @@ def assert_clean(at: AppTest) -> None:
 def goto(at: AppTest, page: str) -> AppTest:
     at.switch_page(f"app_pages/{page}.py").run()
     return at
+
+
+def fn_rows(at: AppTest) -> list[str]:
+    """The funnel step rows shown, in order, as widget key prefixes (``fn_s<id>_``)."""
+    return [
+        s.key[: -len("event")]
+        for s in at.selectbox
+        if s.key and re.fullmatch(r"fn_s\d+_event", s.key)
+    ]
+
+
+def fn_steps(at: AppTest) -> list[dict]:
+    """The funnel steps shown, in order, as ``{"event", "where"}`` (blank where = None)."""
+    return [
+        {
+            "event": at.selectbox(key=f"{row}event").value,
+            "where": at.text_input(key=f"{row}where").value or None,
+        }
+        for row in fn_rows(at)
+    ]
+
+
+def set_fn_steps(at: AppTest, pairs: list[tuple[str, str]]) -> None:
+    """Edit the funnel step rows to ``(event, where)`` pairs with the page's buttons."""
+    while len(fn_rows(at)) < len(pairs):
+        at.button(key="fn_add_step").click().run()
+    while len(fn_rows(at)) > len(pairs):
+        at.button(key=f"{fn_rows(at)[-1]}rm").click().run()
+    for row, (event, where) in zip(fn_rows(at), pairs, strict=True):
+        at.selectbox(key=f"{row}event").select(event)
+        at.text_input(key=f"{row}where").input(where)
+    at.run()
 
 
 @pytest.fixture
@@ -81,7 +114,7 @@ def test_every_page_renders(app, page):
         "segments": ("text_input", "sl_search"),
         "builder": ("text_area", "b_text"),
         "segment": ("selectbox", "sp_name"),
-        "funnels": ("multiselect", "fn_steps"),
+        "funnels": ("button", "fn_add_step"),
         "events": ("multiselect", "ev_events"),
         "user": ("text_input", "ul_id"),
         "data": ("radio", "dt_kind"),
@@ -127,7 +160,8 @@ def test_full_flow_build_preview_save_list_open_funnel(app, store):
     goto(app, "funnels")
     assert_clean(app)
     assert app.selectbox(key="fn_segment").value == "US buyers"
-    steps = app.multiselect(key="fn_steps").value
+    steps = fn_steps(app)
+    assert [s["event"] for s in steps] == ["product_viewed", "added_to_cart", "charged"]
     res = store.funnel(steps, window="1 days", start="2026-06-01", end=AS_OF, segment="US buyers")
     m = metrics(app)
     assert n(m["Entered the funnel"]) == res["steps"][0]["users"]
@@ -337,7 +371,7 @@ def test_regenerate_sample_data_from_the_data_page(app, store):
 
 def test_funnel_side_by_side_and_save_dropoffs(app, store):
     goto(app, "funnels")
-    steps = app.multiselect(key="fn_steps").value
+    steps = fn_steps(app)
     app.multiselect(key="fn_compare").set_value(["Frequent buyers", "Email subscribers"]).run()
     assert_clean(app)
     res = store.funnel(
@@ -424,7 +458,7 @@ def test_segment_size_over_time_and_who_entered(app, store):
 
 def test_save_and_open_a_funnel(app, store):
     goto(app, "funnels")
-    app.multiselect(key="fn_steps").set_value(["signed_up", "charged"])
+    set_fn_steps(app, [("signed_up", ""), ("charged", "")])
     app.number_input(key="fn_win_n").set_value(7)
     app.checkbox(key="fn_strict").check()
     app.selectbox(key="fn_segment").select("Email subscribers").run()
@@ -442,7 +476,10 @@ def test_save_and_open_a_funnel(app, store):
     fresh.selectbox(key="fn_saved").select("Signup to purchase")
     fresh.button(key="fn_open").click().run()
     assert_clean(fresh)
-    assert fresh.multiselect(key="fn_steps").value == ["signed_up", "charged"]
+    assert fn_steps(fresh) == [
+        {"event": "signed_up", "where": None},
+        {"event": "charged", "where": None},
+    ]
     assert fresh.selectbox(key="fn_segment").value == "Email subscribers"
     assert metrics(fresh) == first
 
@@ -451,7 +488,7 @@ def test_page_widgets_survive_a_trip_to_another_page(app, store):
     goto(app, "builder")
     app.text_area(key="b_text").input("age > 30").run()
     goto(app, "funnels")
-    app.multiselect(key="fn_steps").set_value(["signed_up", "charged"]).run()
+    set_fn_steps(app, [("signed_up", ""), ("charged", "amount > 50")])
     app.date_input(key="fn_range").set_value(("2026-05-01", AS_OF)).run()
     goto(app, "segments")
     goto(app, "builder")
@@ -459,8 +496,9 @@ def test_page_widgets_survive_a_trip_to_another_page(app, store):
     assert n(metrics(app)["Matching users"]) == store.count("age > 30", as_of=AS_OF)
     goto(app, "funnels")
     assert_clean(app)
-    assert app.multiselect(key="fn_steps").value == ["signed_up", "charged"]
-    res = store.funnel(["signed_up", "charged"], window="1 days", start="2026-05-01", end=AS_OF)
+    steps = [{"event": "signed_up", "where": None}, {"event": "charged", "where": "amount > 50"}]
+    assert fn_steps(app) == steps
+    res = store.funnel(steps, window="1 days", start="2026-05-01", end=AS_OF)
     assert n(metrics(app)["Entered the funnel"]) == res["steps"][0]["users"]
 
 
@@ -515,3 +553,101 @@ def test_overview_survives_a_broken_segment(store):
     assert len(table) == len(EXAMPLES) + 1
     shown = dict(zip(table["Segment"], table["Members"], strict=True))
     assert shown["Hot leads"] == store.count(segment="Hot leads", as_of=AS_OF)
+
+
+# ---------------------------------------------------------------------- funnel step editor
+PRICING_THEN_DOCS = [
+    {"event": "page_viewed", "where": "page = 'pricing'"},
+    {"event": "page_viewed", "where": "page = 'docs'"},
+]
+
+
+def test_funnel_with_the_same_event_twice_and_two_filters(app, store):
+    from segcore.analytics.funnel import funnel
+
+    goto(app, "funnels")
+    set_fn_steps(app, [(s["event"], s["where"]) for s in PRICING_THEN_DOCS])
+    app.number_input(key="fn_win_n").set_value(7).run()
+    assert_clean(app)
+    assert fn_steps(app) == PRICING_THEN_DOCS
+    res = funnel(store, steps=PRICING_THEN_DOCS, window="7 days", start="2026-06-01", end=AS_OF)
+    expected = [s["users"] for s in res["steps"]]
+    table = frame(app, "Median time from first")
+    assert table["Step"].tolist() == [
+        "1. page_viewed where page = 'pricing'",
+        "2. page_viewed where page = 'docs'",
+    ]
+    assert [n(u) for u in table["Users"]] == expected
+    assert expected[0] > expected[1] > 0
+    unfiltered = funnel(
+        store, steps=["page_viewed", "page_viewed"], window="7 days", start="2026-06-01", end=AS_OF
+    )
+    assert [s["users"] for s in unfiltered["steps"]] != expected
+    m = metrics(app)
+    assert n(m["Entered the funnel"]) == expected[0] and n(m["Converted"]) == expected[1]
+
+
+def test_funnel_step_moves_up_with_its_filter_and_steps_can_be_removed(app, store):
+    goto(app, "funnels")
+    rows = fn_rows(app)
+    assert [s["event"] for s in fn_steps(app)] == ["product_viewed", "added_to_cart", "charged"]
+    assert app.button(key=f"{rows[0]}up").disabled and app.button(key=f"{rows[2]}down").disabled
+    app.text_input(key=f"{rows[2]}where").input("amount > 50").run()
+    app.button(key=f"{rows[2]}up").click().run()
+    assert_clean(app)
+    moved = [
+        {"event": "product_viewed", "where": None},
+        {"event": "charged", "where": "amount > 50"},
+        {"event": "added_to_cart", "where": None},
+    ]
+    assert fn_steps(app) == moved
+    assert fn_rows(app) == [rows[0], rows[2], rows[1]]  # widget keys follow the step, not the row
+    res = store.funnel(moved, window="1 days", start="2026-06-01", end=AS_OF)
+    table = frame(app, "Median time from first")
+    assert [n(u) for u in table["Users"]] == [s["users"] for s in res["steps"]]
+
+    app.button(key=f"{rows[1]}rm").click().run()  # added_to_cart, now the last row
+    assert_clean(app)
+    assert fn_steps(app) == moved[:2]
+    res = store.funnel(moved[:2], window="1 days", start="2026-06-01", end=AS_OF)
+    assert n(metrics(app)["Converted"]) == res["steps"][-1]["users"]
+
+    app.button(key=f"{rows[0]}rm").click().run()
+    assert_clean(app)
+    assert fn_steps(app) == [moved[1]]
+    assert [i.value for i in app.info] == ["Pick at least two steps."]
+    assert not app.metric
+    app.button(key="fn_add_step").click().run()
+    assert_clean(app)
+    assert len(fn_steps(app)) == 2 and metrics(app)["Entered the funnel"]
+
+
+def test_save_and_open_a_funnel_with_a_repeated_event(app, store):
+    goto(app, "funnels")
+    steps = [*PRICING_THEN_DOCS, {"event": "page_viewed", "where": None}]
+    set_fn_steps(app, [(s["event"], s["where"] or "") for s in steps])
+    app.number_input(key="fn_win_n").set_value(3).run()
+    first = metrics(app)
+    app.text_input(key="fn_save_name").input("Pricing, docs, any page")
+    app.button(key="FormSubmitter:fn_save_form-Save funnel").click().run()
+    assert_clean(app)
+    spec = store.catalog.get_funnel("Pricing, docs, any page")["spec"]
+    assert spec["steps"] == steps and spec["window"] == "3 days"
+
+    # the same session: change the steps, then open the saved funnel again
+    set_fn_steps(app, [("signed_up", ""), ("charged", "")])
+    app.selectbox(key="fn_saved").select("Pricing, docs, any page")
+    app.button(key="fn_open").click().run()
+    assert_clean(app)
+    assert fn_steps(app) == steps
+    assert metrics(app) == first
+
+    fresh = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    fresh.run()
+    goto(fresh, "funnels")
+    fresh.selectbox(key="fn_saved").select("Pricing, docs, any page")
+    fresh.button(key="fn_open").click().run()
+    assert_clean(fresh)
+    assert fn_steps(fresh) == steps
+    assert fresh.number_input(key="fn_win_n").value == 3
+    assert metrics(fresh) == first

@@ -22,9 +22,65 @@ if not events:
     st.info("No events yet: import some on the Data page.")
     st.stop()
 
-if "fn_steps" not in ss:
+STEPS = "fn_step_list"  # [{"id": int, "event": str, "where": str}, ...] in funnel order
+
+
+def _key(sid: int, part: str) -> str:
+    """Widget key of one step's ``part`` (event, where, up, down, rm), by its stable id."""
+    return f"fn_s{sid}_{part}"
+
+
+def _new_step(event: str, where: str = "") -> dict:
+    """A step with a fresh id (ids are never reused, so widget keys never clash)."""
+    ss["fn_next_id"] = ss.get("fn_next_id", 0) + 1
+    return {"id": ss["fn_next_id"], "event": event, "where": where}
+
+
+def _sync() -> None:
+    """Copy the step widgets' current values into the step list."""
+    for s in ss[STEPS]:
+        s["event"] = ss.get(_key(s["id"], "event"), s["event"])
+        s["where"] = ss.get(_key(s["id"], "where"), s["where"]) or ""
+
+
+def _drop_widgets(sid: int) -> None:
+    for part in ("event", "where"):
+        ss.pop(_key(sid, part), None)
+
+
+def _set_steps(pairs: list[tuple[str, str]]) -> None:
+    """Replace the steps by ``(event, where)`` pairs, with fresh ids."""
+    for s in ss.get(STEPS, []):
+        _drop_widgets(s["id"])
+    ss[STEPS] = [_new_step(ev, where) for ev, where in pairs]
+
+
+def _move(sid: int, delta: int) -> None:
+    """Move a step up (``delta=-1``) or down (``+1``)."""
+    _sync()
+    lst = ss[STEPS]
+    i = next(j for j, s in enumerate(lst) if s["id"] == sid)
+    if 0 <= i + delta < len(lst):
+        lst[i], lst[i + delta] = lst[i + delta], lst[i]
+
+
+def _remove(sid: int) -> None:
+    _sync()
+    ss[STEPS] = [s for s in ss[STEPS] if s["id"] != sid]
+    _drop_widgets(sid)
+
+
+def _add() -> None:
+    """Append a step: the first event not used yet (else the last step's event)."""
+    _sync()
+    used = {s["event"] for s in ss[STEPS]}
+    fresh = [e for e in events if e not in used]
+    ss[STEPS].append(_new_step(fresh[0] if fresh else ss[STEPS][-1]["event"]))
+
+
+if STEPS not in ss:
     defaults = [e for e in ("product_viewed", "added_to_cart", "charged") if e in events]
-    ss["fn_steps"] = defaults if len(defaults) >= 2 else events[:2]
+    _set_steps([(e, "") for e in (defaults if len(defaults) >= 2 else events[:2])])
 if ss.get("fn_segment_default") in names:
     ss["fn_segment"] = ss.pop("fn_segment_default")
 
@@ -35,10 +91,13 @@ def _load_funnel() -> None:
     if not chosen:
         return
     spec = store.catalog.get_funnel(chosen)["spec"]
-    steps_ = [s for s in spec.get("steps", []) if s.get("event") in events]
-    ss["fn_steps"] = [s["event"] for s in steps_]
-    for i, s in enumerate(steps_):
-        ss[f"fn_where_{i}_{s['event']}"] = s.get("where") or ""
+    _set_steps(
+        [
+            (s["event"], str(s.get("where") or ""))
+            for s in spec.get("steps", [])
+            if isinstance(s, dict) and s.get("event") in events
+        ]
+    )
     n_, _, unit_ = str(spec.get("window", "1 days")).partition(" ")
     ss["fn_win_n"] = int(n_) if n_.isdigit() else 1
     ss["fn_win_u"] = unit_ if unit_ in ("minutes", "hours", "days") else "days"
@@ -47,6 +106,60 @@ def _load_funnel() -> None:
     ss["fn_excl"] = [e["event"] for e in spec.get("exclusions") or [] if e["event"] in events]
     ss["fn_hold"] = spec.get("hold")
     ss["fn_segment"] = spec.get("segment") if spec.get("segment") in names else None
+
+
+def step_editor() -> None:
+    """One row per step: event, optional where filter, move up/down, remove; then Add step."""
+    st.markdown(
+        "**Steps (in order)**",
+        help="The events in the order users should do them; the same event may be used "
+        "twice with different filters (e.g. page_viewed where page = 'pricing').",
+    )
+    lst = ss[STEPS]
+    for i, s in enumerate(lst):
+        sid = s["id"]
+        ev_key, where_key = _key(sid, "event"), _key(sid, "where")
+        if ss.get(ev_key, s["event"]) not in events:  # an event gone from the store
+            ss[ev_key] = events[0]
+        ss.setdefault(ev_key, s["event"])
+        ss.setdefault(where_key, s["where"])
+        c = st.columns([0.35, 3, 4, 0.45, 0.45, 0.45], vertical_alignment="center")
+        c[0].markdown(f"**{i + 1}.**")
+        c[1].selectbox(f"Step {i + 1} event", events, key=ev_key, label_visibility="collapsed")
+        c[2].text_input(
+            f"Step {i + 1} where",
+            key=where_key,
+            placeholder="where (optional), e.g. amount > 50",
+            label_visibility="collapsed",
+        )
+        c[3].button(
+            "",
+            key=_key(sid, "up"),
+            icon=":material/arrow_upward:",
+            help="Move this step up",
+            disabled=i == 0,
+            on_click=_move,
+            args=(sid, -1),
+        )
+        c[4].button(
+            "",
+            key=_key(sid, "down"),
+            icon=":material/arrow_downward:",
+            help="Move this step down",
+            disabled=i == len(lst) - 1,
+            on_click=_move,
+            args=(sid, 1),
+        )
+        c[5].button(
+            "",
+            key=_key(sid, "rm"),
+            icon=":material/close:",
+            help="Remove this step",
+            on_click=_remove,
+            args=(sid,),
+        )
+    st.button("Add step", key="fn_add_step", icon=":material/add:", on_click=_add)
+    _sync()
 
 
 saved = [f["name"] for f in store.catalog.funnels()]
@@ -58,18 +171,7 @@ if saved:
     c[1].button("Open", key="fn_open", on_click=_load_funnel, icon=":material/folder_open:")
 
 with st.container(border=True):
-    st.multiselect(
-        "Steps (in order)",
-        events,
-        key="fn_steps",
-        help="Pick the events in the order users should do them.",
-    )
-    wheres = {}
-    with st.expander("Step filters (optional)"):
-        for i, ev in enumerate(ss["fn_steps"]):
-            wheres[i] = st.text_input(
-                f"{i + 1}. {ev} where", key=f"fn_where_{i}_{ev}", placeholder="e.g. amount > 50"
-            )
+    step_editor()
     c = st.columns([1, 1, 2, 1])
     ss.setdefault("fn_win_n", 1)
     ss.setdefault("fn_win_u", "days")
@@ -108,7 +210,7 @@ with st.container(border=True):
     segment = c[0].selectbox("Only members of", [None, *names], key="fn_segment")
     compare = c[1].multiselect("Compare segments side by side", names, key="fn_compare")
 
-steps = [{"event": ev, "where": wheres.get(i) or None} for i, ev in enumerate(ss["fn_steps"])]
+steps = [{"event": s["event"], "where": s["where"].strip() or None} for s in ss[STEPS]]
 if len(steps) < 2:
     st.info("Pick at least two steps.")
     st.stop()
@@ -131,7 +233,10 @@ with guard("funnel"):
     res = cached.call(
         "segcore.analytics.funnel:funnel", steps, segment=segment, segments=compare or None, **opts
     )
-    labels = [f"{i + 1}. {s['event']}" for i, s in enumerate(steps)]
+    labels = [
+        f"{i + 1}. {s['event']}" + (f" where {s['where']}" if s["where"] else "")
+        for i, s in enumerate(steps)
+    ]
 
     def step_rows(report_steps: list[dict], group: str | None = None) -> list[dict]:
         return [
