@@ -651,3 +651,20 @@ def test_save_and_open_a_funnel_with_a_repeated_event(app, store):
     assert fn_steps(fresh) == steps
     assert fresh.number_input(key="fn_win_n").value == 3
     assert metrics(fresh) == first
+
+
+def test_a_bad_step_filter_names_the_step(app, store):
+    goto(app, "funnels")
+    row = fn_rows(app)[1]
+    app.text_input(key=f"{row}where").input("amount >").run()
+    assert not app.exception
+    assert [e.value for e in app.error] == [
+        "Step 2 (added_to_cart) where: syntax error: GT is missing its operand (line 1, column 8)"
+    ]
+    assert not app.metric
+    app.text_input(key=f"{row}where").input("price > 100").run()
+    assert_clean(app)
+    steps = fn_steps(app)
+    assert steps[1] == {"event": "added_to_cart", "where": "price > 100"}
+    res = store.funnel(steps, window="1 days", start="2026-06-01", end=AS_OF)
+    assert n(metrics(app)["Converted"]) == res["steps"][-1]["users"]

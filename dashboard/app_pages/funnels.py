@@ -8,7 +8,9 @@ import polars as pl
 import streamlit as st
 
 from dashboard import cached, charts, state
-from dashboard.widgets import fmt_int, fmt_pct, fmt_seconds, guard, segment_names
+from dashboard.widgets import fmt_int, fmt_pct, fmt_seconds, friendly, guard, segment_names
+from segcore.errors import SegcoreError
+from segcore.evaluate import event_filter
 
 store = state.store()
 as_of = state.as_of()
@@ -213,6 +215,17 @@ with st.container(border=True):
 steps = [{"event": s["event"], "where": s["where"].strip() or None} for s in ss[STEPS]]
 if len(steps) < 2:
     st.info("Pick at least two steps.")
+    st.stop()
+bad_filters = []
+for i, s in enumerate(steps):
+    try:
+        if s["where"]:
+            event_filter(store, s["where"])
+    except SegcoreError as err:
+        bad_filters.append(f"Step {i + 1} ({s['event']}) where: {friendly(err)}")
+if bad_filters:
+    for message in bad_filters:
+        st.error(message)
     st.stop()
 if not (isinstance(rng, tuple | list) and len(rng) == 2):
     st.info("Pick a start and an end date.")
