@@ -668,3 +668,16 @@ def test_a_bad_step_filter_names_the_step(app, store):
     assert steps[1] == {"event": "added_to_cart", "where": "price > 100"}
     res = store.funnel(steps, window="1 days", start="2026-06-01", end=AS_OF)
     assert n(metrics(app)["Converted"]) == res["steps"][-1]["users"]
+
+
+def test_open_a_saved_funnel_with_plain_event_name_steps(app, store):
+    store.catalog.save_funnel("Plain", {"steps": ["signed_up", "no_such_event", "charged"]})
+    goto(app, "funnels")
+    app.selectbox(key="fn_saved").select("Plain")
+    app.button(key="fn_open").click().run()
+    assert_clean(app)
+    steps = [{"event": "signed_up", "where": None}, {"event": "charged", "where": None}]
+    assert fn_steps(app) == steps
+    assert app.number_input(key="fn_win_n").value == 1
+    res = store.funnel(steps, window="1 days", start="2026-06-01", end=AS_OF)
+    assert n(metrics(app)["Entered the funnel"]) == res["steps"][0]["users"]

@@ -61,8 +61,8 @@ def _move(sid: int, delta: int) -> None:
     """Move a step up (``delta=-1``) or down (``+1``)."""
     _sync()
     lst = ss[STEPS]
-    i = next(j for j, s in enumerate(lst) if s["id"] == sid)
-    if 0 <= i + delta < len(lst):
+    i = next((j for j, s in enumerate(lst) if s["id"] == sid), None)
+    if i is not None and 0 <= i + delta < len(lst):
         lst[i], lst[i + delta] = lst[i + delta], lst[i]
 
 
@@ -93,12 +93,9 @@ def _load_funnel() -> None:
     if not chosen:
         return
     spec = store.catalog.get_funnel(chosen)["spec"]
+    steps_ = [s if isinstance(s, dict) else {"event": s} for s in spec.get("steps") or []]
     _set_steps(
-        [
-            (s["event"], str(s.get("where") or ""))
-            for s in spec.get("steps", [])
-            if isinstance(s, dict) and s.get("event") in events
-        ]
+        [(s["event"], str(s.get("where") or "")) for s in steps_ if s.get("event") in events]
     )
     n_, _, unit_ = str(spec.get("window", "1 days")).partition(" ")
     ss["fn_win_n"] = int(n_) if n_.isdigit() else 1
