@@ -89,7 +89,16 @@ def to_tree(store: Store, rule: Any) -> Node:
         stripped = rule.lstrip()
         if stripped.startswith("{") and '"kind"' in stripped:
             return _checked_tree(store, lambda: from_json(rule))
-        return parse_rule(rule, schema_of(store))
+        schema = schema_of(store)
+        parsed = store.__dict__.setdefault("_parse_cache", {})
+        hit = parsed.get(rule)
+        if hit is not None and hit[0] is schema:  # trees are immutable: share them
+            return hit[1]
+        tree = parse_rule(rule, schema)
+        if len(parsed) >= 512:
+            parsed.clear()
+        parsed[rule] = (schema, tree)
+        return tree
     raise RuleError(f"a rule must be text or a condition tree, got {type(rule).__name__}")
 
 
@@ -289,9 +298,29 @@ def universe(store: Store, T: dt.datetime) -> pl.LazyFrame:
     return pl.concat([users, ev]).unique()
 
 
+_NULL_ROW_CACHE: dict[tuple, tuple[Schema, bool]] = {}
+
+
 def _null_row_member(tree: Node, schema: Schema, T: dt.datetime,
                      columns: dict[Node, str], defaults: dict[str, Any]) -> bool:
-    """Would a user with no attributes and no matching events be a member?"""
+    """Would a user with no attributes and no matching events be a member? (memoised)"""
+    try:
+        key = (tree, T, tuple(columns.items()), tuple(defaults.items()))
+        hit = _NULL_ROW_CACHE.get(key)
+    except TypeError:  # an unhashable default: no memo
+        key, hit = None, None
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    out = _null_row_eval(tree, schema, T, columns, defaults)
+    if key is not None:
+        if len(_NULL_ROW_CACHE) >= 512:
+            _NULL_ROW_CACHE.clear()
+        _NULL_ROW_CACHE[key] = (schema, out)
+    return out
+
+
+def _null_row_eval(tree: Node, schema: Schema, T: dt.datetime,
+                   columns: dict[Node, str], defaults: dict[str, Any]) -> bool:
     row: dict[str, pl.Series] = {}
     for name in tree_columns(tree):
         dtype = _dtype_for(schema.users.get(name, "null"))

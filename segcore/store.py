@@ -22,6 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from segcore.errors import StoreError
@@ -36,6 +37,16 @@ EVENT_ID = "event_id"
 # A derived column ``events_frame`` serves on request: ``user_id`` as a Categorical, so
 # grouping and ``join_asof(by=...)`` on users hash 32-bit codes, not strings.
 USER_CODE = "__user"
+
+
+def distinct_user_rows(codes: pl.Series) -> np.ndarray:
+    """One row index per distinct user of a ``USER_CODE`` column (a scatter, no hashing)."""
+    phys = codes.to_physical().to_numpy()
+    if not len(phys):
+        return np.empty(0, dtype=np.int64)
+    row = np.full(int(phys.max()) + 1, -1, dtype=np.int64)
+    row[phys] = np.arange(len(phys))  # any row of a user will do
+    return row[row >= 0]
 # Event files are sorted by event name first, in small row groups: Parquet statistics then
 # let every engine skip the row groups of events a query does not read (a large win for
 # behavioural rules, which each read one or a few event names).
@@ -199,14 +210,30 @@ class Store:
         )
 
     def scan_users(self) -> pl.LazyFrame:
-        """The users table as a LazyFrame (empty frame with ``user_id`` if none)."""
+        """The users table as a LazyFrame (empty frame with ``user_id`` if none).
+
+        With the event cache on, a long-lived store also keeps the users table in
+        memory per version of its files (it is small next to the events): attribute
+        rules then filter memory, not Parquet.
+        """
         schema = self.users_schema()
         files = self.user_files()
         if not files:
             return pl.LazyFrame(schema=schema)
-        return pl.scan_parquet(
+        scan = pl.scan_parquet(
             files, schema=schema, missing_columns="insert", extra_columns="ignore", glob=False
         )
+        if not self.cache_events:
+            return scan
+        key = self._files_key(files)
+        with self._cache_lock:
+            cached = self.__dict__.get("_users_cache")
+            if cached is None or cached[0] != key:
+                limit = int(os.environ.get("SEGCORE_EVENT_CACHE_MAX_ROWS", 100_000_000))
+                if scan.select(pl.len()).collect().item() > limit:
+                    return scan
+                cached = self.__dict__["_users_cache"] = (key, scan.collect())
+        return cached[1].lazy()
 
     def events_frame(self, columns: list[str], events: Iterable[str] | None = None,
                      since: dt.datetime | None = None,

@@ -59,7 +59,7 @@ from typing import Any
 import polars as pl
 
 from segcore.errors import UsageError
-from segcore.store import USER_CODE
+from segcore.store import USER_CODE, distinct_user_rows
 from segcore.timeutil import end_of_day, parse_date, parse_duration
 
 US = 1_000_000
@@ -616,6 +616,11 @@ def latest_start_users(
                 allow_exact_matches=not spec.strict,
                 check_sortedness=False,
             ).filter(pl.col("ts") - pl.col("L") <= spec.window_us)
+        if i == 0:  # every step-1 event is a chain of length 0
+            users = cur[USER_CODE].gather(distinct_user_rows(cur[USER_CODE]))
+            zero = pl.zeros(len(users), pl.Float64, eager=True).alias("seconds")
+            out.append(pl.DataFrame([users.cast(pl.String).alias("user_id"), zero]))
+            continue
         out.append(
             cur.group_by(USER_CODE)
             .agg(((pl.col("ts") - pl.col("L")).min() / US).alias("seconds"))

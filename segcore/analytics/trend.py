@@ -61,7 +61,7 @@ from segcore.evaluate import (
     where_mask,
 )
 from segcore.polars_expr import TS, Ctx, as_timestamp, to_expr
-from segcore.store import USER_CODE, Store
+from segcore.store import USER_CODE, Store, distinct_user_rows
 from segcore.timeutil import UTC, day_points, end_of_day, parse_date
 from segcore.tree import (
     Behavior,
@@ -826,12 +826,7 @@ def grid(
 
 def _distinct_users(events: pl.DataFrame) -> pl.Series:
     """The distinct ``user_id`` of events, found by their user codes (no string hashing)."""
-    codes = events[USER_CODE].to_physical().to_numpy()
-    if not len(codes):
-        return events["user_id"]
-    first = np.full(int(codes.max()) + 1, -1, dtype=np.int64)
-    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)  # the last write wins: the first row
-    return events["user_id"].gather(first[first >= 0])
+    return events["user_id"].gather(distinct_user_rows(events[USER_CODE]))
 
 
 def _uid_lookup(ids: pl.Series) -> np.ndarray:
