@@ -71,7 +71,6 @@ KEEP_KEYS = (
     "sp_range",
     "sp_every",
     "sp_dialect",
-    "fn_steps",
     "fn_win_n",
     "fn_win_u",
     "fn_range",
@@ -93,7 +92,7 @@ KEEP_KEYS = (
     "ev_measure",
     "ul_id",
 )
-KEEP_PREFIXES = ("fn_where_",)
+KEEP_PREFIXES: tuple[str, ...] = ()
 _STORE = "_kept_widgets"
 
 
