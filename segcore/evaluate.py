@@ -26,9 +26,14 @@ from segcore.store import Store
 from segcore.timeutil import resolve_as_of
 from segcore.tree import (
     AGGREGATES,
+    And,
     Behavior,
+    Call,
+    Col,
+    Compare,
     InSegment,
     Node,
+    Or,
     Schema,
     Sequence,
     behaviours,
@@ -356,10 +361,47 @@ def tree_columns(tree: Node) -> set[str]:
     return out
 
 
+def narrow_windows(tree: Node, T: dt.datetime, schema: Schema) -> Node:
+    """Cheaper equivalents of terms in positive position (reached from the root through
+    AND/OR only, where NULL and FALSE both mean "not a member").
+
+    ``last_seen(E) >= X`` (also ``X <= last_seen(E)``; E without a window, X a
+    timestamp not reading the user, not NULL at T) holds exactly when some E event has
+    ``X <= ts < T``: it becomes ``did(E, since => X)``, which reads the events from X
+    on instead of every E event ever ("seen in the last 3 days").
+    """
+    if isinstance(tree, And | Or):
+        return type(tree)(tuple(narrow_windows(a, T, schema) for a in tree.args))
+    if not isinstance(tree, Compare) or tree.op not in (">=", "<="):
+        return tree
+    term, bound = (tree.left, tree.right) if tree.op == ">=" else (tree.right, tree.left)
+    if not (
+        isinstance(term, Behavior)
+        and term.func == "last_seen"
+        and term.within is None
+        and term.since is None
+        and term.until is None
+        and type_of(bound, schema) == "timestamp"
+        and not any(
+            isinstance(n, Col | Behavior | Sequence | InSegment)
+            or (isinstance(n, Call) and n.name not in ("now", "today"))
+            for n in bound.walk()
+        )
+    ):
+        return tree
+    try:
+        if constant_instant(bound, T, schema) is None:
+            return tree
+    except (RuleError, pl.exceptions.PolarsError):
+        return tree
+    return Behavior("did", term.event, where=term.where, since=bound)
+
+
 def plan_members(store: Store, tree: Node, T: dt.datetime, *,
                  schema: Schema | None = None, stack: tuple[str, ...] = ()) -> pl.LazyFrame:
     """Lazy plan of the members (one ``user_id`` column) of ``tree`` at T."""
     schema = schema or schema_of(store, check_names=False)
+    tree = narrow_windows(tree, T, schema)
     terms = behaviours(tree)
     aggs = [n for n in terms if isinstance(n, Behavior)]
     seqs = [n for n in terms if isinstance(n, Sequence)]

@@ -338,3 +338,81 @@ def test_events_only_store(tiny):
     assert m(store, "did('charged')") == ["a"]
     assert m(store, "NOT did('charged')") == ["b"]
     assert m(store, "event_sum('charged', amount) < 1") == ["b"]
+
+
+# --------------------------------------------------------------------------- narrowing
+NARROW_EVENTS = [
+    ("recent", "view", "2026-06-29T12:00:00", {"page": "home"}),
+    ("edge", "view", "2026-06-28T00:00:00", {"page": "home"}),  # exactly now() - 3 days
+    ("old", "view", "2026-06-20T00:00:00", {"page": "home"}),
+    ("future", "view", "2026-07-02T00:00:00", {"page": "home"}),  # after T: never counts
+    ("pricing", "view", "2026-06-29T00:00:00", {"page": "pricing"}),
+    ("nothing", "buy", "2026-06-29T00:00:00", {"page": None}),
+]
+
+
+@pytest.mark.parametrize(
+    ("rule", "members"),
+    [
+        ("last_seen('view') >= now() - interval '3 days'", ["edge", "pricing", "recent"]),
+        ("now() - interval '3 days' <= last_seen('view')", ["edge", "pricing", "recent"]),
+        ("last_seen('view', where => page = 'home') >= now() - interval '3 days'",
+         ["edge", "recent"]),
+        ("last_seen('view') >= now() - interval '3 days' OR did('buy')",
+         ["edge", "nothing", "pricing", "recent"]),
+        # under NOT the NULL of "never viewed" matters: not rewritten, same answer as SQL
+        ("NOT (last_seen('view') >= now() - interval '3 days')", ["old"]),
+        ("(last_seen('view') >= now() - interval '3 days') IS NOT TRUE",
+         ["future", "nothing", "old"]),
+        ("last_seen('view') >= NULL", []),
+        ("last_seen('view') > now() - interval '3 days'", ["pricing", "recent"]),
+    ],
+)
+def test_last_seen_since_is_narrowed_exactly(tiny, rule, members):
+    from segcore.evaluate import members as members_of
+
+    users = [{"user_id": u} for u in ("recent", "edge", "old", "future", "pricing", "nothing")]
+    store = tiny(events=NARROW_EVENTS, users=users)
+    assert members_of(store, rule, as_of=AS_OF)["user_id"].to_list() == members
+    # the same members from DuckDB on the compiled SQL (no narrowing there)
+    from segcore.sql.engines import run_members
+
+    sql = run_members(store, rule, engine="duckdb", as_of=AS_OF)
+    assert sorted(sql["user_id"].to_list()) == members
+
+
+def test_narrowing_applies_in_positive_positions_only(sample_store):
+    from segcore.evaluate import narrow_windows, schema_of, to_tree
+    from segcore.tree import Behavior, Not
+
+    schema = schema_of(sample_store, check_names=False)
+    rule = ("did('charged') AND (last_seen('page_viewed') >= now() - interval '3 days' "
+            "OR country = 'US')")
+    tree = narrow_windows(to_tree(sample_store, rule), T, schema)
+    narrowed = [n for n in tree.walk() if isinstance(n, Behavior) and n.since is not None]
+    assert [(n.func, n.event) for n in narrowed] == [("did", "page_viewed")]
+    negated = to_tree(sample_store, f"NOT ({rule})")
+    assert narrow_windows(negated, T, schema) == negated and isinstance(negated, Not)
+    windowed = to_tree(sample_store, "last_seen('page_viewed', within => '9 days') >= "
+                                     "now() - interval '3 days'")
+    assert narrow_windows(windowed, T, schema) == windowed
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "last_seen('page_viewed') >= now() - interval '3 days'",
+        "last_seen('*') >= now() - interval '1 day' AND country = 'US'",
+        "last_seen('charged', where => amount > 100) >= TIMESTAMP '2026-06-01 00:00:00' "
+        "OR age > 60",
+        "did('charged', within => '30 days') AND last_seen('app_launched') >= "
+        "now() - interval '2 days'",
+    ],
+)
+def test_narrowing_keeps_the_members(sample_store, monkeypatch, rule):
+    import segcore.evaluate as ev
+
+    narrowed = ev.members(sample_store, rule, as_of=AS_OF)["user_id"].to_list()
+    monkeypatch.setattr(ev, "narrow_windows", lambda tree, T, schema: tree)
+    assert ev.members(sample_store, rule, as_of=AS_OF)["user_id"].to_list() == narrowed
+    assert len(narrowed) > 0
