@@ -792,7 +792,7 @@ def grid(
         )
         values = _static_values(static, attr_frame, schema, last)
     aligned = {ref: _align(g, index, U, P) for ref, g in subs.items()}
-    M = np.zeros((U, P), dtype=bool)
+    MT = np.zeros((P, U), dtype=bool)  # points x users; the grid is its transpose (a view)
     block = max(1, CHUNK_CELLS // P)
     for u0 in range(0, U, block):  # ok-loop: blocks of users bound the memory
         n = min(U, u0 + block) - u0
@@ -811,7 +811,7 @@ def grid(
         for ref, a in aligned.items():
             cols[columns[InSegment(ref)]] = pl.Series(a[u0 : u0 + n].T.ravel())
         frame = pl.DataFrame([s.rename(name) for name, s in cols.items()])
-        M[u0 : u0 + n] = _eval_frame(rewritten, frame, gschema, columns, last).reshape(P, n).T
+        MT[:, u0 : u0 + n] = _eval_frame(rewritten, frame, gschema, columns, last).reshape(P, n)
     if null_member:
         inside = (
             index.join(users.with_columns(known=pl.lit(True)), on="user_id", how="left")
@@ -820,8 +820,8 @@ def grid(
         )
         first = inside["first"].dt.epoch("us").fill_null(np.iinfo(np.int64).max).to_numpy()
         known = inside["known"].fill_null(False).to_numpy()
-        M &= known[:, None] | (first[:, None] < pts.T[None, :])
-    return Grid(ids, M.astype(bool))
+        MT &= known[None, :] | (first[None, :] < pts.T[:, None])
+    return Grid(ids, MT.T)
 
 
 def _distinct_users(events: pl.DataFrame) -> pl.Series:
@@ -971,10 +971,10 @@ def _target_grid(
 
 
 def _counts(g: Grid, pts: Points) -> pl.DataFrame:
-    M = g.M
-    members = M[:, 1:].sum(axis=0)
-    entered = (M[:, 1:] & ~M[:, :-1]).sum(axis=0)
-    exited = (~M[:, 1:] & M[:, :-1]).sum(axis=0)
+    MT = g.M.T  # points x users (contiguous for the one-pass grid)
+    members = np.count_nonzero(MT[1:], axis=1)
+    entered = np.count_nonzero(MT[1:] & ~MT[:-1], axis=1)
+    exited = np.count_nonzero(~MT[1:] & MT[:-1], axis=1)
     return pl.DataFrame(
         {
             "date": pl.Series(list(pts.dates), dtype=pl.Date),
