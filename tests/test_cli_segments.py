@@ -44,7 +44,7 @@ def test_eval_bad_rule_is_one_line_exit_2(capsys, home):
 
 def test_missing_home_is_an_error_not_an_empty_store(capsys, tmp_path):
     missing = tmp_path / "typo"
-    for argv in (["eval", "--rule", "TRUE"], ["info"], ["segment", "list"]):
+    for argv in (["eval", "--rule", "TRUE"], ["segment", "list"], ["user", "u1"]):
         code, out, err = run(capsys, *argv, "--home", str(missing))
         assert code == 2 and out == "", argv
         assert err.startswith(f"error: no store at {missing}: the folder does not exist"), err

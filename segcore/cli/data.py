@@ -54,7 +54,7 @@ def cmd_sample(args) -> int:
     """Generate the demo store (refuses to overwrite data without ``--force``)."""
     from segcore.sample import generate
 
-    store = store_from(args, create=True)
+    store = store_from(args, must_exist=False)
     if not store.is_empty() and not args.force:
         raise StoreError(
             f"{store.home} already holds data; add --force to replace it with sample data"
@@ -80,7 +80,7 @@ def cmd_sample(args) -> int:
 
 def cmd_info(args) -> int:
     """Print a summary of the store."""
-    store = store_from(args)
+    store = store_from(args, must_exist=False)  # a missing store is "empty": how to fill it
     info = store.info()
     if args.json:
         print_json(info)

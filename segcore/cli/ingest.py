@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     bar = _Bar()
     try:
         result = ingest(
-            store_from(args, create=True),
+            store_from(args, must_exist=False),
             args.kind,
             args.files,
             format=args.format,

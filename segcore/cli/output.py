@@ -13,14 +13,15 @@ from segcore.errors import StoreError
 from segcore.store import Store
 
 
-def store_from(args, *, create: bool = False) -> Store:
+def store_from(args, *, must_exist: bool = True) -> Store:
     """The store named by ``--home`` (or the default home).
 
-    Unless ``create`` (``sample``, ``ingest``), the home folder must exist: a mistyped
-    ``--home`` is an error, not an empty store with 0 members.
+    The home folder must exist (a mistyped ``--home`` is an error, not an empty store
+    with 0 members), except for ``sample`` and ``ingest``, which create it, and ``info``,
+    which says how to.
     """
     store = Store(getattr(args, "home", None))
-    if not create and not store.home.is_dir():
+    if must_exist and not store.home.is_dir():
         raise StoreError(
             f"no store at {store.home}: the folder does not exist (create one with "
             f"`segcore sample --home {store.home}` or `segcore ingest --home {store.home} ...`)"
