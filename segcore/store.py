@@ -44,8 +44,9 @@ def distinct_user_rows(codes: pl.Series) -> np.ndarray:
     phys = codes.to_physical().to_numpy()
     if not len(phys):
         return np.empty(0, dtype=np.int64)
-    row = np.full(int(phys.max()) + 1, -1, dtype=np.int64)
-    row[phys] = np.arange(len(phys))  # any row of a user will do
+    dtype = np.int32 if len(phys) < 2**31 else np.int64  # half the memory traffic
+    row = np.full(int(phys.max()) + 1, -1, dtype=dtype)
+    row[phys] = np.arange(len(phys), dtype=dtype)  # any row of a user will do
     return row[row >= 0]
 # Event files are sorted by event name first, in small row groups: Parquet statistics then
 # let every engine skip the row groups of events a query does not read (a large win for
@@ -298,6 +299,7 @@ class Store:
                     return None
                 base = (scan.select("event", "ts").with_row_index("__row")
                         .sort(["event", "ts"]).collect())
+                base = base.rechunk()  # contiguous columns: slices read zero-copy by numpy
                 self._cache_perm = base["__row"]
                 self._cache_cols = {"event": base["event"].cast(pl.Categorical),
                                     "ts": base["ts"]}
@@ -310,10 +312,10 @@ class Store:
             if missing:
                 loaded = scan.select(missing).collect()
                 for c in missing:  # ok-loop: one gather per column
-                    self._cache_cols[c] = loaded[c].gather(self._cache_perm)
+                    self._cache_cols[c] = loaded[c].gather(self._cache_perm).rechunk()
             if USER_CODE in columns and USER_CODE not in self._cache_cols:
                 codes = self._cache_cols["user_id"].cast(pl.Categorical)
-                self._cache_cols[USER_CODE] = codes.alias(USER_CODE)
+                self._cache_cols[USER_CODE] = codes.alias(USER_CODE).rechunk()
             keep = list(dict.fromkeys(["event", "ts", *columns]))
             df = pl.DataFrame([self._cache_cols[c] for c in keep])
             return df, dict(self._cache_ranges)

@@ -972,9 +972,10 @@ def _target_grid(
 
 def _counts(g: Grid, pts: Points) -> pl.DataFrame:
     MT = g.M.T  # points x users (contiguous for the one-pass grid)
-    members = np.count_nonzero(MT[1:], axis=1)
+    size = np.count_nonzero(MT, axis=1)  # T_0..T_n
+    members = size[1:]
     entered = np.count_nonzero(MT[1:] & ~MT[:-1], axis=1)
-    exited = np.count_nonzero(~MT[1:] & MT[:-1], axis=1)
+    exited = entered - np.diff(size)  # members(j) - members(j-1) = entered(j) - exited(j)
     return pl.DataFrame(
         {
             "date": pl.Series(list(pts.dates), dtype=pl.Date),
