@@ -22,7 +22,7 @@ import polars as pl
 from segcore.errors import CatalogError, RuleError, SegcoreError, StoreError
 from segcore.parser import parse_event_filter, parse_rule
 from segcore.polars_expr import TS, Ctx, constant_instant, to_expr
-from segcore.store import Store
+from segcore.store import USER_CODE, Store
 from segcore.timeutil import resolve_as_of
 from segcore.tree import (
     AGGREGATES,
@@ -251,9 +251,12 @@ def behaviour_frame(store: Store, nodes: list[Behavior], T: dt.datetime,
     aggs = [_aggregate(n, pl.col(c)).alias(c) for n, c in zip(nodes, names, strict=True)]
     # events that no term matches (e.g. non-pricing page views) never reach the group_by
     names_, since = prefilter_bounds(nodes, T, schema)
-    events = store.events_frame(event_columns(nodes), events=names_, since=since, until=T)
+    # grouped by the 32-bit user codes (see USER_CODE), not by hashing id strings
+    events = store.events_frame([*event_columns(nodes), USER_CODE], events=names_, since=since,
+                                until=T)
     return (events.filter(pl.any_horizontal(masks))
-            .select("user_id", *values).group_by("user_id").agg(aggs))
+            .select(USER_CODE, *values).group_by(USER_CODE).agg(aggs)
+            .select(pl.col(USER_CODE).cast(pl.String).alias("user_id"), *names))
 
 
 def event_columns(nodes: Iterable[Behavior | Sequence]) -> list[str]:
@@ -273,17 +276,17 @@ def event_columns(nodes: Iterable[Behavior | Sequence]) -> list[str]:
 def sequence_frame(store: Store, node: Sequence, T: dt.datetime, schema: Schema,
                    name: str) -> pl.LazyFrame:
     """``user_id`` and a TRUE column for users for whom the sequence holds at T."""
-    cols = event_columns([node])
+    cols = [*event_columns([node]), USER_CODE]
     lo, hi = window_bounds(node, T, schema)
     def names(e: str) -> list[str] | None:
         return None if e == "*" else [e]
 
     a = (store.events_frame(cols, events=names(node.first), since=lo, until=hi)
-         .filter(event_mask(node, T, schema)).select("user_id", pl.col("ts").alias("a")))
+         .filter(event_mask(node, T, schema)).select(USER_CODE, pl.col("ts").alias("a")))
     b = (store.events_frame(cols, events=names(node.then), until=T)
-         .filter(event_mask(node, T, schema, then=True)).select("user_id", pl.col("ts").alias("b")))
+         .filter(event_mask(node, T, schema, then=True)).select(USER_CODE, pl.col("ts").alias("b")))
     joined = a.sort("a").join_asof(
-        b.sort("b"), left_on="a", right_on="b", by="user_id", strategy="forward",
+        b.sort("b"), left_on="a", right_on="b", by=USER_CODE, strategy="forward",
         allow_exact_matches=False, check_sortedness=False,
     )
     gap = pl.duration(microseconds=node.gap)
@@ -292,7 +295,8 @@ def sequence_frame(store: Store, node: Sequence, T: dt.datetime, schema: Schema,
         cond = followed
     else:
         cond = (pl.col("a") + gap < pl.lit(T, dtype=TS)) & ~followed
-    return joined.filter(cond).select("user_id").unique().with_columns(pl.lit(True).alias(name))
+    return (joined.filter(cond).select(USER_CODE).unique()
+            .select(pl.col(USER_CODE).cast(pl.String).alias("user_id"), pl.lit(True).alias(name)))
 
 
 # --------------------------------------------------------------------------- plans
