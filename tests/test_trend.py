@@ -215,6 +215,14 @@ DIFF_RULES = [
     "now() > TIMESTAMP '2026-06-10 00:00:00' OR 1 = 2",
     "did('charged', within => '36 hours') OR event_distinct('charged', 'quantity', "
     "within => '30 days') >= 2",
+    # conjuncts that need events: the grid keeps only users who have them
+    "event_count('page_viewed', within => '7 days') >= 3 AND last_seen('charged') > "
+    "now() - interval '20 days'",
+    "event_avg('charged', 'amount', within => '30 days') > 50 AND age > 30",
+    "did_then('added_to_cart', 'charged', gap => '1 day', within => '7 days') AND "
+    "event_count('page_viewed', within => '3 days') = 0",
+    "0 < event_distinct('product_viewed', 'product', within => '7 days') AND NOT "
+    "did('charged', within => '10 days')",
     # fallbacks to one evaluation per point: a filter reading now(), min of a string
     "event_count('charged', where => amount > 10 AND ts >= now() - interval '3 days') >= 1",
     "event_min('charged', 'payment_method') = 'card'",
@@ -383,3 +391,22 @@ def test_point_index_runs_equal_binary_search():
         _point_index(shuffled, bounds), np.searchsorted(bounds, shuffled, side="right")
     )
     assert _point_index(np.array([], dtype=np.int64), bounds).size == 0
+
+
+def test_required_terms_are_the_ones_a_member_needs_events_for(shop):
+    from segcore.analytics.trend import _required_terms
+    from segcore.evaluate import to_tree
+
+    def needed(rule: str) -> list[str]:
+        return [f"{t.func}:{getattr(t, 'event', None) or t.first}"
+                for t in _required_terms(to_tree(shop, rule))]
+
+    assert needed("did('buy') AND event_count('visit', within => '7 days') >= 2") == [
+        "did:buy", "event_count:visit"]
+    assert needed("event_count('visit') >= 0 AND event_count('visit') < 3") == []  # 0 passes
+    assert needed("2 <= event_count('visit')") == ["event_count:visit"]
+    assert needed("event_sum('buy', 'amount') > -1") == []
+    assert needed("last_seen('visit') < now() AND country = 'US'") == ["last_seen:visit"]
+    assert needed("did('buy') OR did('visit')") == []  # either one: no single requirement
+    assert needed("NOT did('buy')") == []
+    assert needed("did_then_not('visit', 'buy', gap => '1 hour')") == ["did_then_not:visit"]

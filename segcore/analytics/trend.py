@@ -64,9 +64,11 @@ from segcore.polars_expr import TS, Ctx, as_timestamp, to_expr
 from segcore.store import USER_CODE, Store, distinct_user_rows
 from segcore.timeutil import UTC, day_points, end_of_day, parse_date
 from segcore.tree import (
+    And,
     Behavior,
     Call,
     Col,
+    Compare,
     InSegment,
     Lit,
     Node,
@@ -748,7 +750,8 @@ def grid(
     users = store.scan_users().select("user_id").collect()
     # (a rule reading no attribute: users without events behave like the null row)
     id_parts = [users["user_id"]] if attrs or null_member else []
-    id_parts += [_distinct_users(f) for f in w.frames.values()]
+    with_events = {k: _distinct_users(f) for k, f in w.frames.items()}
+    id_parts += list(with_events.values())
     id_parts += [g.ids for g in subs.values()]
     first_ts = None
     if null_member:
@@ -762,15 +765,19 @@ def grid(
         id_parts.append(first_ts["user_id"])
     id_parts.append(pl.Series("user_id", [], dtype=pl.String))
     ids = pl.concat([s.cast(pl.String).rename("user_id") for s in id_parts]).unique().sort()
+    for t in _required_terms(tree):  # a member needs events of these terms: others never are
+        ids = ids.filter(ids.is_in(with_events[(t, False)]))
     U = len(ids)
     index = pl.DataFrame({"user_id": ids, "uid": np.arange(U, dtype=np.int64)})
     parts: dict[Node, dict[str, _Part]] = {}
     if terms:
-        lookup = _uid_lookup(ids)
-        w.frames = {
-            k: f.with_columns(uid=lookup[f[USER_CODE].to_physical().to_numpy()])
-            for k, f in w.frames.items()
-        }
+        size = 1 + max((f[USER_CODE].to_physical().max() or 0 for f in w.frames.values()),
+                       default=0)
+        lookup = _uid_lookup(ids, size)
+        for k, f in w.frames.items():
+            uid = lookup[f[USER_CODE].to_physical().to_numpy()]  # -1: not a candidate
+            f = f.with_columns(uid=uid)
+            w.frames[k] = f if uid.min(initial=0) >= 0 else f.filter(pl.Series(uid >= 0))
         w.U = U
         for t in terms:
             lo, hi = bounds[t]
@@ -824,15 +831,46 @@ def grid(
     return Grid(ids, MT.T)
 
 
+def _required_terms(tree: Node) -> list[Node]:
+    """Terms whose events a member must have: conjuncts (reached from the root through
+    AND) that are FALSE or NULL for a user without any of the term's events.
+
+    ``did(...)``, a sequence (its first event), a comparison with an aggregate whose
+    no-event value is NULL (``last_seen``, ``event_avg``, ...), or with a count-like
+    aggregate (value 0) that 0 fails (``event_count(...) >= 3``). Users without such
+    events are never members, so the grid leaves them out.
+    """
+    if isinstance(tree, And):
+        return [t for a in tree.args for t in _required_terms(a)]
+    if isinstance(tree, Sequence) or (isinstance(tree, Behavior) and tree.func == "did"):
+        return [tree]
+    if not isinstance(tree, Compare):
+        return []
+    flip = {">=": "<=", "<=": ">=", ">": "<", "<": ">", "=": "=", "!=": "!=", "<>": "<>"}
+    term, op, other = tree.left, tree.op, tree.right
+    if not isinstance(term, Behavior):
+        term, op, other = tree.right, flip.get(tree.op, ""), tree.left
+    if not isinstance(term, Behavior) or term.func == "did":
+        return []
+    zero = default_value(term)
+    if zero is None:  # NULL compared with anything is NULL
+        return [term]
+    if isinstance(other, Lit) and type(other.value) in (int, float) and type(zero) in (int, float):
+        holds = {">=": zero >= other.value, ">": zero > other.value, "=": zero == other.value,
+                 "<=": zero <= other.value, "<": zero < other.value}.get(op, True)
+        return [] if holds else [term]
+    return []
+
+
 def _distinct_users(events: pl.DataFrame) -> pl.Series:
     """The distinct ``user_id`` of events, found by their user codes (no string hashing)."""
     return events["user_id"].gather(distinct_user_rows(events[USER_CODE]))
 
 
-def _uid_lookup(ids: pl.Series) -> np.ndarray:
-    """User code -> row in ``ids`` (-1: not a candidate), for events' user codes."""
+def _uid_lookup(ids: pl.Series, size: int = 0) -> np.ndarray:
+    """User code (below ``size``) -> row in ``ids`` (-1: not a candidate)."""
     codes = ids.cast(pl.Categorical).to_physical().to_numpy().astype(np.int64)
-    lookup = np.full(int(codes.max(initial=-1)) + 1, -1, dtype=np.int64)
+    lookup = np.full(max(size, int(codes.max(initial=-1)) + 1), -1, dtype=np.int64)
     lookup[codes] = np.arange(len(ids), dtype=np.int64)
     return lookup
 
