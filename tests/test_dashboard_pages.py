@@ -39,6 +39,17 @@ def goto(at: AppTest, page: str) -> AppTest:
     return at
 
 
+def open_saved_funnel(name: str) -> AppTest:
+    """A fresh app session with the saved funnel ``name`` opened on the Funnels page."""
+    fresh = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    fresh.run()
+    goto(fresh, "funnels")
+    fresh.selectbox(key="fn_saved").select(name)
+    fresh.button(key="fn_open").click().run()
+    assert_clean(fresh)
+    return fresh
+
+
 def fn_rows(at: AppTest) -> list[str]:
     """The funnel step rows shown, in order, as widget key prefixes (``fn_s<id>_``)."""
     return [
@@ -470,12 +481,7 @@ def test_save_and_open_a_funnel(app, store):
     assert [s["event"] for s in spec["steps"]] == ["signed_up", "charged"]
     assert spec["window"] == "7 days" and spec["strict"] and spec["segment"] == "Email subscribers"
 
-    fresh = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    fresh.run()
-    goto(fresh, "funnels")
-    fresh.selectbox(key="fn_saved").select("Signup to purchase")
-    fresh.button(key="fn_open").click().run()
-    assert_clean(fresh)
+    fresh = open_saved_funnel("Signup to purchase")
     assert fn_steps(fresh) == [
         {"event": "signed_up", "where": None},
         {"event": "charged", "where": None},
@@ -642,12 +648,7 @@ def test_save_and_open_a_funnel_with_a_repeated_event(app, store):
     assert fn_steps(app) == steps
     assert metrics(app) == first
 
-    fresh = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    fresh.run()
-    goto(fresh, "funnels")
-    fresh.selectbox(key="fn_saved").select("Pricing, docs, any page")
-    fresh.button(key="fn_open").click().run()
-    assert_clean(fresh)
+    fresh = open_saved_funnel("Pricing, docs, any page")
     assert fn_steps(fresh) == steps
     assert fresh.number_input(key="fn_win_n").value == 3
     assert metrics(fresh) == first

@@ -557,6 +557,22 @@ def _step_frames(
     return frames, by
 
 
+def _carry(
+    left: pl.DataFrame, right: pl.DataFrame, by: list[str], col: str, strategy: str, strict: bool
+) -> pl.DataFrame:
+    """Each ``left`` event gets ``col`` of the same user's nearest ``right`` event: the
+    last at or before it (``backward``) or the first at or after it (``forward``);
+    ``strict`` excludes the same instant. Both frames are in time order."""
+    return left.join_asof(
+        right.select(*by, "ts", col),
+        on="ts",
+        by=by,
+        strategy=strategy,
+        allow_exact_matches=not strict,
+        check_sortedness=False,
+    )
+
+
 def earliest_completions(
     store, spec: FunnelSpec, users: pl.DataFrame | None = None
 ) -> pl.DataFrame:
@@ -571,14 +587,7 @@ def earliest_completions(
     frames, by = _step_frames(store, spec, users)
     nxt = frames[-1].with_columns(pl.col("ts").alias("E"))
     for i in range(len(frames) - 2, -1, -1):
-        nxt = frames[i].join_asof(
-            nxt.select(*by, "ts", "E"),
-            on="ts",
-            by=by,
-            strategy="forward",
-            allow_exact_matches=not spec.strict,
-            check_sortedness=False,
-        )
+        nxt = _carry(frames[i], nxt, by, "E", "forward", spec.strict)
         if i:  # an event from which nothing completes cannot help an earlier step
             nxt = nxt.filter(pl.col("E").is_not_null())
     return nxt.select(
@@ -604,23 +613,15 @@ def latest_start_users(
     steps, so this equals the chain definition (and ClickHouse ``windowFunnel``).
     """
     frames, by = _step_frames(store, spec, users)
-    out = []
     cur = frames[0].with_columns(pl.col("ts").alias("L"))
-    for i, e in enumerate(frames):
-        if i:
-            cur = e.join_asof(
-                cur.select(*by, "ts", "L"),
-                on="ts",
-                by=by,
-                strategy="backward",
-                allow_exact_matches=not spec.strict,
-                check_sortedness=False,
-            ).filter(pl.col("ts") - pl.col("L") <= spec.window_us)
-        if i == 0:  # every step-1 event is a chain of length 0
-            users = cur[USER_CODE].gather(distinct_user_rows(cur[USER_CODE]))
-            zero = pl.zeros(len(users), pl.Float64, eager=True).alias("seconds")
-            out.append(pl.DataFrame([users.cast(pl.String).alias("user_id"), zero]))
-            continue
+    # every step-1 event is a chain of length 0
+    users = cur[USER_CODE].gather(distinct_user_rows(cur[USER_CODE]))
+    zero = pl.zeros(len(users), pl.Float64, eager=True).alias("seconds")
+    out = [pl.DataFrame([users.cast(pl.String).alias("user_id"), zero])]
+    for e in frames[1:]:
+        cur = _carry(e, cur, by, "L", "backward", spec.strict).filter(
+            pl.col("ts") - pl.col("L") <= spec.window_us
+        )
         out.append(
             cur.group_by(USER_CODE)
             .agg(((pl.col("ts") - pl.col("L")).min() / US).alias("seconds"))
