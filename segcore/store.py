@@ -38,6 +38,12 @@ EVENT_ID = "event_id"
 # grouping and ``join_asof(by=...)`` on users hash 32-bit codes, not strings.
 USER_CODE = "__user"
 
+# Event files are sorted by event name first, in small row groups: Parquet statistics then
+# let every engine skip the row groups of events a query does not read (a large win for
+# behavioural rules, which each read one or a few event names).
+EVENT_SORT = ("event", "user_id", "ts")
+EVENT_ROW_GROUP = 100_000
+
 
 def distinct_user_rows(codes: pl.Series) -> np.ndarray:
     """One row index per distinct user of a ``USER_CODE`` column (a scatter, no hashing)."""
@@ -48,11 +54,6 @@ def distinct_user_rows(codes: pl.Series) -> np.ndarray:
     row = np.full(int(phys.max()) + 1, -1, dtype=dtype)
     row[phys] = np.arange(len(phys), dtype=dtype)  # any row of a user will do
     return row[row >= 0]
-# Event files are sorted by event name first, in small row groups: Parquet statistics then
-# let every engine skip the row groups of events a query does not read (a large win for
-# behavioural rules, which each read one or a few event names).
-EVENT_SORT = ("event", "user_id", "ts")
-EVENT_ROW_GROUP = 100_000
 
 
 def write_events_file(df: pl.DataFrame, target: Path) -> None:
@@ -246,7 +247,7 @@ class Store:
         event column from Parquet once per data version and keeps it in memory sorted
         by (event, ts), with each event name's row range; selecting events and a time
         range is then a binary search and zero-copy slices, not a scan. ``event`` is
-        Categorical there. Disabled with ``Store(cache_events=False)`` or
+        Categorical there. ``USER_CODE`` may be asked for: ``user_id`` as a Categorical. Disabled with ``Store(cache_events=False)`` or
         ``SEGCORE_EVENT_CACHE=0``, and for stores of more than
         ``SEGCORE_EVENT_CACHE_MAX_ROWS`` events (default 100M): then a filtered scan.
         """
