@@ -223,6 +223,9 @@ DIFF_RULES = [
     "event_count('page_viewed', within => '3 days') = 0",
     "0 < event_distinct('product_viewed', 'product', within => '7 days') AND NOT "
     "did('charged', within => '10 days')",
+    # the event name and the user id read as properties
+    "event_distinct('*', 'event', within => '3 days') >= 4",
+    "event_distinct('charged', 'user_id', within => '7 days') = 1",
     # fallbacks to one evaluation per point: a filter reading now(), min of a string
     "event_count('charged', where => amount > 10 AND ts >= now() - interval '3 days') >= 1",
     "event_min('charged', 'payment_method') = 'card'",

@@ -774,9 +774,11 @@ def grid(
         size = 1 + max((f[USER_CODE].to_physical().max() or 0 for f in w.frames.values()),
                        default=0)
         lookup = _uid_lookup(ids, size)
+        carried = {"user_id", "event", USER_CODE} - {getattr(t, "prop", None) for t in terms}
         for k, f in w.frames.items():
             uid = lookup[f[USER_CODE].to_physical().to_numpy()]  # -1: not a candidate
-            f = f.with_columns(uid=uid)
+            # from here on users are uids: the id strings need not be carried (or filtered)
+            f = f.drop(*carried, strict=False).with_columns(uid=uid)
             w.frames[k] = f if uid.min(initial=0) >= 0 else f.filter(pl.Series(uid >= 0))
         w.U = U
         for t in terms:
@@ -804,7 +806,7 @@ def grid(
     for u0 in range(0, U, block):  # ok-loop: blocks of users bound the memory
         n = min(U, u0 + block) - u0
         # rows in (point, user) order, like the P x n term matrices
-        rep = np.tile(np.arange(u0, u0 + n, dtype=np.int64), P)
+        rep = np.tile(np.arange(u0, u0 + n, dtype=np.int64), P) if static or kept else None
         cols: dict[str, pl.Series] = {"__row": pl.Series(np.zeros(n * P, dtype=np.bool_))}
         for c in sorted(tree_columns(rewritten) & {NOW, TODAY}):  # only when read
             cols[c] = clock[c].gather(np.repeat(np.arange(P), n))
