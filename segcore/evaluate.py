@@ -96,14 +96,8 @@ def to_tree(store: Store, rule: Any) -> Node:
             return _checked_tree(store, lambda: from_json(rule))
         schema = schema_of(store)
         parsed = store.__dict__.setdefault("_parse_cache", {})
-        hit = parsed.get(rule)
-        if hit is not None and hit[0] is schema:  # trees are immutable: share them
-            return hit[1]
-        tree = parse_rule(rule, schema)
-        if len(parsed) >= 512:
-            parsed.clear()
-        parsed[rule] = (schema, tree)
-        return tree
+        # trees are immutable: one parse serves every caller of the same schema
+        return _memo(parsed, rule, schema, lambda: parse_rule(rule, schema))
     raise RuleError(f"a rule must be text or a condition tree, got {type(rule).__name__}")
 
 
@@ -310,22 +304,29 @@ def universe(store: Store, T: dt.datetime) -> pl.LazyFrame:
 _NULL_ROW_CACHE: dict[tuple, tuple[Schema, bool]] = {}
 
 
+def _memo(cache: dict, key: Any, schema: Schema, compute: Any) -> Any:
+    """``compute()`` kept in ``cache`` under ``key`` while ``schema`` is the same object
+    (a new store version makes a new one); at most 512 entries."""
+    hit = cache.get(key)
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    value = compute()
+    if len(cache) >= 512:
+        cache.clear()
+    cache[key] = (schema, value)
+    return value
+
+
 def _null_row_member(tree: Node, schema: Schema, T: dt.datetime,
                      columns: dict[Node, str], defaults: dict[str, Any]) -> bool:
     """Would a user with no attributes and no matching events be a member? (memoised)"""
+    key = (tree, T, tuple(columns.items()), tuple(defaults.items()))
     try:
-        key = (tree, T, tuple(columns.items()), tuple(defaults.items()))
-        hit = _NULL_ROW_CACHE.get(key)
+        hash(key)
     except TypeError:  # an unhashable default: no memo
-        key, hit = None, None
-    if hit is not None and hit[0] is schema:
-        return hit[1]
-    out = _null_row_eval(tree, schema, T, columns, defaults)
-    if key is not None:
-        if len(_NULL_ROW_CACHE) >= 512:
-            _NULL_ROW_CACHE.clear()
-        _NULL_ROW_CACHE[key] = (schema, out)
-    return out
+        return _null_row_eval(tree, schema, T, columns, defaults)
+    return _memo(_NULL_ROW_CACHE, key, schema,
+                 lambda: _null_row_eval(tree, schema, T, columns, defaults))
 
 
 def _null_row_eval(tree: Node, schema: Schema, T: dt.datetime,

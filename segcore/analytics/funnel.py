@@ -615,9 +615,9 @@ def latest_start_users(
     frames, by = _step_frames(store, spec, users)
     cur = frames[0].with_columns(pl.col("ts").alias("L"))
     # every step-1 event is a chain of length 0
-    users = cur[USER_CODE].gather(distinct_user_rows(cur[USER_CODE]))
-    zero = pl.zeros(len(users), pl.Float64, eager=True).alias("seconds")
-    out = [pl.DataFrame([users.cast(pl.String).alias("user_id"), zero])]
+    starters = cur[USER_CODE].gather(distinct_user_rows(cur[USER_CODE]))
+    zero = pl.zeros(len(starters), pl.Float64, eager=True).alias("seconds")
+    out = [pl.DataFrame([starters.cast(pl.String).alias("user_id"), zero])]
     for e in frames[1:]:
         cur = _carry(e, cur, by, "L", "backward", spec.strict).filter(
             pl.col("ts") - pl.col("L") <= spec.window_us
