@@ -16,6 +16,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,6 +34,7 @@ from segcore.ingest.shape import (
     scalar_columns,
     segment_lines,
 )
+from segcore.ingest.tool_exports import read_export
 from segcore.ingest.validate import (
     KIND,
     REASON,
@@ -52,7 +54,7 @@ from segcore.ingest.write import (
 )
 from segcore.store import EVENT_ID, Store
 
-__all__ = ["ingest", "IngestError"]
+__all__ = ["ingest", "ingest_export", "IngestError"]
 
 Progress = Callable[[float, str], None]
 _BOOKKEEPING = (*META, KIND, REASON, RAW, "__ts_raw")
@@ -89,11 +91,18 @@ def _read_all(
             df = flatten(df, kind)
         df = apply_mapping(df, mapping, event, shown)
         require(df, kind, shown)
-        df = normalise_ids(scalar_columns(df, kind, shown))
-        # stored columns are cast from the text itself, later
-        df = infer_csv_types(df, skip=_IDS | known, temporal_only=fmt != "csv")
-        frames.append(check_required(df, kind))
+        frames.append(_checked(df, kind, shown, known, csv=fmt == "csv"))
     return pl.concat(frames, how="diagonal_relaxed"), units, ignored
+
+
+def _checked(
+    df: pl.DataFrame, kind: str, shown: str, known: set[str], *, csv: bool
+) -> pl.DataFrame:
+    """Scalar columns, normalised ids, inferred types, required values checked."""
+    df = normalise_ids(scalar_columns(df, kind, shown))
+    # stored columns are cast from the text itself, later
+    df = infer_csv_types(df, skip=_IDS | known, temporal_only=not csv)
+    return check_required(df, kind)
 
 
 def _targets(store: Store, kind: str, df: pl.DataFrame) -> tuple[dict[str, pl.DataType], list[str]]:
@@ -197,66 +206,153 @@ def ingest(
 
     df, units, ignored = _read_all(store, kind, paths, format, mapping, event, encoding, report)
     report(0.6, "validating")
+    batch = _validate(store, kind, df, units, skip_invalid)
+    result = _result(batch, paths, ignored)
+    if batch.bad.height:  # first: an unwritable rejects file leaves the store untouched
+        result["rejects_file"] = _save_rejects(batch.bad, paths, rejects_path)
+    if batch.good.height:
+        with store_lock(store.home):
+            _write(store, batch, result, report)
+    result["summary"] = _summary(result, batch.bad, batch.total)
+    report(1.0, "done")
+    return result
+
+
+def ingest_export(
+    store: Store,
+    files: Sequence[str | Path],
+    *,
+    format: str,
+    skip_invalid: bool = False,
+    rejects_path: str | Path | None = None,
+    progress: Progress | None = None,
+    encoding: str = "utf-8",
+) -> dict[str, Any]:
+    """Import a tool's raw export into both tables at once (``segcore ingest export``).
+
+    ``format`` is one of :data:`~segcore.ingest.tool_exports.TOOLS`; the mapping of each
+    is in ``docs/ingest.md``. Events and users are both validated before either is
+    written; a bad file refuses the whole import (nothing written) unless
+    ``skip_invalid``, which writes the rejected rows of both tables to one CSV file.
+
+    Returns ``{"format", "files", "events": <ingest result>, "users": <ingest result>,
+    "summary"}``; a table the export does not fill is absent.
+    """
+    if not files:
+        raise IngestError("no input files given")
+    report = progress or _noop
+    paths = [Path(f) for f in files]
+    report(0.0, "reading")
+    export = read_export(paths, format, encoding)
+    report(0.5, "validating")
+    shown = ", ".join(str(p) for p in paths)
+    batches = []
+    for kind, df in export.frames():  # ok-loop: events, users
+        known = set(store.events_schema() if kind == "events" else store.users_schema())
+        df = _checked(df, kind, shown, known, csv=False)
+        batches.append(_validate(store, kind, df, export.units, skip_invalid))
+    results = {b.kind: _result(b, paths, export.ignored if b.kind == "events" else 0)
+               for b in batches}
+    bad = [b.bad for b in batches if b.bad.height]
+    if bad:
+        target = _save_rejects(pl.concat(bad, how="diagonal_relaxed"), paths, rejects_path)
+        for b in batches:  # ok-loop: two tables
+            if b.bad.height:
+                results[b.kind]["rejects_file"] = target
+    if any(b.good.height for b in batches):
+        with store_lock(store.home):
+            for b in batches:  # ok-loop: events, then users
+                if b.good.height:
+                    _write(store, b, results[b.kind], report)
+    for b in batches:  # ok-loop: two tables
+        results[b.kind]["summary"] = _summary(results[b.kind], b.bad, b.total)
+    report(1.0, "done")
+    return {
+        "format": format,
+        "files": [str(p) for p in paths],
+        **results,
+        "summary": "; ".join(r["summary"] for r in results.values()),
+    }
+
+
+@dataclass
+class _Batch:
+    """One table's validated rows: stored-typed good rows, rejected rows as read."""
+
+    kind: str
+    good: pl.DataFrame
+    bad: pl.DataFrame
+    total: int
+    new_columns: list[str]
+
+
+def _validate(
+    store: Store, kind: str, df: pl.DataFrame, units: dict[str, str], skip_invalid: bool
+) -> _Batch:
+    """Cast to the stored types; refuse the first bad row unless ``skip_invalid``."""
     targets, new_columns = _targets(store, kind, df)
     checked = cast_to(df, targets)
     # rejected rows keep their values as read (a failed cast leaves NULL in ``checked``)
     bad = df.with_columns(checked[KIND], checked[REASON]).filter(pl.col(REASON).is_not_null())
-    df = checked
-    total = df.height
     if not skip_invalid:
-        raise_first(df, units)
-    good = df.filter(pl.col(REASON).is_null()).drop([c for c in _BOOKKEEPING if c in df.columns])
+        raise_first(checked, units)
+    good = checked.filter(pl.col(REASON).is_null())
+    good = good.drop([c for c in _BOOKKEEPING if c in good.columns])
     good = good.select([pl.col(c).cast(t) for c, t in targets.items()])
+    return _Batch(kind, good, bad, checked.height, new_columns)
 
-    folder = store.events_dir if kind == "events" else store.users_dir
+
+def _result(batch: _Batch, paths: list[Path], ignored: int) -> dict[str, Any]:
     result: dict[str, Any] = {
-        "kind": kind,
+        "kind": batch.kind,
         "files": [str(p) for p in paths],
-        "rows_read": total,
-        "rows_rejected": bad.height,
+        "rows_read": batch.total,
+        "rows_rejected": batch.bad.height,
         "ignored_lines": ignored,
         "duplicates_skipped": 0,
-        "new_columns": new_columns if good.height else [],
+        "new_columns": batch.new_columns if batch.good.height else [],
         "files_written": [],
         "rejects_file": None,
+        "rows_imported": 0,
     }
-    if bad.height:  # first: an unwritable rejects file leaves the store untouched
-        target = (
-            Path(rejects_path)
-            if rejects_path
-            else (paths[0].parent / f"{paths[0].stem}.rejected.csv")
-        )
-        _write_rejects(bad, target)
-        result["rejects_file"] = str(target)
-    if good.height:
-        with store_lock(store.home):
-            report(0.7, "checking for duplicates" if kind == "events" else "merging users")
-            prepare_dir(folder)
-            if kind == "events":
-                if EVENT_ID not in good.columns:
-                    good = good.with_columns(pl.lit(None, dtype=pl.String).alias(EVENT_ID))
-                good, dupes = dedup_events(store, good)
-                result["duplicates_skipped"] = dupes
-                report(0.85, "writing events")
-                if good.height:
-                    result["files_written"].append(str(write_events(store, good)))
-                else:
-                    result["new_columns"] = []
-                result["rows_imported"] = good.height
-            else:
-                users, inserted, updated = merge_users(store, good)
-                report(0.85, "writing users")
-                result["files_written"].append(str(write_users(store, users)))
-                result["rows_imported"] = good.height
-                result["users_inserted"] = inserted
-                result["users_updated"] = updated
-    else:
-        result["rows_imported"] = 0
-        if kind == "users":
-            result["users_inserted"] = result["users_updated"] = 0
-    result["summary"] = _summary(result, bad, total)
-    report(1.0, "done")
+    if batch.kind == "users":
+        result["users_inserted"] = result["users_updated"] = 0
     return result
+
+
+def _save_rejects(bad: pl.DataFrame, paths: list[Path], rejects_path: str | Path | None) -> str:
+    """Write the rejected rows (default ``<first file stem>.rejected.csv``); the path."""
+    target = (
+        Path(rejects_path) if rejects_path else (paths[0].parent / f"{paths[0].stem}.rejected.csv")
+    )
+    _write_rejects(bad, target)
+    return str(target)
+
+
+def _write(store: Store, batch: _Batch, result: dict[str, Any], report: Progress) -> None:
+    """Store ``batch.good`` (under the store lock) and fill in ``result``."""
+    kind, good = batch.kind, batch.good
+    folder = store.events_dir if kind == "events" else store.users_dir
+    report(0.7, "checking for duplicates" if kind == "events" else "merging users")
+    prepare_dir(folder)
+    if kind == "events":
+        if EVENT_ID not in good.columns:
+            good = good.with_columns(pl.lit(None, dtype=pl.String).alias(EVENT_ID))
+        good, dupes = dedup_events(store, good)
+        result["duplicates_skipped"] = dupes
+        report(0.85, "writing events")
+        if good.height:
+            result["files_written"].append(str(write_events(store, good)))
+        else:
+            result["new_columns"] = []
+        result["rows_imported"] = good.height
+    else:
+        users, inserted, updated = merge_users(store, good)
+        report(0.85, "writing users")
+        result["files_written"].append(str(write_users(store, users)))
+        result["rows_imported"] = good.height
+        result["users_inserted"] = inserted
+        result["users_updated"] = updated
 
 
 def _summary(result: dict[str, Any], bad: pl.DataFrame, total: int) -> str:
