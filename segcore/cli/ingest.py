@@ -1,4 +1,4 @@
-"""``segcore ingest events|users FILE...``: import files into the store."""
+"""``segcore ingest events|users FILE...`` and ``segcore ingest export --format TOOL FILE...``."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import sys
 
 from segcore.cli.output import print_json, store_from
 from segcore.errors import UsageError
-from segcore.ingest import ingest
+from segcore.ingest import ingest, ingest_export
 from segcore.ingest.readers import FORMATS
+from segcore.ingest.tool_exports import TOOLS
 
 EPILOG = """\
 formats (default from the extension: .csv .tsv .parquet .ndjson .jsonl .json):
@@ -20,10 +21,17 @@ formats (default from the extension: .csv .tsv .parquet .ndjson .jsonl .json):
            userId (else anonymousId) -> user_id, messageId -> event_id
 timestamps: ISO 8601 with any offset (to UTC), naive = UTC, dates = midnight UTC,
   epoch s/ms/us, 12/1/2010 8:26 (month first, then day first), 31.12.2025, 20251231
+exports of other tools (segcore ingest export --format TOOL; fills events AND users):
+  segment, rudderstack  track/page/screen -> events, identify -> users (traits)
+  mixpanel   raw event export lines -> events; people (Engage) profiles -> users
+  amplitude  export zip (or its .json.gz files) -> events; user_properties -> users
+  posthog    events export (JSONL/Parquet/CSV) -> events; person_properties, persons -> users
+  .gz, .zip and folders are read; the mapping of every field is in docs/ingest.md
 examples:
   segcore ingest events orders.csv --map user_id=CustomerID --map ts=InvoiceDate --event charged
   segcore ingest users crm.ndjson --skip-invalid
   segcore ingest events export.json --format segment
+  segcore ingest export --format amplitude export-2026-06.zip
 """
 
 
@@ -57,8 +65,43 @@ class _Bar:
             sys.stderr.flush()
 
 
+def _check_format(args: argparse.Namespace) -> None:
+    if args.kind == "export":
+        if args.format not in TOOLS:
+            raise UsageError(
+                f"ingest export needs --format {'|'.join(TOOLS)}"
+                + (f" (not {args.format})" if args.format else "")
+            )
+        if args.map or args.event:
+            raise UsageError("--map and --event do not apply to ingest export")
+    elif args.format in TOOLS and args.format not in FORMATS:
+        raise UsageError(
+            f"--format {args.format} is a tool export: use "
+            f"segcore ingest export --format {args.format} FILE (fills events and users)"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
+    _check_format(args)
     bar = _Bar()
+    if args.kind == "export":
+        try:
+            result = ingest_export(
+                store_from(args, must_exist=False),
+                args.files,
+                format=args.format,
+                skip_invalid=args.skip_invalid,
+                rejects_path=args.rejects,
+                progress=bar,
+                encoding=args.encoding,
+            )
+        finally:
+            bar.close()
+        if args.json:
+            print_json(result)
+        else:
+            print(result["summary"])
+        return 0
     try:
         result = ingest(
             store_from(args, must_exist=False),
@@ -86,15 +129,21 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "ingest",
         parents=[common],
-        help="import events or users from CSV, Parquet, NDJSON or Segment files",
+        help="import events or users from CSV, Parquet, NDJSON or Segment files, or a "
+        "Segment/RudderStack/Mixpanel/Amplitude/PostHog export into both",
         description="Import events (appended, deduplicated by event_id) or users "
-        "(upserted by user_id). Every file is validated before anything is written.",
+        "(upserted by user_id); 'export' reads another tool's raw export into both tables. "
+        "Every file is validated before anything is written.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("kind", choices=["events", "users"])
+    p.add_argument("kind", choices=["events", "users", "export"])
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--format", choices=FORMATS, help="default: from each file's extension")
+    p.add_argument(
+        "--format",
+        choices=list(dict.fromkeys([*FORMATS, *TOOLS])),
+        help="events/users: default from each file's extension; export: the tool (required)",
+    )
     p.add_argument(
         "--map",
         action="append",

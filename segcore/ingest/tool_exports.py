@@ -206,12 +206,21 @@ def _decoded(df: pl.DataFrame, name: str) -> pl.DataFrame:
 
 
 def _spread(df: pl.DataFrame, struct: str, drop: tuple[str, ...] = ()) -> pl.DataFrame:
-    """The fields of ``struct`` as columns (not over existing columns), minus ``drop``."""
+    """The fields of ``struct`` as columns (not over existing columns), minus ``drop``.
+
+    Fields without a value in these rows (present only in other kinds of lines of the
+    file) are left out.
+    """
     dtype = df.schema.get(struct)
     if not isinstance(dtype, pl.Struct):
         return df.drop(struct) if struct in df.columns else df
     taken = set(df.columns)
     fields = [f.name for f in dtype.fields if f.name not in taken and f.name not in drop]
+    if fields and df.height:
+        present = df.select(
+            [pl.col(struct).struct.field(f).is_not_null().any().alias(f) for f in fields]
+        ).row(0, named=True)
+        fields = [f for f in fields if present[f]]
     return df.with_columns(
         [pl.col(struct).struct.field(f).alias(f) for f in fields]
     ).drop(struct)
@@ -245,7 +254,7 @@ def _scalars(df: pl.DataFrame, kind: str) -> pl.DataFrame:
 
 def _at(expr: pl.Expr, df: pl.DataFrame) -> pl.Series:
     """Parsed times of ``expr`` per row (to order users rows), NULL where unreadable."""
-    return parse_timestamps(df.select(expr.alias(AT)).to_series())
+    return parse_timestamps(df.with_columns(expr.alias(AT))[AT])
 
 
 # ---------------------------------------------------------------------- Segment / RudderStack
@@ -256,13 +265,29 @@ def _segment(df: pl.DataFrame, shown: str) -> tuple[pl.DataFrame, pl.DataFrame, 
     typ = pl.col("type").cast(pl.String)
     ignored = int(df.select((~typ.is_in(_SEGMENT_TYPES) & ~_broken(df)).sum()).item())
     events, _ = segment_lines(df, "events", shown)
+    events = _drop_empty(events, _fields_of(df, "properties"))
     df = _merged_traits(df)
     ts_fields = [pl.col(f).cast(pl.String) for f in SEGMENT_TS_FIELDS if f in df.columns]
     stamp = pl.coalesce(ts_fields) if ts_fields else pl.lit(None, dtype=pl.String)
     identify = df.filter(typ == "identify")
     users, _ = segment_lines(identify, "users", shown)
+    users = _drop_empty(users, _fields_of(df, "traits"))
     users = users.with_columns(_at(stamp, identify).alias(AT))
     return events, users.drop([RAW] if RAW in users.columns else []), ignored
+
+
+def _fields_of(df: pl.DataFrame, struct: str) -> list[str]:
+    dtype = df.schema.get(struct)
+    return [f.name for f in dtype.fields] if isinstance(dtype, pl.Struct) else []
+
+
+def _drop_empty(df: pl.DataFrame, names: list[str]) -> pl.DataFrame:
+    """Drop the columns among ``names`` that hold no value (fields of other line types)."""
+    names = [n for n in names if n in df.columns and n not in EVENT_KEYS]
+    if not names or not df.height:
+        return df
+    present = df.select([pl.col(n).is_not_null().any() for n in names]).row(0, named=True)
+    return df.drop([n for n in names if not present[n]])
 
 
 def _merged_traits(df: pl.DataFrame) -> pl.DataFrame:
