@@ -28,10 +28,10 @@ exports of other tools (segcore ingest export --format TOOL; fills events AND us
   posthog    events export (JSONL/Parquet/CSV) -> events; person_properties, persons -> users
   .gz, .zip and folders are read; the mapping of every field is in docs/ingest.md
 examples:
-  segcore ingest events orders.csv --map user_id=CustomerID --map ts=InvoiceDate --event charged
-  segcore ingest users crm.ndjson --skip-invalid
+  segcore ingest events examples/orders.csv --map user_id=CustomerID --map ts=InvoiceDate --event charged
+  segcore ingest users examples/crm.ndjson --skip-invalid
   segcore ingest events export.json --format segment
-  segcore ingest export --format amplitude export-2026-06.zip
+  segcore ingest export --format amplitude examples/exports/amplitude
 """
 
 
