@@ -1,4 +1,6 @@
-"""Ingestion: CSV, Parquet, NDJSON and Segment-spec files into the store.
+"""Ingestion: CSV, Parquet, NDJSON and Segment-spec files into the store; other tools'
+raw exports (Segment, RudderStack, Mixpanel, Amplitude, PostHog) into both tables at once
+(:func:`ingest_export`, mapping in ``docs/ingest.md``).
 
 Everything is read and validated before anything is written: a bad file refuses the
 whole import with one :class:`~segcore.errors.IngestError` line naming the file, the

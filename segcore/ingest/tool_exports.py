@@ -195,7 +195,7 @@ def _decoded(df: pl.DataFrame, name: str) -> pl.DataFrame:
     if name not in df.columns or df.schema[name] != pl.String:
         return df
     text = df[name].fill_null("{}").str.strip_chars().replace("", "{}")
-    buf = io.BytesIO(("\n".join(text.to_list()) + "\n").encode("utf-8"))
+    buf = io.BytesIO((text.str.join("\n").item() + "\n").encode("utf-8"))
     try:
         parsed = pl.read_ndjson(buf, infer_schema_length=None)
     except (pl.exceptions.PolarsError, ValueError) as exc:
