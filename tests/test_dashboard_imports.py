@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from dashboard.imports import parse_mapping, run_import
+from segcore import Store
 from segcore.errors import IngestError, UsageError
 
 
@@ -60,3 +63,44 @@ def test_errors_name_the_uploaded_file_not_its_temporary_copy(tiny):
     message = str(err.value)
     assert "my events.csv" in message and "segcore-upload-" not in message, message
     assert store.info()["events"] == 0
+
+
+EXPORTS = Path(__file__).resolve().parents[1] / "examples" / "exports"
+
+
+def test_import_a_tool_export_into_both_tables(tmp_path):
+    store = Store(tmp_path / "store")
+    files = [(p.name, p.read_bytes()) for p in
+             (EXPORTS / "mixpanel-events.ndjson", EXPORTS / "mixpanel-people.json")]
+    summary, rejected = run_import(store, "export", files, format="mixpanel")
+    assert rejected is None
+    assert (summary["rows_read"], summary["rows_imported"], summary["duplicates_skipped"]) == (
+        6, 5, 1,
+    )
+    assert "users.$email" in summary["new_columns"] and "events.amount" in summary["new_columns"]
+    assert store.count("\"$email\" = 'noa@example.com'") == 1
+    assert store.info()["events"] == 3
+
+
+def test_a_tool_export_needs_the_export_kind_and_a_tool(tmp_path):
+    store = Store(tmp_path / "store")
+    data = [("e.ndjson", (EXPORTS / "mixpanel-events.ndjson").read_bytes())]
+    with pytest.raises(UsageError, match="a mixpanel export goes in with Import: export"):
+        run_import(store, "events", data, format="mixpanel")
+    with pytest.raises(UsageError, match="choose the tool as the format"):
+        run_import(store, "export", data, format=None)
+    assert not (tmp_path / "store").exists()
+
+
+def test_export_errors_name_the_uploaded_archive(tmp_path):
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        line = b'{"event_type": "x", "user_id": "u1", "event_time": "2026-05-01 09:00:00.000000"}'
+        zf.writestr("123/123_2026-05-01_9#0.json", line + b"\n{oops\n")
+    with pytest.raises(IngestError) as err:
+        run_import(Store(tmp_path / "s"), "export", [("export.zip", buf.getvalue())],
+                   format="amplitude")
+    assert str(err.value).startswith("export.zip:123/123_2026-05-01_9#0.json: line 2: broken JSON")

@@ -50,10 +50,18 @@ with t_sum, guard("summary"):
 with t_import:
     with st.form("dt_import_form"):
         c = st.columns(4)
-        kind = c[0].radio("Import", ["events", "users"], key="dt_kind", horizontal=True)
+        kind = c[0].radio(
+            "Import",
+            ["events", "users", "export"],
+            key="dt_kind",
+            horizontal=True,
+            help="export: a Segment, RudderStack, Mixpanel, Amplitude or PostHog export "
+            "into events and users at once (choose the tool as the format; docs/ingest.md)",
+        )
         fmt = c[1].selectbox(
             "Format",
-            ["(from the file name)", "csv", "parquet", "ndjson", "segment"],
+            ["(from the file name)", "csv", "parquet", "ndjson", "segment",
+             "rudderstack", "mixpanel", "amplitude", "posthog"],
             key="dt_format",
         )
         encoding = c[2].selectbox(
@@ -64,7 +72,7 @@ with t_import:
             "Files",
             accept_multiple_files=True,
             key="dt_files",
-            type=["csv", "tsv", "txt", "parquet", "ndjson", "json", "jsonl"],
+            type=["csv", "tsv", "txt", "parquet", "ndjson", "json", "jsonl", "gz", "zip"],
         )
         st.markdown("Column mapping (leave empty when the file already uses these names)")
         c = st.columns(4)
