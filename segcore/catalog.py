@@ -41,7 +41,14 @@ from typing import Any
 
 import polars as pl
 
-from segcore.errors import CatalogError, ConflictError, NotFoundError, StoreError
+from segcore.errors import CatalogError, ConflictError, NotFoundError, RuleError, StoreError
+from segcore.references import (
+    name_key,
+    new_problem,
+    problems,
+    rename_reference,
+    rule_references,
+)
 
 SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 10.0
@@ -54,6 +61,10 @@ DEFAULT_CHANNELS: tuple[tuple[str, str, str], ...] = (
     ("push", "push_token IS NOT NULL AND push_opt_in", "Push notifications, opted in"),
     ("whatsapp", "phone IS NOT NULL AND whatsapp_opt_in", "WhatsApp, opted in"),
 )
+
+#: A LIKE pattern matching the rule JSON of every rule that has an ``in_segment`` term
+#: (a cheap filter before the rules are read as trees).
+_REFS_LIKE = '%"in\\_segment"%'
 
 #: Header names (case-insensitive) recognised as the id column of an uploaded file.
 ID_HEADERS = ("user_id", "userid", "user id", "id", "user", "customer_id")
@@ -483,11 +494,19 @@ class Catalog:
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """A connection inside ``BEGIN IMMEDIATE``: committed on success, rolled back
-        on any exception. Bumps the catalog's data version."""
+        on any exception. Bumps the catalog's data version.
+
+        Every change is checked against the rules of references between segments
+        (``segcore.references``) over the whole catalog it would leave, before it
+        commits: a change that would add a missing reference, a cycle or a chain
+        nested too deeply is rolled back with a RuleError.
+        """
         with self._connect() as con, self._errors():
             con.execute("BEGIN IMMEDIATE")
             try:
+                before = self._reference_graph(con)
                 yield con
+                self._check_references(con, before)
                 con.execute("UPDATE meta SET value = value + 1 WHERE key = 'data_version'")
                 con.execute("COMMIT")
             except BaseException:
@@ -540,6 +559,58 @@ class Catalog:
             con.execute("PRAGMA user_version = 2")
         # a future change: `if version < 3: ...; PRAGMA user_version = 3` (and bump
         # SCHEMA_VERSION); never edit an earlier step.
+
+    # ------------------------------------------------------------------ references
+    @staticmethod
+    def _reference_graph(con: sqlite3.Connection) -> dict[str, tuple[str, set[str]]]:
+        """Live segments by name key: (name, names their rule refers to)."""
+        rows = con.execute(
+            "SELECT name, CASE WHEN rule_json LIKE ? ESCAPE '\\' THEN rule_json END "
+            "FROM segments WHERE deleted_at IS NULL",
+            (_REFS_LIKE,),
+        )
+        return {name_key(r[0]): (r[0], rule_references(r[1])) for r in rows}
+
+    def _check_references(
+        self, con: sqlite3.Connection, before: dict[str, tuple[str, set[str]]]
+    ) -> None:
+        """Refuse a change that adds a missing reference, a cycle or a too-deep chain."""
+        after = self._reference_graph(con)
+        if after == before:
+            return
+        changed = [k for k, v in after.items() if before.get(k) != v]
+        problem = new_problem(problems(before), problems(after, first=changed))
+        if problem is not None:
+            raise RuleError(problem.message)
+
+    @staticmethod
+    def _referrers(
+        con: sqlite3.Connection, name: str, *, include_deleted: bool = False
+    ) -> list[tuple[int, str, str]]:
+        """(id, name, rule_json) of the segments whose rule refers to ``name``."""
+        rows = con.execute(
+            "SELECT id, name, rule_json FROM segments WHERE rule_json LIKE ? ESCAPE '\\'"
+            + ("" if include_deleted else " AND deleted_at IS NULL")
+            + " ORDER BY name COLLATE NOCASE, id",
+            (_REFS_LIKE,),
+        )
+        key = name_key(name)
+        return [
+            (r[0], r[1], r[2])
+            for r in rows
+            if key in {name_key(n) for n in rule_references(r[2])}
+        ]
+
+    def _follow_rename(self, con: sqlite3.Connection, seg_id: int, old: str, new: str) -> None:
+        """Rewrite ``in_segment(old)`` as ``in_segment(new)`` in every other segment's rule
+        (deleted ones too, so restoring them finds the segment), one version each."""
+        for ref_id, _, rule_json in self._referrers(con, old, include_deleted=True):
+            if ref_id == seg_id:
+                continue
+            text, tree_json = rename_reference(rule_json, old, new)
+            self._bump(con, self._row(con, ref_id), None,
+                       {"rule_text": text, "rule_json": tree_json})
+            self._log(con, ref_id, "edit", f"in_segment('{old}') now in_segment('{new}')")
 
     # ------------------------------------------------------------------ versions
     def schema_version(self) -> int:
@@ -767,6 +838,8 @@ class Catalog:
             only_rename = renamed and set(changes) == {"name"}
             note = f"renamed from '{seg.name}'" if renamed and changes["name"] != seg.name else ""
             self._log(con, seg.id, "rename" if only_rename else "edit", note)
+            if renamed and changes["name"] != seg.name:
+                self._follow_rename(con, seg.id, seg.name, changes["name"])
             return self._row(con, seg.id)
 
     def rename(self, name: str, new_name: str, *, expect_version: int | None = None) -> Segment:
@@ -803,10 +876,24 @@ class Catalog:
             return self._row(con, seg_id)
 
     def delete(self, name: str, *, expect_version: int | None = None) -> Segment:
-        """Soft-delete a segment (kept with its history; its name becomes free)."""
+        """Soft-delete a segment (kept with its history; its name becomes free).
+
+        A segment other live segments refer to (``in_segment``) is not deleted: the
+        CatalogError names them.
+        """
         with self._write() as con:
             seg = self._live(con, name)
             self._check_expect(seg, expect_version)
+            users = [n for _, n, _ in self._referrers(con, seg.name) if n != seg.name]
+            if users:
+                who = _quote_list(users).replace(" or ", " and ")
+                one = len(users) == 1
+                raise CatalogError(
+                    f"cannot delete segment '{seg.name}': "
+                    f"{'segment' if one else 'segments'} {who} "
+                    f"{'refers' if one else 'refer'} to it with in_segment('{seg.name}'); "
+                    f"change or delete {'it' if one else 'them'} first"
+                )
             self._bump(con, seg, expect_version, {"deleted_at": _now()})
             self._log(con, seg.id, "delete")
             return self._row(con, seg.id)

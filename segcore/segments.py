@@ -9,7 +9,7 @@ import polars as pl
 
 from segcore.catalog import Segment
 from segcore.errors import UsageError
-from segcore.evaluate import check_cycles, to_tree
+from segcore.evaluate import to_tree
 from segcore.printer import to_text
 from segcore.store import Store
 from segcore.tree import Node, to_json
@@ -22,9 +22,10 @@ def known_ids(store: Store) -> pl.Series:
     return pl.concat([users, ev]).unique().collect()["user_id"]
 
 
-def _rule_fields(store: Store, name: str, rule: Any) -> tuple[str, str]:
+def _rule_fields(store: Store, rule: Any) -> tuple[str, str]:
+    """Rule text and tree JSON of a checked rule (the catalog checks its references:
+    missing segments, cycles and nesting depth, see ``segcore.references``)."""
     tree: Node = to_tree(store, rule)
-    check_cycles(store, name, tree)
     text = rule if isinstance(rule, str) and not rule.lstrip().startswith("{") else to_text(tree)
     return text.strip(), to_json(tree)
 
@@ -37,7 +38,7 @@ def create_segment(store: Store, name: str, rule: Any = None, *, ids: Any = None
     if (rule is None) == (ids is None):
         raise UsageError("give either a rule or a list of ids")
     if rule is not None:
-        text, tree_json = _rule_fields(store, name, rule)
+        text, tree_json = _rule_fields(store, rule)
         seg = store.catalog.create(name, rule_text=text, rule_json=tree_json,
                                    description=description)
         return seg, None
@@ -55,7 +56,7 @@ def edit_segment(store: Store, name: str, *, rule: Any = None, description: str 
     ConflictError)."""
     fields: dict[str, Any] = {}
     if rule is not None:
-        text, tree_json = _rule_fields(store, new_name or name, rule)
+        text, tree_json = _rule_fields(store, rule)
         fields.update(rule_text=text, rule_json=tree_json)
     if description is not None:
         fields["description"] = description

@@ -155,3 +155,47 @@ def test_subprocess_error_has_no_traceback(home):
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip() == ("error: type mismatch: cannot compare age (an integer) "
                                    "with 'abc' (a text) (line 1, column 7)")
+
+
+def test_rename_keeps_referrers_and_delete_names_them(capsys, home, writable_sample):
+    run(capsys, "segment", "create", "B", "--home", home, "--rule", "country = 'US'")
+    run(capsys, "segment", "create", "C", "--home", home, "--rule", "in_segment('B') AND age > 30")
+    before = writable_sample.count(segment="C", as_of=AS_OF)
+    code, out, _ = run(capsys, "segment", "edit", "B", "--rename", "US", "--home", home)
+    assert code == 0 and out == "saved 'US' (version 2)\n"
+    code, out, _ = run(capsys, "segment", "show", "C", "--home", home, "--as-of", AS_OF, "--json")
+    shown = json.loads(out)
+    assert (shown["rule_text"], shown["version"], shown["members"]) == (
+        "in_segment('US') AND age > 30", 2, before)
+    code, out, err = run(capsys, "segment", "delete", "US", "--home", home)
+    assert code == 2 and out == ""
+    assert err == ("error: cannot delete segment 'US': segment 'C' refers to it with "
+                   "in_segment('US'); change or delete it first\n")
+
+
+def test_segment_list_sizes_survives_one_broken_segment(capsys, home, writable_sample):
+    import sqlite3
+
+    run(capsys, "segment", "create", "A", "--home", home, "--rule", "country = 'US'")
+    run(capsys, "segment", "create", "B", "--home", home, "--rule", "age > 30")
+    run(capsys, "segment", "create", "C", "--home", home, "--rule", "in_segment('B')")
+    # damage C behind the catalog's back (as an older segcore could leave it)
+    con = sqlite3.connect(writable_sample.catalog_path)
+    con.execute("""UPDATE segments SET rule_json = '{"version":1,"tree":{"kind":"in_segment",
+                   "name":"Gone"}}' WHERE name = 'C'""")
+    con.commit()
+    con.close()
+    code, out, err = run(capsys, "segment", "list", "--sizes", "--as-of", AS_OF, "--home", home,
+                         "--json")
+    assert code == 0 and err == ""
+    rows = {r["name"]: (r["members"], r["error"]) for r in json.loads(out)["segments"]}
+    assert rows == {
+        "A": (writable_sample.count("country = 'US'", as_of=AS_OF), None),
+        "B": (writable_sample.count("age > 30", as_of=AS_OF), None),
+        "C": (None, "no segment named 'Gone'"),
+    }
+    code, out, _ = run(capsys, "segment", "list", "--sizes", "--as-of", AS_OF, "--home", home)
+    assert code == 0 and "no segment named 'Gone'" in out and "| A " in out
+    # the damage is not a reason to refuse unrelated changes; repairing C is allowed
+    assert run(capsys, "segment", "edit", "A", "--home", home, "--description", "x")[0] == 0
+    assert run(capsys, "segment", "edit", "C", "--home", home, "--rule", "in_segment('A')")[0] == 0

@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 
 from segcore.cli.output import fmt_int, print_json, print_table, store_from
-from segcore.errors import UsageError
+from segcore.errors import SegcoreError, UsageError
 from segcore.fileio import atomic_path
 from segcore.segments import create_segment, edit_segment
 from segcore.timeutil import resolve_as_of
@@ -146,14 +146,22 @@ def cmd_list(args) -> int:
         row = {"name": s.name, "kind": s.kind, "version": s.version,
                "description": s.description, "updated_at": s.updated_at}
         if args.sizes:
-            row["members"] = store.count(segment=s.name, as_of=args.as_of)
+            # one broken segment (e.g. damaged behind segcore's back) spoils only its row
+            try:
+                row["members"], row["error"] = store.count(segment=s.name,
+                                                           as_of=args.as_of), None
+            except SegcoreError as exc:
+                row["members"], row["error"] = None, str(exc)
         rows.append(row)
     if args.json:
         print_json({"segments": rows})
     elif not rows:
         print("no segments" + (f" matching {args.search!r}" if args.search else ""))
     else:
-        print_table(pl.DataFrame(rows))
+        table = pl.DataFrame(rows, infer_schema_length=None)
+        if args.sizes and table["error"].null_count() == table.height:
+            table = table.drop("error")
+        print_table(table)
     return 0
 
 
