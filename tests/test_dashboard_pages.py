@@ -550,7 +550,13 @@ def test_overview_survives_a_broken_segment(store):
 
     create_segment(store, "Base", "age > 30")
     create_segment(store, "Derived", "in_segment('Base') AND email_opt_in")
-    store.catalog.delete("Base")
+    # the catalog refuses to delete a referenced segment: delete it behind its back
+    import sqlite3
+
+    con = sqlite3.connect(store.catalog_path)
+    con.execute("UPDATE segments SET deleted_at = '2026-01-01T00:00:00Z' WHERE name = 'Base'")
+    con.commit()
+    con.close()
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     assert not at.exception
     warnings = [w.value for w in at.warning]
