@@ -29,7 +29,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import difflib
-import itertools
 import json
 import os
 import sqlite3
@@ -50,7 +49,7 @@ from segcore.references import (
     rule_references,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 10.0
 MAX_NAME_LENGTH = 200
 EXAMPLES = 5
@@ -122,6 +121,16 @@ CREATE TABLE IF NOT EXISTS funnels (
 );
 """
 
+_MEMBER_CHANGES = """
+CREATE TABLE IF NOT EXISTS segment_member_changes (
+    segment_id INTEGER NOT NULL REFERENCES segments (id) ON DELETE CASCADE,
+    version    INTEGER NOT NULL,
+    user_id    TEXT NOT NULL,
+    change     TEXT NOT NULL CHECK (change IN ('+', '-')),
+    PRIMARY KEY (segment_id, version, user_id)
+) WITHOUT ROWID
+"""
+
 
 # ---------------------------------------------------------------------- records
 @dataclasses.dataclass(frozen=True)
@@ -178,6 +187,45 @@ class Channel:
     rule_text: str
     description: str
     position: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class MembersReport:
+    """What adding or removing ids did to a static segment.
+
+    Attributes
+    ----------
+    segment, version, member_count
+        The segment's name, new version and number of stored members after the change.
+    action
+        ``'add'`` or ``'remove'``.
+    rows, ids, duplicates
+        Ids given (empty values skipped), distinct ids, extra occurrences.
+    added, already_members
+        ``add``: ids stored now / ids that were members already (left alone).
+    removed, not_members
+        ``remove``: ids taken out / ids that were not members (ignored).
+    unknown
+        Ids the store does not know (no user row, no event). ``add`` stores them (they
+        may arrive with a later import); None when the store was not asked.
+    """
+
+    segment: str
+    version: int
+    member_count: int
+    action: str
+    rows: int
+    ids: int
+    duplicates: int
+    added: int = 0
+    already_members: int = 0
+    removed: int = 0
+    not_members: int = 0
+    unknown: int | None = None
+    examples: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -246,6 +294,21 @@ def _dedup_report(ids: pl.Series) -> tuple[list[str], dict[str, Any]]:
         "duplicate_examples": dup_values.head(EXAMPLES).to_list(),
     }
     return unique.to_list(), report
+
+
+def _unknown(
+    ids: list[str], known_ids: set[str] | pl.Series | None
+) -> tuple[int, list[str]] | None:
+    """(number, examples) of ``ids`` not among ``known_ids``; None if not asked."""
+    if known_ids is None:
+        return None
+    known = (
+        known_ids if isinstance(known_ids, pl.Series)
+        else pl.Series(list(known_ids), dtype=pl.String)
+    )
+    s = pl.Series("user_id", ids, dtype=pl.String)
+    missing = s.filter(~s.is_in(known.cast(pl.String).implode()))
+    return missing.len(), missing.head(EXAMPLES).to_list()
 
 
 def _read_source(source: Any) -> tuple[str, str]:
@@ -557,7 +620,21 @@ class Catalog:
                 "WHERE m.segment_id = segments.id) WHERE kind = 'static'"
             )
             con.execute("PRAGMA user_version = 2")
-        # a future change: `if version < 3: ...; PRAGMA user_version = 3` (and bump
+        if version < 3:
+            # v3: every change of a static segment's members is logged per version, so a
+            # segment can go back to an earlier version (members logged from the version
+            # it had at the migration on)
+            con.execute(_MEMBER_CHANGES)
+            con.execute(
+                "CREATE INDEX IF NOT EXISTS segment_member_changes_by_user "
+                "ON segment_member_changes (segment_id, user_id, version)"
+            )
+            con.execute(
+                "ALTER TABLE segments ADD COLUMN members_logged_from INTEGER NOT NULL DEFAULT 1"
+            )
+            con.execute("UPDATE segments SET members_logged_from = version")
+            con.execute("PRAGMA user_version = 3")
+        # a future change: `if version < 4: ...; PRAGMA user_version = 4` (and bump
         # SCHEMA_VERSION); never edit an earlier step.
 
     # ------------------------------------------------------------------ references
@@ -868,10 +945,11 @@ class Catalog:
             )
             seg_id = int(cur.lastrowid)
             con.execute(
-                "INSERT INTO segment_members (segment_id, user_id) "
-                "SELECT ?, user_id FROM segment_members WHERE segment_id = ?",
+                "INSERT INTO segment_member_changes (segment_id, version, user_id, change) "
+                "SELECT ?, 1, user_id, '+' FROM segment_members WHERE segment_id = ?",
                 (seg_id, src.id),
             )
+            self._apply_changes(con, seg_id, 1)
             self._log(con, seg_id, "create", f"cloned from '{src.name}' version {src.version}")
             return self._row(con, seg_id)
 
@@ -930,6 +1008,60 @@ class Catalog:
             self._log(con, seg.id, "restore", note)
             return self._row(con, seg.id)
 
+    def revert(
+        self, name: str, version: int, *, expect_version: int | None = None
+    ) -> Segment:
+        """Bring a live segment back to an earlier version of itself (version + 1).
+
+        The description and the rule (dynamic) or the members (static) of ``version``
+        come back; the name stays (renames are undone with :meth:`rename`). A static
+        segment can go back to any version since its member changes are logged (all of
+        them for segments made by a catalog of schema 3 or later).
+        """
+        with self._write() as con:
+            seg = self._live(con, name)
+            self._check_expect(seg, expect_version)
+            old = con.execute(
+                "SELECT version, description, rule_text, rule_json FROM segment_versions "
+                "WHERE segment_id = ? AND version = ?",
+                (seg.id, int(version)),
+            ).fetchone()
+            if old is None or int(version) >= seg.version:
+                raise CatalogError(
+                    f"segment '{seg.name}' has no earlier version {version} "
+                    f"(it is at version {seg.version})"
+                )
+            sets: dict[str, Any] = {"description": old["description"]}
+            if seg.is_static:
+                logged = con.execute(
+                    "SELECT members_logged_from FROM segments WHERE id = ?", (seg.id,)
+                ).fetchone()[0]
+                if int(version) < logged:
+                    raise CatalogError(
+                        f"segment '{seg.name}' cannot go back to version {version}: its "
+                        f"member changes are kept from version {logged} on"
+                    )
+                # an id changed after `version` was, at `version`, the opposite of its
+                # first change since; log the changes that bring it back, then apply them
+                con.execute(
+                    "INSERT INTO segment_member_changes (segment_id, version, user_id, change) "
+                    "SELECT ?, ?, c.user_id, CASE c.change WHEN '+' THEN '-' ELSE '+' END "
+                    "FROM segment_member_changes c WHERE c.segment_id = ? AND c.version = ("
+                    "  SELECT min(f.version) FROM segment_member_changes f "
+                    "  WHERE f.segment_id = c.segment_id AND f.user_id = c.user_id "
+                    "  AND f.version > ?) "
+                    "AND (c.change = '+') = EXISTS (SELECT 1 FROM segment_members m "
+                    "  WHERE m.segment_id = c.segment_id AND m.user_id = c.user_id)",
+                    (seg.id, seg.version + 1, seg.id, int(version)),
+                )
+                self._apply_changes(con, seg.id, seg.version + 1)
+            else:
+                sets.update(rule_text=old["rule_text"], rule_json=old["rule_json"])
+            self._bump(con, seg, expect_version, sets)
+            self._log(con, seg.id, "members" if seg.is_static else "edit",
+                      f"back to version {version}")
+            return self._row(con, seg.id)
+
     def purge(self, name: str) -> int:
         """Remove deleted segments named ``name`` for good (with history and members).
 
@@ -975,15 +1107,62 @@ class Catalog:
     # ------------------------------------------------------------------ static members
     @staticmethod
     def _insert_members(con: sqlite3.Connection, seg_id: int, ids: Iterable[Any]) -> None:
-        """Insert ids (as stripped strings, empty skipped, duplicates once).
+        """Add ids to a new static segment (version 1), logged like every member change.
 
         Call inside the write transaction: if ``ids`` fails half-way, nothing is kept.
         """
-        clean = _id_series(ids).to_list()
-        con.executemany(
-            "INSERT OR IGNORE INTO segment_members (segment_id, user_id) VALUES (?, ?)",
-            zip(itertools.repeat(seg_id), clean),
+        Catalog._change_members(con, seg_id, 1, _id_series(ids).to_list(), "add")
+
+    @staticmethod
+    def _change_members(
+        con: sqlite3.Connection, seg_id: int, version: int, ids: list[str], mode: str
+    ) -> tuple[int, int]:
+        """Add, remove or set (``mode``) the members of a static segment, logging every
+        id that changes under ``version``. Returns (added, removed)."""
+        con.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS given_ids (user_id TEXT PRIMARY KEY) WITHOUT ROWID"
         )
+        con.execute("DELETE FROM temp.given_ids")
+        con.executemany(
+            "INSERT OR IGNORE INTO temp.given_ids (user_id) VALUES (?)", ((i,) for i in ids)
+        )
+        log = "INSERT INTO segment_member_changes (segment_id, version, user_id, change) "
+        member = "SELECT 1 FROM segment_members m WHERE m.segment_id = ? AND m.user_id = "
+        if mode in ("add", "set"):
+            con.execute(
+                log + f"SELECT ?, ?, g.user_id, '+' FROM temp.given_ids g "
+                f"WHERE NOT EXISTS ({member}g.user_id)",
+                (seg_id, version, seg_id),
+            )
+        if mode == "remove":
+            con.execute(
+                log + f"SELECT ?, ?, g.user_id, '-' FROM temp.given_ids g "
+                f"WHERE EXISTS ({member}g.user_id)",
+                (seg_id, version, seg_id),
+            )
+        if mode == "set":
+            con.execute(
+                log + "SELECT ?, ?, m.user_id, '-' FROM segment_members m "
+                "WHERE m.segment_id = ? AND NOT EXISTS "
+                "(SELECT 1 FROM temp.given_ids g WHERE g.user_id = m.user_id)",
+                (seg_id, version, seg_id),
+            )
+        return Catalog._apply_changes(con, seg_id, version)
+
+    @staticmethod
+    def _apply_changes(con: sqlite3.Connection, seg_id: int, version: int) -> tuple[int, int]:
+        """Apply the logged member changes of ``version``; (added, removed)."""
+        added = con.execute(
+            "INSERT INTO segment_members (segment_id, user_id) SELECT segment_id, user_id "
+            "FROM segment_member_changes WHERE segment_id = ? AND version = ? AND change = '+'",
+            (seg_id, version),
+        ).rowcount
+        removed = con.execute(
+            "DELETE FROM segment_members WHERE segment_id = ? AND user_id IN (SELECT user_id "
+            "FROM segment_member_changes WHERE segment_id = ? AND version = ? AND change = '-')",
+            (seg_id, seg_id, version),
+        ).rowcount
+        return added, removed
 
     def _static(self, con: sqlite3.Connection, name: str) -> Segment:
         seg = self._live(con, name)
@@ -1005,39 +1184,91 @@ class Catalog:
         with self._write() as con:
             seg = self._static(con, name)
             self._check_expect(seg, expect_version)
-            con.execute("DELETE FROM segment_members WHERE segment_id = ?", (seg.id,))
-            self._insert_members(con, seg.id, user_ids)
-            n = con.execute(
-                "SELECT count(*) FROM segment_members WHERE segment_id = ?", (seg.id,)
-            ).fetchone()[0]
-            return self._members_changed(con, seg, expect_version, f"members set ({n})")
+            ids = _id_series(user_ids).unique(maintain_order=True).to_list()
+            self._change_members(con, seg.id, seg.version + 1, ids, "set")
+            return self._members_changed(con, seg, expect_version, f"members set ({len(ids)})")
 
-    def add_members(
-        self, name: str, user_ids: Iterable[Any], *, expect_version: int | None = None
-    ) -> Segment:
-        """Add ids to a static segment (ids already in it are left alone)."""
+    def _edit_members(
+        self,
+        action: str,
+        name: str,
+        user_ids: Iterable[Any],
+        known_ids: set[str] | pl.Series | None,
+        expect_version: int | None,
+    ) -> MembersReport:
+        given = _id_series(user_ids)
+        ids, report = _dedup_report(given)
+        unknown = _unknown(ids, known_ids) if action == "add" else None
         with self._write() as con:
             seg = self._static(con, name)
             self._check_expect(seg, expect_version)
-            before = con.total_changes
-            self._insert_members(con, seg.id, user_ids)
-            added = con.total_changes - before
-            return self._members_changed(con, seg, expect_version, f"{added} added")
+            added, removed = self._change_members(con, seg.id, seg.version + 1, ids, action)
+            note = f"{added} added" if action == "add" else f"{removed} removed"
+            seg = self._members_changed(con, seg, expect_version, note)
+            changed = pl.Series(
+                [r[0] for r in con.execute(
+                    "SELECT user_id FROM segment_member_changes WHERE segment_id = ? "
+                    "AND version = ?",
+                    (seg.id, seg.version),
+                )],
+                dtype=pl.String,
+            )
+        # the ids the change left alone, in the order given
+        given_ids = pl.Series(ids, dtype=pl.String)
+        left_alone = given_ids.filter(~given_ids.is_in(changed.implode()))
+        examples = {"already_members" if action == "add" else "not_members":
+                    left_alone.head(EXAMPLES).to_list()}
+        if unknown is not None:
+            examples["unknown"] = unknown[1]
+        return MembersReport(
+            segment=seg.name,
+            version=seg.version,
+            member_count=int(seg.member_count or 0),
+            action=action,
+            rows=report["rows"],
+            ids=report["members"],
+            duplicates=report["duplicates"],
+            added=added,
+            already_members=left_alone.len() if action == "add" else 0,
+            removed=removed,
+            not_members=left_alone.len() if action == "remove" else 0,
+            unknown=unknown[0] if unknown is not None else None,
+            examples=examples,
+        )
+
+    def add_members(
+        self,
+        name: str,
+        user_ids: Iterable[Any],
+        *,
+        known_ids: set[str] | pl.Series | None = None,
+        expect_version: int | None = None,
+    ) -> MembersReport:
+        """Add ids to a static segment (version + 1; ids already in it are left alone).
+
+        Ids not in ``known_ids`` (the store's users) are stored too, like uploads do,
+        and counted as ``unknown``.
+        """
+        return self._edit_members("add", name, user_ids, known_ids, expect_version)
 
     def remove_members(
         self, name: str, user_ids: Iterable[Any], *, expect_version: int | None = None
-    ) -> Segment:
-        """Remove ids from a static segment (unknown ids are ignored)."""
-        with self._write() as con:
-            seg = self._static(con, name)
-            self._check_expect(seg, expect_version)
-            before = con.total_changes
-            con.executemany(
-                "DELETE FROM segment_members WHERE segment_id = ? AND user_id = ?",
-                zip(itertools.repeat(seg.id), _id_series(user_ids).to_list()),
-            )
-            removed = con.total_changes - before
-            return self._members_changed(con, seg, expect_version, f"{removed} removed")
+    ) -> MembersReport:
+        """Remove ids from a static segment (version + 1; ids not in it are counted as
+        ``not_members`` and ignored)."""
+        return self._edit_members("remove", name, user_ids, None, expect_version)
+
+    def member_of(self, user_id: str) -> list[str]:
+        """Names of the live static segments that store ``user_id``, sorted."""
+        with self._read() as con:
+            return [
+                r[0]
+                for r in con.execute(
+                    "SELECT s.name FROM segments s JOIN segment_members m ON m.segment_id = s.id "
+                    "WHERE m.user_id = ? AND s.deleted_at IS NULL ORDER BY s.name COLLATE NOCASE",
+                    (str(user_id).strip(),),
+                )
+            ]
 
     def members(self, name: str) -> list[str]:
         """The sorted member ids of a static segment."""
@@ -1089,16 +1320,7 @@ class Catalog:
             report.update(header=None, column=None)
         else:
             ids, report = parse_ids_csv(source)
-        unknown, unknown_examples = 0, []
-        if known_ids is not None:
-            known = (
-                known_ids
-                if isinstance(known_ids, pl.Series)
-                else pl.Series(list(known_ids), dtype=pl.String)
-            )
-            s = pl.Series("user_id", ids, dtype=pl.String)
-            missing = s.filter(~s.is_in(known.cast(pl.String).implode()))
-            unknown, unknown_examples = missing.len(), missing.head(EXAMPLES).to_list()
+        unknown, unknown_examples = _unknown(ids, known_ids) or (0, [])
         name = _check_name(name)
         with self._write() as con:
             row = con.execute(
@@ -1123,8 +1345,7 @@ class Catalog:
             else:
                 seg = self._static(con, name)
                 self._check_expect(seg, expect_version)
-                con.execute("DELETE FROM segment_members WHERE segment_id = ?", (seg.id,))
-                self._insert_members(con, seg.id, ids)
+                self._change_members(con, seg.id, seg.version + 1, ids, "set")
                 self._bump(
                     con, seg, expect_version, {"description": description} if description else None
                 )

@@ -41,12 +41,13 @@ def test_schema_created_on_first_use_in_wal_mode(cat: Catalog) -> None:
     assert not cat.path.exists()
     assert cat.list() == []
     assert cat.path.exists()
-    assert cat.schema_version() == catalog_mod.SCHEMA_VERSION == 2
+    assert cat.schema_version() == catalog_mod.SCHEMA_VERSION == 3
     con = sqlite3.connect(cat.path)
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     con.close()
-    assert {"segments", "segment_versions", "segment_members", "channels", "funnels"} <= tables
+    assert {"segments", "segment_versions", "segment_members", "segment_member_changes",
+            "channels", "funnels"} <= tables
 
 
 def test_store_catalog_is_home_catalog(tmp_path: Path) -> None:
@@ -693,7 +694,7 @@ def test_migration_from_schema_v1(tmp_path: Path) -> None:
     )
     con.close()
     cat = Catalog(path)
-    assert cat.schema_version() == 2
+    assert cat.schema_version() == 3
     assert [(s.name, s.member_count) for s in cat.list()] == [("old rule", None), ("old static", 3)]
     assert cat.channels() == []  # a v1 catalog keeps its own channels (none here)
     assert cat.add_members("old static", ["d"]).member_count == 4
