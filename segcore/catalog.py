@@ -799,8 +799,9 @@ class Catalog:
         rule_json: str | None = None,
         description: str = "",
         members: Iterable[Any] | None = None,
+        note: str = "",
     ) -> Segment:
-        """Save a new segment (version 1).
+        """Save a new segment (version 1; ``note`` goes to its first history entry).
 
         Parameters
         ----------
@@ -837,7 +838,7 @@ class Catalog:
             seg_id = int(cur.lastrowid)
             if members is not None:
                 self._insert_members(con, seg_id, members)
-            self._log(con, seg_id, "create")
+            self._log(con, seg_id, "create", note)
             return self._row(con, seg_id)
 
     def get(self, name: str) -> Segment:

@@ -893,3 +893,116 @@ def test_rename_keeps_segment_list_sizes_whole(refs_store: Store, capsys) -> Non
     rows = json.loads(capsys.readouterr().out)["segments"]
     assert [(r["name"], r["members"], r["error"]) for r in rows] == [
         ("Big", 3, None), ("C", 2, None)]
+
+
+# ---------------------------------------------------------------------- static segments by hand
+def test_add_remove_report_and_member_lists(cat: Catalog) -> None:
+    cat.create("st", kind="static", members=["a", "b", "c"])
+    r = cat.add_members("st", ["c", "d", " e ", "d", ""], known_ids={"a", "b", "c", "d"})
+    assert cat.members("st") == ["a", "b", "c", "d", "e"]
+    assert r.to_dict() == {
+        "segment": "st", "version": 2, "member_count": 5, "action": "add", "rows": 4, "ids": 3,
+        "duplicates": 1, "added": 2, "already_members": 1, "removed": 0, "not_members": 0,
+        "unknown": 1, "examples": {"already_members": ["c"], "unknown": ["e"]},
+    }
+    r = cat.remove_members("st", ["a", "zz", "e"], expect_version=2)
+    assert cat.members("st") == ["b", "c", "d"]
+    assert (r.version, r.member_count, r.removed, r.not_members, r.unknown, r.examples) == (
+        3, 3, 2, 1, None, {"not_members": ["zz"]})
+    r = cat.add_members("st", ["b"])  # nothing new: still a version, for the record
+    assert (r.version, r.added, r.already_members, cat.members("st")) == (4, 0, 1, ["b", "c", "d"])
+    assert [(h["version"], h["action"], h["member_count"], h["note"])
+            for h in cat.history("st")] == [
+        (1, "create", 3, ""), (2, "members", 5, "2 added"), (3, "members", 3, "2 removed"),
+        (4, "members", 3, "0 added")]
+
+
+def test_concurrent_member_edits_of_one_version_exactly_one_wins(cat: Catalog) -> None:
+    cat.create("st", kind="static", members=["a"])
+    results: list[object] = []
+    barrier = threading.Barrier(6)
+
+    def edit(i: int) -> None:
+        barrier.wait()
+        try:
+            if i % 2:
+                results.append((i, cat.add_members("st", [f"n{i}"], expect_version=1)))
+            else:
+                results.append((i, cat.remove_members("st", ["a"], expect_version=1)))
+        except ConflictError as exc:
+            results.append((i, exc))
+
+    threads = [threading.Thread(target=edit, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    won = [(i, r) for i, r in results if not isinstance(r, ConflictError)]
+    assert len(won) == 1 and len(results) == 6
+    assert all(str(r).endswith("(you edited version 1, it is now version 2); reload and try "
+                               "again") for _, r in results if isinstance(r, ConflictError))
+    i, report = won[0]
+    assert cat.members("st") == (["a", f"n{i}"] if i % 2 else [])
+    assert cat.get("st").version == report.version == 2
+    assert len(cat.history("st")) == 2
+
+
+def test_revert_static_members_to_every_earlier_version(cat: Catalog) -> None:
+    cat.create("st", kind="static", members=["a", "b", "c"], description="first")
+    cat.add_members("st", ["d", "e"])
+    cat.remove_members("st", ["a", "d"])
+    cat.edit("st", description="second")
+    cat.set_members("st", ["x", "b"])
+    states = {v["version"]: v for v in cat.history("st")}
+    expected = {1: ["a", "b", "c"], 2: ["a", "b", "c", "d", "e"], 3: ["b", "c", "e"],
+                4: ["b", "c", "e"], 5: ["b", "x"]}
+    for v in (3, 1, 5, 2, 4):  # reverts are versions too: going back and forth works
+        s = cat.revert("st", v)
+        assert cat.members("st") == expected[v]
+        assert (s.member_count, s.description) == (len(expected[v]), states[v]["description"])
+    hist = cat.history("st")
+    assert [h["note"] for h in hist[-5:]] == [f"back to version {v}" for v in (3, 1, 5, 2, 4)]
+    with pytest.raises(CatalogError, match="has no earlier version 99"):
+        cat.revert("st", 99)
+    with pytest.raises(ConflictError):
+        cat.revert("st", 1, expect_version=3)
+
+
+def test_revert_dynamic_rule_is_checked_like_an_edit(refs_store: Store) -> None:
+    from segcore.segments import edit_segment
+
+    store = refs_store
+    edit_segment(store, "B", rule="age >= 50")
+    assert _ids(store, "B") == ["u4", "u5"]
+    store.catalog.revert("B", 1)
+    assert store.catalog.get("B").rule_text == "age >= 40" and _ids(store, "B") == ["u3", "u4", "u5"]
+    # a version whose rule would now close a cycle is refused
+    from segcore.segments import create_segment
+
+    store.catalog.delete("C")
+    create_segment(store, "Q", "age > 0")
+    edit_segment(store, "B", rule="in_segment('Q') AND age >= 30")  # version 4
+    edit_segment(store, "B", rule="age >= 20")  # version 5
+    edit_segment(store, "Q", rule="in_segment('B')")
+    with pytest.raises(RuleError, match="^segment cycle: B -> Q -> B$"):
+        store.catalog.revert("B", 4)
+    assert store.catalog.get("B").version == 5 and _ids(store, "Q") == ["u1", "u2", "u3",
+                                                                        "u4", "u5"]
+
+
+def test_members_of_a_catalog_migrated_from_schema_2_revert_from_then_on(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.sqlite"
+    cat = Catalog(path)
+    cat.create("st", kind="static", members=["a"])
+    cat.add_members("st", ["b"])
+    con = sqlite3.connect(path)  # back to a schema-2 catalog (no member log)
+    con.executescript("DROP TABLE segment_member_changes; "
+                      "ALTER TABLE segments DROP COLUMN members_logged_from; "
+                      "PRAGMA user_version = 2;")
+    con.close()
+    cat.add_members("st", ["c"])
+    with pytest.raises(CatalogError, match="cannot go back to version 1: its member changes "
+                                           "are kept from version 2 on"):
+        cat.revert("st", 1)
+    cat.revert("st", 2)
+    assert cat.members("st") == ["a", "b"]
