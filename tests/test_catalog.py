@@ -1006,3 +1006,27 @@ def test_members_of_a_catalog_migrated_from_schema_2_revert_from_then_on(tmp_pat
         cat.revert("st", 1)
     cat.revert("st", 2)
     assert cat.members("st") == ["a", "b"]
+
+
+def test_store_add_remove_freeze(refs_store: Store) -> None:
+    from segcore.catalog import MembersReport
+
+    store = refs_store
+    store.catalog.create("picked", kind="static", members=["u1"])
+    r = store.add_members("picked", ["u2", "u9", "u1"])
+    assert isinstance(r, MembersReport)
+    assert (r.added, r.already_members, r.unknown, r.examples["unknown"]) == (2, 1, 1, ["u9"])
+    assert store.catalog.members("picked") == ["u1", "u2", "u9"]
+    assert _ids(store, "picked") == ["u1", "u2"]  # u9 is not in the store (yet)
+    r = store.remove_members("picked", "u1", expect_version=2)
+    assert (r.removed, r.version, store.catalog.members("picked")) == (1, 3, ["u2", "u9"])
+    with pytest.raises(ConflictError):
+        store.remove_members("picked", ["u2"], expect_version=2)
+    frozen = store.freeze("C", "C then", as_of=AS_OF_REFS)
+    assert (frozen.kind, store.catalog.members("C then")) == ("static", ["u3", "u4"])
+    assert store.catalog.member_of("u3") == ["C then"]
+    assert store.catalog.member_of("u2") == ["picked"]
+    with pytest.raises(NotFoundError, match="no segment named 'Nope'"):
+        store.freeze("Nope", "x")
+    with pytest.raises(CatalogError, match="a segment named 'picked' already exists"):
+        store.freeze("C", "picked")
