@@ -16,6 +16,13 @@ Names of segments, channels and funnels are unique without regard to (ASCII)
 case. A deleted segment is kept (with its history) until purged; its name may
 be reused by a new segment, and restoring it then needs a new name.
 
+References between segments (``in_segment``) stay sound through every change
+(``segcore.references``): a rename rewrites the rules that refer to the segment,
+a referenced segment cannot be deleted, and no change may leave a missing
+reference, a cycle or a chain deeper than ``MAX_SEGMENT_DEPTH``. The member
+changes of static segments are logged per version, so :meth:`Catalog.revert`
+can bring back any earlier version.
+
 Examples
 --------
 >>> cat = Catalog("data/catalog.sqlite")                      # doctest: +SKIP
@@ -147,7 +154,8 @@ class Segment:
         ``'dynamic'`` (members from ``rule_text`` / ``rule_json``) or ``'static'``
         (members stored in the catalog).
     rule_text, rule_json
-        The rule as text and as the condition tree's JSON (opaque to the catalog).
+        The rule as text and as the condition tree's JSON; the catalog reads only the
+        JSON's ``in_segment`` references (``segcore.references``).
     created_at, updated_at, deleted_at
         UTC ISO-8601 strings (``...Z``); ``deleted_at`` is None unless deleted.
     version
