@@ -19,20 +19,28 @@ def pasted_ids(text: str) -> list[str]:
     return [i for i in re.split(r"[\s,;]+", text or "") if i]
 
 
+def _ids(n: int | None) -> str:
+    return f"{fmt_int(n)} id" + ("" if n == 1 else "s")
+
+
 def describe(report: MembersReport) -> str:
     """One sentence: what the change did (the same counts as the CLI's report)."""
+    extra = []
     if report.action == "add":
-        text = f"Added {fmt_int(report.added)} ids to '{report.segment}'"
-        extra = [f"{fmt_int(report.already_members)} already members"] if report.already_members \
-            else []
+        text = f"Added {_ids(report.added)} to '{report.segment}'"
+        if report.already_members:
+            extra.append(f"{fmt_int(report.already_members)} already "
+                         + ("a member" if report.already_members == 1 else "members"))
         if report.unknown:
             extra.append(f"{fmt_int(report.unknown)} not in the store yet (kept)")
     else:
-        text = f"Removed {fmt_int(report.removed)} ids from '{report.segment}'"
-        extra = [f"{fmt_int(report.not_members)} were not members"] if report.not_members else []
+        text = f"Removed {_ids(report.removed)} from '{report.segment}'"
+        if report.not_members:
+            extra.append(f"{fmt_int(report.not_members)} "
+                         + ("was not a member" if report.not_members == 1 else "were not members"))
     if extra:
         text += " (" + ", ".join(extra) + ")"
-    return text + f": {fmt_int(report.member_count)} ids stored, version {report.version}."
+    return text + f": {_ids(report.member_count)} stored, version {report.version}."
 
 
 def remember(report: MembersReport) -> None:
@@ -62,6 +70,6 @@ def show_last_change(prefix: str, as_of: str) -> None:
             ss.pop(_LAST, None)
             ss[f"{_LAST}_done"] = (
                 f"Undone: '{seg.name}' is back to version {last['version'] - 1} "
-                f"({fmt_int(seg.member_count)} ids stored, now version {seg.version})."
+                f"({_ids(seg.member_count)} stored, now version {seg.version})."
             )
             st.rerun()

@@ -211,10 +211,10 @@ def test_static_segment_add_remove_freeze_revert(capsys, home, writable_sample, 
                          known[2], "--home", home)
     assert (code, err) == (0, "")
     assert out == (f"added 2 ids to 'Picked' (version 2): 4 members stored\n"
-                   f"  1 already members (left alone), e.g.: {known[0]}\n"
-                   "  1 ids not found in the store (kept: they may arrive with a later import)"
+                   f"  1 id already a member (left alone), e.g.: {known[0]}\n"
+                   "  1 id not found in the store (kept: they may arrive with a later import)"
                    ", e.g.: ghost\n"
-                   "  1 duplicate ids counted once\n"
+                   "  1 id repeated (counted once)\n"
                    "  undo: segcore segment revert 'Picked' 1\n")
     assert store.catalog.members("Picked") == sorted([*known[:3], "ghost"])
     ids_file = _ids_file(tmp_path / "drop.csv", [known[1], "nobody"])

@@ -706,7 +706,7 @@ def test_static_segment_page_add_remove_undo_and_restore(app, store):
     assert_clean(app)
     assert store.catalog.members("Picked") == sorted([*known[:4], "ghost"])
     assert _successes(app) == [
-        "Added 2 ids to 'Picked' (1 already members, 1 not in the store yet (kept)): 5 ids "
+        "Added 2 ids to 'Picked' (1 already a member, 1 not in the store yet (kept)): 5 ids "
         "stored, version 2. Members now: 4."]
     assert n(metrics(app)["Members now"]) == 4
     # undo the add
@@ -720,7 +720,7 @@ def test_static_segment_page_add_remove_undo_and_restore(app, store):
     app.button(key="sp_rm_go").click().run()
     assert_clean(app)
     assert store.catalog.members("Picked") == [known[0]]
-    assert _successes(app) == ["Removed 2 ids from 'Picked': 1 ids stored, version 4. "
+    assert _successes(app) == ["Removed 2 ids from 'Picked': 1 id stored, version 4. "
                                "Members now: 1."]
     assert n(metrics(app)["Members now"]) == 1
     # the history restores any earlier version
@@ -761,7 +761,7 @@ def test_user_page_adds_to_and_removes_from_static_segments(app, store):
     assert_clean(app)
     assert store.catalog.members("Picked") == sorted(["someone-else", uid])
     assert _successes(app) == [
-        "Added 1 ids to 'Picked': 2 ids stored, version 2. Members now: 1."]
+        "Added 1 id to 'Picked': 2 ids stored, version 2. Members now: 1."]
     assert "Picked" in store.user(uid, as_of=AS_OF)["segments"]
     app.button(key="ul_rm_Other").click().run()
     assert_clean(app)

@@ -239,6 +239,10 @@ def cmd_restore(args) -> int:
     return 0
 
 
+def _ids(n: int) -> str:
+    return f"{fmt_int(n)} id" + ("" if n == 1 else "s")
+
+
 def _examples(ids: list[str]) -> str:
     return f", e.g.: {', '.join(ids)}" if ids else ""
 
@@ -254,22 +258,26 @@ def cmd_members(args) -> int:
         return 0
     ex = report.examples
     if report.action == "add":
-        print(f"added {fmt_int(report.added)} ids to {report.segment!r} "
+        print(f"added {_ids(report.added)} to {report.segment!r} "
               f"(version {report.version}): {fmt_int(report.member_count)} members stored")
         if report.already_members:
-            print(f"  {fmt_int(report.already_members)} already members (left alone)"
+            one = report.already_members == 1
+            print(f"  {_ids(report.already_members)} already "
+                  f"{'a member' if one else 'members'} (left alone)"
                   + _examples(ex.get("already_members", [])))
         if report.unknown:
-            print(f"  {fmt_int(report.unknown)} ids not found in the store (kept: they may "
+            print(f"  {_ids(report.unknown)} not found in the store (kept: they may "
                   "arrive with a later import)" + _examples(ex.get("unknown", [])))
     else:
-        print(f"removed {fmt_int(report.removed)} ids from {report.segment!r} "
+        print(f"removed {_ids(report.removed)} from {report.segment!r} "
               f"(version {report.version}): {fmt_int(report.member_count)} members stored")
         if report.not_members:
-            print(f"  {fmt_int(report.not_members)} ids were not members (ignored)"
+            one = report.not_members == 1
+            print(f"  {_ids(report.not_members)} {'was not a member' if one else 'were not members'}"
+                  " (ignored)"
                   + _examples(ex.get("not_members", [])))
     if report.duplicates:
-        print(f"  {fmt_int(report.duplicates)} duplicate ids counted once")
+        print(f"  {_ids(report.duplicates)} repeated (counted once)")
     print(f"  undo: segcore segment revert {report.segment!r} {report.version - 1}")
     return 0
 
