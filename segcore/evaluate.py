@@ -22,6 +22,7 @@ import polars as pl
 from segcore.errors import CatalogError, RuleError, SegcoreError, StoreError
 from segcore.parser import parse_event_filter, parse_rule
 from segcore.polars_expr import TS, Ctx, constant_instant, to_expr
+from segcore.references import MAX_SEGMENT_DEPTH
 from segcore.store import USER_CODE, Store
 from segcore.timeutil import resolve_as_of
 from segcore.tree import (
@@ -42,8 +43,6 @@ from segcore.tree import (
     segment_refs,
 )
 from segcore.types import type_of
-
-MAX_SEGMENT_DEPTH = 32
 
 _TYPE_NAMES = {
     pl.String: "string", pl.Categorical: "string", pl.Enum: "string", pl.Boolean: "bool",
@@ -483,24 +482,6 @@ def _get_segment(store: Store, name: str):
         return store.catalog.get(name)
     except CatalogError as exc:
         raise RuleError(str(exc)) from None
-
-
-def check_cycles(store: Store, name: str, tree: Node) -> None:
-    """Raise RuleError if saving ``tree`` under ``name`` would create an in_segment cycle."""
-    seen: set[str] = set()
-
-    def visit(refs: set[str], path: tuple[str, ...]) -> None:
-        for ref in sorted(refs):
-            if ref.lower() == name.lower():
-                raise RuleError(f"segment cycle: {' -> '.join((*path, ref))}")
-            if ref in seen:
-                continue
-            seen.add(ref)
-            seg = _get_segment(store, ref)
-            if seg.kind == "dynamic" and seg.rule_json:
-                visit(segment_refs(from_json(seg.rule_json)), (*path, ref))
-
-    visit(segment_refs(tree), (name,))
 
 
 def _resolve(store: Store, rule: Any, segment: str | None, T: dt.datetime) -> pl.LazyFrame:

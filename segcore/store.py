@@ -431,6 +431,29 @@ class Store:
         with self.pinned():
             return user_profile(self, user_id, as_of=as_of, last_events=last_events)
 
+    # ------------------------------------------------------------------ static segments
+    def add_members(self, name: str, ids=None, expect_version: int | None = None, *,
+                    ids_file=None):  # -> segcore.catalog.MembersReport
+        """Add ids to a static segment: a report of added, already members and unknown ids."""
+        from segcore.segments import add_members
+
+        return add_members(self, name, ids, ids_file=ids_file, expect_version=expect_version)
+
+    def remove_members(self, name: str, ids=None, expect_version: int | None = None, *,
+                       ids_file=None):  # -> segcore.catalog.MembersReport
+        """Remove ids from a static segment: a report of removed and not-member ids."""
+        from segcore.segments import remove_members
+
+        return remove_members(self, name, ids, ids_file=ids_file,
+                              expect_version=expect_version)
+
+    def freeze(self, name: str, new_name: str, as_of=None, *,
+               description: str | None = None):  # -> segcore.catalog.Segment
+        """A new static segment with the members of ``name`` at ``as_of`` (default now)."""
+        from segcore.segments import freeze_segment
+
+        return freeze_segment(self, name, new_name, as_of=as_of, description=description)
+
     # ------------------------------------------------------------------ analytics
     def trend(self, rule=None, start=None, end=None, every: str = "day", *,
               segment: str | None = None) -> pl.DataFrame:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import sqlite3
 
 import polars as pl
 import pytest
@@ -608,9 +609,15 @@ def test_in_segment_cycle_is_a_rule_error(writable_sample):
     store.catalog.create("a", rule_text=str(a), rule_json=to_json(a))
     b = parse_rule("in_segment('a')", schema_of(store))
     store.catalog.create("b", rule_text=str(b), rule_json=to_json(b))
-    # make a cycle behind the catalog's back: a -> b -> a
+    # make a cycle behind the catalog's back (the catalog refuses it): a -> b -> a
     cyc = parse_rule("in_segment('b')", schema_of(store))
-    store.catalog.edit("a", rule_text=str(cyc), rule_json=to_json(cyc))
+    with pytest.raises(RuleError, match="segment cycle: a -> b -> a"):
+        store.catalog.edit("a", rule_text=str(cyc), rule_json=to_json(cyc))
+    con = sqlite3.connect(store.catalog_path)
+    con.execute("UPDATE segments SET rule_text = ?, rule_json = ? WHERE name = 'a'",
+                (str(cyc), to_json(cyc)))
+    con.commit()
+    con.close()
     with pytest.raises(RuleError, match="segment cycle"):
         compile_sql(store, segment="a", as_of="2026-06-30")
 

@@ -6,6 +6,7 @@ Expected trees and messages are written by hand; positions are 1-based
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 import pytest
@@ -678,12 +679,15 @@ def test_in_segment_cycle_is_refused_at_save_and_at_evaluation(writable_sample):
     create_segment(store, "B", "in_segment('A') AND country = 'US'")
     with pytest.raises(RuleError, match=r"segment cycle: A -> B -> A"):
         edit_segment(store, "A", rule="in_segment('B')")
-    # bypass the save-time check: the evaluator must still refuse the cycle
-    store.catalog.edit(
-        "A",
-        rule_text="in_segment('B')",
-        rule_json='{"version":1,"tree":{"kind":"in_segment","name":"B"}}',
-    )
+    cyc = '{"version":1,"tree":{"kind":"in_segment","name":"B"}}'
+    with pytest.raises(RuleError, match=r"segment cycle: A -> B -> A"):  # the catalog too
+        store.catalog.edit("A", rule_text="in_segment('B')", rule_json=cyc)
+    # bypass the catalog: the evaluator must still refuse the cycle
+    con = sqlite3.connect(store.catalog_path)
+    con.execute("UPDATE segments SET rule_text = 'in_segment(''B'')', rule_json = ? "
+                "WHERE name = 'A'", (cyc,))
+    con.commit()
+    con.close()
     with pytest.raises(RuleError, match=r"segment cycle: A -> B -> A"):
         store.count(segment="A", as_of="2026-06-30")
     with pytest.raises(RuleError, match=r"segment cycle: B -> A -> B"):

@@ -9,9 +9,15 @@ from pathlib import Path
 import polars as pl
 
 from segcore.cli.output import fmt_int, print_json, print_table, store_from
-from segcore.errors import UsageError
+from segcore.errors import SegcoreError, UsageError
 from segcore.fileio import atomic_path
-from segcore.segments import create_segment, edit_segment
+from segcore.segments import (
+    add_members,
+    create_segment,
+    edit_segment,
+    freeze_segment,
+    remove_members,
+)
 from segcore.timeutil import resolve_as_of
 
 ENGINES = ("polars", "duckdb", "clickhouse", "spark")
@@ -146,14 +152,22 @@ def cmd_list(args) -> int:
         row = {"name": s.name, "kind": s.kind, "version": s.version,
                "description": s.description, "updated_at": s.updated_at}
         if args.sizes:
-            row["members"] = store.count(segment=s.name, as_of=args.as_of)
+            # one broken segment (e.g. damaged behind segcore's back) spoils only its row
+            try:
+                row["members"], row["error"] = store.count(segment=s.name,
+                                                           as_of=args.as_of), None
+            except SegcoreError as exc:
+                row["members"], row["error"] = None, str(exc)
         rows.append(row)
     if args.json:
         print_json({"segments": rows})
     elif not rows:
         print("no segments" + (f" matching {args.search!r}" if args.search else ""))
     else:
-        print_table(pl.DataFrame(rows))
+        table = pl.DataFrame(rows, infer_schema_length=None)
+        if args.sizes and table["error"].null_count() == table.height:
+            table = table.drop("error")
+        print_table(table)
     return 0
 
 
@@ -225,13 +239,80 @@ def cmd_restore(args) -> int:
     return 0
 
 
+def _ids(n: int) -> str:
+    return f"{fmt_int(n)} id" + ("" if n == 1 else "s")
+
+
+def _examples(ids: list[str]) -> str:
+    return f", e.g.: {', '.join(ids)}" if ids else ""
+
+
+def cmd_members(args) -> int:
+    """``segment add`` and ``segment remove``: ids by hand or from a file."""
+    store = store_from(args)
+    change = add_members if args.segment_command == "add" else remove_members
+    report = change(store, args.name, args.ids or None, ids_file=args.ids_file,
+                    expect_version=args.expect_version)
+    if args.json:
+        print_json(report.to_dict())
+        return 0
+    ex = report.examples
+    if report.action == "add":
+        print(f"added {_ids(report.added)} to {report.segment!r} "
+              f"(version {report.version}): {fmt_int(report.member_count)} members stored")
+        if report.already_members:
+            one = report.already_members == 1
+            print(f"  {_ids(report.already_members)} already "
+                  f"{'a member' if one else 'members'} (left alone)"
+                  + _examples(ex.get("already_members", [])))
+        if report.unknown:
+            print(f"  {_ids(report.unknown)} not found in the store (kept: they may "
+                  "arrive with a later import)" + _examples(ex.get("unknown", [])))
+    else:
+        print(f"removed {_ids(report.removed)} from {report.segment!r} "
+              f"(version {report.version}): {fmt_int(report.member_count)} members stored")
+        if report.not_members:
+            one = report.not_members == 1
+            print(f"  {_ids(report.not_members)} {'was not a member' if one else 'were not members'}"
+                  " (ignored)"
+                  + _examples(ex.get("not_members", [])))
+    if report.duplicates:
+        print(f"  {_ids(report.duplicates)} repeated (counted once)")
+    print(f"  undo: segcore segment revert {report.segment!r} {report.version - 1}")
+    return 0
+
+
+def cmd_freeze(args) -> int:
+    store = store_from(args)
+    seg = freeze_segment(store, args.name, args.new_name, as_of=resolve_as_of(args.as_of),
+                         description=args.description)
+    if args.json:
+        print_json(_seg_dict(seg))
+    else:
+        print(f"froze {args.name!r} into static segment {seg.name!r}: "
+              f"{fmt_int(seg.member_count)} members ({seg.description})")
+    return 0
+
+
+def cmd_revert(args) -> int:
+    seg = store_from(args).catalog.revert(args.name, args.version,
+                                          expect_version=args.expect_version)
+    if args.json:
+        print_json(_seg_dict(seg))
+    else:
+        size = f", {fmt_int(seg.member_count)} members stored" if seg.is_static else ""
+        print(f"{seg.name!r} is back to version {args.version} (now version {seg.version}{size})")
+    return 0
+
+
 def cmd_history(args) -> int:
     rows = store_from(args).catalog.history(args.name)
     if args.json:
         print_json({"history": rows})
     else:
         print_table(pl.DataFrame(rows).select(
-            [c for c in ("version", "action", "saved_at", "name", "rule_text", "description")
+            [c for c in ("version", "action", "saved_at", "name", "member_count", "note",
+                         "rule_text", "description")
              if rows and c in rows[0]]))
     return 0
 
@@ -310,6 +391,35 @@ def register(sub, common) -> None:
     p.add_argument("new_name")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_clone)
+
+    for action, text in (("add", "add user ids to a static segment"),
+                         ("remove", "remove user ids from a static segment")):
+        p = ss.add_parser(action, parents=[common], help=text)
+        p.add_argument("name")
+        p.add_argument("ids", nargs="*", metavar="ID", help="user ids")
+        p.add_argument("--ids-file", help="CSV (user_id column) or text file of ids")
+        p.add_argument("--expect-version", type=int,
+                       help="refuse the change if the segment is no longer at this version")
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(func=cmd_members)
+
+    p = ss.add_parser("freeze", parents=[common],
+                      help="a new static segment with a segment's members now (or --as-of)")
+    p.add_argument("name")
+    p.add_argument("new_name")
+    p.add_argument("--as-of", help="date (end of that UTC day) or ISO timestamp; default now")
+    p.add_argument("--description")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_freeze)
+
+    p = ss.add_parser("revert", parents=[common],
+                      help="bring a segment back to an earlier version (see history)")
+    p.add_argument("name")
+    p.add_argument("version", type=int)
+    p.add_argument("--expect-version", type=int,
+                   help="refuse the change if the segment is no longer at this version")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_revert)
 
     for action, fn, text in (("delete", cmd_delete, "delete (history keeps it; restore undoes)"),
                              ("restore", cmd_restore, "restore a deleted segment"),
