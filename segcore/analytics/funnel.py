@@ -315,10 +315,9 @@ def _prepared(
     df = raw.drop(group)
     if spec.hold and raw["u"].n_unique() != user_ids.n_unique():
         df = df.with_columns(user_ids.rank("dense").cast(pl.UInt64).alias("u"))
-    # one multi-key sort: by group, then time (and the lowest step at equal times)
-    needs_s = not exclusive and not spec.strict and spec.order == "ordered"
-    key = ((pl.col("ts") - lo_us) * (1 << bits) + pl.col("s")) if needs_s else pl.col("ts")
-    df = df.sort([pl.col("g"), key], maintain_order=True)
+    # one multi-key sort: by group, then time
+    ties = _tie_mode(spec)
+    df = df.sort([pl.col("g"), pl.col("ts")], maintain_order=True)
     same_g = pl.col("g") == pl.col("g").shift(1)
     collision = df.select((same_g & (pl.col("_h") != pl.col("_h").shift(1))).any()).item()
     if collision:
@@ -329,20 +328,28 @@ def _prepared(
             else pl.col("user_id").rank("dense").cast(pl.UInt64).alias("g"),
         )
         df = raw.drop(group).with_columns(ranks)
-        df = df.sort([pl.col("g"), key], maintain_order=True)
+        df = df.sort([pl.col("g"), pl.col("ts")], maintain_order=True)
     df = df.drop("_h")
     if not spec.hold:
         df = df.with_columns(pl.col("g").alias("u"))
     rid = pl.int_range(pl.len(), dtype=pl.Int64)
     run_start = (pl.col("g") != pl.col("g").shift(1)) | (pl.col("ts") != pl.col("ts").shift(1))
     starts = pl.when(run_start.fill_null(True)).then(rid)
-    if spec.strict:  # the first event at a later instant
+    if spec.strict or ties:  # the first event at a later instant
         nxt = starts.shift(-1).fill_null(strategy="backward").fill_null(pl.len().cast(pl.Int64))
-    elif exclusive:  # any event at the same instant or later (it cannot be a used one)
+    else:  # any event at the same instant or later (it cannot be a used one)
         nxt = starts.fill_null(strategy="forward")
-    else:  # a later event in the (ts, lowest step) order: a distinct event
-        nxt = rid + 1
     df = df.with_columns(rid.alias("rid"), nxt.alias("nxt"))
+    if ties:  # per instant of a group, how many events match each set of step filters
+        instant = run_start.fill_null(True).cum_sum()
+        df = df.with_columns(
+            pl.any_horizontal(*[f"m{i}" for i in steps])
+            .cast(pl.Int32)
+            .sum()
+            .over(instant)
+            .alias(f"h{n}")
+            for n, steps in enumerate(_tie_sets(spec))
+        )
     if spec.order == "any":
         df = df.with_columns(starts.fill_null(strategy="forward").alias("tie"))
     return df, user_ids
@@ -360,20 +367,93 @@ class Chains:
     user_ids: pl.Series
 
 
-def _step_join(cur: pl.DataFrame, ev: pl.DataFrame, i: int, key: str) -> pl.DataFrame:
-    """Each chain's earliest step-``i`` event from rid ``key`` on: adds ``t{i}``, ``_nxt``."""
+def _tie_mode(spec: FunnelSpec) -> bool:
+    """Ordered, not strict, and an event may match several steps: equal-timestamp
+    events are then assigned to steps by matching (see :func:`_tie_sets`)."""
+    return spec.order == "ordered" and not spec.strict and not _exclusive(spec)
+
+
+def _tie_sets(spec: FunnelSpec) -> list[list[int]]:
+    """Sets of steps whose neighbourhoods bound a matching at one instant (Hall).
+
+    Steps with the same event name and filter match the same events; for every
+    non-empty set ``F`` of distinct filters of one event name, the steps using a filter
+    of ``F``. Steps ``p..q`` can take distinct events of one instant iff, for each such
+    set, the events matching one of its steps are at least its steps in ``p..q``.
+    """
+    filters: dict[str, list[str]] = {}
+    key_of = []
+    for s in spec.steps:
+        key = "" if s.where is None else str(s.where)
+        if key not in filters.setdefault(s.event, []):
+            filters[s.event].append(key)
+        key_of.append((s.event, key))
+    out = []
+    for event, keys in filters.items():
+        for mask in range(1, 1 << len(keys)):
+            chosen = {(event, keys[b]) for b in range(len(keys)) if mask >> b & 1}
+            out.append([i for i, kf in enumerate(key_of) if kf in chosen])
+    return out
+
+
+def _reach_at_instant(spec: FunnelSpec, p: int) -> pl.Expr:
+    """On an event row, the last step ``q`` such that steps ``p..q`` can take distinct
+    events of the row's instant (``h{n}`` counts; the row matches step ``p``)."""
+    k = len(spec.steps)
+    bounds = []
+    for n, steps in enumerate(_tie_sets(spec)):
+        later = [s for s in steps if s >= p]
+        if not later:
+            continue
+        # with c matching events, the (c+1)-th of these steps cannot be served
+        e = pl.lit(k - 1, dtype=pl.Int32)
+        for c in reversed(range(len(later))):
+            e = (
+                pl.when(pl.col(f"h{n}") == c)
+                .then(pl.lit(later[c] - 1, dtype=pl.Int32))
+                .otherwise(e)
+            )
+        bounds.append(e)
+    return pl.min_horizontal(bounds)
+
+
+def _step_join(
+    cur: pl.DataFrame, ev: pl.DataFrame, spec: FunnelSpec, i: int, key: str, prev: str
+) -> pl.DataFrame:
+    """Each chain's earliest step-``i`` event: adds ``t{i}``, ``_nxt`` (and ``_E``).
+
+    The event is searched from rid ``key`` on. In tie mode (:func:`_tie_mode`) a chain
+    also carries ``E``, the last step it can serve at its current instant ``prev``
+    (with events other than those its earlier steps at that instant took); step
+    ``i <= E`` stays at that instant, otherwise the chain moves to the first step-``i``
+    event at a later instant (``key`` is then that instant's end) and ``_E`` is
+    recomputed there. Without tie mode ``_E`` is absent.
+    """
+    ties = "E" in cur.columns
     right = ev.filter(_matches(ev, i)).select(
         pl.col("g").alias("_g"),
         pl.col("rid").alias("_r"),
         pl.col("ts").alias(f"t{i}"),
         pl.col("nxt").alias("_nxt"),
+        *([_reach_at_instant(spec, i).alias("_E")] if ties else []),
     )
-    # rows are ordered by (group, ts[, step]): the first row at or after `key` is the
+    # rows are ordered by (group, ts): the first row at or after `key` is the
     # earliest allowed event when it belongs to the same group
+    out = cur.join_asof(
+        right, left_on=key, right_on="_r", strategy="forward", check_sortedness=False
+    )
+    if not ties:
+        return out.filter(pl.col("_g") == pl.col("g")).drop("_g", "_r")
+    stay = pl.col("E") >= i
     return (
-        cur.join_asof(right, left_on=key, right_on="_r", strategy="forward", check_sortedness=False)
-        .filter(pl.col("_g") == pl.col("g"))
+        out.filter(stay | (pl.col("_g") == pl.col("g")))
+        .with_columns(
+            pl.when(stay).then(pl.col(prev)).otherwise(pl.col(f"t{i}")).alias(f"t{i}"),
+            pl.when(stay).then(pl.col(key)).otherwise(pl.col("_nxt")).alias("_nxt"),
+            pl.when(stay).then(pl.col("E")).otherwise(pl.col("_E")).alias("_E"),
+        )
         .drop("_g", "_r")
+        .sort("_nxt")
     )
 
 
@@ -396,30 +476,45 @@ def _no_exclusion(cur: pl.DataFrame, ev: pl.DataFrame, n: int, ta: str, tb: str)
     )
 
 
-def _clean_spans(ev: pl.DataFrame, n: int, a: int, b: int) -> pl.DataFrame:
+def _clean_spans(ev: pl.DataFrame, spec: FunnelSpec, n: int, a: int, b: int) -> pl.DataFrame:
     """For every step-``a`` event: its greedy sub-chain to step ``b`` when no
-    exclusion-``n`` event lies strictly inside it (``_g, _r, t{b}, _nxt``, by rid)."""
+    exclusion-``n`` event lies strictly inside it (``_g, _r, t{b}, _nxt[, _E]``, by rid)."""
+    ties = _tie_mode(spec)
     c = ev.filter(_matches(ev, a)).select(
-        "g", "u", pl.col("rid").alias("_ra"), pl.col("ts").alias("_ta"), "nxt"
+        "g",
+        "u",
+        pl.col("rid").alias("_ra"),
+        pl.col("ts").alias(f"t{a}"),
+        "nxt",
+        *([_reach_at_instant(spec, a).alias("E")] if ties else []),
     )
     for j in range(a + 1, b + 1):
-        c = _step_join(c, ev, j, "nxt").drop("nxt").rename({"_nxt": "nxt"})
-        if j < b:
-            c = c.drop(f"t{j}")
-    c = _no_exclusion(c, ev, n, "_ta", f"t{b}")
+        c = _step_join(c, ev, spec, j, "nxt", f"t{j - 1}").drop("nxt").rename({"_nxt": "nxt"})
+        if ties:
+            c = c.drop("E").rename({"_E": "E"})
+        if j - 1 > a:
+            c = c.drop(f"t{j - 1}")
+    c = _no_exclusion(c, ev, n, f"t{a}", f"t{b}")
     return c.select(
-        pl.col("g").alias("_g"), pl.col("_ra").alias("_r"), f"t{b}", pl.col("nxt").alias("_nxt")
+        pl.col("g").alias("_g"),
+        pl.col("_ra").alias("_r"),
+        f"t{b}",
+        pl.col("nxt").alias("_nxt"),
+        *([pl.col("E").alias("_E")] if ties else []),
     ).sort("_r")
 
 
 def _ordered_chains(ev: pl.DataFrame, spec: FunnelSpec) -> list[pl.DataFrame]:
     to_us = _epoch_us(spec.end)
     k = len(spec.steps)
+    ties = _tie_mode(spec)
     excl_at: dict[int, list[tuple[int, int]]] = {}
     for n, x in enumerate(spec.exclusions):
         excl_at.setdefault(x.between[1], []).append((n, x.between[0]))
     # exclusions from step 0 check the chain; later ones re-anchor it (see _clean_spans)
     needed_n = {a - 1 for lst in excl_at.values() for _, a in lst if a > 0}
+    # in tie mode, step a may share step a-1's instant: the unanchored chain is tried first
+    needed_t = {a for lst in excl_at.values() for _, a in lst if a > 0} if ties else set()
     cur = ev.filter(_matches(ev, 0) & (pl.col("ts") < to_us)).select(
         "g",
         "u",
@@ -427,17 +522,18 @@ def _ordered_chains(ev: pl.DataFrame, spec: FunnelSpec) -> list[pl.DataFrame]:
         pl.col("ts").alias("t0"),
         "nxt",
         *([pl.col("nxt").alias("n0")] if 0 in needed_n else []),
+        *([_reach_at_instant(spec, 0).alias("E")] if ties else []),
     )
     out = [cur.select("u", "r0", "t0", pl.col("t0").alias("t_end"))]
     for i in range(1, k):
         within = pl.col(f"t{i}") - pl.col("t0") <= spec.window_us
-        cur = _step_join(cur, ev, i, "nxt").filter(within)
+        cur = _step_join(cur, ev, spec, i, "nxt", f"t{i - 1}").filter(within)
         resorted = False
         for n, a in sorted(excl_at.get(i, []), key=lambda e: -e[1]):
             if a > 0:  # the first clean span from step a that starts after step a-1
-                spans = _clean_spans(ev, n, a, i)
-                cur = (
-                    cur.drop(f"t{i}", "_nxt")
+                spans = _clean_spans(ev, spec, n, a, i)
+                moved = (
+                    cur.drop(f"t{i}", "_nxt", *(["_E"] if ties else []))
                     .sort(f"n{a - 1}")
                     .join_asof(
                         spans,
@@ -449,19 +545,29 @@ def _ordered_chains(ev: pl.DataFrame, spec: FunnelSpec) -> list[pl.DataFrame]:
                     .filter((pl.col("_g") == pl.col("g")) & within)
                     .drop("_g", "_r")
                 )
+                if ties:  # keep the unanchored chain where it is clean
+                    clean = _no_exclusion(cur, ev, n, f"t{a}", f"t{i}")
+                    dirty = cur.join(clean.select("r0", "t0"), on=["r0", "t0"], how="anti")
+                    moved = moved.join(dirty.select("r0", "t0"), on=["r0", "t0"], how="semi")
+                    cur = pl.concat([clean, moved.select(clean.columns)])
+                else:
+                    cur = moved
             else:
                 cur = _no_exclusion(cur, ev, n, "t0", f"t{i}")
             resorted = True
         keep_n = [f"n{j}" for j in range(i) if j in needed_n]
+        keep_t = [f"t{j}" for j in range(1, i) if j in needed_t]
         cur = cur.select(
             "g",
             "u",
             "r0",
             "t0",
+            *keep_t,
             f"t{i}",
             *keep_n,
             pl.col("_nxt").alias("nxt"),
             *([pl.col("_nxt").alias(f"n{i}")] if i in needed_n else []),
+            *([pl.col("_E").alias("E")] if ties else []),
         )
         if resorted:
             cur = cur.sort("nxt")
