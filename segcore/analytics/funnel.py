@@ -576,50 +576,62 @@ def _ordered_chains(ev: pl.DataFrame, spec: FunnelSpec) -> list[pl.DataFrame]:
 
 
 def _any_order_chains(ev: pl.DataFrame, spec: FunnelSpec) -> list[pl.DataFrame]:
+    """Any order: from every instant ``t0`` of a step event in range, the least ``T``
+    such that steps ``1..i`` take distinct events of ``[t0, T]``.
+
+    By Hall's theorem (events of different names never compete, and steps with the
+    same filter have the same events), steps ``1..i`` fit in ``[t0, T]`` iff for each
+    set ``F`` of :func:`_tie_sets`, the events at or after ``t0`` matching a step of
+    ``F`` include ``c`` = its steps among ``1..i`` up to ``T``: ``T`` is the largest
+    time of such a ``c``-th event. A fitting set that avoids ``t0`` can swap in an event
+    at ``t0`` matching one of steps ``1..i``, so ``t0`` is the earliest event when the
+    start row matches one of them.
+    """
     k = len(spec.steps)
     starts = ev.filter((pl.col("s") < k) & (pl.col("ts") < _epoch_us(spec.end))).select(
         "g", "u", pl.col("orig").alias("r0"), pl.col("ts").alias("t0"), "tie", "s"
     )
-    seen: dict[tuple[str, str], int] = {}
-    for i, step in enumerate(spec.steps):
-        # the c-th of identical steps needs the c-th matching event (distinct events)
-        same = (step.event, "" if step.where is None else str(step.where))
-        c = seen[same] = seen.get(same, 0) + 1
-        right = ev.filter(_matches(ev, i)).select(
-            pl.col("g").alias("_g"), pl.col("rid").alias("_r"), pl.col("ts").alias(f"f{i}")
+    sets = _tie_sets(spec) if not _exclusive(spec) else [[i] for i in range(k)]
+    for n, steps in enumerate(sets):
+        right = (
+            ev.filter(pl.any_horizontal(*[_matches(ev, i) for i in steps]))
+            .select(pl.col("g").alias("_g"), pl.col("rid").alias("_r"), pl.col("ts").alias("_t"))
+            .with_row_index("_p")
         )
-        if c == 1:
-            starts = starts.join_asof(
-                right, left_on="tie", right_on="_r", strategy="forward", check_sortedness=False
-            )
-        else:
-            right = right.with_row_index("_p")
+        # the position of the first such event at or after t0, then the c-th one
+        starts = starts.join_asof(
+            right.select("_r", "_p"),
+            left_on="tie",
+            right_on="_r",
+            strategy="forward",
+            check_sortedness=False,
+        ).drop("_r")
+        for c in range(1, len(steps) + 1):
             starts = (
-                starts.join_asof(
-                    right.select("_r", "_p"),
-                    left_on="tie",
-                    right_on="_r",
-                    strategy="forward",
-                    check_sortedness=False,
+                starts.with_columns((pl.col("_p") + (c - 1)).alias("_q"))
+                .join(
+                    right.drop("_r"), left_on="_q", right_on="_p", how="left", maintain_order="left"
                 )
-                .with_columns(pl.col("_p") + (c - 1))
-                .join(right.drop("_r"), on="_p", how="left", maintain_order="left")
-                .drop("_p")
+                .with_columns(
+                    pl.when(pl.col("_g") == pl.col("g")).then(pl.col("_t")).alias(f"f{n}_{c}")
+                )
+                .drop("_q", "_g", "_t")
             )
-        inside = (pl.col("_g") == pl.col("g")) & (pl.col(f"f{i}") - pl.col("t0") <= spec.window_us)
-        starts = starts.with_columns(pl.when(inside).then(pl.col(f"f{i}")).alias(f"f{i}")).drop(
-            "_g", "_r"
-        )
+        starts = starts.drop("_p")
     out = []
     for i in range(k):
-        ok = pl.all_horizontal([pl.col(f"f{j}").is_not_null() for j in range(i + 1)]) & (
-            pl.col("s") <= i
+        needed = [
+            f"f{n}_{sum(1 for j in steps if j <= i)}"
+            for n, steps in enumerate(sets)
+            if steps[0] <= i
+        ]
+        end = pl.max_horizontal(needed)
+        ok = (
+            pl.all_horizontal([pl.col(c).is_not_null() for c in needed])
+            & (end - pl.col("t0") <= spec.window_us)
+            & (pl.col("s") <= i)
         )
-        out.append(
-            starts.filter(ok).select(
-                "u", "r0", "t0", pl.max_horizontal([f"f{j}" for j in range(i + 1)]).alias("t_end")
-            )
-        )
+        out.append(starts.filter(ok).select("u", "r0", "t0", end.alias("t_end")))
     return out
 
 
