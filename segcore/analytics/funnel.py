@@ -7,26 +7,33 @@ range of days ``from..to`` (instants ``[from, to)``, ``to`` = end of the last da
 A user's *level* is the largest j such that there are j distinct events e1..ej,
 ei matching Si, with ``ts(e1) <= ... <= ts(ej)`` (``strict``: ``<``), ``ts(e1)`` in
 ``[from, to)`` and ``ts(ej) - ts(e1) <= W``. Only events with ``from <= ts < to + W``
-are read. Step i counts the users of level >= i.
+are read. Step i counts the users of level >= i. *Distinct* means different stored
+rows (two identical rows are two events; one row never serves two steps); nothing
+orders events of the same instant, so any of them may serve any step in any order
+(``strict`` allows at most one step per instant).
 
 Algorithm. Ordered funnels of distinct step events without exclusions (the common
 case) take one latest-start pass (:func:`latest_start_users`): per step, one
 backward ``join_asof`` by user over events the cache keeps in time order. Every other
-funnel builds chains (:func:`chains`): every step-1 event in ``[from, to)`` starts a chain; each next step takes
-the earliest matching event after the previous one (greedy-earliest is optimal for
-a fixed start), found with a forward ``join_asof`` on a global event order; a chain
-stops when the window is exceeded. A user reaches step i when some chain does.
+funnel builds chains (:func:`chains`): every step-1 event in ``[from, to)`` starts a
+chain; each next step takes the earliest allowed event (greedy-earliest is optimal
+for a fixed start), found with a forward ``join_asof`` on a global event order; a
+chain stops when the window is exceeded. A user reaches step i when some chain does.
 Rows are grouped per user (a 64-bit hash, collisions detected and handled) and
 ordered by time, so one forward ``join_asof`` per step finds every chain's next event.
 
-With mutually exclusive steps (all event names differ) the next step may be any
-event at the same instant or later, and the result equals ClickHouse's
-``windowFunnel(W)``. When steps share an event name, events are ordered by
-``(ts, lowest step they match)`` and the next step takes a later event in that order
-(so two equal-timestamp events can serve two steps); if equal-timestamp events each
-match several steps, that order decides which serves which. ``strict`` takes the next
-event at a later instant; this equals ``windowFunnel(W, 'strict_increase')`` except
-where ClickHouse loses a chain: it keeps only the newest chain per step, so with
+Equal instants. With mutually exclusive steps (all event names differ) no event can
+serve two steps, so the next step may be any event at the same instant or later; the
+result equals ClickHouse's ``windowFunnel(W)``. When steps share an event name
+(*tie mode*, :func:`_tie_mode`), a chain at instant t that entered it at step p can
+also serve steps p..q at t while those steps can take distinct events of t (a
+bipartite matching, decided per instant by Hall counts, :func:`_tie_sets`); the
+first step it cannot serve moves to the first matching event at a later instant.
+Serving as many steps as possible at each instant is optimal. ClickHouse's
+``windowFunnel`` differs here: one row may satisfy two conditions (``a@1, c@2, a@2``
+with steps ``a, c, a`` is level 3 there, 2 here). ``strict`` takes the next event at
+a later instant; this equals ``windowFunnel(W, 'strict_increase')`` except where
+ClickHouse loses a chain: it keeps only the newest chain per step, so with
 ``a@1, a@2, b@2, c@3`` it reports level 1 while ``a@1 < b@2 < c@3`` is a strict chain
 (level 3 here, as the definition says).
 
@@ -36,14 +43,15 @@ Options
   indexes, default first and last step). A chain is disqualified from step j on
   when an exclusion event lies strictly between its step-i and step-j events. For
   i = 0 the entry's earliest chain is checked; for i > 0 the chain is re-anchored on
-  the first step-i event (after its step i-1) whose earliest sub-chain to step j is
-  clean. Exact when the exclusion spans share no step (otherwise each span is
+  the first step-i event (after its step i-1; in tie mode the unanchored chain, whose
+  step i may share step i-1's instant, is kept when clean) whose earliest sub-chain to
+  step j is clean. An exclusion event at the instant of step i or j is not between
+  them. Exact when the exclusion spans share no step (otherwise each span is
   re-anchored on its own).
-- ``order="any"``: a user's level is the largest j such that events matching
-  S1..Sj (one per step) all fall in some interval ``[t, t + W]`` whose earliest
-  event (``ts = t``) is in ``[from, to)``. Exact for mutually exclusive steps and for
-  repeated identical steps (the c-th copy takes the c-th matching event); with other
-  overlapping filters one event may serve two steps.
+- ``order="any"``: a user's level is the largest j such that j distinct events,
+  one matching each of S1..Sj, all fall in some interval ``[t, t + W]`` whose earliest
+  of them (``ts = t``) is in ``[from, to)``; equal instants need no order. Exact for
+  any filters (Hall counts per set of overlapping steps, :func:`_any_order_chains`).
 - ``hold``: a property that every event of a chain shares (NULL never matches).
 - Time to convert: per user and step, the shortest qualifying chain from its
   first event to that step's event (any order: to the last of steps 1..i).
@@ -341,14 +349,23 @@ def _prepared(
         nxt = starts.fill_null(strategy="forward")
     df = df.with_columns(rid.alias("rid"), nxt.alias("nxt"))
     if ties:  # per instant of a group, how many events match each set of step filters
-        instant = run_start.fill_null(True).cum_sum()
-        df = df.with_columns(
-            pl.any_horizontal(*[f"m{i}" for i in steps])
-            .cast(pl.Int32)
-            .sum()
-            .over(instant)
-            .alias(f"h{n}")
-            for n, steps in enumerate(_tie_sets(spec))
+        sets = _tie_sets(spec)
+        hits = [pl.any_horizontal(*[f"m{i}" for i in steps]).cast(pl.Int32) for steps in sets]
+        first = starts.fill_null(strategy="forward")
+        # an instant's rows are rids first .. nxt - 1: a difference of cumulative counts
+        df = (
+            df.with_columns(
+                first.alias("_f"), *[h.cum_sum().alias(f"h{n}") for n, h in enumerate(hits)]
+            )
+            .with_columns(
+                (
+                    pl.col(f"h{n}").gather(pl.col("nxt") - 1)
+                    - pl.col(f"h{n}").gather("_f")
+                    + h.gather("_f")
+                ).alias(f"h{n}")
+                for n, h in enumerate(hits)
+            )
+            .drop("_f")
         )
     if spec.order == "any":
         df = df.with_columns(starts.fill_null(strategy="forward").alias("tie"))
@@ -598,19 +615,24 @@ def _any_order_chains(ev: pl.DataFrame, spec: FunnelSpec) -> list[pl.DataFrame]:
             .select(pl.col("g").alias("_g"), pl.col("rid").alias("_r"), pl.col("ts").alias("_t"))
             .with_row_index("_p")
         )
-        # the position of the first such event at or after t0, then the c-th one
+        # the first such event at or after t0 (its position, for the c-th one)
         starts = starts.join_asof(
-            right.select("_r", "_p"),
+            right.select("_r", "_p", "_g", "_t"),
             left_on="tie",
             right_on="_r",
             strategy="forward",
             check_sortedness=False,
-        ).drop("_r")
-        for c in range(1, len(steps) + 1):
+        ).with_columns(pl.when(pl.col("_g") == pl.col("g")).then(pl.col("_t")).alias(f"f{n}_1"))
+        starts = starts.drop("_r", "_g", "_t")
+        for c in range(2, len(steps) + 1):
             starts = (
                 starts.with_columns((pl.col("_p") + (c - 1)).alias("_q"))
                 .join(
-                    right.drop("_r"), left_on="_q", right_on="_p", how="left", maintain_order="left"
+                    right.drop("_r"),
+                    left_on="_q",
+                    right_on="_p",
+                    how="left",
+                    maintain_order="left",
                 )
                 .with_columns(
                     pl.when(pl.col("_g") == pl.col("g")).then(pl.col("_t")).alias(f"f{n}_{c}")
