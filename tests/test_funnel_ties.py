@@ -268,6 +268,10 @@ def cases() -> list[Case]:
             )
         if k >= 3:
             out.append(Case(steps, 6, exclusions=((1, 2),), label=f"{label} excl 1-2"))
+            out.append(Case(steps, 6, hold=True, exclusions=((1, k - 1),), label=f"{label} hx"))
+        if k >= 4:  # two spans that share no step
+            out.append(Case(steps, 6, exclusions=((0, 1), (2, 3)), label=f"{label} excl 0-1,2-3"))
+        out.append(Case(steps, 1, True, hold=True, label=f"{label} strict hold"))
     return out
 
 
@@ -294,13 +298,12 @@ def _by_user(frames: list[pl.DataFrame]) -> list[dict[str, float]]:
     return [dict(zip(f["user_id"], f["seconds"], strict=True)) for f in frames]
 
 
-def _methods(store: Store, case: Case) -> list[str]:
-    spec = make_spec(
-        store, case.seg_steps(), f"{case.window_h}h", FROM, TO, case.strict, **case.options()
-    )
-    from segcore.analytics.funnel import _latest_start_eligible  # noqa: PLC2701 (test)
-
-    return ["chains", "latest_start"] if _latest_start_eligible(spec) else ["chains"]
+def _methods(case: Case) -> list[str]:
+    """Both methods where the latest-start pass applies (ordered, distinct step events,
+    no exclusions: the definition in docs/analytics.md), else chains only."""
+    distinct = len({e for e, _ in case.steps}) == len(case.steps)
+    fast = distinct and not case.any_order and not case.exclusions
+    return ["chains", "latest_start"] if fast else ["chains"]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.label for c in CASES])
@@ -310,7 +313,7 @@ def test_every_path_matches_the_definition(world, case: Case) -> None:
     k = len(case.steps)
     window = f"{case.window_h}h"
     spec = make_spec(store, case.seg_steps(), window, FROM, TO, case.strict, **case.options())
-    for method in _methods(store, case):
+    for method in _methods(case):
         got = _by_user(reached(store, spec, method=method))
         for i in range(k):
             assert got[i] == want.seconds[i], (method, i + 1, _diff(got[i], want.seconds[i]))
@@ -404,3 +407,32 @@ def test_issue_13_ties_with_one_event_in_two_steps(tmp_path: Path) -> None:
     }
     levels = _by_user(reached(store, make_spec(store, ["a", "c", "a"], "1d", FROM, FROM)))
     assert levels[2] == {"u2": 60.0} and levels[1]["u3"] == 0.0
+
+
+@pytest.mark.parametrize("window_h", [0, 3])
+@pytest.mark.parametrize("label", ["abc", "ab"])
+def test_clickhouse_agrees_where_definitions_coincide(world, label: str, window_h: int) -> None:
+    # distinct step events, not strict: windowFunnel's definition is the same, ties included
+    store, history = world
+    case = Case(STEP_SETS[label], window_h)
+    want = expected(history, case)
+    levels = {u: sum(u in s for s in want.seconds) for u in history}
+    names = [e for e, _ in case.steps]
+    hi = f"toDateTime64('{TO} 00:00:00', 6, 'UTC') + toIntervalDay(1)"
+    conds = [f"event = '{names[0]}' AND ts < {hi}"] + [f"event = '{e}'" for e in names[1:]]
+    path = store.home / "events" / "part-1.parquet"
+    import chdb
+
+    sql = f"""
+        SELECT user_id, windowFunnel({window_h * HOUR})(
+            toUInt64(toUnixTimestamp64Micro(ts)), {", ".join(conds)}) AS level
+        FROM file('{path}', Parquet)
+        WHERE ts >= toDateTime64('{FROM} 00:00:00', 6, 'UTC')
+          AND ts < {hi} + toIntervalHour({window_h})
+        GROUP BY user_id FORMAT CSV"""
+    got = {
+        line.split(",")[0].strip('"'): int(line.split(",")[1])
+        for line in chdb.query(sql).bytes().decode().split()
+    }
+    assert {u: v for u, v in got.items() if v} == {u: v for u, v in levels.items() if v}
+    assert max(levels.values()) == len(names)
