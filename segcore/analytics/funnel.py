@@ -264,13 +264,16 @@ def _exclusive(spec: FunnelSpec) -> bool:
 def _prepared(
     store, spec: FunnelSpec, users: pl.DataFrame | None
 ) -> tuple[pl.DataFrame, pl.Series]:
-    """Relevant events sorted by ``(chain group, ts[, lowest step])``, and the user ids.
+    """Relevant events sorted by ``(chain group, ts)``, and the user ids.
 
     The frame holds: orig (row in the user-id series), u (user key), g (chain group:
     user, or user and held value), ts (Int64 us), s (lowest step matched; k for
     exclusion-only rows), m0.. (only when steps overlap), x0.., rid (row number),
-    nxt (the rid from which the next step may be searched) and, for any order, tie
-    (first rid of the same instant in the group).
+    nxt (the rid from which the next step may be searched: the first of a later
+    instant when ``strict`` or in tie mode, else the first of the same instant), for
+    any order tie (first rid of the same instant in the group) and, in tie mode
+    (:func:`_tie_mode`), h0.. (per :func:`_tie_sets` set, the events of the row's
+    instant in its group that match one of the set's steps).
 
     ``u`` and ``g`` are 64-bit hashes; a second independent 64-bit hash detects a
     collision (adjacent rows with the same key but different values), and then dense
@@ -279,8 +282,7 @@ def _prepared(
     k = len(spec.steps)
     lo_us = _epoch_us(spec.start)
     hi = spec.end + spec.window
-    bits = k.bit_length()
-    if (_epoch_us(hi) - lo_us) >> (62 - bits):
+    if (_epoch_us(hi) - lo_us) >> 62:
         raise UsageError("the funnel range and window are too long")
     exclusive = _exclusive(spec)
     step_m = [
@@ -398,10 +400,11 @@ def _tie_sets(spec: FunnelSpec) -> list[list[int]]:
     of ``F``. Steps ``p..q`` can take distinct events of one instant iff, for each such
     set, the events matching one of its steps are at least its steps in ``p..q``.
     """
-    filters: dict[str, list[str]] = {}
+    filters: dict[str, list[Any]] = {}
     key_of = []
     for s in spec.steps:
-        key = "" if s.where is None else str(s.where)
+        # an expression's text may be abbreviated: compare serialized expressions
+        key = s.where.meta.serialize() if isinstance(s.where, pl.Expr) else s.where
         if key not in filters.setdefault(s.event, []):
             filters[s.event].append(key)
         key_of.append((s.event, key))
