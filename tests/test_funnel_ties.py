@@ -28,6 +28,7 @@ from segcore.analytics.funnel import (
     make_spec,
     reached,
 )
+from segcore.errors import UsageError
 from segcore.store import Store
 
 UTC = dt.timezone.utc
@@ -447,3 +448,21 @@ def test_filters_that_print_alike_stay_apart(tmp_path: Path) -> None:
     store = write_store(tmp_path, {"u1": [Ev(t, "a", 2), Ev(t, "a", 2)]})
     steps = [{"event": "a", "where": one}, {"event": "a", "where": two}]
     assert [s["users"] for s in funnel(store, steps, "1h", FROM, FROM)["steps"]] == [1, 0]
+
+
+def test_many_filters_on_one_event(tmp_path: Path) -> None:
+    # a path of 16 page views with disjoint filters needs one count per filter
+    t = BASE_US + 10 * HOUR
+    history = {"u1": [Ev(t + (i // 2) * HOUR, "a", i) for i in range(16)]}
+    history["u2"] = [Ev(t, "a", i) for i in range(16)]  # all at one instant: any order
+    history["u3"] = [Ev(t + (15 - i) * HOUR // 60, "a", i) for i in range(16)]  # reversed
+    store = write_store(tmp_path, history)
+    steps = [{"event": "a", "where": pl.col("p") == i} for i in range(16)]
+    r = funnel(store, steps, "1d", FROM, FROM)
+    assert [s["users"] for s in r["steps"]] == [3] + [2] * 15
+    assert r["steps"][15]["median_seconds_from_first"] == 7 * 3600 / 2
+    # nested filters overlap pairwise: the matching checks grow as 2^n, a clear error
+    nested = [{"event": "a", "where": pl.col("p") >= i} for i in range(13)]
+    with pytest.raises(UsageError, match="event 'a' have too many overlapping filters"):
+        funnel(store, nested, "1d", FROM, FROM)
+    assert [s["users"] for s in funnel(store, nested[:8], "1d", FROM, FROM)["steps"]] == [3] * 8

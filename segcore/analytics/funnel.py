@@ -263,8 +263,9 @@ def _exclusive(spec: FunnelSpec) -> bool:
 
 def _prepared(
     store, spec: FunnelSpec, users: pl.DataFrame | None
-) -> tuple[pl.DataFrame, pl.Series]:
-    """Relevant events sorted by ``(chain group, ts)``, and the user ids.
+) -> tuple[pl.DataFrame, pl.Series, list[list[int]]]:
+    """Relevant events sorted by ``(chain group, ts)``, the user ids and the step sets
+    of :func:`_tie_sets` (one per step when steps are exclusive).
 
     The frame holds: orig (row in the user-id series), u (user key), g (chain group:
     user, or user and held value), ts (Int64 us), s (lowest step matched; k for
@@ -350,8 +351,10 @@ def _prepared(
     else:  # any event at the same instant or later (it cannot be a used one)
         nxt = starts.fill_null(strategy="forward")
     df = df.with_columns(rid.alias("rid"), nxt.alias("nxt"))
+    sets = [[i] for i in range(k)]
+    if not exclusive:
+        sets = _tie_sets(spec, df.select(f"m{i}" for i in range(k)).unique().iter_rows())
     if ties:  # per instant of a group, how many events match each set of step filters
-        sets = _tie_sets(spec)
         hits = [pl.any_horizontal(*[f"m{i}" for i in steps]).cast(pl.Int32) for steps in sets]
         first = starts.fill_null(strategy="forward")
         # an instant's rows are rids first .. nxt - 1: a difference of cumulative counts
@@ -371,7 +374,7 @@ def _prepared(
         )
     if spec.order == "any":
         df = df.with_columns(starts.fill_null(strategy="forward").alias("tie"))
-    return df, user_ids
+    return df, user_ids, sets
 
 
 def _matches(ev: pl.DataFrame, i: int) -> pl.Expr:
@@ -392,36 +395,57 @@ def _tie_mode(spec: FunnelSpec) -> bool:
     return spec.order == "ordered" and not spec.strict and not _exclusive(spec)
 
 
-def _tie_sets(spec: FunnelSpec) -> list[list[int]]:
-    """Sets of steps whose neighbourhoods bound a matching at one instant (Hall).
+MAX_TIE_SETS = 4096
 
-    Steps with the same event name and filter match the same events; for every
-    non-empty set ``F`` of distinct filters of one event name, the steps using a filter
-    of ``F``. Steps ``p..q`` can take distinct events of one instant iff, for each such
-    set, the events matching one of its steps are at least its steps in ``p..q``.
+
+def _tie_sets(spec: FunnelSpec, observed: Iterable[Sequence[bool]]) -> list[list[int]]:
+    """Sets of steps whose neighbourhoods bound a matching of steps to events (Hall).
+
+    Steps with the same event name and filter match the same events. For a set ``F``
+    of filters of one event name, take the steps using a filter of ``F``: steps
+    ``p..q`` can take distinct events of a group (one instant, or a window) iff, for
+    every such set, the events matching one of its steps are at least its steps in
+    ``p..q``. ``F`` need only range over sets connected by events matching two of
+    their filters (``observed``: the distinct per-event step matches), since counts
+    of unconnected parts add up; disjoint filters give one set per filter.
     """
     filters: dict[str, list[Any]] = {}
-    key_of = []
+    node_of = []
     for s in spec.steps:
         # an expression's text may be abbreviated: compare serialized expressions
         key = s.where.meta.serialize() if isinstance(s.where, pl.Expr) else s.where
-        if key not in filters.setdefault(s.event, []):
-            filters[s.event].append(key)
-        key_of.append((s.event, key))
-    out = []
-    for event, keys in filters.items():
-        for mask in range(1, 1 << len(keys)):
-            chosen = {(event, keys[b]) for b in range(len(keys)) if mask >> b & 1}
-            out.append([i for i, kf in enumerate(key_of) if kf in chosen])
-    return out
+        keys = filters.setdefault(s.event, [])
+        if key not in keys:
+            keys.append(key)
+        node_of.append((s.event, keys.index(key)))
+    near: dict[tuple[str, int], set[tuple[str, int]]] = {n: set() for n in node_of}
+    for row in observed:
+        hit = {node_of[i] for i, m in enumerate(row) if m}
+        for n in hit:
+            near[n] |= hit - {n}
+    found: set[frozenset] = set()
+    todo = [frozenset([n]) for n in near]
+    while todo:  # connected sets, grown one neighbour at a time
+        f = todo.pop()
+        if f in found:
+            continue
+        found.add(f)
+        if len(found) > MAX_TIE_SETS:
+            event = next(iter(f))[0]
+            raise UsageError(
+                f"the funnel steps on event {event!r} have too many overlapping filters "
+                f"(more than {MAX_TIE_SETS} combinations to check)"
+            )
+        todo.extend(f | {m} for n in f for m in near[n] - f)
+    return sorted([i for i, n in enumerate(node_of) if n in f] for f in found)
 
 
-def _reach_at_instant(spec: FunnelSpec, p: int) -> pl.Expr:
+def _reach_at_instant(sets: list[list[int]], k: int, p: int) -> pl.Expr:
     """On an event row, the last step ``q`` such that steps ``p..q`` can take distinct
-    events of the row's instant (``h{n}`` counts; the row matches step ``p``)."""
-    k = len(spec.steps)
+    events of the row's instant (``h{n}`` counts per set of :func:`_tie_sets`; the row
+    matches step ``p``)."""
     bounds = []
-    for n, steps in enumerate(_tie_sets(spec)):
+    for n, steps in enumerate(sets):
         later = [s for s in steps if s >= p]
         if not later:
             continue
@@ -438,7 +462,13 @@ def _reach_at_instant(spec: FunnelSpec, p: int) -> pl.Expr:
 
 
 def _step_join(
-    cur: pl.DataFrame, ev: pl.DataFrame, spec: FunnelSpec, i: int, key: str, prev: str
+    cur: pl.DataFrame,
+    ev: pl.DataFrame,
+    spec: FunnelSpec,
+    sets: list[list[int]],
+    i: int,
+    key: str,
+    prev: str,
 ) -> pl.DataFrame:
     """Each chain's earliest step-``i`` event: adds ``t{i}``, ``_nxt`` (and ``_E``).
 
@@ -455,7 +485,7 @@ def _step_join(
         pl.col("rid").alias("_r"),
         pl.col("ts").alias(f"t{i}"),
         pl.col("nxt").alias("_nxt"),
-        *([_reach_at_instant(spec, i).alias("_E")] if ties else []),
+        *([_reach_at_instant(sets, len(spec.steps), i).alias("_E")] if ties else []),
     )
     # rows are ordered by (group, ts): the first row at or after `key` is the
     # earliest allowed event when it belongs to the same group
@@ -496,7 +526,9 @@ def _no_exclusion(cur: pl.DataFrame, ev: pl.DataFrame, n: int, ta: str, tb: str)
     )
 
 
-def _clean_spans(ev: pl.DataFrame, spec: FunnelSpec, n: int, a: int, b: int) -> pl.DataFrame:
+def _clean_spans(
+    ev: pl.DataFrame, spec: FunnelSpec, sets: list[list[int]], n: int, a: int, b: int
+) -> pl.DataFrame:
     """For every step-``a`` event: its greedy sub-chain to step ``b`` when no
     exclusion-``n`` event lies strictly inside it (``_g, _r, t{b}, _nxt[, _E]``, by rid)."""
     ties = _tie_mode(spec)
@@ -506,10 +538,10 @@ def _clean_spans(ev: pl.DataFrame, spec: FunnelSpec, n: int, a: int, b: int) -> 
         pl.col("rid").alias("_ra"),
         pl.col("ts").alias(f"t{a}"),
         "nxt",
-        *([_reach_at_instant(spec, a).alias("E")] if ties else []),
+        *([_reach_at_instant(sets, len(spec.steps), a).alias("E")] if ties else []),
     )
     for j in range(a + 1, b + 1):
-        c = _step_join(c, ev, spec, j, "nxt", f"t{j - 1}").drop("nxt").rename({"_nxt": "nxt"})
+        c = _step_join(c, ev, spec, sets, j, "nxt", f"t{j - 1}").drop("nxt").rename({"_nxt": "nxt"})
         if ties:
             c = c.drop("E").rename({"_E": "E"})
         if j - 1 > a:
@@ -524,7 +556,9 @@ def _clean_spans(ev: pl.DataFrame, spec: FunnelSpec, n: int, a: int, b: int) -> 
     ).sort("_r")
 
 
-def _ordered_chains(ev: pl.DataFrame, spec: FunnelSpec) -> list[pl.DataFrame]:
+def _ordered_chains(
+    ev: pl.DataFrame, spec: FunnelSpec, sets: list[list[int]]
+) -> list[pl.DataFrame]:
     to_us = _epoch_us(spec.end)
     k = len(spec.steps)
     ties = _tie_mode(spec)
@@ -542,16 +576,16 @@ def _ordered_chains(ev: pl.DataFrame, spec: FunnelSpec) -> list[pl.DataFrame]:
         pl.col("ts").alias("t0"),
         "nxt",
         *([pl.col("nxt").alias("n0")] if 0 in needed_n else []),
-        *([_reach_at_instant(spec, 0).alias("E")] if ties else []),
+        *([_reach_at_instant(sets, len(spec.steps), 0).alias("E")] if ties else []),
     )
     out = [cur.select("u", "r0", "t0", pl.col("t0").alias("t_end"))]
     for i in range(1, k):
         within = pl.col(f"t{i}") - pl.col("t0") <= spec.window_us
-        cur = _step_join(cur, ev, spec, i, "nxt", f"t{i - 1}").filter(within)
+        cur = _step_join(cur, ev, spec, sets, i, "nxt", f"t{i - 1}").filter(within)
         resorted = False
         for n, a in sorted(excl_at.get(i, []), key=lambda e: -e[1]):
             if a > 0:  # the first clean span from step a that starts after step a-1
-                spans = _clean_spans(ev, spec, n, a, i)
+                spans = _clean_spans(ev, spec, sets, n, a, i)
                 moved = (
                     cur.drop(f"t{i}", "_nxt", *(["_E"] if ties else []))
                     .sort(f"n{a - 1}")
@@ -595,7 +629,9 @@ def _ordered_chains(ev: pl.DataFrame, spec: FunnelSpec) -> list[pl.DataFrame]:
     return out
 
 
-def _any_order_chains(ev: pl.DataFrame, spec: FunnelSpec) -> list[pl.DataFrame]:
+def _any_order_chains(
+    ev: pl.DataFrame, spec: FunnelSpec, sets: list[list[int]]
+) -> list[pl.DataFrame]:
     """Any order: from every instant ``t0`` of a step event in range, the least ``T``
     such that steps ``1..i`` take distinct events of ``[t0, T]``.
 
@@ -611,7 +647,6 @@ def _any_order_chains(ev: pl.DataFrame, spec: FunnelSpec) -> list[pl.DataFrame]:
     starts = ev.filter((pl.col("s") < k) & (pl.col("ts") < _epoch_us(spec.end))).select(
         "g", "u", pl.col("orig").alias("r0"), pl.col("ts").alias("t0"), "tie", "s"
     )
-    sets = _tie_sets(spec) if not _exclusive(spec) else [[i] for i in range(k)]
     for n, steps in enumerate(sets):
         right = (
             ev.filter(pl.any_horizontal(*[_matches(ev, i) for i in steps]))
@@ -662,8 +697,9 @@ def _any_order_chains(ev: pl.DataFrame, spec: FunnelSpec) -> list[pl.DataFrame]:
 
 def chains(store, spec: FunnelSpec, users: pl.DataFrame | None = None) -> Chains:
     """Per step, the qualifying chains of :func:`funnel` (see the module docstring)."""
-    ev, user_ids = _prepared(store, spec, users)
-    frames = _any_order_chains(ev, spec) if spec.order == "any" else _ordered_chains(ev, spec)
+    ev, user_ids, sets = _prepared(store, spec, users)
+    build = _any_order_chains if spec.order == "any" else _ordered_chains
+    frames = build(ev, spec, sets)
     return Chains(frames, user_ids)
 
 
