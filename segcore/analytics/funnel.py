@@ -30,8 +30,8 @@ also serve steps p..q at t while those steps can take distinct events of t (a
 bipartite matching, decided per instant by Hall counts, :func:`_tie_sets`); the
 first step it cannot serve moves to the first matching event at a later instant.
 Serving as many steps as possible at each instant is optimal. ClickHouse's
-``windowFunnel`` differs here: one row may satisfy two conditions (``a@1, c@2, a@2``
-with steps ``a, c, a`` is level 3 there, 2 here). ``strict`` takes the next event at
+``windowFunnel`` differs here: one row may satisfy two conditions (``c@1, a@1`` with
+steps ``a, c, a`` is level 3 there, 2 here). ``strict`` takes the next event at
 a later instant; this equals ``windowFunnel(W, 'strict_increase')`` except where
 ClickHouse loses a chain: it keeps only the newest chain per step, so with
 ``a@1, a@2, b@2, c@3`` it reports level 1 while ``a@1 < b@2 < c@3`` is a strict chain
