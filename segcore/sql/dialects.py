@@ -64,7 +64,9 @@ def polars_type_name(dt_: pl.DataType) -> str:
 
 
 def typed_null(name: str, d: str) -> exp.Expression:
-    """``CAST(NULL AS <type>)``."""
+    """``CAST(NULL AS <type>)`` (ClickHouse lists: ``[]``, with a NULL flag beside it)."""
+    if name == "list" and d == "clickhouse":
+        return _fn("emptyArrayString")
     return exp.Cast(this=exp.null(), to=dtype(name, d))
 
 
