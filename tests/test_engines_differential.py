@@ -1003,10 +1003,21 @@ def _grid_store(tiny, seed: int):
                     f"g{i:02d}",
                     r.choice(["a", "b", "c"]),
                     ts,
-                    {"n": r.choice([None, 1, 2, 5]), "k": r.choice([None, "x", "y"])},
+                    {
+                        "n": r.choice([None, 1, 2, 5]),
+                        "k": r.choice([None, "x", "y"]),
+                        "l": r.choice([None, [], ["x"], ["x", None], [None]]),
+                    },
                 )
             )
-    users = [{"user_id": f"g{i:02d}", "tier": r.choice([None, 1, 2, 3])} for i in range(0, 34, 2)]
+    users = [
+        {
+            "user_id": f"g{i:02d}",
+            "tier": r.choice([None, 1, 2, 3]),
+            "labs": r.choice([None, [], ["x"], ["y", None], ["x", "y"]]),
+        }
+        for i in range(0, 34, 2)
+    ]
     return tiny(events=events, users=users)
 
 
@@ -1034,7 +1045,19 @@ def _grid_rules(seed: int, n: int) -> list[str]:
                 f", until => now() - interval '{r.choice(durations)}'",
             ]
         )
-        where = r.choice(["", ", where => n >= 2", ", where => k = 'x'", ", where => k IS NULL"])
+        where = r.choice(
+            [
+                "",
+                ", where => n >= 2",
+                ", where => k = 'x'",
+                ", where => k IS NULL",
+                ", where => has(l, 'x')",
+                ", where => NOT has(l, 'x')",
+                ", where => l IS NULL",
+                ", where => length(l) = 0",
+                ", where => has(l, k)",
+            ]
+        )
         term = r.choice(
             [
                 f"did('{e}'{win}{where})",
@@ -1049,7 +1072,16 @@ def _grid_rules(seed: int, n: int) -> list[str]:
             ]
         )
         if r.random() < 0.3:
-            term = r.choice([f"NOT {term}", f"{term} OR tier = 2", f"{term} AND tier IS NULL"])
+            term = r.choice(
+                [
+                    f"NOT {term}",
+                    f"{term} OR tier = 2",
+                    f"{term} AND tier IS NULL",
+                    f"{term} OR NOT has(labs, 'x')",
+                    f"{term} AND labs IS NULL",
+                    f"NOT ({term} OR length(labs) = 0)",
+                ]
+            )
         out.append(term)
     return out
 
