@@ -937,6 +937,12 @@ def test_clickhouse_null_list_flags_in_the_sql(tiny):
     sql = compile_sql(store, "tags IS NULL", dialect="clickhouse", as_of="2026-01-01")
     assert "_row_number IN (" in sql and ".cache/list-nulls/" in sql
     assert run_sql(sql, "clickhouse")["user_id"].to_list() == ["ghost", "none"]
+    # a store folder where the cache cannot be written: the companion goes to a temp folder
+    blocked = _lists(tiny)
+    (blocked.home / ".cache").write_text("not a folder")
+    sql = compile_sql(blocked, "tags IS NULL", dialect="clickhouse", as_of="2026-01-01")
+    assert "segcore-list-nulls/" in sql
+    assert run_sql(sql, "clickhouse")["user_id"].to_list() == ["ghost", "none"]
     plain = tiny(users=[{"user_id": "a", "tags": ["x"]}, {"user_id": "b", "tags": []}])
     sql = compile_sql(plain, "length(tags) = 0", dialect="clickhouse", as_of="2026-01-01")
     assert "_row_number" not in sql

@@ -47,7 +47,10 @@ def null_rows_file(home: Path, f: Path, column: str) -> Path | None:
         return None
     digest = hashlib.sha1(repr((*_key(f), column)).encode()).hexdigest()[:24]
     name = f"{digest}.parquet"
-    folders = (Path(home) / ".cache" / "list-nulls", Path(tempfile.gettempdir()) / "segcore-list-nulls")
+    folders = (
+        Path(home) / ".cache" / "list-nulls",
+        Path(tempfile.gettempdir()) / "segcore-list-nulls",
+    )
     for folder in folders:
         target = folder / name
         if target.exists():
@@ -64,6 +67,6 @@ def null_rows_file(home: Path, f: Path, column: str) -> Path | None:
             )
             write_parquet_atomic(rows, target)
             return target.resolve()
-        except OSError:
+        except (OSError, StoreError):
             continue  # a read-only store: the temporary folder
     raise StoreError(f"cannot write the list-NULL companion of {f} (no writable folder)")
