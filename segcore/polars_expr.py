@@ -117,8 +117,8 @@ def _(node: Call, ctx: Ctx) -> pl.Expr:
         return args[0].str.starts_with(args[1])
     if n == "ends_with":
         return args[0].str.ends_with(args[1])
-    if n == "has":
-        return args[0].list.contains(args[1])
+    if n == "has":  # a NULL value gives NULL (list.contains would match NULL elements)
+        return pl.when(args[1].is_not_null()).then(args[0].list.contains(args[1]))
     if n == "coalesce":
         typ = ctx.typ(node)
         parts = [as_timestamp(e, ctx.typ(a)) if typ == "timestamp" else e

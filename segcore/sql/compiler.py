@@ -36,6 +36,7 @@ from segcore.evaluate import (
 )
 from segcore.polars_expr import Ctx, to_expr
 from segcore.sql import dialects as D
+from segcore.sql.list_nulls import ROW, null_rows_file
 from segcore.store import Store
 from segcore.timeutil import UTC, today_at
 from segcore.tree import (
@@ -116,6 +117,11 @@ def _aliased(source: exp.Expression, alias: str) -> exp.Expression:
     return exp.Subquery(this=src, alias=exp.TableAlias(this=exp.to_identifier(alias)))
 
 
+def null_flag(name: str) -> str:
+    """ClickHouse: the companion column that is TRUE where list column ``name`` is NULL."""
+    return f"sc_null_{name}"
+
+
 def _is_constant(node: Node) -> bool:
     return all(
         isinstance(n, _FOLDABLE) and not (isinstance(n, Call) and n.name == "has")
@@ -177,18 +183,31 @@ class Compiler:
         columns: dict[str, str],
         unified: dict[str, pl.DataType],
     ) -> exp.Expression:
-        """A table (or subquery) with at least ``columns`` (name -> rule type)."""
+        """A table (or subquery) with at least ``columns`` (name -> rule type).
+
+        On ClickHouse, each list column ``c`` comes with its NULL flag ``null_flag(c)``
+        (ClickHouse has no NULL arrays): FALSE over a named table, where a list cannot
+        be NULL; over Parquet files, the file's ``_row_number`` is among the rows whose
+        list is NULL (``segcore.sql.list_nulls``).
+        """
+        lists = [c for c, t in columns.items() if t == "list"] if self.d == "clickhouse" else []
         if table is not None:
-            return D.table_name(table)
+            if not lists:
+                return D.table_name(table)
+            flags = [exp.alias_(exp.false(), ident(null_flag(c))) for c in lists]
+            return exp.select(exp.Star(), *flags).from_(D.table_name(table))
         if not files:
             sel = exp.select(
-                *[exp.alias_(D.typed_null(t, self.d), ident(c)) for c, t in columns.items()]
+                *[exp.alias_(D.typed_null(t, self.d), ident(c)) for c, t in columns.items()],
+                *[exp.alias_(exp.true(), ident(null_flag(c))) for c in lists],
             )
             return sel.where(exp.false())
         if self.d == "duckdb":
             return D.parquet_table(files, self.d)
-        if len(files) == 1 and all(
-            self._file_schema(files[0]).get(c) == unified.get(c) for c in columns
+        if (
+            len(files) == 1
+            and not lists
+            and all(self._file_schema(files[0]).get(c) == unified.get(c) for c in columns)
         ):
             return D.parquet_table(files, self.d)
         parts = []
@@ -203,11 +222,23 @@ class Compiler:
                 else:
                     value = col(c)
                 cols.append(exp.alias_(value, ident(c)))
+            for c in lists:
+                cols.append(exp.alias_(self._null_rows(f, c, c in have), ident(null_flag(c))))
             parts.append(exp.select(*cols).from_(D.parquet_table([f], self.d)))
         out = parts[0]
         for p in parts[1:]:
             out = exp.union(out, p, distinct=False)
         return out
+
+    def _null_rows(self, f: Path, c: str, present: bool) -> exp.Expression:
+        """ClickHouse: whether a row of Parquet file ``f`` holds a NULL list ``c``."""
+        if not present:
+            return exp.true()
+        rows = null_rows_file(self.store.home, f, c)
+        if rows is None:
+            return exp.false()
+        ids = exp.select(exp.column(ROW)).from_(D.parquet_table([rows], self.d))
+        return exp.In(this=exp.column("_row_number"), query=ids.subquery(copy=False))
 
     def events(self, props: set[str] = frozenset()) -> exp.Expression:
         """The events source with user_id, event, ts and ``props``."""
@@ -406,7 +437,10 @@ class Compiler:
         return _not(out) if node.negated else out
 
     def v_IsNull(self, node: IsNull, scope, env) -> exp.Expression:
-        out = exp.Is(this=_paren(self.value(node.arg, scope, env)), expression=exp.null())
+        if self.d == "clickhouse" and self.typ(node.arg, scope) == "list":
+            out = self._list(node.arg, scope, env)[1]
+        else:
+            out = exp.Is(this=_paren(self.value(node.arg, scope, env)), expression=exp.null())
         return _not(out) if node.negated else out
 
     def v_IsBool(self, node: IsBool, scope, env) -> exp.Expression:
@@ -432,14 +466,16 @@ class Compiler:
             return self.T_lit()
         if n == "today":
             return D.date_literal(today_at(self.T), self.d)
+        if n in ("has", "length") and self.typ(node.args[0], scope) in ("list", "null"):
+            return self._list_call(node, scope, env)
+        if n == "coalesce" and self.d == "clickhouse" and self.typ(node, scope) == "list":
+            return self._list(node, scope, env)[0]
         args = [self.value(a, scope, env) for a in node.args]
         if n == "lower":
             return D.lower(args[0], self.d)
         if n == "upper":
             return D.upper(args[0], self.d)
         if n == "length":
-            if self.typ(node.args[0], scope) == "list":
-                return self._list_guard(node.args[0], D.list_length(args[0], self.d), scope)
             return D.str_length(args[0], self.d)
         if n == "contains":
             return D.contains(args[0], args[1], self.d)
@@ -447,20 +483,70 @@ class Compiler:
             return exp.StartsWith(this=args[0], expression=args[1])
         if n == "ends_with":
             return exp.EndsWith(this=args[0], expression=args[1])
-        if n == "has":
-            return self._list_guard(node.args[0], D.list_contains(args[0], args[1], self.d), scope)
         if n == "coalesce":
             if self.typ(node, scope) == "timestamp":
                 args = [self._ts(a, scope, env) for a in node.args]
             return exp.Coalesce(this=args[0], expressions=args[1:])
         raise RuleError(f"unknown function {n}")
 
-    def _list_guard(self, arg: Node, e: exp.Expression, scope: str) -> exp.Expression:
-        """ClickHouse has no NULL lists: a user without a users row gets NULL, not []."""
-        if self.d != "clickhouse" or scope != "user":
-            return e
-        missing = exp.Is(this=col("user_id", "a"), expression=exp.null())
-        return exp.Case(ifs=[exp.If(this=missing, true=exp.null())], default=e)
+    def _ch_list(self, name: str, scope: str) -> bool:
+        """Whether column ``name`` is a list read on ClickHouse (it has a NULL flag)."""
+        cols = self.schema.users if scope == "user" else self.schema.events
+        return self.d == "clickhouse" and cols.get(name) == "list"
+
+    def _list(self, node: Node, scope, env) -> tuple[exp.Expression, exp.Expression]:
+        """ClickHouse: a list value as (array, is-NULL flag); ClickHouse has no NULL arrays."""
+        t = self.typ(node, scope)
+        if t == "null":
+            return exp.Anonymous(this="emptyArrayString", expressions=[]), exp.true()
+        if isinstance(node, Col):
+            if scope == "user":  # users without a users row (LEFT JOIN): a NULL flag
+                flag = exp.Coalesce(this=col(null_flag(node.name), "a"), expressions=[exp.true()])
+            else:
+                flag = col(null_flag(node.name))
+            return self.value(node, scope, env), flag
+        if isinstance(node, Call) and node.name == "coalesce":
+            pairs = [self._list(a, scope, env) for a in node.args]
+            arr = exp.Case(
+                ifs=[exp.If(this=_not(n), true=a) for a, n in pairs],
+                default=exp.Anonymous(this="emptyArrayString", expressions=[]),
+            )
+            return arr, _and([exp.paren(n, copy=False) for _, n in pairs])
+        raise RuleError(f"{type(node).__name__} cannot be a list in ClickHouse SQL")
+
+    def _list_call(self, node: Call, scope, env) -> exp.Expression:
+        """``has(list, v)`` and ``length(list)`` with the NULL rules of docs/rules.md:
+        a NULL list or value gives NULL, NULL elements are counted and never match."""
+        typ = "bool" if node.name == "has" else "int"
+        if any(self.typ(a, scope) == "null" for a in node.args):
+            return D.typed_null(typ, self.d)
+        if self.d == "clickhouse":
+            lst, is_null = self._list(node.args[0], scope, env)
+        else:
+            lst = self.value(node.args[0], scope, env)
+            is_null = exp.Is(this=lst.copy(), expression=exp.null())
+        if node.name == "length":
+            if self.d == "clickhouse":
+                return exp.Case(
+                    ifs=[exp.If(this=is_null, true=D.typed_null(typ, self.d))],
+                    default=exp.ArraySize(this=lst),
+                )
+            return D.list_length(lst, self.d)
+        v = self.value(node.args[1], scope, env)
+        test = D.list_contains(lst, v, self.d)
+        nulls: list[exp.Expression] = []
+        if self.d not in ("duckdb", "clickhouse"):  # a NULL element makes the test NULL
+            test = exp.Coalesce(this=test, expressions=[exp.false()])
+            nulls.append(is_null)
+        elif self.d == "clickhouse":
+            nulls.append(is_null)
+        if not isinstance(node.args[1], Lit):  # list_contains([], NULL) is FALSE
+            nulls.append(exp.Is(this=v.copy(), expression=exp.null()))
+        if not nulls:
+            return test
+        return exp.Case(
+            ifs=[exp.If(this=_or(nulls), true=D.typed_null(typ, self.d))], default=test
+        )
 
     # ------------------------------------------------------------------ behaviour
     def mask(
@@ -671,7 +757,8 @@ class Compiler:
             self.d == "clickhouse"
             and any(isinstance(n, Call) and n.name in ("has", "length") for n in tree.walk())
         ):
-            users = exp.select(*[col(c) for c in ["user_id", *attrs]]).from_(
+            flags = [col(null_flag(c)) for c in attrs if self._ch_list(c, "user")]
+            users = exp.select(*[col(c) for c in ["user_id", *attrs]], *flags).from_(
                 _aliased(self.users(attrs), "x")
             )
             sel = sel.join(
