@@ -36,6 +36,7 @@ from segcore.ingest.shape import (
 from segcore.ingest.validate import (
     KIND,
     REASON,
+    TS_RAW,
     cast_to,
     check_required,
     default_type,
@@ -55,7 +56,7 @@ from segcore.store import EVENT_ID, Store
 __all__ = ["ingest", "IngestError"]
 
 Progress = Callable[[float, str], None]
-_BOOKKEEPING = (*META, KIND, REASON, RAW, "__ts_raw")
+_BOOKKEEPING = (*META, KIND, REASON, RAW, TS_RAW)
 _IDS = {"user_id", "event", "event_id", "ts"}
 
 
@@ -121,8 +122,8 @@ def _write_rejects(bad: pl.DataFrame, target: Path) -> None:
         pl.col(REASON).alias("reason"),
     ]
     for c in data:  # ok-loop: one expression per column
-        if c == "ts" and "__ts_raw" in bad.columns:
-            cols.append(pl.col("__ts_raw").cast(pl.String).alias(c))
+        if c == "ts" and TS_RAW in bad.columns:
+            cols.append(pl.col(TS_RAW).cast(pl.String).alias(c))
         elif isinstance(bad.schema[c], pl.List):
             cols.append(pl.col(c).list.join(",").alias(c))
         else:

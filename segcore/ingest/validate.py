@@ -1,8 +1,9 @@
 """Per-row validation: required values, timestamps, and casts to the stored column types.
 
-Each row gets ``__kind`` (a short category for the summary line, e.g. ``no user_id``)
-and ``__reason`` (the detail for the error message and the rejects file), both NULL for
-a valid row. The first problem of a row wins.
+Each row gets :data:`KIND` (a short category for the summary line, e.g. ``no user_id``)
+and :data:`REASON` (the detail for the error message and the rejects file), both NULL for
+a valid row. The first problem of a row wins. Bookkeeping names start with a NUL
+character, so no column of an input file can collide with them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from segcore.errors import IngestError
 from segcore.ingest.readers import ERROR, FILE, LINE
 from segcore.ingest.timestamps import UTC_US, parse_timestamps
 
-KIND, REASON = "__kind", "__reason"
+KIND, REASON = "\x00kind", "\x00reason"
+TS_RAW = "\x00ts_raw"  # ``ts`` as read, for messages and the rejects file
+_NEW = "\x00new"  # a cast column before it replaces the original
 _TRUE = ("true", "t", "yes", "y", "1")
 _FALSE = ("false", "f", "no", "n", "0")
 
@@ -44,16 +47,16 @@ def check_required(df: pl.DataFrame, kind: str) -> pl.DataFrame:
         if isinstance(raw.dtype, pl.Duration | pl.Time):  # not instants: shown as text, refused
             raw = raw.dt.to_string()
         parsed = parse_timestamps(raw)
-        df = df.with_columns(parsed.alias("ts"), raw.alias("__ts_raw"))
-        missing = pl.col("__ts_raw").is_null()
+        df = df.with_columns(parsed.alias("ts"), raw.alias(TS_RAW))
+        missing = pl.col(TS_RAW).is_null()
         if raw.dtype == pl.String:
-            missing = missing | (pl.col("__ts_raw").str.strip_chars() == "")
+            missing = missing | (pl.col(TS_RAW).str.strip_chars() == "")
         df = _add(df, missing, "had no ts", pl.lit("no ts"))
         df = _add(
             df,
             pl.col("ts").is_null(),
             "had an unparseable ts",
-            pl.lit("unparseable ts ") + _show(pl.col("__ts_raw")),
+            pl.lit("unparseable ts ") + _show(pl.col(TS_RAW)),
         )
     return df
 
@@ -87,8 +90,10 @@ def _cast_expr(name: str, src: pl.DataType, target: pl.DataType) -> pl.Expr:
     if target.is_integer() and src.is_float():
         return pl.when(col == col.floor()).then(col.cast(target, strict=False))
     if target.is_integer() and src == pl.String:
-        num = col.str.strip_chars().cast(pl.Float64, strict=False)
-        return pl.when(num == num.floor()).then(num.cast(target, strict=False))
+        text = col.str.strip_chars()
+        num = text.cast(pl.Float64, strict=False)  # only for "6.0": digits are cast exactly
+        whole = pl.when(~text.str.contains(r"^[+-]?\d+$") & (num == num.floor()))
+        return pl.coalesce(text.cast(target, strict=False), whole.then(num.cast(target, strict=False)))
     if isinstance(target, pl.Datetime) and src == pl.Date:
         return col.cast(pl.Datetime(target.time_unit)).dt.replace_time_zone(target.time_zone)
     if isinstance(target, pl.List):
@@ -114,13 +119,13 @@ def cast_to(df: pl.DataFrame, targets: dict[str, pl.DataType]) -> pl.DataFrame:
             continue
         if isinstance(target, pl.Datetime) and src == pl.String:
             new = parse_timestamps(df[name]).cast(target)
-            df = df.with_columns(new.alias("__new"))
+            df = df.with_columns(new.alias(_NEW))
         else:
             try:
-                df = df.with_columns(_cast_expr(name, src, target).alias("__new"))
+                df = df.with_columns(_cast_expr(name, src, target).alias(_NEW))
             except pl.exceptions.PolarsError:
-                df = df.with_columns(pl.lit(None, dtype=target).alias("__new"))
-        bad = pl.col(name).is_not_null() & pl.col("__new").is_null()
+                df = df.with_columns(pl.lit(None, dtype=target).alias(_NEW))
+        bad = pl.col(name).is_not_null() & pl.col(_NEW).is_null()
         if src == pl.String:
             bad = bad & (pl.col(name).str.strip_chars() != "")
         df = _add(
@@ -131,7 +136,7 @@ def cast_to(df: pl.DataFrame, targets: dict[str, pl.DataType]) -> pl.DataFrame:
             + _show(pl.col(name))
             + pl.lit(f" is not {target}"),
         )
-        df = df.with_columns(pl.col("__new").alias(name)).drop("__new")
+        df = df.with_columns(pl.col(_NEW).alias(name)).drop(_NEW)
     return df
 
 
