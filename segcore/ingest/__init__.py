@@ -23,6 +23,9 @@ import polars as pl
 
 from segcore.errors import IngestError
 from segcore.fileio import atomic_path
+from segcore.ingest.derive import derive_columns, parse_derivation
+from segcore.ingest.inputs import expand_inputs
+from segcore.ingest.keys import identical_to_stored, ids_without_match, key_event_ids, parse_key
 from segcore.ingest.readers import FILE, LINE, META, RAW, detect_format, read_file
 from segcore.ingest.shape import (
     apply_mapping,
@@ -64,6 +67,15 @@ def _noop(fraction: float, message: str) -> None:
     return None
 
 
+def _trim(df: pl.DataFrame) -> pl.DataFrame:
+    """``--trim``: text values without surrounding spaces; a blank value becomes NULL."""
+    text = [c for c, t in df.schema.items() if t == pl.String and c not in _BOOKKEEPING]
+    if not text:
+        return df
+    stripped = pl.col(text).str.strip_chars()
+    return df.with_columns(pl.when(stripped != "").then(stripped).name.keep())
+
+
 def _read_all(
     store: Store,
     kind: str,
@@ -73,28 +85,38 @@ def _read_all(
     event: str | None,
     encoding: str,
     report: Progress,
+    trim: bool = False,
+    derive: Sequence[str] = (),
 ) -> tuple[pl.DataFrame, dict[str, str], int]:
     """Read, shape and check every file; the rows, ``file -> 'line'|'row'``, ignored lines."""
     frames, units, ignored = [], {}, 0
-    known = set(store.events_schema() if kind == "events" else store.users_schema())
+    stored = store.events_schema() if kind == "events" else store.users_schema()
+    known = set(stored)
+    derived = {parse_derivation(spec)[0] for spec in derive}
+    n = len(paths)
     for i, path in enumerate(paths):  # ok-loop: one pass per input file
-        report(0.6 * i / len(paths), f"reading {path.name}")
+        report(0.6 * i / n, f"reading file {i + 1:,} of {n:,}: {path.name}")
         fmt = detect_format(path, format)
         shown = str(path)
         df, units[shown] = read_file(path, fmt, encoding)
-        report(0.6 * (i + 0.5) / len(paths), f"checking {path.name}")
+        report(0.6 * (i + 0.5) / n, f"checking file {i + 1:,} of {n:,}: {path.name}")
         if fmt == "segment":
             df, skipped = segment_lines(df, kind, shown)
             ignored += skipped
         else:
             df = flatten(df, kind)
         df = apply_mapping(df, mapping, event, shown)
-        require(df, kind, shown)
-        df = normalise_ids(scalar_columns(df, kind, shown))
+        require(df, kind, shown, provided=derived)
+        df = scalar_columns(df, kind, shown)
+        if trim:
+            df = _trim(df)
+        df = normalise_ids(df)
         # stored columns are cast from the text itself, later
-        df = infer_csv_types(df, skip=_IDS | known, temporal_only=fmt != "csv")
-        frames.append(check_required(df, kind))
-    return pl.concat(frames, how="diagonal_relaxed"), units, ignored
+        frames.append(infer_csv_types(df, skip=_IDS | known, temporal_only=fmt != "csv"))
+    df = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+    if derive:
+        df = normalise_ids(derive_columns(df, derive, kind, _BOOKKEEPING, stored))
+    return check_required(df, kind), units, ignored
 
 
 def _targets(store: Store, kind: str, df: pl.DataFrame) -> tuple[dict[str, pl.DataType], list[str]]:
@@ -146,6 +168,9 @@ def ingest(
     rejects_path: str | Path | None = None,
     progress: Progress | None = None,
     encoding: str = "utf-8",
+    trim: bool = False,
+    derive: Sequence[str] = (),
+    key: str | Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Import event or user files into ``store``.
 
@@ -157,7 +182,9 @@ def ingest(
         ``"events"`` (appended, deduplicated by ``event_id``) or ``"users"`` (upserted
         by ``user_id``).
     files
-        Input files; all are validated before anything is written.
+        Input files, folders (every file below with a known extension) and glob
+        patterns (:mod:`segcore.ingest.inputs`); all are read and validated before
+        anything is written, in one write.
     format
         ``csv``, ``parquet``, ``ndjson`` or ``segment``; default from each extension.
     mapping
@@ -171,11 +198,21 @@ def ingest(
         Called with (fraction done, message).
     encoding
         Text encoding of CSV/NDJSON files (e.g. ``latin-1`` for old spreadsheet exports).
+    trim
+        Remove spaces around text values (every format). By default values are
+        stored exactly as written; only ids follow the id rule (:mod:`segcore.ids`).
+    derive
+        ``"NAME = EXPRESSION"`` derived columns (:mod:`segcore.ingest.derive`).
+    key
+        Events only: columns (``"InvoiceNo,StockCode"``) whose values make each
+        event's ``event_id`` (:mod:`segcore.ingest.keys`), so a re-import is skipped.
 
     Returns
     -------
     dict
         ``rows_read``, ``rows_imported``, ``rows_rejected``, ``duplicates_skipped``,
+        ``identical_rows`` (rows equal to stored events), ``user_ids`` and
+        ``user_ids_without_user`` (events) or ``users_without_events`` (users),
         ``new_columns``, ``files_written``, ``rejects_file``, ``summary`` and more.
 
     Raises
@@ -189,14 +226,22 @@ def ingest(
         raise IngestError("no input files given")
     if event is not None and kind != "events":
         raise IngestError("--event only applies to events")
+    key_columns = parse_key(key)
+    if key_columns and kind != "events":
+        raise IngestError("--key only applies to events (users are matched by user_id)")
+    derive = list(derive or ())
+    for spec in derive:  # ok-loop: a few --derive options, checked before reading
+        parse_derivation(spec)
     mapping = dict(mapping or {})
     bad_targets = [t for t in mapping if not t or not mapping[t]]
     if bad_targets:
         raise IngestError("a mapping needs TARGET=SOURCE with both names")
     report = progress or _noop
-    paths = [Path(f) for f in files]
+    paths = expand_inputs(files, format)
 
-    df, units, ignored = _read_all(store, kind, paths, format, mapping, event, encoding, report)
+    df, units, ignored = _read_all(
+        store, kind, paths, format, mapping, event, encoding, report, trim, derive
+    )
     report(0.6, "validating")
     targets, new_columns = _targets(store, kind, df)
     checked = cast_to(df, targets)
@@ -208,6 +253,8 @@ def ingest(
         raise_first(df, units)
     good = df.filter(pl.col(REASON).is_null()).drop([c for c in _BOOKKEEPING if c in df.columns])
     good = good.select([pl.col(c).cast(t) for c, t in targets.items()])
+    if key_columns:
+        good = key_event_ids(good, key_columns, mapping)
 
     folder = store.events_dir if kind == "events" else store.users_dir
     result: dict[str, Any] = {
@@ -217,6 +264,8 @@ def ingest(
         "rows_rejected": bad.height,
         "ignored_lines": ignored,
         "duplicates_skipped": 0,
+        "identical_rows": 0,
+        "key": key_columns or None,
         "new_columns": new_columns if good.height else [],
         "files_written": [],
         "rejects_file": None,
@@ -234,6 +283,9 @@ def ingest(
             report(0.7, "checking for duplicates" if kind == "events" else "merging users")
             prepare_dir(folder)
             if kind == "events":
+                report(0.72, "comparing with the stored events")
+                result["identical_rows"] = identical_to_stored(store, good)
+                imported_ids = good["user_id"]
                 if EVENT_ID not in good.columns:
                     good = good.with_columns(pl.lit(None, dtype=pl.String).alias(EVENT_ID))
                 good, dupes = dedup_events(store, good)
@@ -244,6 +296,8 @@ def ingest(
                 else:
                     result["new_columns"] = []
                 result["rows_imported"] = good.height
+                result["user_ids"] = imported_ids.n_unique()
+                result["user_ids_without_user"] = ids_without_match(store, kind, imported_ids)
             else:
                 users, inserted, updated = merge_users(store, good)
                 report(0.85, "writing users")
@@ -251,10 +305,15 @@ def ingest(
                 result["rows_imported"] = good.height
                 result["users_inserted"] = inserted
                 result["users_updated"] = updated
+                result["user_ids"] = good["user_id"].n_unique()
+                result["users_without_events"] = ids_without_match(store, kind, good["user_id"])
     else:
         result["rows_imported"] = 0
         if kind == "users":
             result["users_inserted"] = result["users_updated"] = 0
+            result["user_ids"] = result["users_without_events"] = 0
+        else:
+            result["user_ids"] = result["user_ids_without_user"] = 0
     result["summary"] = _summary(result, bad, total)
     report(1.0, "done")
     return result
@@ -269,13 +328,34 @@ def _summary(result: dict[str, Any], bad: pl.DataFrame, total: int) -> str:
             f"{result['users_inserted']:,} new users, {result['users_updated']:,} updated"
         )
     if result["duplicates_skipped"]:
-        extras.append(f"{result['duplicates_skipped']:,} duplicates skipped")
+        extras.append(f"{result['duplicates_skipped']:,} duplicate event ids skipped")
     if result["ignored_lines"]:
         extras.append(f"{result['ignored_lines']:,} lines of other types ignored")
     if result["new_columns"]:
         extras.append("new columns: " + ", ".join(result["new_columns"]))
     if extras:
         parts[0] += " (" + "; ".join(extras) + ")"
+    if len(result["files"]) > 1:
+        parts[0] += f" from {len(result['files']):,} files"
+    same = result["identical_rows"]
+    if same and kind == "events":
+        if result["key"] or result["duplicates_skipped"]:
+            parts.append(f"{same:,} rows are identical to rows already stored")
+        else:
+            parts.append(
+                f"{same:,} rows are identical to rows already stored and were imported "
+                "again; use --key to skip them"
+            )
+    if kind == "events" and result["user_ids"]:
+        parts.append(
+            f"{result['user_ids_without_user']:,} of {result['user_ids']:,} user ids "
+            "match no user"
+        )
+    elif kind == "users" and n:
+        parts.append(
+            f"{result['users_without_events']:,} of {result['user_ids']:,} imported users "
+            "have no events"
+        )
     if bad.height:
         parts.append(
             summary_line(bad, total) + f"; rejected rows written to {result['rejects_file']}"

@@ -35,7 +35,7 @@ META = (FILE, LINE, ERROR)
 
 FORMATS = ("csv", "parquet", "ndjson", "segment")
 MAX_JSON_DEPTH = 100  # polars' JSON reader crashes the process on very deep nesting
-_EXTENSIONS = {
+EXTENSIONS = {
     ".csv": "csv",
     ".tsv": "csv",
     ".parquet": "parquet",
@@ -52,7 +52,7 @@ def detect_format(path: Path, format: str | None) -> str:
         if format not in FORMATS:
             raise IngestError(f"unknown format {format!r}: use one of {', '.join(FORMATS)}")
         return format
-    fmt = _EXTENSIONS.get(path.suffix.lower())
+    fmt = EXTENSIONS.get(path.suffix.lower())
     if fmt is None:
         raise IngestError(
             f"{path}: cannot tell the format from the extension {path.suffix!r}; "

@@ -102,16 +102,18 @@ def apply_mapping(
     return df
 
 
-def require(df: pl.DataFrame, kind: str, shown: str) -> None:
-    """Refuse a file that lacks a required column."""
+def require(
+    df: pl.DataFrame, kind: str, shown: str, provided: set[str] | frozenset[str] = frozenset()
+) -> None:
+    """Refuse a file that lacks a required column (``provided``: derived later)."""
     needed = ["user_id", "event", "ts"] if kind == "events" else ["user_id"]
     for name in needed:  # ok-loop: three column names
-        if name not in df.columns:
+        if name not in df.columns and name not in provided:
             have = ", ".join(c for c in df.columns if c not in (*META, RAW))
             hint = " or --event NAME" if name == "event" else ""
             raise IngestError(
                 f"{shown}: missing required column {name!r} (columns: {have}); "
-                f"map one with --map {name}=COLUMN{hint}"
+                f"map one with --map {name}=COLUMN{hint} or derive it with --derive"
             )
 
 

@@ -72,7 +72,8 @@ def _compatible(src: pl.DataType, target: pl.DataType) -> bool:
     return isinstance(src, pl.List) and isinstance(target, pl.List)
 
 
-def _cast_expr(name: str, src: pl.DataType, target: pl.DataType) -> pl.Expr:
+def cast_expr(name: str, src: pl.DataType, target: pl.DataType) -> pl.Expr:
+    """Column ``name`` (of type ``src``) as ``target``; NULL where a value does not fit."""
     col = pl.col(name)
     if src == target:
         return col
@@ -122,7 +123,7 @@ def cast_to(df: pl.DataFrame, targets: dict[str, pl.DataType]) -> pl.DataFrame:
             df = df.with_columns(new.alias(_NEW))
         else:
             try:
-                df = df.with_columns(_cast_expr(name, src, target).alias(_NEW))
+                df = df.with_columns(cast_expr(name, src, target).alias(_NEW))
             except pl.exceptions.PolarsError:
                 df = df.with_columns(pl.lit(None, dtype=target).alias(_NEW))
         bad = pl.col(name).is_not_null() & pl.col(_NEW).is_null()
