@@ -43,6 +43,7 @@ from segcore.ingest.validate import (
     cast_to,
     check_required,
     default_type,
+    parse_ts,
     raise_first,
     summary_line,
 )
@@ -95,11 +96,12 @@ def _read_all(
     derived = {parse_derivation(spec)[0] for spec in derive}
     n = len(paths)
     for i, path in enumerate(paths):  # ok-loop: one pass per input file
-        report(0.6 * i / n, f"reading file {i + 1:,} of {n:,}: {path.name}")
+        of = f" (file {i + 1:,} of {n:,})" if n > 1 else ""
+        report(0.6 * i / n, f"reading {path.name}{of}")
         fmt = detect_format(path, format)
         shown = str(path)
         df, units[shown] = read_file(path, fmt, encoding)
-        report(0.6 * (i + 0.5) / n, f"checking file {i + 1:,} of {n:,}: {path.name}")
+        report(0.6 * (i + 0.5) / n, f"checking {path.name}{of}")
         if fmt == "segment":
             df, skipped = segment_lines(df, kind, shown)
             ignored += skipped
@@ -112,10 +114,15 @@ def _read_all(
             df = _trim(df)
         df = normalise_ids(df)
         # stored columns are cast from the text itself, later
-        frames.append(infer_csv_types(df, skip=_IDS | known, temporal_only=fmt != "csv"))
+        df = infer_csv_types(df, skip=_IDS | known, temporal_only=fmt != "csv")
+        if kind == "events" and "ts" in df.columns:  # each file's own timestamp layout
+            df = parse_ts(df)
+        frames.append(df)
     df = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
     if derive:
         df = normalise_ids(derive_columns(df, derive, kind, _BOOKKEEPING, stored))
+        if "ts" in derived and TS_RAW in df.columns:  # a derived ts is parsed afresh
+            df = df.drop(TS_RAW)
     return check_required(df, kind), units, ignored
 
 
@@ -137,7 +144,8 @@ def _targets(store: Store, kind: str, df: pl.DataFrame) -> tuple[dict[str, pl.Da
 
 def _write_rejects(bad: pl.DataFrame, target: Path) -> None:
     """The rejected rows as CSV: ``file, line, reason`` then the source columns as text."""
-    data = [c for c in bad.columns if c not in _BOOKKEEPING]
+    schema = bad.schema
+    data = [c for c in schema if c not in _BOOKKEEPING]
     cols = [
         pl.col(FILE).alias("file"),
         pl.col(LINE).alias("line"),
@@ -146,7 +154,7 @@ def _write_rejects(bad: pl.DataFrame, target: Path) -> None:
     for c in data:  # ok-loop: one expression per column
         if c == "ts" and TS_RAW in bad.columns:
             cols.append(pl.col(TS_RAW).cast(pl.String).alias(c))
-        elif isinstance(bad.schema[c], pl.List):
+        elif isinstance(schema[c], pl.List):
             cols.append(pl.col(c).list.join(",").alias(c))
         else:
             cols.append(pl.col(c).cast(pl.String).alias(c))
@@ -311,9 +319,9 @@ def ingest(
         result["rows_imported"] = 0
         if kind == "users":
             result["users_inserted"] = result["users_updated"] = 0
-            result["user_ids"] = result["users_without_events"] = 0
+            result["user_ids"], result["users_without_events"] = 0, None
         else:
-            result["user_ids"] = result["user_ids_without_user"] = 0
+            result["user_ids"], result["user_ids_without_user"] = 0, None
     result["summary"] = _summary(result, bad, total)
     report(1.0, "done")
     return result
@@ -328,7 +336,7 @@ def _summary(result: dict[str, Any], bad: pl.DataFrame, total: int) -> str:
             f"{result['users_inserted']:,} new users, {result['users_updated']:,} updated"
         )
     if result["duplicates_skipped"]:
-        extras.append(f"{result['duplicates_skipped']:,} duplicate event ids skipped")
+        extras.append(f"{result['duplicates_skipped']:,} duplicates skipped")
     if result["ignored_lines"]:
         extras.append(f"{result['ignored_lines']:,} lines of other types ignored")
     if result["new_columns"]:
@@ -346,18 +354,12 @@ def _summary(result: dict[str, Any], bad: pl.DataFrame, total: int) -> str:
                 f"{same:,} rows are identical to rows already stored and were imported "
                 "again; use --key to skip them"
             )
-    if kind == "events" and result["user_ids"]:
-        parts.append(
-            f"{result['user_ids_without_user']:,} of {result['user_ids']:,} user ids "
-            "match no user"
-        )
-    elif kind == "users" and n:
-        parts.append(
-            f"{result['users_without_events']:,} of {result['user_ids']:,} imported users "
-            "have no events"
-        )
     if bad.height:
         parts.append(
             summary_line(bad, total) + f"; rejected rows written to {result['rejects_file']}"
         )
+    unmatched = result.get("user_ids_without_user" if kind == "events" else "users_without_events")
+    if unmatched is not None and n:  # None: the store has no users (events) to match
+        what = "user ids match no user" if kind == "events" else "imported users have no events"
+        parts.append(f"{unmatched:,} of {result['user_ids']:,} {what}")
     return ". ".join(parts)

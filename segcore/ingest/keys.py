@@ -65,7 +65,8 @@ def identical_to_stored(store: Store, df: pl.DataFrame) -> int:
     cols = [c for c in df.columns if c != EVENT_ID]
     shared = [c for c in cols if c in stored_schema]
     new = [c for c in cols if c not in stored_schema]  # must be NULL to match
-    absent = [c for c in stored_schema if c not in df.columns and c != EVENT_ID]
+    have = set(cols)
+    absent = [c for c in stored_schema if c not in have and c != EVENT_ID]
     candidates = df.lazy()
     if new:
         candidates = candidates.filter(pl.all_horizontal(pl.col(new).is_null()))
@@ -78,13 +79,13 @@ def identical_to_stored(store: Store, df: pl.DataFrame) -> int:
     return int(matched.select(pl.len()).collect().item())
 
 
-def ids_without_match(store: Store, kind: str, ids: pl.Series) -> int:
+def ids_without_match(store: Store, kind: str, ids: pl.Series) -> int | None:
     """Of the distinct ``ids``: for events, how many match no stored user; for users,
-    how many have no stored event."""
+    how many have no stored event. None when the store has no users (events) at all."""
     ids = ids.drop_nulls().unique()
     files = store.user_files() if kind == "events" else store.event_files()
-    if not files or ids.is_empty():
-        return ids.len()
+    if not files:
+        return None
     other = store.scan_users() if kind == "events" else store.scan_events()
     known = other.select(pl.col("user_id").cast(pl.String)).unique()
     left = ids.rename("user_id").cast(pl.String).to_frame().lazy()

@@ -131,25 +131,27 @@ def infer_csv_types(
     """
     names = [
         c
-        for c in df.columns
-        if c not in skip and c not in (*META, RAW) and df.schema[c] == pl.String
+        for c, dtype in df.schema.items()
+        if c not in skip and c not in (*META, RAW) and dtype == pl.String
     ]
     if not names:
         return df
-    checks = []
-    for c in names:  # ok-loop: one set of expressions per column
-        s = pl.col(c)
-        for tag, pattern in _PATTERNS[_TEMPORAL if temporal_only else 0 :]:
-            checks.append((s.str.contains(pattern) | s.is_null()).all().alias(f"{c}\x00{tag}"))
-        checks.append(s.is_not_null().any().alias(f"{c}\x00any"))
-    flags = df.select(checks).row(0, named=True)
-    ints = [c for c in names if flags[f"{c}\x00any"] and flags.get(f"{c}\x00int")]
-    if ints:  # 64-bit or not: an integer too large for Int64 fails the cast
-        fits = df.select(
-            (pl.col(c).str.strip_chars().cast(pl.Int64, strict=False).null_count()
-             == pl.col(c).null_count()).alias(c)
-            for c in ints
-        ).row(0, named=True)
+    # one long column of (name, value): a fixed number of expressions, whatever the width
+    v = pl.col("v")
+    tags = [tag for tag, _ in _PATTERNS[_TEMPORAL if temporal_only else 0 :]]
+    checks = [
+        (v.str.contains(pattern) | v.is_null()).all().alias(tag)
+        for tag, pattern in _PATTERNS[_TEMPORAL if temporal_only else 0 :]
+    ]
+    if not temporal_only:  # 64-bit or not: an integer too large for Int64 fails the cast
+        int_nulls = v.str.strip_chars().cast(pl.Int64, strict=False).null_count()
+        checks.append((int_nulls == v.null_count()).alias("fits"))
+    checks.append(v.is_not_null().any().alias("any"))
+    long = df.select(names).unpivot(variable_name="c", value_name="v")
+    found = long.group_by("c").agg(checks)
+    rows = {r["c"]: r for r in found.iter_rows(named=True)}  # ok-loop: one row per column
+    flags = {f"{c}\x00{tag}": rows[c][tag] for c in names for tag in (*tags, "any")}
+    fits = {c: rows[c].get("fits", False) for c in names}
     casts = []
     for c in names:  # ok-loop: one cast per column
         if not flags[f"{c}\x00any"]:

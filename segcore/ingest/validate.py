@@ -16,7 +16,6 @@ from segcore.ingest.timestamps import UTC_US, parse_timestamps
 
 KIND, REASON = "\x00kind", "\x00reason"
 TS_RAW = "\x00ts_raw"  # ``ts`` as read, for messages and the rejects file
-_NEW = "\x00new"  # a cast column before it replaces the original
 _TRUE = ("true", "t", "yes", "y", "1")
 _FALSE = ("false", "f", "no", "n", "0")
 
@@ -34,6 +33,17 @@ def _add(df: pl.DataFrame, cond: pl.Expr, kind: str, reason: pl.Expr) -> pl.Data
     )
 
 
+def parse_ts(df: pl.DataFrame) -> pl.DataFrame:
+    """``ts`` parsed to UTC (NULL where it cannot be), the value as read in :data:`TS_RAW`.
+
+    Done per file, before files of different formats are put together.
+    """
+    raw = df["ts"]
+    if isinstance(raw.dtype, pl.Duration | pl.Time):  # not instants: shown as text, refused
+        raw = raw.dt.to_string()
+    return df.with_columns(parse_timestamps(raw).alias("ts"), raw.alias(TS_RAW))
+
+
 def check_required(df: pl.DataFrame, kind: str) -> pl.DataFrame:
     """Broken lines, missing ids/names, unparseable ``ts`` (which gets parsed here)."""
     df = df.with_columns(
@@ -43,13 +53,10 @@ def check_required(df: pl.DataFrame, kind: str) -> pl.DataFrame:
     df = _add(df, pl.col("user_id").is_null(), "had no user_id", pl.lit("no user_id"))
     if kind == "events":
         df = _add(df, pl.col("event").is_null(), "had no event name", pl.lit("no event name"))
-        raw = df["ts"]
-        if isinstance(raw.dtype, pl.Duration | pl.Time):  # not instants: shown as text, refused
-            raw = raw.dt.to_string()
-        parsed = parse_timestamps(raw)
-        df = df.with_columns(parsed.alias("ts"), raw.alias(TS_RAW))
+        if TS_RAW not in df.columns:
+            df = parse_ts(df)
         missing = pl.col(TS_RAW).is_null()
-        if raw.dtype == pl.String:
+        if df.schema[TS_RAW] == pl.String:
             missing = missing | (pl.col(TS_RAW).str.strip_chars() == "")
         df = _add(df, missing, "had no ts", pl.lit("no ts"))
         df = _add(
@@ -107,38 +114,59 @@ def cast_expr(name: str, src: pl.DataType, target: pl.DataType) -> pl.Expr:
         return pl.lit(None, dtype=target)
 
 
+def _casts(df: pl.DataFrame, exprs: dict[str, pl.Expr],
+           dtypes: dict[str, pl.DataType]) -> pl.DataFrame:
+    """Evaluate ``name -> cast`` in one pass; a cast Polars cannot run gives NULLs."""
+    try:
+        return df.select(e.alias(n) for n, e in exprs.items())
+    except pl.exceptions.PolarsError:  # rare: find the casts that fail, one by one
+        cols = []
+        for n, e in exprs.items():  # ok-loop: error path, one select per column
+            try:
+                cols.append(df.select(e.alias(n)).to_series())
+            except pl.exceptions.PolarsError:
+                cols.append(pl.Series(n, [None] * df.height, dtype=dtypes[n]))
+        return pl.DataFrame(cols)
+
+
 def cast_to(df: pl.DataFrame, targets: dict[str, pl.DataType]) -> pl.DataFrame:
     """Cast columns to ``targets``; a value that does not fit marks its row invalid.
 
-    Datetime targets of string columns are parsed like ``ts``.
+    Datetime targets of string columns are parsed like ``ts``. All columns are cast in
+    one pass (time linear in the number of columns); the first column (in ``targets``
+    order) whose value does not fit names the problem of a row.
     """
+    schema = df.schema
+    exprs: dict[str, pl.Expr] = {}
+    dtypes: dict[str, pl.DataType] = {}
     for name, target in targets.items():  # ok-loop: one cast per column
-        if name not in df.columns:
-            continue
-        src = df.schema[name]
-        if src == target:
+        src = schema.get(name)
+        if src is None or src == target:
             continue
         if isinstance(target, pl.Datetime) and src == pl.String:
-            new = parse_timestamps(df[name]).cast(target)
-            df = df.with_columns(new.alias(_NEW))
+            exprs[name] = pl.lit(parse_timestamps(df[name]).cast(target))
         else:
-            try:
-                df = df.with_columns(cast_expr(name, src, target).alias(_NEW))
-            except pl.exceptions.PolarsError:
-                df = df.with_columns(pl.lit(None, dtype=target).alias(_NEW))
-        bad = pl.col(name).is_not_null() & pl.col(_NEW).is_null()
+            exprs[name] = cast_expr(name, src, target)
+        dtypes[name] = target
+    if not exprs:
+        return df
+    new = _casts(df, exprs, dtypes)
+    reasons = []
+    for name, target in dtypes.items():  # ok-loop: one check per cast column
+        src = schema[name]
+        bad = pl.col(name).is_not_null() & new[name].is_null()
         if src == pl.String:
             bad = bad & (pl.col(name).str.strip_chars() != "")
-        df = _add(
-            df,
-            bad,
-            "had a value of the wrong type",
-            pl.lit(f"column {name!r} is {target} in the store but the value ")
-            + _show(pl.col(name))
-            + pl.lit(f" is not {target}"),
+        reasons.append(
+            pl.when(bad).then(
+                pl.lit(f"column {name!r} is {target} in the store but the value ")
+                + _show(pl.col(name))
+                + pl.lit(f" is not {target}")
+            )
         )
-        df = df.with_columns(pl.col(_NEW).alias(name)).drop(_NEW)
-    return df
+    reason = pl.coalesce(reasons)
+    df = _add(df, reason.is_not_null(), "had a value of the wrong type", reason)
+    return df.with_columns(new)
 
 
 def first_problem(df: pl.DataFrame, units: dict[str, str]) -> str:
