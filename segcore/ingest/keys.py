@@ -74,7 +74,8 @@ def identical_to_stored(store: Store, df: pl.DataFrame) -> int:
     stored = store.scan_events().filter(pl.col("ts").is_between(*bounds))
     if absent:
         stored = stored.filter(pl.all_horizontal(pl.col(absent).is_null()))
-    stored = stored.select([pl.col(c).cast(df.schema[c]) for c in shared]).unique()
+    schema = df.schema
+    stored = stored.select([pl.col(c).cast(schema[c]) for c in shared]).unique()
     matched = candidates.select(shared).join(stored, on=shared, how="semi", nulls_equal=True)
     return int(matched.select(pl.len()).collect().item())
 

@@ -151,21 +151,26 @@ def cast_to(df: pl.DataFrame, targets: dict[str, pl.DataType]) -> pl.DataFrame:
     if not exprs:
         return df
     new = _casts(df, exprs, dtypes)
-    reasons = []
-    for name, target in dtypes.items():  # ok-loop: one check per cast column
-        src = schema[name]
-        bad = pl.col(name).is_not_null() & new[name].is_null()
-        if src == pl.String:
+    tmp = {name: f"\x00new{i}" for i, name in enumerate(dtypes)}
+    work = pl.concat([df.select(list(dtypes)), new.rename(tmp)], how="horizontal")
+    bads = {}
+    for name in dtypes:  # ok-loop: one check per cast column
+        bad = pl.col(name).is_not_null() & pl.col(tmp[name]).is_null()
+        if schema[name] == pl.String:
             bad = bad & (pl.col(name).str.strip_chars() != "")
-        reasons.append(
-            pl.when(bad).then(
-                pl.lit(f"column {name!r} is {target} in the store but the value ")
-                + _show(pl.col(name))
-                + pl.lit(f" is not {target}")
+        bads[name] = bad
+    if work.select(pl.any_horizontal(list(bads.values())).any()).item():  # rare: name them
+        reason = work.select(
+            pl.coalesce(
+                pl.when(bad).then(
+                    pl.lit(f"column {name!r} is {dtypes[name]} in the store but the value ")
+                    + _show(pl.col(name))
+                    + pl.lit(f" is not {dtypes[name]}")
+                )
+                for name, bad in bads.items()
             )
-        )
-    reason = pl.coalesce(reasons)
-    df = _add(df, reason.is_not_null(), "had a value of the wrong type", reason)
+        ).to_series()
+        df = _add(df, pl.lit(reason).is_not_null(), "had a value of the wrong type", pl.lit(reason))
     return df.with_columns(new)
 
 
