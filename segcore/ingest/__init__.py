@@ -92,7 +92,9 @@ def _read_all(
     """Read, shape and check every file; the rows, ``file -> 'line'|'row'``, ignored lines."""
     frames, units, ignored = [], {}, 0
     stored = store.events_schema() if kind == "events" else store.users_schema()
-    known = set(stored)
+    # text stored as text is never re-typed (``1.50`` stays ``1.50``); other stored
+    # columns are typed like new ones, then cast to their stored type
+    text = {c for c, t in stored.items() if t == pl.String or isinstance(t, pl.List)}
     derived = {parse_derivation(spec)[0] for spec in derive}
     n = len(paths)
     for i, path in enumerate(paths):  # ok-loop: one pass per input file
@@ -113,8 +115,7 @@ def _read_all(
         if trim:
             df = _trim(df)
         df = normalise_ids(df)
-        # stored columns are cast from the text itself, later
-        df = infer_csv_types(df, skip=_IDS | known, temporal_only=fmt != "csv")
+        df = infer_csv_types(df, skip=_IDS | text, temporal_only=fmt != "csv")
         if kind == "events" and "ts" in df.columns:  # each file's own timestamp layout
             df = parse_ts(df)
         frames.append(df)

@@ -75,9 +75,17 @@ def identical_to_stored(store: Store, df: pl.DataFrame) -> int:
     if absent:
         stored = stored.filter(pl.all_horizontal(pl.col(absent).is_null()))
     schema = df.schema
-    stored = stored.select([pl.col(c).cast(schema[c]) for c in shared]).unique()
-    matched = candidates.select(shared).join(stored, on=shared, how="semi", nulls_equal=True)
-    return int(matched.select(pl.len()).collect().item())
+    stored = stored.select([pl.col(c).cast(schema[c]) for c in shared])
+    # a row hash finds the candidates cheaply (wide files); an exact join confirms them
+    row = pl.struct(shared).hash(seed=0).alias("\x00hash")
+    mine = candidates.select(shared).with_columns(row).collect()
+    theirs = stored.with_columns(row).join(mine.lazy().select("\x00hash"), on="\x00hash", how="semi")
+    theirs = theirs.collect()
+    if theirs.is_empty():
+        return 0
+    mine = mine.join(theirs.select("\x00hash"), on="\x00hash", how="semi")
+    matched = mine.join(theirs.unique(), on=[*shared, "\x00hash"], how="semi", nulls_equal=True)
+    return matched.height
 
 
 def ids_without_match(store: Store, kind: str, ids: pl.Series) -> int | None:
