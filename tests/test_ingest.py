@@ -880,8 +880,8 @@ def test_derived_columns(store: Store, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "spec,message",
     [
-        ("amount", "bad --derive 'amount': write NAME = EXPRESSION"),
-        ("amount = Quantity *", "--derive 'amount = Quantity *': syntax error"),
+        ("amount", "bad derived column 'amount': write NAME = EXPRESSION"),
+        ("amount = Quantity *", "derived column 'amount = Quantity *': syntax error"),
         ("amount = Quantty * 2", "unknown event column 'Quantty' (did you mean 'Quantity'?)"),
         ("x = Description * 2", "cannot compute a text * an integer"),
         ("x = did('a')", "did() cannot be used inside an event filter"),
@@ -944,7 +944,7 @@ def test_cli_folder_derive_key_and_eval_all(tmp_path: Path, capsys: pytest.Captu
         "5 rows are identical to rows already stored."
     )
     assert main(["ingest", "events", str(folder), "--home", home, "--derive", "bad"]) == 2
-    assert "error: bad --derive 'bad'" in capsys.readouterr().err
+    assert "error: bad derived column 'bad'" in capsys.readouterr().err
     assert main(["eval", "--rule", "did('purchased')", "--home", home, "--json", "--all"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert sorted(payload["sample"]) == ["12583", "13047", "17850"] and payload["complete"]

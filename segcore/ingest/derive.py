@@ -37,9 +37,9 @@ def parse_derivation(spec: str) -> tuple[str, str]:
     if len(name) >= 2 and name[0] == name[-1] == '"':
         name = name[1:-1].replace('""', '"')
     if not sep or not name or not text.strip():
-        raise IngestError(f"bad --derive {spec!r}: write NAME = EXPRESSION, {_EXAMPLE}")
+        raise IngestError(f"bad derived column {spec!r}: write NAME = EXPRESSION, {_EXAMPLE}")
     if name.startswith("\x00"):
-        raise IngestError(f"bad --derive {spec!r}: bad column name")
+        raise IngestError(f"bad derived column {spec!r}: bad column name")
     return name, text.strip()
 
 
@@ -79,17 +79,17 @@ def derive_columns(
         try:
             node, _ = parse_expression(text, schema, scope)
         except RuleError as exc:
-            raise IngestError(f"--derive {spec!r}: {exc}") from None
+            raise IngestError(f"derived column {spec!r}: {exc}") from None
         if any(isinstance(n, (*BEHAVIOURAL, InSegment)) for n in node.walk()):
             raise IngestError(
-                f"--derive {spec!r}: a derived column is computed from its own row; "
+                f"derived column {spec!r}: a derived column is computed from its own row; "
                 "event functions and in_segment() are not allowed"
             )
         try:
             view = view.with_columns(to_expr(node, Ctx(now, schema, scope)).alias(name))
         except pl.exceptions.PolarsError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise IngestError(f"--derive {spec!r}: cannot compute it ({first})") from None
+            raise IngestError(f"derived column {spec!r}: cannot compute it ({first})") from None
         names.append(name)
     return df.with_columns(view.select(list(dict.fromkeys(names))))
 
