@@ -707,6 +707,10 @@ def test_case_when_tree_type_text_and_json() -> None:
         "CASE WHEN \"InvoiceNo\" LIKE 'C%' THEN 'cancelled' ELSE 'purchased' END"
     )
     assert from_json(to_json(node)) == node
+    assert parse_expression(to_text(node), s)[0] == node
+    nested = parse_rule("NOT CASE WHEN q > 1 THEN TRUE END AND -CASE WHEN q > 2 THEN p END < 3",
+                        Schema(users={"q": "int", "p": "float"}))
+    assert parse_rule(to_text(nested), Schema(users={"q": "int", "p": "float"})) == nested
     simple, typ = parse_expression("CASE q WHEN 1 THEN 1 WHEN 2 THEN 2.5 END", s)
     assert typ == "float" and simple.default is None
     assert to_text(simple) == "CASE WHEN q = 1 THEN 1 WHEN q = 2 THEN 2.5 END"

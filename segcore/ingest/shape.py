@@ -134,7 +134,7 @@ def infer_csv_types(
         for c, dtype in df.schema.items()
         if c not in skip and c not in (*META, RAW) and dtype == pl.String
     ]
-    if not names:
+    if not names or df.height == 0:
         return df
     # one long column of (name, value): a fixed number of expressions, whatever the width
     v = pl.col("v")
