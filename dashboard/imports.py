@@ -25,6 +25,11 @@ def parse_mapping(fields: dict[str, str], extra: str = "") -> dict[str, str]:
     return mapping
 
 
+def parse_derivations(text: str) -> list[str]:
+    """The derived columns of the form's text area: one ``NAME = EXPRESSION`` per line."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
 def run_import(
     store: Store,
     kind: str,
@@ -36,6 +41,9 @@ def run_import(
     skip_invalid: bool = False,
     encoding: str | None = None,
     progress: Callable[[float, str], None] | None = None,
+    derive: list[str] | None = None,
+    key: str | None = None,
+    trim: bool = False,
 ) -> tuple[dict[str, Any], bytes | None]:
     """Import uploaded files; returns ingest's summary and the rejected rows as CSV bytes.
 
@@ -63,8 +71,9 @@ def run_import(
             if kind == "export":
                 if format not in TOOLS:
                     raise UsageError(f"choose the tool as the format: {', '.join(TOOLS)}")
-                if mapping or event:
-                    raise UsageError("column mappings do not apply to a tool's export")
+                if mapping or event or derive or (key and key.strip()):
+                    raise UsageError("column mappings, derived columns and keys do not apply "
+                                     "to a tool's export")
                 summary = _added_up(
                     ingest_export(
                         store,
@@ -89,6 +98,9 @@ def run_import(
                     skip_invalid=skip_invalid,
                     rejects_path=rejects,
                     progress=progress,
+                    derive=derive or (),
+                    key=key.strip() if key and key.strip() else None,
+                    trim=trim,
                     **kwargs,
                 )
         except SegcoreError as exc:  # name the user's file, not its temporary copy

@@ -48,6 +48,7 @@ from typing import Any
 import polars as pl
 
 from segcore.errors import CatalogError, ConflictError, NotFoundError, RuleError, StoreError
+from segcore.ids import id_series
 from segcore.references import (
     name_key,
     new_problem,
@@ -280,13 +281,13 @@ def _suggest(name: str, candidates: list[str]) -> str:
 
 
 def _id_series(values: Iterable[Any]) -> pl.Series:
-    """Ids as a String Series: stripped, None and empty values dropped."""
+    """Ids as a String Series under the id rule (``segcore.ids``), missing ids dropped."""
     if isinstance(values, pl.Series):
-        s = values.cast(pl.String).rename("user_id")
+        s = values.rename("user_id")
     else:
         s = pl.Series("user_id", list(values), dtype=pl.String, strict=False)
-    s = s.str.strip_chars()
-    return s.filter(s.is_not_null() & (s != ""))
+    s = id_series(s)
+    return s.filter(s.is_not_null())
 
 
 def _dedup_report(ids: pl.Series) -> tuple[list[str], dict[str, Any]]:

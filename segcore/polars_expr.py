@@ -20,6 +20,7 @@ from segcore.tree import (
     Arith,
     Between,
     Call,
+    Case,
     Col,
     Compare,
     InList,
@@ -125,6 +126,27 @@ def _(node: Call, ctx: Ctx) -> pl.Expr:
                  for e, a in zip(args, node.args, strict=True)]
         return pl.coalesce(parts)
     raise TypeError(f"unknown function {n}")
+
+
+@to_expr.register
+def _(node: Case, ctx: Ctx) -> pl.Expr:
+    typ = ctx.typ(node)
+    dtype = pl.List(pl.String) if typ == "list" else _PL_TYPES.get(typ)
+
+    def value(n: Node) -> pl.Expr:
+        e = to_expr(n, ctx)
+        if typ == "timestamp":
+            e = as_timestamp(e, ctx.typ(n))
+        return e.cast(dtype) if dtype is not None else e
+
+    branches = zip(node.conditions, node.values, strict=True)
+    cond, first = next(branches)
+    expr = pl.when(to_expr(cond, ctx).cast(pl.Boolean).fill_null(False)).then(value(first))
+    for cond, val in branches:
+        expr = expr.when(to_expr(cond, ctx).cast(pl.Boolean).fill_null(False)).then(value(val))
+    if node.default is not None:
+        return expr.otherwise(value(node.default))
+    return expr.otherwise(pl.lit(None, dtype=dtype))
 
 
 @to_expr.register

@@ -104,3 +104,32 @@ def test_export_errors_name_the_uploaded_archive(tmp_path):
         run_import(Store(tmp_path / "s"), "export", [("export.zip", buf.getvalue())],
                    format="amplitude")
     assert str(err.value).startswith("export.zip:123/123_2026-05-01_9#0.json: line 2: broken JSON")
+def test_import_with_derived_columns_key_and_trim(tiny):
+    from dashboard.imports import parse_derivations
+
+    store = tiny(users=[{"user_id": "17850"}])
+    csv = (
+        b"InvoiceNo,StockCode,Quantity,UnitPrice,CustomerID,When,Note\n"
+        b"536365,85123A,6,2.55,17850.0,2026-05-01T10:00:00Z, a \n"
+        b"C536379,D,-1,27.5,14527,2026-05-02T10:00:00Z,b\n"
+    )
+    derive = parse_derivations(
+        "event = CASE WHEN InvoiceNo LIKE 'C%' THEN 'cancelled' ELSE 'purchased' END\n\n"
+        "  amount = Quantity * UnitPrice  \n"
+    )
+    assert derive == [
+        "event = CASE WHEN InvoiceNo LIKE 'C%' THEN 'cancelled' ELSE 'purchased' END",
+        "amount = Quantity * UnitPrice",
+    ]
+    kw = dict(mapping={"user_id": "CustomerID", "ts": "When"}, derive=derive,
+              key=" InvoiceNo,StockCode ", trim=True)
+    summary, _ = run_import(store, "events", [("orders.csv", csv)], **kw)
+    assert summary["rows_imported"] == 2 and summary["user_ids_without_user"] == 1
+    ev = store.scan_events().sort("ts").collect()
+    assert ev["event"].to_list() == ["purchased", "cancelled"]
+    assert ev["amount"].to_list() == pytest.approx([15.3, -27.5])
+    assert ev["user_id"].to_list() == ["17850", "14527"] and ev["Note"].to_list() == ["a", "b"]
+    again, _ = run_import(store, "events", [("orders.csv", csv)], **kw)
+    assert (again["rows_imported"], again["duplicates_skipped"], again["identical_rows"]) == (0, 2, 2)
+    with pytest.raises(IngestError, match="derived column 'x = nope': unknown event column 'nope'"):
+        run_import(store, "events", [("orders.csv", csv)], **{**kw, "derive": [derive[0], "x = nope"]})

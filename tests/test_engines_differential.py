@@ -1107,3 +1107,27 @@ def test_boundary_grid_same_members(tiny, seed):
     assert not problems, "\n".join(problems)
     sizes = [len(_polars(store, rule, "2026-06-01")) for rule in rules]
     assert sum(1 for s in sizes if s) >= len(rules) // 3
+
+
+# --------------------------------------------------------------------------- CASE WHEN
+CASE_RULES = [
+    "CASE WHEN country = 'US' THEN 'a' WHEN plan = 'pro' THEN 'b' ELSE 'c' END = 'b'",
+    "CASE WHEN total_spent > 1000 THEN total_spent ELSE lead_score END > 500",
+    "CASE plan WHEN 'pro' THEN 1 WHEN 'free' THEN 2 END = 2",
+    "CASE plan WHEN 'pro' THEN 1 END IS NULL",
+    "CASE WHEN event_count('charged') > 3 THEN 'many' ELSE 'few' END = 'many'",
+    "CASE WHEN NULL THEN 1 ELSE 2 END = 2 AND country = 'DE'",
+    "did('charged', where => CASE WHEN amount > 100 THEN product ELSE 'x' END LIKE '%a%')",
+    "CASE WHEN country = 'US' THEN subscription_end_date ELSE now() - interval '400 days' END "
+    "> '2026-01-01'",
+]
+
+
+def test_case_when_same_members(sample_store):
+    """CASE WHEN (searched and simple forms, mixed number types, dates with timestamps,
+    behaviour inside, NULL conditions) gives the same members in every engine."""
+    problems = _diff(sample_store, CASE_RULES, "2026-06-30")
+    assert not problems, "\n".join(problems)
+    counts = [len(_polars(sample_store, r, "2026-06-30")) for r in CASE_RULES]
+    users = sample_store.scan_users().select(pl.len()).collect().item()
+    assert all(0 < c < users for c in counts), counts

@@ -19,6 +19,10 @@ formats (default from the extension: .csv .tsv .parquet .ndjson .jsonl .json):
   segment  Segment-spec lines: track -> its event, page -> page_viewed,
            screen -> screen_viewed (events); identify -> users; other types ignored.
            userId (else anonymousId) -> user_id, messageId -> event_id
+values are stored exactly as written (spaces kept; --trim removes them); ids follow one
+  rule in every format: text without surrounding spaces, 17850.0 (text or float) = 17850
+files: FILE may be a folder (every file below with a known extension) or a glob pattern
+  ("exports/**/*.csv"); everything is validated first and written at once
 timestamps: ISO 8601 with any offset (to UTC), naive = UTC, dates = midnight UTC,
   epoch s/ms/us, 12/1/2010 8:26 (month first, then day first), 31.12.2025, 20251231
 exports of other tools (segcore ingest export --format TOOL; fills events AND users):
@@ -32,6 +36,9 @@ examples:
   segcore ingest users examples/crm.ndjson --skip-invalid
   segcore ingest events export.json --format segment
   segcore ingest export --format amplitude examples/exports/amplitude
+  segcore ingest events retail/ --map user_id=CustomerID --map ts=InvoiceDate \
+      --derive "event = CASE WHEN InvoiceNo LIKE 'C%' THEN 'cancelled' ELSE 'purchased' END" \
+      --derive "amount = Quantity * UnitPrice" --key InvoiceNo,StockCode
 """
 
 
@@ -72,8 +79,8 @@ def _check_format(args: argparse.Namespace) -> None:
                 f"ingest export needs --format {'|'.join(TOOLS)}"
                 + (f" (not {args.format})" if args.format else "")
             )
-        if args.map or args.event:
-            raise UsageError("--map and --event do not apply to ingest export")
+        if args.map or args.event or args.derive or args.key:
+            raise UsageError("--map, --event, --derive and --key do not apply to ingest export")
     elif args.format in TOOLS and args.format not in FORMATS:
         raise UsageError(
             f"--format {args.format} is a tool export: use "
@@ -114,6 +121,9 @@ def run(args: argparse.Namespace) -> int:
             rejects_path=args.rejects,
             progress=bar,
             encoding=args.encoding,
+            trim=args.trim,
+            derive=args.derive or (),
+            key=args.key,
         )
     finally:
         bar.close()
@@ -138,7 +148,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("kind", choices=["events", "users", "export"])
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE", help="files, folders or glob patterns")
     p.add_argument(
         "--format",
         choices=list(dict.fromkeys([*FORMATS, *TOOLS])),
@@ -151,6 +161,24 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         help="read column TARGET from SOURCE, e.g. --map user_id=CustomerID",
     )
     p.add_argument("--event", metavar="NAME", help="one event name for every row")
+    p.add_argument(
+        "--derive",
+        action="append",
+        metavar="NAME=EXPR",
+        help="add a column computed with a rule-language expression, e.g. "
+        "--derive \"amount = Quantity * UnitPrice\" (repeatable, applied in order)",
+    )
+    p.add_argument(
+        "--key",
+        metavar="COLS",
+        help="events: columns whose values make the event_id, e.g. InvoiceNo,StockCode "
+        "(re-imported rows are then skipped)",
+    )
+    p.add_argument(
+        "--trim",
+        action="store_true",
+        help="remove spaces around text values (default: stored exactly as written)",
+    )
     p.add_argument(
         "--skip-invalid",
         action="store_true",

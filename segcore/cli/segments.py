@@ -62,6 +62,9 @@ def cmd_eval(args) -> int:
         members = run_members(store, rule, segment=segment, as_of=T, engine=args.engine,
                               spark_master=args.spark_master)
     seconds = time.perf_counter() - started
+    if args.limit < 0:
+        raise UsageError(f"--limit must be 0 or more, got {args.limit}")
+    shown = members.height if args.all else args.limit
     if args.out:
         write_members(store, members, Path(args.out))
     payload = {
@@ -72,7 +75,8 @@ def cmd_eval(args) -> int:
         "rule": rule,
         "segment": segment,
         "out": args.out,
-        "sample": members["user_id"].head(args.limit).to_list(),
+        "sample": members["user_id"].head(shown).to_list(),
+        "complete": shown >= members.height,
     }
     if args.json:
         print_json(payload)
@@ -83,7 +87,7 @@ def cmd_eval(args) -> int:
             print(f"wrote {args.out}")
         elif members.height:
             shown = ", ".join(payload["sample"])
-            more = " ..." if members.height > args.limit else ""
+            more = " ..." if members.height > shown else ""
             print(f"  {shown}{more}")
     return 0
 
@@ -327,7 +331,10 @@ def register(sub, common) -> None:
                    help="Spark master URL (default $SPARK_MASTER, else local[2]; "
                         "SPARK_REMOTE for Spark Connect)")
     p.add_argument("--out", help="write members with attributes to FILE.csv or FILE.parquet")
-    p.add_argument("--limit", type=int, default=10, help="ids shown (default 10)")
+    p.add_argument("--limit", type=int, default=10,
+                   help="ids shown, and listed under \"sample\" with --json (default 10)")
+    p.add_argument("--all", action="store_true",
+                   help="show every member's id (with --json: \"sample\" holds all of them)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 

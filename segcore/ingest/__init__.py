@@ -26,6 +26,9 @@ import polars as pl
 
 from segcore.errors import IngestError
 from segcore.fileio import atomic_path
+from segcore.ingest.derive import derive_columns, parse_derivation
+from segcore.ingest.inputs import expand_inputs
+from segcore.ingest.keys import identical_to_stored, ids_without_match, key_event_ids, parse_key
 from segcore.ingest.readers import FILE, LINE, META, RAW, detect_format, read_file
 from segcore.ingest.shape import (
     apply_mapping,
@@ -40,9 +43,11 @@ from segcore.ingest.tool_exports import read_export
 from segcore.ingest.validate import (
     KIND,
     REASON,
+    TS_RAW,
     cast_to,
     check_required,
     default_type,
+    parse_ts,
     raise_first,
     summary_line,
 )
@@ -59,12 +64,21 @@ from segcore.store import EVENT_ID, Store
 __all__ = ["ingest", "ingest_export", "IngestError"]
 
 Progress = Callable[[float, str], None]
-_BOOKKEEPING = (*META, KIND, REASON, RAW, "__ts_raw")
+_BOOKKEEPING = (*META, KIND, REASON, RAW, TS_RAW)
 _IDS = {"user_id", "event", "event_id", "ts"}
 
 
 def _noop(fraction: float, message: str) -> None:
     return None
+
+
+def _trim(df: pl.DataFrame) -> pl.DataFrame:
+    """``--trim``: text values without surrounding spaces; a blank value becomes NULL."""
+    text = [c for c, t in df.schema.items() if t == pl.String and c not in _BOOKKEEPING]
+    if not text:
+        return df
+    stripped = pl.col(text).str.strip_chars()
+    return df.with_columns(pl.when(stripped != "").then(stripped).name.keep())
 
 
 def _read_all(
@@ -76,35 +90,62 @@ def _read_all(
     event: str | None,
     encoding: str,
     report: Progress,
+    trim: bool = False,
+    derive: Sequence[str] = (),
 ) -> tuple[pl.DataFrame, dict[str, str], int]:
     """Read, shape and check every file; the rows, ``file -> 'line'|'row'``, ignored lines."""
     frames, units, ignored = [], {}, 0
-    known = set(store.events_schema() if kind == "events" else store.users_schema())
+    stored = store.events_schema() if kind == "events" else store.users_schema()
+    # text stored as text is never re-typed (``1.50`` stays ``1.50``); other stored
+    # columns are typed like new ones, then cast to their stored type
+    text = _stored_text(store, kind)
+    derived = {parse_derivation(spec)[0] for spec in derive}
+    n = len(paths)
     for i, path in enumerate(paths):  # ok-loop: one pass per input file
-        report(0.6 * i / len(paths), f"reading {path.name}")
+        of = f" (file {i + 1:,} of {n:,})" if n > 1 else ""
+        report(0.6 * i / n, f"reading {path.name}{of}")
         fmt = detect_format(path, format)
         shown = str(path)
         df, units[shown] = read_file(path, fmt, encoding)
-        report(0.6 * (i + 0.5) / len(paths), f"checking {path.name}")
+        report(0.6 * (i + 0.5) / n, f"checking {path.name}{of}")
         if fmt == "segment":
             df, skipped = segment_lines(df, kind, shown)
             ignored += skipped
         else:
             df = flatten(df, kind)
         df = apply_mapping(df, mapping, event, shown)
-        require(df, kind, shown)
-        frames.append(_checked(df, kind, shown, known, csv=fmt == "csv"))
-    return pl.concat(frames, how="diagonal_relaxed"), units, ignored
+        require(df, kind, shown, provided=derived)
+        frames.append(_shaped(df, kind, shown, text, csv=fmt == "csv", trim=trim))
+    df = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+    if derive:
+        df = normalise_ids(derive_columns(df, derive, kind, _BOOKKEEPING, stored))
+        if "ts" in derived and TS_RAW in df.columns:  # a derived ts is parsed afresh
+            df = df.drop(TS_RAW)
+    return check_required(df, kind), units, ignored
 
 
-def _checked(
-    df: pl.DataFrame, kind: str, shown: str, known: set[str], *, csv: bool
+def _shaped(
+    df: pl.DataFrame, kind: str, shown: str, text: set[str], *, csv: bool, trim: bool = False
 ) -> pl.DataFrame:
-    """Scalar columns, normalised ids, inferred types, required values checked."""
-    df = normalise_ids(scalar_columns(df, kind, shown))
-    # stored columns are cast from the text itself, later
-    df = infer_csv_types(df, skip=_IDS | known, temporal_only=not csv)
-    return check_required(df, kind)
+    """One file's rows: scalar columns, optional trimming, the id rule, inferred types, ``ts``.
+
+    Stored text columns (``text``) are never re-typed (``1.50`` stays ``1.50``); other
+    stored columns are typed like new ones, then cast to their stored type.
+    """
+    df = scalar_columns(df, kind, shown)
+    if trim:
+        df = _trim(df)
+    df = normalise_ids(df)
+    df = infer_csv_types(df, skip=_IDS | text, temporal_only=not csv)
+    if kind == "events" and "ts" in df.columns:  # each file's own timestamp layout
+        df = parse_ts(df)
+    return df
+
+
+def _stored_text(store: Store, kind: str) -> set[str]:
+    """The stored columns of ``kind`` that hold text or lists (never re-typed)."""
+    stored = store.events_schema() if kind == "events" else store.users_schema()
+    return {c for c, t in stored.items() if t == pl.String or isinstance(t, pl.List)}
 
 
 def _targets(store: Store, kind: str, df: pl.DataFrame) -> tuple[dict[str, pl.DataType], list[str]]:
@@ -125,16 +166,17 @@ def _targets(store: Store, kind: str, df: pl.DataFrame) -> tuple[dict[str, pl.Da
 
 def _write_rejects(bad: pl.DataFrame, target: Path) -> None:
     """The rejected rows as CSV: ``file, line, reason`` then the source columns as text."""
-    data = [c for c in bad.columns if c not in _BOOKKEEPING]
+    schema = bad.schema
+    data = [c for c in schema if c not in _BOOKKEEPING]
     cols = [
         pl.col(FILE).alias("file"),
         pl.col(LINE).alias("line"),
         pl.col(REASON).alias("reason"),
     ]
     for c in data:  # ok-loop: one expression per column
-        if c == "ts" and "__ts_raw" in bad.columns:
-            cols.append(pl.col("__ts_raw").cast(pl.String).alias(c))
-        elif isinstance(bad.schema[c], pl.List):
+        if c == "ts" and TS_RAW in bad.columns:
+            cols.append(pl.col(TS_RAW).cast(pl.String).alias(c))
+        elif isinstance(schema[c], pl.List):
             cols.append(pl.col(c).list.join(",").alias(c))
         else:
             cols.append(pl.col(c).cast(pl.String).alias(c))
@@ -156,6 +198,9 @@ def ingest(
     rejects_path: str | Path | None = None,
     progress: Progress | None = None,
     encoding: str = "utf-8",
+    trim: bool = False,
+    derive: Sequence[str] = (),
+    key: str | Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Import event or user files into ``store``.
 
@@ -167,7 +212,9 @@ def ingest(
         ``"events"`` (appended, deduplicated by ``event_id``) or ``"users"`` (upserted
         by ``user_id``).
     files
-        Input files; all are validated before anything is written.
+        Input files, folders (every file below with a known extension) and glob
+        patterns (:mod:`segcore.ingest.inputs`); all are read and validated before
+        anything is written, in one write.
     format
         ``csv``, ``parquet``, ``ndjson`` or ``segment``; default from each extension.
     mapping
@@ -181,11 +228,21 @@ def ingest(
         Called with (fraction done, message).
     encoding
         Text encoding of CSV/NDJSON files (e.g. ``latin-1`` for old spreadsheet exports).
+    trim
+        Remove spaces around text values (every format). By default values are
+        stored exactly as written; only ids follow the id rule (:mod:`segcore.ids`).
+    derive
+        ``"NAME = EXPRESSION"`` derived columns (:mod:`segcore.ingest.derive`).
+    key
+        Events only: columns (``"InvoiceNo,StockCode"``) whose values make each
+        event's ``event_id`` (:mod:`segcore.ingest.keys`), so a re-import is skipped.
 
     Returns
     -------
     dict
         ``rows_read``, ``rows_imported``, ``rows_rejected``, ``duplicates_skipped``,
+        ``identical_rows`` (rows equal to stored events), ``user_ids`` and
+        ``user_ids_without_user`` (events) or ``users_without_events`` (users),
         ``new_columns``, ``files_written``, ``rejects_file``, ``summary`` and more.
 
     Raises
@@ -199,16 +256,24 @@ def ingest(
         raise IngestError("no input files given")
     if event is not None and kind != "events":
         raise IngestError("--event only applies to events")
+    key_columns = parse_key(key)
+    if key_columns and kind != "events":
+        raise IngestError("--key only applies to events (users are matched by user_id)")
+    derive = list(derive or ())
+    for spec in derive:  # ok-loop: a few --derive options, checked before reading
+        parse_derivation(spec)
     mapping = dict(mapping or {})
     bad_targets = [t for t in mapping if not t or not mapping[t]]
     if bad_targets:
         raise IngestError("a mapping needs TARGET=SOURCE with both names")
     report = progress or _noop
-    paths = [Path(f) for f in files]
+    paths = expand_inputs(files, format)
 
-    df, units, ignored = _read_all(store, kind, paths, format, mapping, event, encoding, report)
+    df, units, ignored = _read_all(
+        store, kind, paths, format, mapping, event, encoding, report, trim, derive
+    )
     report(0.6, "validating")
-    batch = _validate(store, kind, df, units, skip_invalid)
+    batch = _validate(store, kind, df, units, skip_invalid, key_columns, mapping)
     result = _result(batch, paths, ignored)
     if batch.bad.height:  # first: an unwritable rejects file leaves the store untouched
         result["rejects_file"] = _save_rejects(batch.bad, paths, rejects_path)
@@ -250,8 +315,7 @@ def ingest_export(
     shown = ", ".join(str(p) for p in paths)
     batches = []
     for kind, df in export.frames():  # ok-loop: events, users
-        known = set(store.events_schema() if kind == "events" else store.users_schema())
-        df = _checked(df, kind, shown, known, csv=False)
+        df = check_required(_shaped(df, kind, shown, _stored_text(store, kind), csv=False), kind)
         batches.append(_validate(store, kind, df, export.units, skip_invalid))
     results = {b.kind: _result(b, paths, export.ignored if b.kind == "events" else 0)
                for b in batches}
@@ -286,12 +350,22 @@ class _Batch:
     bad: pl.DataFrame
     total: int
     new_columns: list[str]
+    key: list[str] | None = None
 
 
 def _validate(
-    store: Store, kind: str, df: pl.DataFrame, units: dict[str, str], skip_invalid: bool
+    store: Store,
+    kind: str,
+    df: pl.DataFrame,
+    units: dict[str, str],
+    skip_invalid: bool,
+    key_columns: list[str] | None = None,
+    mapping: dict[str, str] | None = None,
 ) -> _Batch:
-    """Cast to the stored types; refuse the first bad row unless ``skip_invalid``."""
+    """Cast to the stored types; refuse the first bad row unless ``skip_invalid``.
+
+    With ``key_columns`` each good row's ``event_id`` is made from their values.
+    """
     targets, new_columns = _targets(store, kind, df)
     checked = cast_to(df, targets)
     # rejected rows keep their values as read (a failed cast leaves NULL in ``checked``)
@@ -301,7 +375,9 @@ def _validate(
     good = checked.filter(pl.col(REASON).is_null())
     good = good.drop([c for c in _BOOKKEEPING if c in good.columns])
     good = good.select([pl.col(c).cast(t) for c, t in targets.items()])
-    return _Batch(kind, good, bad, checked.height, new_columns)
+    if key_columns:
+        good = key_event_ids(good, key_columns, mapping or {})
+    return _Batch(kind, good, bad, checked.height, new_columns, key_columns)
 
 
 def _result(batch: _Batch, paths: list[Path], ignored: int) -> dict[str, Any]:
@@ -312,6 +388,8 @@ def _result(batch: _Batch, paths: list[Path], ignored: int) -> dict[str, Any]:
         "rows_rejected": batch.bad.height,
         "ignored_lines": ignored,
         "duplicates_skipped": 0,
+        "identical_rows": 0,
+        "key": batch.key or None,
         "new_columns": batch.new_columns if batch.good.height else [],
         "files_written": [],
         "rejects_file": None,
@@ -319,6 +397,9 @@ def _result(batch: _Batch, paths: list[Path], ignored: int) -> dict[str, Any]:
     }
     if batch.kind == "users":
         result["users_inserted"] = result["users_updated"] = 0
+        result["user_ids"], result["users_without_events"] = 0, None
+    else:
+        result["user_ids"], result["user_ids_without_user"] = 0, None
     return result
 
 
@@ -338,6 +419,9 @@ def _write(store: Store, batch: _Batch, result: dict[str, Any], report: Progress
     report(0.7, "checking for duplicates" if kind == "events" else "merging users")
     prepare_dir(folder)
     if kind == "events":
+        report(0.72, "comparing with the stored events")
+        result["identical_rows"] = identical_to_stored(store, good)
+        imported_ids = good["user_id"]
         if EVENT_ID not in good.columns:
             good = good.with_columns(pl.lit(None, dtype=pl.String).alias(EVENT_ID))
         good, dupes = dedup_events(store, good)
@@ -348,6 +432,8 @@ def _write(store: Store, batch: _Batch, result: dict[str, Any], report: Progress
         else:
             result["new_columns"] = []
         result["rows_imported"] = good.height
+        result["user_ids"] = imported_ids.n_unique()
+        result["user_ids_without_user"] = ids_without_match(store, kind, imported_ids)
     else:
         users, inserted, updated = merge_users(store, good)
         report(0.85, "writing users")
@@ -355,6 +441,8 @@ def _write(store: Store, batch: _Batch, result: dict[str, Any], report: Progress
         result["rows_imported"] = good.height
         result["users_inserted"] = inserted
         result["users_updated"] = updated
+        result["user_ids"] = good["user_id"].n_unique()
+        result["users_without_events"] = ids_without_match(store, kind, good["user_id"])
 
 
 def _summary(result: dict[str, Any], bad: pl.DataFrame, total: int) -> str:
@@ -373,8 +461,23 @@ def _summary(result: dict[str, Any], bad: pl.DataFrame, total: int) -> str:
         extras.append("new columns: " + ", ".join(result["new_columns"]))
     if extras:
         parts[0] += " (" + "; ".join(extras) + ")"
+    if len(result["files"]) > 1:
+        parts[0] += f" from {len(result['files']):,} files"
+    same = result["identical_rows"]
+    if same and kind == "events":
+        if result["key"] or result["duplicates_skipped"]:
+            parts.append(f"{same:,} rows are identical to rows already stored")
+        else:
+            parts.append(
+                f"{same:,} rows are identical to rows already stored and were imported "
+                "again; use --key to skip them"
+            )
     if bad.height:
         parts.append(
             summary_line(bad, total) + f"; rejected rows written to {result['rejects_file']}"
         )
+    unmatched = result.get("user_ids_without_user" if kind == "events" else "users_without_events")
+    if unmatched is not None and n:  # None: the store has no users (events) to match
+        what = "user ids match no user" if kind == "events" else "imported users have no events"
+        parts.append(f"{unmatched:,} of {result['user_ids']:,} {what}")
     return ". ".join(parts)

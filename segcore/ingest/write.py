@@ -113,11 +113,12 @@ def merge_users(store: Store, incoming: pl.DataFrame) -> tuple[pl.DataFrame, int
     existing = current.select("user_id")
     inserted = incoming.join(existing, on="user_id", how="anti").height
     updated = incoming.height - inserted
-    merged = current.join(incoming, on="user_id", how="full", coalesce=True, suffix="__new")
+    new = "\x00new"  # no column name of a file can end with it
+    merged = current.join(incoming, on="user_id", how="full", coalesce=True, suffix=new)
     fixes = [
-        pl.coalesce(pl.col(f"{c}__new"), pl.col(c)).alias(c) for c in cols if c in current.columns
+        pl.coalesce(pl.col(f"{c}{new}"), pl.col(c)).alias(c) for c in cols if c in current.columns
     ]
-    merged = merged.with_columns(fixes).drop([f"{c}__new" for c in cols if c in current.columns])
+    merged = merged.with_columns(fixes).drop([f"{c}{new}" for c in cols if c in current.columns])
     order = current.columns + [c for c in cols if c not in current.columns]
     return merged.select(order), inserted, updated
 

@@ -46,6 +46,7 @@ from segcore.tree import (
     Behavior,
     Between,
     Call,
+    Case,
     Col,
     Compare,
     InList,
@@ -459,6 +460,19 @@ class Compiler:
 
     def v_Or(self, node: Or, scope, env) -> exp.Expression:
         return _or([self.value(a, scope, env) for a in node.args])
+
+    def v_Case(self, node: Case, scope, env) -> exp.Expression:
+        stamp = self.typ(node, scope) == "timestamp"
+
+        def value(n: Node) -> exp.Expression:
+            return self._ts(n, scope, env) if stamp else self.value(n, scope, env)
+
+        ifs = [
+            exp.If(this=_paren(self.value(c, scope, env)), true=value(v))
+            for c, v in zip(node.conditions, node.values, strict=True)
+        ]
+        default = value(node.default) if node.default is not None else None
+        return exp.Case(ifs=ifs, default=default)
 
     def v_Call(self, node: Call, scope, env) -> exp.Expression:
         n = node.name
