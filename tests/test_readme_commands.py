@@ -90,7 +90,7 @@ def test_every_readme_command_runs_as_written(tmp_path):
     assert (home / "events").is_dir() and not (tmp_path / "data").exists()
     assert "wrote 2,000 users" in out("segcore sample")
     assert out("segcore ingest events examples/orders.csv").startswith(
-        "imported 4 of 4 rows into events"
+        "imported 5 of 5 rows into events"
     )
     users = out("segcore ingest users examples/crm.ndjson")
     assert users.startswith("imported 3 of 5 rows into users (1 new users, 2 updated)")
