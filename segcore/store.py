@@ -34,6 +34,7 @@ REQUIRED_EVENT_COLUMNS: dict[str, pl.DataType] = {
     "ts": pl.Datetime("us", "UTC"),
 }
 EVENT_ID = "event_id"
+LOCK_FILE = ".ingest.lock"  # writers of a store take an exclusive lock on <home>/LOCK_FILE
 # A derived column ``events_frame`` serves on request: ``user_id`` as a Categorical, so
 # grouping and ``join_asof(by=...)`` on users hash 32-bit codes, not strings.
 USER_CODE = "__user"
@@ -56,12 +57,13 @@ def distinct_user_rows(codes: pl.Series) -> np.ndarray:
     return row[row >= 0]
 
 
-def write_events_file(df: pl.DataFrame, target: Path) -> None:
+def write_events_file(df: pl.DataFrame, target: Path, *,
+                      left: str = "nothing was written") -> None:
     """Write one events Parquet file atomically in the store's layout (see EVENT_SORT)."""
     from segcore.fileio import write_parquet_atomic
 
     write_parquet_atomic(df.sort(list(EVENT_SORT), maintain_order=True), target,
-                         row_group_size=EVENT_ROW_GROUP)
+                         row_group_size=EVENT_ROW_GROUP, left=left)
 
 
 # per thread: home -> (event files, user files) pinned by ``Store.pinned()``

@@ -432,7 +432,7 @@ def test_deep_json_array_file_refused_and_deep_line_skipped_with_skip_invalid(ho
     )
     assert (result["rows_imported"], result["rows_rejected"]) == (1, 1)
     rejected = pl.read_csv(tmp_path / "rejected.csv")
-    assert rejected.select("line", "reason").rows() == [
+    assert rejected.select("__line", "__reason").rows() == [
         (2, "JSON nested more than 100 levels deep")
     ]
 

@@ -21,12 +21,16 @@ import polars as pl
 
 from segcore.errors import StoreError
 from segcore.fileio import clean_stale_temp, write_parquet_atomic
-from segcore.store import EVENT_ID, REQUIRED_EVENT_COLUMNS, Store, write_events_file
+from segcore.store import (
+    EVENT_ID,
+    LOCK_FILE,
+    REQUIRED_EVENT_COLUMNS,
+    Store,
+    write_events_file,
+)
 
 USERS_FILE = "users.parquet"
-
-
-LOCK_FILE = ".ingest.lock"
+UNCHANGED = "the store is unchanged"  # how a failed write ends its error line
 
 
 @contextlib.contextmanager
@@ -93,7 +97,7 @@ def write_events(store: Store, df: pl.DataFrame) -> Path:
     first = [*REQUIRED_EVENT_COLUMNS, EVENT_ID]
     df = df.select(*first, *[c for c in df.columns if c not in first])
     target = store.events_dir / event_file_name()
-    write_events_file(df, target)
+    write_events_file(df, target, left=UNCHANGED)
     return target
 
 
@@ -126,7 +130,7 @@ def write_users(store: Store, users: pl.DataFrame) -> Path:
     """Replace the users table with ``users`` (sorted by ``user_id``); its path."""
     target = store.users_dir / USERS_FILE
     old = [p for p in store.user_files() if p != target]
-    write_parquet_atomic(users.sort("user_id"), target)
+    write_parquet_atomic(users.sort("user_id"), target, left=UNCHANGED)
     for p in old:  # ok-loop: a few files
         try:
             p.unlink()
