@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import os
 import uuid
 from collections.abc import Iterator
@@ -49,6 +50,10 @@ def store_lock(home: Path) -> Iterator[None]:
         home.mkdir(parents=True, exist_ok=True)
         fh = open(home / LOCK_FILE, "a+b")  # closed in the finally below
     except OSError as exc:
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise StoreError(
+                f"the store is read-only: cannot write to {home} ({exc.strerror})"
+            ) from None
         raise StoreError(f"cannot write to the store {home}: {exc.strerror or exc}") from None
     try:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
