@@ -44,6 +44,7 @@ import polars as pl
 from segcore.errors import CatalogError, ConflictError, NotFoundError, StoreError
 
 SCHEMA_VERSION = 2
+FULL_DISK_BYTES = 256 * 1024  # less free space than this: the catalog opens read-only
 BUSY_TIMEOUT_S = 10.0
 MAX_NAME_LENGTH = 200
 EXAMPLES = 5
@@ -404,6 +405,8 @@ class Catalog:
                     f"the catalog {self.path} is busy (another process held it for more "
                     f"than {self.busy_timeout:g} s); try again"
                 ) from None
+            if ("readonly" in msg or "read-only" in msg) and _disk_full(self.path.parent):
+                raise StoreError(f"the disk is full: cannot write the catalog {self.path}") from None
             if "readonly" in msg or "read-only" in msg:
                 raise StoreError(
                     f"the store is read-only: cannot change the catalog {self.path} "
@@ -470,12 +473,13 @@ class Catalog:
         writable = os.access(parent, os.W_OK)
         if not self.path.exists():
             return (str(self.path), False) if writable else (":memory:", True)
-        if writable and os.access(self.path, os.W_OK):
+        sides = [self.path.with_name(self.path.name + s) for s in ("-wal", "-shm")]
+        full = writable and not all(p.exists() for p in sides) and _disk_full(parent)
+        if writable and not full and os.access(self.path, os.W_OK):
             return str(self.path), False
         uri = "file:" + urllib.parse.quote(self.path.resolve().as_posix()) + "?mode=ro"
-        sides = [self.path.with_name(self.path.name + s) for s in ("-wal", "-shm")]
-        if not writable and not all(p.exists() for p in sides):
-            uri += "&immutable=1"
+        if not writable or full:  # SQLite could not create -wal/-shm here
+            uri += "&immutable=1" if not all(p.exists() for p in sides) else ""
         return uri, True
 
     @contextlib.contextmanager
@@ -1188,6 +1192,16 @@ class Catalog:
             cur = con.execute("DELETE FROM funnels WHERE name = ?", (str(name).strip(),))
             if cur.rowcount == 0:
                 raise NotFoundError(f"no funnel named '{name}'")
+
+
+def _disk_full(folder: Path) -> bool:
+    """Whether ``folder``'s filesystem has no room left for the catalog's WAL files
+    (then the catalog is opened read-only: reads work, writes say the disk is full)."""
+    try:
+        st = os.statvfs(folder)
+    except (OSError, AttributeError):  # no statvfs (Windows): assume room
+        return False
+    return st.f_bavail * st.f_frsize < FULL_DISK_BYTES
 
 
 def _casefold(value: Any) -> str | None:

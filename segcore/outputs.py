@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from segcore.errors import UsageError
-from segcore.store import LOCK_FILE, Store
+from segcore.store import Store
 
 CATALOG_SUFFIXES = ("", "-wal", "-shm", "-journal")
 
@@ -48,7 +48,7 @@ def check_output_path(
 ) -> None:
     """Refuse (``UsageError``) writing ``what`` (e.g. ``--out``) at ``path`` when it is
     inside the store's events or users folder, is its catalog (or one of the catalog's
-    side files or the writer lock), is one of ``inputs``, or is a hard link to any of them.
+    side files), is one of ``inputs``, or is a hard link to any of them.
     """
     target = _real(path)
     home = _real(store.home)
@@ -61,7 +61,6 @@ def check_output_path(
                 f"read as {name} data{hint}"
             )
     protected = {home / (store.catalog_path.name + s): "catalog" for s in CATALOG_SUFFIXES}
-    protected[home / LOCK_FILE] = "writer lock"
     if target in protected:
         raise UsageError(f"{what} {path} is the store's {protected[target]} file {target}{hint}")
     real_inputs = [_real(p) for p in inputs]

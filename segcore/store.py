@@ -34,7 +34,6 @@ REQUIRED_EVENT_COLUMNS: dict[str, pl.DataType] = {
     "ts": pl.Datetime("us", "UTC"),
 }
 EVENT_ID = "event_id"
-LOCK_FILE = ".ingest.lock"  # writers of a store take an exclusive lock on <home>/LOCK_FILE
 # A derived column ``events_frame`` serves on request: ``user_id`` as a Categorical, so
 # grouping and ``join_asof(by=...)`` on users hash 32-bit codes, not strings.
 USER_CODE = "__user"

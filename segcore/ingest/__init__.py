@@ -306,6 +306,7 @@ def ingest(
                 # validate again against the schema as it is now, so files never disagree
                 report(0.0, "the store changed: checking again")
                 batch = _prepare(store, kind, paths, read, skip_invalid, report)
+            prepare_dir(store.events_dir if kind == "events" else store.users_dir)
             created = _rejects(batch, rejects, result)
             try:
                 _write_rows(store, kind, batch, result, report)
@@ -341,7 +342,6 @@ def _write_rows(
 ) -> None:
     """Append (events) or upsert (users) the valid rows; the caller holds the lock."""
     good = batch.rows
-    prepare_dir(store.events_dir if kind == "events" else store.users_dir)
     report(0.7, "checking for duplicates" if kind == "events" else "merging users")
     result["new_columns"] = batch.new_columns
     if kind == "events":

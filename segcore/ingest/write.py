@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import errno
 import os
 import uuid
 from collections.abc import Iterator
@@ -24,7 +23,6 @@ from segcore.errors import StoreError
 from segcore.fileio import clean_stale_temp, write_parquet_atomic
 from segcore.store import (
     EVENT_ID,
-    LOCK_FILE,
     REQUIRED_EVENT_COLUMNS,
     Store,
     write_events_file,
@@ -38,8 +36,8 @@ UNCHANGED = "the store is unchanged"  # how a failed write ends its error line
 def store_lock(home: Path) -> Iterator[None]:
     """Serialise writers of one store (two imports at once would race on dedup/upsert).
 
-    An exclusive ``flock`` on ``<home>/.ingest.lock`` where the OS has it; readers
-    never take it.
+    An exclusive ``flock`` on the home folder itself where the OS has it (no lock file:
+    a refused or failed import leaves the home exactly as it was); readers never take it.
     """
     try:
         import fcntl
@@ -48,18 +46,14 @@ def store_lock(home: Path) -> Iterator[None]:
         return
     try:
         home.mkdir(parents=True, exist_ok=True)
-        fh = open(home / LOCK_FILE, "a+b")  # closed in the finally below
+        fd = os.open(home, os.O_RDONLY)  # closed in the finally below
     except OSError as exc:
-        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-            raise StoreError(
-                f"the store is read-only: cannot write to {home} ({exc.strerror})"
-            ) from None
         raise StoreError(f"cannot write to the store {home}: {exc.strerror or exc}") from None
     try:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
-        fh.close()
+        os.close(fd)
 
 
 def prepare_dir(folder: Path) -> None:
