@@ -44,11 +44,16 @@ def snapshot(home: Path) -> dict[str, str]:
     }
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    """``segcore ARGS`` in a real process."""
-    return subprocess.run(
-        [sys.executable, "-m", "segcore", *args], capture_output=True, text=True, timeout=120
-    )
+@pytest.fixture
+def cli(capsys):
+    """``segcore ARGS`` (in this process: the same ``main`` a real process runs)."""
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        code = main(list(args))
+        got = capsys.readouterr()
+        return subprocess.CompletedProcess(list(args), code, got.out, got.err)
+
+    return run
 
 
 def one_error_line(proc: subprocess.CompletedProcess) -> str:
@@ -100,7 +105,7 @@ def _column_types(folder: Path, column: str) -> set[str]:
     }
 
 
-def test_two_racing_imports_adding_one_column_with_two_types_agree(home, tmp_path):
+def test_two_racing_imports_adding_one_column_with_two_types_agree(home, tmp_path, cli):
     """Both imports validate while a third process holds the lock; whichever writes
     second is checked again against the column the first one added."""
     hello = tmp_path / "hello.csv"
@@ -270,7 +275,7 @@ def test_output_guard_messages_name_the_place(home, tmp_path):
         check_output_path(store, ok, "--out")
 
 
-def test_eval_out_outside_the_store_still_writes(home, tmp_path):
+def test_eval_out_outside_the_store_still_writes(home, tmp_path, cli):
     out = tmp_path / "vip.parquet"
     proc = cli("eval", "--segment", "vip", "--as-of", AS_OF, "--out", str(out),
                "--home", str(home))
@@ -287,7 +292,7 @@ SHOP = (
 )
 
 
-def test_rejects_go_under_the_home_and_reimport_with_the_same_flags(home, tmp_path):
+def test_rejects_go_under_the_home_and_reimport_with_the_same_flags(home, tmp_path, cli):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     src = inbox / "shop.csv"
@@ -357,7 +362,7 @@ def _really_read_only(folder: Path) -> None:
 
 @pytest.mark.parametrize("with_catalog", [True, False])
 def test_read_only_store_reads_and_refuses_writes_in_one_line(
-    small_home, tmp_path, with_catalog
+    small_home, tmp_path, with_catalog, cli
 ):
     home = tmp_path / "home"
     shutil.copytree(small_home, home)
@@ -454,7 +459,7 @@ def _full_disk_checks(home: Path, src: Path, out_dir: Path, run, fill=None) -> N
 
 
 def test_full_disk_is_one_line_and_the_store_is_byte_identical(
-    small_home, tmp_path, monkeypatch, capsys
+    small_home, tmp_path, monkeypatch, capsys, cli
 ):
     src = _noise_csv(tmp_path / "big.csv", 100_000)
     if not IS_ROOT:  # no tmpfs without root: the OS error the writers would get

@@ -22,7 +22,7 @@ timestamps: ISO 8601 with any offset (to UTC), naive = UTC, dates = midnight UTC
   epoch s/ms/us, 12/1/2010 8:26 (month first, then day first), 31.12.2025, 20251231
 examples:
   segcore ingest events orders.csv --map user_id=CustomerID --map ts=InvoiceDate --event charged
-  segcore ingest users crm.ndjson --skip-invalid
+  segcore ingest users crm.ndjson --skip-invalid   (rejects: <home>/rejects/crm-<time>...)
   segcore ingest events export.json --format segment
 """
 
@@ -110,7 +110,9 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--rejects",
         metavar="FILE",
-        help="where --skip-invalid writes rejected rows (default: <first file>.rejected.csv)",
+        help="where --skip-invalid writes rejected rows as read, plus __line and __reason "
+        "(default: <home>/rejects/<first file>-<time>.rejected.csv, .ndjson for JSON input; "
+        "never inside the store's data or catalog)",
     )
     p.add_argument(
         "--encoding",
