@@ -80,9 +80,9 @@ def _read_all(
     known: set[str],
     keep_source: bool,
     report: Progress,
-) -> tuple[pl.DataFrame, list[tuple[str, pl.DataFrame]], dict[str, str], int]:
-    """Read, shape and check every file: the rows, each file's rows as read (format,
-    frame; only with ``keep_source``, for the rejects file), ``file -> 'line'|'row'``,
+) -> tuple[pl.DataFrame, list[pl.DataFrame], dict[str, str], int]:
+    """Read, shape and check every file: the rows, each file's rows as read (only with
+    ``keep_source``, for the rejects file), ``file -> 'line'|'row'``,
     and the number of ignored lines. ``known``: the stored columns (kept as text)."""
     frames, sources, units, ignored = [], [], {}, 0
     for i, path in enumerate(paths):  # ok-loop: one pass per input file
@@ -93,7 +93,7 @@ def _read_all(
         # a re-imported rejects file: its __reason column is no data (readers renumber __line)
         df = df.drop([c for c in (KIND, REASON, "__ts_raw") if c in df.columns])
         if keep_source:
-            sources.append((fmt, df))
+            sources.append(df)
         report(0.6 * (i + 0.5) / len(paths), f"checking {path.name}")
         if fmt == "segment":
             df, skipped = segment_lines(df, kind, shown)
@@ -145,7 +145,7 @@ def _as_text(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def _write_rejects(
-    bad: pl.DataFrame, sources: list[tuple[str, pl.DataFrame]], target: Path
+    bad: pl.DataFrame, sources: list[pl.DataFrame], target: Path
 ) -> None:
     """The rejected rows as read from their source: the original columns and values (so the
     file re-imports with the same ``--map`` flags), then ``__line`` and ``__reason`` (and
@@ -158,7 +158,7 @@ def _write_rejects(
     files = keys[FILE].unique(maintain_order=True).to_list()
     ndjson = target.suffix.lower() in (".ndjson", ".jsonl", ".json")
     parts = []
-    for _, source in sources:  # ok-loop: one frame per input file
+    for source in sources:  # ok-loop: one frame per input file
         rows = keys.join(source, on=[FILE, LINE], how="inner", maintain_order="left")
         if not rows.height:
             continue
@@ -189,7 +189,7 @@ class _Batch:
     schema: dict[str, pl.DataType]  # the stored schema it was validated against
     rows: pl.DataFrame  # valid rows, in the stored types
     bad: pl.DataFrame  # rejected rows with __file, __line, __kind, __reason
-    sources: list[tuple[str, pl.DataFrame]]
+    sources: list[pl.DataFrame]  # each file's rows as read (for the rejects file)
     units: dict[str, str]
     ignored: int
     total: int
