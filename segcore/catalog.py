@@ -58,6 +58,7 @@ from segcore.references import (
 )
 
 SCHEMA_VERSION = 3
+FULL_DISK_BYTES = 256 * 1024  # less free space than this: the catalog opens read-only
 BUSY_TIMEOUT_S = 10.0
 MAX_NAME_LENGTH = 200
 EXAMPLES = 5
@@ -487,10 +488,12 @@ class Catalog:
                     f"the catalog {self.path} is busy (another process held it for more "
                     f"than {self.busy_timeout:g} s); try again"
                 ) from None
+            if ("readonly" in msg or "read-only" in msg) and _disk_full(self.path.parent):
+                raise StoreError(f"the disk is full: cannot write the catalog {self.path}") from None
             if "readonly" in msg or "read-only" in msg:
                 raise StoreError(
-                    f"the catalog {self.path} is read-only; check the permissions of "
-                    f"{self.path.parent}"
+                    f"the store is read-only: cannot change the catalog {self.path} "
+                    f"(read-only file system, or no write permission on {self.path.parent})"
                 ) from None
             if "full" in msg:
                 raise StoreError(
@@ -523,12 +526,7 @@ class Catalog:
                 f"cannot create the folder {parent} for the catalog: {exc.strerror or exc}"
             ) from None
         with self._errors():
-            target: str | Path = self.path
-            read_only = self.path.exists() and not (
-                os.access(parent, os.W_OK) and os.access(self.path, os.W_OK)
-            )
-            if read_only:  # reads still work; writes fail with "read-only"
-                target = "file:" + urllib.parse.quote(self.path.resolve().as_posix()) + "?mode=ro"
+            target, read_only = self._target()
             con = sqlite3.connect(
                 target,
                 uri=read_only,
@@ -536,11 +534,36 @@ class Catalog:
                 isolation_level=None,
                 check_same_thread=True,
             )
+            if target == ":memory:":  # no catalog in a read-only store: an empty one
+                self._ensure_schema(con)
+            if read_only:  # reads work; every write fails with "readonly"
+                con.execute("PRAGMA query_only = ON")
             con.row_factory = sqlite3.Row
             con.execute("PRAGMA foreign_keys = ON")
             con.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
             con.create_function("casefold", 1, _casefold, deterministic=True)
         return con
+
+    def _target(self) -> tuple[str, bool]:
+        """What to open: the file, or a read-only URI when the store cannot be written.
+
+        A read-only store (read-only mount, no write permission) is opened with
+        ``mode=ro``; if SQLite could not create the WAL side files there (``-wal``,
+        ``-shm`` absent), with ``immutable=1``: the file is then read as it is. A
+        read-only store without a catalog reads as an empty one (``:memory:``).
+        """
+        parent = self.path.parent
+        writable = os.access(parent, os.W_OK)
+        if not self.path.exists():
+            return (str(self.path), False) if writable else (":memory:", True)
+        sides = [self.path.with_name(self.path.name + s) for s in ("-wal", "-shm")]
+        full = writable and not all(p.exists() for p in sides) and _disk_full(parent)
+        if writable and not full and os.access(self.path, os.W_OK):
+            return str(self.path), False
+        uri = "file:" + urllib.parse.quote(self.path.resolve().as_posix()) + "?mode=ro"
+        if not writable or full:  # SQLite could not create -wal/-shm here
+            uri += "&immutable=1" if not all(p.exists() for p in sides) else ""
+        return uri, True
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -1487,6 +1510,16 @@ class Catalog:
             cur = con.execute("DELETE FROM funnels WHERE name = ?", (str(name).strip(),))
             if cur.rowcount == 0:
                 raise NotFoundError(f"no funnel named '{name}'")
+
+
+def _disk_full(folder: Path) -> bool:
+    """Whether ``folder``'s filesystem has no room left for the catalog's WAL files
+    (then the catalog is opened read-only: reads work, writes say the disk is full)."""
+    try:
+        st = os.statvfs(folder)
+    except (OSError, AttributeError):  # no statvfs (Windows): assume room
+        return False
+    return st.f_bavail * st.f_frsize < FULL_DISK_BYTES
 
 
 def _casefold(value: Any) -> str | None:

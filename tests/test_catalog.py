@@ -542,7 +542,8 @@ def test_read_only_catalog_gives_store_error(tmp_path: Path, monkeypatch) -> Non
     with pytest.raises(StoreError) as exc:
         ro.create("b", rule_text="age > 2")
     assert str(exc.value) == (
-        f"the catalog {cat.path} is read-only; check the permissions of {home}"
+        f"the store is read-only: cannot change the catalog {cat.path} "
+        f"(read-only file system, or no write permission on {home})"
     )
     with pytest.raises(StoreError, match="read-only"):
         ro.edit("a", description="x")

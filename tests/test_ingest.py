@@ -90,13 +90,26 @@ def test_shop_export_with_map_and_event(store: Store, tmp_path: Path) -> None:
     assert ev["Quantity"].to_list() == [-1, 32, 6, 6]
     assert ev["UnitPrice"].to_list() == [27.5, 1.69, 2.55, 3.39]
 
-    rejects = pl.read_csv(res["rejects_file"], infer_schema=False)
-    assert Path(res["rejects_file"]) == tmp_path / "shop.rejected.csv"
-    assert rejects["file"].to_list() == [str(src)]
-    assert rejects["line"].to_list() == ["4"]
-    assert rejects["reason"].to_list() == ["no user_id"]
-    assert rejects["Description"].to_list() == ["HAND WARMER UNION JACK"]
-    assert rejects["ts"].to_list() == ["12/1/2010 8:28"]
+    # rejects go under the home (never beside the input, where the next glob finds them),
+    # with the source's own columns and values, so they re-import with the same flags
+    rej_path = Path(res["rejects_file"])
+    assert rej_path.parent == store.home / "rejects"
+    assert rej_path.name.startswith("shop-") and rej_path.name.endswith(".rejected.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "shop.csv"]
+    assert f"rejected rows written to {rej_path}" in res["summary"]
+    rejects = pl.read_csv(rej_path, infer_schema=False)
+    assert rejects.columns == [*SHOP_CSV.splitlines()[0].split(","), "__line", "__reason"]
+    assert rejects.row(0) == (
+        "536366", "22633", "HAND WARMER UNION JACK", "6", "12/1/2010 8:28", "1.85", None,
+        "United Kingdom", "4", "no user_id",
+    )
+    assert store.event_files() and len(store.event_files()) == 1  # rejects are no store data
+    fixed = write(tmp_path / "fixed.csv", rej_path.read_text().replace(",,United", ",99,United"))
+    again = ingest(store, "events", [fixed], mapping=SHOP_MAP, event="charged")
+    assert again["rows_imported"] == 1 and "new columns" not in again["summary"]
+    assert events_of(store).filter(pl.col("user_id") == "99").select(
+        "Description", "ts", "UnitPrice"
+    ).rows() == [("HAND WARMER UNION JACK", utc(2010, 12, 1, 8, 28), 1.85)]
 
 
 def test_timezones_are_normalised_to_utc(store: Store, tmp_path: Path) -> None:
@@ -379,11 +392,22 @@ def test_skip_invalid_mixed_reasons(store: Store, tmp_path: Path) -> None:
         f"rejected rows written to {rejects}"
     )
     rej = pl.read_csv(rejects, infer_schema=False)
-    assert rej["line"].to_list() == ["2", "3", "4", "5"]
-    assert rej["reason"].to_list()[:2] == ["no user_id", "unparseable ts '31st of June'"]
-    assert rej["reason"][2].startswith("broken JSON")
-    assert rej["raw_line"].to_list() == [None, None, "{oops", None]
+    assert rej.columns == ["user_id", "event", "ts", "__raw", "__line", "__reason"]
+    assert rej["__line"].to_list() == ["2", "3", "4", "5"]
+    assert rej["__reason"].to_list()[:2] == ["no user_id", "unparseable ts '31st of June'"]
+    assert rej["__reason"][2].startswith("broken JSON")
+    assert rej["__raw"].to_list() == [None, None, "{oops", None]
     assert rej["ts"].to_list() == ["2026-01-01", "31st of June", None, "2026-01-01"]
+    # by default, JSON input gives NDJSON rejects under the home: the lines as read
+    res = ingest(store, "events", [src], skip_invalid=True)
+    assert Path(res["rejects_file"]).parent == store.home / "rejects"
+    assert res["rejects_file"].endswith(".rejected.ndjson")
+    lines = [json.loads(x) for x in Path(res["rejects_file"]).read_text().splitlines()]
+    assert lines[0] == {
+        "user_id": None, "event": "a", "ts": "2026-01-01", "__raw": None, "__line": 2,
+        "__reason": "no user_id",
+    }
+    assert lines[2]["__raw"] == "{oops"
 
 
 # ---------------------------------------------------------------------- dedup, schema
@@ -659,8 +683,10 @@ def test_full_disk_is_a_store_error_and_leaves_no_trace(store, tmp_path, monkeyp
     src = write(tmp_path / "more.csv", "user_id,event,ts\nu9,a,2026-01-09\n")
     with pytest.raises(StoreError) as err:
         ingest(store, "events", [src])
-    assert "No space left on device" in str(err.value)
-    assert str(err.value).startswith(f"cannot write {store.events_dir}/part-")
+    assert str(err.value).startswith(
+        f"no space left on device while writing {store.events_dir}/part-"
+    )
+    assert str(err.value).endswith(".parquet; the store is unchanged")
     assert snapshot(store.home) == before
 
 
@@ -694,8 +720,8 @@ def test_cli_rejects_option_and_summary(tmp_path, capsys) -> None:
         f"rejected rows written to {rej}\n"
     )
     assert rej.read_text().splitlines() == [
-        "file,line,reason,user_id,event,ts",
-        f"{src},3,no user_id,,a,2026-01-02",
+        "user_id,event,ts,__line,__reason",
+        ",a,2026-01-02,3,no user_id",
     ]
 
 

@@ -432,7 +432,7 @@ def test_deep_json_array_file_refused_and_deep_line_skipped_with_skip_invalid(ho
     )
     assert (result["rows_imported"], result["rows_rejected"]) == (1, 1)
     rejected = pl.read_csv(tmp_path / "rejected.csv")
-    assert rejected.select("line", "reason").rows() == [
+    assert rejected.select("__line", "__reason").rows() == [
         (2, "JSON nested more than 100 levels deep")
     ]
 
@@ -467,13 +467,20 @@ def test_big_integers_are_never_rounded(tmp_path: Path) -> None:
 
 
 def test_columns_named_like_bookkeeping_are_kept(tmp_path: Path) -> None:
-    """``__line``, ``__reason``, ``__new`` and ``x__new`` are ordinary columns."""
+    """``__line``, ``__reason``, ``__new`` and ``x__new`` are ordinary columns; only a file
+    with both ``__line`` and ``__reason`` (a rejects file fixed by hand) loses them, said."""
     store = Store(tmp_path / "home")
     src = tmp_path / "e.csv"
-    src.write_text("user_id,event,ts,__line,__reason,__file,__new\nu1,a,2026-01-01,L,R,F,N\n")
+    src.write_text("user_id,event,ts,__line,__file,__new\nu1,a,2026-01-01,L,F,N\n")
     ingest(store, "events", [src])
-    row = store.scan_events().collect().row(0, named=True)
-    assert (row["__line"], row["__reason"], row["__file"], row["__new"]) == ("L", "R", "F", "N")
+    src.write_text("user_id,event,ts,__reason\nu2,a,2026-01-01,R\n")
+    ingest(store, "events", [src])
+    rows = store.scan_events().sort("user_id").collect().to_dicts()
+    got = [(r["__line"], r["__file"], r["__new"], r["__reason"]) for r in rows]
+    assert got == [("L", "F", "N", None), (None, None, None, "R")]
+    src.write_text("user_id,event,ts,__line,__reason\nu3,a,2026-01-01,4,no ts\n")
+    summary = ingest(store, "events", [src])["summary"]
+    assert "a rejects file's __line and __reason columns not imported" in summary
     users = tmp_path / "u.csv"
     users.write_text("user_id,plan,plan__new\nu1,free,x\n")
     ingest(store, "users", [users])

@@ -33,7 +33,7 @@ exports of other tools (segcore ingest export --format TOOL; fills events AND us
   .gz, .zip and folders are read; the mapping of every field is in docs/ingest.md
 examples:
   segcore ingest events examples/orders.csv --map user_id=CustomerID --map ts=InvoiceDate --event charged
-  segcore ingest users examples/crm.ndjson --skip-invalid
+  segcore ingest users examples/crm.ndjson --skip-invalid   (rejects: <home>/rejects/crm-<time>...)
   segcore ingest events export.json --format segment
   segcore ingest export --format amplitude examples/exports/amplitude
   segcore ingest events retail/ --map user_id=CustomerID --map ts=InvoiceDate \
@@ -187,7 +187,9 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--rejects",
         metavar="FILE",
-        help="where --skip-invalid writes rejected rows (default: <first file>.rejected.csv)",
+        help="where --skip-invalid writes rejected rows as read, plus __line and __reason "
+        "(default: <home>/rejects/<first file>-<time>.rejected.csv, .ndjson for JSON input; "
+        "never inside the store's data or catalog)",
     )
     p.add_argument(
         "--encoding",

@@ -11,6 +11,7 @@ from segcore.cli.output import fmt_int, print_json, print_table, store_from
 from segcore.cli.segments import target
 from segcore.errors import UsageError
 from segcore.fileio import atomic_path
+from segcore.outputs import check_output_path
 
 
 def _add_target(p, *, many: bool = False) -> None:
@@ -37,7 +38,8 @@ def _points(df: pl.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
-def _write_csv(frame: pl.DataFrame, out: Path) -> None:
+def _write_csv(store, frame: pl.DataFrame, out: Path) -> None:
+    check_output_path(store, out, "--out")
     if out.suffix.lower() != ".csv":
         raise UsageError(f"--out must end in .csv, got {out.name!r}")
     with atomic_path(out) as tmp:
@@ -63,6 +65,8 @@ def _pct(x: float) -> str:
 def cmd_trend(args, store) -> int:
     from segcore.analytics.trend import trend, trend_many, trend_members
 
+    if args.out:  # refused before any work
+        check_output_path(store, args.out, "--out")
     if args.segments:
         if args.entered or args.exited:
             raise UsageError("--entered/--exited need one rule or segment, not --segments")
@@ -95,7 +99,7 @@ def cmd_trend(args, store) -> int:
     if args.out:
         if not lists:
             raise UsageError("--out writes the --entered/--exited lists: give one of them")
-        _write_csv(pl.concat(lists), Path(args.out))
+        _write_csv(store, pl.concat(lists), Path(args.out))
         payload["out"] = args.out
     if args.json:
         print_json(payload)

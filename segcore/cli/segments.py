@@ -11,6 +11,7 @@ import polars as pl
 from segcore.cli.output import fmt_int, print_json, print_table, store_from
 from segcore.errors import SegcoreError, UsageError
 from segcore.fileio import atomic_path
+from segcore.outputs import check_output_path
 from segcore.segments import (
     add_members,
     create_segment,
@@ -51,6 +52,8 @@ def iso(T) -> str:
 # --------------------------------------------------------------------------- eval
 def cmd_eval(args) -> int:
     store = store_from(args)
+    if args.out:
+        check_output_path(store, args.out, "--out")
     rule, segment = target(args)
     T = resolve_as_of(args.as_of)
     started = time.perf_counter()
@@ -93,7 +96,8 @@ def cmd_eval(args) -> int:
 
 
 def write_members(store, members: pl.DataFrame, out: Path) -> None:
-    """Members with their attributes to CSV or Parquet (atomically)."""
+    """Members with their attributes to CSV or Parquet (atomically), never into the store."""
+    check_output_path(store, out, "--out")
     frame = members.join(store.scan_users().collect(), on="user_id", how="left")
     suffix = out.suffix.lower()
     if suffix not in (".csv", ".parquet"):

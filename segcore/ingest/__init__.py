@@ -6,7 +6,9 @@ Everything is read and validated before anything is written: a bad file refuses 
 whole import with one :class:`~segcore.errors.IngestError` line naming the file, the
 line (CSV: the header is line 1; NDJSON: the physical line; Parquet: "row N") and the
 problem. With ``skip_invalid=True`` the valid rows are imported and the rejected ones
-are written, each with its ``reason``, to a CSV file.
+are written as read, each with its ``__line`` and ``__reason``, under ``<home>/rejects``.
+Rows are validated again under the store's writer lock when another import changed the
+stored columns meanwhile, so every file of the store agrees on each column's type.
 
 Examples
 --------
@@ -17,8 +19,10 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -59,13 +63,19 @@ from segcore.ingest.write import (
     write_events,
     write_users,
 )
+from segcore.outputs import check_output_path
 from segcore.store import EVENT_ID, Store
 
-__all__ = ["ingest", "ingest_export", "IngestError"]
+__all__ = ["ingest", "ingest_export", "IngestError", "REJECTS_DIR"]
 
 Progress = Callable[[float, str], None]
 _BOOKKEEPING = (*META, KIND, REASON, RAW, TS_RAW)
 _IDS = {"user_id", "event", "event_id", "ts"}
+REJECTS_DIR = "rejects"  # <home>/rejects: rejected rows; never read as store data
+# the columns a rejects file adds to the source's own: a file that has both __line and
+# __reason is a rejects file being re-imported, and these are not imported (said so)
+REJECTS_COLUMNS = ("__line", "__reason")
+_REJECTS_EXTRA = ("__file", "__raw")
 
 
 def _noop(fraction: float, message: str) -> None:
@@ -81,47 +91,70 @@ def _trim(df: pl.DataFrame) -> pl.DataFrame:
     return df.with_columns(pl.when(stripped != "").then(stripped).name.keep())
 
 
+@dataclass(frozen=True)
+class _Reading:
+    """How to read the input files (the options of one ``ingest`` call)."""
+
+    format: str | None
+    mapping: dict[str, str]
+    event: str | None
+    encoding: str
+    trim: bool = False
+    derive: tuple[str, ...] = ()
+
+
+@dataclass
+class _Input:
+    """Every input file's rows, shaped and checked (not yet cast to the stored types)."""
+
+    rows: pl.DataFrame
+    sources: list[pl.DataFrame]  # each file's rows as read (for the rejects file)
+    units: dict[str, str]  # file -> 'line' | 'row'
+    ignored: int  # Segment lines of other types
+    rejects_files: int = 0  # re-imported rejects files (their __line/__reason dropped)
+
+
 def _read_all(
-    store: Store,
     kind: str,
     paths: list[Path],
-    format: str | None,
-    mapping: dict[str, str],
-    event: str | None,
-    encoding: str,
+    stored: dict[str, pl.DataType],
+    how: _Reading,
+    keep_source: bool,
     report: Progress,
-    trim: bool = False,
-    derive: Sequence[str] = (),
-) -> tuple[pl.DataFrame, dict[str, str], int]:
-    """Read, shape and check every file; the rows, ``file -> 'line'|'row'``, ignored lines."""
-    frames, units, ignored = [], {}, 0
-    stored = store.events_schema() if kind == "events" else store.users_schema()
+) -> _Input:
+    """Read, shape and check every file against the ``stored`` schema."""
+    frames, sources, units, ignored, marked = [], [], {}, 0, 0
     # text stored as text is never re-typed (``1.50`` stays ``1.50``); other stored
     # columns are typed like new ones, then cast to their stored type
-    text = _stored_text(store, kind)
-    derived = {parse_derivation(spec)[0] for spec in derive}
+    text = {c for c, t in stored.items() if t == pl.String or isinstance(t, pl.List)}
+    derived = {parse_derivation(spec)[0] for spec in how.derive}
     n = len(paths)
     for i, path in enumerate(paths):  # ok-loop: one pass per input file
         of = f" (file {i + 1:,} of {n:,})" if n > 1 else ""
         report(0.6 * i / n, f"reading {path.name}{of}")
-        fmt = detect_format(path, format)
+        fmt = detect_format(path, how.format)
         shown = str(path)
-        df, units[shown] = read_file(path, fmt, encoding)
+        df, units[shown] = read_file(path, fmt, how.encoding)
+        if all(c in df.columns for c in REJECTS_COLUMNS):  # a rejects file, fixed by hand
+            df = df.drop([c for c in (*REJECTS_COLUMNS, *_REJECTS_EXTRA) if c in df.columns])
+            marked += 1
+        if keep_source:
+            sources.append(df)
         report(0.6 * (i + 0.5) / n, f"checking {path.name}{of}")
         if fmt == "segment":
             df, skipped = segment_lines(df, kind, shown)
             ignored += skipped
         else:
             df = flatten(df, kind)
-        df = apply_mapping(df, mapping, event, shown)
+        df = apply_mapping(df, how.mapping, how.event, shown)
         require(df, kind, shown, provided=derived)
-        frames.append(_shaped(df, kind, shown, text, csv=fmt == "csv", trim=trim))
+        frames.append(_shaped(df, kind, shown, text, csv=fmt == "csv", trim=how.trim))
     df = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
-    if derive:
-        df = normalise_ids(derive_columns(df, derive, kind, _BOOKKEEPING, stored))
+    if how.derive:
+        df = normalise_ids(derive_columns(df, how.derive, kind, _BOOKKEEPING, stored))
         if "ts" in derived and TS_RAW in df.columns:  # a derived ts is parsed afresh
             df = df.drop(TS_RAW)
-    return check_required(df, kind), units, ignored
+    return _Input(check_required(df, kind), sources, units, ignored, marked)
 
 
 def _shaped(
@@ -142,15 +175,14 @@ def _shaped(
     return df
 
 
-def _stored_text(store: Store, kind: str) -> set[str]:
-    """The stored columns of ``kind`` that hold text or lists (never re-typed)."""
-    stored = store.events_schema() if kind == "events" else store.users_schema()
-    return {c for c, t in stored.items() if t == pl.String or isinstance(t, pl.List)}
+def _stored_schema(store: Store, kind: str) -> dict[str, pl.DataType]:
+    return store.events_schema() if kind == "events" else store.users_schema()
 
 
-def _targets(store: Store, kind: str, df: pl.DataFrame) -> tuple[dict[str, pl.DataType], list[str]]:
+def _targets(
+    stored: dict[str, pl.DataType], df: pl.DataFrame
+) -> tuple[dict[str, pl.DataType], list[str]]:
     """Column -> stored dtype for every incoming column, and the new column names."""
-    stored = store.events_schema() if kind == "events" else store.users_schema()
     targets, new = {}, []
     for name, dtype in df.schema.items():  # ok-loop: one entry per column
         if name in _BOOKKEEPING:
@@ -164,26 +196,106 @@ def _targets(store: Store, kind: str, df: pl.DataFrame) -> tuple[dict[str, pl.Da
     return targets, new
 
 
-def _write_rejects(bad: pl.DataFrame, target: Path) -> None:
-    """The rejected rows as CSV: ``file, line, reason`` then the source columns as text."""
-    schema = bad.schema
-    data = [c for c in schema if c not in _BOOKKEEPING]
-    cols = [
-        pl.col(FILE).alias("file"),
-        pl.col(LINE).alias("line"),
-        pl.col(REASON).alias("reason"),
-    ]
-    for c in data:  # ok-loop: one expression per column
-        if c == "ts" and TS_RAW in bad.columns:
-            cols.append(pl.col(TS_RAW).cast(pl.String).alias(c))
-        elif isinstance(schema[c], pl.List):
-            cols.append(pl.col(c).list.join(",").alias(c))
+def _as_text(df: pl.DataFrame) -> pl.DataFrame:
+    """Every column as text for CSV: nested objects as JSON, lists joined by commas."""
+    out = []
+    for name, dtype in df.schema.items():  # ok-loop: one expression per column
+        col = pl.col(name)
+        if isinstance(dtype, pl.Struct):
+            out.append(col.struct.json_encode())
+        elif isinstance(dtype, pl.List | pl.Array):
+            out.append(col.cast(pl.List(pl.String), strict=False).list.join(","))
         else:
-            cols.append(pl.col(c).cast(pl.String).alias(c))
-    if RAW in bad.columns:
-        cols.append(pl.col(RAW).alias("raw_line"))
+            out.append(col.cast(pl.String))
+    return df.select(out)
+
+
+def _write_rejects(
+    bad: pl.DataFrame, sources: list[pl.DataFrame], target: Path
+) -> None:
+    """The rejected rows as read from their source: the original columns and values (so the
+    file re-imports with the same ``--map`` flags), then ``__line`` and ``__reason`` (and
+    ``__file`` when several inputs had rejects, ``__raw`` for unreadable JSON lines).
+
+    NDJSON when ``target`` ends in ``.ndjson``/``.jsonl``/``.json`` (nested objects kept),
+    else CSV.
+    """
+    keys = bad.select(FILE, LINE, REASON)
+    files = keys[FILE].unique(maintain_order=True).to_list()
+    ndjson = target.suffix.lower() in (".ndjson", ".jsonl", ".json")
+    parts = []
+    for source in sources:  # ok-loop: one frame per input file
+        rows = keys.join(source, on=[FILE, LINE], how="inner", maintain_order="left")
+        if not rows.height:
+            continue
+        data = [c for c in rows.columns if c not in (*META, RAW, REASON, KIND, TS_RAW)]
+        extra = [RAW] if RAW in rows.columns and rows[RAW].is_not_null().any() else []
+        tail = [
+            pl.col(LINE).alias("__line"),
+            pl.col(REASON).alias("__reason"),
+            *([pl.col(FILE).alias("__file")] if len(files) > 1 else []),
+        ]
+        raw = [pl.col(RAW).alias("__raw")] if extra else []
+        parts.append(rows.select(*data, *raw, *tail))
     with atomic_path(target) as tmp:
-        bad.select(cols).write_csv(tmp)
+        if ndjson:
+            with open(tmp, "wb") as fh:
+                for part in parts:  # ok-loop: one block of lines per input file
+                    part.write_ndjson(fh)
+        else:
+            pl.concat([_as_text(p) for p in parts], how="diagonal").write_csv(tmp)
+
+
+def _default_rejects(store: Store, first: Path, fmt: str) -> Path:
+    """``<home>/rejects/<stem>-<UTC time>.rejected.csv`` (``.ndjson`` for JSON inputs)."""
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    ext = "ndjson" if fmt in ("ndjson", "segment") else "csv"
+    return store.home / REJECTS_DIR / f"{first.stem}-{stamp}.rejected.{ext}"
+
+
+@dataclass
+class _Batch:
+    """One table's rows validated against one state of the store's schema."""
+
+    kind: str
+    schema: dict[str, pl.DataType]  # the stored schema it was validated against
+    good: pl.DataFrame  # valid rows, in the stored types
+    bad: pl.DataFrame  # rejected rows with their file, line, kind and reason
+    sources: list[pl.DataFrame]  # each file's rows as read (for the rejects file)
+    units: dict[str, str]
+    ignored: int
+    total: int
+    new_columns: list[str]
+    key: list[str] | None = None
+    rejects_files: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _validate(
+    kind: str,
+    schema: dict[str, pl.DataType],
+    read: _Input,
+    skip_invalid: bool,
+    key_columns: list[str] | None = None,
+    mapping: dict[str, str] | None = None,
+) -> _Batch:
+    """Cast to the stored types; refuse the first bad row unless ``skip_invalid``.
+
+    With ``key_columns`` each good row's ``event_id`` is made from their values.
+    """
+    df = read.rows
+    targets, new_columns = _targets(schema, df)
+    checked = cast_to(df, targets)
+    # rejected rows keep their values as read (a failed cast leaves NULL in ``checked``)
+    bad = df.with_columns(checked[KIND], checked[REASON]).filter(pl.col(REASON).is_not_null())
+    if not skip_invalid:
+        raise_first(checked, read.units)
+    good = checked.filter(pl.col(REASON).is_null())
+    good = good.select([pl.col(c).cast(t) for c, t in targets.items()])
+    if key_columns:
+        good = key_event_ids(good, key_columns, mapping or {})
+    return _Batch(kind, schema, good, bad, read.sources, read.units, read.ignored,
+                  checked.height, new_columns, key_columns, read.rejects_files)
 
 
 def ingest(
@@ -222,8 +334,10 @@ def ingest(
     event
         A constant event name for every row (events only).
     skip_invalid
-        Import the valid rows and write the rejected ones to ``rejects_path``
-        (default ``<first file stem>.rejected.csv`` beside the first file).
+        Import the valid rows and write the rejected ones, as read (original columns,
+        then ``__line`` and ``__reason``), to ``rejects_path`` (default
+        ``<home>/rejects/<first file stem>-<UTC time>.rejected.csv``, ``.ndjson`` for
+        JSON input). It may not be inside the store's data or catalog, nor an input.
     progress
         Called with (fraction done, message).
     encoding
@@ -259,7 +373,7 @@ def ingest(
     key_columns = parse_key(key)
     if key_columns and kind != "events":
         raise IngestError("--key only applies to events (users are matched by user_id)")
-    derive = list(derive or ())
+    derive = tuple(derive or ())
     for spec in derive:  # ok-loop: a few --derive options, checked before reading
         parse_derivation(spec)
     mapping = dict(mapping or {})
@@ -268,18 +382,26 @@ def ingest(
         raise IngestError("a mapping needs TARGET=SOURCE with both names")
     report = progress or _noop
     paths = expand_inputs(files, format)
+    if rejects_path is not None:
+        check_output_path(store, rejects_path, "the rejects file", inputs=paths)
+    how = _Reading(format, mapping, event, encoding, trim, derive)
 
-    df, units, ignored = _read_all(
-        store, kind, paths, format, mapping, event, encoding, report, trim, derive
+    def prepare() -> _Batch:
+        schema = _stored_schema(store, kind)
+        read = _read_all(kind, paths, schema, how, skip_invalid, report)
+        report(0.6, "validating")
+        return _validate(kind, schema, read, skip_invalid, key_columns, mapping)
+
+    batch = prepare()
+    rejects = (
+        Path(rejects_path)
+        if rejects_path
+        else _default_rejects(store, paths[0], detect_format(paths[0], format))
     )
-    report(0.6, "validating")
-    batch = _validate(store, kind, df, units, skip_invalid, key_columns, mapping)
-    result = _result(batch, paths, ignored)
-    if batch.bad.height:  # first: an unwritable rejects file leaves the store untouched
-        result["rejects_file"] = _save_rejects(batch.bad, paths, rejects_path)
-    if batch.good.height:
-        with store_lock(store.home):
-            _write(store, batch, result, report)
+    batch = _store_batches(store, [batch], prepare_again=lambda b: prepare(),
+                           rejects=rejects, report=report)[0]
+    result = batch.extra
+    result["files"] = [str(p) for p in paths]
     result["summary"] = _summary(result, batch.bad, batch.total)
     report(1.0, "done")
     return result
@@ -309,29 +431,40 @@ def ingest_export(
         raise IngestError("no input files given")
     report = progress or _noop
     paths = [Path(f) for f in files]
-    report(0.0, "reading")
-    export = read_export(paths, format, encoding)
-    report(0.5, "validating")
-    shown = ", ".join(str(p) for p in paths)
-    batches = []
-    for kind, df in export.frames():  # ok-loop: events, users
-        df = check_required(_shaped(df, kind, shown, _stored_text(store, kind), csv=False), kind)
-        batches.append(_validate(store, kind, df, export.units, skip_invalid))
-    results = {b.kind: _result(b, paths, export.ignored if b.kind == "events" else 0)
-               for b in batches}
-    bad = [b.bad for b in batches if b.bad.height]
-    if bad:
-        target = _save_rejects(pl.concat(bad, how="diagonal_relaxed"), paths, rejects_path)
-        for b in batches:  # ok-loop: two tables
-            if b.bad.height:
-                results[b.kind]["rejects_file"] = target
-    if any(b.good.height for b in batches):
-        with store_lock(store.home):
-            for b in batches:  # ok-loop: events, then users
-                if b.good.height:
-                    _write(store, b, results[b.kind], report)
+    if rejects_path is not None:
+        check_output_path(store, rejects_path, "the rejects file", inputs=paths)
+
+    def prepare() -> list[_Batch]:
+        report(0.0, "reading")
+        export = read_export(paths, format, encoding)
+        report(0.5, "validating")
+        shown = ", ".join(str(p) for p in paths)
+        batches = []
+        for kind, df in export.frames():  # ok-loop: events, users
+            schema = _stored_schema(store, kind)
+            text = {c for c, t in schema.items() if t == pl.String or isinstance(t, pl.List)}
+            rows = check_required(_shaped(df, kind, shown, text, csv=False), kind)
+            ignored = export.ignored if kind == "events" else 0
+            read = _Input(rows, [df], export.units, ignored)
+            batches.append(_validate(kind, schema, read, skip_invalid))
+        return batches
+
+    batches = prepare()
+    by_kind = {b.kind: i for i, b in enumerate(batches)}
+    rejects = (
+        Path(rejects_path)
+        if rejects_path
+        else _default_rejects(store, paths[0], "ndjson")
+    )
+    batches = _store_batches(
+        store, batches, prepare_again=lambda b: prepare()[by_kind[b.kind]],
+        rejects=rejects, report=report,
+    )
+    results = {}
     for b in batches:  # ok-loop: two tables
-        results[b.kind]["summary"] = _summary(results[b.kind], b.bad, b.total)
+        b.extra["files"] = [str(p) for p in paths]
+        b.extra["summary"] = _summary(b.extra, b.bad, b.total)
+        results[b.kind] = b.extra
     report(1.0, "done")
     return {
         "format": format,
@@ -341,52 +474,69 @@ def ingest_export(
     }
 
 
-@dataclass
-class _Batch:
-    """One table's validated rows: stored-typed good rows, rejected rows as read."""
-
-    kind: str
-    good: pl.DataFrame
-    bad: pl.DataFrame
-    total: int
-    new_columns: list[str]
-    key: list[str] | None = None
-
-
-def _validate(
+def _store_batches(
     store: Store,
-    kind: str,
-    df: pl.DataFrame,
-    units: dict[str, str],
-    skip_invalid: bool,
-    key_columns: list[str] | None = None,
-    mapping: dict[str, str] | None = None,
-) -> _Batch:
-    """Cast to the stored types; refuse the first bad row unless ``skip_invalid``.
+    batches: list[_Batch],
+    *,
+    prepare_again: Callable[[_Batch], _Batch],
+    rejects: Path,
+    report: Progress,
+) -> list[_Batch]:
+    """Write the batches' rejected rows to ``rejects`` and their good rows to the store.
 
-    With ``key_columns`` each good row's ``event_id`` is made from their values.
+    Under the writer lock a batch whose stored schema changed meanwhile (another import
+    added columns) is read and validated again, so the files of a store never disagree on
+    a column's type. A failed write removes a rejects file this import created.
     """
-    targets, new_columns = _targets(store, kind, df)
-    checked = cast_to(df, targets)
-    # rejected rows keep their values as read (a failed cast leaves NULL in ``checked``)
-    bad = df.with_columns(checked[KIND], checked[REASON]).filter(pl.col(REASON).is_not_null())
-    if not skip_invalid:
-        raise_first(checked, units)
-    good = checked.filter(pl.col(REASON).is_null())
-    good = good.drop([c for c in _BOOKKEEPING if c in good.columns])
-    good = good.select([pl.col(c).cast(t) for c, t in targets.items()])
-    if key_columns:
-        good = key_event_ids(good, key_columns, mapping or {})
-    return _Batch(kind, good, bad, checked.height, new_columns, key_columns)
+    created = False
+    if any(b.good.height for b in batches):
+        with store_lock(store.home):
+            batches = [
+                prepare_again(b) if _stored_schema(store, b.kind) != b.schema else b
+                for b in batches
+            ]
+            created = _rejects(batches, rejects)
+            try:
+                for b in batches:  # ok-loop: one or two tables
+                    b.extra = _result(b)
+                    if b.good.height:
+                        prepare_dir(store.events_dir if b.kind == "events" else store.users_dir)
+                        _write(store, b, b.extra, report)
+            except BaseException:
+                if created:  # the failed import leaves nothing behind
+                    with contextlib.suppress(OSError):
+                        rejects.unlink()
+                raise
+    else:
+        _rejects(batches, rejects)
+        for b in batches:  # ok-loop: one or two tables
+            b.extra = _result(b)
+    for b in batches:  # ok-loop: one or two tables
+        if b.bad.height:
+            b.extra["rejects_file"] = str(rejects)
+    return batches
 
 
-def _result(batch: _Batch, paths: list[Path], ignored: int) -> dict[str, Any]:
+def _rejects(batches: list[_Batch], target: Path) -> bool:
+    """Write every batch's rejected rows (if any) to ``target``; whether it created it."""
+    bad = [b for b in batches if b.bad.height]
+    if not bad:
+        return False
+    created = not target.exists()
+    rows = pl.concat([b.bad for b in bad], how="diagonal_relaxed")
+    sources = [s for b in bad for s in b.sources]
+    _write_rejects(rows, sources, target)
+    return created
+
+
+def _result(batch: _Batch) -> dict[str, Any]:
     result: dict[str, Any] = {
         "kind": batch.kind,
-        "files": [str(p) for p in paths],
+        "files": list(batch.units),
         "rows_read": batch.total,
         "rows_rejected": batch.bad.height,
-        "ignored_lines": ignored,
+        "ignored_lines": batch.ignored,
+        "rejects_files_reimported": batch.rejects_files,
         "duplicates_skipped": 0,
         "identical_rows": 0,
         "key": batch.key or None,
@@ -401,15 +551,6 @@ def _result(batch: _Batch, paths: list[Path], ignored: int) -> dict[str, Any]:
     else:
         result["user_ids"], result["user_ids_without_user"] = 0, None
     return result
-
-
-def _save_rejects(bad: pl.DataFrame, paths: list[Path], rejects_path: str | Path | None) -> str:
-    """Write the rejected rows (default ``<first file stem>.rejected.csv``); the path."""
-    target = (
-        Path(rejects_path) if rejects_path else (paths[0].parent / f"{paths[0].stem}.rejected.csv")
-    )
-    _write_rejects(bad, target)
-    return str(target)
 
 
 def _write(store: Store, batch: _Batch, result: dict[str, Any], report: Progress) -> None:
@@ -459,6 +600,8 @@ def _summary(result: dict[str, Any], bad: pl.DataFrame, total: int) -> str:
         extras.append(f"{result['ignored_lines']:,} lines of other types ignored")
     if result["new_columns"]:
         extras.append("new columns: " + ", ".join(result["new_columns"]))
+    if result.get("rejects_files_reimported"):
+        extras.append("a rejects file's __line and __reason columns not imported")
     if extras:
         parts[0] += " (" + "; ".join(extras) + ")"
     if len(result["files"]) > 1:
