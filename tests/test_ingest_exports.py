@@ -254,8 +254,10 @@ def test_a_broken_line_refuses_the_whole_export(tmp_path, capsys):
     assert err.startswith(f"error: {src}: line 3: broken JSON")
     assert not (home / "events").exists() and not (home / "users").exists()
     assert _run(home, "segment", src, extra=("--skip-invalid",)) == 0
-    rejects = pl.read_csv(tmp_path / "mixed.rejected.csv")
-    assert rejects["line"].to_list() == [3]
+    (written,) = (home / "rejects").glob("mixed-*.rejected.ndjson")
+    rejects = pl.read_ndjson(written)
+    assert rejects["__line"].to_list() == [3]
+    assert rejects["__raw"].to_list() == ['{"type": "track", "event": ']
     assert set(_events(Store(home))) == {"seg-m2", "seg-m3"}
 
 
