@@ -35,15 +35,17 @@ def _password() -> str | None:
 
 
 def bound_safely() -> bool:
-    """Serve nothing when listening beyond loopback without ``SEGCORE_ALLOW_REMOTE``."""
+    """Serve nothing beyond loopback unless ``SEGCORE_ALLOW_REMOTE`` and a password are set."""
     address = st.get_option("server.address")
-    if exposure.bound_to_loopback(address) or exposure.remote_allowed():
+    if exposure.bound_to_loopback(address):
+        return True
+    if exposure.remote_allowed() and _password():
         return True
     st.title("segcore")
     st.error(
         f"The dashboard is listening on {address or 'every network interface'}, not only "
         "on this computer: nothing is served. Start it with `--server.address 127.0.0.1`, "
-        f"or set {exposure.ALLOW_REMOTE_ENV}=1 (and SEGCORE_PASSWORD) to serve the network."
+        f"or set both {exposure.ALLOW_REMOTE_ENV}=1 and SEGCORE_PASSWORD to serve the network."
     )
     return False
 
@@ -77,13 +79,21 @@ def password_ok() -> bool:
 
 
 def protect_downloads() -> None:
-    """Serve each generated download once (see ``dashboard.exposure``)."""
+    """Downloads go only to signed-in browsers (see ``dashboard.exposure``).
+
+    Where that cannot be enforced (another media storage, no XSRF cookie with a password
+    set), download buttons are disabled instead.
+    """
     from streamlit import runtime
 
     storage = None
     if runtime.exists():
         storage = getattr(runtime.get_instance().media_file_mgr, "_storage", None)
-    st.session_state["downloads_ok"] = exposure.serve_downloads_once(storage)
+    required = bool(_password())
+    ok = exposure.guard_downloads(storage, password_required=required)
+    if ok and required:
+        ok = exposure.sign_in_browser(st.context.cookies.get(exposure.XSRF_COOKIE))
+    st.session_state["downloads_ok"] = ok
 
 
 @st.cache_resource(show_spinner=False)

@@ -5,8 +5,8 @@
   check also covers ``~/.streamlit``, ``STREAMLIT_SERVER_ADDRESS`` and flags).
 - Passwords are compared in constant time; wrong ones are throttled per session (a growing
   wait) and across sessions (a cap per minute).
-- Download URLs (``/media/<id>``) carry no cookie check in Streamlit, so each generated
-  download is served once and then removed from memory.
+- Download URLs (``/media/<id>``) carry no cookie check in Streamlit: with a password,
+  generated downloads are served only to browsers that signed in (their XSRF cookie).
 """
 
 from __future__ import annotations
@@ -16,15 +16,17 @@ import hashlib
 import hmac
 import ipaddress
 import os
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 ALLOW_REMOTE_ENV = "SEGCORE_ALLOW_REMOTE"
 FREE_TRIES = 3  # wrong passwords a session may type before it has to wait
+FIRST_WAIT = 5.0  # seconds after the FREE_TRIES-th wrong password, doubling with each more
 MAX_WAIT = 300.0  # seconds: the longest wait of one session
 GLOBAL_WINDOW = 60.0  # seconds
-GLOBAL_MAX_FAILURES = 20  # wrong passwords per GLOBAL_WINDOW, all sessions together
+GLOBAL_MAX_FAILURES = 10  # wrong passwords per GLOBAL_WINDOW, all sessions together
 
 
 def bound_to_loopback(address: str | None) -> bool:
@@ -57,7 +59,7 @@ def session_wait(failures: int) -> float:
     """Seconds a session must wait after its ``failures``-th wrong password."""
     if failures < FREE_TRIES:
         return 0.0
-    return min(MAX_WAIT, 2.0 ** (failures - FREE_TRIES))
+    return min(MAX_WAIT, FIRST_WAIT * 2.0 ** (failures - FREE_TRIES))
 
 
 class Throttle:
@@ -99,15 +101,52 @@ class Throttle:
 THROTTLE = Throttle()
 
 
-def serve_downloads_once(storage: object) -> bool:
-    """Make each download in Streamlit's media ``storage`` fetchable once, then forget it.
+XSRF_COOKIE = "_streamlit_xsrf"  # Streamlit's per-browser cookie (server.enableXsrfProtection)
+_SIGNED_IN: set[bytes] = set()  # the XSRF tokens of browsers that typed the password
+_SIGNED_IN_LOCK = threading.Lock()
+MAX_SIGNED_IN = 10_000
+
+
+def _browser_token(cookie: object) -> bytes | None:
+    """The browser's token inside Streamlit's XSRF cookie (stable across page loads)."""
+    if not isinstance(cookie, str) or not cookie:
+        return None
+    from streamlit.web.server.starlette.starlette_app_utils import decode_xsrf_token_string
+
+    try:
+        token, _ = decode_xsrf_token_string(cookie)
+    except Exception:  # noqa: BLE001 - a malformed cookie is no token
+        return None
+    return token if isinstance(token, bytes) and len(token) >= 16 else None
+
+
+def sign_in_browser(cookie: object) -> bool:
+    """Remember that the browser sending ``cookie`` typed the password (False: no cookie)."""
+    token = _browser_token(cookie)
+    if token is None:
+        return False
+    with _SIGNED_IN_LOCK:
+        if len(_SIGNED_IN) >= MAX_SIGNED_IN:
+            _SIGNED_IN.clear()  # bounded memory: everyone signs in again
+        _SIGNED_IN.add(token)
+    return True
+
+
+def browser_signed_in(cookie: object) -> bool:
+    token = _browser_token(cookie)
+    with _SIGNED_IN_LOCK:
+        return token is not None and token in _SIGNED_IN
+
+
+def guard_downloads(storage: object, password_required: bool) -> bool:
+    """Serve downloads from Streamlit's media ``storage`` only to signed-in browsers.
 
     ``st.download_button`` with a callable generates the file on click; the browser then
-    fetches ``/media/<id>`` (no cookie is checked there). Wrapping the storage's
-    ``get_file`` removes a downloadable file at that first fetch, so a later fetch (a leaked
-    URL, a replayed request) gets 404; clicking again generates the file again. Returns
-    False when the storage is not the in-memory one this was written for: the caller then
-    disables downloads instead of serving them on reusable URLs.
+    fetches ``/media/<id>``, a route that checks no cookie. The storage's ``get_file`` is
+    wrapped: when a password is configured, a downloadable file is returned only to a request
+    whose XSRF cookie belongs to a browser that signed in (``sign_in_browser``); anyone else
+    gets 404. Returns False when the storage is not the in-memory one this was written for:
+    the caller then disables downloads instead of serving them unprotected.
     """
     from streamlit.runtime.media_file_storage import MediaFileKind, MediaFileStorageError
     from streamlit.runtime.memory_media_file_storage import (
@@ -117,22 +156,24 @@ def serve_downloads_once(storage: object) -> bool:
 
     if not isinstance(storage, MemoryMediaFileStorage):
         return False
-    if getattr(storage, "segcore_once", False):
+    if getattr(storage, "segcore_guarded", False):
+        storage.segcore_password_required = password_required  # type: ignore[attr-defined]
         return True
     files = getattr(storage, "_files_by_id", None)
     endpoint = getattr(storage, "_media_endpoint", None)
     if not isinstance(files, dict) or not isinstance(endpoint, str):
         return False
-    lock = threading.Lock()
 
-    def get_file(filename: str):  # the /media/ route
+    def get_file(filename: str):  # called by the /media/ route with the request in scope
         file_id = os.path.splitext(filename)[0]
-        with lock:
-            media = files.get(file_id)
-            if media is None:
+        media = files.get(file_id)
+        if media is None:
+            raise MediaFileStorageError(f"no media file with id '{file_id}'")
+        if media.kind == MediaFileKind.DOWNLOADABLE and storage.segcore_password_required:
+            request = sys._getframe(1).f_locals.get("request")
+            cookies = getattr(request, "cookies", None)
+            if not isinstance(cookies, Mapping) or not browser_signed_in(cookies.get(XSRF_COOKIE)):
                 raise MediaFileStorageError(f"no media file with id '{file_id}'")
-            if media.kind == MediaFileKind.DOWNLOADABLE:
-                del files[file_id]
         return media
 
     def get_url(file_id: str) -> str:  # the script, right after generating: not a fetch
@@ -141,7 +182,8 @@ def serve_downloads_once(storage: object) -> bool:
             raise MediaFileStorageError(f"no media file with id '{file_id}'")
         return f"{endpoint}/{file_id}{get_extension_for_mimetype(media.mimetype)}"
 
+    storage.segcore_password_required = password_required  # type: ignore[attr-defined]
     storage.get_file = get_file  # type: ignore[attr-defined]
     storage.get_url = get_url  # type: ignore[attr-defined]
-    storage.segcore_once = True  # type: ignore[attr-defined]
+    storage.segcore_guarded = True  # type: ignore[attr-defined]
     return True
