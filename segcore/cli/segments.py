@@ -9,7 +9,14 @@ from pathlib import Path
 
 import polars as pl
 
-from segcore.cli.output import fmt_int, print_json, print_table, store_from
+from segcore.cli.output import (
+    MAX_ROWS_SHOWN,
+    fmt_int,
+    print_json,
+    print_table,
+    store_from,
+    whole_number,
+)
 from segcore.errors import UsageError
 from segcore.fileio import atomic_path
 from segcore.parser import MAX_RULE_CHARS
@@ -298,7 +305,7 @@ def register(sub, common) -> None:
                    help="Spark master URL (default $SPARK_MASTER, else local[2]; "
                         "SPARK_REMOTE for Spark Connect)")
     p.add_argument("--out", help="write members with attributes to FILE.csv or FILE.parquet")
-    p.add_argument("--limit", type=int, default=10, help="ids shown (default 10)")
+    p.add_argument("--limit", type=whole_number(0, MAX_ROWS_SHOWN), default=10, help="ids shown (default 10)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 
@@ -314,7 +321,7 @@ def register(sub, common) -> None:
     p = sub.add_parser("user", parents=[common], help="a user's attributes, events, segments")
     p.add_argument("user_id")
     p.add_argument("--as-of")
-    p.add_argument("--events", type=int, default=20, help="latest events shown")
+    p.add_argument("--events", type=whole_number(0, MAX_ROWS_SHOWN), default=20, help="latest events shown")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_user)
 
@@ -352,7 +359,7 @@ def register(sub, common) -> None:
     g.add_argument("--rule-file")
     p.add_argument("--description")
     p.add_argument("--rename", help="new name")
-    p.add_argument("--expect-version", type=int,
+    p.add_argument("--expect-version", type=whole_number(1, 2**63 - 1),
                    help="refuse the edit if the segment is no longer at this version")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_edit, segment=None)
