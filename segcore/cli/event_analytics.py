@@ -189,6 +189,7 @@ def cmd_funnel(args) -> int:
         segments=args.segment or None,
         **options,
     )
+    table = None
     if args.over_time:
         table = funnel_over_time(
             store,
@@ -231,9 +232,9 @@ def cmd_funnel(args) -> int:
             print_table(_steps_table(part["steps"]))
     else:
         print_table(_steps_table(result["steps"]))
-    if args.over_time:
+    if table is not None:  # the frame itself: rebuilding it from dicts guesses types
         print()
-        print_table(pl.DataFrame(result["over_time"]))
+        print_table(table)
     if args.save_dropoffs:
         saved = result["saved"]
         print(

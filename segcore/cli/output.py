@@ -42,6 +42,8 @@ def store_from(args, *, must_exist: bool = True) -> Store:
     which says how to.
     """
     store = Store(getattr(args, "home", None))
+    if store.home.exists() and not store.home.is_dir():
+        raise StoreError(f"{store.home} is a file, not a store folder: give --home a folder")
     if must_exist and not store.home.is_dir():
         raise StoreError(
             f"no store at {store.home}: the folder does not exist (create one with "
