@@ -79,7 +79,7 @@ def decode_rule(data: bytes, where: str) -> str:
         try:
             text = data.decode("utf-16")
         except UnicodeDecodeError as exc:
-            raise UsageError(f"{where} is not valid UTF-16 text (byte {exc.start + 2}); "
+            raise UsageError(f"{where} is not valid UTF-16 text (byte {exc.start + 1}); "
                              "save it as UTF-8") from None
     else:
         if data.startswith(codecs.BOM_UTF8):
