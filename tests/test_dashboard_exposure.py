@@ -221,3 +221,17 @@ def test_downloads_need_a_signed_in_browser():
 def test_downloads_are_disabled_where_they_cannot_be_guarded():
     assert exposure.guard_downloads(None, password_required=True) is False
     assert exposure.guard_downloads(object(), password_required=True) is False
+
+
+# ------------------------------------------------------------------------ builder
+def test_builder_shows_a_huge_number_as_a_rule_error(store, monkeypatch):
+    """Issue 21: a literal of over 4,300 digits was a traceback in the builder."""
+    monkeypatch.delenv("SEGCORE_PASSWORD", raising=False)
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("app_pages/builder.py").run()
+    at.text_area(key="b_text").input("age > " + "9" * 5000).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        "Line 1, column 7: number 9999999999999999...99999999 (5,000 characters) is out of "
+        "range (integers go up to 9223372036854775807)"
+    ]
