@@ -81,6 +81,13 @@ _COMPARE = {exp.EQ: "=", exp.NEQ: "!=", exp.LT: "<", exp.LTE: "<=", exp.GT: ">",
 _ARITH = {exp.Add: "+", exp.Sub: "-", exp.Mul: "*", exp.Div: "/"}
 
 
+def _shorten(text: str, keep: int = 40) -> str:
+    """A long literal for an error message: its start, its end and its length."""
+    if len(text) <= keep:
+        return text
+    return f"{text[:16]}...{text[-8:]} ({len(text):,} characters)"
+
+
 # --------------------------------------------------------------------------- durations
 def duration_us(text: str, where: str = "interval") -> int:
     """``'30 days'``, ``'10 minutes'``, ``'1d'``, ``'week'`` -> microseconds (> 0)."""
@@ -510,16 +517,17 @@ class _Parser:
             return Lit(e.this, "string"), "string"
         text = e.this
         if re.fullmatch(r"\d+", text):
-            v = int(text)
-            if v > MAX_INT:
-                raise self.error(f"number {text} is out of range", e)
-            return Lit(v, "int"), "int"
+            # the length first: int() refuses texts of over 4,300 digits with a ValueError
+            if len(text.lstrip("0")) > len(str(MAX_INT)) or int(text) > MAX_INT:
+                raise self.error(f"number {_shorten(text)} is out of range "
+                                 f"(integers go up to {MAX_INT})", e)
+            return Lit(int(text), "int"), "int"
         try:
             f = float(text)
         except ValueError:
-            raise self.error(f"bad number {text!r}", e) from None
+            raise self.error(f"bad number {_shorten(text)!r}", e) from None
         if math.isinf(f) or math.isnan(f):
-            raise self.error(f"number {text} is out of range", e)
+            raise self.error(f"number {_shorten(text)} is out of range", e)
         return Lit(f, "float"), "float"
 
     def c_Boolean(self, e: exp.Boolean, scope: str) -> tuple[Node, str]:

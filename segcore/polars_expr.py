@@ -128,6 +128,17 @@ def _(node: Call, ctx: Ctx) -> pl.Expr:
     raise TypeError(f"unknown function {n}")
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def checked_int(wide: pl.Expr) -> pl.Expr:
+    """An exact Int128 result as Int64, NULL where it does not fit (docs/rules.md, section
+    on arithmetic): integer arithmetic never wraps around into a real-looking number."""
+    return (
+        pl.when(wide.is_between(INT64_MIN, INT64_MAX)).then(wide).otherwise(None).cast(pl.Int64)
+    )
+
+
 @to_expr.register
 def _(node: Case, ctx: Ctx) -> pl.Expr:
     typ = ctx.typ(node)
@@ -153,6 +164,8 @@ def _(node: Case, ctx: Ctx) -> pl.Expr:
 def _(node: Neg, ctx: Ctx) -> pl.Expr:
     if ctx.typ(node.arg) == "null":
         return pl.lit(None)
+    if ctx.typ(node.arg) == "int":
+        return checked_int(pl.lit(0, pl.Int128) - to_expr(node.arg, ctx).cast(pl.Int128))
     return -to_expr(node.arg, ctx)
 
 
@@ -172,6 +185,10 @@ def _(node: Arith, ctx: Ctx) -> pl.Expr:
             left, right = right, left
         days = pl.duration(days=right.cast(pl.Int64))
         return left + days if node.op == "+" else left - days
+    if ctx.typ(node) == "int" and lt == "int" and rt == "int":
+        # exact in 128 bits (64-bit operands cannot overflow it), then checked back to 64
+        left, right = left.cast(pl.Int128), right.cast(pl.Int128)
+        return checked_int({"+": left.__add__, "-": left.__sub__, "*": left.__mul__}[node.op](right))
     return {"+": left.__add__, "-": left.__sub__, "*": left.__mul__}[node.op](right)
 
 

@@ -527,7 +527,7 @@ BAD = [
     ),
     # absurd numbers
     ("country = 'US' AND age > 1e999", "number 1e999 is out of range", 1, 26),
-    ("age > 99999999999999999999", "number 99999999999999999999 is out of range", 1, 7),
+    ("age > 99999999999999999999", "number 99999999999999999999 is out of range (integers go up to 9223372036854775807)", 1, 7),
     # syntax errors (position of the problem)
     ("country = 'US' AND", "syntax error: AND is missing its operand", 1, 16),
     ("country = = 'US'", "syntax error: EQ is missing its operand", 1, 11),

@@ -383,7 +383,7 @@ def test_dashboard_upload_uses_the_same_validation_as_the_cli(home, name):
 def test_dashboard_upload_size_is_limited():
     import re
 
-    config = (Path(__file__).parents[1] / ".streamlit" / "config.toml").read_text()
+    config = (Path(__file__).parents[1] / "dashboard" / ".streamlit" / "config.toml").read_text()
     server = config.split("[server]", 1)[1].split("\n[", 1)[0]
     limit = int(re.search(r"^maxUploadSize\s*=\s*(\d+)", server, re.M).group(1))
     assert 1 <= limit <= 1024  # megabytes

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
 
 import streamlit as st
 
 from dashboard import cached, state
-from dashboard.widgets import fmt_int, guard
+from dashboard.widgets import download, fmt_int, guard
 
 store = state.store()
 ss = st.session_state
@@ -135,9 +136,10 @@ with t_import:
             if summary.get("new_columns"):
                 st.info("New columns: " + ", ".join(summary["new_columns"]))
             if rejected:
-                st.download_button(
+                download(
+                    st,
                     "Download the rejected rows (CSV)",
-                    rejected,
+                    partial(bytes, rejected),
                     file_name="rejected.csv",
                     mime="text/csv",
                     key="dt_rejects_dl",

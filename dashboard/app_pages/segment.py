@@ -14,6 +14,7 @@ from dashboard import cached, charts, state
 from dashboard.static_edit import pasted_ids, remember, show_last_change
 from dashboard.widgets import (
     csv_bytes,
+    download,
     fmt_int,
     fmt_pct,
     guard,
@@ -148,7 +149,8 @@ with t_size, guard("size over time"):
                         which=which,
                         every=every,
                     )
-                    c[2].download_button(
+                    download(
+                        c[2],
                         f"{fmt_int(who.height)} users who {which} (CSV)",
                         partial(csv_bytes, who),
                         file_name=f"{name}-{which}-{day}.csv",
@@ -223,7 +225,8 @@ with t_reach, guard("reachability"):
                 segment=name,
             )
             if isinstance(reach_df, pl.DataFrame):
-                c[1].download_button(
+                download(
+                    c[1],
                     f"Download {fmt_int(reach_df.height)} ids (CSV)",
                     partial(csv_bytes, reach_df),
                     file_name=f"{name}-{channel}.csv",
@@ -270,7 +273,8 @@ with t_members, guard("members"):
     page = c[0].number_input(
         f"Page (of {pages:,})", min_value=1, max_value=pages, value=1, key="sp_page"
     )
-    c[1].download_button(
+    download(
+        c[1],
         "CSV",
         partial(csv_bytes, df),
         file_name=f"{name}.csv",
@@ -278,7 +282,8 @@ with t_members, guard("members"):
         key="sp_dl_csv",
         icon=":material/download:",
     )
-    c[2].download_button(
+    download(
+        c[2],
         "Parquet",
         partial(parquet_bytes, df),
         file_name=f"{name}.parquet",

@@ -12,7 +12,7 @@ from typing import Any
 
 import polars as pl
 
-from segcore.cli.output import fmt_int, print_json, print_table, store_from
+from segcore.cli.output import fmt_int, print_json, print_table, store_from, whole_number
 from segcore.errors import UsageError
 
 
@@ -70,7 +70,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="save the users who dropped off after --after-step as a static segment",
     )
-    p.add_argument("--after-step", type=int, metavar="N", help="step number for --save-dropoffs")
+    p.add_argument("--after-step", type=whole_number(1, 1_000), metavar="N", help="step number for --save-dropoffs")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_funnel)
 
@@ -103,7 +103,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         help="restrict to / break down by saved segment (repeat for several)",
     )
     p.add_argument("--by", metavar="PROP", help="break down by an event property")
-    p.add_argument("--top", type=int, default=10, help="property values kept by --by (default 10)")
+    p.add_argument("--top", type=whole_number(1, 100_000), default=10, help="property values kept by --by (default 10)")
     p.add_argument("--where", metavar="FILTER", help="filter over event columns")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_events)
@@ -189,6 +189,7 @@ def cmd_funnel(args) -> int:
         segments=args.segment or None,
         **options,
     )
+    table = None
     if args.over_time:
         table = funnel_over_time(
             store,
@@ -231,9 +232,9 @@ def cmd_funnel(args) -> int:
             print_table(_steps_table(part["steps"]))
     else:
         print_table(_steps_table(result["steps"]))
-    if args.over_time:
+    if table is not None:  # the frame itself: rebuilding it from dicts guesses types
         print()
-        print_table(pl.DataFrame(result["over_time"]))
+        print_table(table)
     if args.save_dropoffs:
         saved = result["saved"]
         print(

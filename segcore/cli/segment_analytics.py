@@ -7,7 +7,14 @@ from typing import Any
 
 import polars as pl
 
-from segcore.cli.output import fmt_int, print_json, print_table, store_from
+from segcore.cli.output import (
+    MAX_ROWS_SHOWN,
+    fmt_int,
+    print_json,
+    print_table,
+    store_from,
+    whole_number,
+)
 from segcore.cli.segments import target
 from segcore.errors import UsageError
 from segcore.fileio import atomic_path
@@ -296,7 +303,7 @@ def register(sub, common) -> None:
     _add_target(p)
     p.add_argument("--as-of", help="date (end of that UTC day) or ISO timestamp; default now")
     p.add_argument("--channel", help="list the members reachable by this channel")
-    p.add_argument("--limit", type=int, default=50, help="rows shown with --channel")
+    p.add_argument("--limit", type=whole_number(0, MAX_ROWS_SHOWN), default=50, help="rows shown with --channel")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_pinned(cmd_reach))
 
@@ -309,8 +316,11 @@ def register(sub, common) -> None:
         metavar="NAME",
         help="attribute to profile (repeat; default: a standard set)",
     )
-    p.add_argument("--top", type=int, default=10, help="top values per categorical attribute")
-    p.add_argument("--bins", type=int, default=10, help="histogram bins for numbers")
+    p.add_argument(
+        "--top", type=whole_number(1, 100_000), default=10,
+        help="top values per categorical attribute",
+    )
+    p.add_argument("--bins", type=whole_number(1, 10_000), default=10, help="histogram bins for numbers")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_pinned(cmd_profile))
 

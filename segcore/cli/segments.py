@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import codecs
 import sys
 import time
 from pathlib import Path
 
 import polars as pl
 
-from segcore.cli.output import fmt_int, print_json, print_table, store_from
+from segcore.cli.output import (
+    MAX_ROWS_SHOWN,
+    fmt_int,
+    print_json,
+    print_table,
+    store_from,
+    whole_number,
+)
 from segcore.errors import SegcoreError, UsageError
 from segcore.fileio import atomic_path
 from segcore.outputs import check_output_path
+from segcore.parser import MAX_RULE_CHARS
 from segcore.segments import (
     add_members,
     create_segment,
@@ -36,13 +45,63 @@ def target(args) -> tuple[str | None, str | None]:
     """(rule text, segment name) from the parsed target options."""
     rule = args.rule
     if rule == "-":
-        rule = sys.stdin.read()
+        rule = decode_rule(_read_limited(sys.stdin.buffer), "the rule on stdin")
     if getattr(args, "rule_file", None):
-        path = Path(args.rule_file)
-        if not path.is_file():
-            raise UsageError(f"rule file {str(path)!r} does not exist")
-        rule = path.read_text(encoding="utf-8")
+        rule = read_rule_file(Path(args.rule_file))
     return rule, args.segment
+
+
+# a rule is at most MAX_RULE_CHARS characters, each at most 4 bytes of UTF-8
+_MAX_RULE_BYTES = 4 * MAX_RULE_CHARS + 4
+
+
+def _read_limited(stream) -> bytes:
+    return stream.read(_MAX_RULE_BYTES + 1)
+
+
+def read_rule_file(path: Path) -> str:
+    """The text of a rule file (UTF-8, an optional BOM; UTF-16 with its BOM), or a UsageError.
+
+    Pipes (``<(...)``, ``/dev/stdin``) work; folders, empty files and text that is not
+    valid UTF-8 are refused with one line.
+    """
+    name = str(path)
+    if not path.exists():
+        raise UsageError(f"rule file {name!r} does not exist")
+    if path.is_dir():
+        raise UsageError(f"rule file {name!r} is a folder, not a file")
+    try:
+        with path.open("rb") as f:
+            data = _read_limited(f)
+    except OSError as exc:
+        raise UsageError(f"cannot read rule file {name!r}: {exc.strerror or exc}") from None
+    return decode_rule(data, f"rule file {name!r}")
+
+
+def decode_rule(data: bytes, where: str) -> str:
+    """Rule bytes as text: UTF-8 (a BOM is dropped), or UTF-16 when it starts with its BOM."""
+    if len(data) > _MAX_RULE_BYTES:
+        raise UsageError(f"{where} is too long (a rule has at most {MAX_RULE_CHARS:,} characters)")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"{where} is not valid UTF-16 text (byte {exc.start + 1}); "
+                             "save it as UTF-8") from None
+    else:
+        if data.startswith(codecs.BOM_UTF8):
+            data = data[len(codecs.BOM_UTF8):]
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"{where} is not valid UTF-8 text (byte {exc.start + 1} is "
+                             f"0x{data[exc.start]:02x}); save it as UTF-8") from None
+        if "\x00" in text:
+            raise UsageError(f"{where} holds NUL bytes (UTF-16 without a BOM?); "
+                             "save it as UTF-8")
+    if not text.strip():
+        raise UsageError(f"{where} is empty")
+    return text
 
 
 def iso(T) -> str:
@@ -335,7 +394,7 @@ def register(sub, common) -> None:
                    help="Spark master URL (default $SPARK_MASTER, else local[2]; "
                         "SPARK_REMOTE for Spark Connect)")
     p.add_argument("--out", help="write members with attributes to FILE.csv or FILE.parquet")
-    p.add_argument("--limit", type=int, default=10,
+    p.add_argument("--limit", type=whole_number(0, MAX_ROWS_SHOWN), default=10,
                    help="ids shown, and listed under \"sample\" with --json (default 10)")
     p.add_argument("--all", action="store_true",
                    help="show every member's id (with --json: \"sample\" holds all of them)")
@@ -354,7 +413,7 @@ def register(sub, common) -> None:
     p = sub.add_parser("user", parents=[common], help="a user's attributes, events, segments")
     p.add_argument("user_id")
     p.add_argument("--as-of")
-    p.add_argument("--events", type=int, default=20, help="latest events shown")
+    p.add_argument("--events", type=whole_number(0, MAX_ROWS_SHOWN), default=20, help="latest events shown")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_user)
 
@@ -392,7 +451,7 @@ def register(sub, common) -> None:
     g.add_argument("--rule-file")
     p.add_argument("--description")
     p.add_argument("--rename", help="new name")
-    p.add_argument("--expect-version", type=int,
+    p.add_argument("--expect-version", type=whole_number(1, 2**63 - 1),
                    help="refuse the edit if the segment is no longer at this version")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_edit, segment=None)
