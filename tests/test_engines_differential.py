@@ -848,6 +848,38 @@ def test_spark_local_same_members(diff_store, tiny):
     store = _lists(tiny)
     for rule, expected in LIST_CASES:
         assert _engine(store, rule, "2026-01-01", "spark") == expected, rule
+    store = _ages(tiny)  # integer overflow is NULL (issue 21)
+    for rule, expected in OVERFLOW:
+        assert _engine(store, rule, "2026-01-01", "spark") == expected, rule
+
+
+# --------------------------------------------------------------------------- overflow
+def _ages(tiny):
+    """Ages 0, 1, 2, -1 and NULL: products and sums with 2^63 - 1 leave 64 bits."""
+    return tiny(
+        events=[("a", "x", "2026-01-01T00:00:00")],
+        users=[{"user_id": u, "age": a} for u, a in
+               [("a", 0), ("b", 1), ("c", 2), ("d", -1), ("e", None)]],
+    )
+
+
+OVERFLOW = [  # hand-computed: NULL outside -2^63 .. 2^63-1, never a wrapped number
+    ("age * 9223372036854775807 > 0", ["b"]),
+    ("age * 9223372036854775807 IS NULL", ["c", "e"]),
+    ("age + 9223372036854775807 > 0", ["a", "d"]),
+    ("-(age - 9223372036854775807 - 1) > 0", ["b", "c"]),
+    ("age - 9223372036854775807 - 2 IS NULL", ["a", "d", "e"]),
+    ("(age * 4611686018427387904) * 2 IS NULL", ["b", "c", "e"]),
+    ("age * 3 + 1 = 7", ["c"]),
+]
+
+
+def test_integer_overflow_is_null_on_every_engine(tiny):
+    """Issue 21: DuckDB used to stop, ClickHouse to wrap (Spark: in the Spark test)."""
+    store = _ages(tiny)
+    for rule, expected in OVERFLOW:
+        for eng in ("polars", "duckdb", "clickhouse"):
+            assert _engine(store, rule, "2026-01-01", eng) == expected, (eng, rule)
 
 
 # --------------------------------------------------------------------------- NULL lists

@@ -130,6 +130,31 @@ def _is_constant(node: Node) -> bool:
     )
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _as_wide(e: exp.Expression, dialect: str) -> exp.Expression:
+    """``e`` in a type where the sum, difference or product of two 64-bit integers is exact:
+    DECIMAL(38, 0), or Int128 on ClickHouse (whose decimal casts throw on overflow)."""
+    wide = "INT128" if dialect == "clickhouse" else "DECIMAL(38, 0)"
+    return exp.Cast(this=_paren(e), to=exp.DataType.build(wide))
+
+
+def _checked_int(exact: exp.Expression) -> exp.Expression:
+    """``exact`` (a widened result, :func:`_as_wide`) as BIGINT, NULL outside 64 bits.
+
+    (ClickHouse evaluates every branch of a CASE; its narrowing cast wraps, never throws.)
+    """
+    exact = exp.paren(exact, copy=False)
+    inside = exp.Between(
+        this=exact,
+        low=exp.Literal.number(_INT64_MIN),
+        high=exp.Literal.number(_INT64_MAX),
+    )
+    value = exp.Cast(this=exact.copy(), to=exp.DataType.build("BIGINT"))
+    return exp.Case(ifs=[exp.If(this=inside, true=value)], default=exp.Null())
+
+
 class Compiler:
     """Builds the members query of rules and saved segments at one instant T."""
 
@@ -342,7 +367,10 @@ class Compiler:
         return D.date_to_timestamp(e, self.d) if self.typ(node, scope) == "date" else e
 
     def v_Neg(self, node: Neg, scope, env) -> exp.Expression:
-        return exp.Neg(this=exp.paren(self.value(node.arg, scope, env), copy=False))
+        arg = self.value(node.arg, scope, env)
+        if self.typ(node, scope) == "int":  # -(-2^63) is outside 64 bits: NULL
+            return _checked_int(exp.Neg(this=_as_wide(arg, self.d)))
+        return exp.Neg(this=exp.paren(arg, copy=False))
 
     def v_Arith(self, node: Arith, scope, env) -> exp.Expression:
         lt, t = self.typ(node.left, scope), self.typ(node, scope)
@@ -367,13 +395,14 @@ class Compiler:
                 ne = exp.Neg(this=exp.paren(ne, copy=False))
             return self._add_days(de, ne)
         cls = {"+": exp.Add, "-": exp.Sub, "*": exp.Mul}[node.op]
-        return exp.paren(
-            cls(
-                this=self.value(node.left, scope, env),
-                expression=self.value(node.right, scope, env),
-            ),
-            copy=False,
-        )
+        left, right = self.value(node.left, scope, env), self.value(node.right, scope, env)
+        if t == "int" and lt == "int" and self.typ(node.right, scope) == "int":
+            # exact in a wide type (two 64-bit operands cannot overflow it), then checked
+            # back to 64 bits: NULL outside, as in the Polars backend (docs/rules.md)
+            return _checked_int(
+                cls(this=_as_wide(left, self.d), expression=_as_wide(right, self.d))
+            )
+        return exp.paren(cls(this=left, expression=right), copy=False)
 
     def _add_days(self, d: exp.Expression, n: exp.Expression) -> exp.Expression:
         if self.d == "duckdb":
