@@ -127,6 +127,10 @@ def _sqlglot_position(text: str, line: int, col: int) -> tuple[int, int]:
     return _line_col(text, min(max(offset, 0), len(text)))
 
 
+def _article(word: str) -> str:
+    return f"an {word}" if word[:1] in "aeiou" else f"a {word}"
+
+
 def _one_line(message: str) -> str:
     """Error messages are one line (the CLI prints one line on stderr)."""
     return " ".join(message.split())
@@ -218,7 +222,8 @@ class _Parser:
         return s if len(s) <= 60 else s[:57] + "..."
 
     # ---- entry
-    def parse(self, scope: str = "user") -> Node:
+    def _statement(self, what: str) -> exp.Expression:
+        """The text's one statement as a sqlglot tree (``what``: "condition"/"expression")."""
         _prescan(self.text)
         old_limit = sys.getrecursionlimit()
         try:
@@ -239,17 +244,24 @@ class _Parser:
             raise RuleError("rule is nested too deeply") from None
         except (AttributeError, TypeError, ValueError, IndexError, KeyError):
             # sqlglot itself fails on some malformed text (e.g. "x > { = 3")
-            raise RuleError("syntax error: this text is not a condition") from None
+            raise RuleError(f"syntax error: this text is not {_article(what)}") from None
         finally:
             sys.setrecursionlimit(old_limit)
         statements = [p for p in parsed if p is not None]
         if not statements:
             raise RuleError("rule is empty (only a comment)")
         if len(statements) != 1:
-            raise RuleError("a rule is one condition; remove the ';'")
+            raise RuleError(f"a rule is one {what}; remove the ';'" if what == "condition"
+                            else "write one expression")
         root = statements[0]
         if isinstance(root, exp.Query | exp.Command | exp.DDL | exp.DML | exp.Block):
-            raise self.error("a rule is a condition (a WHERE clause), not a statement", root)
+            raise self.error("a rule is a condition (a WHERE clause), not a statement"
+                             if what == "condition"
+                             else "an expression (like a * b), not a statement", root)
+        return root
+
+    def parse(self, scope: str = "user") -> Node:
+        root = self._statement("condition")
         node, typ = self.conv(root, scope)
         if typ not in ("bool", "null"):
             raise self.error(f"the rule must be a condition (true or false), but "
@@ -258,27 +270,7 @@ class _Parser:
 
     def parse_value(self, scope: str) -> tuple[Node, str]:
         """An expression of any type (derived columns): its tree and type."""
-        _prescan(self.text)
-        old_limit = sys.getrecursionlimit()
-        try:
-            sys.setrecursionlimit(max(old_limit, _PARSE_RECURSION))
-            parsed = _sqlglot_parse(self.text)
-        except sqlglot.errors.ParseError as err:
-            info = err.errors[0] if err.errors else {}
-            desc = str(info.get("description") or err).split(". Line")[0]
-            raise RuleError(f"syntax error: {_one_line(_friendly_parse_error(desc))}") from None
-        except (sqlglot.errors.TokenError, RecursionError, AttributeError, TypeError,
-                ValueError, IndexError, KeyError):
-            raise RuleError("syntax error: this text is not an expression") from None
-        finally:
-            sys.setrecursionlimit(old_limit)
-        statements = [p for p in parsed if p is not None]
-        if len(statements) != 1:
-            raise RuleError("write one expression")
-        root = statements[0]
-        if isinstance(root, exp.Query | exp.Command | exp.DDL | exp.DML | exp.Block):
-            raise self.error("an expression (like a * b), not a statement", root)
-        return self.conv(root, scope)
+        return self.conv(self._statement("expression"), scope)
 
     # ---- dispatch
     def conv(self, e: exp.Expression, scope: str) -> tuple[Node, str]:

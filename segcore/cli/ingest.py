@@ -91,40 +91,25 @@ def _check_format(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     _check_format(args)
     bar = _Bar()
-    if args.kind == "export":
-        try:
-            result = ingest_export(
-                store_from(args, must_exist=False),
+    common = dict(skip_invalid=args.skip_invalid, rejects_path=args.rejects, progress=bar,
+                  encoding=args.encoding)
+    store = store_from(args, must_exist=False)
+    try:
+        if args.kind == "export":
+            result = ingest_export(store, args.files, format=args.format, **common)
+        else:
+            result = ingest(
+                store,
+                args.kind,
                 args.files,
                 format=args.format,
-                skip_invalid=args.skip_invalid,
-                rejects_path=args.rejects,
-                progress=bar,
-                encoding=args.encoding,
+                mapping=_mapping(args.map),
+                event=args.event,
+                trim=args.trim,
+                derive=args.derive or (),
+                key=args.key,
+                **common,
             )
-        finally:
-            bar.close()
-        if args.json:
-            print_json(result)
-        else:
-            print(result["summary"])
-        return 0
-    try:
-        result = ingest(
-            store_from(args, must_exist=False),
-            args.kind,
-            args.files,
-            format=args.format,
-            mapping=_mapping(args.map),
-            event=args.event,
-            skip_invalid=args.skip_invalid,
-            rejects_path=args.rejects,
-            progress=bar,
-            encoding=args.encoding,
-            trim=args.trim,
-            derive=args.derive or (),
-            key=args.key,
-        )
     finally:
         bar.close()
     if args.json:
