@@ -24,6 +24,7 @@ import json
 import os
 from collections import Counter
 from pathlib import Path
+from typing import BinaryIO
 
 import polars as pl
 
@@ -65,16 +66,22 @@ def _line_of(data: bytes, offset: int) -> int:
     return data.count(b"\n", 0, offset) + 1
 
 
-def _read_text(path: Path, shown: str, encoding: str = "utf-8") -> bytes:
-    """The file as non-empty UTF-8 bytes (a BOM is dropped; other encodings transcoded)."""
+def _opened(path: Path, shown: str) -> BinaryIO:
+    """``path`` opened for reading, or one :class:`IngestError` line naming ``shown``."""
     try:
-        data = path.read_bytes()
+        return open(path, "rb")  # noqa: SIM115 - the caller closes it
     except FileNotFoundError:
         raise IngestError(f"{shown}: file not found (or removed while importing)") from None
     except IsADirectoryError:
         raise IngestError(f"{shown}: is a directory, not a file") from None
     except OSError as exc:
         raise IngestError(f"{shown}: cannot read: {exc.strerror or exc}") from None
+
+
+def _read_text(path: Path, shown: str, encoding: str = "utf-8") -> bytes:
+    """The file as non-empty UTF-8 bytes (a BOM is dropped; other encodings transcoded)."""
+    with _opened(path, shown) as fh:
+        data = fh.read()
     try:
         codec = codecs.lookup(encoding).name
     except LookupError:
@@ -187,14 +194,7 @@ def read_parquet(path: Path, shown: str, encoding: str = "utf-8") -> pl.DataFram
 
     The file is opened once, so that it cannot vanish or be replaced half-way.
     """
-    try:
-        fh = open(path, "rb")  # closed below
-    except FileNotFoundError:
-        raise IngestError(f"{shown}: file not found (or removed while importing)") from None
-    except IsADirectoryError:
-        raise IngestError(f"{shown}: is a directory, not a file") from None
-    except OSError as exc:
-        raise IngestError(f"{shown}: cannot read: {exc.strerror or exc}") from None
+    fh = _opened(path, shown)  # closed below
     try:
         if os.fstat(fh.fileno()).st_size == 0:
             raise IngestError(f"{shown}: file is empty")
