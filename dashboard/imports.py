@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from segcore.errors import SegcoreError, UsageError
-from segcore.store import Store
+from segcore.api import Store
 
 
 def parse_mapping(fields: dict[str, str], extra: str = "") -> dict[str, str]:

@@ -12,7 +12,7 @@ from segcore.errors import (
     StoreError,
     UsageError,
 )
-from segcore.store import Store
+from segcore.api import Store
 
 __version__ = "0.1.0"
 __all__ = [

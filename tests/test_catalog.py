@@ -15,7 +15,7 @@ import pytest
 import segcore.catalog as catalog_mod
 from segcore.catalog import DEFAULT_CHANNELS, Catalog, parse_ids_csv, parse_ids_text
 from segcore.errors import CatalogError, ConflictError, NotFoundError, StoreError
-from segcore.store import Store
+from segcore import Store
 
 REPO = Path(__file__).resolve().parents[1]
 

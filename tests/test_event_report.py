@@ -10,7 +10,7 @@ import pytest
 
 from segcore.analytics.event_report import event_report
 from segcore.errors import UsageError
-from segcore.store import Store
+from segcore import Store
 
 UTC = dt.timezone.utc
 D = dt.date

@@ -21,7 +21,7 @@ from segcore.analytics.funnel import (
     save_dropoffs,
 )
 from segcore.errors import UsageError
-from segcore.store import Store
+from segcore import Store
 
 UTC = dt.timezone.utc
 

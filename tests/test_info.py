@@ -10,7 +10,7 @@ import pytest
 
 from segcore.cli import main
 from segcore.sample import generate
-from segcore.store import Store
+from segcore import Store
 
 
 @pytest.fixture(scope="module")

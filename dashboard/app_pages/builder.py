@@ -318,7 +318,7 @@ def editor() -> None:
         key="b_text",
         height=110,
         on_change=_on_text,
-        help="The rule language of RULES.md; the builder follows your edits.",
+        help="The rule language of docs/rules.md; the builder follows your edits.",
     )
     ss["b_rule"] = ss["b_text"]
     err = ss.get("b_error")

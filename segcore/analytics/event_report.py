@@ -1,4 +1,4 @@
-"""Event reports (RULES.md section 9): events and distinct users per day or week.
+"""Event reports (docs/analytics.md, Event reports): events and distinct users per day or week.
 
 A report covers the instants ``[from, to)`` of a range of days (``to`` = end of the
 last day). Periods are days, or ISO weeks named by their Monday (a week cut by the

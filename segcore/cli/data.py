@@ -17,7 +17,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "sample",
         parents=[common],
         help="write the deterministic demo store",
-        description="Write the deterministic demo data set (SAMPLE_DATA.md) into the store.",
+        description="Write the deterministic demo data set (docs/architecture.md, Sample data) into the store.",
     )
     p.add_argument("--users", type=int, default=10_000, help="number of users (default 10000)")
     p.add_argument("--days", type=int, default=180, help="days of events (default 180)")

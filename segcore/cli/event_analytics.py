@@ -1,4 +1,4 @@
-"""``segcore funnel`` and ``segcore events`` (RULES.md sections 8 and 9).
+"""``segcore funnel`` and ``segcore events`` (docs/analytics.md, Funnels and Event reports).
 
 Step numbers on the command line are 1-based (``--step-where 2:...``,
 ``--exclude E:1-3``, ``--after-step 1``).
@@ -22,7 +22,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "funnel",
         parents=[common],
         help="conversion funnel over ordered steps",
-        description="Users reaching each step of a funnel (RULES.md section 8).",
+        description="Users reaching each step of a funnel (docs/analytics.md, Funnels).",
     )
     p.add_argument(
         "--step",
@@ -78,7 +78,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "events",
         parents=[common],
         help="event counts and users per day or week",
-        description="Events and distinct users per period (RULES.md section 9).",
+        description="Events and distinct users per period (docs/analytics.md, Event reports).",
     )
     p.add_argument(
         "--event",

@@ -10,7 +10,7 @@ from typing import Any
 import polars as pl
 
 from segcore.errors import StoreError
-from segcore.store import Store
+from segcore.api import Store
 
 
 def store_from(args, *, must_exist: bool = True) -> Store:

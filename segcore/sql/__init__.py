@@ -26,7 +26,7 @@ def compile_tree(
 ):
     """The members query as a sqlglot ``exp.Select`` (see :func:`compile_sql`)."""
     from segcore.errors import RuleError
-    from segcore.evaluate import schema_of, to_tree
+    from segcore.rules import schema_of, to_tree
     from segcore.sql.compiler import Compiler
     from segcore.timeutil import resolve_as_of
 
