@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from segcore.errors import SegcoreError, UsageError
 from segcore.api import Store
+from segcore.errors import SegcoreError, UsageError
 
 
 def parse_mapping(fields: dict[str, str], extra: str = "") -> dict[str, str]:

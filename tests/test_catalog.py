@@ -13,9 +13,9 @@ import polars as pl
 import pytest
 
 import segcore.catalog as catalog_mod
+from segcore import Store
 from segcore.catalog import DEFAULT_CHANNELS, Catalog, parse_ids_csv, parse_ids_text
 from segcore.errors import CatalogError, ConflictError, NotFoundError, StoreError
-from segcore import Store
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from segcore import Store
 from segcore.analytics.event_report import event_report
 from segcore.errors import UsageError
-from segcore import Store
 
 UTC = dt.timezone.utc
 D = dt.date

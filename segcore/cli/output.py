@@ -9,8 +9,8 @@ from typing import Any
 
 import polars as pl
 
-from segcore.errors import StoreError
 from segcore.api import Store
+from segcore.errors import StoreError
 
 
 def store_from(args, *, must_exist: bool = True) -> Store:

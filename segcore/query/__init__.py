@@ -61,6 +61,8 @@ from segcore.query.runners import (
     run_trend,
     run_user,
     save_dropoffs,
+    save_funnel,
+    saved_funnel,
     trend_actors,
     user_segments,
 )
@@ -74,5 +76,5 @@ __all__ = [
     "funnel_actors", "members_actors", "query_from_json", "reach_actors", "run",
     "run_engagement", "run_engagement_trend", "run_events", "run_funnel", "run_funnel_trend",
     "run_members", "run_overlap", "run_profile", "run_reach", "run_sql", "run_trend",
-    "run_user", "save_dropoffs", "trend_actors", "user_segments",
+    "run_user", "save_dropoffs", "save_funnel", "saved_funnel", "trend_actors", "user_segments",
 ]

@@ -77,6 +77,9 @@ class ReportResult:
     def __getitem__(self, key: str) -> Any:
         return self.report[key]
 
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.report.get(key, default)
+
     def to_dict(self) -> dict[str, Any]:
         return dict(self.report)
 

@@ -68,10 +68,20 @@ def run_members(store: EventStore, q: MembersQuery) -> MembersResult:
     T = resolve_as_of(as_of)
     with store.pinned():
         n = evaluate.count(store, q.target.rule, as_of=as_of, segment=q.target.segment)
-        everyone = None
-        if q.share_of_all:
-            everyone = evaluate.universe(store, T).select(pl.len()).collect().item()
-    return MembersResult(_iso(T), n, None if everyone is None else int(everyone))
+        everyone = universe_size(store, T) if q.share_of_all else None
+    return MembersResult(_iso(T), n, everyone)
+
+
+def universe_size(store: EventStore, T: Any) -> int:
+    """Number of users in the universe at T (users table + users with an event before T),
+    kept per data version."""
+    sizes = store.memo.setdefault("universe_size", {})
+    key = (store.data_version(), T)
+    if key not in sizes:
+        if len(sizes) >= 256:
+            sizes.clear()
+        sizes[key] = int(evaluate.universe(store, T).select(pl.len()).collect().item())
+    return sizes[key]
 
 
 def members_actors(store: EventStore, q: MembersQuery, *,
@@ -202,6 +212,16 @@ def save_dropoffs(store: EventStore, q: FunnelQuery, after_step: int, name: str,
     with store.pinned():
         return funnel_mod.save_dropoffs(store, name, q.step_values, after_step=after_step,
                                         description=description, **_funnel_args(q))
+
+
+def saved_funnel(store: EventStore, name: str) -> FunnelQuery:
+    """The saved funnel ``name`` (NotFoundError if there is none)."""
+    return FunnelQuery.from_saved(store.catalog.get_funnel(name)["spec"])
+
+
+def save_funnel(store: EventStore, name: str, q: FunnelQuery) -> dict[str, Any]:
+    """Save ``q`` as funnel ``name`` (its JSON; an existing name is replaced)."""
+    return store.catalog.save_funnel(name, q.to_dict())
 
 
 def run_funnel_trend(store: EventStore, q: FunnelTrendQuery) -> SeriesResult:
