@@ -20,9 +20,6 @@ from segcore.errors import RuleError
 TREE_VERSION = 1
 TYPES = ("string", "int", "float", "bool", "date", "timestamp", "interval", "list", "null")
 
-ARITH_OPS = ("+", "-", "*", "/")
-COMPARE_OPS = ("=", "!=", "<", "<=", ">", ">=")
-PATTERN_OPS = ("like", "ilike")
 
 # Behavioural aggregate functions: name -> (needs a property, value when no event matches)
 AGGREGATES: dict[str, tuple[bool, Any]] = {
