@@ -209,6 +209,12 @@ def term_columns(tree: Node) -> TermColumns:
     return TermColumns(aggs, seqs, refs, columns, defaults)
 
 
+def constant_value(node: Node, T: dt.datetime, schema: Schema, scope: str = "user") -> Any:
+    """The value at T of a sub-expression that reads no column (engines write it as a
+    literal): computed once here, the same for every engine."""
+    return pl.select(to_expr(node, Ctx(T, schema, scope)).alias("v")).item()
+
+
 # --------------------------------------------------------------------------- null row
 _NULL_ROW_CACHE: dict[tuple, tuple[Schema, bool]] = {}
 

@@ -26,6 +26,7 @@ from sqlglot import exp
 
 from segcore.errors import RuleError
 from segcore.plan import (
+    constant_value,
     event_columns,
     needs_universe,
     prefilter_bounds,
@@ -34,7 +35,6 @@ from segcore.plan import (
     tree_columns,
     window_bounds,
 )
-from segcore.polars_expr import Ctx, to_expr
 from segcore.sql import dialects as D
 from segcore.store import EventStore
 from segcore.timeutil import UTC, today_at
@@ -276,9 +276,9 @@ class Compiler:
         raise RuleError(f"cannot write a {typ} literal in SQL")
 
     def fold(self, node: Node, scope: str) -> exp.Expression:
-        """A constant sub-expression evaluated with Polars, as a typed literal."""
+        """A constant sub-expression (``segcore.plan.constant_value``) as a typed literal."""
         typ = type_of(node, self.schema, scope)
-        value = pl.select(to_expr(node, Ctx(self.T, self.schema, scope)).alias("v")).item()
+        value = constant_value(node, self.T, self.schema, scope)
         if isinstance(value, dt.datetime) and typ == "date":
             value = value.date()
         return self.literal(value, typ)
