@@ -1,4 +1,4 @@
-"""Event reports (RULES.md section 9) on a hand-made store."""
+"""Event reports (docs/analytics.md) on a hand-made store."""
 
 from __future__ import annotations
 
