@@ -7,7 +7,7 @@ sidebar's as-of date, then runs the chosen page from ``dashboard/app_pages/``.
 from __future__ import annotations
 
 import datetime as dt
-import hmac
+import math
 import os
 import sys
 import threading
@@ -20,7 +20,7 @@ for _p in (str(_HERE.parent),):  # the repo root: `segcore` and `dashboard` pack
 
 import streamlit as st  # noqa: E402
 
-from dashboard import cached, state  # noqa: E402
+from dashboard import cached, exposure, state  # noqa: E402
 from dashboard.widgets import guard  # noqa: E402
 
 
@@ -34,22 +34,66 @@ def _password() -> str | None:
         return None
 
 
+def bound_safely() -> bool:
+    """Serve nothing beyond loopback unless ``SEGCORE_ALLOW_REMOTE`` and a password are set."""
+    address = st.get_option("server.address")
+    if exposure.bound_to_loopback(address):
+        return True
+    if exposure.remote_allowed() and _password():
+        return True
+    st.title("segcore")
+    st.error(
+        f"The dashboard is listening on {address or 'every network interface'}, not only "
+        "on this computer: nothing is served. Start it with `--server.address 127.0.0.1`, "
+        f"or set both {exposure.ALLOW_REMOTE_ENV}=1 and SEGCORE_PASSWORD to serve the network."
+    )
+    return False
+
+
 def password_ok() -> bool:
-    """Ask for the password when one is configured (compared in constant time)."""
+    """Ask for the password when one is configured; wrong tries are throttled."""
     expected = _password()
-    if not expected or st.session_state.get("auth_ok"):
+    ss = st.session_state
+    if not expected or ss.get("auth_ok"):
         return True
     st.title("segcore")
     with st.form("login"):
         given = st.text_input("Password", type="password", key="auth_password")
         submitted = st.form_submit_button("Sign in")
-    if submitted:
-        if hmac.compare_digest(given.encode(), str(expected).encode()):
-            st.session_state["auth_ok"] = True
-            st.session_state.pop("auth_password", None)
-            st.rerun()
-        st.error("Wrong password.")
+    if not submitted:
+        return False
+    ss.pop("auth_password", None)
+    failures = int(ss.get("auth_failures", 0))
+    wait = exposure.THROTTLE.wait(failures, ss.get("auth_last_failure"))
+    if wait > 0:
+        st.error(f"Too many wrong passwords: try again in {math.ceil(wait)} s.")
+        return False
+    if exposure.same_secret(given, str(expected)):
+        ss["auth_ok"] = True
+        ss.pop("auth_failures", None)
+        st.rerun()
+    ss["auth_failures"] = failures + 1
+    ss["auth_last_failure"] = exposure.THROTTLE.failed()
+    st.error("Wrong password.")
     return False
+
+
+def protect_downloads() -> None:
+    """Downloads go only to signed-in browsers (see ``dashboard.exposure``).
+
+    Where that cannot be enforced (another media storage, no XSRF cookie with a password
+    set), download buttons are disabled instead.
+    """
+    from streamlit import runtime
+
+    storage = None
+    if runtime.exists():
+        storage = getattr(runtime.get_instance().media_file_mgr, "_storage", None)
+    required = bool(_password())
+    ok = exposure.guard_downloads(storage, password_required=required)
+    if ok and required:
+        ok = exposure.sign_in_browser(st.context.cookies.get(exposure.XSRF_COOKIE))
+    st.session_state["downloads_ok"] = ok
 
 
 @st.cache_resource(show_spinner=False)
@@ -118,8 +162,9 @@ def sidebar() -> None:
 
 def main() -> None:
     st.set_page_config(page_title="segcore", page_icon=":material/groups:", layout="wide")
-    if not password_ok():
+    if not bound_safely() or not password_ok():
         return
+    protect_downloads()
     pages = [
         st.Page(
             state.PAGES["overview"], title="Overview", icon=":material/dashboard:", default=True

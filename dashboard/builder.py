@@ -170,7 +170,7 @@ def _attribute(row: dict[str, Any], schema: Schema) -> Node:
 
 def _parse_span(text: Any) -> list | None:
     parts = str(text).split()
-    if len(parts) != 2 or not parts[0].isdigit():
+    if len(parts) != 2 or not parts[0].isdigit() or len(parts[0]) > 18:
         return None
     unit = f"{durations.unit_of(parts[1])}s"
     return [int(parts[0]), unit] if unit in UNITS else None

@@ -10,6 +10,8 @@ from typing import Any
 
 from segcore.api import Store
 from segcore.errors import SegcoreError, UsageError
+from segcore.ingest.readers import FORMATS
+from segcore.ingest.tool_exports import TOOLS
 
 
 def parse_mapping(fields: dict[str, str], extra: str = "") -> dict[str, str]:
@@ -23,6 +25,11 @@ def parse_mapping(fields: dict[str, str], extra: str = "") -> dict[str, str]:
     return mapping
 
 
+def parse_derivations(text: str) -> list[str]:
+    """The derived columns of the form's text area: one ``NAME = EXPRESSION`` per line."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
 def run_import(
     store: Store,
     kind: str,
@@ -34,12 +41,17 @@ def run_import(
     skip_invalid: bool = False,
     encoding: str | None = None,
     progress: Callable[[float, str], None] | None = None,
+    derive: list[str] | None = None,
+    key: str | None = None,
+    trim: bool = False,
 ) -> tuple[dict[str, Any], bytes | None]:
     """Import uploaded files; returns ingest's summary and the rejected rows as CSV bytes.
 
+    ``kind="export"`` reads another tool's raw export (``format`` names the tool) into
+    events and users at once; its summary adds up both tables' counts.
     Raises IngestError (nothing written) like :func:`segcore.ingest.ingest`.
     """
-    from segcore.ingest import ingest
+    from segcore.ingest import ingest, ingest_export
 
     if not files:
         raise UsageError("choose at least one file")
@@ -56,21 +68,55 @@ def run_import(
         if encoding:
             kwargs["encoding"] = encoding
         try:
-            summary = ingest(
-                store,
-                kind,
-                paths,
-                format=format,
-                mapping=mapping or None,
-                event=event or None,
-                skip_invalid=skip_invalid,
-                rejects_path=rejects,
-                progress=progress,
-                **kwargs,
-            )
+            if kind == "export":
+                if format not in TOOLS:
+                    raise UsageError(f"choose the tool as the format: {', '.join(TOOLS)}")
+                if mapping or event or derive or (key and key.strip()):
+                    raise UsageError("column mappings, derived columns and keys do not apply "
+                                     "to a tool's export")
+                summary = _added_up(
+                    ingest_export(
+                        store,
+                        paths,
+                        format=format or "",
+                        skip_invalid=skip_invalid,
+                        rejects_path=rejects,
+                        progress=progress,
+                        **kwargs,
+                    )
+                )
+            else:
+                if format in TOOLS and format not in FORMATS:
+                    raise UsageError(f"a {format} export goes in with Import: export")
+                summary = ingest(
+                    store,
+                    kind,
+                    paths,
+                    format=format,
+                    mapping=mapping or None,
+                    event=event or None,
+                    skip_invalid=skip_invalid,
+                    rejects_path=rejects,
+                    progress=progress,
+                    derive=derive or (),
+                    key=key.strip() if key and key.strip() else None,
+                    trim=trim,
+                    **kwargs,
+                )
         except SegcoreError as exc:  # name the user's file, not its temporary copy
             temp = re.escape(str(Path(tmp))) + r"[/\\]\d+[/\\]"
             exc.args = tuple(re.sub(temp, "", a) if isinstance(a, str) else a for a in exc.args)
             raise
         rejected = rejects.read_bytes() if rejects.exists() else None
     return summary, rejected
+
+
+def _added_up(result: dict[str, Any]) -> dict[str, Any]:
+    """An export's per-table results as one summary (counts added, columns listed)."""
+    tables = [result[k] for k in ("events", "users") if k in result]
+    total = {
+        key: sum(t.get(key, 0) for t in tables)
+        for key in ("rows_read", "rows_imported", "rows_rejected", "duplicates_skipped")
+    }
+    new = [f"{t['kind']}.{c}" for t in tables for c in t.get("new_columns", [])]
+    return {**result, **total, "new_columns": new}

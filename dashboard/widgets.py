@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import polars as pl
 import streamlit as st
@@ -84,6 +85,24 @@ def parquet_bytes(df: pl.DataFrame) -> bytes:
     buf = io.BytesIO()
     df.write_parquet(buf)
     return buf.getvalue()
+
+
+def download(container, label: str, make: Callable[[], bytes], **kwargs: Any) -> None:
+    """A download button whose file is generated on click and served once.
+
+    ``make`` runs only when the button is clicked; the file's URL then works for one fetch
+    (``dashboard.exposure.serve_downloads_once``). Where that protection could not be set
+    up, the button is disabled rather than serving data on a reusable URL.
+    """
+    safe = bool(st.session_state.get("downloads_ok", False))
+    container.download_button(
+        label,
+        make,
+        on_click="ignore",
+        disabled=not safe,
+        help=None if safe else "Downloads are off: this Streamlit version serves them unprotected.",
+        **kwargs,
+    )
 
 
 def segment_names() -> list[str]:

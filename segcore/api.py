@@ -13,7 +13,9 @@ from typing import Any
 import polars as pl
 
 from segcore import query as Q
+from segcore.catalog import MembersReport, Segment
 from segcore.rules import to_tree
+from segcore.segments import add_members, freeze_segment, remove_members
 from segcore.store import EventStore
 from segcore.tree import Node
 
@@ -69,6 +71,23 @@ class Store(EventStore):
             segment: str | None = None) -> str:
         """The rule compiled to SQL in a sqlglot dialect."""
         return Q.run_sql(self, Q.SqlQuery(_target(rule, segment), as_of, dialect)).sql
+
+    # ------------------------------------------------------------------ static segments
+    def add_members(self, name: str, ids: Any = None, expect_version: int | None = None, *,
+                    ids_file: Any = None) -> MembersReport:
+        """Add ids to a static segment: a report of added, already members and unknown ids."""
+        return add_members(self, name, ids, ids_file=ids_file, expect_version=expect_version)
+
+    def remove_members(self, name: str, ids: Any = None, expect_version: int | None = None, *,
+                       ids_file: Any = None) -> MembersReport:
+        """Remove ids from a static segment: a report of removed and not-member ids."""
+        return remove_members(self, name, ids, ids_file=ids_file,
+                              expect_version=expect_version)
+
+    def freeze(self, name: str, new_name: str, as_of: Any = None, *,
+               description: str | None = None) -> Segment:
+        """A new static segment with the members of ``name`` at ``as_of`` (default now)."""
+        return freeze_segment(self, name, new_name, as_of=as_of, description=description)
 
     # ------------------------------------------------------------------ analytics
     def trend(self, rule: Any = None, start: Any = None, end: Any = None, every: str = "day",

@@ -16,6 +16,13 @@ Names of segments, channels and funnels are unique without regard to (ASCII)
 case. A deleted segment is kept (with its history) until purged; its name may
 be reused by a new segment, and restoring it then needs a new name.
 
+References between segments (``in_segment``) stay sound through every change
+(``segcore.references``): a rename rewrites the rules that refer to the segment,
+a referenced segment cannot be deleted, and no change may leave a missing
+reference, a cycle or a chain deeper than ``MAX_SEGMENT_DEPTH``. The member
+changes of static segments are logged per version, so :meth:`Catalog.revert`
+can bring back any earlier version.
+
 Examples
 --------
 >>> cat = Catalog("data/catalog.sqlite")                      # doctest: +SKIP
@@ -29,7 +36,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import difflib
-import itertools
 import json
 import os
 import sqlite3
@@ -41,9 +47,18 @@ from typing import Any
 
 import polars as pl
 
-from segcore.errors import CatalogError, ConflictError, NotFoundError, StoreError
+from segcore.errors import CatalogError, ConflictError, NotFoundError, RuleError, StoreError
+from segcore.ids import id_series
+from segcore.references import (
+    name_key,
+    new_problem,
+    problems,
+    rename_reference,
+    rule_references,
+)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+FULL_DISK_BYTES = 256 * 1024  # less free space than this: the catalog opens read-only
 BUSY_TIMEOUT_S = 10.0
 MAX_NAME_LENGTH = 200
 EXAMPLES = 5
@@ -54,6 +69,10 @@ DEFAULT_CHANNELS: tuple[tuple[str, str, str], ...] = (
     ("push", "push_token IS NOT NULL AND push_opt_in", "Push notifications, opted in"),
     ("whatsapp", "phone IS NOT NULL AND whatsapp_opt_in", "WhatsApp, opted in"),
 )
+
+#: A LIKE pattern matching the rule JSON of every rule that has an ``in_segment`` term
+#: (a cheap filter before the rules are read as trees).
+_REFS_LIKE = '%"in\\_segment"%'
 
 #: Header names (case-insensitive) recognised as the id column of an uploaded file.
 ID_HEADERS = ("user_id", "userid", "user id", "id", "user", "customer_id")
@@ -111,6 +130,16 @@ CREATE TABLE IF NOT EXISTS funnels (
 );
 """
 
+_MEMBER_CHANGES = """
+CREATE TABLE IF NOT EXISTS segment_member_changes (
+    segment_id INTEGER NOT NULL REFERENCES segments (id) ON DELETE CASCADE,
+    version    INTEGER NOT NULL,
+    user_id    TEXT NOT NULL,
+    change     TEXT NOT NULL CHECK (change IN ('+', '-')),
+    PRIMARY KEY (segment_id, version, user_id)
+) WITHOUT ROWID
+"""
+
 
 # ---------------------------------------------------------------------- records
 @dataclasses.dataclass(frozen=True)
@@ -127,7 +156,8 @@ class Segment:
         ``'dynamic'`` (members from ``rule_text`` / ``rule_json``) or ``'static'``
         (members stored in the catalog).
     rule_text, rule_json
-        The rule as text and as the condition tree's JSON (opaque to the catalog).
+        The rule as text and as the condition tree's JSON; the catalog reads only the
+        JSON's ``in_segment`` references (``segcore.references``).
     created_at, updated_at, deleted_at
         UTC ISO-8601 strings (``...Z``); ``deleted_at`` is None unless deleted.
     version
@@ -167,6 +197,45 @@ class Channel:
     rule_text: str
     description: str
     position: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class MembersReport:
+    """What adding or removing ids did to a static segment.
+
+    Attributes
+    ----------
+    segment, version, member_count
+        The segment's name, new version and number of stored members after the change.
+    action
+        ``'add'`` or ``'remove'``.
+    rows, ids, duplicates
+        Ids given (empty values skipped), distinct ids, extra occurrences.
+    added, already_members
+        ``add``: ids stored now / ids that were members already (left alone).
+    removed, not_members
+        ``remove``: ids taken out / ids that were not members (ignored).
+    unknown
+        Ids the store does not know (no user row, no event). ``add`` stores them (they
+        may arrive with a later import); None when the store was not asked.
+    """
+
+    segment: str
+    version: int
+    member_count: int
+    action: str
+    rows: int
+    ids: int
+    duplicates: int
+    added: int = 0
+    already_members: int = 0
+    removed: int = 0
+    not_members: int = 0
+    unknown: int | None = None
+    examples: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -213,13 +282,13 @@ def _suggest(name: str, candidates: list[str]) -> str:
 
 
 def _id_series(values: Iterable[Any]) -> pl.Series:
-    """Ids as a String Series: stripped, None and empty values dropped."""
+    """Ids as a String Series under the id rule (``segcore.ids``), missing ids dropped."""
     if isinstance(values, pl.Series):
-        s = values.cast(pl.String).rename("user_id")
+        s = values.rename("user_id")
     else:
         s = pl.Series("user_id", list(values), dtype=pl.String, strict=False)
-    s = s.str.strip_chars()
-    return s.filter(s.is_not_null() & (s != ""))
+    s = id_series(s)
+    return s.filter(s.is_not_null())
 
 
 def _dedup_report(ids: pl.Series) -> tuple[list[str], dict[str, Any]]:
@@ -235,6 +304,21 @@ def _dedup_report(ids: pl.Series) -> tuple[list[str], dict[str, Any]]:
         "duplicate_examples": dup_values.head(EXAMPLES).to_list(),
     }
     return unique.to_list(), report
+
+
+def _unknown(
+    ids: list[str], known_ids: set[str] | pl.Series | None
+) -> tuple[int, list[str]] | None:
+    """(number, examples) of ``ids`` not among ``known_ids``; None if not asked."""
+    if known_ids is None:
+        return None
+    known = (
+        known_ids if isinstance(known_ids, pl.Series)
+        else pl.Series(list(known_ids), dtype=pl.String)
+    )
+    s = pl.Series("user_id", ids, dtype=pl.String)
+    missing = s.filter(~s.is_in(known.cast(pl.String).implode()))
+    return missing.len(), missing.head(EXAMPLES).to_list()
 
 
 def _read_source(source: Any) -> tuple[str, str]:
@@ -404,10 +488,12 @@ class Catalog:
                     f"the catalog {self.path} is busy (another process held it for more "
                     f"than {self.busy_timeout:g} s); try again"
                 ) from None
+            if ("readonly" in msg or "read-only" in msg) and _disk_full(self.path.parent):
+                raise StoreError(f"the disk is full: cannot write the catalog {self.path}") from None
             if "readonly" in msg or "read-only" in msg:
                 raise StoreError(
-                    f"the catalog {self.path} is read-only; check the permissions of "
-                    f"{self.path.parent}"
+                    f"the store is read-only: cannot change the catalog {self.path} "
+                    f"(read-only file system, or no write permission on {self.path.parent})"
                 ) from None
             if "full" in msg:
                 raise StoreError(
@@ -440,12 +526,7 @@ class Catalog:
                 f"cannot create the folder {parent} for the catalog: {exc.strerror or exc}"
             ) from None
         with self._errors():
-            target: str | Path = self.path
-            read_only = self.path.exists() and not (
-                os.access(parent, os.W_OK) and os.access(self.path, os.W_OK)
-            )
-            if read_only:  # reads still work; writes fail with "read-only"
-                target = "file:" + urllib.parse.quote(self.path.resolve().as_posix()) + "?mode=ro"
+            target, read_only = self._target()
             con = sqlite3.connect(
                 target,
                 uri=read_only,
@@ -453,11 +534,36 @@ class Catalog:
                 isolation_level=None,
                 check_same_thread=True,
             )
+            if target == ":memory:":  # no catalog in a read-only store: an empty one
+                self._ensure_schema(con)
+            if read_only:  # reads work; every write fails with "readonly"
+                con.execute("PRAGMA query_only = ON")
             con.row_factory = sqlite3.Row
             con.execute("PRAGMA foreign_keys = ON")
             con.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
             con.create_function("casefold", 1, _casefold, deterministic=True)
         return con
+
+    def _target(self) -> tuple[str, bool]:
+        """What to open: the file, or a read-only URI when the store cannot be written.
+
+        A read-only store (read-only mount, no write permission) is opened with
+        ``mode=ro``; if SQLite could not create the WAL side files there (``-wal``,
+        ``-shm`` absent), with ``immutable=1``: the file is then read as it is. A
+        read-only store without a catalog reads as an empty one (``:memory:``).
+        """
+        parent = self.path.parent
+        writable = os.access(parent, os.W_OK)
+        if not self.path.exists():
+            return (str(self.path), False) if writable else (":memory:", True)
+        sides = [self.path.with_name(self.path.name + s) for s in ("-wal", "-shm")]
+        full = writable and not all(p.exists() for p in sides) and _disk_full(parent)
+        if writable and not full and os.access(self.path, os.W_OK):
+            return str(self.path), False
+        uri = "file:" + urllib.parse.quote(self.path.resolve().as_posix()) + "?mode=ro"
+        if not writable or full:  # SQLite could not create -wal/-shm here
+            uri += "&immutable=1" if not all(p.exists() for p in sides) else ""
+        return uri, True
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -483,11 +589,19 @@ class Catalog:
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """A connection inside ``BEGIN IMMEDIATE``: committed on success, rolled back
-        on any exception. Bumps the catalog's data version."""
+        on any exception. Bumps the catalog's data version.
+
+        Every change is checked against the rules of references between segments
+        (``segcore.references``) over the whole catalog it would leave, before it
+        commits: a change that would add a missing reference, a cycle or a chain
+        nested too deeply is rolled back with a RuleError.
+        """
         with self._connect() as con, self._errors():
             con.execute("BEGIN IMMEDIATE")
             try:
+                before = self._reference_graph(con)
                 yield con
+                self._check_references(con, before)
                 con.execute("UPDATE meta SET value = value + 1 WHERE key = 'data_version'")
                 con.execute("COMMIT")
             except BaseException:
@@ -538,8 +652,74 @@ class Catalog:
                 "WHERE m.segment_id = segments.id) WHERE kind = 'static'"
             )
             con.execute("PRAGMA user_version = 2")
-        # a future change: `if version < 3: ...; PRAGMA user_version = 3` (and bump
+        if version < 3:
+            # v3: every change of a static segment's members is logged per version, so a
+            # segment can go back to an earlier version (members logged from the version
+            # it had at the migration on)
+            con.execute(_MEMBER_CHANGES)
+            con.execute(
+                "CREATE INDEX IF NOT EXISTS segment_member_changes_by_user "
+                "ON segment_member_changes (segment_id, user_id, version)"
+            )
+            con.execute(
+                "ALTER TABLE segments ADD COLUMN members_logged_from INTEGER NOT NULL DEFAULT 1"
+            )
+            con.execute("UPDATE segments SET members_logged_from = version")
+            con.execute("PRAGMA user_version = 3")
+        # a future change: `if version < 4: ...; PRAGMA user_version = 4` (and bump
         # SCHEMA_VERSION); never edit an earlier step.
+
+    # ------------------------------------------------------------------ references
+    @staticmethod
+    def _reference_graph(con: sqlite3.Connection) -> dict[str, tuple[str, set[str]]]:
+        """Live segments by name key: (name, names their rule refers to)."""
+        rows = con.execute(
+            "SELECT name, CASE WHEN rule_json LIKE ? ESCAPE '\\' THEN rule_json END "
+            "FROM segments WHERE deleted_at IS NULL",
+            (_REFS_LIKE,),
+        )
+        return {name_key(r[0]): (r[0], rule_references(r[1])) for r in rows}
+
+    def _check_references(
+        self, con: sqlite3.Connection, before: dict[str, tuple[str, set[str]]]
+    ) -> None:
+        """Refuse a change that adds a missing reference, a cycle or a too-deep chain."""
+        after = self._reference_graph(con)
+        if after == before:
+            return
+        changed = [k for k, v in after.items() if before.get(k) != v]
+        problem = new_problem(problems(before), problems(after, first=changed))
+        if problem is not None:
+            raise RuleError(problem.message)
+
+    @staticmethod
+    def _referrers(
+        con: sqlite3.Connection, name: str, *, include_deleted: bool = False
+    ) -> list[tuple[int, str, str]]:
+        """(id, name, rule_json) of the segments whose rule refers to ``name``."""
+        rows = con.execute(
+            "SELECT id, name, rule_json FROM segments WHERE rule_json LIKE ? ESCAPE '\\'"
+            + ("" if include_deleted else " AND deleted_at IS NULL")
+            + " ORDER BY name COLLATE NOCASE, id",
+            (_REFS_LIKE,),
+        )
+        key = name_key(name)
+        return [
+            (r[0], r[1], r[2])
+            for r in rows
+            if key in {name_key(n) for n in rule_references(r[2])}
+        ]
+
+    def _follow_rename(self, con: sqlite3.Connection, seg_id: int, old: str, new: str) -> None:
+        """Rewrite ``in_segment(old)`` as ``in_segment(new)`` in every other segment's rule
+        (deleted ones too, so restoring them finds the segment), one version each."""
+        for ref_id, _, rule_json in self._referrers(con, old, include_deleted=True):
+            if ref_id == seg_id:
+                continue
+            text, tree_json = rename_reference(rule_json, old, new)
+            self._bump(con, self._row(con, ref_id), None,
+                       {"rule_text": text, "rule_json": tree_json})
+            self._log(con, ref_id, "edit", f"in_segment('{old}') now in_segment('{new}')")
 
     # ------------------------------------------------------------------ versions
     def schema_version(self) -> int:
@@ -651,8 +831,9 @@ class Catalog:
         rule_json: str | None = None,
         description: str = "",
         members: Iterable[Any] | None = None,
+        note: str = "",
     ) -> Segment:
-        """Save a new segment (version 1).
+        """Save a new segment (version 1; ``note`` goes to its first history entry).
 
         Parameters
         ----------
@@ -689,7 +870,7 @@ class Catalog:
             seg_id = int(cur.lastrowid)
             if members is not None:
                 self._insert_members(con, seg_id, members)
-            self._log(con, seg_id, "create")
+            self._log(con, seg_id, "create", note)
             return self._row(con, seg_id)
 
     def get(self, name: str) -> Segment:
@@ -767,6 +948,8 @@ class Catalog:
             only_rename = renamed and set(changes) == {"name"}
             note = f"renamed from '{seg.name}'" if renamed and changes["name"] != seg.name else ""
             self._log(con, seg.id, "rename" if only_rename else "edit", note)
+            if renamed and changes["name"] != seg.name:
+                self._follow_rename(con, seg.id, seg.name, changes["name"])
             return self._row(con, seg.id)
 
     def rename(self, name: str, new_name: str, *, expect_version: int | None = None) -> Segment:
@@ -795,18 +978,33 @@ class Catalog:
             )
             seg_id = int(cur.lastrowid)
             con.execute(
-                "INSERT INTO segment_members (segment_id, user_id) "
-                "SELECT ?, user_id FROM segment_members WHERE segment_id = ?",
+                "INSERT INTO segment_member_changes (segment_id, version, user_id, change) "
+                "SELECT ?, 1, user_id, '+' FROM segment_members WHERE segment_id = ?",
                 (seg_id, src.id),
             )
+            self._apply_changes(con, seg_id, 1)
             self._log(con, seg_id, "create", f"cloned from '{src.name}' version {src.version}")
             return self._row(con, seg_id)
 
     def delete(self, name: str, *, expect_version: int | None = None) -> Segment:
-        """Soft-delete a segment (kept with its history; its name becomes free)."""
+        """Soft-delete a segment (kept with its history; its name becomes free).
+
+        A segment other live segments refer to (``in_segment``) is not deleted: the
+        CatalogError names them.
+        """
         with self._write() as con:
             seg = self._live(con, name)
             self._check_expect(seg, expect_version)
+            users = [n for _, n, _ in self._referrers(con, seg.name) if n != seg.name]
+            if users:
+                who = _quote_list(users).replace(" or ", " and ")
+                one = len(users) == 1
+                raise CatalogError(
+                    f"cannot delete segment '{seg.name}': "
+                    f"{'segment' if one else 'segments'} {who} "
+                    f"{'refers' if one else 'refer'} to it with in_segment('{seg.name}'); "
+                    f"change or delete {'it' if one else 'them'} first"
+                )
             self._bump(con, seg, expect_version, {"deleted_at": _now()})
             self._log(con, seg.id, "delete")
             return self._row(con, seg.id)
@@ -841,6 +1039,60 @@ class Catalog:
             self._bump(con, seg, None, {"deleted_at": None, "name": target})
             note = f"restored as '{target}'" if target != seg.name else ""
             self._log(con, seg.id, "restore", note)
+            return self._row(con, seg.id)
+
+    def revert(
+        self, name: str, version: int, *, expect_version: int | None = None
+    ) -> Segment:
+        """Bring a live segment back to an earlier version of itself (version + 1).
+
+        The description and the rule (dynamic) or the members (static) of ``version``
+        come back; the name stays (renames are undone with :meth:`rename`). A static
+        segment can go back to any version since its member changes are logged (all of
+        them for segments made by a catalog of schema 3 or later).
+        """
+        with self._write() as con:
+            seg = self._live(con, name)
+            self._check_expect(seg, expect_version)
+            old = con.execute(
+                "SELECT version, description, rule_text, rule_json FROM segment_versions "
+                "WHERE segment_id = ? AND version = ?",
+                (seg.id, int(version)),
+            ).fetchone()
+            if old is None or int(version) >= seg.version:
+                raise CatalogError(
+                    f"segment '{seg.name}' has no earlier version {version} "
+                    f"(it is at version {seg.version})"
+                )
+            sets: dict[str, Any] = {"description": old["description"]}
+            if seg.is_static:
+                logged = con.execute(
+                    "SELECT members_logged_from FROM segments WHERE id = ?", (seg.id,)
+                ).fetchone()[0]
+                if int(version) < logged:
+                    raise CatalogError(
+                        f"segment '{seg.name}' cannot go back to version {version}: its "
+                        f"member changes are kept from version {logged} on"
+                    )
+                # an id changed after `version` was, at `version`, the opposite of its
+                # first change since; log the changes that bring it back, then apply them
+                con.execute(
+                    "INSERT INTO segment_member_changes (segment_id, version, user_id, change) "
+                    "SELECT ?, ?, c.user_id, CASE c.change WHEN '+' THEN '-' ELSE '+' END "
+                    "FROM segment_member_changes c WHERE c.segment_id = ? AND c.version = ("
+                    "  SELECT min(f.version) FROM segment_member_changes f "
+                    "  WHERE f.segment_id = c.segment_id AND f.user_id = c.user_id "
+                    "  AND f.version > ?) "
+                    "AND (c.change = '+') = EXISTS (SELECT 1 FROM segment_members m "
+                    "  WHERE m.segment_id = c.segment_id AND m.user_id = c.user_id)",
+                    (seg.id, seg.version + 1, seg.id, int(version)),
+                )
+                self._apply_changes(con, seg.id, seg.version + 1)
+            else:
+                sets.update(rule_text=old["rule_text"], rule_json=old["rule_json"])
+            self._bump(con, seg, expect_version, sets)
+            self._log(con, seg.id, "members" if seg.is_static else "edit",
+                      f"back to version {version}")
             return self._row(con, seg.id)
 
     def purge(self, name: str) -> int:
@@ -888,15 +1140,62 @@ class Catalog:
     # ------------------------------------------------------------------ static members
     @staticmethod
     def _insert_members(con: sqlite3.Connection, seg_id: int, ids: Iterable[Any]) -> None:
-        """Insert ids (as stripped strings, empty skipped, duplicates once).
+        """Add ids to a new static segment (version 1), logged like every member change.
 
         Call inside the write transaction: if ``ids`` fails half-way, nothing is kept.
         """
-        clean = _id_series(ids).to_list()
-        con.executemany(
-            "INSERT OR IGNORE INTO segment_members (segment_id, user_id) VALUES (?, ?)",
-            zip(itertools.repeat(seg_id), clean),
+        Catalog._change_members(con, seg_id, 1, _id_series(ids).to_list(), "add")
+
+    @staticmethod
+    def _change_members(
+        con: sqlite3.Connection, seg_id: int, version: int, ids: list[str], mode: str
+    ) -> tuple[int, int]:
+        """Add, remove or set (``mode``) the members of a static segment, logging every
+        id that changes under ``version``. Returns (added, removed)."""
+        con.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS given_ids (user_id TEXT PRIMARY KEY) WITHOUT ROWID"
         )
+        con.execute("DELETE FROM temp.given_ids")
+        con.executemany(
+            "INSERT OR IGNORE INTO temp.given_ids (user_id) VALUES (?)", ((i,) for i in ids)
+        )
+        log = "INSERT INTO segment_member_changes (segment_id, version, user_id, change) "
+        member = "SELECT 1 FROM segment_members m WHERE m.segment_id = ? AND m.user_id = "
+        if mode in ("add", "set"):
+            con.execute(
+                log + f"SELECT ?, ?, g.user_id, '+' FROM temp.given_ids g "
+                f"WHERE NOT EXISTS ({member}g.user_id)",
+                (seg_id, version, seg_id),
+            )
+        if mode == "remove":
+            con.execute(
+                log + f"SELECT ?, ?, g.user_id, '-' FROM temp.given_ids g "
+                f"WHERE EXISTS ({member}g.user_id)",
+                (seg_id, version, seg_id),
+            )
+        if mode == "set":
+            con.execute(
+                log + "SELECT ?, ?, m.user_id, '-' FROM segment_members m "
+                "WHERE m.segment_id = ? AND NOT EXISTS "
+                "(SELECT 1 FROM temp.given_ids g WHERE g.user_id = m.user_id)",
+                (seg_id, version, seg_id),
+            )
+        return Catalog._apply_changes(con, seg_id, version)
+
+    @staticmethod
+    def _apply_changes(con: sqlite3.Connection, seg_id: int, version: int) -> tuple[int, int]:
+        """Apply the logged member changes of ``version``; (added, removed)."""
+        added = con.execute(
+            "INSERT INTO segment_members (segment_id, user_id) SELECT segment_id, user_id "
+            "FROM segment_member_changes WHERE segment_id = ? AND version = ? AND change = '+'",
+            (seg_id, version),
+        ).rowcount
+        removed = con.execute(
+            "DELETE FROM segment_members WHERE segment_id = ? AND user_id IN (SELECT user_id "
+            "FROM segment_member_changes WHERE segment_id = ? AND version = ? AND change = '-')",
+            (seg_id, seg_id, version),
+        ).rowcount
+        return added, removed
 
     def _static(self, con: sqlite3.Connection, name: str) -> Segment:
         seg = self._live(con, name)
@@ -918,39 +1217,91 @@ class Catalog:
         with self._write() as con:
             seg = self._static(con, name)
             self._check_expect(seg, expect_version)
-            con.execute("DELETE FROM segment_members WHERE segment_id = ?", (seg.id,))
-            self._insert_members(con, seg.id, user_ids)
-            n = con.execute(
-                "SELECT count(*) FROM segment_members WHERE segment_id = ?", (seg.id,)
-            ).fetchone()[0]
-            return self._members_changed(con, seg, expect_version, f"members set ({n})")
+            ids = _id_series(user_ids).unique(maintain_order=True).to_list()
+            self._change_members(con, seg.id, seg.version + 1, ids, "set")
+            return self._members_changed(con, seg, expect_version, f"members set ({len(ids)})")
 
-    def add_members(
-        self, name: str, user_ids: Iterable[Any], *, expect_version: int | None = None
-    ) -> Segment:
-        """Add ids to a static segment (ids already in it are left alone)."""
+    def _edit_members(
+        self,
+        action: str,
+        name: str,
+        user_ids: Iterable[Any],
+        known_ids: set[str] | pl.Series | None,
+        expect_version: int | None,
+    ) -> MembersReport:
+        given = _id_series(user_ids)
+        ids, report = _dedup_report(given)
+        unknown = _unknown(ids, known_ids) if action == "add" else None
         with self._write() as con:
             seg = self._static(con, name)
             self._check_expect(seg, expect_version)
-            before = con.total_changes
-            self._insert_members(con, seg.id, user_ids)
-            added = con.total_changes - before
-            return self._members_changed(con, seg, expect_version, f"{added} added")
+            added, removed = self._change_members(con, seg.id, seg.version + 1, ids, action)
+            note = f"{added} added" if action == "add" else f"{removed} removed"
+            seg = self._members_changed(con, seg, expect_version, note)
+            changed = pl.Series(
+                [r[0] for r in con.execute(
+                    "SELECT user_id FROM segment_member_changes WHERE segment_id = ? "
+                    "AND version = ?",
+                    (seg.id, seg.version),
+                )],
+                dtype=pl.String,
+            )
+        # the ids the change left alone, in the order given
+        given_ids = pl.Series(ids, dtype=pl.String)
+        left_alone = given_ids.filter(~given_ids.is_in(changed.implode()))
+        examples = {"already_members" if action == "add" else "not_members":
+                    left_alone.head(EXAMPLES).to_list()}
+        if unknown is not None:
+            examples["unknown"] = unknown[1]
+        return MembersReport(
+            segment=seg.name,
+            version=seg.version,
+            member_count=int(seg.member_count or 0),
+            action=action,
+            rows=report["rows"],
+            ids=report["members"],
+            duplicates=report["duplicates"],
+            added=added,
+            already_members=left_alone.len() if action == "add" else 0,
+            removed=removed,
+            not_members=left_alone.len() if action == "remove" else 0,
+            unknown=unknown[0] if unknown is not None else None,
+            examples=examples,
+        )
+
+    def add_members(
+        self,
+        name: str,
+        user_ids: Iterable[Any],
+        *,
+        known_ids: set[str] | pl.Series | None = None,
+        expect_version: int | None = None,
+    ) -> MembersReport:
+        """Add ids to a static segment (version + 1; ids already in it are left alone).
+
+        Ids not in ``known_ids`` (the store's users) are stored too, like uploads do,
+        and counted as ``unknown``.
+        """
+        return self._edit_members("add", name, user_ids, known_ids, expect_version)
 
     def remove_members(
         self, name: str, user_ids: Iterable[Any], *, expect_version: int | None = None
-    ) -> Segment:
-        """Remove ids from a static segment (unknown ids are ignored)."""
-        with self._write() as con:
-            seg = self._static(con, name)
-            self._check_expect(seg, expect_version)
-            before = con.total_changes
-            con.executemany(
-                "DELETE FROM segment_members WHERE segment_id = ? AND user_id = ?",
-                zip(itertools.repeat(seg.id), _id_series(user_ids).to_list()),
-            )
-            removed = con.total_changes - before
-            return self._members_changed(con, seg, expect_version, f"{removed} removed")
+    ) -> MembersReport:
+        """Remove ids from a static segment (version + 1; ids not in it are counted as
+        ``not_members`` and ignored)."""
+        return self._edit_members("remove", name, user_ids, None, expect_version)
+
+    def member_of(self, user_id: str) -> list[str]:
+        """Names of the live static segments that store ``user_id``, sorted."""
+        with self._read() as con:
+            return [
+                r[0]
+                for r in con.execute(
+                    "SELECT s.name FROM segments s JOIN segment_members m ON m.segment_id = s.id "
+                    "WHERE m.user_id = ? AND s.deleted_at IS NULL ORDER BY s.name COLLATE NOCASE",
+                    (str(user_id).strip(),),
+                )
+            ]
 
     def members(self, name: str) -> list[str]:
         """The sorted member ids of a static segment."""
@@ -1002,16 +1353,7 @@ class Catalog:
             report.update(header=None, column=None)
         else:
             ids, report = parse_ids_csv(source)
-        unknown, unknown_examples = 0, []
-        if known_ids is not None:
-            known = (
-                known_ids
-                if isinstance(known_ids, pl.Series)
-                else pl.Series(list(known_ids), dtype=pl.String)
-            )
-            s = pl.Series("user_id", ids, dtype=pl.String)
-            missing = s.filter(~s.is_in(known.cast(pl.String).implode()))
-            unknown, unknown_examples = missing.len(), missing.head(EXAMPLES).to_list()
+        unknown, unknown_examples = _unknown(ids, known_ids) or (0, [])
         name = _check_name(name)
         with self._write() as con:
             row = con.execute(
@@ -1036,8 +1378,7 @@ class Catalog:
             else:
                 seg = self._static(con, name)
                 self._check_expect(seg, expect_version)
-                con.execute("DELETE FROM segment_members WHERE segment_id = ?", (seg.id,))
-                self._insert_members(con, seg.id, ids)
+                self._change_members(con, seg.id, seg.version + 1, ids, "set")
                 self._bump(
                     con, seg, expect_version, {"description": description} if description else None
                 )
@@ -1169,6 +1510,16 @@ class Catalog:
             cur = con.execute("DELETE FROM funnels WHERE name = ?", (str(name).strip(),))
             if cur.rowcount == 0:
                 raise NotFoundError(f"no funnel named '{name}'")
+
+
+def _disk_full(folder: Path) -> bool:
+    """Whether ``folder``'s filesystem has no room left for the catalog's WAL files
+    (then the catalog is opened read-only: reads work, writes say the disk is full)."""
+    try:
+        st = os.statvfs(folder)
+    except (OSError, AttributeError):  # no statvfs (Windows): assume room
+        return False
+    return st.f_bavail * st.f_frsize < FULL_DISK_BYTES
 
 
 def _casefold(value: Any) -> str | None:

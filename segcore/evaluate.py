@@ -21,7 +21,6 @@ import polars as pl
 from segcore.errors import CatalogError, NotFoundError, RuleError, StoreError
 from segcore.parser import parse_event_filter
 from segcore.plan import (
-    check_cycles,
     event_columns,
     needs_universe,
     prefilter_bounds,
@@ -49,7 +48,7 @@ from segcore.tree import (
 )
 from segcore.types import type_of
 
-__all__ = ["check_cycles", "count", "event_filter", "members", "plan_members", "schema_of", "segment_plan",
+__all__ = ["count", "event_filter", "members", "plan_members", "schema_of", "segment_plan",
            "segments_of", "to_tree", "universe", "user_profile"]
 
 

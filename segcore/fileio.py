@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -27,11 +29,37 @@ def fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+_OS_ERROR = re.compile(r"os error (\d+)")
+
+
+def write_error(target: Path, exc: BaseException, left: str) -> StoreError | None:
+    """The one-line StoreError for a failed write of ``target``, or None if ``exc`` is
+    not an OS failure (Polars wraps them: ``... No space left on device (os error 28)``).
+
+    ``left`` says what stayed as it was, e.g. ``the store is unchanged``.
+    """
+    if isinstance(exc, OSError):
+        code, text = exc.errno, exc.strerror or str(exc)
+    else:
+        found = _OS_ERROR.search(str(exc))
+        if not isinstance(exc, pl.exceptions.PolarsError) or found is None:
+            return None
+        code = int(found.group(1))
+        text = os.strerror(code)
+    if code == errno.ENOSPC:
+        return StoreError(f"no space left on device while writing {target}; {left}")
+    if code == errno.EROFS:
+        return StoreError(f"read-only file system: cannot write {target}; {left}")
+    return StoreError(f"cannot write {target}: {text}; {left}")
+
+
 @contextlib.contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
+def atomic_path(target: Path, *, left: str = "nothing was written") -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success fsync it and rename it over.
 
-    On any exception the temporary file is removed and ``target`` is untouched.
+    On any exception the temporary file is removed and ``target`` is untouched; an OS
+    failure (full disk, read-only, permissions) becomes one :class:`StoreError` line
+    ending in ``left``.
     """
     target = Path(target)
     try:
@@ -45,19 +73,21 @@ def atomic_path(target: Path) -> Iterator[Path]:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
         fsync_dir(target.parent)
-    except OSError as exc:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise StoreError(f"cannot write {target}: {exc.strerror or exc}") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+        error = write_error(target, exc, left)
+        if error is None:
+            raise
+        raise error from None
 
 
-def write_parquet_atomic(df: pl.DataFrame, target: Path, row_group_size: int = 512_000) -> None:
+def write_parquet_atomic(
+    df: pl.DataFrame, target: Path, row_group_size: int = 512_000, *,
+    left: str = "nothing was written",
+) -> None:
     """Write a DataFrame to Parquet at ``target`` atomically (zstd, statistics on)."""
-    with atomic_path(target) as tmp:
+    with atomic_path(target, left=left) as tmp:
         df.write_parquet(tmp, compression="zstd", statistics=True, row_group_size=row_group_size)
 
 

@@ -28,6 +28,7 @@ from segcore.tree import (
     Behavior,
     Between,
     Call,
+    Case,
     Col,
     Compare,
     InList,
@@ -68,6 +69,13 @@ for _name in ("EndsWith", "Now", "CurrentDatetime"):
         _SQLGLOT_FUNCS[getattr(exp, _name)] = {"EndsWith": "ends_with"}.get(_name, "now")
 _COMPARE = {exp.EQ: "=", exp.NEQ: "!=", exp.LT: "<", exp.LTE: "<=", exp.GT: ">", exp.GTE: ">="}
 _ARITH = {exp.Add: "+", exp.Sub: "-", exp.Mul: "*", exp.Div: "/"}
+
+
+def _shorten(text: str, keep: int = 40) -> str:
+    """A long literal for an error message: its start, its end and its length."""
+    if len(text) <= keep:
+        return text
+    return f"{text[:16]}...{text[-8:]} ({len(text):,} characters)"
 
 
 # --------------------------------------------------------------------------- pre-scan
@@ -212,6 +220,30 @@ class _Parser:
             raise self.error(f"the rule must be a condition (true or false), but "
                              f"{self.sql(root)} is {_tname(typ)}", root)
         return node
+
+    def parse_value(self, scope: str) -> tuple[Node, str]:
+        """An expression of any type (derived columns): its tree and type."""
+        _prescan(self.text)
+        old_limit = sys.getrecursionlimit()
+        try:
+            sys.setrecursionlimit(max(old_limit, _PARSE_RECURSION))
+            parsed = _sqlglot_parse(self.text)
+        except sqlglot.errors.ParseError as err:
+            info = err.errors[0] if err.errors else {}
+            desc = str(info.get("description") or err).split(". Line")[0]
+            raise RuleError(f"syntax error: {_one_line(_friendly_parse_error(desc))}") from None
+        except (sqlglot.errors.TokenError, RecursionError, AttributeError, TypeError,
+                ValueError, IndexError, KeyError):
+            raise RuleError("syntax error: this text is not an expression") from None
+        finally:
+            sys.setrecursionlimit(old_limit)
+        statements = [p for p in parsed if p is not None]
+        if len(statements) != 1:
+            raise RuleError("write one expression")
+        root = statements[0]
+        if isinstance(root, exp.Query | exp.Command | exp.DDL | exp.DML | exp.Block):
+            raise self.error("an expression (like a * b), not a statement", root)
+        return self.conv(root, scope)
 
     # ---- dispatch
     def conv(self, e: exp.Expression, scope: str) -> tuple[Node, str]:
@@ -381,6 +413,51 @@ class _Parser:
             v = v.astimezone(dt.timezone.utc).replace(tzinfo=None)
         return Lit(v.isoformat(), "timestamp")
 
+    def unify(self, parts: list[tuple[Node, str, exp.Expression]], what: str
+              ) -> tuple[list[Node], str]:
+        """Values that must share one type (``coalesce``, ``CASE``): nodes and the type.
+
+        Integers and floats make floats, dates and timestamps make timestamps, and a
+        text literal after dates or timestamps is read as one (``'2026-01-31'``).
+        """
+        typ = "null"
+        for node, t, e in parts:
+            if typ == "null":
+                typ = t
+            elif t != "null" and t != typ:
+                if {t, typ} <= set(NUMERIC):
+                    typ = "float"
+                elif {t, typ} <= set(TEMPORAL):
+                    typ = "timestamp"
+                elif t == "string" and typ in TEMPORAL and isinstance(node, Lit):
+                    continue
+                else:
+                    raise self.error(f"{what} mixes {_tname(typ)} and {_tname(t)}", e)
+        return [self._literal_to(node, t, typ, e)[0] for node, t, e in parts], typ
+
+    def c_Case(self, e: exp.Case, scope: str) -> tuple[Node, str]:
+        subject = e.this
+        branches = e.args.get("ifs") or []
+        if not branches:
+            raise self.error("CASE needs at least one WHEN ... THEN ...", e)
+        conditions, parts = [], []
+        for branch in branches:
+            when, then = branch.this, branch.args.get("true")
+            if subject is not None:  # CASE x WHEN 1 THEN ...: x = 1
+                left, right = self.coerce_pair(subject, when, scope, "=")
+                conditions.append(Compare("=", left, right))
+            else:
+                conditions.append(self.conv_bool(when, scope, "WHEN"))
+            node, typ = self.conv(then, scope)
+            parts.append((node, typ, then))
+        default_e = e.args.get("default")
+        if default_e is not None:
+            node, typ = self.conv(default_e, scope)
+            parts.append((node, typ, default_e))
+        nodes, typ = self.unify(parts, "CASE")
+        default = nodes.pop() if default_e is not None else None
+        return Case(tuple(conditions), tuple(nodes), default), typ
+
     # ---- arithmetic
     def arith(self, e: exp.Binary, op: str, scope: str) -> tuple[Node, str]:
         left, lt = self.conv(e.this, scope)
@@ -405,16 +482,17 @@ class _Parser:
             return Lit(e.this, "string"), "string"
         text = e.this
         if re.fullmatch(r"\d+", text):
-            v = int(text)
-            if v > MAX_INT:
-                raise self.error(f"number {text} is out of range", e)
-            return Lit(v, "int"), "int"
+            # the length first: int() refuses texts of over 4,300 digits with a ValueError
+            if len(text.lstrip("0")) > len(str(MAX_INT)) or int(text) > MAX_INT:
+                raise self.error(f"number {_shorten(text)} is out of range "
+                                 f"(integers go up to {MAX_INT})", e)
+            return Lit(int(text), "int"), "int"
         try:
             f = float(text)
         except ValueError:
-            raise self.error(f"bad number {text!r}", e) from None
+            raise self.error(f"bad number {_shorten(text)!r}", e) from None
         if math.isinf(f) or math.isnan(f):
-            raise self.error(f"number {text} is out of range", e)
+            raise self.error(f"number {_shorten(text)} is out of range", e)
         return Lit(f, "float"), "float"
 
     def c_Boolean(self, e: exp.Boolean, scope: str) -> tuple[Node, str]:
@@ -695,24 +773,7 @@ def _fn_has(p: _Parser, name, e, args, scope):
 def _fn_coalesce(p: _Parser, name, e, args, scope):
     if len(args) < 2:
         raise p.error("coalesce() takes two or more arguments", e)
-    converted = [p.conv(a, scope) for a in args]
-    typ = "null"
-    for (_node, t), a in zip(converted, args, strict=True):
-        if typ == "null":
-            typ = t
-        elif t != "null" and t != typ:
-            if {t, typ} <= set(NUMERIC):
-                typ = "float"
-            elif {t, typ} <= set(TEMPORAL):
-                typ = "timestamp"
-            elif t == "string" and typ in TEMPORAL and isinstance(_node, Lit):
-                continue
-            else:
-                raise p.error(f"coalesce() mixes {_tname(typ)} and {_tname(t)}", a)
-    nodes = []
-    for (node, t), a in zip(converted, args, strict=True):
-        node, _ = p._literal_to(node, t, typ, a)
-        nodes.append(node)
+    nodes, typ = p.unify([(*p.conv(a, scope), a) for a in args], "coalesce()")
     return Call(name, tuple(nodes)), typ
 
 
@@ -759,6 +820,18 @@ def parse_rule(text: str, schema: Schema) -> Node:
     return _Parser(text, schema).parse("user")
 
 
+def parse_expression(text: str, schema: Schema, scope: str = "event") -> tuple[Node, str]:
+    """Parse an expression of any type (a derived column) over ``scope``'s columns.
+
+    >>> s = Schema(events={"price": "float", "quantity": "int"})
+    >>> parse_expression("quantity * price", s)[1]
+    'float'
+    """
+    if not isinstance(text, str):
+        raise RuleError(f"an expression must be text, got {type(text).__name__}")
+    return _Parser(text, schema).parse_value(scope)
+
+
 def parse_event_filter(text: str, schema: Schema) -> Node:
     """Parse a ``where`` filter over event columns (as used by funnels and reports)."""
     if not isinstance(text, str):
@@ -767,5 +840,6 @@ def parse_event_filter(text: str, schema: Schema) -> Node:
 
 
 __all__ = [
-    "And", "Or", "Not", "duration_us", "parse_event_filter", "parse_rule",
+    "And", "Or", "Not", "duration_us", "parse_event_filter", "parse_expression",
+    "parse_rule",
 ]

@@ -4,8 +4,9 @@ The Polars evaluator (:mod:`segcore.evaluate`), the one-pass trend grid
 (:mod:`segcore.analytics.trend`) and the SQL compiler (:mod:`segcore.sql.compiler`)
 all take these from here, so each rule of the semantics (docs/rules.md) is written once:
 
-- which saved segment a name means, and the ``in_segment`` cycle and depth checks
-  (:func:`resolve_segment`, :func:`check_cycles`);
+- which saved segment a name means, and the ``in_segment`` cycle and depth guards at
+  evaluation (:func:`resolve_segment`; the catalog keeps the graph sound on every change,
+  :mod:`segcore.references`);
 - a static segment's members at T are its stored ids that are in the universe at T
   (in the users table, or with an event before T) -- :data:`STATIC_MEMBERS`;
 - the events a behavioural term reads: its event name, window bounds ``[lo, hi)`` at T
@@ -33,6 +34,7 @@ import polars as pl
 
 from segcore.errors import CatalogError, RuleError
 from segcore.polars_expr import TS, Ctx, constant_instant, to_expr
+from segcore.references import MAX_SEGMENT_DEPTH
 from segcore.tree import (
     AGGREGATES,
     Behavior,
@@ -47,7 +49,6 @@ from segcore.tree import (
 )
 from segcore.types import type_of
 
-MAX_SEGMENT_DEPTH = 32
 STATIC_MEMBERS = (
     "a static segment's members at T are its stored ids that are in the universe at T: "
     "in the users table, or with an event before T"
@@ -88,24 +89,6 @@ def resolve_segment(store: Any, name: str, stack: tuple[str, ...] = ()) -> Saved
     if not seg.rule_json:
         raise CatalogError(f"segment {seg.name!r} has no rule")
     return SavedSegment(seg.name, "dynamic", from_json(seg.rule_json), (*stack, seg.name))
-
-
-def check_cycles(store: Any, name: str, tree: Node) -> None:
-    """Raise RuleError if saving ``tree`` under ``name`` would create an in_segment cycle."""
-    seen: set[str] = set()
-
-    def visit(refs: set[str], path: tuple[str, ...]) -> None:
-        for ref in sorted(refs):
-            if ref.lower() == name.lower():
-                raise RuleError(f"segment cycle: {' -> '.join((*path, ref))}")
-            if ref in seen:
-                continue
-            seen.add(ref)
-            seg = get_segment(store, ref)
-            if seg.kind == "dynamic" and seg.rule_json:
-                visit(segment_refs(from_json(seg.rule_json)), (*path, ref))
-
-    visit(segment_refs(tree), (name,))
 
 
 # --------------------------------------------------------------------------- terms

@@ -20,6 +20,7 @@ from segcore.tree import (
     Arith,
     Between,
     Call,
+    Case,
     Col,
     Compare,
     InList,
@@ -117,8 +118,8 @@ def _(node: Call, ctx: Ctx) -> pl.Expr:
         return args[0].str.starts_with(args[1])
     if n == "ends_with":
         return args[0].str.ends_with(args[1])
-    if n == "has":
-        return args[0].list.contains(args[1])
+    if n == "has":  # a NULL value gives NULL (list.contains would match NULL elements)
+        return pl.when(args[1].is_not_null()).then(args[0].list.contains(args[1]))
     if n == "coalesce":
         typ = ctx.typ(node)
         parts = [as_timestamp(e, ctx.typ(a)) if typ == "timestamp" else e
@@ -127,10 +128,44 @@ def _(node: Call, ctx: Ctx) -> pl.Expr:
     raise TypeError(f"unknown function {n}")
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def checked_int(wide: pl.Expr) -> pl.Expr:
+    """An exact Int128 result as Int64, NULL where it does not fit (docs/rules.md, section
+    on arithmetic): integer arithmetic never wraps around into a real-looking number."""
+    return (
+        pl.when(wide.is_between(INT64_MIN, INT64_MAX)).then(wide).otherwise(None).cast(pl.Int64)
+    )
+
+
+@to_expr.register
+def _(node: Case, ctx: Ctx) -> pl.Expr:
+    typ = ctx.typ(node)
+    dtype = pl.List(pl.String) if typ == "list" else _PL_TYPES.get(typ)
+
+    def value(n: Node) -> pl.Expr:
+        e = to_expr(n, ctx)
+        if typ == "timestamp":
+            e = as_timestamp(e, ctx.typ(n))
+        return e.cast(dtype) if dtype is not None else e
+
+    branches = zip(node.conditions, node.values, strict=True)
+    cond, first = next(branches)
+    expr = pl.when(to_expr(cond, ctx).cast(pl.Boolean).fill_null(False)).then(value(first))
+    for cond, val in branches:
+        expr = expr.when(to_expr(cond, ctx).cast(pl.Boolean).fill_null(False)).then(value(val))
+    if node.default is not None:
+        return expr.otherwise(value(node.default))
+    return expr.otherwise(pl.lit(None, dtype=dtype))
+
+
 @to_expr.register
 def _(node: Neg, ctx: Ctx) -> pl.Expr:
     if ctx.typ(node.arg) == "null":
         return pl.lit(None)
+    if ctx.typ(node.arg) == "int":
+        return checked_int(pl.lit(0, pl.Int128) - to_expr(node.arg, ctx).cast(pl.Int128))
     return -to_expr(node.arg, ctx)
 
 
@@ -150,6 +185,10 @@ def _(node: Arith, ctx: Ctx) -> pl.Expr:
             left, right = right, left
         days = pl.duration(days=right.cast(pl.Int64))
         return left + days if node.op == "+" else left - days
+    if ctx.typ(node) == "int" and lt == "int" and rt == "int":
+        # exact in 128 bits (64-bit operands cannot overflow it), then checked back to 64
+        left, right = left.cast(pl.Int128), right.cast(pl.Int128)
+        return checked_int({"+": left.__add__, "-": left.__sub__, "*": left.__mul__}[node.op](right))
     return {"+": left.__add__, "-": left.__sub__, "*": left.__mul__}[node.op](right)
 
 

@@ -11,6 +11,7 @@ from segcore.tree import (
     Behavior,
     Between,
     Call,
+    Case,
     Col,
     Compare,
     InList,
@@ -114,6 +115,16 @@ def _(node: Col) -> str:
 @to_text.register
 def _(node: Call) -> str:
     return f"{node.name}({', '.join(to_text(a) for a in node.args)})"
+
+
+@to_text.register
+def _(node: Case) -> str:
+    parts = ["CASE"]
+    for cond, value in zip(node.conditions, node.values, strict=True):
+        parts += ["WHEN", to_text(cond), "THEN", to_text(value)]
+    if node.default is not None:
+        parts += ["ELSE", to_text(node.default)]
+    return " ".join([*parts, "END"])
 
 
 @to_text.register

@@ -1,4 +1,5 @@
-"""Saving segments: rules are parsed and checked before they reach the catalog."""
+"""Saving segments: rules are parsed and checked before they reach the catalog; static
+segments edited by hand (add, remove ids) and frozen from dynamic ones."""
 
 from __future__ import annotations
 
@@ -7,29 +8,31 @@ from typing import Any
 
 import polars as pl
 
-from segcore.catalog import Segment
+from segcore.catalog import MembersReport, Segment, parse_ids_csv
 from segcore.errors import UsageError
-from segcore.evaluate import check_cycles, to_tree
+from segcore.evaluate import to_tree
 from segcore.printer import to_text
-from segcore.store import Store
+from segcore.store import EventStore
+from segcore.timeutil import resolve_as_of
 from segcore.tree import Node, to_json
 
 
-def known_ids(store: Store) -> pl.Series:
+def known_ids(store: EventStore) -> pl.Series:
     """Every user id the store knows (users table and events)."""
     users = store.scan_users().select("user_id")
     ev = store.scan_events().select("user_id")
     return pl.concat([users, ev]).unique().collect()["user_id"]
 
 
-def _rule_fields(store: Store, name: str, rule: Any) -> tuple[str, str]:
+def _rule_fields(store: EventStore, rule: Any) -> tuple[str, str]:
+    """Rule text and tree JSON of a checked rule (the catalog checks its references:
+    missing segments, cycles and nesting depth, see ``segcore.references``)."""
     tree: Node = to_tree(store, rule)
-    check_cycles(store, name, tree)
     text = rule if isinstance(rule, str) and not rule.lstrip().startswith("{") else to_text(tree)
     return text.strip(), to_json(tree)
 
 
-def create_segment(store: Store, name: str, rule: Any = None, *, ids: Any = None,
+def create_segment(store: EventStore, name: str, rule: Any = None, *, ids: Any = None,
                    description: str = "") -> tuple[Segment, dict[str, Any] | None]:
     """Save a dynamic segment (``rule``) or a static one (``ids``: file path, CSV bytes,
     pasted text or a list). Returns the segment and, for static ones, the upload report
@@ -37,7 +40,7 @@ def create_segment(store: Store, name: str, rule: Any = None, *, ids: Any = None
     if (rule is None) == (ids is None):
         raise UsageError("give either a rule or a list of ids")
     if rule is not None:
-        text, tree_json = _rule_fields(store, name, rule)
+        text, tree_json = _rule_fields(store, rule)
         seg = store.catalog.create(name, rule_text=text, rule_json=tree_json,
                                    description=description)
         return seg, None
@@ -49,13 +52,13 @@ def create_segment(store: Store, name: str, rule: Any = None, *, ids: Any = None
     return store.catalog.get(report.get("segment", name)), report
 
 
-def edit_segment(store: Store, name: str, *, rule: Any = None, description: str | None = None,
+def edit_segment(store: EventStore, name: str, *, rule: Any = None, description: str | None = None,
                  new_name: str | None = None, expect_version: int | None = None) -> Segment:
     """Change a segment's rule, description or name (a stale ``expect_version`` is a
     ConflictError)."""
     fields: dict[str, Any] = {}
     if rule is not None:
-        text, tree_json = _rule_fields(store, new_name or name, rule)
+        text, tree_json = _rule_fields(store, rule)
         fields.update(rule_text=text, rule_json=tree_json)
     if description is not None:
         fields["description"] = description
@@ -64,3 +67,52 @@ def edit_segment(store: Store, name: str, *, rule: Any = None, description: str 
     if not fields:
         raise UsageError("nothing to change: give a rule, a description or a new name")
     return store.catalog.edit(name, expect_version=expect_version, **fields)
+
+
+def _given_ids(ids: Any = None, ids_file: Any = None) -> list[Any]:
+    """Ids given as a list and/or an ids file (CSV with a user_id column, or one per line)."""
+    if isinstance(ids, str):
+        ids = [ids]
+    given: list[Any] = [] if ids is None else list(ids)
+    if ids_file is not None:
+        path = Path(ids_file) if isinstance(ids_file, str | Path) else None
+        if path is not None and not path.exists():
+            raise UsageError(f"ids file {str(ids_file)!r} does not exist")
+        from_file, _ = parse_ids_csv(ids_file)
+        given += from_file
+    if not given:
+        raise UsageError("give the user ids to add or remove (or an ids file)")
+    return given
+
+
+def add_members(store: EventStore, name: str, ids: Any = None, *, ids_file: Any = None,
+                expect_version: int | None = None) -> MembersReport:
+    """Add ids to a static segment; ids the store does not know are stored too (they may
+    arrive with a later import, as with uploads) and counted as ``unknown``."""
+    given = _given_ids(ids, ids_file)
+    return store.catalog.add_members(name, given, known_ids=known_ids(store),
+                                     expect_version=expect_version)
+
+
+def remove_members(store: EventStore, name: str, ids: Any = None, *, ids_file: Any = None,
+                   expect_version: int | None = None) -> MembersReport:
+    """Remove ids from a static segment (ids that are not members are counted, ignored)."""
+    return store.catalog.remove_members(name, _given_ids(ids, ids_file),
+                                        expect_version=expect_version)
+
+
+def freeze_segment(store: EventStore, name: str, new_name: str, *, as_of: Any = None,
+                   description: str | None = None) -> Segment:
+    """A new static segment holding the members of ``name`` at ``as_of`` (default now):
+    a fixed list for a one-time campaign, no longer following the rule."""
+    T = resolve_as_of(as_of)
+    with store.pinned():
+        seg = store.catalog.get(name)
+        ids = store.members(segment=seg.name, as_of=T)["user_id"]
+    when = T.isoformat().replace("+00:00", "Z")
+    return store.catalog.create(
+        new_name, kind="static", members=ids,
+        description=(f"members of '{seg.name}' (version {seg.version}) as of {when}"
+                     if description is None else description),
+        note=f"frozen from '{seg.name}' version {seg.version} as of {when}",
+    )

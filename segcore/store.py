@@ -58,12 +58,13 @@ def distinct_user_rows(codes: pl.Series) -> np.ndarray:
     return row[row >= 0]
 
 
-def write_events_file(df: pl.DataFrame, target: Path) -> None:
+def write_events_file(df: pl.DataFrame, target: Path, *,
+                      left: str = "nothing was written") -> None:
     """Write one events Parquet file atomically in the store's layout (see EVENT_SORT)."""
     from segcore.fileio import write_parquet_atomic
 
     write_parquet_atomic(df.sort(list(EVENT_SORT), maintain_order=True), target,
-                         row_group_size=EVENT_ROW_GROUP)
+                         row_group_size=EVENT_ROW_GROUP, left=left)
 
 
 # per thread: home -> (event files, user files) pinned by ``Store.pinned()``
@@ -396,8 +397,3 @@ class EventStore:
             "event_files": len(self.event_files()),
             "user_files": len(self.user_files()),
         }
-
-
-# The data layer's former name, for modules that only need a store's data (type hints,
-# ingest); ``segcore.Store`` (segcore.api) is the full Python API.
-Store = EventStore

@@ -133,6 +133,17 @@ class Arith(Node):
     right: Node
 
 
+@dataclass(frozen=True)
+class Case(Node):
+    """``CASE WHEN c1 THEN v1 [WHEN c2 THEN v2 ...] [ELSE d] END``: the value of the first
+    condition that is TRUE (NULL counts as not true), else ``default`` (NULL if absent)."""
+
+    kind: ClassVar[str] = "case"
+    conditions: tuple[Node, ...]
+    values: tuple[Node, ...]
+    default: Node | None = None
+
+
 # --------------------------------------------------------------------------- predicates
 @dataclass(frozen=True)
 class Compare(Node):

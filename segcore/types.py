@@ -10,6 +10,7 @@ from segcore.tree import (
     Behavior,
     Between,
     Call,
+    Case,
     Col,
     Compare,
     InList,
@@ -77,6 +78,22 @@ def arith_type(op: str, a: str, b: str) -> str | None:
     return None
 
 
+def common_type(types: list[str]) -> str | None:
+    """The type of values of ``types`` taken together (``coalesce``, ``CASE``), or None.
+
+    NULL fits everything; integers and floats make floats; dates and timestamps make
+    timestamps; any other mix has no common type.
+    """
+    found = [t for t in types if t != "null"]
+    if not found:
+        return "null"
+    if all(t in NUMERIC for t in found):
+        return "float" if "float" in found else "int"
+    if all(t in TEMPORAL for t in found):
+        return "timestamp" if "timestamp" in found else "date"
+    return found[0] if all(t == found[0] for t in found) else None
+
+
 BEHAVIOR_TYPES = {"did": "bool", "event_count": "int", "event_distinct": "int",
                   "first_seen": "timestamp", "last_seen": "timestamp", "event_periods": "int",
                   "event_avg": "float"}
@@ -118,6 +135,12 @@ def _(node: Call, schema: Schema, scope: str = "user") -> str:
             return "timestamp"
         return types[0]
     return "bool"
+
+
+@type_of.register
+def _(node: Case, schema: Schema, scope: str = "user") -> str:
+    parts = [*node.values, *([node.default] if node.default is not None else [])]
+    return common_type([type_of(v, schema, scope) for v in parts]) or "null"
 
 
 @type_of.register

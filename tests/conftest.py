@@ -78,3 +78,15 @@ def tiny(tmp_path):
         return make_store(tmp_path / f"tiny{next(counter)}", events, users)
 
     return build
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _dashboard_on_loopback():
+    """AppTest has no server: say it listens on loopback, as ``streamlit run`` does.
+
+    (The dashboard serves nothing when ``server.address`` is not a loopback address.)
+    """
+    from streamlit import config
+
+    config.set_option("server.address", "127.0.0.1")
+    yield

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -54,36 +55,34 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(sample_home, tmp_path_factory):
-    home = tmp_path_factory.mktemp("browser") / "store"
-    shutil.copytree(sample_home, home)
-    from segcore import Store
-
-    seed_examples(Store(home))
+def _start(home: Path, cwd: Path, env_extra: dict[str, str], args: list[str]):
+    """``streamlit run <repo>/dashboard/app.py`` from ``cwd``; returns (process, url, port)."""
     port = _free_port()
-    env = {**os.environ, "SEGCORE_HOME": str(home)}
-    env.pop("SEGCORE_PASSWORD", None)
+    env = {**os.environ, "SEGCORE_HOME": str(home), **env_extra}
+    env.pop("STREAMLIT_SERVER_ADDRESS", None)
+    if "SEGCORE_PASSWORD" not in env_extra:
+        env.pop("SEGCORE_PASSWORD", None)
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "streamlit",
             "run",
-            "dashboard/app.py",
+            str(ROOT / "dashboard" / "app.py"),
             "--server.port",
             str(port),
             "--server.headless",
             "true",
             "--browser.gatherUsageStats",
             "false",
+            *args,
         ],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    url = f"http://localhost:{port}"
+    url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -97,12 +96,27 @@ def server(sample_home, tmp_path_factory):
             out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
             raise RuntimeError(f"streamlit did not start:\n{out}")
         time.sleep(0.3)
-    yield url, Store(home)
+    return proc, url, port
+
+
+def _stop(proc: subprocess.Popen) -> None:
     proc.terminate()
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(sample_home, tmp_path_factory):
+    home = tmp_path_factory.mktemp("browser") / "store"
+    shutil.copytree(sample_home, home)
+    from segcore import Store
+
+    seed_examples(Store(home))
+    proc, url, _ = _start(home, ROOT, {}, [])
+    yield url, Store(home)
+    _stop(proc)
 
 
 def _settle(page, marker: str) -> None:
@@ -209,7 +223,8 @@ def test_navigation_between_pages_in_chromium(server):
             metric = page.locator('[data-testid="stMetric"]').filter(has_text="Members now")
             # the value may still be recomputing when the label appears: wait for it (30 s)
             expect(metric.locator('[data-testid="stMetricValue"]')).to_have_text(
-                f"{size:,}", timeout=30_000)
+                f"{size:,}", timeout=30_000
+            )
             assert page.locator('[data-testid="stException"]').count() == 0
             # the members download is generated on click
             page.get_by_role("tab", name="Members").click()
@@ -217,5 +232,122 @@ def test_navigation_between_pages_in_chromium(server):
                 page.get_by_role("button", name="CSV", exact=True).click()
             lines = Path(dl.value.path()).read_text().splitlines()
             assert lines[0].startswith("user_id,") and len(lines) == size + 1
+        finally:
+            browser.close()
+
+
+# ------------------------------------------------------------------ exposure (issue 21, item 5)
+PASSWORD = "correct horse 42"
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """The local addresses of the sockets listening on ``port`` (from /proc/net/tcp*)."""
+    found: set[str] = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, hex_port = fields[1].split(":")
+            if int(hex_port, 16) == port and fields[3] == "0A":  # 0A: LISTEN
+                raw = bytes.fromhex(address)
+                # the kernel prints each 32-bit word in host (little-endian) order
+                words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+                found.add(
+                    socket.inet_ntop(socket.AF_INET if width == 8 else socket.AF_INET6, words)
+                )
+    return found
+
+
+@pytest.fixture(scope="module")
+def guarded(sample_home, tmp_path_factory):
+    """The dashboard with a password, started from a folder that has no .streamlit/."""
+    home = tmp_path_factory.mktemp("guarded") / "store"
+    shutil.copytree(sample_home, home)
+    from segcore import Store
+
+    seed_examples(Store(home))
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    proc, url, port = _start(home, elsewhere, {"SEGCORE_PASSWORD": PASSWORD}, [])
+    yield url, port, Store(home)
+    _stop(proc)
+
+
+def _sign_in(page, url: str, password: str) -> None:
+    page.goto(f"{url}/")
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    _settle(page, "Saved segments")
+
+
+def test_started_from_another_folder_the_dashboard_listens_on_loopback_only(guarded):
+    _, port, _ = guarded
+    addresses = _listening_addresses(port)
+    assert addresses == {"127.0.0.1"}
+
+
+def test_member_downloads_are_not_served_without_the_session(guarded):
+    url, _, store = guarded
+    name = store.catalog.list()[0].name
+    members = store.members(segment=name, as_of="2026-06-30", attributes=True)
+    emails = [e for e in members["email"].to_list() if e]
+    assert emails
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        media: list[str] = []
+        page.on(
+            "request", lambda r: media.append(r.url) if r.url.startswith(f"{url}/media/") else None
+        )
+        try:
+            _sign_in(page, url, PASSWORD)
+            page.get_by_role("link", name="Segment", exact=True).click()  # same session
+            page.wait_for_url("**/segment", timeout=30_000)
+            _settle(page, "Members now")
+            page.get_by_role("tab", name="Members").click()
+            for _ in range(2):  # the second click generates the file again
+                with page.expect_download(timeout=30_000) as dl:
+                    page.get_by_role("button", name="CSV", exact=True).click()
+                text = Path(dl.value.path()).read_text()
+                assert emails[0] in text and len(text.splitlines()) == members.height + 1
+                page.wait_for_timeout(500)
+            cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+        finally:
+            browser.close()
+    assert media
+    signed_in = f"_streamlit_xsrf={cookies['_streamlit_xsrf']}"
+    stranger = "_streamlit_xsrf=2|00000000|" + "ab" * 16 + "|1700000000"
+    for link in set(media):
+        # the signed-in browser's cookie still gets the file (the URL itself is right) ...
+        request = urllib.request.Request(link, headers={"Cookie": signed_in})
+        with urllib.request.urlopen(request, timeout=10) as r:
+            assert emails[0] in r.read().decode()
+        # ... a plain client (no cookie), or another browser's cookie, gets nothing
+        for cookie in (None, stranger):
+            headers = {"Cookie": cookie} if cookie else {}
+            for method in ("GET", "HEAD"):
+                request = urllib.request.Request(link, headers=headers, method=method)
+                with pytest.raises(urllib.error.HTTPError) as err:
+                    urllib.request.urlopen(request, timeout=10)
+                assert err.value.code == 404
+                body = err.value.read().decode(errors="replace")
+                assert not any(e in body for e in emails)
+
+
+def test_wrong_passwords_are_throttled_in_the_browser(guarded):
+    url, _, _ = guarded
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page()
+        try:
+            page.goto(f"{url}/")
+            box = page.get_by_label("Password", exact=True)
+            for attempt in range(4):
+                box.fill("wrong" if attempt < 3 else PASSWORD)
+                page.get_by_role("button", name="Sign in").click()
+                expected = "Wrong password." if attempt < 3 else "Too many wrong passwords"
+                page.get_by_text(expected).first.wait_for(timeout=30_000)
+                page.wait_for_timeout(300)
+            # even the right password waits: nothing but the form is shown
+            assert page.get_by_text("Members now").count() == 0
+            assert page.get_by_text("Saved segments").count() == 0
         finally:
             browser.close()

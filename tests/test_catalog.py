@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 import segcore.catalog as catalog_mod
 from segcore import Store
 from segcore.catalog import DEFAULT_CHANNELS, Catalog, parse_ids_csv, parse_ids_text
-from segcore.errors import CatalogError, ConflictError, NotFoundError, StoreError
+from segcore.errors import CatalogError, ConflictError, NotFoundError, RuleError, StoreError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,12 +41,13 @@ def test_schema_created_on_first_use_in_wal_mode(cat: Catalog) -> None:
     assert not cat.path.exists()
     assert cat.list() == []
     assert cat.path.exists()
-    assert cat.schema_version() == catalog_mod.SCHEMA_VERSION == 2
+    assert cat.schema_version() == catalog_mod.SCHEMA_VERSION == 3
     con = sqlite3.connect(cat.path)
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     con.close()
-    assert {"segments", "segment_versions", "segment_members", "channels", "funnels"} <= tables
+    assert {"segments", "segment_versions", "segment_members", "segment_member_changes",
+            "channels", "funnels"} <= tables
 
 
 def test_store_catalog_is_home_catalog(tmp_path: Path) -> None:
@@ -540,7 +542,8 @@ def test_read_only_catalog_gives_store_error(tmp_path: Path, monkeypatch) -> Non
     with pytest.raises(StoreError) as exc:
         ro.create("b", rule_text="age > 2")
     assert str(exc.value) == (
-        f"the catalog {cat.path} is read-only; check the permissions of {home}"
+        f"the store is read-only: cannot change the catalog {cat.path} "
+        f"(read-only file system, or no write permission on {home})"
     )
     with pytest.raises(StoreError, match="read-only"):
         ro.edit("a", description="x")
@@ -692,7 +695,339 @@ def test_migration_from_schema_v1(tmp_path: Path) -> None:
     )
     con.close()
     cat = Catalog(path)
-    assert cat.schema_version() == 2
+    assert cat.schema_version() == 3
     assert [(s.name, s.member_count) for s in cat.list()] == [("old rule", None), ("old static", 3)]
     assert cat.channels() == []  # a v1 catalog keeps its own channels (none here)
     assert cat.add_members("old static", ["d"]).member_count == 4
+
+
+# ---------------------------------------------------------------------- references (issue 21)
+AS_OF_REFS = "2026-06-30"
+
+
+@pytest.fixture
+def refs_store(tiny) -> Store:
+    """Five users aged 20, 30, 40, 50, 60 (u1..u5); B = age >= 40, C = in B and age < 60."""
+    from segcore.segments import create_segment
+
+    store = tiny(events=[(f"u{i}", "visit", "2026-06-01") for i in range(1, 6)],
+                 users=[{"user_id": f"u{i}", "age": 10 * (i + 1), "name": "B"}
+                        for i in range(1, 6)])
+    create_segment(store, "B", "age >= 40")
+    create_segment(store, "C", "in_segment('B') AND age < 60 AND name = 'B'")
+    return store
+
+
+def _ids(store: Store, name: str) -> list[str]:
+    return sorted(store.members(segment=name, as_of=AS_OF_REFS)["user_id"].to_list())
+
+
+def _raw_update(store: Store, name: str, rule_text: str, rule_json: str) -> None:
+    """Change a rule behind the catalog's back (a damaged or old catalog)."""
+    con = sqlite3.connect(store.catalog_path)
+    con.execute("UPDATE segments SET rule_text = ?, rule_json = ? WHERE name = ?",
+                (rule_text, rule_json, name))
+    con.commit()
+    con.close()
+
+
+def test_rename_rewrites_the_rules_that_refer_to_it(refs_store: Store) -> None:
+    store = refs_store
+    assert _ids(store, "C") == ["u3", "u4"]
+    c_before = store.catalog.get("C")
+    store.catalog.rename("B", "Big")
+    c = store.catalog.get("C")
+    # through the tree and the printer: the string literal 'B' is left alone
+    assert c.rule_text == "in_segment('Big') AND age < 60 AND name = 'B'"
+    assert '"name":"Big"' in c.rule_json and '"name":"B"' not in c.rule_json
+    assert c.version == c_before.version + 1
+    last = store.catalog.history("C")[-1]
+    assert (last["action"], last["note"], last["version"]) == (
+        "edit", "in_segment('B') now in_segment('Big')", c.version)
+    assert _ids(store, "C") == ["u3", "u4"]
+    # a new segment under the old name does not re-point C
+    from segcore.segments import create_segment
+
+    create_segment(store, "B", "age < 30")
+    assert _ids(store, "B") == ["u1"]
+    assert _ids(store, "C") == ["u3", "u4"]
+
+
+def test_rename_follows_case_only_and_chained_renames(refs_store: Store) -> None:
+    store = refs_store
+    from segcore.segments import create_segment
+
+    create_segment(store, "A", "in_segment('C') OR age = 20")
+    store.catalog.rename("B", "b")  # case only: the referencing rule shows the new case
+    assert store.catalog.get("C").rule_text.startswith("in_segment('b')")
+    # B -> Z, then C -> B: before, A would now read 'B' (= old C) and C 'B' (= itself)
+    store.catalog.rename("b", "Z")
+    store.catalog.rename("C", "B")
+    assert store.catalog.get("A").rule_text == "in_segment('B') OR age = 20"
+    assert store.catalog.get("B").rule_text.startswith("in_segment('Z')")
+    assert _ids(store, "A") == ["u1", "u3", "u4"]
+    assert _ids(store, "B") == ["u3", "u4"]
+
+
+def test_rename_rewrites_deleted_referrers_so_they_can_be_restored(refs_store: Store) -> None:
+    store = refs_store
+    store.catalog.delete("C")
+    store.catalog.rename("B", "Big")
+    c = store.catalog.restore("C")
+    assert c.rule_text.startswith("in_segment('Big')")
+    assert _ids(store, "C") == ["u3", "u4"]
+
+
+def test_delete_of_a_referenced_segment_is_refused_naming_the_referrers(
+    refs_store: Store,
+) -> None:
+    store = refs_store
+    from segcore.segments import create_segment
+
+    with pytest.raises(CatalogError) as exc:
+        store.catalog.delete("b")
+    assert str(exc.value) == (
+        "cannot delete segment 'B': segment 'C' refers to it with in_segment('B'); "
+        "change or delete it first"
+    )
+    create_segment(store, "D", "in_segment('B')")
+    with pytest.raises(CatalogError, match="segments 'C' and 'D' refer to it"):
+        store.catalog.delete("B")
+    assert store.catalog.get("B").version == 1  # nothing changed
+    store.catalog.delete("C")
+    store.catalog.delete("D")
+    store.catalog.delete("B")  # deleted referrers do not hold it
+
+
+def test_restore_that_would_leave_a_missing_reference_is_refused(refs_store: Store) -> None:
+    store = refs_store
+    store.catalog.delete("C")
+    store.catalog.delete("B")
+    with pytest.raises(RuleError) as exc:
+        store.catalog.restore("C")
+    assert str(exc.value) == "segment 'C' refers to segment 'B', which does not exist"
+    assert store.catalog.list() == []
+    store.catalog.restore("B")
+    assert _ids(store, store.catalog.restore("C").name) == ["u3", "u4"]
+
+
+def test_catalog_api_refuses_cycles_and_missing_references(refs_store: Store) -> None:
+    store = refs_store
+    b_json = store.catalog.get("C").rule_json  # in_segment('B') AND ...
+    with pytest.raises(RuleError, match=r"^segment cycle: B -> C -> B$"):
+        store.catalog.edit("B", rule_text="in_segment('C')",
+                           rule_json='{"version":1,"tree":{"kind":"in_segment","name":"C"}}')
+    with pytest.raises(RuleError, match=r"^segment cycle: X -> X$"):
+        store.catalog.create("X", rule_text="in_segment('X')",
+                             rule_json='{"version":1,"tree":{"kind":"in_segment","name":"x"}}')
+    with pytest.raises(RuleError, match="segment 'Y' refers to segment 'Nope', which does not"):
+        store.catalog.create("Y", rule_text="in_segment('Nope')",
+                             rule_json='{"version":1,"tree":{"kind":"in_segment","name":"Nope"}}')
+    assert [s.name for s in store.catalog.list()] == ["B", "C"]
+    assert store.catalog.clone("C", "C2").rule_json == b_json
+    assert store.catalog.get("B").version == 1
+
+
+def _chain(store: Store, n: int, prefix: str = "s") -> None:
+    """Segments s0 (age >= 40), s1 = in_segment('s0'), ..., s{n-1}: a chain of n."""
+    from segcore.segments import create_segment
+
+    create_segment(store, f"{prefix}0", "age >= 40")
+    for i in range(1, n):
+        create_segment(store, f"{prefix}{i}", f"in_segment('{prefix}{i - 1}')")
+
+
+def test_chain_of_the_nesting_limit_saves_and_evaluates_one_more_is_refused(
+    refs_store: Store,
+) -> None:
+    from segcore.evaluate import MAX_SEGMENT_DEPTH
+    from segcore.segments import create_segment
+
+    store = refs_store
+    _chain(store, MAX_SEGMENT_DEPTH)
+    top = f"s{MAX_SEGMENT_DEPTH - 1}"
+    assert _ids(store, top) == ["u3", "u4", "u5"]
+    assert store.count(f"in_segment('{top}')", as_of=AS_OF_REFS) == 3
+    with pytest.raises(RuleError) as exc:
+        create_segment(store, "over", f"in_segment('{top}')")
+    assert str(exc.value) == (
+        f"segments nested more than {MAX_SEGMENT_DEPTH} levels deep: over -> s31 -> s30 -> "
+        f"... (28 more) -> s1 -> s0 ({MAX_SEGMENT_DEPTH + 1} segments)"
+    )
+    assert not store.catalog.exists("over")
+
+
+def test_joining_two_chains_or_restoring_onto_a_chain_is_refused(refs_store: Store) -> None:
+    from segcore.segments import create_segment, edit_segment
+
+    store = refs_store
+    create_segment(store, "d", "in_segment('B')")  # d -> B: a chain of 2 when saved
+    store.catalog.delete("d")
+    store.catalog.delete("C")
+    _chain(store, 31, "z")
+    edit_segment(store, "B", rule="in_segment('z30') AND age >= 40")  # B: 32 deep, the limit
+    assert _ids(store, "B") == ["u3", "u4", "u5"]
+    for name in ("d", "C"):  # restoring a referrer of B would make 33
+        with pytest.raises(RuleError, match=f"^segments nested more than 32 levels deep: "
+                                            f"{name} -> B -> z30 -> .* \\(33 segments\\)$"):
+            store.catalog.restore(name)
+    assert [s.name for s in store.catalog.list(include_deleted=True) if s.deleted_at] == [
+        "C", "d"]
+    # an edit at the bottom of one chain makes the segments above it too deep
+    _chain(store, 20, "a")
+    edit_segment(store, "a0", rule="in_segment('z10')")  # a19: 20 + 11 = 31, fine
+    with pytest.raises(RuleError, match="^segments nested more than 32 levels deep: a19 -> "
+                                        "a18 -> a17 -> ... \\(35 more\\) -> z1 -> z0 "
+                                        "\\(40 segments\\)$"):
+        edit_segment(store, "a0", rule="in_segment('z19')")
+    assert store.catalog.get("a0").rule_text == "in_segment('z10')"
+    assert _ids(store, "a19") == ["u3", "u4", "u5"]
+
+
+def test_rename_keeps_segment_list_sizes_whole(refs_store: Store, capsys) -> None:
+    from segcore.cli import main
+
+    store = refs_store
+    store.catalog.rename("B", "Big")
+    assert main(["segment", "list", "--sizes", "--as-of", AS_OF_REFS, "--json",
+                 "--home", str(store.home)]) == 0
+    rows = json.loads(capsys.readouterr().out)["segments"]
+    assert [(r["name"], r["members"], r["error"]) for r in rows] == [
+        ("Big", 3, None), ("C", 2, None)]
+
+
+# ---------------------------------------------------------------------- static segments by hand
+def test_add_remove_report_and_member_lists(cat: Catalog) -> None:
+    cat.create("st", kind="static", members=["a", "b", "c"])
+    r = cat.add_members("st", ["c", "d", " e ", "d", ""], known_ids={"a", "b", "c", "d"})
+    assert cat.members("st") == ["a", "b", "c", "d", "e"]
+    assert r.to_dict() == {
+        "segment": "st", "version": 2, "member_count": 5, "action": "add", "rows": 4, "ids": 3,
+        "duplicates": 1, "added": 2, "already_members": 1, "removed": 0, "not_members": 0,
+        "unknown": 1, "examples": {"already_members": ["c"], "unknown": ["e"]},
+    }
+    r = cat.remove_members("st", ["a", "zz", "e"], expect_version=2)
+    assert cat.members("st") == ["b", "c", "d"]
+    assert (r.version, r.member_count, r.removed, r.not_members, r.unknown, r.examples) == (
+        3, 3, 2, 1, None, {"not_members": ["zz"]})
+    r = cat.add_members("st", ["b"])  # nothing new: still a version, for the record
+    assert (r.version, r.added, r.already_members, cat.members("st")) == (4, 0, 1, ["b", "c", "d"])
+    assert [(h["version"], h["action"], h["member_count"], h["note"])
+            for h in cat.history("st")] == [
+        (1, "create", 3, ""), (2, "members", 5, "2 added"), (3, "members", 3, "2 removed"),
+        (4, "members", 3, "0 added")]
+
+
+def test_concurrent_member_edits_of_one_version_exactly_one_wins(cat: Catalog) -> None:
+    cat.create("st", kind="static", members=["a"])
+    results: list[object] = []
+    barrier = threading.Barrier(6)
+
+    def edit(i: int) -> None:
+        barrier.wait()
+        try:
+            if i % 2:
+                results.append((i, cat.add_members("st", [f"n{i}"], expect_version=1)))
+            else:
+                results.append((i, cat.remove_members("st", ["a"], expect_version=1)))
+        except ConflictError as exc:
+            results.append((i, exc))
+
+    threads = [threading.Thread(target=edit, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    won = [(i, r) for i, r in results if not isinstance(r, ConflictError)]
+    assert len(won) == 1 and len(results) == 6
+    assert all(str(r).endswith("(you edited version 1, it is now version 2); reload and try "
+                               "again") for _, r in results if isinstance(r, ConflictError))
+    i, report = won[0]
+    assert cat.members("st") == (["a", f"n{i}"] if i % 2 else [])
+    assert cat.get("st").version == report.version == 2
+    assert len(cat.history("st")) == 2
+
+
+def test_revert_static_members_to_every_earlier_version(cat: Catalog) -> None:
+    cat.create("st", kind="static", members=["a", "b", "c"], description="first")
+    cat.add_members("st", ["d", "e"])
+    cat.remove_members("st", ["a", "d"])
+    cat.edit("st", description="second")
+    cat.set_members("st", ["x", "b"])
+    states = {v["version"]: v for v in cat.history("st")}
+    expected = {1: ["a", "b", "c"], 2: ["a", "b", "c", "d", "e"], 3: ["b", "c", "e"],
+                4: ["b", "c", "e"], 5: ["b", "x"]}
+    for v in (3, 1, 5, 2, 4):  # reverts are versions too: going back and forth works
+        s = cat.revert("st", v)
+        assert cat.members("st") == expected[v]
+        assert (s.member_count, s.description) == (len(expected[v]), states[v]["description"])
+    hist = cat.history("st")
+    assert [h["note"] for h in hist[-5:]] == [f"back to version {v}" for v in (3, 1, 5, 2, 4)]
+    with pytest.raises(CatalogError, match="has no earlier version 99"):
+        cat.revert("st", 99)
+    with pytest.raises(ConflictError):
+        cat.revert("st", 1, expect_version=3)
+
+
+def test_revert_dynamic_rule_is_checked_like_an_edit(refs_store: Store) -> None:
+    from segcore.segments import edit_segment
+
+    store = refs_store
+    edit_segment(store, "B", rule="age >= 50")
+    assert _ids(store, "B") == ["u4", "u5"]
+    store.catalog.revert("B", 1)
+    assert store.catalog.get("B").rule_text == "age >= 40" and _ids(store, "B") == ["u3", "u4", "u5"]
+    # a version whose rule would now close a cycle is refused
+    from segcore.segments import create_segment
+
+    store.catalog.delete("C")
+    create_segment(store, "Q", "age > 0")
+    edit_segment(store, "B", rule="in_segment('Q') AND age >= 30")  # version 4
+    edit_segment(store, "B", rule="age >= 20")  # version 5
+    edit_segment(store, "Q", rule="in_segment('B')")
+    with pytest.raises(RuleError, match="^segment cycle: B -> Q -> B$"):
+        store.catalog.revert("B", 4)
+    assert store.catalog.get("B").version == 5 and _ids(store, "Q") == ["u1", "u2", "u3",
+                                                                        "u4", "u5"]
+
+
+def test_members_of_a_catalog_migrated_from_schema_2_revert_from_then_on(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.sqlite"
+    cat = Catalog(path)
+    cat.create("st", kind="static", members=["a"])
+    cat.add_members("st", ["b"])
+    con = sqlite3.connect(path)  # back to a schema-2 catalog (no member log)
+    con.executescript("DROP TABLE segment_member_changes; "
+                      "ALTER TABLE segments DROP COLUMN members_logged_from; "
+                      "PRAGMA user_version = 2;")
+    con.close()
+    cat.add_members("st", ["c"])
+    with pytest.raises(CatalogError, match="cannot go back to version 1: its member changes "
+                                           "are kept from version 2 on"):
+        cat.revert("st", 1)
+    cat.revert("st", 2)
+    assert cat.members("st") == ["a", "b"]
+
+
+def test_store_add_remove_freeze(refs_store: Store) -> None:
+    from segcore.catalog import MembersReport
+
+    store = refs_store
+    store.catalog.create("picked", kind="static", members=["u1"])
+    r = store.add_members("picked", ["u2", "u9", "u1"])
+    assert isinstance(r, MembersReport)
+    assert (r.added, r.already_members, r.unknown, r.examples["unknown"]) == (2, 1, 1, ["u9"])
+    assert store.catalog.members("picked") == ["u1", "u2", "u9"]
+    assert _ids(store, "picked") == ["u1", "u2"]  # u9 is not in the store (yet)
+    r = store.remove_members("picked", "u1", expect_version=2)
+    assert (r.removed, r.version, store.catalog.members("picked")) == (1, 3, ["u2", "u9"])
+    with pytest.raises(ConflictError):
+        store.remove_members("picked", ["u2"], expect_version=2)
+    frozen = store.freeze("C", "C then", as_of=AS_OF_REFS)
+    assert (frozen.kind, store.catalog.members("C then")) == ("static", ["u3", "u4"])
+    assert store.catalog.member_of("u3") == ["C then"]
+    assert store.catalog.member_of("u2") == ["picked"]
+    with pytest.raises(NotFoundError, match="no segment named 'Nope'"):
+        store.freeze("Nope", "x")
+    with pytest.raises(CatalogError, match="a segment named 'picked' already exists"):
+        store.freeze("C", "picked")

@@ -155,3 +155,112 @@ def test_subprocess_error_has_no_traceback(home):
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip() == ("error: type mismatch: cannot compare age (an integer) "
                                    "with 'abc' (a text) (line 1, column 7)")
+
+
+def test_rename_keeps_referrers_and_delete_names_them(capsys, home, writable_sample):
+    run(capsys, "segment", "create", "B", "--home", home, "--rule", "country = 'US'")
+    run(capsys, "segment", "create", "C", "--home", home, "--rule", "in_segment('B') AND age > 30")
+    before = writable_sample.count(segment="C", as_of=AS_OF)
+    code, out, _ = run(capsys, "segment", "edit", "B", "--rename", "US", "--home", home)
+    assert code == 0 and out == "saved 'US' (version 2)\n"
+    code, out, _ = run(capsys, "segment", "show", "C", "--home", home, "--as-of", AS_OF, "--json")
+    shown = json.loads(out)
+    assert (shown["rule_text"], shown["version"], shown["members"]) == (
+        "in_segment('US') AND age > 30", 2, before)
+    code, out, err = run(capsys, "segment", "delete", "US", "--home", home)
+    assert code == 2 and out == ""
+    assert err == ("error: cannot delete segment 'US': segment 'C' refers to it with "
+                   "in_segment('US'); change or delete it first\n")
+
+
+def test_segment_list_sizes_survives_one_broken_segment(capsys, home, writable_sample):
+    import sqlite3
+
+    run(capsys, "segment", "create", "A", "--home", home, "--rule", "country = 'US'")
+    run(capsys, "segment", "create", "B", "--home", home, "--rule", "age > 30")
+    run(capsys, "segment", "create", "C", "--home", home, "--rule", "in_segment('B')")
+    # damage C behind the catalog's back (as an older segcore could leave it)
+    con = sqlite3.connect(writable_sample.catalog_path)
+    con.execute("""UPDATE segments SET rule_json = '{"version":1,"tree":{"kind":"in_segment",
+                   "name":"Gone"}}' WHERE name = 'C'""")
+    con.commit()
+    con.close()
+    code, out, err = run(capsys, "segment", "list", "--sizes", "--as-of", AS_OF, "--home", home,
+                         "--json")
+    assert code == 0 and err == ""
+    rows = {r["name"]: (r["members"], r["error"]) for r in json.loads(out)["segments"]}
+    assert rows == {
+        "A": (writable_sample.count("country = 'US'", as_of=AS_OF), None),
+        "B": (writable_sample.count("age > 30", as_of=AS_OF), None),
+        "C": (None, "no segment named 'Gone'"),
+    }
+    code, out, _ = run(capsys, "segment", "list", "--sizes", "--as-of", AS_OF, "--home", home)
+    assert code == 0 and "no segment named 'Gone'" in out and "| A " in out
+    # the damage is not a reason to refuse unrelated changes; repairing C is allowed
+    assert run(capsys, "segment", "edit", "A", "--home", home, "--description", "x")[0] == 0
+    assert run(capsys, "segment", "edit", "C", "--home", home, "--rule", "in_segment('A')")[0] == 0
+
+
+def test_static_segment_add_remove_freeze_revert(capsys, home, writable_sample, tmp_path):
+    store = writable_sample
+    known = store.scan_users().select("user_id").head(4).collect()["user_id"].to_list()
+    code, _, _ = run(capsys, "segment", "create", "Picked", "--home", home, "--ids-file",
+                     str(_ids_file(tmp_path / "first.csv", known[:2])))
+    assert code == 0
+    code, out, err = run(capsys, "segment", "add", "Picked", known[2], known[0], "ghost",
+                         known[2], "--home", home)
+    assert (code, err) == (0, "")
+    assert out == (f"added 2 ids to 'Picked' (version 2): 4 members stored\n"
+                   f"  1 id already a member (left alone), e.g.: {known[0]}\n"
+                   "  1 id not found in the store (kept: they may arrive with a later import)"
+                   ", e.g.: ghost\n"
+                   "  1 id repeated (counted once)\n"
+                   "  undo: segcore segment revert 'Picked' 1\n")
+    assert store.catalog.members("Picked") == sorted([*known[:3], "ghost"])
+    ids_file = _ids_file(tmp_path / "drop.csv", [known[1], "nobody"])
+    code, out, _ = run(capsys, "segment", "remove", "Picked", "ghost", "--ids-file",
+                       str(ids_file), "--expect-version", "2", "--home", home, "--json")
+    report = json.loads(out)
+    assert code == 0 and (report["removed"], report["not_members"], report["version"]) == (
+        2, 1, 3)
+    assert report["examples"] == {"not_members": ["nobody"]}
+    assert store.catalog.members("Picked") == sorted([known[0], known[2]])
+    # a stale version is refused, nothing changes
+    code, out, err = run(capsys, "segment", "add", "Picked", known[3], "--expect-version", "2",
+                         "--home", home)
+    assert code == 2 and out == "" and err == (
+        "error: segment 'Picked' was changed by someone else (you edited version 2, it is now "
+        "version 3); reload and try again\n")
+    assert store.catalog.members("Picked") == sorted([known[0], known[2]])
+    for argv, message in (
+        (["add", "Picked"], "give the user ids to add or remove (or an ids file)"),
+        (["add", "Nope", "x"], "no segment named 'Nope'"),
+        (["remove", "Picked", "--ids-file", str(tmp_path / "missing.csv")],
+         f"ids file {str(tmp_path / 'missing.csv')!r} does not exist"),
+    ):
+        code, out, err = run(capsys, "segment", *argv, "--home", home)
+        assert code == 2 and err.startswith(f"error: {message}"), err
+    # undo the removal: back to version 2
+    code, out, _ = run(capsys, "segment", "revert", "Picked", "2", "--home", home)
+    assert code == 0 and out == "'Picked' is back to version 2 (now version 4, 4 members stored)\n"
+    assert store.catalog.members("Picked") == sorted([*known[:3], "ghost"])
+    # freeze a dynamic segment at an instant: a fixed list that no longer follows the rule
+    run(capsys, "segment", "create", "US", "--home", home, "--rule", "country = 'US'")
+    code, out, _ = run(capsys, "segment", "freeze", "US", "US in June", "--as-of", AS_OF,
+                       "--home", home, "--json")
+    frozen = json.loads(out)
+    us = sorted(store.members(segment="US", as_of=AS_OF)["user_id"].to_list())
+    assert (frozen["kind"], frozen["member_count"]) == ("static", len(us)) and us
+    assert frozen["description"] == "members of 'US' (version 1) as of 2026-07-01T00:00:00Z"
+    assert store.catalog.members("US in June") == us
+    assert store.catalog.history("US in June")[0]["note"] == (
+        "frozen from 'US' version 1 as of 2026-07-01T00:00:00Z")
+    code, _, err = run(capsys, "segment", "add", "US", known[0], "--home", home)
+    assert code == 2 and err == "error: segment 'US' is dynamic: its rule decides its members\n"
+    run(capsys, "segment", "edit", "US", "--home", home, "--rule", "country = 'FR'")
+    assert store.catalog.members("US in June") == us
+
+
+def _ids_file(path, ids):
+    path.write_text("user_id\n" + "\n".join(ids) + "\n")
+    return path

@@ -90,13 +90,26 @@ def test_shop_export_with_map_and_event(store: Store, tmp_path: Path) -> None:
     assert ev["Quantity"].to_list() == [-1, 32, 6, 6]
     assert ev["UnitPrice"].to_list() == [27.5, 1.69, 2.55, 3.39]
 
-    rejects = pl.read_csv(res["rejects_file"], infer_schema=False)
-    assert Path(res["rejects_file"]) == tmp_path / "shop.rejected.csv"
-    assert rejects["file"].to_list() == [str(src)]
-    assert rejects["line"].to_list() == ["4"]
-    assert rejects["reason"].to_list() == ["no user_id"]
-    assert rejects["Description"].to_list() == ["HAND WARMER UNION JACK"]
-    assert rejects["ts"].to_list() == ["12/1/2010 8:28"]
+    # rejects go under the home (never beside the input, where the next glob finds them),
+    # with the source's own columns and values, so they re-import with the same flags
+    rej_path = Path(res["rejects_file"])
+    assert rej_path.parent == store.home / "rejects"
+    assert rej_path.name.startswith("shop-") and rej_path.name.endswith(".rejected.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "shop.csv"]
+    assert f"rejected rows written to {rej_path}" in res["summary"]
+    rejects = pl.read_csv(rej_path, infer_schema=False)
+    assert rejects.columns == [*SHOP_CSV.splitlines()[0].split(","), "__line", "__reason"]
+    assert rejects.row(0) == (
+        "536366", "22633", "HAND WARMER UNION JACK", "6", "12/1/2010 8:28", "1.85", None,
+        "United Kingdom", "4", "no user_id",
+    )
+    assert store.event_files() and len(store.event_files()) == 1  # rejects are no store data
+    fixed = write(tmp_path / "fixed.csv", rej_path.read_text().replace(",,United", ",99,United"))
+    again = ingest(store, "events", [fixed], mapping=SHOP_MAP, event="charged")
+    assert again["rows_imported"] == 1 and "new columns" not in again["summary"]
+    assert events_of(store).filter(pl.col("user_id") == "99").select(
+        "Description", "ts", "UnitPrice"
+    ).rows() == [("HAND WARMER UNION JACK", utc(2010, 12, 1, 8, 28), 1.85)]
 
 
 def test_timezones_are_normalised_to_utc(store: Store, tmp_path: Path) -> None:
@@ -379,11 +392,22 @@ def test_skip_invalid_mixed_reasons(store: Store, tmp_path: Path) -> None:
         f"rejected rows written to {rejects}"
     )
     rej = pl.read_csv(rejects, infer_schema=False)
-    assert rej["line"].to_list() == ["2", "3", "4", "5"]
-    assert rej["reason"].to_list()[:2] == ["no user_id", "unparseable ts '31st of June'"]
-    assert rej["reason"][2].startswith("broken JSON")
-    assert rej["raw_line"].to_list() == [None, None, "{oops", None]
+    assert rej.columns == ["user_id", "event", "ts", "__raw", "__line", "__reason"]
+    assert rej["__line"].to_list() == ["2", "3", "4", "5"]
+    assert rej["__reason"].to_list()[:2] == ["no user_id", "unparseable ts '31st of June'"]
+    assert rej["__reason"][2].startswith("broken JSON")
+    assert rej["__raw"].to_list() == [None, None, "{oops", None]
     assert rej["ts"].to_list() == ["2026-01-01", "31st of June", None, "2026-01-01"]
+    # by default, JSON input gives NDJSON rejects under the home: the lines as read
+    res = ingest(store, "events", [src], skip_invalid=True)
+    assert Path(res["rejects_file"]).parent == store.home / "rejects"
+    assert res["rejects_file"].endswith(".rejected.ndjson")
+    lines = [json.loads(x) for x in Path(res["rejects_file"]).read_text().splitlines()]
+    assert lines[0] == {
+        "user_id": None, "event": "a", "ts": "2026-01-01", "__raw": None, "__line": 2,
+        "__reason": "no user_id",
+    }
+    assert lines[2]["__raw"] == "{oops"
 
 
 # ---------------------------------------------------------------------- dedup, schema
@@ -659,8 +683,10 @@ def test_full_disk_is_a_store_error_and_leaves_no_trace(store, tmp_path, monkeyp
     src = write(tmp_path / "more.csv", "user_id,event,ts\nu9,a,2026-01-09\n")
     with pytest.raises(StoreError) as err:
         ingest(store, "events", [src])
-    assert "No space left on device" in str(err.value)
-    assert str(err.value).startswith(f"cannot write {store.events_dir}/part-")
+    assert str(err.value).startswith(
+        f"no space left on device while writing {store.events_dir}/part-"
+    )
+    assert str(err.value).endswith(".parquet; the store is unchanged")
     assert snapshot(store.home) == before
 
 
@@ -694,8 +720,8 @@ def test_cli_rejects_option_and_summary(tmp_path, capsys) -> None:
         f"rejected rows written to {rej}\n"
     )
     assert rej.read_text().splitlines() == [
-        "file,line,reason,user_id,event,ts",
-        f"{src},3,no user_id,,a,2026-01-02",
+        "user_id,event,ts,__line,__reason",
+        ",a,2026-01-02,3,no user_id",
     ]
 
 
@@ -736,3 +762,218 @@ def test_concurrent_imports_do_not_duplicate(store, tmp_path) -> None:
         results = list(pool.map(lambda _: ingest(store, "events", [src]), range(4)))
     assert sorted(r["rows_imported"] for r in results) == [0, 0, 0, 300]
     assert events_of(store).height == 300
+
+
+# ---------------------------------------------------------------------- fidelity (issue 18)
+PADDED_CSV = (
+    "user_id,event,ts,Description,code\n"
+    'u1,buy,2026-01-01,"  WHITE HEART  ", 007\n'
+    "u2,buy,2026-01-02,  LANTERN ,x \n"
+)
+PADDED_ROWS = [
+    {"user_id": "u1", "event": "buy", "ts": "2026-01-01", "Description": "  WHITE HEART  ",
+     "code": " 007"},
+    {"user_id": "u2", "event": "buy", "ts": "2026-01-02", "Description": "  LANTERN ",
+     "code": "x "},
+]
+
+
+def _stored_text(home: Path, files: list[Path], **kw) -> list[dict]:
+    store = Store(home)
+    ingest(store, "events", files, **kw)
+    return store.scan_events().select("Description", "code").sort("Description").collect().to_dicts()
+
+
+def test_values_stored_exactly_in_every_format(tmp_path: Path) -> None:
+    """Spaces inside and outside quotes are data: CSV, NDJSON and Parquet store the same."""
+    csv = write(tmp_path / "p.csv", PADDED_CSV)
+    nd = write(tmp_path / "p.ndjson", "\n".join(json.dumps(r) for r in PADDED_ROWS) + "\n")
+    pq = tmp_path / "p.parquet"
+    pl.DataFrame(PADDED_ROWS).write_parquet(pq)
+    expected = [
+        {"Description": "  LANTERN ", "code": "x "},
+        {"Description": "  WHITE HEART  ", "code": " 007"},
+    ]
+    assert _stored_text(tmp_path / "a", [csv]) == expected
+    assert _stored_text(tmp_path / "b", [nd]) == expected
+    assert _stored_text(tmp_path / "c", [pq]) == expected
+    trimmed = [{"Description": "LANTERN", "code": "x"}, {"Description": "WHITE HEART", "code": "007"}]
+    assert _stored_text(tmp_path / "d", [csv], trim=True) == trimmed
+    assert _stored_text(tmp_path / "e", [pq], trim=True) == trimmed
+
+
+def test_padded_numbers_are_still_numbers(store: Store, tmp_path: Path) -> None:
+    src = write(tmp_path / "n.csv", "user_id,event,ts,q,price\nu1,a,2026-01-01, 6 ,2.5 \nu2,a,2026-01-01,-1, 3\n")
+    ingest(store, "events", [src])
+    ev = events_of(store)
+    assert ev.schema["q"] == pl.Int64 and ev.schema["price"] == pl.Float64
+    assert ev["q"].to_list() == [6, -1] and ev["price"].to_list() == [2.5, 3.0]
+
+
+def test_one_id_rule_in_every_format(tmp_path: Path) -> None:
+    """CSV text 17850.0, a Parquet float and JSON numbers are one user, 17850."""
+    csv = write(tmp_path / "e.csv", "user_id,event,ts\n17850.0,a,2026-01-01\n 007 ,a,2026-01-01\n17850.5,a,2026-01-01\n")
+    pq = tmp_path / "e.parquet"
+    pl.DataFrame({"user_id": [17850.0, 13047.0], "event": ["a", "a"], "ts": ["2026-01-02"] * 2}).write_parquet(pq)
+    nd = write(tmp_path / "e.ndjson", '{"user_id": 17850, "event": "a", "ts": "2026-01-03"}\n'
+               '{"user_id": "17850.00", "event": "a", "ts": "2026-01-04"}\n')
+    store = Store(tmp_path / "home")
+    res = ingest(store, "events", [csv, pq, nd])
+    ids = store.scan_events().select("user_id").collect()["user_id"].to_list()
+    assert sorted(ids) == ["007", "13047", "17850", "17850", "17850", "17850", "17850.5"]
+    assert res["user_ids"] == 4 and res["user_ids_without_user"] is None
+    users = write(tmp_path / "u.csv", "user_id,plan\n17850,pro\n99,free\n")
+    res = ingest(store, "users", [users])
+    assert res["users_without_events"] == 1 and res["user_ids"] == 2
+    assert res["summary"].endswith("1 of 2 imported users have no events")
+    more = write(tmp_path / "e2.csv", "user_id,event,ts\n17850.0,b,2026-01-05\n555,b,2026-01-05\n")
+    res = ingest(store, "events", [more])
+    assert (res["user_ids"], res["user_ids_without_user"]) == (2, 1)
+    assert res["summary"].endswith("1 of 2 user ids match no user")
+    # static segment ids follow the same rule
+    from segcore.catalog import parse_ids_text
+
+    assert parse_ids_text("user_id\n17850.0\n 007 \n17850\n")[0] == ["17850", "007"]
+
+
+def _retail(folder: Path) -> Path:
+    (folder / "sub").mkdir(parents=True)
+    write(folder / "a.csv", SHOP_CSV)
+    rows = [
+        {"InvoiceNo": "536370", "StockCode": "22728", "Description": "ALARM CLOCK", "Quantity": 24,
+         "InvoiceDate": "12/1/2010 8:45", "UnitPrice": 3.75, "CustomerID": 12583.0,
+         "Country": "France"},
+    ]
+    write(folder / "sub" / "b.ndjson", json.dumps(rows[0]) + "\n")
+    write(folder / "README.txt", "not data")
+    write(folder / ".hidden.csv", "junk")
+    write(folder / "a.rejected.csv", "junk")
+    return folder
+
+
+def test_folder_and_glob_inputs(tmp_path: Path) -> None:
+    folder = _retail(tmp_path / "retail")
+    store = Store(tmp_path / "h1")
+    res = ingest(store, "events", [folder], mapping=SHOP_MAP, event="charged", skip_invalid=True)
+    assert res["files"] == [str(folder / "a.csv"), str(folder / "sub" / "b.ndjson")]
+    assert (res["rows_read"], res["rows_imported"]) == (6, 5)
+    assert " from 2 files" in res["summary"]
+    store2 = Store(tmp_path / "h2")
+    res = ingest(store2, "events", [str(folder / "**" / "*.ndjson")], mapping=SHOP_MAP, event="x")
+    assert res["files"] == [str(folder / "sub" / "b.ndjson")]
+    assert store2.scan_events().collect()["user_id"].to_list() == ["12583"]
+    with pytest.raises(IngestError, match=r"\*\.csv: no file with a known extension matches"):
+        ingest(store2, "events", [str(tmp_path / "nothing" / "*.csv")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(IngestError, match="folder holds no files with a known extension"):
+        ingest(store2, "events", [tmp_path / "empty"])
+
+
+def test_folder_import_is_all_or_nothing(tmp_path: Path) -> None:
+    folder = _retail(tmp_path / "retail")
+    write(folder / "sub" / "c.csv", "InvoiceNo,InvoiceDate\n1,12/1/2010 8:45\n")
+    home = tmp_path / "home"
+    with pytest.raises(IngestError, match=r"c\.csv: column 'CustomerID' \(mapped to user_id\)"):
+        ingest(Store(home), "events", [folder], mapping=SHOP_MAP, event="x", skip_invalid=True)
+    assert not (home / "events").exists() or not list((home / "events").glob("*.parquet"))
+
+
+def test_derived_columns(store: Store, tmp_path: Path) -> None:
+    src = write(tmp_path / "shop.csv", SHOP_CSV)
+    res = ingest(
+        store, "events", [src], mapping=SHOP_MAP, skip_invalid=True,
+        derive=[
+            "event = CASE WHEN InvoiceNo LIKE 'C%' THEN 'cancelled' ELSE 'purchased' END",
+            "amount = Quantity * UnitPrice",
+            "big = amount > 10",
+        ],
+    )
+    assert res["rows_imported"] == 4
+    ev = store.scan_events().sort("ts").collect()
+    assert ev["event"].to_list() == ["purchased", "purchased", "purchased", "cancelled"]
+    assert ev["amount"].to_list() == pytest.approx([6 * 2.55, 6 * 3.39, 32 * 1.69, -27.5])
+    assert ev["big"].to_list() == [True, True, True, False]
+    # the stored column types are used on the next import (InvoiceNo is text in the store)
+    more = write(tmp_path / "more.csv", "InvoiceNo,Quantity,UnitPrice,InvoiceDate,CustomerID\n"
+                 "536400,2,1.5,12/2/2010 9:00,17850\n")
+    ingest(store, "events", [more], mapping=SHOP_MAP,
+           derive=["event = CASE WHEN InvoiceNo LIKE 'C%' THEN 'cancelled' ELSE 'purchased' END",
+                   "amount = Quantity * UnitPrice"])
+    last = store.scan_events().filter(pl.col("InvoiceNo") == "536400").collect().row(0, named=True)
+    assert (last["event"], last["amount"]) == ("purchased", 3.0)
+
+
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        ("amount", "bad derived column 'amount': write NAME = EXPRESSION"),
+        ("amount = Quantity *", "derived column 'amount = Quantity *': syntax error"),
+        ("amount = Quantty * 2", "unknown event column 'Quantty' (did you mean 'Quantity'?)"),
+        ("x = Description * 2", "cannot compute a text * an integer"),
+        ("x = did('a')", "did() cannot be used inside an event filter"),
+    ],
+)
+def test_bad_derive_is_one_clear_error(store: Store, tmp_path: Path, spec: str, message: str) -> None:
+    src = write(tmp_path / "shop.csv", SHOP_CSV)
+    with pytest.raises(IngestError) as err:
+        ingest(store, "events", [src], mapping=SHOP_MAP, event="x", derive=[spec])
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+    assert not store.event_files()
+
+
+def test_key_makes_event_ids_and_skips_reimports(store: Store, tmp_path: Path) -> None:
+    src = write(tmp_path / "shop.csv", SHOP_CSV)
+    kw = dict(mapping=SHOP_MAP, event="charged", skip_invalid=True, key="InvoiceNo,StockCode")
+    res = ingest(store, "events", [src], **kw)
+    assert (res["rows_imported"], res["identical_rows"]) == (4, 0)
+    ids = store.scan_events().sort("ts").collect()["event_id"].to_list()
+    assert ids[0] == '{"InvoiceNo":"536365","StockCode":"85123A"}'
+    # the same rows again, as Parquet with float ids: all skipped, all counted
+    pq = tmp_path / "shop.parquet"
+    store.scan_events().collect().drop("event_id").rename(
+        {"user_id": "CustomerID", "ts": "InvoiceDate"}
+    ).with_columns(pl.col("CustomerID").cast(pl.Float64)).write_parquet(pq)
+    res = ingest(store, "events", [pq], **kw)
+    # 014527 as a float is 14527: that row is not identical, but its key is stored
+    assert (res["rows_imported"], res["duplicates_skipped"], res["identical_rows"]) == (0, 4, 3)
+    assert "3 rows are identical to rows already stored" in res["summary"]
+    assert store.scan_events().select(pl.len()).collect().item() == 4
+
+
+def test_identical_rows_reported_without_key(store: Store, tmp_path: Path) -> None:
+    src = write(tmp_path / "shop.csv", SHOP_CSV)
+    kw = dict(mapping=SHOP_MAP, event="charged", skip_invalid=True)
+    assert ingest(store, "events", [src], **kw)["identical_rows"] == 0
+    res = ingest(store, "events", [src], **kw)
+    assert (res["rows_imported"], res["identical_rows"]) == (4, 4)
+    assert ("4 rows are identical to rows already stored and were imported again; "
+            "use --key to skip them") in res["summary"]
+    with pytest.raises(IngestError, match="--key column 'Nope' not found"):
+        ingest(store, "events", [src], **{**kw, "key": "InvoiceNo,Nope"})
+    with pytest.raises(IngestError, match="--key only applies to events"):
+        ingest(store, "users", [src], mapping={"user_id": "CustomerID"}, key="InvoiceNo")
+
+
+def test_cli_folder_derive_key_and_eval_all(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = _retail(tmp_path / "retail")
+    home = str(tmp_path / "home")
+    args = ["ingest", "events", str(folder), "--home", home, "--map", "user_id=CustomerID",
+            "--map", "ts=InvoiceDate", "--skip-invalid", "--key", "InvoiceNo,StockCode",
+            "--derive", "event = CASE WHEN InvoiceNo LIKE 'C%' THEN 'cancelled' ELSE 'purchased' END"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("imported 5 of 6 rows into events (new columns:")
+    assert main(args) == 0
+    assert capsys.readouterr().out.startswith(
+        "imported 0 of 6 rows into events (5 duplicates skipped) from 2 files. "
+        "5 rows are identical to rows already stored."
+    )
+    assert main(["ingest", "events", str(folder), "--home", home, "--derive", "bad"]) == 2
+    assert "error: bad derived column 'bad'" in capsys.readouterr().err
+    assert main(["eval", "--rule", "did('purchased')", "--home", home, "--json", "--all"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert sorted(payload["sample"]) == ["12583", "13047", "17850"] and payload["complete"]
+    assert main(["eval", "--rule", "did('purchased')", "--home", home, "--json", "--limit", "1"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert len(payload["sample"]) == 1 and payload["complete"] is False

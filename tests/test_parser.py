@@ -6,6 +6,7 @@ Expected trees and messages are written by hand; positions are 1-based
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 import pytest
@@ -526,7 +527,7 @@ BAD = [
     ),
     # absurd numbers
     ("country = 'US' AND age > 1e999", "number 1e999 is out of range", 1, 26),
-    ("age > 99999999999999999999", "number 99999999999999999999 is out of range", 1, 7),
+    ("age > 99999999999999999999", "number 99999999999999999999 is out of range (integers go up to 9223372036854775807)", 1, 7),
     # syntax errors (position of the problem)
     ("country = 'US' AND", "syntax error: AND is missing its operand", 1, 16),
     ("country = = 'US'", "syntax error: EQ is missing its operand", 1, 11),
@@ -678,13 +679,62 @@ def test_in_segment_cycle_is_refused_at_save_and_at_evaluation(writable_sample):
     create_segment(store, "B", "in_segment('A') AND country = 'US'")
     with pytest.raises(RuleError, match=r"segment cycle: A -> B -> A"):
         edit_segment(store, "A", rule="in_segment('B')")
-    # bypass the save-time check: the evaluator must still refuse the cycle
-    store.catalog.edit(
-        "A",
-        rule_text="in_segment('B')",
-        rule_json='{"version":1,"tree":{"kind":"in_segment","name":"B"}}',
-    )
+    cyc = '{"version":1,"tree":{"kind":"in_segment","name":"B"}}'
+    with pytest.raises(RuleError, match=r"segment cycle: A -> B -> A"):  # the catalog too
+        store.catalog.edit("A", rule_text="in_segment('B')", rule_json=cyc)
+    # bypass the catalog: the evaluator must still refuse the cycle
+    con = sqlite3.connect(store.catalog_path)
+    con.execute("UPDATE segments SET rule_text = 'in_segment(''B'')', rule_json = ? "
+                "WHERE name = 'A'", (cyc,))
+    con.commit()
+    con.close()
     with pytest.raises(RuleError, match=r"segment cycle: A -> B -> A"):
         store.count(segment="A", as_of="2026-06-30")
     with pytest.raises(RuleError, match=r"segment cycle: B -> A -> B"):
         store.count("in_segment('B')", as_of="2026-06-30")
+
+
+# --------------------------------------------------------------------------- CASE WHEN
+def test_case_when_tree_type_text_and_json() -> None:
+    from segcore.parser import parse_expression
+    from segcore.printer import to_text
+    from segcore.tree import Case, Schema, from_json, to_json
+
+    s = Schema(events={"InvoiceNo": "string", "q": "int", "p": "float", "d": "date"})
+    node, typ = parse_expression(
+        "CASE WHEN InvoiceNo LIKE 'C%' THEN 'cancelled' ELSE 'purchased' END", s
+    )
+    assert typ == "string"
+    assert isinstance(node, Case) and len(node.conditions) == 1
+    assert node.default == Lit("purchased", "string")
+    assert to_text(node) == (
+        "CASE WHEN \"InvoiceNo\" LIKE 'C%' THEN 'cancelled' ELSE 'purchased' END"
+    )
+    assert from_json(to_json(node)) == node
+    assert parse_expression(to_text(node), s)[0] == node
+    nested = parse_rule("NOT CASE WHEN q > 1 THEN TRUE END AND -CASE WHEN q > 2 THEN p END < 3",
+                        Schema(users={"q": "int", "p": "float"}))
+    assert parse_rule(to_text(nested), Schema(users={"q": "int", "p": "float"})) == nested
+    simple, typ = parse_expression("CASE q WHEN 1 THEN 1 WHEN 2 THEN 2.5 END", s)
+    assert typ == "float" and simple.default is None
+    assert to_text(simple) == "CASE WHEN q = 1 THEN 1 WHEN q = 2 THEN 2.5 END"
+    when_date, typ = parse_expression("CASE WHEN q > 1 THEN d ELSE '2026-01-31' END", s)
+    assert typ == "date" and when_date.default == Lit("2026-01-31", "date")
+    assert parse_expression("q * p", s)[1] == "float"
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("CASE WHEN q > 1 THEN 'a' ELSE 3 END", "CASE mixes a text and an integer"),
+        ("CASE WHEN q THEN 1 END", "WHEN needs a condition, but q is an integer"),
+        ("CASE WHEN nope = 1 THEN 1 END", "unknown event column 'nope'"),
+    ],
+)
+def test_case_when_errors(text: str, message: str) -> None:
+    from segcore.parser import parse_expression
+    from segcore.tree import Schema
+
+    with pytest.raises(RuleError) as err:
+        parse_expression(text, Schema(events={"q": "int"}))
+    assert message in str(err.value)

@@ -223,8 +223,10 @@ def test_full_disk_on_rename_is_a_store_error_with_no_partial_file(home, tmp_pat
     monkeypatch.setattr(os, "replace", _enospc)
     with pytest.raises(StoreError) as err:
         ingest(Store(home), "events", [src])
-    assert str(err.value).startswith(f"cannot write {Store(home).events_dir}/part-")
-    assert str(err.value).endswith(": No space left on device")
+    assert str(err.value).startswith(
+        f"no space left on device while writing {Store(home).events_dir}/part-"
+    )
+    assert str(err.value).endswith(".parquet; the store is unchanged")
     assert snapshot(home) == before
 
 
@@ -241,8 +243,12 @@ def test_full_disk_half_way_through_a_write_leaves_no_partial_file(home, tmp_pat
         _enospc()
 
     monkeypatch.setattr(pl.DataFrame, "write_parquet", half_then_full)
-    with pytest.raises(StoreError, match="No space left on device"):
+    with pytest.raises(StoreError) as err:
         ingest(Store(home), "users", [src])
+    assert str(err.value) == (
+        f"no space left on device while writing {home}/users/users.parquet; "
+        "the store is unchanged"
+    )
     assert snapshot(home) == before
     assert Store(home).scan_users().collect().height == 2
 

@@ -742,3 +742,232 @@ def test_dates_at_the_supported_edges_evaluate(sample_store):
     )
     weeks = sample_store.trend("age > 3", start="9000-12-01", end="9000-12-31", every="week")
     assert weeks.height == 4  # the Sundays of December 9000
+
+
+# ------------------------------------------------------------ issue 21: clear errors, no wrap
+@pytest.mark.parametrize("digits", [20, 4_300, 4_301, 5_000, 60_000])
+def test_integer_literals_of_any_length_are_out_of_range_errors(schema, digits):
+    text = "age > " + "7" * digits
+    err = outcome(text, schema)
+    assert isinstance(err, RuleError)
+    assert str(err).startswith("number 7777777777777777...77777777 (") or digits == 20
+    assert "is out of range (integers go up to 9223372036854775807)" in str(err)
+    assert "\n" not in str(err) and len(str(err)) < 200
+    assert (err.line, err.col) == (1, 7)
+
+
+def _cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    from segcore.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse refusals
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"age > 1\xff", "is not valid UTF-8 text (byte 8 is 0xff); save it as UTF-8"),
+        (b"\xff\xfea\x00g\x00e", "is not valid UTF-16 text (byte 7); save it as UTF-8"),
+        ("age > 30".encode("utf-16-le"), "holds NUL bytes (UTF-16 without a BOM?); save it as UTF-8"),
+        (b"", "is empty"),
+        (b" \n\t\n", "is empty"),
+        (b"x" * 400_005, "is too long (a rule has at most 100,000 characters)"),
+    ],
+    ids=["bad-utf8", "bad-utf16", "utf16-no-bom", "empty", "blank", "huge"],
+)
+def test_bad_rule_files_are_one_line_errors(sample_home, tmp_path, capsys, content, message):
+    path = tmp_path / "rule.txt"
+    path.write_bytes(content)
+    code, out, err = _cli(["eval", "--home", str(sample_home), "--rule-file", str(path)], capsys)
+    assert code == 2 and out == ""
+    assert err == f"error: rule file {str(path)!r} {message}\n"
+
+
+@pytest.mark.parametrize(
+    ("path", "message"), [(".", "is a folder, not a file"), ("/dev/null", "is empty")]
+)
+def test_folder_and_dev_null_as_rule_file(sample_home, capsys, path, message):
+    code, _, err = _cli(["eval", "--home", str(sample_home), "--rule-file", path], capsys)
+    assert code == 2 and err == f"error: rule file {path!r} {message}\n"
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda t: b"\xef\xbb\xbf" + t.encode(),  # UTF-8 with a BOM (Windows editors)
+        lambda t: t.encode("utf-16"),  # UTF-16 with its BOM
+        lambda t: t.encode(),
+    ],
+    ids=["utf8-bom", "utf16-bom", "utf8"],
+)
+def test_rule_files_with_a_bom_evaluate_like_plain_text(sample_home, tmp_path, capsys, encode):
+    rule = "age > 30 AND did('charged')"
+    path = tmp_path / "rule.txt"
+    path.write_bytes(encode(rule))
+    code, out, err = _cli(
+        ["eval", "--home", str(sample_home), "--rule-file", str(path), "--as-of", AS_OF, "--json"],
+        capsys,
+    )
+    assert code == 0 and err == ""
+    import json
+
+    assert json.loads(out)["count"] == Store(sample_home).count(rule, as_of=AS_OF)
+
+
+def test_invalid_utf8_on_stdin_is_one_line(sample_home):
+    proc = subprocess.run(
+        [sys.executable, "-m", "segcore", "eval", "--home", str(sample_home), "--rule", "-"],
+        input=b"age > 1 \xc3\x28",
+        capture_output=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.decode() == (
+        "error: the rule on stdin is not valid UTF-8 text (byte 9 is 0xc3); save it as UTF-8\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["eval", "--rule", "TRUE", "--limit", "-5"],
+        ["eval", "--rule", "TRUE", "--limit", "1" * 30],
+        ["eval", "--rule", "TRUE", "--limit", "9" * 5000],
+        ["reach", "--rule", "TRUE", "--channel", "email", "--limit", "100000000000000000000"],
+        ["user", "u000001", "--events", "-3"],
+        ["user", "u000001", "--events", "99999999999999999999"],
+        ["sample", "--users", "1000000000"],
+        ["sample", "--days", "99999999999"],
+        ["profile", "--rule", "TRUE", "--bins", "0"],
+        [
+            "events",
+            "--event",
+            "charged",
+            "--from",
+            "2026-06-01",
+            "--to",
+            "2026-06-30",
+            "--top",
+            "-1",
+        ],
+    ],
+    ids=lambda a: "-".join(a[:1] + a[-2:-1]),
+)
+def test_absurd_numeric_flags_are_one_line_usage_errors(sample_home, tmp_path, capsys, argv):
+    home = tmp_path / "new" if argv[0] == "sample" else sample_home
+    code, out, err = _cli([*argv, "--home", str(home)], capsys)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith(f"error: segcore {argv[0]}: argument ")
+    assert ": expected a whole number from " in err
+    assert not (tmp_path / "new").exists()
+
+
+def test_sample_refuses_sizes_over_its_maximum_or_the_free_memory(tmp_path, monkeypatch):
+    from segcore.errors import UsageError
+    from segcore.sample import generate, limits
+
+    home = tmp_path / "s"
+    with pytest.raises(
+        UsageError,
+        match=r"^--users 1,000,000,000 is more than the sample "
+        r"generator makes \(at most 50,000,000\)$",
+    ):
+        generate(home, users=1_000_000_000)
+    monkeypatch.setattr(limits, "available_memory", lambda: 2 * 10**9)
+    with pytest.raises(
+        UsageError,
+        match=r"^--users 5,000,000 with --days 180 needs about "
+        r"8\.9 GB of memory and this machine has 2\.0 GB available",
+    ):
+        generate(home, users=5_000_000, days=180)
+    assert not home.exists()
+    # what fits is made (the check is not in the way of ordinary sizes)
+    assert generate(home, users=20, days=3, end="2026-06-30")["users"] == 20
+
+
+def test_info_on_a_regular_file_is_a_store_error(tmp_path, capsys):
+    f = tmp_path / "notes.txt"
+    f.write_text("x")
+    for command in (["info"], ["eval", "--rule", "TRUE"], ["sample", "--users", "10"]):
+        code, _, err = _cli([*command, "--home", str(f)], capsys)
+        assert code == 2
+        assert err == f"error: {f} is a file, not a store folder: give --home a folder\n"
+    assert f.read_text() == "x"
+
+
+def test_funnel_over_time_from_long_before_the_data(sample_home, capsys):
+    from segcore.analytics.funnel import funnel_over_time
+
+    argv = [
+        "funnel",
+        "--home",
+        str(sample_home),
+        "--step",
+        "added_to_cart",
+        "--step",
+        "charged",
+        "--from",
+        "1000-01-01",
+        "--to",
+        "2026-06-30",
+        "--over-time",
+        "day",
+    ]
+    code, out, err = _cli(argv, capsys)
+    assert code == 0 and err == ""
+    table = funnel_over_time(
+        Store(sample_home),
+        ["added_to_cart", "charged"],
+        "1d",
+        "1000-01-01",
+        "2026-06-30",
+        every="day",
+    )
+    last = table.row(-1, named=True)
+    assert table.height > 300_000 and table["conversion"].head(1000).null_count() == 1000
+    assert f"| {last['period']} | {last['entered']}" in out.replace("  ", " ")
+
+
+BIG = 2**63 - 1
+INTS = [0, 1, -1, 7, 3_037_000_499, 3_037_000_500, 2**62, -(2**62), BIG, -BIG - 1]
+
+
+def _exact(op: str, a: int, b: int) -> int | None:
+    r = {"+": a + b, "-": a - b, "*": a * b}[op]
+    return r if -(2**63) <= r <= BIG else None
+
+
+@pytest.mark.parametrize("op", ["+", "-", "*"])
+def test_integer_overflow_is_null_never_a_wrapped_number(tiny, op):
+    """Every pair of extreme 64-bit values: the exact result, or NULL when it does not fit."""
+    users = [
+        {"user_id": f"u{i:03d}", "a": a, "b": b}
+        for i, (a, b) in enumerate((a, b) for a in INTS for b in INTS)
+    ]
+    store = tiny(users=users)
+    expected_null = sorted(u["user_id"] for u in users if _exact(op, u["a"], u["b"]) is None)
+    assert expected_null  # the fixture does overflow
+    got = store.members(f"a {op} b IS NULL", as_of=AS_OF)["user_id"].to_list()
+    assert sorted(got) == expected_null
+    for bound in (0, 2**62, -(2**62)):
+        want = sorted(
+            u["user_id"]
+            for u in users
+            if (r := _exact(op, u["a"], u["b"])) is not None and r > bound
+        )
+        got = store.members(
+            f"a {op} b > {bound}" if bound >= 0 else f"a {op} b > -{-bound}", as_of=AS_OF
+        )["user_id"].to_list()
+        assert sorted(got) == want, bound
+
+
+def test_negation_and_chained_overflow_are_null(tiny):
+    store = tiny(users=[{"user_id": "u1", "n": -BIG - 1}, {"user_id": "u2", "n": 5}])
+    assert store.members("-n IS NULL", as_of=AS_OF)["user_id"].to_list() == ["u1"]
+    assert store.count("(n * 3000000000) * 3000000000 IS NULL", as_of=AS_OF) == 2
+    assert store.count("n * 9223372036854775807 > 0", as_of=AS_OF) == 0  # not wrapped
+    assert store.members("n * 2 = 10", as_of=AS_OF)["user_id"].to_list() == ["u2"]

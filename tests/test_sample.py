@@ -430,13 +430,19 @@ def test_cli_sample_json_and_refusal(tmp_path, capsys):
 
 def test_cli_sample_bad_arguments(tmp_path, capsys):
     h = str(tmp_path / "s")
-    code, _, err = run(capsys, "sample", "--home", h, "--users", "0")
-    assert code == 2 and err.strip() == "error: --users must be at least 1, got 0"
+    with pytest.raises(SystemExit) as exc:
+        main(["sample", "--home", h, "--users", "0"])
+    assert exc.value.code == 2 and capsys.readouterr().err == (
+        "error: segcore sample: argument --users: expected a whole number from 1 to "
+        "50,000,000, got '0'\n"
+    )
     code, _, err = run(capsys, "sample", "--home", h, "--end", "2026-13-01")
     assert code == 2 and err.strip() == "error: bad end date '2026-13-01': expected YYYY-MM-DD"
     with pytest.raises(SystemExit) as exc:
         main(["sample", "--home", h, "--days", "x"])
-    assert exc.value.code == 2 and "invalid int value: 'x'" in capsys.readouterr().err
+    assert exc.value.code == 2 and "expected a whole number from 1 to 3,650, got 'x'" in (
+        capsys.readouterr().err
+    )
     assert not (Path(h) / "events").exists()
     with pytest.raises(UsageError, match="--days must be at least 1"):
         generate(h, users=10, days=0)

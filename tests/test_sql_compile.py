@@ -95,7 +95,7 @@ FRAGMENTS = [
     ),
     ("has(tags, 'VIP')", "duckdb", ["LIST_CONTAINS(a.\"tags\", 'VIP')"]),
     ("has(tags, 'VIP')", "spark", ["ARRAY_CONTAINS(a.`tags`, 'VIP')"]),
-    ("has(tags, 'VIP')", "clickhouse", ["has(a.\"tags\", 'VIP')", 'a."user_id" IS NULL']),
+    ("has(tags, 'VIP')", "clickhouse", ["has(a.\"tags\", 'VIP')", 'COALESCE(a."sc_null_tags", TRUE)']),
     ("has(tags, 'VIP')", "postgres", ['= ANY(a."tags")']),
     ("has(tags, 'VIP')", "trino", ["CONTAINS(a.\"tags\", 'VIP')"]),
     ("has(tags, 'VIP')", "snowflake", ["ARRAY_CONTAINS("]),

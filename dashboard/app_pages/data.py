@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
 
 import streamlit as st
 
 from dashboard import cached, state
-from dashboard.widgets import fmt_int, guard
+from dashboard.widgets import download, fmt_int, guard
 
 store = state.store()
 ss = st.session_state
@@ -50,10 +51,18 @@ with t_sum, guard("summary"):
 with t_import:
     with st.form("dt_import_form"):
         c = st.columns(4)
-        kind = c[0].radio("Import", ["events", "users"], key="dt_kind", horizontal=True)
+        kind = c[0].radio(
+            "Import",
+            ["events", "users", "export"],
+            key="dt_kind",
+            horizontal=True,
+            help="export: a Segment, RudderStack, Mixpanel, Amplitude or PostHog export "
+            "into events and users at once (choose the tool as the format; docs/ingest.md)",
+        )
         fmt = c[1].selectbox(
             "Format",
-            ["(from the file name)", "csv", "parquet", "ndjson", "segment"],
+            ["(from the file name)", "csv", "parquet", "ndjson", "segment",
+             "rudderstack", "mixpanel", "amplitude", "posthog"],
             key="dt_format",
         )
         encoding = c[2].selectbox(
@@ -64,7 +73,7 @@ with t_import:
             "Files",
             accept_multiple_files=True,
             key="dt_files",
-            type=["csv", "tsv", "txt", "parquet", "ndjson", "json", "jsonl"],
+            type=["csv", "tsv", "txt", "parquet", "ndjson", "json", "jsonl", "gz", "zip"],
         )
         st.markdown("Column mapping (leave empty when the file already uses these names)")
         c = st.columns(4)
@@ -73,10 +82,23 @@ with t_import:
         m_ts = c[2].text_input("ts from column", key="dt_map_ts")
         const_event = c[3].text_input("... or one event name for every row", key="dt_const")
         extra = st.text_input("More mappings (target=source, comma-separated)", key="dt_map_more")
+        c = st.columns([3, 1])
+        derive_text = c[0].text_area(
+            "Derived columns (one per line: name = expression in the rule language)",
+            key="dt_derive",
+            placeholder="event = CASE WHEN InvoiceNo LIKE 'C%' THEN 'cancelled' "
+            "ELSE 'purchased' END\namount = Quantity * UnitPrice",
+        )
+        key_cols = c[1].text_input(
+            "Key columns (events: make the event id, skip re-imports)",
+            key="dt_key",
+            placeholder="InvoiceNo,StockCode",
+        )
+        trim = c[1].checkbox("Trim spaces around text values", key="dt_trim")
         go = st.form_submit_button("Import", type="primary")
     if go:
         with guard("import"):
-            from dashboard.imports import parse_mapping, run_import
+            from dashboard.imports import parse_derivations, parse_mapping, run_import
 
             mapping = parse_mapping({"user_id": m_user, "event": m_event, "ts": m_ts}, extra)
             bar = st.progress(0.0, text="Reading...")
@@ -94,6 +116,9 @@ with t_import:
                 skip_invalid=skip,
                 encoding=None if encoding == "utf-8" else encoding,
                 progress=progress,
+                derive=parse_derivations(derive_text),
+                key=key_cols,
+                trim=trim,
             )
             bar.progress(1.0, text="Done")
             st.cache_data.clear()
@@ -103,12 +128,18 @@ with t_import:
             c[1].metric("Imported", fmt_int(summary.get("rows_imported")))
             c[2].metric("Rejected", fmt_int(summary.get("rows_rejected")))
             c[3].metric("Duplicates skipped", fmt_int(summary.get("duplicates_skipped")))
+            if summary.get("identical_rows") and not summary.get("key"):
+                st.warning(
+                    f"{fmt_int(summary['identical_rows'])} rows are identical to rows already "
+                    "stored and were imported again; give key columns to skip them."
+                )
             if summary.get("new_columns"):
                 st.info("New columns: " + ", ".join(summary["new_columns"]))
             if rejected:
-                st.download_button(
+                download(
+                    st,
                     "Download the rejected rows (CSV)",
-                    rejected,
+                    partial(bytes, rejected),
                     file_name="rejected.csv",
                     mime="text/csv",
                     key="dt_rejects_dl",

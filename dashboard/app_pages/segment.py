@@ -1,4 +1,6 @@
-"""Segment page: size, size over time, reachability, profile, overlap, members, rule."""
+"""Segment page: size, size over time, reachability, profile, overlap, members, rule,
+history. Static segments: add and remove ids by hand (with undo); any segment: freeze its
+members now into a new static segment; any version: restore it from the history."""
 
 from __future__ import annotations
 
@@ -9,8 +11,10 @@ import polars as pl
 import streamlit as st
 
 from dashboard import cached, charts, state
+from dashboard.static_edit import pasted_ids, remember, show_last_change
 from dashboard.widgets import (
     csv_bytes,
+    download,
     fmt_int,
     fmt_pct,
     guard,
@@ -50,6 +54,10 @@ ss["sp_last_nav"] = ss.get("segment")
 name = st.selectbox("Segment", names, key="sp_name")
 ss["segment"] = name
 seg = store.catalog.get(name)
+# changes are made from the version the user saw (drawn by the previous run): a change
+# someone else made meanwhile is a conflict, not overwritten
+seen = ss["sp_seen"][1] if ss.get("sp_seen", ("", 0))[0] == name else seg.version
+ss["sp_seen"] = (name, seg.version)
 st.caption(
     f"{seg.kind.capitalize()} segment · version {seg.version} · last edit "
     f"{seg.updated_at[:16].replace('T', ' ')}"
@@ -69,15 +77,41 @@ with guard("engagement"):
         f"last 30 days: {fmt_pct(eng['active_30d']['share'])} of the members"
     )
 with c[3]:
-    b = st.columns(2)
+    b = st.columns(3)
     if b[0].button("Edit", key="sp_edit", icon=":material/edit:"):
         ss["b_reset"] = True
         state.go("builder", edit_segment=name)
     if b[1].button("Funnel for this segment", key="sp_funnel", icon=":material/filter_alt:"):
         state.go("funnels", fn_segment_default=name)
+    if b[2].button("Freeze members", key="sp_freeze", icon=":material/ac_unit:",
+                   help="Save the members as of the sidebar date as a new static segment "
+                        "(a fixed list, e.g. for a one-time campaign)"):
+        ss["sp_freezing"] = name
 
-t_size, t_reach, t_profile, t_overlap, t_members, t_rule = st.tabs(
-    ["Size over time", "Reachability", "Profile", "Overlap", "Members", "Rule & SQL"]
+if ss.get("sp_freezing") == name:
+    with st.container(border=True), guard("freeze"):
+        new_name = st.text_input(
+            f"Name of the static copy of **{name}**'s {fmt_int(size.members)} members as of {as_of}",
+            value=f"{name} {as_of}", key="sp_freeze_name",
+        )
+        fc = st.columns(6)
+        if fc[0].button("Freeze", key="sp_freeze_go", type="primary"):
+            frozen = store.freeze(name, new_name, as_of=as_of)
+            ss.pop("sp_freezing", None)
+            ss["sp_message"] = (
+                f"Saved static segment '{frozen.name}' with {fmt_int(frozen.member_count)} "
+                f"members of '{name}' as of {as_of}."
+            )
+            st.rerun()
+        if fc[1].button("Cancel", key="sp_freeze_cancel"):
+            ss.pop("sp_freezing", None)
+            st.rerun()
+if ss.get("sp_message"):
+    st.success(ss.pop("sp_message"))
+show_last_change("sp", as_of)
+
+t_size, t_reach, t_profile, t_overlap, t_members, t_rule, t_history = st.tabs(
+    ["Size over time", "Reachability", "Profile", "Overlap", "Members", "Rule & SQL", "History"]
 )
 
 with t_size, guard("size over time"):
@@ -106,7 +140,8 @@ with t_size, guard("size over time"):
                 "List", ["entered", "exited"], horizontal=True, key="sp_change_which"
             )
             who = cached.trend_actors_of(trend_q, day.isoformat(), which)
-            c[2].download_button(
+            download(
+                c[2],
                 f"{fmt_int(who.height)} users who {which} (CSV)",
                 partial(csv_bytes, who),
                 file_name=f"{name}-{which}-{day}.csv",
@@ -172,14 +207,14 @@ with t_reach, guard("reachability"):
     channel = c[0].selectbox("Channel", list(r["channels"]), key="sp_channel")
     if channel:
         reach_df = cached.reach_actors_of(reach_q, channel)
-        if isinstance(reach_df, pl.DataFrame):
-            c[1].download_button(
-                f"Download {fmt_int(reach_df.height)} ids (CSV)",
-                partial(csv_bytes, reach_df),
-                file_name=f"{name}-{channel}.csv",
-                mime="text/csv",
-                key="sp_reach_dl",
-            )
+        download(
+            c[1],
+            f"Download {fmt_int(reach_df.height)} ids (CSV)",
+            partial(csv_bytes, reach_df),
+            file_name=f"{name}-{channel}.csv",
+            mime="text/csv",
+            key="sp_reach_dl",
+        )
 
 with t_profile, guard("profile"):
     prof = cached.run(ProfileQuery(target, as_of)).report
@@ -215,7 +250,8 @@ with t_members, guard("members"):
     page = c[0].number_input(
         f"Page (of {pages:,})", min_value=1, max_value=pages, value=1, key="sp_page"
     )
-    c[1].download_button(
+    download(
+        c[1],
         "CSV",
         partial(csv_bytes, df),
         file_name=f"{name}.csv",
@@ -223,7 +259,8 @@ with t_members, guard("members"):
         key="sp_dl_csv",
         icon=":material/download:",
     )
-    c[2].download_button(
+    download(
+        c[2],
         "Parquet",
         partial(parquet_bytes, df),
         file_name=f"{name}.parquet",
@@ -242,6 +279,31 @@ with t_members, guard("members"):
         f"Members {fmt_int(lo + 1 if df.height else 0)}-"
         f"{fmt_int(min(lo + per_page, df.height))} of {fmt_int(df.height)}"
     )
+    if seg.is_static:
+        st.markdown("**Change the list**")
+        left, right = st.columns(2)
+        with left:
+            picked = st.multiselect(
+                "Members of this page to remove",
+                df.slice(lo, per_page)["user_id"].to_list(),
+                key="sp_rm_ids",
+            )
+            if st.button("Remove selected", key="sp_rm_go", icon=":material/remove:",
+                         disabled=not picked):
+                remember(store.remove_members(name, picked, expect_version=seen))
+                ss.pop("sp_rm_ids", None)
+                st.rerun()
+        with right:
+            text = st.text_area("Ids to add (one per line, or separated by commas)",
+                                key="sp_add_text", height=100)
+            if st.button("Add ids", key="sp_add_go", icon=":material/add:"):
+                ids = pasted_ids(text)
+                if not ids:
+                    st.error("Paste some ids to add.")
+                else:
+                    remember(store.add_members(name, ids, expect_version=seen))
+                    ss.pop("sp_add_text", None)
+                    st.rerun()
 
 with t_rule, guard("rule"):
     if seg.kind == "static":
@@ -251,3 +313,29 @@ with t_rule, guard("rule"):
         st.code(seg.rule_text or "", language="sql")
     dialect = st.selectbox("SQL dialect", list(DIALECTS), key="sp_dialect")
     st.code(cached.run(SqlQuery(target, as_of, dialect)).sql, language="sql")
+
+with t_history, guard("history"):
+    hist = store.catalog.history(name)
+    st.dataframe(
+        pl.DataFrame(hist, infer_schema_length=None)
+        .select("version", "action", "saved_at", "name", "member_count", "note",
+                "rule_text", "description")
+        .sort("version", descending=True),
+        hide_index=True,
+        key="sp_history",
+    )
+    earlier = [h["version"] for h in hist if h["version"] < seg.version][::-1]
+    if earlier:
+        c = st.columns([2, 2, 3], vertical_alignment="bottom")
+        back = c[0].selectbox("Version", earlier, key="sp_hist_version")
+        what = "members" if seg.is_static else "rule"
+        if c[1].button("Restore this version", key="sp_hist_restore", icon=":material/history:",
+                       help=f"The description and the {what} of that version come back "
+                            "(as a new version; the name stays)"):
+            back_seg = store.catalog.revert(name, back, expect_version=seen)
+            ss["sp_message"] = (
+                f"'{name}' is back to version {back} (now version {back_seg.version}"
+                + (f", {fmt_int(back_seg.member_count)} ids stored" if seg.is_static else "")
+                + ")."
+            )
+            st.rerun()

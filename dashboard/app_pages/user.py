@@ -1,4 +1,5 @@
-"""User lookup: attributes, recent events and current segments of one user."""
+"""User lookup: attributes, recent events and current segments of one user; adding the
+user to a static segment or removing them from one."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import polars as pl
 import streamlit as st
 
 from dashboard import cached, state
+from dashboard.static_edit import remember, show_last_change
 from dashboard.widgets import fmt_int, guard
 from segcore.query import UserQuery
 
@@ -19,6 +21,37 @@ if not uid:
     if sample:
         st.caption("For example: " + ", ".join(f"`{u}`" for u in sample))
     st.stop()
+
+
+
+def _static_segments(uid: str) -> None:
+    """Add the user to a static segment or remove them from one (undo: the last change)."""
+    st.subheader("Static segments")
+    show_last_change("ul", as_of)
+    statics = [s for s in store.catalog.list() if s.is_static]
+    if not statics:
+        st.caption("No static segments: save a list of ids in the Segment builder.")
+        return
+    holding = store.catalog.member_of(uid)
+    # changes are made from the versions the user saw (drawn by the previous run)
+    seen = {**{s.name: s.version for s in statics}, **st.session_state.get("ul_seen", {})}
+    st.session_state["ul_seen"] = {s.name: s.version for s in statics}
+    for name in holding:
+        c = st.columns([3, 2], vertical_alignment="center")
+        c[0].write(name)
+        if c[1].button("Remove from segment", key=f"ul_rm_{name}", icon=":material/remove:"):
+            with guard("remove"):
+                remember(store.remove_members(name, [uid], expect_version=seen[name]))
+                st.rerun()
+    others = [s.name for s in statics if s.name not in holding]
+    if others:
+        c = st.columns([3, 2], vertical_alignment="bottom")
+        target = c[0].selectbox("Add to static segment", others, key="ul_add_target")
+        if c[1].button("Add to segment", key="ul_add", icon=":material/add:"):
+            with guard("add"):
+                remember(store.add_members(target, [uid], expect_version=seen[target]))
+                st.rerun()
+
 
 with guard("user"):
     prof = cached.run(UserQuery(uid, as_of, last_events=50))
@@ -58,6 +91,7 @@ with guard("user"):
                     state.go("segment", segment=name)
         else:
             st.write("In no saved segment.")
+        _static_segments(uid)
     with right:
         st.subheader("Recent events")
         recent = pl.DataFrame(prof["latest_events"]) if prof["latest_events"] else pl.DataFrame()

@@ -7,26 +7,33 @@ range of days ``from..to`` (instants ``[from, to)``, ``to`` = end of the last da
 A user's *level* is the largest j such that there are j distinct events e1..ej,
 ei matching Si, with ``ts(e1) <= ... <= ts(ej)`` (``strict``: ``<``), ``ts(e1)`` in
 ``[from, to)`` and ``ts(ej) - ts(e1) <= W``. Only events with ``from <= ts < to + W``
-are read. Step i counts the users of level >= i.
+are read. Step i counts the users of level >= i. *Distinct* means different stored
+rows (two identical rows are two events; one row never serves two steps); nothing
+orders events of the same instant, so any of them may serve any step in any order
+(``strict`` allows at most one step per instant).
 
 Algorithm. Ordered funnels of distinct step events without exclusions (the common
 case) take one latest-start pass (:func:`latest_start_users`): per step, one
 backward ``join_asof`` by user over events the cache keeps in time order. Every other
-funnel builds chains (:func:`chains`): every step-1 event in ``[from, to)`` starts a chain; each next step takes
-the earliest matching event after the previous one (greedy-earliest is optimal for
-a fixed start), found with a forward ``join_asof`` on a global event order; a chain
-stops when the window is exceeded. A user reaches step i when some chain does.
+funnel builds chains (:func:`chains`): every step-1 event in ``[from, to)`` starts a
+chain; each next step takes the earliest allowed event (greedy-earliest is optimal
+for a fixed start), found with a forward ``join_asof`` on a global event order; a
+chain stops when the window is exceeded. A user reaches step i when some chain does.
 Rows are grouped per user (a 64-bit hash, collisions detected and handled) and
 ordered by time, so one forward ``join_asof`` per step finds every chain's next event.
 
-With mutually exclusive steps (all event names differ) the next step may be any
-event at the same instant or later, and the result equals ClickHouse's
-``windowFunnel(W)``. When steps share an event name, events are ordered by
-``(ts, lowest step they match)`` and the next step takes a later event in that order
-(so two equal-timestamp events can serve two steps); if equal-timestamp events each
-match several steps, that order decides which serves which. ``strict`` takes the next
-event at a later instant; this equals ``windowFunnel(W, 'strict_increase')`` except
-where ClickHouse loses a chain: it keeps only the newest chain per step, so with
+Equal instants. With mutually exclusive steps (all event names differ) no event can
+serve two steps, so the next step may be any event at the same instant or later; the
+result equals ClickHouse's ``windowFunnel(W)``. When steps share an event name
+(*tie mode*, :func:`_tie_mode`), a chain at instant t that entered it at step p can
+also serve steps p..q at t while those steps can take distinct events of t (a
+bipartite matching, decided per instant by Hall counts, :func:`_tie_sets`); the
+first step it cannot serve moves to the first matching event at a later instant.
+Serving as many steps as possible at each instant is optimal. ClickHouse's
+``windowFunnel`` differs here: one row may satisfy two conditions (``c@1, a@1`` with
+steps ``a, c, a`` is level 3 there, 2 here). ``strict`` takes the next event at
+a later instant; this equals ``windowFunnel(W, 'strict_increase')`` except where
+ClickHouse loses a chain: it keeps only the newest chain per step, so with
 ``a@1, a@2, b@2, c@3`` it reports level 1 while ``a@1 < b@2 < c@3`` is a strict chain
 (level 3 here, as the definition says).
 
@@ -36,14 +43,15 @@ Options
   indexes, default first and last step). A chain is disqualified from step j on
   when an exclusion event lies strictly between its step-i and step-j events. For
   i = 0 the entry's earliest chain is checked; for i > 0 the chain is re-anchored on
-  the first step-i event (after its step i-1) whose earliest sub-chain to step j is
-  clean. Exact when the exclusion spans share no step (otherwise each span is
+  the first step-i event (after its step i-1; in tie mode the unanchored chain, whose
+  step i may share step i-1's instant, is kept when clean) whose earliest sub-chain to
+  step j is clean. An exclusion event at the instant of step i or j is not between
+  them. Exact when the exclusion spans share no step (otherwise each span is
   re-anchored on its own).
-- ``order="any"``: a user's level is the largest j such that events matching
-  S1..Sj (one per step) all fall in some interval ``[t, t + W]`` whose earliest
-  event (``ts = t``) is in ``[from, to)``. Exact for mutually exclusive steps and for
-  repeated identical steps (the c-th copy takes the c-th matching event); with other
-  overlapping filters one event may serve two steps.
+- ``order="any"``: a user's level is the largest j such that j distinct events,
+  one matching each of S1..Sj, all fall in some interval ``[t, t + W]`` whose earliest
+  of them (``ts = t``) is in ``[from, to)``; equal instants need no order. Exact for
+  any filters (Hall counts per set of overlapping steps, :func:`_any_order_chains`).
 - ``hold``: a property that every event of a chain shares (NULL never matches).
 - Time to convert: per user and step, the shortest qualifying chain from its
   first event to that step's event (any order: to the last of steps 1..i).
@@ -256,14 +264,18 @@ def _exclusive(spec: FunnelSpec) -> bool:
 
 def _prepared(
     store, spec: FunnelSpec, users: pl.DataFrame | None
-) -> tuple[pl.DataFrame, pl.Series]:
-    """Relevant events sorted by ``(chain group, ts[, lowest step])``, and the user ids.
+) -> tuple[pl.DataFrame, pl.Series, list[list[int]]]:
+    """Relevant events sorted by ``(chain group, ts)``, the user ids and the step sets
+    of :func:`_tie_sets` (one per step when steps are exclusive).
 
     The frame holds: orig (row in the user-id series), u (user key), g (chain group:
     user, or user and held value), ts (Int64 us), s (lowest step matched; k for
     exclusion-only rows), m0.. (only when steps overlap), x0.., rid (row number),
-    nxt (the rid from which the next step may be searched) and, for any order, tie
-    (first rid of the same instant in the group).
+    nxt (the rid from which the next step may be searched: the first of a later
+    instant when ``strict`` or in tie mode, else the first of the same instant), for
+    any order tie (first rid of the same instant in the group) and, in tie mode
+    (:func:`_tie_mode`), h0.. (per :func:`_tie_sets` set, the events of the row's
+    instant in its group that match one of the set's steps).
 
     ``u`` and ``g`` are 64-bit hashes; a second independent 64-bit hash detects a
     collision (adjacent rows with the same key but different values), and then dense
@@ -272,8 +284,7 @@ def _prepared(
     k = len(spec.steps)
     lo_us = _epoch_us(spec.start)
     hi = spec.end + spec.window
-    bits = k.bit_length()
-    if (_epoch_us(hi) - lo_us) >> (62 - bits):
+    if (_epoch_us(hi) - lo_us) >> 62:
         raise UsageError("the funnel range and window are too long")
     exclusive = _exclusive(spec)
     step_m = [
@@ -316,10 +327,9 @@ def _prepared(
     df = raw.drop(group)
     if spec.hold and raw["u"].n_unique() != user_ids.n_unique():
         df = df.with_columns(user_ids.rank("dense").cast(pl.UInt64).alias("u"))
-    # one multi-key sort: by group, then time (and the lowest step at equal times)
-    needs_s = not exclusive and not spec.strict and spec.order == "ordered"
-    key = ((pl.col("ts") - lo_us) * (1 << bits) + pl.col("s")) if needs_s else pl.col("ts")
-    df = df.sort([pl.col("g"), key], maintain_order=True)
+    # one multi-key sort: by group, then time
+    ties = _tie_mode(spec)
+    df = df.sort([pl.col("g"), pl.col("ts")], maintain_order=True)
     same_g = pl.col("g") == pl.col("g").shift(1)
     collision = df.select((same_g & (pl.col("_h") != pl.col("_h").shift(1))).any()).item()
     if collision:
@@ -330,23 +340,42 @@ def _prepared(
             else pl.col("user_id").rank("dense").cast(pl.UInt64).alias("g"),
         )
         df = raw.drop(group).with_columns(ranks)
-        df = df.sort([pl.col("g"), key], maintain_order=True)
+        df = df.sort([pl.col("g"), pl.col("ts")], maintain_order=True)
     df = df.drop("_h")
     if not spec.hold:
         df = df.with_columns(pl.col("g").alias("u"))
     rid = pl.int_range(pl.len(), dtype=pl.Int64)
     run_start = (pl.col("g") != pl.col("g").shift(1)) | (pl.col("ts") != pl.col("ts").shift(1))
     starts = pl.when(run_start.fill_null(True)).then(rid)
-    if spec.strict:  # the first event at a later instant
+    if spec.strict or ties:  # the first event at a later instant
         nxt = starts.shift(-1).fill_null(strategy="backward").fill_null(pl.len().cast(pl.Int64))
-    elif exclusive:  # any event at the same instant or later (it cannot be a used one)
+    else:  # any event at the same instant or later (it cannot be a used one)
         nxt = starts.fill_null(strategy="forward")
-    else:  # a later event in the (ts, lowest step) order: a distinct event
-        nxt = rid + 1
     df = df.with_columns(rid.alias("rid"), nxt.alias("nxt"))
+    sets = [[i] for i in range(k)]
+    if not exclusive:
+        sets = _tie_sets(spec, df.select(f"m{i}" for i in range(k)).unique().iter_rows())
+    if ties:  # per instant of a group, how many events match each set of step filters
+        hits = [pl.any_horizontal(*[f"m{i}" for i in steps]).cast(pl.Int32) for steps in sets]
+        first = starts.fill_null(strategy="forward")
+        # an instant's rows are rids first .. nxt - 1: a difference of cumulative counts
+        df = (
+            df.with_columns(
+                first.alias("_f"), *[h.cum_sum().alias(f"h{n}") for n, h in enumerate(hits)]
+            )
+            .with_columns(
+                (
+                    pl.col(f"h{n}").gather(pl.col("nxt") - 1)
+                    - pl.col(f"h{n}").gather("_f")
+                    + h.gather("_f")
+                ).alias(f"h{n}")
+                for n, h in enumerate(hits)
+            )
+            .drop("_f")
+        )
     if spec.order == "any":
         df = df.with_columns(starts.fill_null(strategy="forward").alias("tie"))
-    return df, user_ids
+    return df, user_ids, sets
 
 
 def _matches(ev: pl.DataFrame, i: int) -> pl.Expr:
@@ -361,20 +390,121 @@ class Chains:
     user_ids: pl.Series
 
 
-def _step_join(cur: pl.DataFrame, ev: pl.DataFrame, i: int, key: str) -> pl.DataFrame:
-    """Each chain's earliest step-``i`` event from rid ``key`` on: adds ``t{i}``, ``_nxt``."""
+def _tie_mode(spec: FunnelSpec) -> bool:
+    """Ordered, not strict, and an event may match several steps: equal-timestamp
+    events are then assigned to steps by matching (see :func:`_tie_sets`)."""
+    return spec.order == "ordered" and not spec.strict and not _exclusive(spec)
+
+
+MAX_TIE_SETS = 4096
+
+
+def _tie_sets(spec: FunnelSpec, observed: Iterable[Sequence[bool]]) -> list[list[int]]:
+    """Sets of steps whose neighbourhoods bound a matching of steps to events (Hall).
+
+    Steps with the same event name and filter match the same events. For a set ``F``
+    of filters of one event name, take the steps using a filter of ``F``: steps
+    ``p..q`` can take distinct events of a group (one instant, or a window) iff, for
+    every such set, the events matching one of its steps are at least its steps in
+    ``p..q``. ``F`` need only range over sets connected by events matching two of
+    their filters (``observed``: the distinct per-event step matches), since counts
+    of unconnected parts add up; disjoint filters give one set per filter.
+    """
+    filters: dict[str, list[Any]] = {}
+    node_of = []
+    for s in spec.steps:
+        # an expression's text may be abbreviated: compare serialized expressions
+        key = s.where.meta.serialize() if isinstance(s.where, pl.Expr) else s.where
+        keys = filters.setdefault(s.event, [])
+        if key not in keys:
+            keys.append(key)
+        node_of.append((s.event, keys.index(key)))
+    near: dict[tuple[str, int], set[tuple[str, int]]] = {n: set() for n in node_of}
+    for row in observed:
+        hit = {node_of[i] for i, m in enumerate(row) if m}
+        for n in hit:
+            near[n] |= hit - {n}
+    found: set[frozenset] = set()
+    todo = [frozenset([n]) for n in near]
+    while todo:  # connected sets, grown one neighbour at a time
+        f = todo.pop()
+        if f in found:
+            continue
+        found.add(f)
+        if len(found) > MAX_TIE_SETS:
+            event = next(iter(f))[0]
+            raise UsageError(
+                f"the funnel steps on event {event!r} have too many overlapping filters "
+                f"(more than {MAX_TIE_SETS} combinations to check)"
+            )
+        todo.extend(f | {m} for n in f for m in near[n] - f)
+    return sorted([i for i, n in enumerate(node_of) if n in f] for f in found)
+
+
+def _reach_at_instant(sets: list[list[int]], k: int, p: int) -> pl.Expr:
+    """On an event row, the last step ``q`` such that steps ``p..q`` can take distinct
+    events of the row's instant (``h{n}`` counts per set of :func:`_tie_sets`; the row
+    matches step ``p``)."""
+    bounds = []
+    for n, steps in enumerate(sets):
+        later = [s for s in steps if s >= p]
+        if not later:
+            continue
+        # with c matching events, the (c+1)-th of these steps cannot be served
+        e = pl.lit(k - 1, dtype=pl.Int32)
+        for c in reversed(range(len(later))):
+            e = (
+                pl.when(pl.col(f"h{n}") == c)
+                .then(pl.lit(later[c] - 1, dtype=pl.Int32))
+                .otherwise(e)
+            )
+        bounds.append(e)
+    return pl.min_horizontal(bounds)
+
+
+def _step_join(
+    cur: pl.DataFrame,
+    ev: pl.DataFrame,
+    spec: FunnelSpec,
+    sets: list[list[int]],
+    i: int,
+    key: str,
+    prev: str,
+) -> pl.DataFrame:
+    """Each chain's earliest step-``i`` event: adds ``t{i}``, ``_nxt`` (and ``_E``).
+
+    The event is searched from rid ``key`` on. In tie mode (:func:`_tie_mode`) a chain
+    also carries ``E``, the last step it can serve at its current instant ``prev``
+    (with events other than those its earlier steps at that instant took); step
+    ``i <= E`` stays at that instant, otherwise the chain moves to the first step-``i``
+    event at a later instant (``key`` is then that instant's end) and ``_E`` is
+    recomputed there. Without tie mode ``_E`` is absent.
+    """
+    ties = "E" in cur.columns
     right = ev.filter(_matches(ev, i)).select(
         pl.col("g").alias("_g"),
         pl.col("rid").alias("_r"),
         pl.col("ts").alias(f"t{i}"),
         pl.col("nxt").alias("_nxt"),
+        *([_reach_at_instant(sets, len(spec.steps), i).alias("_E")] if ties else []),
     )
-    # rows are ordered by (group, ts[, step]): the first row at or after `key` is the
+    # rows are ordered by (group, ts): the first row at or after `key` is the
     # earliest allowed event when it belongs to the same group
+    out = cur.join_asof(
+        right, left_on=key, right_on="_r", strategy="forward", check_sortedness=False
+    )
+    if not ties:
+        return out.filter(pl.col("_g") == pl.col("g")).drop("_g", "_r")
+    stay = pl.col("E") >= i
     return (
-        cur.join_asof(right, left_on=key, right_on="_r", strategy="forward", check_sortedness=False)
-        .filter(pl.col("_g") == pl.col("g"))
+        out.filter(stay | (pl.col("_g") == pl.col("g")))
+        .with_columns(
+            pl.when(stay).then(pl.col(prev)).otherwise(pl.col(f"t{i}")).alias(f"t{i}"),
+            pl.when(stay).then(pl.col(key)).otherwise(pl.col("_nxt")).alias("_nxt"),
+            pl.when(stay).then(pl.col("E")).otherwise(pl.col("_E")).alias("_E"),
+        )
         .drop("_g", "_r")
+        .sort("_nxt")
     )
 
 
@@ -397,30 +527,49 @@ def _no_exclusion(cur: pl.DataFrame, ev: pl.DataFrame, n: int, ta: str, tb: str)
     )
 
 
-def _clean_spans(ev: pl.DataFrame, n: int, a: int, b: int) -> pl.DataFrame:
+def _clean_spans(
+    ev: pl.DataFrame, spec: FunnelSpec, sets: list[list[int]], n: int, a: int, b: int
+) -> pl.DataFrame:
     """For every step-``a`` event: its greedy sub-chain to step ``b`` when no
-    exclusion-``n`` event lies strictly inside it (``_g, _r, t{b}, _nxt``, by rid)."""
+    exclusion-``n`` event lies strictly inside it (``_g, _r, t{b}, _nxt[, _E]``, by rid)."""
+    ties = _tie_mode(spec)
     c = ev.filter(_matches(ev, a)).select(
-        "g", "u", pl.col("rid").alias("_ra"), pl.col("ts").alias("_ta"), "nxt"
+        "g",
+        "u",
+        pl.col("rid").alias("_ra"),
+        pl.col("ts").alias(f"t{a}"),
+        "nxt",
+        *([_reach_at_instant(sets, len(spec.steps), a).alias("E")] if ties else []),
     )
     for j in range(a + 1, b + 1):
-        c = _step_join(c, ev, j, "nxt").drop("nxt").rename({"_nxt": "nxt"})
-        if j < b:
-            c = c.drop(f"t{j}")
-    c = _no_exclusion(c, ev, n, "_ta", f"t{b}")
+        c = _step_join(c, ev, spec, sets, j, "nxt", f"t{j - 1}").drop("nxt").rename({"_nxt": "nxt"})
+        if ties:
+            c = c.drop("E").rename({"_E": "E"})
+        if j - 1 > a:
+            c = c.drop(f"t{j - 1}")
+    c = _no_exclusion(c, ev, n, f"t{a}", f"t{b}")
     return c.select(
-        pl.col("g").alias("_g"), pl.col("_ra").alias("_r"), f"t{b}", pl.col("nxt").alias("_nxt")
+        pl.col("g").alias("_g"),
+        pl.col("_ra").alias("_r"),
+        f"t{b}",
+        pl.col("nxt").alias("_nxt"),
+        *([pl.col("E").alias("_E")] if ties else []),
     ).sort("_r")
 
 
-def _ordered_chains(ev: pl.DataFrame, spec: FunnelSpec) -> list[pl.DataFrame]:
+def _ordered_chains(
+    ev: pl.DataFrame, spec: FunnelSpec, sets: list[list[int]]
+) -> list[pl.DataFrame]:
     to_us = _epoch_us(spec.end)
     k = len(spec.steps)
+    ties = _tie_mode(spec)
     excl_at: dict[int, list[tuple[int, int]]] = {}
     for n, x in enumerate(spec.exclusions):
         excl_at.setdefault(x.between[1], []).append((n, x.between[0]))
     # exclusions from step 0 check the chain; later ones re-anchor it (see _clean_spans)
     needed_n = {a - 1 for lst in excl_at.values() for _, a in lst if a > 0}
+    # in tie mode, step a may share step a-1's instant: the unanchored chain is tried first
+    needed_t = {a for lst in excl_at.values() for _, a in lst if a > 0} if ties else set()
     cur = ev.filter(_matches(ev, 0) & (pl.col("ts") < to_us)).select(
         "g",
         "u",
@@ -428,17 +577,18 @@ def _ordered_chains(ev: pl.DataFrame, spec: FunnelSpec) -> list[pl.DataFrame]:
         pl.col("ts").alias("t0"),
         "nxt",
         *([pl.col("nxt").alias("n0")] if 0 in needed_n else []),
+        *([_reach_at_instant(sets, len(spec.steps), 0).alias("E")] if ties else []),
     )
     out = [cur.select("u", "r0", "t0", pl.col("t0").alias("t_end"))]
     for i in range(1, k):
         within = pl.col(f"t{i}") - pl.col("t0") <= spec.window_us
-        cur = _step_join(cur, ev, i, "nxt").filter(within)
+        cur = _step_join(cur, ev, spec, sets, i, "nxt", f"t{i - 1}").filter(within)
         resorted = False
         for n, a in sorted(excl_at.get(i, []), key=lambda e: -e[1]):
             if a > 0:  # the first clean span from step a that starts after step a-1
-                spans = _clean_spans(ev, n, a, i)
-                cur = (
-                    cur.drop(f"t{i}", "_nxt")
+                spans = _clean_spans(ev, spec, sets, n, a, i)
+                moved = (
+                    cur.drop(f"t{i}", "_nxt", *(["_E"] if ties else []))
                     .sort(f"n{a - 1}")
                     .join_asof(
                         spans,
@@ -450,19 +600,29 @@ def _ordered_chains(ev: pl.DataFrame, spec: FunnelSpec) -> list[pl.DataFrame]:
                     .filter((pl.col("_g") == pl.col("g")) & within)
                     .drop("_g", "_r")
                 )
+                if ties:  # keep the unanchored chain where it is clean
+                    clean = _no_exclusion(cur, ev, n, f"t{a}", f"t{i}")
+                    dirty = cur.join(clean.select("r0", "t0"), on=["r0", "t0"], how="anti")
+                    moved = moved.join(dirty.select("r0", "t0"), on=["r0", "t0"], how="semi")
+                    cur = pl.concat([clean, moved.select(clean.columns)])
+                else:
+                    cur = moved
             else:
                 cur = _no_exclusion(cur, ev, n, "t0", f"t{i}")
             resorted = True
         keep_n = [f"n{j}" for j in range(i) if j in needed_n]
+        keep_t = [f"t{j}" for j in range(1, i) if j in needed_t]
         cur = cur.select(
             "g",
             "u",
             "r0",
             "t0",
+            *keep_t,
             f"t{i}",
             *keep_n,
             pl.col("_nxt").alias("nxt"),
             *([pl.col("_nxt").alias(f"n{i}")] if i in needed_n else []),
+            *([pl.col("_E").alias("E")] if ties else []),
         )
         if resorted:
             cur = cur.sort("nxt")
@@ -470,58 +630,77 @@ def _ordered_chains(ev: pl.DataFrame, spec: FunnelSpec) -> list[pl.DataFrame]:
     return out
 
 
-def _any_order_chains(ev: pl.DataFrame, spec: FunnelSpec) -> list[pl.DataFrame]:
+def _any_order_chains(
+    ev: pl.DataFrame, spec: FunnelSpec, sets: list[list[int]]
+) -> list[pl.DataFrame]:
+    """Any order: from every instant ``t0`` of a step event in range, the least ``T``
+    such that steps ``1..i`` take distinct events of ``[t0, T]``.
+
+    By Hall's theorem (events of different names never compete, and steps with the
+    same filter have the same events), steps ``1..i`` fit in ``[t0, T]`` iff for each
+    set ``F`` of :func:`_tie_sets`, the events at or after ``t0`` matching a step of
+    ``F`` include ``c`` = its steps among ``1..i`` up to ``T``: ``T`` is the largest
+    time of such a ``c``-th event. A fitting set that avoids ``t0`` can swap in an event
+    at ``t0`` matching one of steps ``1..i``, so ``t0`` is the earliest event when the
+    start row matches one of them.
+    """
     k = len(spec.steps)
     starts = ev.filter((pl.col("s") < k) & (pl.col("ts") < _epoch_us(spec.end))).select(
         "g", "u", pl.col("orig").alias("r0"), pl.col("ts").alias("t0"), "tie", "s"
     )
-    seen: dict[tuple[str, str], int] = {}
-    for i, step in enumerate(spec.steps):
-        # the c-th of identical steps needs the c-th matching event (distinct events)
-        same = (step.event, "" if step.where is None else str(step.where))
-        c = seen[same] = seen.get(same, 0) + 1
-        right = ev.filter(_matches(ev, i)).select(
-            pl.col("g").alias("_g"), pl.col("rid").alias("_r"), pl.col("ts").alias(f"f{i}")
+    for n, steps in enumerate(sets):
+        right = (
+            ev.filter(pl.any_horizontal(*[_matches(ev, i) for i in steps]))
+            .select(pl.col("g").alias("_g"), pl.col("rid").alias("_r"), pl.col("ts").alias("_t"))
+            .with_row_index("_p")
         )
-        if c == 1:
-            starts = starts.join_asof(
-                right, left_on="tie", right_on="_r", strategy="forward", check_sortedness=False
-            )
-        else:
-            right = right.with_row_index("_p")
+        # the first such event at or after t0 (its position, for the c-th one)
+        starts = starts.join_asof(
+            right.select("_r", "_p", "_g", "_t"),
+            left_on="tie",
+            right_on="_r",
+            strategy="forward",
+            check_sortedness=False,
+        ).with_columns(pl.when(pl.col("_g") == pl.col("g")).then(pl.col("_t")).alias(f"f{n}_1"))
+        starts = starts.drop("_r", "_g", "_t")
+        for c in range(2, len(steps) + 1):
             starts = (
-                starts.join_asof(
-                    right.select("_r", "_p"),
-                    left_on="tie",
-                    right_on="_r",
-                    strategy="forward",
-                    check_sortedness=False,
+                starts.with_columns((pl.col("_p") + (c - 1)).alias("_q"))
+                .join(
+                    right.drop("_r"),
+                    left_on="_q",
+                    right_on="_p",
+                    how="left",
+                    maintain_order="left",
                 )
-                .with_columns(pl.col("_p") + (c - 1))
-                .join(right.drop("_r"), on="_p", how="left", maintain_order="left")
-                .drop("_p")
+                .with_columns(
+                    pl.when(pl.col("_g") == pl.col("g")).then(pl.col("_t")).alias(f"f{n}_{c}")
+                )
+                .drop("_q", "_g", "_t")
             )
-        inside = (pl.col("_g") == pl.col("g")) & (pl.col(f"f{i}") - pl.col("t0") <= spec.window_us)
-        starts = starts.with_columns(pl.when(inside).then(pl.col(f"f{i}")).alias(f"f{i}")).drop(
-            "_g", "_r"
-        )
+        starts = starts.drop("_p")
     out = []
     for i in range(k):
-        ok = pl.all_horizontal([pl.col(f"f{j}").is_not_null() for j in range(i + 1)]) & (
-            pl.col("s") <= i
+        needed = [
+            f"f{n}_{sum(1 for j in steps if j <= i)}"
+            for n, steps in enumerate(sets)
+            if steps[0] <= i
+        ]
+        end = pl.max_horizontal(needed)
+        ok = (
+            pl.all_horizontal([pl.col(c).is_not_null() for c in needed])
+            & (end - pl.col("t0") <= spec.window_us)
+            & (pl.col("s") <= i)
         )
-        out.append(
-            starts.filter(ok).select(
-                "u", "r0", "t0", pl.max_horizontal([f"f{j}" for j in range(i + 1)]).alias("t_end")
-            )
-        )
+        out.append(starts.filter(ok).select("u", "r0", "t0", end.alias("t_end")))
     return out
 
 
 def chains(store, spec: FunnelSpec, users: pl.DataFrame | None = None) -> Chains:
     """Per step, the qualifying chains of :func:`funnel` (see the module docstring)."""
-    ev, user_ids = _prepared(store, spec, users)
-    frames = _any_order_chains(ev, spec) if spec.order == "any" else _ordered_chains(ev, spec)
+    ev, user_ids, sets = _prepared(store, spec, users)
+    build = _any_order_chains if spec.order == "any" else _ordered_chains
+    frames = build(ev, spec, sets)
     return Chains(frames, user_ids)
 
 

@@ -7,8 +7,9 @@ import re
 import sys
 from collections.abc import Callable
 
-from segcore.cli.output import fmt_int, print_json, store_from
+from segcore.cli.output import fmt_int, print_json, store_from, whole_number
 from segcore.errors import StoreError
+from segcore.sample.limits import MAX_DAYS, MAX_USERS
 
 
 def register(sub, common: argparse.ArgumentParser) -> None:
@@ -19,10 +20,16 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         help="write the deterministic demo store",
         description="Write the deterministic demo data set (docs/architecture.md, Sample data) into the store.",
     )
-    p.add_argument("--users", type=int, default=10_000, help="number of users (default 10000)")
-    p.add_argument("--days", type=int, default=180, help="days of events (default 180)")
+    p.add_argument(
+        "--users", type=whole_number(1, MAX_USERS), default=10_000,
+        help=f"number of users (default 10000, at most {MAX_USERS:,})",
+    )
+    p.add_argument(
+        "--days", type=whole_number(1, MAX_DAYS), default=180,
+        help=f"days of events (default 180, at most {MAX_DAYS:,})",
+    )
     p.add_argument("--end", help="last day of data, YYYY-MM-DD (default: today, UTC)")
-    p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    p.add_argument("--seed", type=whole_number(0, 2**63 - 1), default=42, help="random seed (default 42)")
     p.add_argument("--force", action="store_true", help="replace a store that has data")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_sample)

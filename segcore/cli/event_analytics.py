@@ -14,7 +14,7 @@ from typing import Any
 import polars as pl
 
 from segcore.api import Store
-from segcore.cli.output import fmt_int, print_json, print_table, store_from
+from segcore.cli.output import fmt_int, print_json, print_table, store_from, whole_number
 from segcore.errors import UsageError
 from segcore.query import (
     DateRange,
@@ -88,7 +88,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="save the users who dropped off after --after-step as a static segment",
     )
-    p.add_argument("--after-step", type=int, metavar="N", help="step number for --save-dropoffs")
+    p.add_argument("--after-step", type=whole_number(1, 1_000), metavar="N", help="step number for --save-dropoffs")
     p.add_argument("--save", metavar="NAME", help="save this funnel (open it again with --saved)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_funnel)
@@ -122,7 +122,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         help="restrict to / break down by saved segment (repeat for several)",
     )
     p.add_argument("--by", metavar="PROP", help="break down by an event property")
-    p.add_argument("--top", type=int, default=10, help="property values kept by --by (default 10)")
+    p.add_argument("--top", type=whole_number(1, 100_000), default=10, help="property values kept by --by (default 10)")
     p.add_argument("--where", metavar="FILTER", help="filter over event columns")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_events)
@@ -228,6 +228,7 @@ def cmd_funnel(args) -> int:
     result.pop("overall_conversion", None)  # the CLI's JSON is the report itself
     # the trend and the drop-offs are of the whole population (no comparison)
     whole = dataclasses.replace(query, compare=())
+    table = None
     if args.over_time:
         table = run_funnel_trend(store, FunnelTrendQuery(whole, args.over_time)).rows
         result["over_time"] = table.to_dicts()
@@ -255,9 +256,9 @@ def cmd_funnel(args) -> int:
             print_table(_steps_table(part["steps"]))
     else:
         print_table(_steps_table(result["steps"]))
-    if args.over_time:
+    if table is not None:  # the frame itself: rebuilding it from dicts guesses types
         print()
-        print_table(pl.DataFrame(result["over_time"]))
+        print_table(table)
     if args.save:
         print(f"saved funnel {args.save!r}")
     if args.save_dropoffs:

@@ -1,4 +1,4 @@
-"""``segcore ingest events|users FILE...``: import files into the store."""
+"""``segcore ingest events|users FILE...`` and ``segcore ingest export --format TOOL FILE...``."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import sys
 
 from segcore.cli.output import print_json, store_from
 from segcore.errors import UsageError
-from segcore.ingest import ingest
+from segcore.ingest import ingest, ingest_export
 from segcore.ingest.readers import FORMATS
+from segcore.ingest.tool_exports import TOOLS
 
 EPILOG = """\
 formats (default from the extension: .csv .tsv .parquet .ndjson .jsonl .json):
@@ -18,12 +19,26 @@ formats (default from the extension: .csv .tsv .parquet .ndjson .jsonl .json):
   segment  Segment-spec lines: track -> its event, page -> page_viewed,
            screen -> screen_viewed (events); identify -> users; other types ignored.
            userId (else anonymousId) -> user_id, messageId -> event_id
+values are stored exactly as written (spaces kept; --trim removes them); ids follow one
+  rule in every format: text without surrounding spaces, 17850.0 (text or float) = 17850
+files: FILE may be a folder (every file below with a known extension) or a glob pattern
+  ("exports/**/*.csv"); everything is validated first and written at once
 timestamps: ISO 8601 with any offset (to UTC), naive = UTC, dates = midnight UTC,
   epoch s/ms/us, 12/1/2010 8:26 (month first, then day first), 31.12.2025, 20251231
+exports of other tools (segcore ingest export --format TOOL; fills events AND users):
+  segment, rudderstack  track/page/screen -> events, identify -> users (traits)
+  mixpanel   raw event export lines -> events; people (Engage) profiles -> users
+  amplitude  export zip (or its .json.gz files) -> events; user_properties -> users
+  posthog    events export (JSONL/Parquet/CSV) -> events; person_properties, persons -> users
+  .gz, .zip and folders are read; the mapping of every field is in docs/ingest.md
 examples:
-  segcore ingest events orders.csv --map user_id=CustomerID --map ts=InvoiceDate --event charged
-  segcore ingest users crm.ndjson --skip-invalid
+  segcore ingest events examples/orders.csv --map user_id=CustomerID --map ts=InvoiceDate --event charged
+  segcore ingest users examples/crm.ndjson --skip-invalid   (rejects: <home>/rejects/crm-<time>...)
   segcore ingest events export.json --format segment
+  segcore ingest export --format amplitude examples/exports/amplitude
+  segcore ingest events retail/ --map user_id=CustomerID --map ts=InvoiceDate \
+      --derive "event = CASE WHEN InvoiceNo LIKE 'C%' THEN 'cancelled' ELSE 'purchased' END" \
+      --derive "amount = Quantity * UnitPrice" --key InvoiceNo,StockCode
 """
 
 
@@ -57,8 +72,43 @@ class _Bar:
             sys.stderr.flush()
 
 
+def _check_format(args: argparse.Namespace) -> None:
+    if args.kind == "export":
+        if args.format not in TOOLS:
+            raise UsageError(
+                f"ingest export needs --format {'|'.join(TOOLS)}"
+                + (f" (not {args.format})" if args.format else "")
+            )
+        if args.map or args.event or args.derive or args.key:
+            raise UsageError("--map, --event, --derive and --key do not apply to ingest export")
+    elif args.format in TOOLS and args.format not in FORMATS:
+        raise UsageError(
+            f"--format {args.format} is a tool export: use "
+            f"segcore ingest export --format {args.format} FILE (fills events and users)"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
+    _check_format(args)
     bar = _Bar()
+    if args.kind == "export":
+        try:
+            result = ingest_export(
+                store_from(args, must_exist=False),
+                args.files,
+                format=args.format,
+                skip_invalid=args.skip_invalid,
+                rejects_path=args.rejects,
+                progress=bar,
+                encoding=args.encoding,
+            )
+        finally:
+            bar.close()
+        if args.json:
+            print_json(result)
+        else:
+            print(result["summary"])
+        return 0
     try:
         result = ingest(
             store_from(args, must_exist=False),
@@ -71,6 +121,9 @@ def run(args: argparse.Namespace) -> int:
             rejects_path=args.rejects,
             progress=bar,
             encoding=args.encoding,
+            trim=args.trim,
+            derive=args.derive or (),
+            key=args.key,
         )
     finally:
         bar.close()
@@ -86,15 +139,21 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "ingest",
         parents=[common],
-        help="import events or users from CSV, Parquet, NDJSON or Segment files",
+        help="import events or users from CSV, Parquet, NDJSON or Segment files, or a "
+        "Segment/RudderStack/Mixpanel/Amplitude/PostHog export into both",
         description="Import events (appended, deduplicated by event_id) or users "
-        "(upserted by user_id). Every file is validated before anything is written.",
+        "(upserted by user_id); 'export' reads another tool's raw export into both tables. "
+        "Every file is validated before anything is written.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("kind", choices=["events", "users"])
-    p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--format", choices=FORMATS, help="default: from each file's extension")
+    p.add_argument("kind", choices=["events", "users", "export"])
+    p.add_argument("files", nargs="+", metavar="FILE", help="files, folders or glob patterns")
+    p.add_argument(
+        "--format",
+        choices=list(dict.fromkeys([*FORMATS, *TOOLS])),
+        help="events/users: default from each file's extension; export: the tool (required)",
+    )
     p.add_argument(
         "--map",
         action="append",
@@ -103,6 +162,24 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--event", metavar="NAME", help="one event name for every row")
     p.add_argument(
+        "--derive",
+        action="append",
+        metavar="NAME=EXPR",
+        help="add a column computed with a rule-language expression, e.g. "
+        "--derive \"amount = Quantity * UnitPrice\" (repeatable, applied in order)",
+    )
+    p.add_argument(
+        "--key",
+        metavar="COLS",
+        help="events: columns whose values make the event_id, e.g. InvoiceNo,StockCode "
+        "(re-imported rows are then skipped)",
+    )
+    p.add_argument(
+        "--trim",
+        action="store_true",
+        help="remove spaces around text values (default: stored exactly as written)",
+    )
+    p.add_argument(
         "--skip-invalid",
         action="store_true",
         help="import the valid rows, write the rejected ones to a CSV file",
@@ -110,7 +187,9 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--rejects",
         metavar="FILE",
-        help="where --skip-invalid writes rejected rows (default: <first file>.rejected.csv)",
+        help="where --skip-invalid writes rejected rows as read, plus __line and __reason "
+        "(default: <home>/rejects/<first file>-<time>.rejected.csv, .ndjson for JSON input; "
+        "never inside the store's data or catalog)",
     )
     p.add_argument(
         "--encoding",

@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
+import re
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import polars as pl
 
 from segcore.api import Store
 from segcore.errors import StoreError
+
+MAX_ROWS_SHOWN = 1_000_000_000  # --limit, --events: more than any store holds
+
+
+def whole_number(lo: int, hi: int) -> Callable[[str], int]:
+    """An argparse ``type``: a whole number from ``lo`` to ``hi``, else one clear error."""
+
+    def parse(text: str) -> int:
+        t = text.strip().replace("_", "")
+        if re.fullmatch(r"[+-]?\d{1,30}", t) and lo <= int(t) <= hi:
+            return int(t)
+        shown = text if len(text) <= 40 else f"{text[:16]}... ({len(text):,} characters)"
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number from {lo:,} to {hi:,}, got {shown!r}"
+        )
+
+    parse.__name__ = "whole number"
+    return parse
 
 
 def store_from(args, *, must_exist: bool = True) -> Store:
@@ -21,6 +42,8 @@ def store_from(args, *, must_exist: bool = True) -> Store:
     which says how to.
     """
     store = Store(getattr(args, "home", None))
+    if store.home.exists() and not store.home.is_dir():
+        raise StoreError(f"{store.home} is a file, not a store folder: give --home a folder")
     if must_exist and not store.home.is_dir():
         raise StoreError(
             f"no store at {store.home}: the folder does not exist (create one with "

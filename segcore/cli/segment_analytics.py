@@ -7,10 +7,18 @@ from typing import Any
 
 import polars as pl
 
-from segcore.cli.output import fmt_int, print_json, print_table, store_from
+from segcore.cli.output import (
+    MAX_ROWS_SHOWN,
+    fmt_int,
+    print_json,
+    print_table,
+    store_from,
+    whole_number,
+)
 from segcore.cli.segments import target
 from segcore.errors import UsageError
 from segcore.fileio import atomic_path
+from segcore.outputs import check_output_path
 from segcore.query import (
     DateRange,
     EngagementQuery,
@@ -42,7 +50,8 @@ def _add_target(p, *, many: bool = False) -> None:
         )
 
 
-def _write_csv(frame: pl.DataFrame, out: Path) -> None:
+def _write_csv(store, frame: pl.DataFrame, out: Path) -> None:
+    check_output_path(store, out, "--out")
     if out.suffix.lower() != ".csv":
         raise UsageError(f"--out must end in .csv, got {out.name!r}")
     with atomic_path(out) as tmp:
@@ -66,6 +75,8 @@ def _pct(x: float) -> str:
 
 # --------------------------------------------------------------------------- trend
 def cmd_trend(args, store) -> int:
+    if args.out:  # refused before any work
+        check_output_path(store, args.out, "--out")
     rng = DateRange.of(args.start, args.end, "a trend needs a start and an end date")
     if args.segments:
         if args.entered or args.exited:
@@ -103,7 +114,7 @@ def cmd_trend(args, store) -> int:
     if args.out:
         if not lists:
             raise UsageError("--out writes the --entered/--exited lists: give one of them")
-        _write_csv(pl.concat(lists), Path(args.out))
+        _write_csv(store, pl.concat(lists), Path(args.out))
         payload["out"] = args.out
     if args.json:
         print_json(payload)
@@ -279,7 +290,7 @@ def register(sub, common) -> None:
     _add_target(p)
     p.add_argument("--as-of", help="date (end of that UTC day) or ISO timestamp; default now")
     p.add_argument("--channel", help="list the members reachable by this channel")
-    p.add_argument("--limit", type=int, default=50, help="rows shown with --channel")
+    p.add_argument("--limit", type=whole_number(0, MAX_ROWS_SHOWN), default=50, help="rows shown with --channel")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_pinned(cmd_reach))
 
@@ -292,8 +303,11 @@ def register(sub, common) -> None:
         metavar="NAME",
         help="attribute to profile (repeat; default: a standard set)",
     )
-    p.add_argument("--top", type=int, default=10, help="top values per categorical attribute")
-    p.add_argument("--bins", type=int, default=10, help="histogram bins for numbers")
+    p.add_argument(
+        "--top", type=whole_number(1, 100_000), default=10,
+        help="top values per categorical attribute",
+    )
+    p.add_argument("--bins", type=whole_number(1, 10_000), default=10, help="histogram bins for numbers")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_pinned(cmd_profile))
 

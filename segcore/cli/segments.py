@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import codecs
 import sys
 import time
 from pathlib import Path
 
 import polars as pl
 
-from segcore.cli.output import fmt_int, print_json, print_table, store_from
-from segcore.errors import UsageError
+from segcore.cli.output import (
+    MAX_ROWS_SHOWN,
+    fmt_int,
+    print_json,
+    print_table,
+    store_from,
+    whole_number,
+)
+from segcore.errors import SegcoreError, UsageError
 from segcore.fileio import atomic_path
-from segcore.segments import create_segment, edit_segment
+from segcore.outputs import check_output_path
+from segcore.parser import MAX_RULE_CHARS
+from segcore.segments import (
+    add_members,
+    create_segment,
+    edit_segment,
+    freeze_segment,
+    remove_members,
+)
 from segcore.timeutil import resolve_as_of
 
 ENGINES = ("polars", "duckdb", "clickhouse", "spark")
@@ -29,13 +45,63 @@ def target(args) -> tuple[str | None, str | None]:
     """(rule text, segment name) from the parsed target options."""
     rule = args.rule
     if rule == "-":
-        rule = sys.stdin.read()
+        rule = decode_rule(_read_limited(sys.stdin.buffer), "the rule on stdin")
     if getattr(args, "rule_file", None):
-        path = Path(args.rule_file)
-        if not path.is_file():
-            raise UsageError(f"rule file {str(path)!r} does not exist")
-        rule = path.read_text(encoding="utf-8")
+        rule = read_rule_file(Path(args.rule_file))
     return rule, args.segment
+
+
+# a rule is at most MAX_RULE_CHARS characters, each at most 4 bytes of UTF-8
+_MAX_RULE_BYTES = 4 * MAX_RULE_CHARS + 4
+
+
+def _read_limited(stream) -> bytes:
+    return stream.read(_MAX_RULE_BYTES + 1)
+
+
+def read_rule_file(path: Path) -> str:
+    """The text of a rule file (UTF-8, an optional BOM; UTF-16 with its BOM), or a UsageError.
+
+    Pipes (``<(...)``, ``/dev/stdin``) work; folders, empty files and text that is not
+    valid UTF-8 are refused with one line.
+    """
+    name = str(path)
+    if not path.exists():
+        raise UsageError(f"rule file {name!r} does not exist")
+    if path.is_dir():
+        raise UsageError(f"rule file {name!r} is a folder, not a file")
+    try:
+        with path.open("rb") as f:
+            data = _read_limited(f)
+    except OSError as exc:
+        raise UsageError(f"cannot read rule file {name!r}: {exc.strerror or exc}") from None
+    return decode_rule(data, f"rule file {name!r}")
+
+
+def decode_rule(data: bytes, where: str) -> str:
+    """Rule bytes as text: UTF-8 (a BOM is dropped), or UTF-16 when it starts with its BOM."""
+    if len(data) > _MAX_RULE_BYTES:
+        raise UsageError(f"{where} is too long (a rule has at most {MAX_RULE_CHARS:,} characters)")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"{where} is not valid UTF-16 text (byte {exc.start + 1}); "
+                             "save it as UTF-8") from None
+    else:
+        if data.startswith(codecs.BOM_UTF8):
+            data = data[len(codecs.BOM_UTF8):]
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"{where} is not valid UTF-8 text (byte {exc.start + 1} is "
+                             f"0x{data[exc.start]:02x}); save it as UTF-8") from None
+        if "\x00" in text:
+            raise UsageError(f"{where} holds NUL bytes (UTF-16 without a BOM?); "
+                             "save it as UTF-8")
+    if not text.strip():
+        raise UsageError(f"{where} is empty")
+    return text
 
 
 def iso(T) -> str:
@@ -45,6 +111,8 @@ def iso(T) -> str:
 # --------------------------------------------------------------------------- eval
 def cmd_eval(args) -> int:
     store = store_from(args)
+    if args.out:
+        check_output_path(store, args.out, "--out")
     rule, segment = target(args)
     T = resolve_as_of(args.as_of)
     started = time.perf_counter()
@@ -56,6 +124,9 @@ def cmd_eval(args) -> int:
         members = run_members(store, rule, segment=segment, as_of=T, engine=args.engine,
                               spark_master=args.spark_master)
     seconds = time.perf_counter() - started
+    if args.limit < 0:
+        raise UsageError(f"--limit must be 0 or more, got {args.limit}")
+    shown = members.height if args.all else args.limit
     if args.out:
         write_members(store, members, Path(args.out))
     payload = {
@@ -66,7 +137,8 @@ def cmd_eval(args) -> int:
         "rule": rule,
         "segment": segment,
         "out": args.out,
-        "sample": members["user_id"].head(args.limit).to_list(),
+        "sample": members["user_id"].head(shown).to_list(),
+        "complete": shown >= members.height,
     }
     if args.json:
         print_json(payload)
@@ -77,13 +149,14 @@ def cmd_eval(args) -> int:
             print(f"wrote {args.out}")
         elif members.height:
             shown = ", ".join(payload["sample"])
-            more = " ..." if members.height > args.limit else ""
+            more = " ..." if members.height > shown else ""
             print(f"  {shown}{more}")
     return 0
 
 
 def write_members(store, members: pl.DataFrame, out: Path) -> None:
-    """Members with their attributes to CSV or Parquet (atomically)."""
+    """Members with their attributes to CSV or Parquet (atomically), never into the store."""
+    check_output_path(store, out, "--out")
     frame = members.join(store.scan_users().collect(), on="user_id", how="left")
     suffix = out.suffix.lower()
     if suffix not in (".csv", ".parquet"):
@@ -146,14 +219,22 @@ def cmd_list(args) -> int:
         row = {"name": s.name, "kind": s.kind, "version": s.version,
                "description": s.description, "updated_at": s.updated_at}
         if args.sizes:
-            row["members"] = store.count(segment=s.name, as_of=args.as_of)
+            # one broken segment (e.g. damaged behind segcore's back) spoils only its row
+            try:
+                row["members"], row["error"] = store.count(segment=s.name,
+                                                           as_of=args.as_of), None
+            except SegcoreError as exc:
+                row["members"], row["error"] = None, str(exc)
         rows.append(row)
     if args.json:
         print_json({"segments": rows})
     elif not rows:
         print("no segments" + (f" matching {args.search!r}" if args.search else ""))
     else:
-        print_table(pl.DataFrame(rows))
+        table = pl.DataFrame(rows, infer_schema_length=None)
+        if args.sizes and table["error"].null_count() == table.height:
+            table = table.drop("error")
+        print_table(table)
     return 0
 
 
@@ -225,13 +306,80 @@ def cmd_restore(args) -> int:
     return 0
 
 
+def _ids(n: int) -> str:
+    return f"{fmt_int(n)} id" + ("" if n == 1 else "s")
+
+
+def _examples(ids: list[str]) -> str:
+    return f", e.g.: {', '.join(ids)}" if ids else ""
+
+
+def cmd_members(args) -> int:
+    """``segment add`` and ``segment remove``: ids by hand or from a file."""
+    store = store_from(args)
+    change = add_members if args.segment_command == "add" else remove_members
+    report = change(store, args.name, args.ids or None, ids_file=args.ids_file,
+                    expect_version=args.expect_version)
+    if args.json:
+        print_json(report.to_dict())
+        return 0
+    ex = report.examples
+    if report.action == "add":
+        print(f"added {_ids(report.added)} to {report.segment!r} "
+              f"(version {report.version}): {fmt_int(report.member_count)} members stored")
+        if report.already_members:
+            one = report.already_members == 1
+            print(f"  {_ids(report.already_members)} already "
+                  f"{'a member' if one else 'members'} (left alone)"
+                  + _examples(ex.get("already_members", [])))
+        if report.unknown:
+            print(f"  {_ids(report.unknown)} not found in the store (kept: they may "
+                  "arrive with a later import)" + _examples(ex.get("unknown", [])))
+    else:
+        print(f"removed {_ids(report.removed)} from {report.segment!r} "
+              f"(version {report.version}): {fmt_int(report.member_count)} members stored")
+        if report.not_members:
+            one = report.not_members == 1
+            print(f"  {_ids(report.not_members)} {'was not a member' if one else 'were not members'}"
+                  " (ignored)"
+                  + _examples(ex.get("not_members", [])))
+    if report.duplicates:
+        print(f"  {_ids(report.duplicates)} repeated (counted once)")
+    print(f"  undo: segcore segment revert {report.segment!r} {report.version - 1}")
+    return 0
+
+
+def cmd_freeze(args) -> int:
+    store = store_from(args)
+    seg = freeze_segment(store, args.name, args.new_name, as_of=resolve_as_of(args.as_of),
+                         description=args.description)
+    if args.json:
+        print_json(_seg_dict(seg))
+    else:
+        print(f"froze {args.name!r} into static segment {seg.name!r}: "
+              f"{fmt_int(seg.member_count)} members ({seg.description})")
+    return 0
+
+
+def cmd_revert(args) -> int:
+    seg = store_from(args).catalog.revert(args.name, args.version,
+                                          expect_version=args.expect_version)
+    if args.json:
+        print_json(_seg_dict(seg))
+    else:
+        size = f", {fmt_int(seg.member_count)} members stored" if seg.is_static else ""
+        print(f"{seg.name!r} is back to version {args.version} (now version {seg.version}{size})")
+    return 0
+
+
 def cmd_history(args) -> int:
     rows = store_from(args).catalog.history(args.name)
     if args.json:
         print_json({"history": rows})
     else:
         print_table(pl.DataFrame(rows).select(
-            [c for c in ("version", "action", "saved_at", "name", "rule_text", "description")
+            [c for c in ("version", "action", "saved_at", "name", "member_count", "note",
+                         "rule_text", "description")
              if rows and c in rows[0]]))
     return 0
 
@@ -246,7 +394,10 @@ def register(sub, common) -> None:
                    help="Spark master URL (default $SPARK_MASTER, else local[2]; "
                         "SPARK_REMOTE for Spark Connect)")
     p.add_argument("--out", help="write members with attributes to FILE.csv or FILE.parquet")
-    p.add_argument("--limit", type=int, default=10, help="ids shown (default 10)")
+    p.add_argument("--limit", type=whole_number(0, MAX_ROWS_SHOWN), default=10,
+                   help="ids shown, and listed under \"sample\" with --json (default 10)")
+    p.add_argument("--all", action="store_true",
+                   help="show every member's id (with --json: \"sample\" holds all of them)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 
@@ -262,7 +413,7 @@ def register(sub, common) -> None:
     p = sub.add_parser("user", parents=[common], help="a user's attributes, events, segments")
     p.add_argument("user_id")
     p.add_argument("--as-of")
-    p.add_argument("--events", type=int, default=20, help="latest events shown")
+    p.add_argument("--events", type=whole_number(0, MAX_ROWS_SHOWN), default=20, help="latest events shown")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_user)
 
@@ -300,7 +451,7 @@ def register(sub, common) -> None:
     g.add_argument("--rule-file")
     p.add_argument("--description")
     p.add_argument("--rename", help="new name")
-    p.add_argument("--expect-version", type=int,
+    p.add_argument("--expect-version", type=whole_number(1, 2**63 - 1),
                    help="refuse the edit if the segment is no longer at this version")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_edit, segment=None)
@@ -310,6 +461,35 @@ def register(sub, common) -> None:
     p.add_argument("new_name")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_clone)
+
+    for action, text in (("add", "add user ids to a static segment"),
+                         ("remove", "remove user ids from a static segment")):
+        p = ss.add_parser(action, parents=[common], help=text)
+        p.add_argument("name")
+        p.add_argument("ids", nargs="*", metavar="ID", help="user ids")
+        p.add_argument("--ids-file", help="CSV (user_id column) or text file of ids")
+        p.add_argument("--expect-version", type=int,
+                       help="refuse the change if the segment is no longer at this version")
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(func=cmd_members)
+
+    p = ss.add_parser("freeze", parents=[common],
+                      help="a new static segment with a segment's members now (or --as-of)")
+    p.add_argument("name")
+    p.add_argument("new_name")
+    p.add_argument("--as-of", help="date (end of that UTC day) or ISO timestamp; default now")
+    p.add_argument("--description")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_freeze)
+
+    p = ss.add_parser("revert", parents=[common],
+                      help="bring a segment back to an earlier version (see history)")
+    p.add_argument("name")
+    p.add_argument("version", type=int)
+    p.add_argument("--expect-version", type=int,
+                   help="refuse the change if the segment is no longer at this version")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_revert)
 
     for action, fn, text in (("delete", cmd_delete, "delete (history keeps it; restore undoes)"),
                              ("restore", cmd_restore, "restore a deleted segment"),

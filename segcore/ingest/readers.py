@@ -1,12 +1,15 @@
 """Read one input file into a DataFrame with its source position per row.
 
-Every reader returns the file's columns plus three bookkeeping columns:
+Every reader returns the file's columns, with their values exactly as written (CSV:
+every value as text, an empty cell as NULL; spaces are kept), plus three bookkeeping
+columns whose names start with a NUL character, so that no column of a file (even one
+called ``__line``) can collide with them:
 
-- ``__file``  the path as given,
-- ``__line``  1-based position: the physical line for CSV (the header is line 1)
+- :data:`FILE`  the path as given,
+- :data:`LINE`  1-based position: the physical line for CSV (the header is line 1)
   and NDJSON, the row number for Parquet,
-- ``__error`` why the row could not be read (a broken NDJSON line), else NULL;
-  such rows also carry ``__raw``, the line's text.
+- :data:`ERROR` why the row could not be read (a broken NDJSON line), else NULL;
+  such rows also carry :data:`RAW`, the line's text.
 
 Whole-file problems (empty file, binary data, wrong encoding, corrupt Parquet)
 raise :class:`~segcore.errors.IngestError` naming the file and, where known, the line.
@@ -18,19 +21,21 @@ import codecs
 import csv
 import io
 import json
+import os
+from collections import Counter
 from pathlib import Path
 
 import polars as pl
 
 from segcore.errors import IngestError
 
-FILE, LINE, ERROR = "__file", "__line", "__error"
-RAW = "__raw"  # the text of a broken NDJSON line (kept for the rejects file)
+FILE, LINE, ERROR = "\x00file", "\x00line", "\x00error"
+RAW = "\x00raw"  # the text of a broken NDJSON line (kept for the rejects file)
 META = (FILE, LINE, ERROR)
 
 FORMATS = ("csv", "parquet", "ndjson", "segment")
 MAX_JSON_DEPTH = 100  # polars' JSON reader crashes the process on very deep nesting
-_EXTENSIONS = {
+EXTENSIONS = {
     ".csv": "csv",
     ".tsv": "csv",
     ".parquet": "parquet",
@@ -47,7 +52,7 @@ def detect_format(path: Path, format: str | None) -> str:
         if format not in FORMATS:
             raise IngestError(f"unknown format {format!r}: use one of {', '.join(FORMATS)}")
         return format
-    fmt = _EXTENSIONS.get(path.suffix.lower())
+    fmt = EXTENSIONS.get(path.suffix.lower())
     if fmt is None:
         raise IngestError(
             f"{path}: cannot tell the format from the extension {path.suffix!r}; "
@@ -65,7 +70,7 @@ def _read_text(path: Path, shown: str, encoding: str = "utf-8") -> bytes:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise IngestError(f"{shown}: file not found") from None
+        raise IngestError(f"{shown}: file not found (or removed while importing)") from None
     except IsADirectoryError:
         raise IngestError(f"{shown}: is a directory, not a file") from None
     except OSError as exc:
@@ -117,7 +122,7 @@ def _with_meta(df: pl.DataFrame, shown: str, lines: pl.Series | None = None) -> 
 
 # ---------------------------------------------------------------------- CSV
 def read_csv(path: Path, shown: str, encoding: str = "utf-8") -> pl.DataFrame:
-    """Every column as a string; ``__line`` counts the header as line 1."""
+    """Every column as a string; :data:`LINE` counts the header as line 1."""
     data = _read_text(path, shown, encoding)
     sep = _separator(data, path)
     try:
@@ -131,7 +136,7 @@ def read_csv(path: Path, shown: str, encoding: str = "utf-8") -> pl.DataFrame:
     if df.width == 0 or not any(c.strip() for c in df.columns):
         raise IngestError(f"{shown}: line 1: no header row")
     names = [c.strip() for c in _csv_header(data, sep)]
-    dupes = sorted({c for c in names if names.count(c) > 1})
+    dupes = sorted(c for c, n in Counter(names).items() if n > 1)
     if dupes:
         raise IngestError(f"{shown}: line 1: duplicate column {dupes[0]!r}")
     if df.height == 0:
@@ -141,9 +146,9 @@ def read_csv(path: Path, shown: str, encoding: str = "utf-8") -> pl.DataFrame:
         inner = pl.sum_horizontal(pl.all().str.count_matches("\n", literal=True).fill_null(0))
         line = line + inner.cum_sum().shift(1, fill_value=0).cast(pl.Int64)
     df = _with_meta(df.rename(lambda c: c.strip()), shown, line)
-    # Blank cells are missing values; surrounding spaces are not data; blank lines go.
+    # An empty cell is a missing value; every other value is kept exactly, spaces too.
     data_cols = [c for c in df.columns if c not in META]
-    return df.with_columns(pl.col(data_cols).str.strip_chars().replace("", None)).filter(
+    return df.with_columns(pl.col(data_cols).replace("", None)).filter(
         pl.any_horizontal(pl.col(data_cols).is_not_null())
     )
 
@@ -178,18 +183,29 @@ def _csv_problem(data: bytes, sep: str, exc: Exception) -> str:
 
 # ---------------------------------------------------------------------- Parquet
 def read_parquet(path: Path, shown: str, encoding: str = "utf-8") -> pl.DataFrame:
-    """A Parquet file; ``__line`` is the 1-based row number."""
-    if not path.exists():
-        raise IngestError(f"{shown}: file not found")
-    if path.stat().st_size == 0:
-        raise IngestError(f"{shown}: file is empty")
+    """A Parquet file; :data:`LINE` is the 1-based row number.
+
+    The file is opened once, so that it cannot vanish or be replaced half-way.
+    """
     try:
-        df = pl.read_parquet(path, glob=False)  # a '[' in a file name is no pattern
+        fh = open(path, "rb")  # closed below
+    except FileNotFoundError:
+        raise IngestError(f"{shown}: file not found (or removed while importing)") from None
+    except IsADirectoryError:
+        raise IngestError(f"{shown}: is a directory, not a file") from None
+    except OSError as exc:
+        raise IngestError(f"{shown}: cannot read: {exc.strerror or exc}") from None
+    try:
+        if os.fstat(fh.fileno()).st_size == 0:
+            raise IngestError(f"{shown}: file is empty")
+        df = pl.read_parquet(fh)
     except (pl.exceptions.PolarsError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise IngestError(
             f"{shown}: not a valid Parquet file (truncated or corrupt: {first})"
         ) from None
+    finally:
+        fh.close()
     if df.height == 0:
         raise IngestError(f"{shown}: file has no rows")
     return _with_meta(df, shown)
@@ -197,14 +213,23 @@ def read_parquet(path: Path, shown: str, encoding: str = "utf-8") -> pl.DataFram
 
 # ---------------------------------------------------------------------- NDJSON
 def read_ndjson(path: Path, shown: str, encoding: str = "utf-8") -> pl.DataFrame:
-    """One JSON object per line (blank lines ignored); broken lines get ``__error``.
+    """One JSON object per line (blank lines ignored); broken lines get :data:`ERROR`.
 
-    A file holding one JSON array of objects is read too (``__line`` is then the
+    A file holding one JSON array of objects is read too (:data:`LINE` is then the
     1-based position in the array).
     """
+    return _read_json(path, shown, encoding)[0]
+
+
+def _read_json(path: Path, shown: str, encoding: str) -> tuple[pl.DataFrame, str]:
+    """:func:`read_ndjson` and the word for a position: ``line``, or ``record`` (array)."""
     data = _read_text(path, shown, encoding)
     if data.lstrip()[:1] == b"[":
-        return _read_json_array(data, shown)
+        return _read_json_array(data, shown), "record"
+    return _read_json_lines(data, shown), "line"
+
+
+def _read_json_lines(data: bytes, shown: str) -> pl.DataFrame:
     lines = pl.Series("raw", data.decode("utf-8").splitlines(), dtype=pl.String)
     frame = (
         pl.DataFrame({"raw": lines})
@@ -261,7 +286,7 @@ class _JsonError(Exception):
 
 
 def _too_deep(frame: pl.DataFrame) -> pl.DataFrame:
-    """``__line, __error`` of the lines nested deeper than :data:`MAX_JSON_DEPTH`.
+    """:data:`LINE`, :data:`ERROR` of the lines nested deeper than :data:`MAX_JSON_DEPTH`.
 
     A vectorised upper bound (brackets inside strings count too) picks the candidates;
     only those are measured exactly.
@@ -337,16 +362,12 @@ READERS = {"csv": read_csv, "parquet": read_parquet, "ndjson": read_ndjson, "seg
 def read_file(path: Path, fmt: str, encoding: str = "utf-8") -> tuple[pl.DataFrame, str]:
     """Read ``path`` in format ``fmt``: the rows (see the module docstring) and the
     word for a position in it (``line``, ``row`` for Parquet, ``record`` in a JSON array).
+
+    Each file is read once: one that vanishes half-way is "not found", never a traceback.
     """
-    df = READERS[fmt](Path(path), str(path), encoding)
+    path = Path(path)
     if fmt == "parquet":
-        return df, "row"
-    if fmt in ("ndjson", "segment") and not _is_lines(path):
-        return df, "record"
-    return df, "line"
-
-
-def _is_lines(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
-    return head[:1] != b"["
+        return read_parquet(path, str(path), encoding), "row"
+    if fmt in ("ndjson", "segment"):
+        return _read_json(path, str(path), encoding)
+    return READERS[fmt](path, str(path), encoding), "line"

@@ -5,7 +5,8 @@
   ``screen`` as the events ``page_viewed`` / ``screen_viewed``) or users (``identify``);
   lines of any other type (``group``, ``alias``...) are ignored and counted;
 - ``mapping`` renames source columns to target columns; ``event`` sets a constant name;
-- CSV string columns other than the ids get a type inferred from all their values.
+- CSV string columns other than the ids get a type inferred from all their values;
+- ids follow the one id rule of :mod:`segcore.ids`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import polars as pl
 
 from segcore.errors import IngestError
+from segcore.ids import id_text
 from segcore.ingest.readers import ERROR, FILE, LINE, META, RAW
 from segcore.ingest.timestamps import parse_timestamps
 
@@ -21,10 +23,10 @@ ID_COLUMNS = ("user_id", "event", "event_id")
 SEGMENT_EVENT_TYPES = {"track": None, "page": "page_viewed", "screen": "screen_viewed"}
 SEGMENT_TS_FIELDS = ("timestamp", "originalTimestamp", "receivedAt", "sentAt")
 
-_INT = r"^[+-]?(0|[1-9]\d{0,17})$"
-_FLOAT = r"^[+-]?((0|[1-9]\d*)(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
-_BOOL = r"(?i)^(true|false)$"
-_DATE = r"^\d{4}-\d{2}-\d{2}$"
+_INT = r"^\s*[+-]?(0|[1-9]\d*)\s*$"
+_FLOAT = r"^\s*[+-]?((0|[1-9]\d*)(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$"
+_BOOL = r"(?i)^\s*(true|false)\s*$"
+_DATE = r"^\s*\d{4}-\d{2}-\d{2}\s*$"
 _DATETIME = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}"
 _PATTERNS = (
     ("int", _INT),
@@ -100,16 +102,18 @@ def apply_mapping(
     return df
 
 
-def require(df: pl.DataFrame, kind: str, shown: str) -> None:
-    """Refuse a file that lacks a required column."""
+def require(
+    df: pl.DataFrame, kind: str, shown: str, provided: set[str] | frozenset[str] = frozenset()
+) -> None:
+    """Refuse a file that lacks a required column (``provided``: derived later)."""
     needed = ["user_id", "event", "ts"] if kind == "events" else ["user_id"]
     for name in needed:  # ok-loop: three column names
-        if name not in df.columns:
+        if name not in df.columns and name not in provided:
             have = ", ".join(c for c in df.columns if c not in (*META, RAW))
             hint = " or --event NAME" if name == "event" else ""
             raise IngestError(
                 f"{shown}: missing required column {name!r} (columns: {have}); "
-                f"map one with --map {name}=COLUMN{hint}"
+                f"map one with --map {name}=COLUMN{hint} or derive it with --derive"
             )
 
 
@@ -118,37 +122,50 @@ def infer_csv_types(
 ) -> pl.DataFrame:
     """Give CSV string columns a type that every non-NULL value fits (else String).
 
-    Tried in order: integer, float, boolean (``true``/``false``), date (``YYYY-MM-DD``),
-    ISO timestamp (to UTC). Integers with leading zeros (``007``) stay strings; so does
-    every id column. ``temporal_only`` (for JSON, whose other types are typed already)
-    tries only the date and timestamp forms.
+    Tried in order: integer (64-bit; a column with a larger integer stays text, never a
+    rounded float), float, boolean (``true``/``false``), date (``YYYY-MM-DD``), ISO
+    timestamp (to UTC); spaces around such a value are not part of it. Integers with
+    leading zeros (``007``) stay strings; so does every id column. ``temporal_only``
+    (for JSON, whose other types are typed already) tries only the date and timestamp
+    forms. Text columns are kept exactly as read.
     """
     names = [
         c
-        for c in df.columns
-        if c not in skip and c not in (*META, RAW) and df.schema[c] == pl.String
+        for c, dtype in df.schema.items()
+        if c not in skip and c not in (*META, RAW) and dtype == pl.String
     ]
-    if not names:
+    if not names or df.height == 0:
         return df
-    checks = []
-    for c in names:  # ok-loop: one set of expressions per column
-        s = pl.col(c)
-        for tag, pattern in _PATTERNS[_TEMPORAL if temporal_only else 0 :]:
-            checks.append((s.str.contains(pattern) | s.is_null()).all().alias(f"{c}\x00{tag}"))
-        checks.append(s.is_not_null().any().alias(f"{c}\x00any"))
-    flags = df.select(checks).row(0, named=True)
+    # one long column of (name, value): a fixed number of expressions, whatever the width
+    v = pl.col("v")
+    tags = [tag for tag, _ in _PATTERNS[_TEMPORAL if temporal_only else 0 :]]
+    checks = [
+        (v.str.contains(pattern) | v.is_null()).all().alias(tag)
+        for tag, pattern in _PATTERNS[_TEMPORAL if temporal_only else 0 :]
+    ]
+    if not temporal_only:  # 64-bit or not: an integer too large for Int64 fails the cast
+        int_nulls = v.str.strip_chars().cast(pl.Int64, strict=False).null_count()
+        checks.append((int_nulls == v.null_count()).alias("fits"))
+    checks.append(v.is_not_null().any().alias("any"))
+    long = df.select(names).unpivot(variable_name="c", value_name="v")
+    found = long.group_by("c").agg(checks)
+    rows = {r["c"]: r for r in found.iter_rows(named=True)}  # ok-loop: one row per column
+    flags = {f"{c}\x00{tag}": rows[c][tag] for c in names for tag in (*tags, "any")}
+    fits = {c: rows[c].get("fits", False) for c in names}
     casts = []
     for c in names:  # ok-loop: one cast per column
         if not flags[f"{c}\x00any"]:
             continue
+        text = pl.col(c).str.strip_chars()
         if flags.get(f"{c}\x00int"):
-            casts.append(pl.col(c).cast(pl.Int64, strict=False))
+            if fits[c]:
+                casts.append(text.cast(pl.Int64, strict=False).alias(c))
         elif flags.get(f"{c}\x00float"):
-            casts.append(pl.col(c).cast(pl.Float64, strict=False))
+            casts.append(text.cast(pl.Float64, strict=False).alias(c))
         elif flags.get(f"{c}\x00bool"):
-            casts.append(pl.col(c).str.to_lowercase().eq("true"))
+            casts.append(text.str.to_lowercase().eq("true").alias(c))
         elif flags[f"{c}\x00date"]:
-            casts.append(pl.col(c).str.to_date("%Y-%m-%d", strict=False))
+            casts.append(text.str.to_date("%Y-%m-%d", strict=False).alias(c))
         elif flags[f"{c}\x00datetime"]:
             parsed = parse_timestamps(df[c])
             if parsed.null_count() == df[c].null_count():
@@ -184,22 +201,19 @@ def scalar_columns(df: pl.DataFrame, kind: str, shown: str) -> pl.DataFrame:
 
 
 def normalise_ids(df: pl.DataFrame) -> pl.DataFrame:
-    """``user_id``, ``event``, ``event_id`` as trimmed strings, blanks as NULL.
-
-    Whole floats (``17850.0``, as pandas writes ids with gaps) become ``17850``.
+    """``user_id`` and ``event_id`` under the id rule (:mod:`segcore.ids`: ``17850.0``
+    from any format is ``17850``); ``event`` names as text without surrounding spaces.
+    Blanks are NULL.
     """
     exprs = []
     for c in ID_COLUMNS:  # ok-loop: three columns
         if c not in df.columns:
             continue
-        col = pl.col(c)
-        if df.schema[c].is_float():
-            col = (
-                pl.when(col == col.floor())
-                .then(col.cast(pl.Int64, strict=False).cast(pl.String))
-                .otherwise(col.cast(pl.String))
-            )
-        exprs.append(col.cast(pl.String).str.strip_chars().replace("", None).alias(c))
+        if c == "event":
+            name = pl.col(c).cast(pl.String).str.strip_chars()
+            exprs.append(pl.when(name != "").then(name).alias(c))
+        else:
+            exprs.append(id_text(pl.col(c), df.schema[c]).alias(c))
     return df.with_columns(exprs)
 
 

@@ -1,8 +1,9 @@
 """Per-row validation: required values, timestamps, and casts to the stored column types.
 
-Each row gets ``__kind`` (a short category for the summary line, e.g. ``no user_id``)
-and ``__reason`` (the detail for the error message and the rejects file), both NULL for
-a valid row. The first problem of a row wins.
+Each row gets :data:`KIND` (a short category for the summary line, e.g. ``no user_id``)
+and :data:`REASON` (the detail for the error message and the rejects file), both NULL for
+a valid row. The first problem of a row wins. Bookkeeping names start with a NUL
+character, so no column of an input file can collide with them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from segcore.errors import IngestError
 from segcore.ingest.readers import ERROR, FILE, LINE
 from segcore.ingest.timestamps import UTC_US, parse_timestamps
 
-KIND, REASON = "__kind", "__reason"
+KIND, REASON = "\x00kind", "\x00reason"
+TS_RAW = "\x00ts_raw"  # ``ts`` as read, for messages and the rejects file
 _TRUE = ("true", "t", "yes", "y", "1")
 _FALSE = ("false", "f", "no", "n", "0")
 
@@ -31,6 +33,17 @@ def _add(df: pl.DataFrame, cond: pl.Expr, kind: str, reason: pl.Expr) -> pl.Data
     )
 
 
+def parse_ts(df: pl.DataFrame) -> pl.DataFrame:
+    """``ts`` parsed to UTC (NULL where it cannot be), the value as read in :data:`TS_RAW`.
+
+    Done per file, before files of different formats are put together.
+    """
+    raw = df["ts"]
+    if isinstance(raw.dtype, pl.Duration | pl.Time):  # not instants: shown as text, refused
+        raw = raw.dt.to_string()
+    return df.with_columns(parse_timestamps(raw).alias("ts"), raw.alias(TS_RAW))
+
+
 def check_required(df: pl.DataFrame, kind: str) -> pl.DataFrame:
     """Broken lines, missing ids/names, unparseable ``ts`` (which gets parsed here)."""
     df = df.with_columns(
@@ -40,20 +53,17 @@ def check_required(df: pl.DataFrame, kind: str) -> pl.DataFrame:
     df = _add(df, pl.col("user_id").is_null(), "had no user_id", pl.lit("no user_id"))
     if kind == "events":
         df = _add(df, pl.col("event").is_null(), "had no event name", pl.lit("no event name"))
-        raw = df["ts"]
-        if isinstance(raw.dtype, pl.Duration | pl.Time):  # not instants: shown as text, refused
-            raw = raw.dt.to_string()
-        parsed = parse_timestamps(raw)
-        df = df.with_columns(parsed.alias("ts"), raw.alias("__ts_raw"))
-        missing = pl.col("__ts_raw").is_null()
-        if raw.dtype == pl.String:
-            missing = missing | (pl.col("__ts_raw").str.strip_chars() == "")
+        if TS_RAW not in df.columns:
+            df = parse_ts(df)
+        missing = pl.col(TS_RAW).is_null()
+        if df.schema[TS_RAW] == pl.String:
+            missing = missing | (pl.col(TS_RAW).str.strip_chars() == "")
         df = _add(df, missing, "had no ts", pl.lit("no ts"))
         df = _add(
             df,
             pl.col("ts").is_null(),
             "had an unparseable ts",
-            pl.lit("unparseable ts ") + _show(pl.col("__ts_raw")),
+            pl.lit("unparseable ts ") + _show(pl.col(TS_RAW)),
         )
     return df
 
@@ -69,7 +79,8 @@ def _compatible(src: pl.DataType, target: pl.DataType) -> bool:
     return isinstance(src, pl.List) and isinstance(target, pl.List)
 
 
-def _cast_expr(name: str, src: pl.DataType, target: pl.DataType) -> pl.Expr:
+def cast_expr(name: str, src: pl.DataType, target: pl.DataType) -> pl.Expr:
+    """Column ``name`` (of type ``src``) as ``target``; NULL where a value does not fit."""
     col = pl.col(name)
     if src == target:
         return col
@@ -87,8 +98,10 @@ def _cast_expr(name: str, src: pl.DataType, target: pl.DataType) -> pl.Expr:
     if target.is_integer() and src.is_float():
         return pl.when(col == col.floor()).then(col.cast(target, strict=False))
     if target.is_integer() and src == pl.String:
-        num = col.str.strip_chars().cast(pl.Float64, strict=False)
-        return pl.when(num == num.floor()).then(num.cast(target, strict=False))
+        text = col.str.strip_chars()
+        num = text.cast(pl.Float64, strict=False)  # only for "6.0": digits are cast exactly
+        whole = pl.when(~text.str.contains(r"^[+-]?\d+$") & (num == num.floor()))
+        return pl.coalesce(text.cast(target, strict=False), whole.then(num.cast(target, strict=False)))
     if isinstance(target, pl.Datetime) and src == pl.Date:
         return col.cast(pl.Datetime(target.time_unit)).dt.replace_time_zone(target.time_zone)
     if isinstance(target, pl.List):
@@ -101,38 +114,64 @@ def _cast_expr(name: str, src: pl.DataType, target: pl.DataType) -> pl.Expr:
         return pl.lit(None, dtype=target)
 
 
+def _casts(df: pl.DataFrame, exprs: dict[str, pl.Expr],
+           dtypes: dict[str, pl.DataType]) -> pl.DataFrame:
+    """Evaluate ``name -> cast`` in one pass; a cast Polars cannot run gives NULLs."""
+    try:
+        return df.select(e.alias(n) for n, e in exprs.items())
+    except pl.exceptions.PolarsError:  # rare: find the casts that fail, one by one
+        cols = []
+        for n, e in exprs.items():  # ok-loop: error path, one select per column
+            try:
+                cols.append(df.select(e.alias(n)).to_series())
+            except pl.exceptions.PolarsError:
+                cols.append(pl.Series(n, [None] * df.height, dtype=dtypes[n]))
+        return pl.DataFrame(cols)
+
+
 def cast_to(df: pl.DataFrame, targets: dict[str, pl.DataType]) -> pl.DataFrame:
     """Cast columns to ``targets``; a value that does not fit marks its row invalid.
 
-    Datetime targets of string columns are parsed like ``ts``.
+    Datetime targets of string columns are parsed like ``ts``. All columns are cast in
+    one pass (time linear in the number of columns); the first column (in ``targets``
+    order) whose value does not fit names the problem of a row.
     """
+    schema = df.schema
+    exprs: dict[str, pl.Expr] = {}
+    dtypes: dict[str, pl.DataType] = {}
     for name, target in targets.items():  # ok-loop: one cast per column
-        if name not in df.columns:
-            continue
-        src = df.schema[name]
-        if src == target:
+        src = schema.get(name)
+        if src is None or src == target:
             continue
         if isinstance(target, pl.Datetime) and src == pl.String:
-            new = parse_timestamps(df[name]).cast(target)
-            df = df.with_columns(new.alias("__new"))
+            exprs[name] = pl.lit(parse_timestamps(df[name]).cast(target))
         else:
-            try:
-                df = df.with_columns(_cast_expr(name, src, target).alias("__new"))
-            except pl.exceptions.PolarsError:
-                df = df.with_columns(pl.lit(None, dtype=target).alias("__new"))
-        bad = pl.col(name).is_not_null() & pl.col("__new").is_null()
-        if src == pl.String:
+            exprs[name] = cast_expr(name, src, target)
+        dtypes[name] = target
+    if not exprs:
+        return df
+    new = _casts(df, exprs, dtypes)
+    tmp = {name: f"\x00new{i}" for i, name in enumerate(dtypes)}
+    work = pl.concat([df.select(list(dtypes)), new.rename(tmp)], how="horizontal")
+    bads = {}
+    for name in dtypes:  # ok-loop: one check per cast column
+        bad = pl.col(name).is_not_null() & pl.col(tmp[name]).is_null()
+        if schema[name] == pl.String:
             bad = bad & (pl.col(name).str.strip_chars() != "")
-        df = _add(
-            df,
-            bad,
-            "had a value of the wrong type",
-            pl.lit(f"column {name!r} is {target} in the store but the value ")
-            + _show(pl.col(name))
-            + pl.lit(f" is not {target}"),
-        )
-        df = df.with_columns(pl.col("__new").alias(name)).drop("__new")
-    return df
+        bads[name] = bad
+    if work.select(pl.any_horizontal(list(bads.values())).any()).item():  # rare: name them
+        reason = work.select(
+            pl.coalesce(
+                pl.when(bad).then(
+                    pl.lit(f"column {name!r} is {dtypes[name]} in the store but the value ")
+                    + _show(pl.col(name))
+                    + pl.lit(f" is not {dtypes[name]}")
+                )
+                for name, bad in bads.items()
+            )
+        ).to_series()
+        df = _add(df, pl.lit(reason).is_not_null(), "had a value of the wrong type", pl.lit(reason))
+    return df.with_columns(new)
 
 
 def first_problem(df: pl.DataFrame, units: dict[str, str]) -> str:

@@ -21,20 +21,23 @@ import polars as pl
 
 from segcore.errors import StoreError
 from segcore.fileio import clean_stale_temp, write_parquet_atomic
-from segcore.store import EVENT_ID, REQUIRED_EVENT_COLUMNS, Store, write_events_file
+from segcore.store import (
+    EVENT_ID,
+    REQUIRED_EVENT_COLUMNS,
+    Store,
+    write_events_file,
+)
 
 USERS_FILE = "users.parquet"
-
-
-LOCK_FILE = ".ingest.lock"
+UNCHANGED = "the store is unchanged"  # how a failed write ends its error line
 
 
 @contextlib.contextmanager
 def store_lock(home: Path) -> Iterator[None]:
     """Serialise writers of one store (two imports at once would race on dedup/upsert).
 
-    An exclusive ``flock`` on ``<home>/.ingest.lock`` where the OS has it; readers
-    never take it.
+    An exclusive ``flock`` on the home folder itself where the OS has it (no lock file:
+    a refused or failed import leaves the home exactly as it was); readers never take it.
     """
     try:
         import fcntl
@@ -43,14 +46,14 @@ def store_lock(home: Path) -> Iterator[None]:
         return
     try:
         home.mkdir(parents=True, exist_ok=True)
-        fh = open(home / LOCK_FILE, "a+b")  # closed in the finally below
+        fd = os.open(home, os.O_RDONLY)  # closed in the finally below
     except OSError as exc:
         raise StoreError(f"cannot write to the store {home}: {exc.strerror or exc}") from None
     try:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
-        fh.close()
+        os.close(fd)
 
 
 def prepare_dir(folder: Path) -> None:
@@ -93,7 +96,7 @@ def write_events(store: Store, df: pl.DataFrame) -> Path:
     first = [*REQUIRED_EVENT_COLUMNS, EVENT_ID]
     df = df.select(*first, *[c for c in df.columns if c not in first])
     target = store.events_dir / event_file_name()
-    write_events_file(df, target)
+    write_events_file(df, target, left=UNCHANGED)
     return target
 
 
@@ -113,11 +116,12 @@ def merge_users(store: Store, incoming: pl.DataFrame) -> tuple[pl.DataFrame, int
     existing = current.select("user_id")
     inserted = incoming.join(existing, on="user_id", how="anti").height
     updated = incoming.height - inserted
-    merged = current.join(incoming, on="user_id", how="full", coalesce=True, suffix="__new")
+    new = "\x00new"  # no column name of a file can end with it
+    merged = current.join(incoming, on="user_id", how="full", coalesce=True, suffix=new)
     fixes = [
-        pl.coalesce(pl.col(f"{c}__new"), pl.col(c)).alias(c) for c in cols if c in current.columns
+        pl.coalesce(pl.col(f"{c}{new}"), pl.col(c)).alias(c) for c in cols if c in current.columns
     ]
-    merged = merged.with_columns(fixes).drop([f"{c}__new" for c in cols if c in current.columns])
+    merged = merged.with_columns(fixes).drop([f"{c}{new}" for c in cols if c in current.columns])
     order = current.columns + [c for c in cols if c not in current.columns]
     return merged.select(order), inserted, updated
 
@@ -126,7 +130,7 @@ def write_users(store: Store, users: pl.DataFrame) -> Path:
     """Replace the users table with ``users`` (sorted by ``user_id``); its path."""
     target = store.users_dir / USERS_FILE
     old = [p for p in store.user_files() if p != target]
-    write_parquet_atomic(users.sort("user_id"), target)
+    write_parquet_atomic(users.sort("user_id"), target, left=UNCHANGED)
     for p in old:  # ok-loop: a few files
         try:
             p.unlink()

@@ -26,6 +26,7 @@ import numpy as np
 from segcore.errors import StoreError, UsageError
 from segcore.fileio import clean_stale_temp, new_build_dir, replace_dir_atomic, write_parquet_atomic
 from segcore.sample.events import EVENT_COLUMNS, generate_chunk
+from segcore.sample.limits import check_size
 from segcore.sample.users import DAY_US, UserPlan, Window, build_users, plan_users, user_ids
 from segcore.store import write_events_file
 from segcore.timeutil import parse_date
@@ -79,10 +80,7 @@ def generate(
         ``users``, ``events``, ``event_files``, ``first_day``, ``last_day``, ``seconds``,
         ``events_per_second``.
     """
-    if users < 1:
-        raise UsageError(f"--users must be at least 1, got {users}")
-    if days < 1:
-        raise UsageError(f"--days must be at least 1, got {days}")
+    check_size(users, days, CHUNK_USERS)
     if seed < 0:
         raise UsageError(f"--seed must be 0 or more, got {seed}")
     t0 = time.perf_counter()

@@ -36,6 +36,7 @@ from segcore.plan import (
     window_bounds,
 )
 from segcore.sql import dialects as D
+from segcore.sql.list_nulls import ROW, null_rows_file
 from segcore.store import EventStore
 from segcore.timeutil import UTC, today_at
 from segcore.tree import (
@@ -45,6 +46,7 @@ from segcore.tree import (
     Behavior,
     Between,
     Call,
+    Case,
     Col,
     Compare,
     InList,
@@ -115,11 +117,41 @@ def _aliased(source: exp.Expression, alias: str) -> exp.Expression:
     return exp.Subquery(this=src, alias=exp.TableAlias(this=exp.to_identifier(alias)))
 
 
+def null_flag(name: str) -> str:
+    """ClickHouse: the companion column that is TRUE where list column ``name`` is NULL."""
+    return f"sc_null_{name}"
+
+
 def _is_constant(node: Node) -> bool:
     return all(
         isinstance(n, _FOLDABLE) and not (isinstance(n, Call) and n.name == "has")
         for n in node.walk()
     )
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _as_wide(e: exp.Expression, dialect: str) -> exp.Expression:
+    """``e`` in a type where the sum, difference or product of two 64-bit integers is exact:
+    DECIMAL(38, 0), or Int128 on ClickHouse (whose decimal casts throw on overflow)."""
+    wide = "INT128" if dialect == "clickhouse" else "DECIMAL(38, 0)"
+    return exp.Cast(this=_paren(e), to=exp.DataType.build(wide))
+
+
+def _checked_int(exact: exp.Expression) -> exp.Expression:
+    """``exact`` (a widened result, :func:`_as_wide`) as BIGINT, NULL outside 64 bits.
+
+    (ClickHouse evaluates every branch of a CASE; its narrowing cast wraps, never throws.)
+    """
+    exact = exp.paren(exact, copy=False)
+    inside = exp.Between(
+        this=exact,
+        low=exp.Literal.number(_INT64_MIN),
+        high=exp.Literal.number(_INT64_MAX),
+    )
+    value = exp.Cast(this=exact.copy(), to=exp.DataType.build("BIGINT"))
+    return exp.Case(ifs=[exp.If(this=inside, true=value)], default=exp.Null())
 
 
 class Compiler:
@@ -176,18 +208,31 @@ class Compiler:
         columns: dict[str, str],
         unified: dict[str, pl.DataType],
     ) -> exp.Expression:
-        """A table (or subquery) with at least ``columns`` (name -> rule type)."""
+        """A table (or subquery) with at least ``columns`` (name -> rule type).
+
+        On ClickHouse, each list column ``c`` comes with its NULL flag ``null_flag(c)``
+        (ClickHouse has no NULL arrays): FALSE over a named table, where a list cannot
+        be NULL; over Parquet files, the file's ``_row_number`` is among the rows whose
+        list is NULL (``segcore.sql.list_nulls``).
+        """
+        lists = [c for c, t in columns.items() if t == "list"] if self.d == "clickhouse" else []
         if table is not None:
-            return D.table_name(table)
+            if not lists:
+                return D.table_name(table)
+            flags = [exp.alias_(exp.false(), ident(null_flag(c))) for c in lists]
+            return exp.select(exp.Star(), *flags).from_(D.table_name(table))
         if not files:
             sel = exp.select(
-                *[exp.alias_(D.typed_null(t, self.d), ident(c)) for c, t in columns.items()]
+                *[exp.alias_(D.typed_null(t, self.d), ident(c)) for c, t in columns.items()],
+                *[exp.alias_(exp.true(), ident(null_flag(c))) for c in lists],
             )
             return sel.where(exp.false())
         if self.d == "duckdb":
             return D.parquet_table(files, self.d)
-        if len(files) == 1 and all(
-            self._file_schema(files[0]).get(c) == unified.get(c) for c in columns
+        if (
+            len(files) == 1
+            and not lists
+            and all(self._file_schema(files[0]).get(c) == unified.get(c) for c in columns)
         ):
             return D.parquet_table(files, self.d)
         parts = []
@@ -202,11 +247,23 @@ class Compiler:
                 else:
                     value = col(c)
                 cols.append(exp.alias_(value, ident(c)))
+            for c in lists:
+                cols.append(exp.alias_(self._null_rows(f, c, c in have), ident(null_flag(c))))
             parts.append(exp.select(*cols).from_(D.parquet_table([f], self.d)))
         out = parts[0]
         for p in parts[1:]:
             out = exp.union(out, p, distinct=False)
         return out
+
+    def _null_rows(self, f: Path, c: str, present: bool) -> exp.Expression:
+        """ClickHouse: whether a row of Parquet file ``f`` holds a NULL list ``c``."""
+        if not present:
+            return exp.true()
+        rows = null_rows_file(self.store.home, f, c)
+        if rows is None:
+            return exp.false()
+        ids = exp.select(exp.column(ROW)).from_(D.parquet_table([rows], self.d))
+        return exp.In(this=exp.column("_row_number"), query=ids.subquery(copy=False))
 
     def events(self, props: set[str] = frozenset()) -> exp.Expression:
         """The events source with user_id, event, ts and ``props``."""
@@ -309,7 +366,10 @@ class Compiler:
         return D.date_to_timestamp(e, self.d) if self.typ(node, scope) == "date" else e
 
     def v_Neg(self, node: Neg, scope, env) -> exp.Expression:
-        return exp.Neg(this=exp.paren(self.value(node.arg, scope, env), copy=False))
+        arg = self.value(node.arg, scope, env)
+        if self.typ(node, scope) == "int":  # -(-2^63) is outside 64 bits: NULL
+            return _checked_int(exp.Neg(this=_as_wide(arg, self.d)))
+        return exp.Neg(this=exp.paren(arg, copy=False))
 
     def v_Arith(self, node: Arith, scope, env) -> exp.Expression:
         lt, t = self.typ(node.left, scope), self.typ(node, scope)
@@ -334,13 +394,14 @@ class Compiler:
                 ne = exp.Neg(this=exp.paren(ne, copy=False))
             return self._add_days(de, ne)
         cls = {"+": exp.Add, "-": exp.Sub, "*": exp.Mul}[node.op]
-        return exp.paren(
-            cls(
-                this=self.value(node.left, scope, env),
-                expression=self.value(node.right, scope, env),
-            ),
-            copy=False,
-        )
+        left, right = self.value(node.left, scope, env), self.value(node.right, scope, env)
+        if t == "int" and lt == "int" and self.typ(node.right, scope) == "int":
+            # exact in a wide type (two 64-bit operands cannot overflow it), then checked
+            # back to 64 bits: NULL outside, as in the Polars backend (docs/rules.md)
+            return _checked_int(
+                cls(this=_as_wide(left, self.d), expression=_as_wide(right, self.d))
+            )
+        return exp.paren(cls(this=left, expression=right), copy=False)
 
     def _add_days(self, d: exp.Expression, n: exp.Expression) -> exp.Expression:
         if self.d == "duckdb":
@@ -405,7 +466,10 @@ class Compiler:
         return _not(out) if node.negated else out
 
     def v_IsNull(self, node: IsNull, scope, env) -> exp.Expression:
-        out = exp.Is(this=_paren(self.value(node.arg, scope, env)), expression=exp.null())
+        if self.d == "clickhouse" and self.typ(node.arg, scope) == "list":
+            out = self._list(node.arg, scope, env)[1]
+        else:
+            out = exp.Is(this=_paren(self.value(node.arg, scope, env)), expression=exp.null())
         return _not(out) if node.negated else out
 
     def v_IsBool(self, node: IsBool, scope, env) -> exp.Expression:
@@ -425,20 +489,35 @@ class Compiler:
     def v_Or(self, node: Or, scope, env) -> exp.Expression:
         return _or([self.value(a, scope, env) for a in node.args])
 
+    def v_Case(self, node: Case, scope, env) -> exp.Expression:
+        stamp = self.typ(node, scope) == "timestamp"
+
+        def value(n: Node) -> exp.Expression:
+            return self._ts(n, scope, env) if stamp else self.value(n, scope, env)
+
+        ifs = [
+            exp.If(this=_paren(self.value(c, scope, env)), true=value(v))
+            for c, v in zip(node.conditions, node.values, strict=True)
+        ]
+        default = value(node.default) if node.default is not None else None
+        return exp.Case(ifs=ifs, default=default)
+
     def v_Call(self, node: Call, scope, env) -> exp.Expression:
         n = node.name
         if n == "now":
             return self.T_lit()
         if n == "today":
             return D.date_literal(today_at(self.T), self.d)
+        if n in ("has", "length") and self.typ(node.args[0], scope) in ("list", "null"):
+            return self._list_call(node, scope, env)
+        if n == "coalesce" and self.d == "clickhouse" and self.typ(node, scope) == "list":
+            return self._list(node, scope, env)[0]
         args = [self.value(a, scope, env) for a in node.args]
         if n == "lower":
             return D.lower(args[0], self.d)
         if n == "upper":
             return D.upper(args[0], self.d)
         if n == "length":
-            if self.typ(node.args[0], scope) == "list":
-                return self._list_guard(node.args[0], D.list_length(args[0], self.d), scope)
             return D.str_length(args[0], self.d)
         if n == "contains":
             return D.contains(args[0], args[1], self.d)
@@ -446,20 +525,70 @@ class Compiler:
             return exp.StartsWith(this=args[0], expression=args[1])
         if n == "ends_with":
             return exp.EndsWith(this=args[0], expression=args[1])
-        if n == "has":
-            return self._list_guard(node.args[0], D.list_contains(args[0], args[1], self.d), scope)
         if n == "coalesce":
             if self.typ(node, scope) == "timestamp":
                 args = [self._ts(a, scope, env) for a in node.args]
             return exp.Coalesce(this=args[0], expressions=args[1:])
         raise RuleError(f"unknown function {n}")
 
-    def _list_guard(self, arg: Node, e: exp.Expression, scope: str) -> exp.Expression:
-        """ClickHouse has no NULL lists: a user without a users row gets NULL, not []."""
-        if self.d != "clickhouse" or scope != "user":
-            return e
-        missing = exp.Is(this=col("user_id", "a"), expression=exp.null())
-        return exp.Case(ifs=[exp.If(this=missing, true=exp.null())], default=e)
+    def _ch_list(self, name: str, scope: str) -> bool:
+        """Whether column ``name`` is a list read on ClickHouse (it has a NULL flag)."""
+        cols = self.schema.users if scope == "user" else self.schema.events
+        return self.d == "clickhouse" and cols.get(name) == "list"
+
+    def _list(self, node: Node, scope, env) -> tuple[exp.Expression, exp.Expression]:
+        """ClickHouse: a list value as (array, is-NULL flag); ClickHouse has no NULL arrays."""
+        t = self.typ(node, scope)
+        if t == "null":
+            return exp.Anonymous(this="emptyArrayString", expressions=[]), exp.true()
+        if isinstance(node, Col):
+            if scope == "user":  # users without a users row (LEFT JOIN): a NULL flag
+                flag = exp.Coalesce(this=col(null_flag(node.name), "a"), expressions=[exp.true()])
+            else:
+                flag = col(null_flag(node.name))
+            return self.value(node, scope, env), flag
+        if isinstance(node, Call) and node.name == "coalesce":
+            pairs = [self._list(a, scope, env) for a in node.args]
+            arr = exp.Case(
+                ifs=[exp.If(this=_not(n), true=a) for a, n in pairs],
+                default=exp.Anonymous(this="emptyArrayString", expressions=[]),
+            )
+            return arr, _and([exp.paren(n, copy=False) for _, n in pairs])
+        raise RuleError(f"{type(node).__name__} cannot be a list in ClickHouse SQL")
+
+    def _list_call(self, node: Call, scope, env) -> exp.Expression:
+        """``has(list, v)`` and ``length(list)`` with the NULL rules of docs/rules.md:
+        a NULL list or value gives NULL, NULL elements are counted and never match."""
+        typ = "bool" if node.name == "has" else "int"
+        if any(self.typ(a, scope) == "null" for a in node.args):
+            return D.typed_null(typ, self.d)
+        if self.d == "clickhouse":
+            lst, is_null = self._list(node.args[0], scope, env)
+        else:
+            lst = self.value(node.args[0], scope, env)
+            is_null = exp.Is(this=lst.copy(), expression=exp.null())
+        if node.name == "length":
+            if self.d == "clickhouse":
+                return exp.Case(
+                    ifs=[exp.If(this=is_null, true=D.typed_null(typ, self.d))],
+                    default=exp.ArraySize(this=lst),
+                )
+            return D.list_length(lst, self.d)
+        v = self.value(node.args[1], scope, env)
+        test = D.list_contains(lst, v, self.d)
+        nulls: list[exp.Expression] = []
+        if self.d not in ("duckdb", "clickhouse"):  # a NULL element makes the test NULL
+            test = exp.Coalesce(this=test, expressions=[exp.false()])
+            nulls.append(is_null)
+        elif self.d == "clickhouse":
+            nulls.append(is_null)
+        if not isinstance(node.args[1], Lit):  # list_contains([], NULL) is FALSE
+            nulls.append(exp.Is(this=v.copy(), expression=exp.null()))
+        if not nulls:
+            return test
+        return exp.Case(
+            ifs=[exp.If(this=_or(nulls), true=D.typed_null(typ, self.d))], default=test
+        )
 
     # ------------------------------------------------------------------ behaviour
     def mask(
@@ -670,7 +799,8 @@ class Compiler:
             self.d == "clickhouse"
             and any(isinstance(n, Call) and n.name in ("has", "length") for n in tree.walk())
         ):
-            users = exp.select(*[col(c) for c in ["user_id", *attrs]]).from_(
+            flags = [col(null_flag(c)) for c in attrs if self._ch_list(c, "user")]
+            users = exp.select(*[col(c) for c in ["user_id", *attrs]], *flags).from_(
                 _aliased(self.users(attrs), "x")
             )
             sel = sel.join(

@@ -56,7 +56,9 @@ def dtype(name: str, d: str) -> exp.DataType:
 
 
 def typed_null(name: str, d: str) -> exp.Expression:
-    """``CAST(NULL AS <type>)``."""
+    """``CAST(NULL AS <type>)`` (ClickHouse lists: ``[]``, with a NULL flag beside it)."""
+    if name == "list" and d == "clickhouse":
+        return _fn("emptyArrayString")
     return exp.Cast(this=exp.null(), to=dtype(name, d))
 
 
@@ -172,17 +174,14 @@ def list_length(e: exp.Expression, d: str) -> exp.Expression:
 
 
 def list_contains(lst: exp.Expression, v: exp.Expression, d: str) -> exp.Expression:
-    """Whether list ``lst`` contains ``v``."""
+    """Whether list ``lst`` contains ``v`` (the engine's own function: the compiler adds
+    the NULL rules of docs/rules.md around it)."""
     if d == "duckdb":
         return _fn("list_contains", lst, v)
     if d == "clickhouse":
         return _fn("has", lst, v)
-    if d == "bigquery":  # NULL when the list is NULL, like the other dialects
-        test = exp.In(this=v, unnest=exp.Unnest(expressions=[lst]))
-        return exp.Case(
-            ifs=[exp.If(this=exp.Is(this=lst.copy(), expression=exp.null()), true=exp.null())],
-            default=test,
-        )
+    if d == "bigquery":
+        return exp.In(this=v, unnest=exp.Unnest(expressions=[lst]))
     return exp.ArrayContains(this=lst, expression=v)
 
 
