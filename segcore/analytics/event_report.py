@@ -65,7 +65,7 @@ def event_report(
     Parameters
     ----------
     store
-        The :class:`segcore.store.Store`.
+        The store (:class:`segcore.store.EventStore`).
     events
         Event names (at least one).
     start, end

@@ -933,7 +933,7 @@ def funnel(
     Parameters
     ----------
     store
-        The :class:`segcore.store.Store`.
+        The store (:class:`segcore.store.EventStore`).
     steps
         Event names, ``{"event": E, "where": "<filter>"}`` dicts or :class:`FunnelStep`.
     window
