@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from segcore import Store
 from segcore.analytics.funnel import funnel
-from segcore.store import Store
 
 NAMES = np.array(
     [

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import polars as pl
 
+from segcore import Store
 from segcore.analytics.trend import trend, trend_naive
 from segcore.evaluate import count
 from segcore.sample import generate
-from segcore.store import Store
 
 END = "2026-06-30"
 RULES = {

@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from segcore import durations
 from segcore.errors import RuleError
 from segcore.parser import parse_event_filter
 from segcore.printer import to_text
@@ -44,8 +45,7 @@ from segcore.tree import (
     Sequence,
 )
 
-US = 1_000_000
-UNITS = {"minutes": 60 * US, "hours": 3600 * US, "days": 86400 * US, "weeks": 7 * 86400 * US}
+UNITS = {f"{u}s": durations.UNIT_US[u] for u in ("minute", "hour", "day", "week")}
 CMP_OPS = ["=", "!=", ">", ">=", "<", "<="]
 ATTR_OPS = CMP_OPS + [
     "in",
@@ -172,7 +172,7 @@ def _parse_span(text: Any) -> list | None:
     parts = str(text).split()
     if len(parts) != 2 or not parts[0].isdigit() or len(parts[0]) > 18:
         return None
-    unit = parts[1].lower().rstrip("s") + "s"
+    unit = f"{durations.unit_of(parts[1])}s"
     return [int(parts[0]), unit] if unit in UNITS else None
 
 

@@ -1,72 +1,96 @@
-"""Cached calls into segcore, keyed on the store's version (imports and edits invalidate).
+"""Cached runs of segcore queries, keyed on the query object and the store's version.
 
-``call("segcore.evaluate:count", rule, as_of=...)`` runs ``count(store, rule, as_of=...)``
-once per store version and arguments.
+``run(TrendQuery(...))`` runs the query's runner (:mod:`segcore.query.runners`) once per
+store version (imports and catalog edits invalidate) and query; the drill-downs
+(``members``, ``trend_actors``, ``reach_actors``) are cached the same way. Query
+objects are frozen and hashable: they are the cache key, nothing else is.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-from collections.abc import Callable
 from typing import Any
 
+import polars as pl
 import streamlit as st
 
 from dashboard import state
+from segcore.query import (
+    MembersQuery,
+    MembersResult,
+    Query,
+    ReachQuery,
+    Target,
+    TrendQuery,
+    members_actors,
+    reach_actors,
+    trend_actors,
+)
+from segcore.query import run as run_query
 
 
-def resolve(target: str) -> Callable[..., Any]:
-    """``"module:function"`` -> the function."""
-    module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def available(target: str) -> bool:
-    """True when ``"module:function"`` exists in the installed segcore."""
-    module, _, name = target.partition(":")
-    try:
-        if importlib.util.find_spec(module) is None:
-            return False
-        return hasattr(importlib.import_module(module), name)
-    except ImportError:
-        return False
+def _key() -> tuple[str, str]:
+    s = state.store()
+    return str(s.home), s.version()
 
 
 @st.cache_data(show_spinner=False, max_entries=1024)
-def _call(home: str, version: str, target: str, args: tuple, kwargs: dict) -> Any:
-    store = state._store(home)
-    with store.pinned():  # one consistent set of files even if an import lands meanwhile
-        return resolve(target)(store, *args, **kwargs)
+def _run(home: str, version: str, query: Query) -> Any:
+    return run_query(state._store(home), query)
 
 
-def call(target: str, *args: Any, **kwargs: Any) -> Any:
-    """``target(store, *args, **kwargs)``, cached per store version."""
-    s = state.store()
-    return _call(str(s.home), s.version(), target, args, kwargs)
+def run(query: Query) -> Any:
+    """The result of ``query`` (see :mod:`segcore.query`), cached per store version."""
+    return _run(*_key(), query)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _members(home: str, version: str, query: MembersQuery, attributes: bool) -> pl.DataFrame:
+    return members_actors(state._store(home), query, attributes=attributes)
+
+
+def members(query: MembersQuery, *, attributes: bool = False) -> pl.DataFrame:
+    """The members of ``query`` (with the user attributes if asked), cached."""
+    return _members(*_key(), query, attributes)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _trend_actors(home: str, version: str, query: TrendQuery, date: str,
+                  which: str) -> pl.DataFrame:
+    return trend_actors(state._store(home), query, date, which)
+
+
+def trend_actors_of(query: TrendQuery, date: str, which: str) -> pl.DataFrame:
+    """The users who ``entered``/``exited`` at the point of ``date``, cached."""
+    return _trend_actors(*_key(), query, date, which)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _reach_actors(home: str, version: str, query: ReachQuery, channel: str) -> pl.DataFrame:
+    return reach_actors(state._store(home), query, channel)
+
+
+def reach_actors_of(query: ReachQuery, channel: str) -> pl.DataFrame:
+    """The members reachable by ``channel`` (with its contact columns), cached."""
+    return _reach_actors(*_key(), query, channel)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _info(home: str, version: str) -> dict[str, Any]:
+    return state._store(home).info()
 
 
 def info() -> dict[str, Any]:
     """``store.info()`` (cached)."""
-    return call("dashboard.cached:_info")
+    return _info(*_key())
 
 
-def _info(store) -> dict[str, Any]:
-    return store.info()
-
-
-def universe_count(as_of: str) -> int:
-    """Number of users in the universe at ``as_of`` (users table + users with events)."""
-    return call("dashboard.cached:_universe_count", as_of)
-
-
-def _universe_count(store, as_of: str) -> int:
-    from segcore.evaluate import universe
-    from segcore.timeutil import resolve_as_of
-
-    return int(universe(store, resolve_as_of(as_of)).select("user_id").collect().height)
+def size(target: Target, as_of: str) -> MembersResult:
+    """Members of ``target`` at ``as_of`` with all users and the share of them."""
+    result: MembersResult = run(MembersQuery(target, as_of, share_of_all=True))
+    return result
 
 
 def segment_count(name: str, as_of: str) -> int:
     """Members of a saved segment at ``as_of``."""
-    return call("segcore.evaluate:count", None, as_of=as_of, segment=name)
+    result: MembersResult = run(MembersQuery(Target(segment=name), as_of))
+    return result.members

@@ -8,10 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from segcore.api import Store
 from segcore.errors import SegcoreError, UsageError
 from segcore.ingest.readers import FORMATS
 from segcore.ingest.tool_exports import TOOLS
-from segcore.store import Store
 
 
 def parse_mapping(fields: dict[str, str], extra: str = "") -> dict[str, str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from segcore.store import Store
+from segcore.api import Store
 
 DEFAULT_SAMPLE_USERS = 10_000
 DEFAULT_SAMPLE_DAYS = 180

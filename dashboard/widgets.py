@@ -110,8 +110,3 @@ def segment_names() -> list[str]:
     from dashboard.state import store
 
     return [s.name for s in store().catalog.list()]
-
-
-def not_available(what: str) -> None:
-    """The message for a capability whose segcore module has not landed yet."""
-    st.info(f"{what} is not available yet in this version of segcore.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from segcore.api import Store
 from segcore.errors import (
     CatalogError,
     ConflictError,
@@ -12,7 +13,6 @@ from segcore.errors import (
     StoreError,
     UsageError,
 )
-from segcore.store import Store
 
 __version__ = "0.1.0"
 __all__ = [

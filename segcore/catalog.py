@@ -1,6 +1,6 @@
 """The catalog: saved segments, static members, channels and funnels in SQLite.
 
-The catalog lives at ``<home>/catalog.sqlite`` (see ARCHITECTURE.md, "The store").
+The catalog lives at ``<home>/catalog.sqlite`` (see docs/architecture.md, "The store").
 It is safe to use from several threads and several processes at once:
 
 - every call opens its own short-lived ``sqlite3`` connection (never shared
@@ -191,7 +191,7 @@ class Segment:
 
 @dataclasses.dataclass(frozen=True)
 class Channel:
-    """A reachability channel: a named attribute-only rule (RULES.md section 7)."""
+    """A reachability channel: a named attribute-only rule (docs/analytics.md, Reachability)."""
 
     name: str
     rule_text: str

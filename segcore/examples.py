@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from segcore.errors import SegcoreError
-from segcore.store import Store
+from segcore.store import EventStore
 
 EXAMPLES: list[dict[str, str]] = [
     {
@@ -84,7 +84,7 @@ EXAMPLES: list[dict[str, str]] = [
 ]
 
 
-def seed_examples(store: Store, *, skip_invalid: bool = True) -> list[str]:
+def seed_examples(store: EventStore, *, skip_invalid: bool = True) -> list[str]:
     """Save the example segments that do not exist yet; return the names saved.
 
     Parameters

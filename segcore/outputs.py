@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from segcore.errors import UsageError
-from segcore.store import Store
+from segcore.store import EventStore
 
 CATALOG_SUFFIXES = ("", "-wal", "-shm", "-journal")
 
@@ -33,7 +33,7 @@ def _inode(path: Path) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
-def _store_files(store: Store) -> Iterable[Path]:
+def _store_files(store: EventStore) -> Iterable[Path]:
     yield from store.event_files()
     yield from store.user_files()
     for suffix in CATALOG_SUFFIXES:  # ok-loop: four names
@@ -41,7 +41,7 @@ def _store_files(store: Store) -> Iterable[Path]:
 
 
 def check_output_path(
-    store: Store,
+    store: EventStore,
     path: str | os.PathLike[str],
     what: str,
     inputs: Iterable[str | os.PathLike[str]] = (),

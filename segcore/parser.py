@@ -18,6 +18,7 @@ from dataclasses import replace
 import sqlglot
 from sqlglot import exp
 
+from segcore.durations import duration_us
 from segcore.errors import RuleError
 from segcore.tree import (
     AGGREGATES,
@@ -55,18 +56,7 @@ MAX_DEPTH = 64
 MAX_TREE_DEPTH = 160  # operators nested in one another (e.g. a + b + c + ...)
 MAX_NODES = 20_000
 _PARSE_RECURSION = 4_000  # sqlglot's recursive descent needs ~20 frames per '(' level
-MAX_INTERVAL_US = 100 * 366 * 86_400 * 1_000_000
 MAX_INT = 2**63 - 1
-
-_UNIT_US = {
-    "microsecond": 1, "millisecond": 1_000, "second": 1_000_000, "minute": 60_000_000,
-    "hour": 3_600_000_000, "day": 86_400_000_000, "week": 604_800_000_000,
-}
-_UNIT_ALIASES = {
-    "s": "second", "sec": "second", "secs": "second", "m": "minute", "min": "minute",
-    "mins": "minute", "h": "hour", "hr": "hour", "hrs": "hour", "d": "day", "w": "week",
-    "ms": "millisecond", "us": "microsecond",
-}
 
 WINDOW_KWARGS = ("within", "since", "until", "where")
 _SQLGLOT_FUNCS: dict[type, str] = {
@@ -86,31 +76,6 @@ def _shorten(text: str, keep: int = 40) -> str:
     if len(text) <= keep:
         return text
     return f"{text[:16]}...{text[-8:]} ({len(text):,} characters)"
-
-
-# --------------------------------------------------------------------------- durations
-def duration_us(text: str, where: str = "interval") -> int:
-    """``'30 days'``, ``'10 minutes'``, ``'1d'``, ``'week'`` -> microseconds (> 0)."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)?\s*([A-Za-z]+)\s*", str(text))
-    if not m:
-        raise RuleError(f"bad {where} {text!r}: write a number and a unit, e.g. '30 days'")
-    unit = m.group(2).lower()
-    unit = _UNIT_ALIASES.get(unit, unit)
-    if unit.endswith("s") and unit[:-1] in _UNIT_US:
-        unit = unit[:-1]
-    if unit in ("month", "months", "year", "years", "quarter", "quarters"):
-        unit = unit.rstrip("s")
-        raise RuleError(f"bad {where} {text!r}: {unit}s have no fixed length; use days or weeks")
-    if unit not in _UNIT_US:
-        raise RuleError(f"bad {where} {text!r}: unknown unit {m.group(2)!r} "
-                        "(use second, minute, hour, day or week)")
-    n = float(m.group(1)) if m.group(1) else 1.0
-    us = n * _UNIT_US[unit]
-    if us > MAX_INTERVAL_US:
-        raise RuleError(f"bad {where} {text!r}: longer than 100 years")
-    if us != int(us):
-        raise RuleError(f"bad {where} {text!r}: finer than a microsecond")
-    return int(us)
 
 
 # --------------------------------------------------------------------------- pre-scan
@@ -866,16 +831,7 @@ def parse_event_filter(text: str, schema: Schema) -> Node:
     return _Parser(text, schema).parse("event")
 
 
-def infer_type(node: Node, schema: Schema, scope: str = "user") -> str:
-    """The value type of an already-built tree (round-trips through the printer)."""
-    from segcore.printer import to_text
-
-    p = _Parser(to_text(node), schema)
-    parsed = sqlglot.parse_one(p.text)
-    return p.conv(parsed, scope)[1]
-
-
 __all__ = [
-    "And", "Or", "Not", "duration_us", "infer_type", "parse_event_filter", "parse_expression",
+    "And", "Or", "Not", "duration_us", "parse_event_filter", "parse_expression",
     "parse_rule",
 ]

@@ -12,19 +12,19 @@ from segcore.catalog import MembersReport, Segment, parse_ids_csv
 from segcore.errors import UsageError
 from segcore.evaluate import to_tree
 from segcore.printer import to_text
-from segcore.store import Store
+from segcore.store import EventStore
 from segcore.timeutil import resolve_as_of
 from segcore.tree import Node, to_json
 
 
-def known_ids(store: Store) -> pl.Series:
+def known_ids(store: EventStore) -> pl.Series:
     """Every user id the store knows (users table and events)."""
     users = store.scan_users().select("user_id")
     ev = store.scan_events().select("user_id")
     return pl.concat([users, ev]).unique().collect()["user_id"]
 
 
-def _rule_fields(store: Store, rule: Any) -> tuple[str, str]:
+def _rule_fields(store: EventStore, rule: Any) -> tuple[str, str]:
     """Rule text and tree JSON of a checked rule (the catalog checks its references:
     missing segments, cycles and nesting depth, see ``segcore.references``)."""
     tree: Node = to_tree(store, rule)
@@ -32,7 +32,7 @@ def _rule_fields(store: Store, rule: Any) -> tuple[str, str]:
     return text.strip(), to_json(tree)
 
 
-def create_segment(store: Store, name: str, rule: Any = None, *, ids: Any = None,
+def create_segment(store: EventStore, name: str, rule: Any = None, *, ids: Any = None,
                    description: str = "") -> tuple[Segment, dict[str, Any] | None]:
     """Save a dynamic segment (``rule``) or a static one (``ids``: file path, CSV bytes,
     pasted text or a list). Returns the segment and, for static ones, the upload report
@@ -52,7 +52,7 @@ def create_segment(store: Store, name: str, rule: Any = None, *, ids: Any = None
     return store.catalog.get(report.get("segment", name)), report
 
 
-def edit_segment(store: Store, name: str, *, rule: Any = None, description: str | None = None,
+def edit_segment(store: EventStore, name: str, *, rule: Any = None, description: str | None = None,
                  new_name: str | None = None, expect_version: int | None = None) -> Segment:
     """Change a segment's rule, description or name (a stale ``expect_version`` is a
     ConflictError)."""
@@ -85,7 +85,7 @@ def _given_ids(ids: Any = None, ids_file: Any = None) -> list[Any]:
     return given
 
 
-def add_members(store: Store, name: str, ids: Any = None, *, ids_file: Any = None,
+def add_members(store: EventStore, name: str, ids: Any = None, *, ids_file: Any = None,
                 expect_version: int | None = None) -> MembersReport:
     """Add ids to a static segment; ids the store does not know are stored too (they may
     arrive with a later import, as with uploads) and counted as ``unknown``."""
@@ -94,14 +94,14 @@ def add_members(store: Store, name: str, ids: Any = None, *, ids_file: Any = Non
                                      expect_version=expect_version)
 
 
-def remove_members(store: Store, name: str, ids: Any = None, *, ids_file: Any = None,
+def remove_members(store: EventStore, name: str, ids: Any = None, *, ids_file: Any = None,
                    expect_version: int | None = None) -> MembersReport:
     """Remove ids from a static segment (ids that are not members are counted, ignored)."""
     return store.catalog.remove_members(name, _given_ids(ids, ids_file),
                                         expect_version=expect_version)
 
 
-def freeze_segment(store: Store, name: str, new_name: str, *, as_of: Any = None,
+def freeze_segment(store: EventStore, name: str, new_name: str, *, as_of: Any = None,
                    description: str | None = None) -> Segment:
     """A new static segment holding the members of ``name`` at ``as_of`` (default now):
     a fixed list for a one-time campaign, no longer following the rule."""

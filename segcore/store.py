@@ -1,13 +1,14 @@
 """The store: Parquet events and users under a home folder, plus the SQLite catalog.
 
-Layout (see ARCHITECTURE.md)::
+Layout (see docs/architecture.md, "The store")::
 
     <home>/events/**/*.parquet   user_id, event, ts (UTC, us), event_id, properties...
     <home>/users/**/*.parquet    user_id + attribute columns
     <home>/catalog.sqlite        saved segments, static members, channels, funnels
 
-``Store`` is the Python API; its analytics methods are thin wrappers over the
-functions of ``segcore.evaluate`` and ``segcore.analytics``.
+``EventStore`` is the data layer every engine reads: the file layout, schemas and scans,
+the in-memory event-column cache, data versions and the catalog. ``segcore.Store``
+(:mod:`segcore.api`) adds the Python API on top of it (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from segcore.catalog import Catalog
 from segcore.errors import StoreError
 from segcore.fileio import TMP_PREFIX
 
@@ -97,13 +99,11 @@ def _unified_schema(files: list[Path]) -> dict[str, pl.DataType]:
     return schema
 
 
-class Store:
-    """A segcore store rooted at ``home`` (default: ``SEGCORE_HOME`` or ``./data``).
+class EventStore:
+    """The data of a store rooted at ``home`` (default: ``SEGCORE_HOME`` or ``./data``).
 
-    Examples
-    --------
-    >>> store = Store("data")                                        # doctest: +SKIP
-    >>> store.count("did('charged', within => '30 days')", as_of="2026-06-30")  # doctest: +SKIP
+    ``memo`` holds what other modules derive from this store's data (the rule schema,
+    parsed rules), keyed so that a new data version misses.
     """
 
     def __init__(self, home: str | os.PathLike[str] | None = None, *,
@@ -117,9 +117,11 @@ class Store:
         self._cache_cols: dict[str, pl.Series] = {}
         self._cache_perm: pl.Series | None = None
         self._cache_ranges: dict[str, tuple[int, int]] | None = None
+        self._users_cache: tuple[tuple, pl.DataFrame] | None = None
+        self.memo: dict[Any, Any] = {}
 
     def __repr__(self) -> str:
-        return f"Store({str(self.home)!r})"
+        return f"{type(self).__name__}({str(self.home)!r})"
 
     # ------------------------------------------------------------------ layout
     @property
@@ -178,7 +180,7 @@ class Store:
         """Column name -> dtype over all event files (the required columns first)."""
         files = self.event_files()
         key = self._files_key(files)
-        cache = self.__dict__.setdefault("_schema_cache", {})
+        cache = self.memo
         if ("events", key) not in cache:
             found = _unified_schema(files)
             schema = dict(REQUIRED_EVENT_COLUMNS)
@@ -193,7 +195,7 @@ class Store:
         """Column name -> dtype of the users table (``user_id`` first)."""
         files = self.user_files()
         key = self._files_key(files)
-        cache = self.__dict__.setdefault("_schema_cache", {})
+        cache = self.memo
         if ("users", key) not in cache:
             found = _unified_schema(files)
             schema: dict[str, pl.DataType] = {"user_id": pl.String()}
@@ -230,12 +232,12 @@ class Store:
             return scan
         key = self._files_key(files)
         with self._cache_lock:
-            cached = self.__dict__.get("_users_cache")
+            cached = self._users_cache
             if cached is None or cached[0] != key:
                 limit = int(os.environ.get("SEGCORE_EVENT_CACHE_MAX_ROWS", 100_000_000))
                 if scan.select(pl.len()).collect().item() > limit:
                     return scan
-                cached = self.__dict__["_users_cache"] = (key, scan.collect())
+                cached = self._users_cache = (key, scan.collect())
         return cached[1].lazy()
 
     def events_frame(self, columns: list[str], events: Iterable[str] | None = None,
@@ -329,7 +331,7 @@ class Store:
     def event_counts(self) -> pl.DataFrame:
         """Event name and number of events, most frequent first (cached per version)."""
         key = ("event_counts", self.data_version())
-        cache = self.__dict__.setdefault("_schema_cache", {})
+        cache = self.memo
         if key not in cache:
             cache[key] = (
                 self.scan_events()
@@ -361,10 +363,8 @@ class Store:
 
     # ------------------------------------------------------------------ catalog
     @cached_property
-    def catalog(self):  # -> segcore.catalog.Catalog
+    def catalog(self) -> Catalog:
         """The SQLite catalog of saved segments, channels and funnels."""
-        from segcore.catalog import Catalog
-
         return Catalog(self.catalog_path)
 
     # ------------------------------------------------------------------ info
@@ -397,101 +397,3 @@ class Store:
             "event_files": len(self.event_files()),
             "user_files": len(self.user_files()),
         }
-
-    # ------------------------------------------------------------------ rules & segments
-    def parse(self, rule):
-        """Parse rule text (or pass a tree through) against this store's schema."""
-        from segcore.evaluate import to_tree
-
-        return to_tree(self, rule)
-
-    def count(self, rule=None, as_of=None, *, segment: str | None = None) -> int:
-        """Number of members of a rule or saved segment at ``as_of``."""
-        from segcore.evaluate import count
-
-        return count(self, rule, as_of=as_of, segment=segment)
-
-    def members(self, rule=None, as_of=None, *, segment: str | None = None,
-                attributes: bool = False) -> pl.DataFrame:
-        """Members (``user_id``, plus user attributes if asked) at ``as_of``."""
-        from segcore.evaluate import members
-
-        return members(self, rule, as_of=as_of, segment=segment, attributes=attributes)
-
-    def segments_of(self, user_id: str, as_of=None) -> list[str]:
-        """Names of the saved segments ``user_id`` belongs to at ``as_of``."""
-        from segcore.evaluate import segments_of
-
-        with self.pinned():  # one consistent set of files, as in count/members
-            return segments_of(self, user_id, as_of=as_of)
-
-    def user(self, user_id: str, as_of=None, last_events: int = 20) -> dict[str, Any]:
-        """A user's attributes, latest events and current segments."""
-        from segcore.evaluate import user_profile
-
-        with self.pinned():
-            return user_profile(self, user_id, as_of=as_of, last_events=last_events)
-
-    # ------------------------------------------------------------------ static segments
-    def add_members(self, name: str, ids=None, expect_version: int | None = None, *,
-                    ids_file=None):  # -> segcore.catalog.MembersReport
-        """Add ids to a static segment: a report of added, already members and unknown ids."""
-        from segcore.segments import add_members
-
-        return add_members(self, name, ids, ids_file=ids_file, expect_version=expect_version)
-
-    def remove_members(self, name: str, ids=None, expect_version: int | None = None, *,
-                       ids_file=None):  # -> segcore.catalog.MembersReport
-        """Remove ids from a static segment: a report of removed and not-member ids."""
-        from segcore.segments import remove_members
-
-        return remove_members(self, name, ids, ids_file=ids_file,
-                              expect_version=expect_version)
-
-    def freeze(self, name: str, new_name: str, as_of=None, *,
-               description: str | None = None):  # -> segcore.catalog.Segment
-        """A new static segment with the members of ``name`` at ``as_of`` (default now)."""
-        from segcore.segments import freeze_segment
-
-        return freeze_segment(self, name, new_name, as_of=as_of, description=description)
-
-    # ------------------------------------------------------------------ analytics
-    def trend(self, rule=None, start=None, end=None, every: str = "day", *,
-              segment: str | None = None) -> pl.DataFrame:
-        """Size over time: DataFrame ``date, members, entered, exited``."""
-        from segcore.analytics.trend import trend
-
-        with self.pinned():
-            return trend(self, rule, start=start, end=end, every=every, segment=segment)
-
-    def reach(self, rule=None, as_of=None, *, segment: str | None = None) -> dict[str, Any]:
-        """Reachability per channel, like the CLI's JSON."""
-        from segcore.analytics.reach import reach
-
-        with self.pinned():
-            return reach(self, rule, as_of=as_of, segment=segment)
-
-    def funnel(self, steps, window="1d", start=None, end=None, strict: bool = False,
-               segments=None, **options) -> dict[str, Any]:
-        """Funnel report (RULES.md section 8), like the CLI's JSON."""
-        from segcore.analytics.funnel import funnel
-
-        with self.pinned():
-            return funnel(self, steps, window=window, start=start, end=end, strict=strict,
-                          segments=segments, **options)
-
-    def events(self, events, start=None, end=None, every: str = "day", segment=None,
-               by=None, **options) -> pl.DataFrame:
-        """Event report (RULES.md section 9)."""
-        from segcore.analytics.event_report import event_report
-
-        with self.pinned():
-            return event_report(self, events, start=start, end=end, every=every,
-                                segment=segment, by=by, **options)
-
-    def sql(self, rule=None, dialect: str = "duckdb", as_of=None, *,
-            segment: str | None = None) -> str:
-        """The rule compiled to SQL in a sqlglot dialect."""
-        from segcore.sql import compile_sql
-
-        return compile_sql(self, rule, dialect=dialect, as_of=as_of, segment=segment)

@@ -1,4 +1,5 @@
-"""Instants, dates and durations as RULES.md defines them (all UTC)."""
+"""Instants and dates as docs/rules.md defines them (all UTC); durations are in
+:mod:`segcore.durations`."""
 
 from __future__ import annotations
 
@@ -11,35 +12,6 @@ UTC = dt.timezone.utc
 # Dates and instants outside these years are refused: windows, steps and ranges add and
 # subtract up to a century, and Python dates overflow at years 1 and 9999.
 MIN_YEAR, MAX_YEAR = 1000, 9000
-
-_UNITS = {
-    "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
-    "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
-    "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600,
-    "d": 86400, "day": 86400, "days": 86400,
-    "w": 604800, "week": 604800, "weeks": 604800,
-}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*$")
-
-
-def parse_duration(text: str | dt.timedelta) -> dt.timedelta:
-    """Parse ``30m``, ``12h``, ``1d``, ``2w`` or ``'10 minutes'`` into a timedelta.
-
-    >>> parse_duration("10 minutes")
-    datetime.timedelta(seconds=600)
-    """
-    if isinstance(text, dt.timedelta):
-        return text
-    m = _DURATION.match(str(text))
-    if not m or m.group(2).lower() not in _UNITS:
-        raise UsageError(
-            f"bad duration {text!r}: write a number and a unit, e.g. 30m, 12h, 1d, 2w or '10 minutes'"
-        )
-    seconds = float(m.group(1)) * _UNITS[m.group(2).lower()]
-    if seconds > 100 * 366 * 86400:
-        raise UsageError(f"duration {text!r} is longer than 100 years")
-    return dt.timedelta(seconds=seconds)
-
 
 def parse_date(value: str | dt.date | dt.datetime, what: str = "date") -> dt.date:
     """Parse an ISO date (``2026-06-01``); datetimes give their UTC date."""
@@ -76,7 +48,7 @@ def end_of_day(day: dt.date) -> dt.datetime:
 
 
 def resolve_as_of(value: str | dt.date | dt.datetime | None = None) -> dt.datetime:
-    """The evaluation instant T of RULES.md section 2.
+    """The evaluation instant T of docs/rules.md section 2.
 
     A date means the end of that UTC day; a timestamp means exactly that instant;
     ``None`` means now.
@@ -104,11 +76,6 @@ def resolve_as_of(value: str | dt.date | dt.datetime | None = None) -> dt.dateti
 def today_at(instant: dt.datetime) -> dt.date:
     """``today()`` at T: the UTC date of the instant just before T."""
     return (to_utc(instant) - dt.timedelta(microseconds=1)).date()
-
-
-def naive_utc(instant: dt.datetime) -> dt.datetime:
-    """Drop tzinfo after converting to UTC (for literals in Polars/SQL)."""
-    return to_utc(instant).replace(tzinfo=None)
 
 
 def day_points(start: str | dt.date, end: str | dt.date, every: str = "day") -> list[dt.date]:

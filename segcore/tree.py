@@ -5,7 +5,7 @@ the SQL compiler and the text printer all read them. Nodes are immutable
 dataclasses that serialise to versioned JSON (:func:`to_json` / :func:`from_json`).
 This module imports neither Polars nor sqlglot.
 
-Value types (``TYPES``) are the scalar types of RULES.md section 1 plus
+Value types (``TYPES``) are the scalar types of docs/rules.md section 3 plus
 ``interval`` (microseconds) and ``list`` (list of strings).
 """
 
@@ -20,9 +20,6 @@ from segcore.errors import RuleError
 TREE_VERSION = 1
 TYPES = ("string", "int", "float", "bool", "date", "timestamp", "interval", "list", "null")
 
-ARITH_OPS = ("+", "-", "*", "/")
-COMPARE_OPS = ("=", "!=", "<", "<=", ">", ">=")
-PATTERN_OPS = ("like", "ilike")
 
 # Behavioural aggregate functions: name -> (needs a property, value when no event matches)
 AGGREGATES: dict[str, tuple[bool, Any]] = {
@@ -88,11 +85,6 @@ class Node:
                 continue
             out[f.name] = v
         return out
-
-    def __str__(self) -> str:
-        from segcore.printer import to_text
-
-        return to_text(self)
 
 
 # --------------------------------------------------------------------------- values
@@ -240,20 +232,6 @@ class Or(Node):
 
 # --------------------------------------------------------------------------- behaviour
 @dataclass(frozen=True)
-class Window:
-    """Which of a user's events (all ``ts < T``) count.
-
-    ``within`` (microseconds): ``T - within <= ts < T``. ``since``/``until``:
-    ``since <= ts < until`` where each is an expression of literals, ``now()``,
-    ``today()`` and intervals. All ``None``: every event before T.
-    """
-
-    within: int | None = None
-    since: Node | None = None
-    until: Node | None = None
-
-
-@dataclass(frozen=True)
 class Behavior(Node):
     """An aggregate over a user's matching events (``did``, ``event_count``...)."""
 
@@ -267,14 +245,10 @@ class Behavior(Node):
     where: Node | None = None
     period: int | None = None  # event_periods only, microseconds
 
-    @property
-    def window(self) -> Window:
-        return Window(self.within, self.since, self.until)
-
 
 @dataclass(frozen=True)
 class Sequence(Node):
-    """``did_then(A, B, gap)`` / ``did_then_not(A, B, gap)`` (RULES.md section 4).
+    """``did_then(A, B, gap)`` / ``did_then_not(A, B, gap)`` (docs/rules.md section 6).
 
     The window and ``where`` select the A events; ``then_where`` filters B events.
     """
@@ -289,10 +263,6 @@ class Sequence(Node):
     until: Node | None = None
     where: Node | None = None
     then_where: Node | None = None
-
-    @property
-    def window(self) -> Window:
-        return Window(self.within, self.since, self.until)
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ import polars as pl
 import pytest
 
 import segcore.catalog as catalog_mod
+from segcore import Store
 from segcore.catalog import DEFAULT_CHANNELS, Catalog, parse_ids_csv, parse_ids_text
 from segcore.errors import CatalogError, ConflictError, NotFoundError, RuleError, StoreError
-from segcore.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -840,7 +840,7 @@ def _chain(store: Store, n: int, prefix: str = "s") -> None:
 def test_chain_of_the_nesting_limit_saves_and_evaluates_one_more_is_refused(
     refs_store: Store,
 ) -> None:
-    from segcore.evaluate import MAX_SEGMENT_DEPTH
+    from segcore.references import MAX_SEGMENT_DEPTH
     from segcore.segments import create_segment
 
     store = refs_store

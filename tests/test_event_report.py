@@ -1,4 +1,4 @@
-"""Event reports (RULES.md section 9) on a hand-made store."""
+"""Event reports (docs/analytics.md) on a hand-made store."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from segcore import Store
 from segcore.analytics.event_report import event_report
 from segcore.errors import UsageError
-from segcore.store import Store
 
 UTC = dt.timezone.utc
 D = dt.date

@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 import segcore.analytics.funnel as fmod
+from segcore import Store
 from segcore.analytics.funnel import (
     FunnelStep,
     funnel,
@@ -21,7 +22,6 @@ from segcore.analytics.funnel import (
     save_dropoffs,
 )
 from segcore.errors import UsageError
-from segcore.store import Store
 
 UTC = dt.timezone.utc
 

@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from segcore import Store
 from segcore.analytics.funnel import (
     funnel,
     funnel_dropoffs,
@@ -29,7 +30,6 @@ from segcore.analytics.funnel import (
     reached,
 )
 from segcore.errors import UsageError
-from segcore.store import Store
 
 UTC = dt.timezone.utc
 HOUR = 3_600_000_000

@@ -8,9 +8,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from segcore import Store
 from segcore.cli import main
 from segcore.sample import generate
-from segcore.store import Store
 
 
 @pytest.fixture(scope="module")

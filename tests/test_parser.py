@@ -1,4 +1,4 @@
-"""Rule text -> condition tree, and every error family of RULES.md section 3.
+"""Rule text -> condition tree, and every error family of docs/rules.md section 8.
 
 Expected trees and messages are written by hand; positions are 1-based
 (line, column) of the offending token.

@@ -1,4 +1,4 @@
-"""Reachability by channel (RULES.md section 7): hand-made users, the sample store
+"""Reachability by channel (docs/analytics.md): hand-made users, the sample store
 against a direct Polars computation, and the CLI's JSON keys."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Hostile rule text: random, token soup, mutated cookbook rules, extremes, unicode.
 
-The contract (RULES.md section 3, docs/robustness.md): ``parse_rule`` returns a condition
+The contract (docs/rules.md section 8, docs/robustness.md): ``parse_rule`` returns a condition
 tree or raises ``RuleError`` with a one-line message, and with a (line, column) inside the
 text when the problem comes from the text; never any other exception, in bounded time
 and memory. An accepted rule evaluates to members or raises a ``SegcoreError``.

@@ -1,4 +1,4 @@
-"""Segment size over time (RULES.md section 6): hand-made histories and a differential
+"""Segment size over time (docs/analytics.md): hand-made histories and a differential
 test of the one-pass trend against one evaluation per point."""
 
 from __future__ import annotations

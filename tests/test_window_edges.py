@@ -1,4 +1,4 @@
-"""Window boundaries of RULES.md section 4, on tiny hand-made stores.
+"""Window boundaries of docs/rules.md section 6, on tiny hand-made stores.
 
 T is 2026-07-01T00:00:00Z (``as_of="2026-06-30"``) unless a test says otherwise.
 Each store has a few users whose single events sit exactly on, or 1 µs off, a
@@ -241,7 +241,7 @@ def test_event_periods_boundaries(tiny):
 def test_event_periods_regression_boundary_counts_in_the_right_week(tiny):
     """Regression (event_periods_boundary): k was floor((T - ts)/P), which put an event
     exactly at T - P in period 1 and one exactly at T - 7P in an 8th period of a 7-week
-    window; RULES.md's periods are [T-(k+1)P, T-kP)."""
+    window; docs/rules.md's periods are [T-(k+1)P, T-kP)."""
     store = tiny(
         events=[
             ("u", "app_launched", T - WEEK),

@@ -10,7 +10,8 @@ from dashboard import builder as bm
 from dashboard import cached, state
 from dashboard.widgets import fmt_int, fmt_pct, friendly, guard, rule_error
 from segcore.errors import ConflictError, RuleError, SegcoreError
-from segcore.evaluate import schema_of, to_tree
+from segcore.query import ReachQuery, Target
+from segcore.rules import schema_of, to_tree
 
 store = state.store()
 as_of = state.as_of()
@@ -283,24 +284,22 @@ def preview() -> None:
         st.info("Add a condition or type a rule to see how many users match.")
         return
     try:
-        n = cached.call("segcore.evaluate:count", text, as_of=as_of)
+        size = cached.size(Target(rule=text), as_of)
     except RuleError as err:
         rule_error(text, err)
         return
-    universe = cached.universe_count(as_of)
     c = st.columns(3)
-    c[0].metric("Matching users", fmt_int(n))
-    c[1].metric("Share of all users", fmt_pct(n / universe if universe else None))
-    if cached.available("segcore.analytics.reach:reach"):
-        with guard("reachability"):
-            r = cached.call("segcore.analytics.reach:reach", text, as_of=as_of)
-            c[2].metric("Reachable (any channel)", fmt_int(r.get("any")))
-            st.caption(
-                " · ".join(
-                    f"{name}: {fmt_int(v['count'])} ({fmt_pct(v['share'])})"
-                    for name, v in r.get("channels", {}).items()
-                )
+    c[0].metric("Matching users", fmt_int(size.members))
+    c[1].metric("Share of all users", fmt_pct(size.share_of_all if size.all_users else None))
+    with guard("reachability"):
+        r = cached.run(ReachQuery(Target(rule=text), as_of))
+        c[2].metric("Reachable (any channel)", fmt_int(r["any"]))
+        st.caption(
+            " · ".join(
+                f"{name}: {fmt_int(v['count'])} ({fmt_pct(v['share'])})"
+                for name, v in r["channels"].items()
             )
+        )
 
 
 @st.fragment
@@ -318,7 +317,7 @@ def editor() -> None:
         key="b_text",
         height=110,
         on_change=_on_text,
-        help="The rule language of RULES.md; the builder follows your edits.",
+        help="The rule language of docs/rules.md; the builder follows your edits.",
     )
     ss["b_rule"] = ss["b_text"]
     err = ss.get("b_error")

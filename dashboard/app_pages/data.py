@@ -28,7 +28,7 @@ with t_sum, guard("summary"):
         f"to {(info['last_event'] or '-')[:10]}"
     )
     left, right = st.columns(2)
-    from segcore.evaluate import type_name
+    from segcore.rules import type_name
 
     def _schema_rows(schema: dict) -> list[dict[str, str]]:
         return [

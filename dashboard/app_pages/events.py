@@ -8,7 +8,8 @@ import polars as pl
 import streamlit as st
 
 from dashboard import cached, charts, state
-from dashboard.widgets import fmt_int, guard, not_available, segment_names
+from dashboard.widgets import fmt_int, guard, segment_names
+from segcore.query import DateRange, EventQuery
 
 store = state.store()
 as_of = state.as_of()
@@ -57,49 +58,40 @@ if not (isinstance(rng, tuple | list) and len(rng) == 2):
     st.stop()
 
 with guard("event report"):
-    if not cached.available("segcore.analytics.event_report:event_report"):
-        not_available("The event report")
-    else:
-        kw = {"start": rng[0].isoformat(), "end": rng[1].isoformat(), "every": every}
-        if segment:
-            kw["segment"] = segment
-        if segments:
-            kw["segments"] = segments
-        if by:
-            kw["by"] = by
-            kw["top"] = top
-        df = cached.call("segcore.analytics.event_report:event_report", chosen, **kw)
-        if df.schema["period"] != pl.Date:
-            df = df.with_columns(pl.col("period").cast(pl.Date))
-        split = next((col for col in ("segment", "value") if col in df.columns), None)
-        if split:
-            df = df.with_columns(
-                (pl.col("event") + " · " + pl.col(split).cast(pl.String).fill_null("(none)")).alias(
-                    "series"
-                )
+    query = EventQuery(tuple(chosen), DateRange(rng[0], rng[1]), every, segment=segment,
+                       compare=tuple(segments or ()), by=by or None, top=top if by else 10)
+    df = cached.run(query).rows
+    if df.schema["period"] != pl.Date:
+        df = df.with_columns(pl.col("period").cast(pl.Date))
+    split = next((col for col in ("segment", "value") if col in df.columns), None)
+    if split:
+        df = df.with_columns(
+            (pl.col("event") + " · " + pl.col(split).cast(pl.String).fill_null("(none)")).alias(
+                "series"
             )
-        else:
-            df = df.with_columns(pl.col("event").alias("series"))
-        c = st.columns(3)
-        c[0].metric("Events", fmt_int(df["events"].sum()))
-        c[1].metric("Periods", fmt_int(df["period"].n_unique()))
-        c[2].metric("Series", fmt_int(df["series"].n_unique()))
-        st.altair_chart(
-            charts.lines(
-                df,
-                "period",
-                measure,
-                "series",
-                y_title="Events" if measure == "events" else "Users",
-            ),
-            width="stretch",
         )
-        st.dataframe(
-            df.drop("series"),
-            hide_index=True,
-            key="ev_table",
-            column_config={
-                "events": st.column_config.NumberColumn(format="localized"),
-                "users": st.column_config.NumberColumn(format="localized"),
-            },
-        )
+    else:
+        df = df.with_columns(pl.col("event").alias("series"))
+    c = st.columns(3)
+    c[0].metric("Events", fmt_int(df["events"].sum()))
+    c[1].metric("Periods", fmt_int(df["period"].n_unique()))
+    c[2].metric("Series", fmt_int(df["series"].n_unique()))
+    st.altair_chart(
+        charts.lines(
+            df,
+            "period",
+            measure,
+            "series",
+            y_title="Events" if measure == "events" else "Users",
+        ),
+        width="stretch",
+    )
+    st.dataframe(
+        df.drop("series"),
+        hide_index=True,
+        key="ev_table",
+        column_config={
+            "events": st.column_config.NumberColumn(format="localized"),
+            "users": st.column_config.NumberColumn(format="localized"),
+        },
+    )

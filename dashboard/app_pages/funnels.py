@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import polars as pl
@@ -9,8 +10,20 @@ import streamlit as st
 
 from dashboard import cached, charts, state
 from dashboard.widgets import fmt_int, fmt_pct, fmt_seconds, friendly, guard, segment_names
+from segcore import durations
+from segcore.durations import parse_duration
 from segcore.errors import SegcoreError
 from segcore.evaluate import event_filter
+from segcore.query import (
+    DateRange,
+    Exclusion,
+    FunnelQuery,
+    FunnelTrendQuery,
+    Step,
+    save_dropoffs,
+    save_funnel,
+    saved_funnel,
+)
 
 store = state.store()
 as_of = state.as_of()
@@ -87,24 +100,29 @@ if ss.get("fn_segment_default") in names:
     ss["fn_segment"] = ss.pop("fn_segment_default")
 
 
+WINDOW_UNITS = ("minutes", "hours", "days")
+
+
 def _load_funnel() -> None:
-    """Put a saved funnel's definition into the widgets."""
+    """Put a saved funnel's definition (a FunnelQuery's JSON) into the widgets."""
     chosen = ss.get("fn_saved")
     if not chosen:
         return
-    spec = store.catalog.get_funnel(chosen)["spec"]
-    steps_ = [s if isinstance(s, dict) else {"event": s} for s in spec.get("steps") or []]
-    _set_steps(
-        [(s["event"], str(s.get("where") or "")) for s in steps_ if s.get("event") in events]
-    )
-    n_, _, unit_ = str(spec.get("window", "1 days")).partition(" ")
-    ss["fn_win_n"] = int(n_) if n_.isdigit() else 1
-    ss["fn_win_u"] = unit_ if unit_ in ("minutes", "hours", "days") else "days"
-    ss["fn_strict"] = bool(spec.get("strict"))
-    ss["fn_any"] = spec.get("order") == "any"
-    ss["fn_excl"] = [e["event"] for e in spec.get("exclusions") or [] if e["event"] in events]
-    ss["fn_hold"] = spec.get("hold")
-    ss["fn_segment"] = spec.get("segment") if spec.get("segment") in names else None
+    q = saved_funnel(store, chosen)
+    _set_steps([(s.event, s.where or "") for s in q.steps if s.event in events])
+    try:
+        n_, unit_ = durations.split(int(parse_duration(q.window) / dt.timedelta(microseconds=1)))
+    except durations.DurationError:  # not a whole number of minutes: the default
+        n_, unit_ = 1, "day"
+    ss["fn_win_n"] = max(1, int(n_))
+    ss["fn_win_u"] = f"{unit_}s"
+    ss["fn_strict"] = q.strict
+    ss["fn_any"] = q.order == "any"
+    ss["fn_excl"] = [e.event for e in q.exclusions if e.event in events]
+    ss["fn_hold"] = q.hold
+    ss["fn_segment"] = q.segment if q.segment in names else None
+    if q.range is not None:
+        ss["fn_range"] = (q.range.start, q.range.end)
 
 
 def step_editor() -> None:
@@ -175,7 +193,7 @@ with st.container(border=True):
     ss.setdefault("fn_win_n", 1)
     ss.setdefault("fn_win_u", "days")
     win_n = c[0].number_input("Window", min_value=1, key="fn_win_n")
-    win_u = c[1].selectbox("Unit", ["minutes", "hours", "days"], key="fn_win_u")
+    win_u = c[1].selectbox("Unit", list(WINDOW_UNITS), key="fn_win_u")
     last = dt.date.fromisoformat(as_of)
     first_day = dt.date.fromisoformat(info["first_event"][:10]) if info["first_event"] else last
     rng = c[2].date_input(
@@ -228,21 +246,19 @@ if not (isinstance(rng, tuple | list) and len(rng) == 2):
     st.info("Pick a start and an end date.")
     st.stop()
 
-window = f"{int(win_n)} {win_u}"
-opts = {
-    "window": window,
-    "start": rng[0].isoformat(),
-    "end": rng[1].isoformat(),
-    "strict": strict,
-    "order": "any" if any_order else "ordered",
-    "exclusions": [{"event": e} for e in excl] or None,
-    "hold": hold,
-}
+query = FunnelQuery(
+    steps=tuple(Step(s["event"], s["where"]) for s in steps),
+    window=f"{int(win_n)} {win_u}",
+    range=DateRange(rng[0], rng[1]),
+    strict=strict,
+    order="any" if any_order else "ordered",
+    exclusions=tuple(Exclusion(e) for e in excl),
+    hold=hold,
+    segment=segment,
+)
 
 with guard("funnel"):
-    res = cached.call(
-        "segcore.analytics.funnel:funnel", steps, segment=segment, segments=compare or None, **opts
-    )
+    res = cached.run(dataclasses.replace(query, compare=tuple(compare or ()))).report
     labels = [
         f"{i + 1}. {s['event']}" + (f" where {s['where']}" if s["where"] else "")
         for i, s in enumerate(steps)
@@ -310,18 +326,7 @@ with guard("funnel"):
             st.altair_chart(charts.time_to_convert(hist), width="stretch")
     with right:
         st.subheader("Conversion over time")
-        fot_opts = {k: v for k, v in opts.items() if k not in ("window", "start", "end", "strict")}
-        fot = cached.call(
-            "segcore.analytics.funnel:funnel_over_time",
-            steps,
-            opts["window"],
-            opts["start"],
-            opts["end"],
-            every=every,
-            strict=strict,
-            segment=segment,
-            **fot_opts,
-        )
+        fot = cached.run(FunnelTrendQuery(query, every)).rows
         st.altair_chart(
             charts.lines(fot, "period", "conversion", y_title="Conversion", y_format=".0%"),
             width="stretch",
@@ -332,8 +337,7 @@ with guard("funnel"):
             fname = st.text_input("Funnel name", key="fn_save_name")
             keep = st.form_submit_button("Save funnel")
         if keep:
-            spec = {**opts, "steps": steps, "segment": segment}
-            store.catalog.save_funnel(fname, spec)
+            save_funnel(store, fname, query)
             st.success(f"Saved funnel '{fname.strip()}'.")
 
     st.subheader("Save drop-offs as a segment")
@@ -351,20 +355,7 @@ with guard("funnel"):
         save = c[2].form_submit_button("Save")
     if save:
         with guard("save drop-offs"):
-            from segcore.analytics.funnel import save_dropoffs
-
-            out = save_dropoffs(
-                store,
-                dname,
-                steps,
-                opts["window"],
-                opts["start"],
-                opts["end"],
-                strict,
-                after_step=int(after),
-                segment=segment,
-                **fot_opts,
-            )
+            out = save_dropoffs(store, query, int(after), dname)
             st.cache_data.clear()
             n = out.get("members", out.get("rows")) if isinstance(out, dict) else None
             st.success(

@@ -10,6 +10,7 @@ import streamlit as st
 from dashboard import cached, charts, state
 from dashboard.widgets import fmt_int, fmt_pct, guard
 from segcore.errors import SegcoreError
+from segcore.query import DateRange, MembersResult, Target, TrendQuery
 
 
 def _why(err: Exception) -> str:
@@ -60,29 +61,21 @@ with right, guard("segments"):
             seed_examples(store)
             st.rerun()
     else:
-        universe = cached.universe_count(as_of)
-        have_trend = cached.available("segcore.analytics.trend:trend")
         end = dt.date.fromisoformat(as_of)
         start = end - dt.timedelta(days=29)
         rows = []
         failed: list[str] = []
         for seg in segs:
+            target = Target(segment=seg.name)
             try:
-                size: int | None = cached.segment_count(seg.name, as_of)
+                size: MembersResult | None = cached.size(target, as_of)
             except Exception as err:  # noqa: BLE001 - one broken segment hides no other
                 size = None
                 failed.append(f"{seg.name}: {_why(err)}")
             spark = None
-            if have_trend and size is not None:
+            if size is not None:
                 try:
-                    tr = cached.call(
-                        "segcore.analytics.trend:trend",
-                        None,
-                        start=start.isoformat(),
-                        end=end.isoformat(),
-                        every="day",
-                        segment=seg.name,
-                    )
+                    tr = cached.run(TrendQuery(target, DateRange(start, end), "day")).points
                     spark = tr["members"].to_list()
                 except Exception as err:  # noqa: BLE001
                     failed.append(f"{seg.name} (size over time): {_why(err)}")
@@ -90,8 +83,8 @@ with right, guard("segments"):
                 {
                     "Segment": seg.name,
                     "Kind": seg.kind,
-                    "Members": size,
-                    "Share": fmt_pct(size / universe if universe and size is not None else None),
+                    "Members": None if size is None else size.members,
+                    "Share": fmt_pct(size.share_of_all if size and size.all_users else None),
                     "Last 30 days": spark,
                     "Description": seg.description,
                 }

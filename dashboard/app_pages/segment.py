@@ -18,10 +18,21 @@ from dashboard.widgets import (
     fmt_int,
     fmt_pct,
     guard,
-    not_available,
     parquet_bytes,
     segment_names,
 )
+from segcore.query import (
+    DateRange,
+    EngagementQuery,
+    MembersQuery,
+    OverlapQuery,
+    ProfileQuery,
+    ReachQuery,
+    SqlQuery,
+    Target,
+    TrendQuery,
+)
+from segcore.sql.dialects import DIALECTS
 
 store = state.store()
 as_of = state.as_of()
@@ -53,21 +64,18 @@ st.caption(
     + (f" · {seg.description}" if seg.description else "")
 )
 
-size = cached.segment_count(name, as_of)
-universe = cached.universe_count(as_of)
+target = Target(segment=name)
+size = cached.size(target, as_of)
 c = st.columns([1, 1, 1, 3])
-c[0].metric("Members now", fmt_int(size))
-c[1].metric("Share of all users", fmt_pct(size / universe if universe else None))
-c[2].metric("All users", fmt_int(universe))
-if cached.available("segcore.analytics.engagement:engagement"):
-    with guard("engagement"):
-        eng = cached.call(
-            "segcore.analytics.engagement:engagement", None, as_of=as_of, segment=name
-        )
-        st.caption(
-            f"Active in the last 7 days: {fmt_pct(eng['active_7d']['share'])} · "
-            f"last 30 days: {fmt_pct(eng['active_30d']['share'])} of the members"
-        )
+c[0].metric("Members now", fmt_int(size.members))
+c[1].metric("Share of all users", fmt_pct(size.share_of_all if size.all_users else None))
+c[2].metric("All users", fmt_int(size.all_users))
+with guard("engagement"):
+    eng = cached.run(EngagementQuery(target, as_of))
+    st.caption(
+        f"Active in the last 7 days: {fmt_pct(eng['active_7d']['share'])} · "
+        f"last 30 days: {fmt_pct(eng['active_30d']['share'])} of the members"
+    )
 with c[3]:
     b = st.columns(3)
     if b[0].button("Edit", key="sp_edit", icon=":material/edit:"):
@@ -83,7 +91,7 @@ with c[3]:
 if ss.get("sp_freezing") == name:
     with st.container(border=True), guard("freeze"):
         new_name = st.text_input(
-            f"Name of the static copy of **{name}**'s {fmt_int(size)} members as of {as_of}",
+            f"Name of the static copy of **{name}**'s {fmt_int(size.members)} members as of {as_of}",
             value=f"{name} {as_of}", key="sp_freeze_name",
         )
         fc = st.columns(6)
@@ -107,147 +115,116 @@ t_size, t_reach, t_profile, t_overlap, t_members, t_rule, t_history = st.tabs(
 )
 
 with t_size, guard("size over time"):
-    if not cached.available("segcore.analytics.trend:trend"):
-        not_available("Size over time")
-    else:
-        end_default = dt.date.fromisoformat(as_of)
-        c = st.columns([3, 2])
-        rng = c[0].date_input(
-            "Range", value=(end_default - dt.timedelta(days=29), end_default), key="sp_range"
-        )
-        every = c[1].radio("Step", ["day", "week"], horizontal=True, key="sp_every")
-        if isinstance(rng, tuple | list) and len(rng) == 2:
-            tr = cached.call(
-                "segcore.analytics.trend:trend",
-                None,
-                start=rng[0].isoformat(),
-                end=rng[1].isoformat(),
-                every=every,
-                segment=name,
+    end_default = dt.date.fromisoformat(as_of)
+    c = st.columns([3, 2])
+    rng = c[0].date_input(
+        "Range", value=(end_default - dt.timedelta(days=29), end_default), key="sp_range"
+    )
+    every = c[1].radio("Step", ["day", "week"], horizontal=True, key="sp_every")
+    if isinstance(rng, tuple | list) and len(rng) == 2:
+        trend_q = TrendQuery(target, DateRange(rng[0], rng[1]), every)
+        tr = cached.run(trend_q).points
+        st.altair_chart(charts.size_over_time(tr), width="stretch")
+        if tr.height:
+            last = tr.row(-1, named=True)
+            st.caption(
+                f"Over the range: {fmt_int(tr['entered'].sum())} entries, "
+                f"{fmt_int(tr['exited'].sum())} exits; {fmt_int(last['members'])} "
+                f"members on {last['date']}."
             )
-            st.altair_chart(charts.size_over_time(tr), width="stretch")
-            if tr.height:
-                last = tr.row(-1, named=True)
-                st.caption(
-                    f"Over the range: {fmt_int(tr['entered'].sum())} entries, "
-                    f"{fmt_int(tr['exited'].sum())} exits; {fmt_int(last['members'])} "
-                    f"members on {last['date']}."
-                )
-                if cached.available("segcore.analytics.trend:trend_members"):
-                    c = st.columns([2, 2, 2], vertical_alignment="bottom")
-                    day = c[0].selectbox(
-                        "Who changed on", tr["date"].to_list()[::-1], key="sp_change_day"
-                    )
-                    which = c[1].radio(
-                        "List", ["entered", "exited"], horizontal=True, key="sp_change_which"
-                    )
-                    who = cached.call(
-                        "segcore.analytics.trend:trend_members",
-                        None,
-                        day.isoformat(),
-                        segment=name,
-                        which=which,
-                        every=every,
-                    )
-                    download(
-                        c[2],
-                        f"{fmt_int(who.height)} users who {which} (CSV)",
-                        partial(csv_bytes, who),
-                        file_name=f"{name}-{which}-{day}.csv",
-                        mime="text/csv",
-                        key="sp_change_dl",
-                        icon=":material/download:",
-                    )
-        else:
-            st.info("Pick a start and an end date.")
+            c = st.columns([2, 2, 2], vertical_alignment="bottom")
+            day = c[0].selectbox(
+                "Who changed on", tr["date"].to_list()[::-1], key="sp_change_day"
+            )
+            which = c[1].radio(
+                "List", ["entered", "exited"], horizontal=True, key="sp_change_which"
+            )
+            who = cached.trend_actors_of(trend_q, day.isoformat(), which)
+            download(
+                c[2],
+                f"{fmt_int(who.height)} users who {which} (CSV)",
+                partial(csv_bytes, who),
+                file_name=f"{name}-{which}-{day}.csv",
+                mime="text/csv",
+                key="sp_change_dl",
+                icon=":material/download:",
+            )
+    else:
+        st.info("Pick a start and an end date.")
 
 with t_reach, guard("reachability"):
-    if not cached.available("segcore.analytics.reach:reach"):
-        not_available("Reachability")
-    else:
-        r = cached.call("segcore.analytics.reach:reach", None, as_of=as_of, segment=name)
-        ch = pl.DataFrame(
-            [
-                {"channel": k, "count": v["count"], "share": v["share"]}
-                for k, v in r["channels"].items()
-            ],
-            schema={"channel": pl.String, "count": pl.Int64, "share": pl.Float64},
-        )
-        c = st.columns(3)
-        share = fmt_pct(r["any"] / r["members"]) if r["members"] else "-"
-        c[0].metric("Reachable by any channel", fmt_int(r["any"]), help=f"{share} of the members")
-        c[1].metric("Not reachable", fmt_int(r["none"]))
-        c[2].metric("Members", fmt_int(r["members"]))
-        import altair as alt
+    reach_q = ReachQuery(target, as_of)
+    r = cached.run(reach_q).to_dict()
+    ch = pl.DataFrame(
+        [
+            {"channel": k, "count": v["count"], "share": v["share"]}
+            for k, v in r["channels"].items()
+        ],
+        schema={"channel": pl.String, "count": pl.Int64, "share": pl.Float64},
+    )
+    c = st.columns(3)
+    share = fmt_pct(r["any_share"]) if r["members"] else "-"
+    c[0].metric("Reachable by any channel", fmt_int(r["any"]), help=f"{share} of the members")
+    c[1].metric("Not reachable", fmt_int(r["none"]))
+    c[2].metric("Members", fmt_int(r["members"]))
+    import altair as alt
 
-        left, right = st.columns(2)
-        with left:
-            st.markdown("**Per channel**")
-            if ch.height:
-                st.altair_chart(
-                    charts.hbar(
-                        ch,
-                        "channel",
-                        "count",
-                        value_title="Members",
-                        extra_tooltip=[alt.Tooltip("share:Q", format=".1%")],
-                    ),
-                    width="stretch",
-                )
-        with right:
-            st.markdown("**Channel overlap** (members reachable by exactly these channels)")
-            combos = pl.DataFrame(
-                [
-                    {"channels": " + ".join(x["channels"]) or "(none)", "count": x["count"]}
-                    for x in r.get("combinations", [])
-                ],
-                schema={"channels": pl.String, "count": pl.Int64},
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Per channel**")
+        if ch.height:
+            st.altair_chart(
+                charts.hbar(
+                    ch,
+                    "channel",
+                    "count",
+                    value_title="Members",
+                    extra_tooltip=[alt.Tooltip("share:Q", format=".1%")],
+                ),
+                width="stretch",
             )
-            if combos.height:
-                st.altair_chart(
-                    charts.hbar(
-                        combos.sort("count", descending=True).head(16),
-                        "channels",
-                        "count",
-                        value_title="Members",
-                    ),
-                    width="stretch",
-                )
-        st.markdown("**Export for a campaign**")
-        c = st.columns([2, 2, 4], vertical_alignment="bottom")
-        channel = c[0].selectbox("Channel", list(r["channels"]), key="sp_channel")
-        if channel and cached.available("segcore.analytics.reach:reachable_members"):
-            reach_df = cached.call(
-                "segcore.analytics.reach:reachable_members",
-                None,
-                channel,
-                as_of=as_of,
-                segment=name,
+    with right:
+        st.markdown("**Channel overlap** (members reachable by exactly these channels)")
+        combos = pl.DataFrame(
+            [
+                {"channels": " + ".join(x["channels"]) or "(none)", "count": x["count"]}
+                for x in r.get("combinations", [])
+            ],
+            schema={"channels": pl.String, "count": pl.Int64},
+        )
+        if combos.height:
+            st.altair_chart(
+                charts.hbar(
+                    combos.sort("count", descending=True).head(16),
+                    "channels",
+                    "count",
+                    value_title="Members",
+                ),
+                width="stretch",
             )
-            if isinstance(reach_df, pl.DataFrame):
-                download(
-                    c[1],
-                    f"Download {fmt_int(reach_df.height)} ids (CSV)",
-                    partial(csv_bytes, reach_df),
-                    file_name=f"{name}-{channel}.csv",
-                    mime="text/csv",
-                    key="sp_reach_dl",
-                )
+    st.markdown("**Export for a campaign**")
+    c = st.columns([2, 2, 4], vertical_alignment="bottom")
+    channel = c[0].selectbox("Channel", list(r["channels"]), key="sp_channel")
+    if channel:
+        reach_df = cached.reach_actors_of(reach_q, channel)
+        download(
+            c[1],
+            f"Download {fmt_int(reach_df.height)} ids (CSV)",
+            partial(csv_bytes, reach_df),
+            file_name=f"{name}-{channel}.csv",
+            mime="text/csv",
+            key="sp_reach_dl",
+        )
 
 with t_profile, guard("profile"):
-    if not cached.available("segcore.analytics.profile:profile"):
-        not_available("The profile")
-    else:
-        prof = cached.call("segcore.analytics.profile:profile", None, as_of=as_of, segment=name)
-        from dashboard.profile_view import show_profile
+    prof = cached.run(ProfileQuery(target, as_of)).report
+    from dashboard.profile_view import show_profile
 
-        show_profile(prof)
+    show_profile(prof)
 
 with t_overlap, guard("overlap"):
     others = [n for n in names if n != name]
-    if not cached.available("segcore.analytics.overlap:overlap"):
-        not_available("Segment overlap")
-    elif not others:
+    if not others:
         st.info("Save another segment to compare.")
     else:
         chosen = st.multiselect(
@@ -258,7 +235,7 @@ with t_overlap, guard("overlap"):
             key="sp_overlap_with",
         )
         if chosen:
-            ov = cached.call("segcore.analytics.overlap:overlap", [name, *chosen], as_of=as_of)
+            ov = cached.run(OverlapQuery((name, *chosen), as_of)).report
             from dashboard.profile_view import show_overlap
 
             show_overlap(ov, name)
@@ -266,7 +243,7 @@ with t_overlap, guard("overlap"):
             st.info("Choose at least one segment to compare with.")
 
 with t_members, guard("members"):
-    df = cached.call("segcore.evaluate:members", None, as_of=as_of, segment=name, attributes=True)
+    df = cached.members(MembersQuery(target, as_of), attributes=True)
     per_page = 50
     pages = max(1, -(-df.height // per_page))
     c = st.columns([1, 1, 1, 3], vertical_alignment="bottom")
@@ -334,16 +311,8 @@ with t_rule, guard("rule"):
     else:
         st.markdown("**Rule**")
         st.code(seg.rule_text or "", language="sql")
-    if not cached.available("segcore.sql:compile_sql"):
-        not_available("SQL export")
-    else:
-        from segcore.sql.dialects import DIALECTS
-
-        dialect = st.selectbox("SQL dialect", list(DIALECTS), key="sp_dialect")
-        sql = cached.call(
-            "segcore.sql:compile_sql", None, dialect=dialect, as_of=as_of, segment=name
-        )
-        st.code(sql, language="sql")
+    dialect = st.selectbox("SQL dialect", list(DIALECTS), key="sp_dialect")
+    st.code(cached.run(SqlQuery(target, as_of, dialect)).sql, language="sql")
 
 with t_history, guard("history"):
     hist = store.catalog.history(name)

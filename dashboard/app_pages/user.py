@@ -9,6 +9,7 @@ import streamlit as st
 from dashboard import cached, state
 from dashboard.static_edit import remember, show_last_change
 from dashboard.widgets import fmt_int, guard
+from segcore.query import UserQuery
 
 store = state.store()
 as_of = state.as_of()
@@ -53,7 +54,7 @@ def _static_segments(uid: str) -> None:
 
 
 with guard("user"):
-    prof = cached.call("segcore.evaluate:user_profile", uid, as_of=as_of, last_events=50)
+    prof = cached.run(UserQuery(uid, as_of, last_events=50))
     c = st.columns(4)
     c[0].metric("Events before as-of", fmt_int(prof["events"]))
     c[1].metric(

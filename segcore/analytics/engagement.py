@@ -17,19 +17,20 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from segcore.analytics.trend import _align, _target_grid, grid, make_points
+from segcore.analytics.trend import align, grid, make_points, target_grid
+from segcore.durations import parse_duration
 from segcore.errors import RuleError
 from segcore.evaluate import members as eval_members
-from segcore.evaluate import schema_of
 from segcore.polars_expr import TS
-from segcore.store import Store
-from segcore.timeutil import parse_duration, resolve_as_of
+from segcore.rules import schema_of
+from segcore.store import EventStore
+from segcore.timeutil import resolve_as_of
 from segcore.tree import Behavior
 
 WEEK, MONTH = dt.timedelta(days=7), dt.timedelta(days=30)
 
 
-def _goal_window(store: Store, goal: str | None, goal_within: str) -> dt.timedelta | None:
+def _goal_window(store: EventStore, goal: str | None, goal_within: str) -> dt.timedelta | None:
     if goal is None:
         return None
     known = store.event_names()
@@ -43,7 +44,7 @@ def _share(k: int, n: int) -> float:
 
 
 def engagement(
-    store: Store,
+    store: EventStore,
     rule: Any = None,
     as_of: Any = None,
     *,
@@ -98,7 +99,7 @@ def engagement(
 
 
 def engagement_over_time(
-    store: Store,
+    store: EventStore,
     rule: Any = None,
     start: Any = None,
     end: Any = None,
@@ -112,7 +113,7 @@ def engagement_over_time(
     window = _goal_window(store, goal, goal_within)
     pts = make_points(start, end, every)
     schema = schema_of(store, check_names=False)
-    g = _target_grid(store, rule, segment, pts)
+    g = target_grid(store, rule, segment, pts)
     index = pl.DataFrame({"user_id": g.ids, "uid": np.arange(len(g.ids), dtype=np.int64)})
     U, P = len(g.ids), pts.P
     terms = {
@@ -127,7 +128,7 @@ def engagement_over_time(
         "members": pl.Series(members, dtype=pl.Int64),
     }
     for name, node in terms.items():  # ok-loop: two or three terms
-        sub = _align(grid(store, node, pts, schema=schema), index, U, P)
+        sub = align(grid(store, node, pts, schema=schema), index, U, P)
         k = (sub & g.M)[:, 1:].sum(axis=0)
         cols[name] = pl.Series(k, dtype=pl.Int64)
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -1,4 +1,4 @@
-"""Event reports (RULES.md section 9): events and distinct users per day or week.
+"""Event reports (docs/analytics.md, Event reports): events and distinct users per day or week.
 
 A report covers the instants ``[from, to)`` of a range of days (``to`` = end of the
 last day). Periods are days, or ISO weeks named by their Monday (a week cut by the
@@ -19,23 +19,21 @@ from collections.abc import Sequence
 import polars as pl
 
 from segcore.errors import UsageError
+from segcore.evaluate import event_filter, members
+from segcore.store import EventStore
 from segcore.timeutil import end_of_day, parse_date
 
 OTHER = "other"
 NONE = "(none)"
 
 
-def _members(store, name: str, at: dt.datetime) -> pl.DataFrame:
-    from segcore.evaluate import members
-
+def _members(store: EventStore, name: str, at: dt.datetime) -> pl.DataFrame:
     return members(store, None, as_of=at, segment=name).select("user_id").unique()
 
 
-def _where(store, where) -> pl.Expr:
+def _where(store: EventStore, where: str | pl.Expr) -> pl.Expr:
     if isinstance(where, pl.Expr):
         return where.fill_null(False)
-    from segcore.evaluate import event_filter
-
     return event_filter(store, str(where)).fill_null(False)
 
 
@@ -50,24 +48,24 @@ def _calendar(first: dt.date, last: dt.date, every: str) -> pl.Series:
 
 
 def event_report(
-    store,
+    store: EventStore,
     events: Sequence[str] | str,
-    start=None,
-    end=None,
+    start: str | dt.date | None = None,
+    end: str | dt.date | None = None,
     every: str = "day",
     segment: str | None = None,
     by: str | None = None,
     *,
     segments: Sequence[str] | None = None,
     top: int = 10,
-    where=None,
+    where: str | pl.Expr | None = None,
 ) -> pl.DataFrame:
     """Events and distinct users per period for the chosen events.
 
     Parameters
     ----------
     store
-        The :class:`segcore.store.Store`.
+        The store (:class:`segcore.store.EventStore`).
     events
         Event names (at least one).
     start, end

@@ -1,4 +1,4 @@
-"""Funnels (RULES.md section 8) as Polars plans: chained forward ``join_asof``.
+"""Funnels (docs/analytics.md, Funnels) as Polars plans: chained forward ``join_asof``.
 
 Semantics
 ---------
@@ -66,9 +66,10 @@ from typing import Any
 
 import polars as pl
 
+from segcore.durations import parse_duration
 from segcore.errors import UsageError
 from segcore.store import USER_CODE, distinct_user_rows
-from segcore.timeutil import end_of_day, parse_date, parse_duration
+from segcore.timeutil import end_of_day, parse_date
 
 US = 1_000_000
 _HIST_BINS: tuple[tuple[str, float, float], ...] = (
@@ -927,12 +928,12 @@ def funnel(
     hold: str | None = None,
     any_order: bool | None = None,
 ) -> dict[str, Any]:
-    """Funnel report (RULES.md section 8), like the CLI's JSON.
+    """Funnel report (docs/analytics.md, Funnels), like the CLI's JSON.
 
     Parameters
     ----------
     store
-        The :class:`segcore.store.Store`.
+        The store (:class:`segcore.store.EventStore`).
     steps
         Event names, ``{"event": E, "where": "<filter>"}`` dicts or :class:`FunnelStep`.
     window

@@ -16,19 +16,19 @@ import polars as pl
 
 from segcore.errors import UsageError
 from segcore.evaluate import members as eval_members
-from segcore.store import Store
+from segcore.store import EventStore
 from segcore.timeutil import resolve_as_of
 
 MIN_SEGMENTS, MAX_SEGMENTS = 2, 5
 
 
-def _is_saved(store: Store, name: str) -> bool:
+def _is_saved(store: EventStore, name: str) -> bool:
     if not store.catalog_path.exists():
         return False
     return any(s.name.lower() == name.lower() for s in store.catalog.list())
 
 
-def overlap(store: Store, segments: list[str], as_of: Any = None) -> dict[str, Any]:
+def overlap(store: EventStore, segments: list[str], as_of: Any = None) -> dict[str, Any]:
     """Sizes, exclusive intersection regions and pairwise Jaccard of 2-5 segments.
 
     Returns ``{"as_of", "segments": [...], "sizes": {name: n}, "union": n,

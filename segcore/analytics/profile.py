@@ -26,8 +26,9 @@ import polars as pl
 
 from segcore.errors import UsageError
 from segcore.evaluate import members as eval_members
-from segcore.evaluate import schema_of, universe
-from segcore.store import Store
+from segcore.evaluate import universe
+from segcore.rules import schema_of
+from segcore.store import EventStore
 from segcore.timeutil import resolve_as_of
 
 DEFAULT_ATTRIBUTES = (
@@ -173,7 +174,7 @@ def _tags(frame: pl.DataFrame, col: str, top: int, n_seg: int, n_all: int) -> di
 
 
 def profile(
-    store: Store,
+    store: EventStore,
     rule: Any = None,
     as_of: Any = None,
     *,

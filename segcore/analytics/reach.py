@@ -1,4 +1,4 @@
-"""Reachability of a segment's members by channel (RULES.md section 7).
+"""Reachability of a segment's members by channel (docs/analytics.md, Reachability).
 
 A channel is a named attribute-only rule stored in the catalog (the four defaults:
 email, sms, push, whatsapp). For the members at T: per channel the members for
@@ -19,10 +19,11 @@ import polars as pl
 
 from segcore.errors import NotFoundError, RuleError
 from segcore.evaluate import members as eval_members
-from segcore.evaluate import schema_of, tree_columns
 from segcore.parser import parse_rule
+from segcore.plan import tree_columns
 from segcore.polars_expr import Ctx, to_expr
-from segcore.store import Store
+from segcore.rules import schema_of
+from segcore.store import EventStore
 from segcore.timeutil import resolve_as_of
 from segcore.tree import Node, Schema, behaviours, segment_refs
 
@@ -34,7 +35,7 @@ def iso(T) -> str:
     return T.isoformat().replace("+00:00", "Z")
 
 
-def channel_rules(store: Store, channels: Any = None) -> dict[str, str]:
+def channel_rules(store: EventStore, channels: Any = None) -> dict[str, str]:
     """``{name: rule text}`` of the channels (all catalog channels, a list of their
     names, or a ``{name: rule}`` dict)."""
     if isinstance(channels, dict):
@@ -61,7 +62,7 @@ def parse_channel(text: str, schema: Schema) -> Node:
 
 
 def _flags(
-    store: Store, ids: pl.DataFrame, rules: dict[str, str], T
+    store: EventStore, ids: pl.DataFrame, rules: dict[str, str], T
 ) -> tuple[pl.DataFrame, dict[str, str]]:
     """``ids`` with one boolean column per valid channel, and the errors of the others."""
     schema = schema_of(store, check_names=False)
@@ -88,7 +89,7 @@ def _flags(
 
 
 def reach(
-    store: Store,
+    store: EventStore,
     rule: Any = None,
     as_of: Any = None,
     *,
@@ -159,7 +160,7 @@ def reach(
 
 
 def reachable_members(
-    store: Store,
+    store: EventStore,
     rule: Any = None,
     channel: str | None = None,
     as_of: Any = None,

@@ -1,4 +1,4 @@
-"""Segment size over time with entries and exits (RULES.md section 6), in one pass.
+"""Segment size over time with entries and exits (docs/analytics.md, Size over time), in one pass.
 
 A trend has points ``T_1..T_n`` (ends of days or of ISO weeks) plus ``T_0``, the
 instant one step before the first point (for the first point's entries and exits).
@@ -47,21 +47,19 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from segcore.errors import CatalogError, RuleError, UsageError
-from segcore.evaluate import (
-    MAX_SEGMENT_DEPTH,
-    _get_segment,
+from segcore.errors import RuleError, UsageError
+from segcore.evaluate import plan_members, where_mask
+from segcore.plan import (
     default_value,
     event_columns,
-    plan_members,
-    schema_of,
+    polars_dtype,
+    resolve_segment,
     term_event,
-    to_tree,
     tree_columns,
-    where_mask,
 )
 from segcore.polars_expr import TS, Ctx, as_timestamp, to_expr
-from segcore.store import USER_CODE, Store, distinct_user_rows
+from segcore.rules import schema_of, to_tree
+from segcore.store import USER_CODE, EventStore, distinct_user_rows
 from segcore.timeutil import UTC, day_points, end_of_day, parse_date
 from segcore.tree import (
     And,
@@ -75,7 +73,6 @@ from segcore.tree import (
     Schema,
     Sequence,
     behaviours,
-    from_json,
     segment_refs,
 )
 from segcore.types import type_of
@@ -243,7 +240,7 @@ class Grid:
 
 @dataclass
 class _Work:
-    store: Store
+    store: EventStore
     pts: Points
     schema: Schema
     # per (term, B side of a sequence): the events the term counts
@@ -690,7 +687,7 @@ def _eval_frame(
 
 
 def grid(
-    store: Store,
+    store: EventStore,
     tree: Node,
     pts: Points,
     *,
@@ -726,13 +723,13 @@ def grid(
     # would a user with no attributes and no events be a member at some point?
     clock = _clock_frame(pts)
     null_attrs = pl.DataFrame(
-        {c: pl.Series([None], dtype=_pl_dtype(schema.users[c])) for c in attrs} or {"_": [0]}
+        {c: pl.Series([None], dtype=polars_dtype(schema.users[c])) for c in attrs} or {"_": [0]}
     )
     null_static = _static_values(static, null_attrs, schema, last)
     kept = sorted(tree_columns(rewritten) & set(attrs))
     null_frame = clock.with_columns(
         [pl.lit(null_static[c][0], dtype=null_static[c].dtype).alias(c) for c in static]
-        + [pl.lit(None, dtype=_pl_dtype(schema.users[c])).alias(c) for c in kept]
+        + [pl.lit(None, dtype=polars_dtype(schema.users[c])).alias(c) for c in kept]
         + [
             pl.lit(default_value(t) if isinstance(t, Behavior) else False).alias(columns[t])
             for t in terms
@@ -800,7 +797,7 @@ def grid(
             else index
         )
         values = _static_values(static, attr_frame, schema, last)
-    aligned = {ref: _align(g, index, U, P) for ref, g in subs.items()}
+    aligned = {ref: align(g, index, U, P) for ref, g in subs.items()}
     MT = np.zeros((P, U), dtype=bool)  # points x users; the grid is its transpose (a view)
     block = max(1, CHUNK_CELLS // P)
     for u0 in range(0, U, block):  # ok-loop: blocks of users bound the memory
@@ -877,18 +874,6 @@ def _uid_lookup(ids: pl.Series, size: int = 0) -> np.ndarray:
     return lookup
 
 
-def _pl_dtype(t: str) -> pl.DataType:
-    return {
-        "int": pl.Int64(),
-        "float": pl.Float64(),
-        "bool": pl.Boolean(),
-        "string": pl.String(),
-        "date": pl.Date(),
-        "timestamp": TS,
-        "list": pl.List(pl.String),
-    }.get(t, pl.String())
-
-
 def _static_values(
     static: dict[str, Node], frame: pl.DataFrame, schema: Schema, T: dt.datetime
 ) -> pl.DataFrame:
@@ -899,7 +884,7 @@ def _static_values(
     return frame.with_columns(exprs).select(list(static))  # constants broadcast to every row
 
 
-def _align(g: Grid, index: pl.DataFrame, U: int, P: int) -> np.ndarray:
+def align(g: Grid, index: pl.DataFrame, U: int, P: int) -> np.ndarray:
     pos = pl.DataFrame({"user_id": g.ids, "row": np.arange(len(g.ids))}).join(
         index, on="user_id", how="inner"
     )
@@ -909,7 +894,7 @@ def _align(g: Grid, index: pl.DataFrame, U: int, P: int) -> np.ndarray:
 
 
 def naive_grid(
-    store: Store,
+    store: EventStore,
     tree: Node,
     pts: Points,
     *,
@@ -937,7 +922,7 @@ def _grid_from_pairs(pairs: pl.DataFrame, P: int) -> Grid:
 
 
 def segment_grid(
-    store: Store,
+    store: EventStore,
     name: str,
     pts: Points,
     *,
@@ -945,19 +930,13 @@ def segment_grid(
     stack: tuple[str, ...] = (),
 ) -> Grid:
     """A saved segment's grid (static: stored ids as they enter the universe)."""
-    seg = _get_segment(store, name)
-    if seg.name in stack:
-        raise RuleError(f"segment cycle: {' -> '.join((*stack, seg.name))}")
-    if len(stack) >= MAX_SEGMENT_DEPTH:
-        raise RuleError(f"segments nested more than {MAX_SEGMENT_DEPTH} levels deep")
-    if seg.kind == "static":
+    seg = resolve_segment(store, name, stack)
+    if seg.tree is None:
         return _static_grid(store, store.catalog.members(seg.name), pts)
-    if not seg.rule_json:
-        raise CatalogError(f"segment {seg.name!r} has no rule")
-    return grid(store, from_json(seg.rule_json), pts, schema=schema, stack=(*stack, seg.name))
+    return grid(store, seg.tree, pts, schema=schema, stack=seg.stack)
 
 
-def _static_grid(store: Store, stored: list[str], pts: Points) -> Grid:
+def _static_grid(store: EventStore, stored: list[str], pts: Points) -> Grid:
     ids = pl.DataFrame({"user_id": stored}, schema={"user_id": pl.String}).unique().sort("user_id")
     last = pts.instant(pts.P - 1)
     known = store.scan_users().select("user_id").with_columns(known=pl.lit(True))
@@ -989,20 +968,19 @@ def _static_grid(store: Store, stored: list[str], pts: Points) -> Grid:
 
 
 # --------------------------------------------------------------------------- public API
-def _target_grid(
-    store: Store, rule: Any, segment: str | None, pts: Points, naive: bool = False
+def target_grid(
+    store: EventStore, rule: Any, segment: str | None, pts: Points, naive: bool = False
 ) -> Grid:
+    """The grid of a rule or a saved segment (``naive``: one evaluation per point)."""
     if (rule is None) == (segment is None):
         raise RuleError("give either a rule or a segment name")
     schema = schema_of(store, check_names=False)
     if segment is not None:
         if naive:
-            seg = _get_segment(store, segment)
-            if seg.kind == "static":
+            seg = resolve_segment(store, segment)
+            if seg.tree is None:
                 return _static_grid(store, store.catalog.members(seg.name), pts)
-            return naive_grid(
-                store, from_json(seg.rule_json), pts, schema=schema, stack=(seg.name,)
-            )
+            return naive_grid(store, seg.tree, pts, schema=schema, stack=seg.stack)
         return segment_grid(store, segment, pts, schema=schema)
     tree = to_tree(store, rule)
     if naive:
@@ -1027,7 +1005,7 @@ def _counts(g: Grid, pts: Points) -> pl.DataFrame:
 
 
 def trend(
-    store: Store,
+    store: EventStore,
     rule: Any = None,
     start: Any = None,
     end: Any = None,
@@ -1035,18 +1013,18 @@ def trend(
     *,
     segment: str | None = None,
 ) -> pl.DataFrame:
-    """Members, entered and exited at every point of ``start..end`` (RULES.md section 6).
+    """Members, entered and exited at every point of ``start..end`` (docs/analytics.md).
 
     Returns a DataFrame ``date`` (Date), ``members``, ``entered``, ``exited`` (Int64).
 
     >>> trend(store, "did('charged', within => '30 days')", "2026-06-01", "2026-06-30")  # doctest: +SKIP
     """
     pts = make_points(start, end, every)
-    return _counts(_target_grid(store, rule, segment, pts), pts)
+    return _counts(target_grid(store, rule, segment, pts), pts)
 
 
 def trend_naive(
-    store: Store,
+    store: EventStore,
     rule: Any = None,
     start: Any = None,
     end: Any = None,
@@ -1055,11 +1033,11 @@ def trend_naive(
 ) -> pl.DataFrame:
     """:func:`trend` by one full evaluation per point (reference for tests and benchmarks)."""
     pts = make_points(start, end, every)
-    return _counts(_target_grid(store, rule, segment, pts, naive=True), pts)
+    return _counts(target_grid(store, rule, segment, pts, naive=True), pts)
 
 
 def trend_many(
-    store: Store, segments: list[str], start: Any, end: Any, every: str = "day"
+    store: EventStore, segments: list[str], start: Any, end: Any, every: str = "day"
 ) -> pl.DataFrame:
     """Trends of several saved segments: ``segment, date, members, entered, exited``."""
     if not segments:
@@ -1074,7 +1052,7 @@ def trend_many(
 
 
 def trend_members(
-    store: Store,
+    store: EventStore,
     rule: Any = None,
     date: Any = None,
     *,
@@ -1094,7 +1072,7 @@ def trend_members(
     pts = make_points(d, d, "day")
     if every == "week":
         pts = Points((d,), np.array([pts.T[1] - STEPS["week"], pts.T[1]]), STEPS["week"])
-    g = _target_grid(store, rule, segment, pts, naive=True)
+    g = target_grid(store, rule, segment, pts, naive=True)
     now, prev = g.M[:, 1], g.M[:, 0]
     mask = {"entered": now & ~prev, "exited": prev & ~now, "members": now}[which]
     return pl.DataFrame({"user_id": g.ids.filter(pl.Series(mask))}).sort("user_id")

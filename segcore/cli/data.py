@@ -18,7 +18,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "sample",
         parents=[common],
         help="write the deterministic demo store",
-        description="Write the deterministic demo data set (SAMPLE_DATA.md) into the store.",
+        description="Write the deterministic demo data set (docs/architecture.md, Sample data) into the store.",
     )
     p.add_argument(
         "--users", type=whole_number(1, MAX_USERS), default=10_000,

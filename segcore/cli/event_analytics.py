@@ -1,4 +1,4 @@
-"""``segcore funnel`` and ``segcore events`` (RULES.md sections 8 and 9).
+"""``segcore funnel`` and ``segcore events`` (docs/analytics.md, Funnels and Event reports).
 
 Step numbers on the command line are 1-based (``--step-where 2:...``,
 ``--exclude E:1-3``, ``--after-step 1``).
@@ -7,13 +7,27 @@ Step numbers on the command line are 1-based (``--step-where 2:...``,
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 from typing import Any
 
 import polars as pl
 
+from segcore.api import Store
 from segcore.cli.output import fmt_int, print_json, print_table, store_from, whole_number
 from segcore.errors import UsageError
+from segcore.query import (
+    DateRange,
+    EventQuery,
+    FunnelQuery,
+    FunnelTrendQuery,
+    run_events,
+    run_funnel,
+    run_funnel_trend,
+    save_dropoffs,
+    save_funnel,
+    saved_funnel,
+)
 
 
 def register(sub, common: argparse.ArgumentParser) -> None:
@@ -22,14 +36,18 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "funnel",
         parents=[common],
         help="conversion funnel over ordered steps",
-        description="Users reaching each step of a funnel (RULES.md section 8).",
+        description="Users reaching each step of a funnel (docs/analytics.md, Funnels).",
+    )
+    p.add_argument(
+        "--saved",
+        metavar="NAME",
+        help="open a saved funnel (its steps, window, range and options)",
     )
     p.add_argument(
         "--step",
         action="append",
-        required=True,
         metavar="EVENT",
-        help="a step's event name (repeat, in order)",
+        help="a step's event name (repeat, in order; required without --saved)",
     )
     p.add_argument(
         "--step-where",
@@ -39,10 +57,10 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         help='filter of step N (1-based) over event columns, e.g. "3:amount > 500"',
     )
     p.add_argument(
-        "--window", default="1d", help="conversion window, e.g. 30m, 12h, 1d (default 1d)"
+        "--window", help="conversion window, e.g. 30m, 12h, 1d (default 1d)"
     )
-    p.add_argument("--from", dest="start", required=True, help="first day, YYYY-MM-DD")
-    p.add_argument("--to", dest="end", required=True, help="last day (included), YYYY-MM-DD")
+    p.add_argument("--from", dest="start", help="first day, YYYY-MM-DD (required without --saved)")
+    p.add_argument("--to", dest="end", help="last day (included), YYYY-MM-DD")
     p.add_argument("--strict", action="store_true", help="timestamps must strictly increase")
     p.add_argument("--any-order", action="store_true", help="steps may happen in any order")
     p.add_argument(
@@ -71,6 +89,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         help="save the users who dropped off after --after-step as a static segment",
     )
     p.add_argument("--after-step", type=whole_number(1, 1_000), metavar="N", help="step number for --save-dropoffs")
+    p.add_argument("--save", metavar="NAME", help="save this funnel (open it again with --saved)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_funnel)
 
@@ -78,7 +97,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "events",
         parents=[common],
         help="event counts and users per day or week",
-        description="Events and distinct users per period (RULES.md section 9).",
+        description="Events and distinct users per period (docs/analytics.md, Event reports).",
     )
     p.add_argument(
         "--event",
@@ -168,63 +187,68 @@ def _steps_table(steps: list[dict[str, Any]]) -> pl.DataFrame:
     )
 
 
+def funnel_query(args: argparse.Namespace, store: Store) -> FunnelQuery:
+    """The funnel of the command line: a saved one (``--saved``) or the given steps."""
+    if args.saved:
+        given = [f for f in ("step", "step_where", "exclude", "hold", "segment")
+                 if getattr(args, f)] + [f for f in ("strict", "any_order") if getattr(args, f)]
+        if given:
+            flags = ", ".join("--" + f.replace("_", "-") for f in given)
+            raise UsageError(f"--saved opens a whole funnel: drop {flags}")
+        query = saved_funnel(store, args.saved)
+        if args.start or args.end:
+            rng = DateRange.of(args.start, args.end, "give both --from and --to (or neither)")
+            query = dataclasses.replace(query, range=rng)
+        if args.window:
+            query = dataclasses.replace(query, window=args.window)
+        return query
+    missing = [f for f, v in (("--step", args.step), ("--from", args.start), ("--to", args.end))
+               if not v]
+    if missing:
+        raise UsageError(f"the following arguments are required: {', '.join(missing)} "
+                         "(or open a saved funnel with --saved NAME)")
+    steps = funnel_steps(args.step, args.step_where)
+    return FunnelQuery(
+        steps=tuple(steps),
+        window=args.window or "1d",
+        range=DateRange(args.start, args.end),
+        strict=args.strict,
+        order="any" if args.any_order else "ordered",
+        exclusions=tuple(funnel_exclusions(args.exclude, len(steps))),
+        hold=args.hold,
+        compare=tuple(args.segment),
+    )
+
+
 def cmd_funnel(args) -> int:
     """Run a funnel and print it (JSON with ``--json``)."""
-    from segcore.analytics.funnel import funnel, funnel_over_time, save_dropoffs
-
     store = store_from(args)
-    steps = funnel_steps(args.step, args.step_where)
-    options: dict[str, Any] = {
-        "exclusions": funnel_exclusions(args.exclude, len(steps)),
-        "hold": args.hold,
-        "order": "any" if args.any_order else "ordered",
-    }
-    result = funnel(
-        store,
-        steps,
-        window=args.window,
-        start=args.start,
-        end=args.end,
-        strict=args.strict,
-        segments=args.segment or None,
-        **options,
-    )
+    query = funnel_query(args, store)
+    result = run_funnel(store, query).to_dict()
+    result.pop("overall_conversion", None)  # the CLI's JSON is the report itself
+    # the trend and the drop-offs are of the whole population (no comparison)
+    whole = dataclasses.replace(query, compare=())
     table = None
     if args.over_time:
-        table = funnel_over_time(
-            store,
-            steps,
-            args.window,
-            args.start,
-            args.end,
-            every=args.over_time,
-            strict=args.strict,
-            **options,
-        )
+        table = run_funnel_trend(store, FunnelTrendQuery(whole, args.over_time)).rows
         result["over_time"] = table.to_dicts()
     if args.save_dropoffs:
         if args.after_step is None:
             raise UsageError("--save-dropoffs needs --after-step N")
-        result["saved"] = save_dropoffs(
-            store,
-            args.save_dropoffs,
-            steps,
-            args.window,
-            args.start,
-            args.end,
-            args.strict,
-            after_step=args.after_step,
-            **options,
-        )
+        result["saved"] = save_dropoffs(store, whole, args.after_step, args.save_dropoffs)
     elif args.after_step is not None:
         raise UsageError("--after-step goes with --save-dropoffs NAME")
+    if args.save:
+        save_funnel(store, args.save, query)
+        result["saved_funnel"] = args.save
     if args.json:
         print_json(result)
         return 0
     print(
-        f"funnel {result['from'][:10]} .. {args.end}, window {args.window}"
-        + (", strict" if args.strict else "")
-        + (", any order" if args.any_order else "")
+        f"funnel {result['from'][:10]} .. {query.range.end if query.range else result['to'][:10]}"
+        f", window {query.window}"
+        + (", strict" if query.strict else "")
+        + (", any order" if query.order == "any" else "")
     )
     if "segments" in result:
         for name, part in result["segments"].items():
@@ -235,6 +259,8 @@ def cmd_funnel(args) -> int:
     if table is not None:  # the frame itself: rebuilding it from dicts guesses types
         print()
         print_table(table)
+    if args.save:
+        print(f"saved funnel {args.save!r}")
     if args.save_dropoffs:
         saved = result["saved"]
         print(
@@ -246,20 +272,17 @@ def cmd_funnel(args) -> int:
 
 def cmd_events(args) -> int:
     """Run an event report and print it (JSON with ``--json``)."""
-    from segcore.analytics.event_report import event_report
-
     store = store_from(args)
-    df = event_report(
-        store,
-        args.event,
-        start=args.start,
-        end=args.end,
+    query = EventQuery(
+        events=tuple(args.event),
+        range=DateRange(args.start, args.end),
         every=args.every,
-        segments=args.segment or None,
+        compare=tuple(args.segment),
         by=args.by,
         top=args.top,
         where=args.where,
     )
+    df = run_events(store, query).rows
     if args.json:
         payload: dict[str, Any] = {
             "events": list(dict.fromkeys(args.event)),

@@ -12,8 +12,8 @@ from typing import Any
 
 import polars as pl
 
+from segcore.api import Store
 from segcore.errors import StoreError
-from segcore.store import Store
 
 MAX_ROWS_SHOWN = 1_000_000_000  # --limit, --events: more than any store holds
 

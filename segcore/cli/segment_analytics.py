@@ -19,6 +19,24 @@ from segcore.cli.segments import target
 from segcore.errors import UsageError
 from segcore.fileio import atomic_path
 from segcore.outputs import check_output_path
+from segcore.query import (
+    DateRange,
+    EngagementQuery,
+    EngagementTrendQuery,
+    OverlapQuery,
+    ProfileQuery,
+    ReachQuery,
+    Target,
+    TrendQuery,
+    reach_actors,
+    run_engagement,
+    run_engagement_trend,
+    run_overlap,
+    run_profile,
+    run_reach,
+    run_trend,
+    trend_actors,
+)
 
 
 def _add_target(p, *, many: bool = False) -> None:
@@ -30,19 +48,6 @@ def _add_target(p, *, many: bool = False) -> None:
         g.add_argument(
             "--segments", nargs="+", metavar="NAME", help="several saved segments side by side"
         )
-
-
-def _points(df: pl.DataFrame) -> list[dict[str, Any]]:
-    return [
-        {"date": d.isoformat(), "members": int(m), "entered": int(e), "exited": int(x)}
-        for d, m, e, x in zip(
-            df["date"].to_list(),
-            df["members"].to_list(),
-            df["entered"].to_list(),
-            df["exited"].to_list(),
-            strict=True,
-        )
-    ]
 
 
 def _write_csv(store, frame: pl.DataFrame, out: Path) -> None:
@@ -70,33 +75,36 @@ def _pct(x: float) -> str:
 
 # --------------------------------------------------------------------------- trend
 def cmd_trend(args, store) -> int:
-    from segcore.analytics.trend import trend, trend_many, trend_members
-
     if args.out:  # refused before any work
         check_output_path(store, args.out, "--out")
+    rng = DateRange.of(args.start, args.end, "a trend needs a start and an end date")
     if args.segments:
         if args.entered or args.exited:
             raise UsageError("--entered/--exited need one rule or segment, not --segments")
-        df = trend_many(store, args.segments, args.start, args.end, args.every)
+        results = {
+            name: run_trend(store, TrendQuery(Target(segment=name), rng, args.every))
+            for name in args.segments
+        }
         payload: dict[str, Any] = {
-            "segments": {
-                name: {"points": _points(df.filter(pl.col("segment") == name).drop("segment"))}
-                for name in args.segments
-            }
+            "segments": {name: r.to_dict() for name, r in results.items()}
         }
         if args.json:
             print_json(payload)
         else:
+            df = pl.concat([r.points.select(pl.lit(name).alias("segment"), pl.all())
+                            for name, r in results.items()])
             print_table(df, max_rows=1000)
         return 0
     rule, segment = target(args)
-    df = trend(store, rule, start=args.start, end=args.end, every=args.every, segment=segment)
-    payload = {"points": _points(df)}
+    query = TrendQuery(Target(rule, segment), rng, args.every)
+    result = run_trend(store, query)
+    df = result.points
+    payload = result.to_dict()
     lists = []
     for which in ("entered", "exited"):
         day = getattr(args, which)
         if day:
-            ids = trend_members(store, rule, day, segment=segment, which=which, every=args.every)
+            ids = trend_actors(store, query, day, which)
             lists.append(ids.with_columns(pl.lit(which).alias("change"), pl.lit(day).alias("date")))
             payload[which] = {
                 "date": day,
@@ -125,17 +133,16 @@ def cmd_trend(args, store) -> int:
 
 # --------------------------------------------------------------------------- reach
 def cmd_reach(args, store) -> int:
-    from segcore.analytics.reach import reach, reachable_members
-
     rule, segment = target(args)
+    query = ReachQuery(Target(rule, segment), args.as_of)
     if args.channel:
-        df = reachable_members(store, rule, args.channel, args.as_of, segment=segment)
+        df = reach_actors(store, query, args.channel)
         if args.json:
             print_json({"channel": args.channel, "count": df.height, "members": df.to_dicts()})
         else:
             print_table(df, max_rows=args.limit)
         return 0
-    out = reach(store, rule, as_of=args.as_of, segment=segment)
+    out = run_reach(store, query).to_dict()
     if args.json:
         print_json(out)
         return 0
@@ -149,13 +156,13 @@ def cmd_reach(args, store) -> int:
         {
             "channel": "(any)",
             "count": out["any"],
-            "share": _pct(out["any"] / n if n else 0),
+            "share": _pct(out["any_share"]),
             "note": "",
         },
         {
             "channel": "(none)",
             "count": out["none"],
-            "share": _pct(out["none"] / n if n else 0),
+            "share": _pct(out["none_share"]),
             "note": "",
         },
     ]
@@ -175,18 +182,10 @@ def cmd_reach(args, store) -> int:
 
 # --------------------------------------------------------------------------- profile
 def cmd_profile(args, store) -> int:
-    from segcore.analytics.profile import profile
-
     rule, segment = target(args)
-    out = profile(
-        store,
-        rule,
-        as_of=args.as_of,
-        segment=segment,
-        attributes=args.attribute,
-        top=args.top,
-        bins=args.bins,
-    )
+    attrs = None if args.attribute is None else tuple(args.attribute)
+    query = ProfileQuery(Target(rule, segment), args.as_of, attrs, args.top, args.bins)
+    out = run_profile(store, query).to_dict()
     if args.json:
         print_json(out)
         return 0
@@ -222,9 +221,7 @@ def cmd_profile(args, store) -> int:
 
 # --------------------------------------------------------------------------- overlap
 def cmd_overlap(args, store) -> int:
-    from segcore.analytics.overlap import overlap
-
-    out = overlap(store, args.names, as_of=args.as_of)
+    out = run_overlap(store, OverlapQuery(tuple(args.names), args.as_of)).to_dict()
     if args.json:
         print_json(out)
         return 0
@@ -245,30 +242,20 @@ def cmd_overlap(args, store) -> int:
 
 # --------------------------------------------------------------------------- engagement
 def cmd_engagement(args, store) -> int:
-    from segcore.analytics.engagement import engagement, engagement_over_time
-
     rule, segment = target(args)
     if (args.start is None) != (args.end is None):
         raise UsageError("give both --from and --to (or neither)")
     if args.start:
-        df = engagement_over_time(
-            store,
-            rule,
-            args.start,
-            args.end,
-            args.every,
-            segment=segment,
-            goal=args.goal,
-            goal_within=args.goal_within,
-        )
+        trend_q = EngagementTrendQuery(Target(rule, segment), DateRange(args.start, args.end),
+                                       args.every, args.goal, args.goal_within)
+        df = run_engagement_trend(store, trend_q).rows
         if args.json:
             print_json({"points": df.with_columns(pl.col("date").cast(pl.String)).to_dicts()})
         else:
             print_table(df, max_rows=1000)
         return 0
-    out = engagement(
-        store, rule, as_of=args.as_of, segment=segment, goal=args.goal, goal_within=args.goal_within
-    )
+    query = EngagementQuery(Target(rule, segment), args.as_of, args.goal, args.goal_within)
+    out = run_engagement(store, query).to_dict()
     if args.json:
         print_json(out)
         return 0

@@ -64,7 +64,7 @@ from segcore.ingest.write import (
     write_users,
 )
 from segcore.outputs import check_output_path
-from segcore.store import EVENT_ID, Store
+from segcore.store import EVENT_ID, EventStore
 
 __all__ = ["ingest", "ingest_export", "IngestError", "REJECTS_DIR"]
 
@@ -175,7 +175,7 @@ def _shaped(
     return df
 
 
-def _stored_schema(store: Store, kind: str) -> dict[str, pl.DataType]:
+def _stored_schema(store: EventStore, kind: str) -> dict[str, pl.DataType]:
     return store.events_schema() if kind == "events" else store.users_schema()
 
 
@@ -246,7 +246,7 @@ def _write_rejects(
             pl.concat([_as_text(p) for p in parts], how="diagonal").write_csv(tmp)
 
 
-def _default_rejects(store: Store, first: Path, fmt: str) -> Path:
+def _default_rejects(store: EventStore, first: Path, fmt: str) -> Path:
     """``<home>/rejects/<stem>-<UTC time>.rejected.csv`` (``.ndjson`` for JSON inputs)."""
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     ext = "ndjson" if fmt in ("ndjson", "segment") else "csv"
@@ -299,7 +299,7 @@ def _validate(
 
 
 def ingest(
-    store: Store,
+    store: EventStore,
     kind: Literal["events", "users"],
     files: Sequence[str | Path],
     *,
@@ -408,7 +408,7 @@ def ingest(
 
 
 def ingest_export(
-    store: Store,
+    store: EventStore,
     files: Sequence[str | Path],
     *,
     format: str,
@@ -475,7 +475,7 @@ def ingest_export(
 
 
 def _store_batches(
-    store: Store,
+    store: EventStore,
     batches: list[_Batch],
     *,
     prepare_again: Callable[[_Batch], _Batch],
@@ -553,7 +553,7 @@ def _result(batch: _Batch) -> dict[str, Any]:
     return result
 
 
-def _write(store: Store, batch: _Batch, result: dict[str, Any], report: Progress) -> None:
+def _write(store: EventStore, batch: _Batch, result: dict[str, Any], report: Progress) -> None:
     """Store ``batch.good`` (under the store lock) and fill in ``result``."""
     kind, good = batch.kind, batch.good
     folder = store.events_dir if kind == "events" else store.users_dir

@@ -20,11 +20,11 @@ from collections.abc import Sequence
 import polars as pl
 
 from segcore.errors import IngestError, RuleError
-from segcore.evaluate import type_name
 from segcore.ingest.timestamps import UTC_US, parse_timestamps
 from segcore.ingest.validate import cast_expr
 from segcore.parser import parse_expression
 from segcore.polars_expr import Ctx, to_expr
+from segcore.rules import type_name
 from segcore.tree import BEHAVIOURAL, InSegment, Schema
 
 _EXAMPLE = "e.g. amount = quantity * price"

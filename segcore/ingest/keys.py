@@ -19,7 +19,7 @@ import polars as pl
 
 from segcore.errors import IngestError
 from segcore.ids import id_text
-from segcore.store import EVENT_ID, Store
+from segcore.store import EVENT_ID, EventStore
 
 
 def parse_key(text: str | Sequence[str] | None) -> list[str]:
@@ -57,7 +57,7 @@ def key_event_ids(df: pl.DataFrame, key: list[str], mapping: dict[str, str]) -> 
     return df.with_columns(pl.struct(parts).struct.json_encode().alias(EVENT_ID))
 
 
-def identical_to_stored(store: Store, df: pl.DataFrame) -> int:
+def identical_to_stored(store: EventStore, df: pl.DataFrame) -> int:
     """How many rows of ``df`` (in the stored column types) equal a stored event."""
     if not df.height or not store.event_files():
         return 0
@@ -88,7 +88,7 @@ def identical_to_stored(store: Store, df: pl.DataFrame) -> int:
     return matched.height
 
 
-def ids_without_match(store: Store, kind: str, ids: pl.Series) -> int | None:
+def ids_without_match(store: EventStore, kind: str, ids: pl.Series) -> int | None:
     """Of the distinct ``ids``: for events, how many match no stored user; for users,
     how many have no stored event. None when the store has no users (events) at all."""
     ids = ids.drop_nulls().unique()

@@ -1,6 +1,6 @@
 """Timestamps of incoming files to ``Datetime("us", "UTC")``.
 
-Accepted (RULES.md section 1 stores UTC microseconds):
+Accepted (docs/rules.md section 1: the store keeps UTC microseconds):
 
 - ISO 8601 with any UTC offset (``+02:00``, ``+0200``, ``Z``), with ``T`` or a space,
   with or without seconds and fractions; naive values are taken as UTC; a date alone

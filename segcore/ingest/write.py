@@ -24,7 +24,7 @@ from segcore.fileio import clean_stale_temp, write_parquet_atomic
 from segcore.store import (
     EVENT_ID,
     REQUIRED_EVENT_COLUMNS,
-    Store,
+    EventStore,
     write_events_file,
 )
 
@@ -67,7 +67,7 @@ def prepare_dir(folder: Path) -> None:
     clean_stale_temp(folder)
 
 
-def dedup_events(store: Store, df: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+def dedup_events(store: EventStore, df: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     """Drop events whose ``event_id`` repeats in ``df`` or is already stored."""
     if df.select(pl.col(EVENT_ID).is_not_null().any()).item() is not True:
         return df, 0
@@ -91,7 +91,7 @@ def event_file_name() -> str:
     return f"part-{stamp}-{uuid.uuid4().hex[:8]}.parquet"
 
 
-def write_events(store: Store, df: pl.DataFrame) -> Path:
+def write_events(store: EventStore, df: pl.DataFrame) -> Path:
     """Write ``df`` (already in the events contract) as one new file; its path."""
     first = [*REQUIRED_EVENT_COLUMNS, EVENT_ID]
     df = df.select(*first, *[c for c in df.columns if c not in first])
@@ -100,7 +100,7 @@ def write_events(store: Store, df: pl.DataFrame) -> Path:
     return target
 
 
-def merge_users(store: Store, incoming: pl.DataFrame) -> tuple[pl.DataFrame, int, int]:
+def merge_users(store: EventStore, incoming: pl.DataFrame) -> tuple[pl.DataFrame, int, int]:
     """Upsert ``incoming`` into the stored users: the new table, inserted and updated counts.
 
     Within the import, the last non-NULL value per user and column wins; NULL (an empty
@@ -126,7 +126,7 @@ def merge_users(store: Store, incoming: pl.DataFrame) -> tuple[pl.DataFrame, int
     return merged.select(order), inserted, updated
 
 
-def write_users(store: Store, users: pl.DataFrame) -> Path:
+def write_users(store: EventStore, users: pl.DataFrame) -> Path:
     """Replace the users table with ``users`` (sorted by ``user_id``); its path."""
     target = store.users_dir / USERS_FILE
     old = [p for p in store.user_files() if p != target]

@@ -1,4 +1,4 @@
-"""Deterministic demo data (SAMPLE_DATA.md): a B2C shop with a SaaS side.
+"""Deterministic demo data (docs/architecture.md, "Sample data"): a B2C shop with a SaaS side.
 
 ``generate`` writes ``<home>/users/`` and ``<home>/events/`` as Parquet. The same
 arguments give the same files, bit for bit. Users are generated in chunks so that

@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 
 from segcore.sample import vocab as V
-from segcore.sample.users import DAY_US, WHALE, UserPlan, Window, _choice
+from segcore.sample.users import DAY_US, WHALE, UserPlan, Window, choice
 
 SEC = 1_000_000
 MIN = 60 * SEC
@@ -85,18 +85,18 @@ def _session_events(
             V.EV["page_viewed"],
             su[rs],
             st[rs] + rng.integers(10 * SEC, 15 * MIN, len(rs)),
-            page=_choice(rng, V.PAGE_P, len(rs)).astype(np.int8),
+            page=choice(rng, V.PAGE_P, len(rs)).astype(np.int8),
         )
     )
     # product views: the first is the session's focus product
     m = rng.poisson(1.4, s)
     whale = p.group[su] == WHALE
-    focus = np.where(whale, _choice(rng, V.WHALE_P, s), _choice(rng, V.PRODUCT_P, s))
+    focus = np.where(whale, choice(rng, V.WHALE_P, s), choice(rng, V.PRODUCT_P, s))
     price = np.rint(PRICE[focus] * rng.uniform(0.9, 1.05, s)).astype(np.int64)
     rs = np.repeat(np.arange(s), m)
     first = np.ones(len(rs), bool)
     first[1:] = rs[1:] != rs[:-1]
-    prod = np.where(first, focus[rs], _choice(rng, V.PRODUCT_P, len(rs)))
+    prod = np.where(first, focus[rs], choice(rng, V.PRODUCT_P, len(rs)))
     pprice = np.where(first, price[rs], PRICE[prod])
     blocks.append(
         _block(
@@ -110,7 +110,7 @@ def _session_events(
     # cart after browsing; some carts convert within minutes, the rest are abandoned
     cart = (m > 0) & (rng.random(s) < p.cart_p[su])
     cart_at = st + 10 * MIN + rng.integers(0, 5 * MIN, s)
-    qty = (_choice(rng, QTY_P, s) + 1).astype(np.int8)
+    qty = (choice(rng, QTY_P, s) + 1).astype(np.int8)
     blocks.append(
         _block(
             V.EV["added_to_cart"],
@@ -131,7 +131,7 @@ def _session_events(
             price=price[buy],
             qty=qty[buy],
             amount=price[buy] * qty[buy],
-            pay=_choice(rng, V.PAYMENT_P, int(buy.sum())).astype(np.int8),
+            pay=choice(rng, V.PAYMENT_P, int(buy.sum())).astype(np.int8),
         )
     )
 
@@ -183,7 +183,7 @@ def _other_events(
     n = rng.poisson(np.where(p.b2b & active, 0.012, 0.002 * active) * days)
     u = np.repeat(np.arange(n_users), n)
     ts = _uniform_between(rng, p.active_start[u], p.active_end[u])
-    form = _choice(rng, V.FORM_P, len(u)).astype(np.int8)
+    form = choice(rng, V.FORM_P, len(u)).astype(np.int8)
     blocks.append(_block(V.EV["form_submitted"], u, ts, form=form))
     appt = (form == 0) & (rng.random(len(u)) < 0.5)
     ats = ts[appt] + rng.integers(2 * HOUR, 4 * DAY_US, int(appt.sum()))
@@ -197,7 +197,7 @@ def _other_events(
             V.EV["conversation_started"],
             u,
             _uniform_between(rng, p.active_start[u], p.active_end[u]),
-            chan=_choice(rng, V.CHANNEL_P, len(u)).astype(np.int8),
+            chan=choice(rng, V.CHANNEL_P, len(u)).astype(np.int8),
         )
     )
 

@@ -51,7 +51,7 @@ class UserPlan:
     b2b: np.ndarray  # bool
 
 
-def _choice(rng: np.random.Generator, p: np.ndarray, n: int) -> np.ndarray:
+def choice(rng: np.random.Generator, p: np.ndarray, n: int) -> np.ndarray:
     """Vectorised categorical draw (codes 0..len(p)-1)."""
     return np.searchsorted(np.cumsum(p), rng.random(n) * p.sum(), side="right").astype(np.int16)
 
@@ -66,7 +66,7 @@ def _choice_rows(rng: np.random.Generator, p_rows: np.ndarray, rows: np.ndarray)
 def plan_users(rng: np.random.Generator, n: int, w: Window) -> tuple[UserPlan, dict]:
     """Draw behaviour and raw attribute codes for ``n`` users."""
     span = w.stop - w.start
-    group = _choice(rng, GROUP_P, n).astype(np.int8)
+    group = choice(rng, GROUP_P, n).astype(np.int8)
     # plant a few big spenders even in small stores
     need = min(MIN_WHALES, n) - int((group == WHALE).sum())
     if need > 0:
@@ -102,7 +102,7 @@ def plan_users(rng: np.random.Generator, n: int, w: Window) -> tuple[UserPlan, d
     cart_p = np.clip(CART_P[group] * rng.lognormal(0.0, 0.3, n), 0, 0.95)
     conv_p = np.clip(CONV_P[group] * rng.lognormal(0.0, 0.2, n), 0, 0.95)
 
-    os_code = _choice(rng, V.OS_P, n)
+    os_code = choice(rng, V.OS_P, n)
     mobile_os = os_code <= 1
     app = mobile_os & (rng.random(n) < 0.7)
     has_email = rng.random(n) >= 0.08
@@ -148,10 +148,10 @@ def user_ids(n: int) -> pl.Series:
 def build_users(
     rng: np.random.Generator, plan: UserPlan, codes: dict, w: Window, total_cents: np.ndarray
 ) -> pl.DataFrame:
-    """The users table (column order and types of SAMPLE_DATA.md)."""
+    """The users table (column order and types are fixed: examples and tests rely on them)."""
     n = len(plan.group)
     os_code = codes["os"]
-    country = _choice(rng, np.array([c[1] for c in V.COUNTRIES]), n)
+    country = choice(rng, np.array([c[1] for c in V.COUNTRIES]), n)
     n_cities = np.array([len(c[3]) for c in V.COUNTRIES])
     city_p = np.zeros((len(V.COUNTRIES), len(V.CITY_SHARES)))
     for i, k in enumerate(n_cities):  # ok-loop: one row per country
@@ -161,7 +161,7 @@ def build_users(
     city_offset = np.concatenate([[0], np.cumsum(n_cities)[:-1]])
     first = rng.integers(0, len(V.FIRST_NAMES), n)
     last = rng.integers(0, len(V.LAST_NAMES), n)
-    domain = _choice(rng, V.EMAIL_DOMAIN_P, n)
+    domain = choice(rng, V.EMAIL_DOMAIN_P, n)
     has_phone = rng.random(n) >= 0.15
     phone_digits = rng.integers(100_000_000, 1_000_000_000, n)
     push_tokens = rng.integers(10**11, 10**12, n)
@@ -169,11 +169,11 @@ def build_users(
     tablet = (os_code <= 1) & (rng.random(n) < 0.15)
     device = np.where(os_code <= 1, np.where(tablet, 2, 0), 1)
     age = np.clip(np.rint(rng.normal(36, 12, n)), 16, 80).astype(np.int64)
-    gender = _choice(rng, V.GENDER_P, n)
+    gender = choice(rng, V.GENDER_P, n)
     dept = rng.integers(0, len(V.DEPARTMENTS), n)
-    seniority = _choice(rng, V.SENIORITY_P, n)
+    seniority = choice(rng, V.SENIORITY_P, n)
     lead_score = np.clip(np.rint(rng.normal(45, 25, n)), 0, 100).astype(np.int64)
-    plan_code = _choice(rng, V.PLAN_P, n)
+    plan_code = choice(rng, V.PLAN_P, n)
     sub_days = w.end_date_days + rng.integers(-365, 366, n)
     plus6 = rng.choice(n, size=min(n, max(MIN_SUB_PLUS_6, n // 150)), replace=False)
     sub_days[plus6] = w.end_date_days + 6

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlglot import exp
+
 from segcore.sql.dialects import DIALECTS, check_dialect
+from segcore.store import EventStore
 
 __all__ = ["DIALECTS", "compile_sql", "compile_tree"]
 
 
 def compile_tree(
-    store,
+    store: EventStore,
     rule: Any = None,
     dialect: str = "duckdb",
     as_of: Any = None,
@@ -23,10 +26,10 @@ def compile_tree(
     segment: str | None = None,
     events_table: str | None = None,
     users_table: str | None = None,
-):
+) -> exp.Select:
     """The members query as a sqlglot ``exp.Select`` (see :func:`compile_sql`)."""
     from segcore.errors import RuleError
-    from segcore.evaluate import schema_of, to_tree
+    from segcore.rules import schema_of, to_tree
     from segcore.sql.compiler import Compiler
     from segcore.timeutil import resolve_as_of
 
@@ -44,7 +47,7 @@ def compile_tree(
 
 
 def compile_sql(
-    store,
+    store: EventStore,
     rule: Any = None,
     dialect: str = "duckdb",
     as_of: Any = None,

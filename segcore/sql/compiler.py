@@ -24,20 +24,20 @@ from typing import Any
 import polars as pl
 from sqlglot import exp
 
-from segcore.errors import CatalogError, RuleError
-from segcore.evaluate import (
-    MAX_SEGMENT_DEPTH,
-    _get_segment,
-    _null_row_member,
+from segcore.errors import RuleError
+from segcore.plan import (
+    constant_value,
     event_columns,
+    needs_universe,
     prefilter_bounds,
+    resolve_segment,
+    term_columns,
     tree_columns,
     window_bounds,
 )
-from segcore.polars_expr import Ctx, to_expr
 from segcore.sql import dialects as D
 from segcore.sql.list_nulls import ROW, null_rows_file
-from segcore.store import Store
+from segcore.store import EventStore
 from segcore.timeutil import UTC, today_at
 from segcore.tree import (
     AGGREGATES,
@@ -62,7 +62,6 @@ from segcore.tree import (
     Schema,
     Sequence,
     behaviours,
-    from_json,
     segment_refs,
 )
 from segcore.types import TEMPORAL, type_of
@@ -160,7 +159,7 @@ class Compiler:
 
     def __init__(
         self,
-        store: Store,
+        store: EventStore,
         T: dt.datetime,
         dialect: str,
         schema: Schema,
@@ -334,9 +333,9 @@ class Compiler:
         raise RuleError(f"cannot write a {typ} literal in SQL")
 
     def fold(self, node: Node, scope: str) -> exp.Expression:
-        """A constant sub-expression evaluated with Polars, as a typed literal."""
+        """A constant sub-expression (``segcore.plan.constant_value``) as a typed literal."""
         typ = type_of(node, self.schema, scope)
-        value = pl.select(to_expr(node, Ctx(self.T, self.schema, scope)).alias("v")).item()
+        value = constant_value(node, self.T, self.schema, scope)
         if isinstance(value, dt.datetime) and typ == "date":
             value = value.date()
         return self.literal(value, typ)
@@ -835,24 +834,8 @@ class Compiler:
         be a member; otherwise only the users with attributes or with rows in the
         term CTEs, which spares a scan of every event for the universe.
         """
-        columns: dict[Node, str] = {}
-        defaults: dict[str, Any] = {}
-        for i, n in enumerate(aggs):
-            columns[n] = f"__b{i}"
-            defaults[f"__b{i}"] = AGGREGATES[n.func][1]
-        for i, n in enumerate(seqs):
-            columns[n] = f"__s{i}"
-            defaults[f"__s{i}"] = False
-        for i, ref in enumerate(sorted(segment_refs(tree))):
-            columns[InSegment(ref)] = f"__g{i}"
-            defaults[f"__g{i}"] = False
         alias = exp.TableAlias(this=exp.to_identifier("u"))
-        reads_key = "user_id" in tree_columns(tree)
-        if (
-            reads_key
-            or _null_row_member(tree, self.schema, self.T, columns, defaults)
-            or not (attrs or joins)
-        ):
+        if needs_universe(tree, self.schema, self.T, term_columns(tree)) or not (attrs or joins):
             return exp.Table(this=exp.to_identifier(self.universe()), alias=alias)
         parts: list[exp.Select] = []
         if attrs:
@@ -865,14 +848,10 @@ class Compiler:
 
     def segment(self, name: str, stack: tuple[str, ...] = ()) -> str:
         """CTE name of a saved segment's members at T (static or dynamic)."""
-        seg = _get_segment(self.store, name)
-        if seg.name in stack:
-            raise RuleError(f"segment cycle: {' -> '.join((*stack, seg.name))}")
-        if len(stack) >= MAX_SEGMENT_DEPTH:
-            raise RuleError(f"segments nested more than {MAX_SEGMENT_DEPTH} levels deep")
+        seg = resolve_segment(self.store, name, stack)
         if seg.name in self._segments:
             return self._segments[seg.name]
-        if seg.kind == "static":
+        if seg.tree is None:  # static: the stored ids in the universe at T
             ids = list(self.store.catalog.members(seg.name))
             sel = exp.select(col("user_id")).from_(exp.to_identifier(self.universe()))
             if ids:
@@ -883,9 +862,7 @@ class Compiler:
                 cond = exp.false()
             cte = self.add_cte("static", sel.where(cond))
         else:
-            if not seg.rule_json:
-                raise CatalogError(f"segment {seg.name!r} has no rule")
-            cte = self.members(from_json(seg.rule_json), (*stack, seg.name))
+            cte = self.members(seg.tree, seg.stack)
         self._segments[seg.name] = cte
         return cte
 

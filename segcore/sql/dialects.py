@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import polars as pl
 from sqlglot import exp
 
 from segcore.errors import UsageError
@@ -54,13 +53,6 @@ def dtype(name: str, d: str) -> exp.DataType:
         "null": "VARCHAR",
     }[name]
     return exp.DataType.build(generic)
-
-
-def polars_type_name(dt_: pl.DataType) -> str:
-    """Rule-language type name of a Polars dtype (unknown types: string)."""
-    from segcore.evaluate import type_name
-
-    return type_name(dt_) or "string"
 
 
 def typed_null(name: str, d: str) -> exp.Expression:

@@ -13,7 +13,7 @@ from typing import Any
 import polars as pl
 
 from segcore.errors import StoreError, UsageError
-from segcore.store import Store
+from segcore.store import EventStore
 
 ENGINES = {"duckdb": "duckdb", "clickhouse": "clickhouse", "chdb": "clickhouse", "spark": "spark"}
 # run_members also accepts "polars" (the reference evaluator, no SQL)
@@ -113,7 +113,7 @@ def spark_session(master: str | None = None):
 
 
 def run_members(
-    store: Store,
+    store: EventStore,
     rule: Any = None,
     *,
     segment: str | None = None,
@@ -135,7 +135,7 @@ def run_members(
 
 
 def count_members(
-    store: Store,
+    store: EventStore,
     rule: Any = None,
     *,
     segment: str | None = None,

@@ -1,0 +1,153 @@
+"""``segcore.Store``: the Python API, a store's data (:class:`~segcore.store.EventStore`)
+plus one method per analytic. Every method builds a query object and calls its runner
+(:mod:`segcore.query`); :meth:`Store.run` runs any query and returns its typed result.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import polars as pl
+
+from segcore import query as Q
+from segcore.catalog import MembersReport, Segment
+from segcore.rules import to_tree
+from segcore.segments import add_members, freeze_segment, remove_members
+from segcore.store import EventStore
+from segcore.tree import Node
+
+
+def _target(rule: Any, segment: str | None) -> Q.Target:
+    if isinstance(rule, dict):  # a tree's JSON: checked like any JSON rule text
+        rule = json.dumps(rule)
+    return Q.Target(rule=rule, segment=segment)
+
+
+def _range(start: Any, end: Any) -> Q.DateRange | None:
+    return None if start is None or end is None else Q.DateRange(start, end)
+
+
+class Store(EventStore):
+    """A segcore store rooted at ``home`` (default: ``SEGCORE_HOME`` or ``./data``).
+
+    Examples
+    --------
+    >>> store = Store("data")                                        # doctest: +SKIP
+    >>> store.count("did('charged', within => '30 days')", as_of="2026-06-30")  # doctest: +SKIP
+    """
+
+    # ------------------------------------------------------------------ any query
+    def run(self, query: Q.Query) -> Any:
+        """The typed result of any query object (see :mod:`segcore.query`)."""
+        return Q.run(self, query)
+
+    # ------------------------------------------------------------------ rules & segments
+    def parse(self, rule: Any) -> Node:
+        """Parse rule text (or pass a tree through) against this store's schema."""
+        return to_tree(self, rule)
+
+    def count(self, rule: Any = None, as_of: Any = None, *, segment: str | None = None) -> int:
+        """Number of members of a rule or saved segment at ``as_of``."""
+        return Q.run_members(self, Q.MembersQuery(_target(rule, segment), as_of)).members
+
+    def members(self, rule: Any = None, as_of: Any = None, *, segment: str | None = None,
+                attributes: bool = False) -> pl.DataFrame:
+        """Members (``user_id``, plus user attributes if asked) at ``as_of``."""
+        q = Q.MembersQuery(_target(rule, segment), as_of)
+        return Q.members_actors(self, q, attributes=attributes)
+
+    def segments_of(self, user_id: str, as_of: Any = None) -> list[str]:
+        """Names of the saved segments ``user_id`` belongs to at ``as_of``."""
+        return Q.user_segments(self, Q.UserQuery(user_id, as_of))
+
+    def user(self, user_id: str, as_of: Any = None, last_events: int = 20) -> dict[str, Any]:
+        """A user's attributes, latest events and current segments."""
+        return Q.run_user(self, Q.UserQuery(user_id, as_of, last_events)).report
+
+    def sql(self, rule: Any = None, dialect: str = "duckdb", as_of: Any = None, *,
+            segment: str | None = None) -> str:
+        """The rule compiled to SQL in a sqlglot dialect."""
+        return Q.run_sql(self, Q.SqlQuery(_target(rule, segment), as_of, dialect)).sql
+
+    # ------------------------------------------------------------------ static segments
+    def add_members(self, name: str, ids: Any = None, expect_version: int | None = None, *,
+                    ids_file: Any = None) -> MembersReport:
+        """Add ids to a static segment: a report of added, already members and unknown ids."""
+        return add_members(self, name, ids, ids_file=ids_file, expect_version=expect_version)
+
+    def remove_members(self, name: str, ids: Any = None, expect_version: int | None = None, *,
+                       ids_file: Any = None) -> MembersReport:
+        """Remove ids from a static segment: a report of removed and not-member ids."""
+        return remove_members(self, name, ids, ids_file=ids_file,
+                              expect_version=expect_version)
+
+    def freeze(self, name: str, new_name: str, as_of: Any = None, *,
+               description: str | None = None) -> Segment:
+        """A new static segment with the members of ``name`` at ``as_of`` (default now)."""
+        return freeze_segment(self, name, new_name, as_of=as_of, description=description)
+
+    # ------------------------------------------------------------------ analytics
+    def trend(self, rule: Any = None, start: Any = None, end: Any = None, every: str = "day",
+              *, segment: str | None = None) -> pl.DataFrame:
+        """Size over time: DataFrame ``date, members, entered, exited``."""
+        q = Q.TrendQuery(_target(rule, segment), _range(start, end), every)
+        return Q.run_trend(self, q).points
+
+    def reach(self, rule: Any = None, as_of: Any = None, *,
+              segment: str | None = None) -> dict[str, Any]:
+        """Reachability per channel, like the CLI's JSON."""
+        return Q.run_reach(self, Q.ReachQuery(_target(rule, segment), as_of)).report
+
+    def profile(self, rule: Any = None, as_of: Any = None, *, segment: str | None = None,
+                attributes: Sequence[str] | None = None, top: int = 10,
+                bins: int = 10) -> dict[str, Any]:
+        """Attribute distributions of the members against all users."""
+        q = Q.ProfileQuery(_target(rule, segment), as_of,
+                           None if attributes is None else tuple(attributes), top, bins)
+        return Q.run_profile(self, q).report
+
+    def overlap(self, segments: Sequence[str], as_of: Any = None) -> dict[str, Any]:
+        """Sizes, exclusive regions and pairwise Jaccard of 2 to 5 segments."""
+        return Q.run_overlap(self, Q.OverlapQuery(tuple(segments), as_of)).report
+
+    def engagement(self, rule: Any = None, as_of: Any = None, *, segment: str | None = None,
+                   goal: str | None = None, goal_within: str = "30 days") -> dict[str, Any]:
+        """Share of the members active in the last 7/30 days and who did ``goal``."""
+        q = Q.EngagementQuery(_target(rule, segment), as_of, goal, goal_within)
+        return Q.run_engagement(self, q).report
+
+    def funnel(self, steps: Any, window: str | dt.timedelta = "1d", start: Any = None,
+               end: Any = None, strict: bool = False, segments: Sequence[str] | None = None,
+               **options: Any) -> dict[str, Any]:
+        """Funnel report (docs/analytics.md, Funnels), like the CLI's JSON.
+
+        ``options``: ``segment`` (only its members), ``order``, ``exclusions``, ``hold``.
+        """
+        return Q.run_funnel(self, funnel_query(steps, window, start, end, strict, segments,
+                                               **options)).report
+
+    def events(self, events: Any, start: Any = None, end: Any = None, every: str = "day",
+               segment: str | None = None, by: str | None = None,
+               **options: Any) -> pl.DataFrame:
+        """Event report (docs/analytics.md, Event reports).
+
+        ``options``: ``segments`` (a row group per segment), ``top``, ``where``.
+        """
+        q = Q.EventQuery(events, _range(start, end), every, segment,
+                         tuple(options.pop("segments", None) or ()), by, **options)
+        return Q.run_events(self, q).rows
+
+
+def funnel_query(steps: Any, window: str | dt.timedelta = "1d", start: Any = None,
+                 end: Any = None, strict: bool = False, segments: Sequence[str] | None = None,
+                 *, segment: str | None = None, order: str = "ordered",
+                 exclusions: Any = None, hold: str | None = None,
+                 any_order: bool | None = None) -> Q.FunnelQuery:
+    """The :class:`~segcore.query.FunnelQuery` of the funnel functions' arguments."""
+    return Q.FunnelQuery(
+        steps=steps, window=window, range=_range(start, end), strict=strict,
+        order="any" if any_order else order, exclusions=tuple(exclusions or ()), hold=hold,
+        segment=segment, compare=tuple(segments or ()))

@@ -1,0 +1,388 @@
+"""The query objects: one frozen, validated, hashable dataclass per analytic.
+
+A query holds what was asked, nothing computed: it is checked when built (types,
+shapes, dates, durations) and against the store when run (event names, columns,
+saved segments). ``to_json``/``from_json`` round-trip it, so a saved funnel is the
+:class:`FunnelQuery`'s JSON and the dashboard caches results on the query itself.
+Runners are in :mod:`segcore.query.runners`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from segcore.durations import parse_duration
+from segcore.errors import UsageError
+from segcore.query.base import DateRange, Period, Query, Target, check_as_of, names
+
+ORDERS = ("ordered", "any")
+WHICH = ("entered", "exited", "members")
+
+
+def _set(obj: Any, **values: Any) -> None:
+    for k, v in values.items():
+        object.__setattr__(obj, k, v)
+
+
+def _text_or_none(value: Any, what: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise UsageError(f"{what} must be rule text, got {type(value).__name__}")
+    return value.strip() or None
+
+
+def _positive_int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UsageError(f"{what} must be a positive number, got {value!r}")
+    return value
+
+
+# --------------------------------------------------------------------------- members
+@dataclasses.dataclass(frozen=True)
+class MembersQuery(Query):
+    """Members of ``target`` at ``as_of`` (None: now); ``share_of_all`` also counts the
+    universe, for the share of all users."""
+
+    kind: ClassVar[str] = "members"
+    target: Target
+    as_of: str | None = None
+    share_of_all: bool = False
+
+    def __post_init__(self) -> None:
+        _set(self, as_of=check_as_of(self.as_of), share_of_all=bool(self.share_of_all))
+
+
+@dataclasses.dataclass(frozen=True)
+class SqlQuery(Query):
+    """The members query of ``target`` at ``as_of`` as SQL in ``dialect``."""
+
+    kind: ClassVar[str] = "sql"
+    target: Target
+    as_of: str | None = None
+    dialect: str = "duckdb"
+
+    def __post_init__(self) -> None:
+        _set(self, as_of=check_as_of(self.as_of))
+
+
+@dataclasses.dataclass(frozen=True)
+class UserQuery(Query):
+    """One user's attributes, latest ``last_events`` events and segments at ``as_of``."""
+
+    kind: ClassVar[str] = "user"
+    user_id: str
+    as_of: str | None = None
+    last_events: int = 20
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.user_id, str) or not self.user_id:
+            raise UsageError("give a user id")
+        _set(self, as_of=check_as_of(self.as_of))
+
+
+# --------------------------------------------------------------------------- segment analytics
+@dataclasses.dataclass(frozen=True)
+class TrendQuery(Query):
+    """Size of ``target`` at the end of every day (or ISO week's Sunday) of ``range``,
+    with who entered and exited since the previous point."""
+
+    kind: ClassVar[str] = "trend"
+    target: Target
+    range: DateRange | None = None
+    every: Period = Period.DAY
+
+    def __post_init__(self) -> None:
+        _set(self, every=Period.parse(self.every))
+        if self.range is None:
+            raise UsageError("a trend needs a start and an end date")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReachQuery(Query):
+    """Members of ``target`` at ``as_of`` reachable per channel (``channels``: all)."""
+
+    kind: ClassVar[str] = "reach"
+    target: Target
+    as_of: str | None = None
+    channels: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        chans = None if self.channels is None else names(self.channels, "channels")
+        _set(self, as_of=check_as_of(self.as_of), channels=chans)
+
+
+@dataclasses.dataclass(frozen=True)
+class ProfileQuery(Query):
+    """Distributions of ``attributes`` (None: a standard set) among the members of
+    ``target`` and among all users at ``as_of``."""
+
+    kind: ClassVar[str] = "profile"
+    target: Target
+    as_of: str | None = None
+    attributes: tuple[str, ...] | None = None
+    top: int = 10
+    bins: int = 10
+
+    def __post_init__(self) -> None:
+        attrs = None if self.attributes is None else names(self.attributes, "attributes")
+        if not isinstance(self.top, int) or not isinstance(self.bins, int):
+            raise UsageError("top and bins must be at least 1")
+        _set(self, as_of=check_as_of(self.as_of), attributes=attrs)
+
+
+@dataclasses.dataclass(frozen=True)
+class OverlapQuery(Query):
+    """Sizes, exclusive regions and pairwise Jaccard of 2 to 5 ``items`` (saved segment
+    names or rules) at ``as_of``."""
+
+    kind: ClassVar[str] = "overlap"
+    items: tuple[str, ...]
+    as_of: str | None = None
+
+    def __post_init__(self) -> None:
+        items = self.items
+        if isinstance(items, str) or not all(isinstance(i, str) for i in items or ()):
+            raise UsageError("overlap: give segment names or rules")
+        _set(self, items=tuple(items or ()), as_of=check_as_of(self.as_of))
+
+
+@dataclasses.dataclass(frozen=True)
+class EngagementQuery(Query):
+    """Share of the members of ``target`` active in the last 7 and 30 days before
+    ``as_of``, and who did ``goal`` within ``goal_within``."""
+
+    kind: ClassVar[str] = "engagement"
+    target: Target
+    as_of: str | None = None
+    goal: str | None = None
+    goal_within: str = "30 days"
+
+    def __post_init__(self) -> None:
+        parse_duration(self.goal_within)
+        _set(self, as_of=check_as_of(self.as_of))
+
+
+@dataclasses.dataclass(frozen=True)
+class EngagementTrendQuery(Query):
+    """:class:`EngagementQuery` at every point of ``range`` (members at each point)."""
+
+    kind: ClassVar[str] = "engagement_trend"
+    target: Target
+    range: DateRange | None = None
+    every: Period = Period.DAY
+    goal: str | None = None
+    goal_within: str = "30 days"
+
+    def __post_init__(self) -> None:
+        parse_duration(self.goal_within)
+        _set(self, every=Period.parse(self.every))
+        if self.range is None:
+            raise UsageError("a trend needs a start and an end date")
+
+
+# --------------------------------------------------------------------------- funnels
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """A funnel step: an event name and an optional ``where`` filter (rule text)."""
+
+    event: str
+    where: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.event, str):
+            raise UsageError(f"a step's event must be a name, got {self.event!r}")
+        _set(self, where=_text_or_none(self.where, f"the where filter of step {self.event!r}"))
+
+    @classmethod
+    def of(cls, value: Any, where: str) -> Step:
+        """A step from an event name, ``{"event", "where"}`` or a Step."""
+        if isinstance(value, Step):
+            return value
+        if isinstance(value, str):
+            return cls(value)
+        if isinstance(value, Mapping) and isinstance(value.get("event"), str):
+            unknown = set(value) - {"event", "where"}
+            if unknown:
+                raise UsageError(f"{where}: unknown key(s) {sorted(unknown)}; use event and where")
+            return cls(value["event"], value.get("where"))
+        raise UsageError(
+            f"{where}: expected an event name or {{'event': ..., 'where': ...}}, got {value!r}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"event": self.event, "where": self.where}
+
+
+@dataclasses.dataclass(frozen=True)
+class Exclusion:
+    """An exclusion event between steps ``between = (i, j)`` (0-based; None: first-last)."""
+
+    event: str
+    where: str | None = None
+    between: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.event, str):
+            raise UsageError(f"an exclusion's event must be a name, got {self.event!r}")
+        between = None if self.between is None else tuple(self.between)
+        _set(self, where=_text_or_none(self.where, "an exclusion's where filter"),
+             between=between)
+
+    @classmethod
+    def of(cls, value: Any) -> Exclusion:
+        if isinstance(value, Exclusion):
+            return value
+        if isinstance(value, str):
+            return cls(value)
+        if isinstance(value, Mapping) and isinstance(value.get("event"), str):
+            unknown = set(value) - {"event", "where", "between"}
+            if unknown:
+                raise UsageError(f"exclusion: unknown key(s) {sorted(unknown)}; "
+                                 "use event, where, between")
+            return cls(value["event"], value.get("where"), value.get("between"))
+        raise UsageError("exclusion: expected an event name or {'event': ..., 'between': [i, j]}")
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"event": self.event}
+        if self.where is not None:
+            out["where"] = self.where
+        if self.between is not None:
+            out["between"] = list(self.between)
+        return out
+
+
+def _window_text(window: Any) -> str:
+    if isinstance(window, dt.timedelta):
+        return f"{int(window.total_seconds())}s"
+    if not isinstance(window, str):
+        raise UsageError(f"bad duration {window!r}: give text such as 1d or '30 minutes'")
+    parse_duration(window)
+    return window
+
+
+@dataclasses.dataclass(frozen=True)
+class FunnelQuery(Query):
+    """Users reaching each of ``steps`` within ``window`` of their first step in ``range``
+    (None: the store's first to last day), see docs/analytics.md (Funnels).
+
+    ``segment``: only its members count; ``compare``: one funnel per saved segment, side
+    by side. Saved funnels are this query's JSON.
+    """
+
+    kind: ClassVar[str] = "funnel"
+    steps: tuple[Step, ...]
+    window: str = "1d"
+    range: DateRange | None = None
+    strict: bool = False
+    order: str = "ordered"
+    exclusions: tuple[Exclusion, ...] = ()
+    hold: str | None = None
+    segment: str | None = None
+    compare: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        steps = self.steps
+        if isinstance(steps, str | Step | Mapping):
+            steps = [steps]
+        parsed = tuple(Step.of(s, f"step {i + 1}") for i, s in enumerate(steps or []))
+        if not parsed:
+            raise UsageError("a funnel needs at least one step")
+        if self.order not in ORDERS:
+            raise UsageError(f"bad order {self.order!r}: use ordered or any")
+        _set(self, steps=parsed, window=_window_text(self.window), strict=bool(self.strict),
+             exclusions=tuple(Exclusion.of(x) for x in self.exclusions or ()),
+             compare=names(self.compare, "compare"),
+             segment=self.segment or None, hold=self.hold or None)
+
+    @property
+    def step_values(self) -> list[Any]:
+        """Steps as the funnel functions take them (names, or event/where dicts)."""
+        return [s.event if s.where is None else s.to_dict() for s in self.steps]
+
+    @property
+    def exclusion_values(self) -> list[dict[str, Any]]:
+        return [x.to_dict() for x in self.exclusions]
+
+    @classmethod
+    def _decode(cls, body: dict[str, Any]) -> dict[str, Any]:
+        out = super()._decode(body)
+        out["steps"] = tuple(out.get("steps") or ())
+        out["exclusions"] = tuple(out.get("exclusions") or ())
+        out["compare"] = tuple(out.get("compare") or ())
+        return out
+
+    @classmethod
+    def from_saved(cls, spec: Mapping[str, Any]) -> FunnelQuery:
+        """A saved funnel: this query's JSON, or the dashboard's earlier format
+        (``start``/``end`` at the top, no ``kind``)."""
+        if "kind" in spec:
+            return cls.from_dict(spec)
+        body = dict(spec)
+        start, end = body.pop("start", None), body.pop("end", None)
+        if start is not None and end is not None:
+            body["range"] = {"start": start, "end": end}
+        keep = {f.name for f in dataclasses.fields(cls)}
+        return cls.from_dict({k: v for k, v in body.items() if k in keep})
+
+
+@dataclasses.dataclass(frozen=True)
+class FunnelTrendQuery(Query):
+    """Conversion of ``funnel`` per ``every`` period of entry."""
+
+    kind: ClassVar[str] = "funnel_trend"
+    funnel: FunnelQuery
+    every: Period = Period.DAY
+
+    def __post_init__(self) -> None:
+        _set(self, every=Period.parse(self.every))
+
+    @classmethod
+    def _decode(cls, body: dict[str, Any]) -> dict[str, Any]:
+        out = dict(body)
+        if isinstance(out.get("funnel"), Mapping):
+            out["funnel"] = FunnelQuery.from_dict(out["funnel"])
+        return out
+
+
+# --------------------------------------------------------------------------- event reports
+@dataclasses.dataclass(frozen=True)
+class EventQuery(Query):
+    """Events and distinct users of ``events`` per ``every`` period of ``range``.
+
+    ``segment``: only its members' events; ``compare``: a row group per saved segment;
+    ``by``: a row group per value of an event property (top ``top``, the rest "other").
+    """
+
+    kind: ClassVar[str] = "events"
+    events: tuple[str, ...]
+    range: DateRange | None = None
+    every: Period = Period.DAY
+    segment: str | None = None
+    compare: tuple[str, ...] = ()
+    by: str | None = None
+    top: int = 10
+    where: str | None = None
+
+    def __post_init__(self) -> None:
+        events = names(self.events, "events")
+        if not events:
+            raise UsageError("an event report needs at least one event")
+        if self.range is None:
+            raise UsageError("an event report needs a range: give start and end dates")
+        if self.by is not None and self.compare:
+            raise UsageError("break down by segments or by a property, not both")
+        _set(self, events=events, every=Period.parse(self.every),
+             compare=names(self.compare, "compare"), segment=self.segment or None,
+             top=_positive_int(self.top, "top"),
+             where=_text_or_none(self.where, "the where filter"))
+
+    @classmethod
+    def _decode(cls, body: dict[str, Any]) -> dict[str, Any]:
+        out = super()._decode(body)
+        out["events"] = tuple(out.get("events") or ())
+        out["compare"] = tuple(out.get("compare") or ())
+        return out
