@@ -77,13 +77,14 @@ with guard("engagement"):
         f"last 30 days: {fmt_pct(eng['active_30d']['share'])} of the members"
     )
 with c[3]:
-    b = st.columns(3)
+    b = st.columns([2, 3, 3])
     if b[0].button("Edit", key="sp_edit", icon=":material/edit:"):
         ss["b_reset"] = True
         state.go("builder", edit_segment=name)
-    if b[1].button("Funnel for this segment", key="sp_funnel", icon=":material/filter_alt:"):
+    if b[1].button("Funnel", key="sp_funnel", icon=":material/filter_alt:",
+                   help="Open the Funnels page for this segment's members"):
         state.go("funnels", fn_segment_default=name)
-    if b[2].button("Freeze members", key="sp_freeze", icon=":material/ac_unit:",
+    if b[2].button("Freeze", key="sp_freeze", icon=":material/ac_unit:",
                    help="Save the members as of the sidebar date as a new static segment "
                         "(a fixed list, e.g. for a one-time campaign)"):
         ss["sp_freezing"] = name
