@@ -60,7 +60,7 @@ Options
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,19 +126,28 @@ def _blank_none(where: Any) -> Any:
     return None if isinstance(where, str) and not where.strip() else where
 
 
-def _step(value: Any, where: str) -> FunnelStep:
-    if isinstance(value, FunnelStep):
-        return value
+def step_fields(value: Any, where: str) -> tuple[str, Any]:
+    """``(event, where filter)`` of a step given as an event name or ``{"event", "where"}``.
+
+    The one reading of a step's shape, for funnels and for saved funnel queries.
+    """
     if isinstance(value, str):
-        return FunnelStep(value)
-    if isinstance(value, dict) and isinstance(value.get("event"), str):
+        return value, None
+    if isinstance(value, Mapping) and isinstance(value.get("event"), str):
         unknown = set(value) - {"event", "where"}
         if unknown:
             raise UsageError(f"{where}: unknown key(s) {sorted(unknown)}; use event and where")
-        return FunnelStep(value["event"], _blank_none(value.get("where")))
+        return value["event"], value.get("where")
     raise UsageError(
         f"{where}: expected an event name or {{'event': ..., 'where': ...}}, got {value!r}"
     )
+
+
+def _step(value: Any, where: str) -> FunnelStep:
+    if isinstance(value, FunnelStep):
+        return value
+    event, condition = step_fields(value, where)
+    return FunnelStep(event, _blank_none(condition))
 
 
 def _exclusion(value: Any, k: int, n: int) -> Exclusion:

@@ -14,6 +14,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from segcore.analytics.funnel import step_fields
 from segcore.durations import parse_duration
 from segcore.errors import UsageError
 from segcore.query.base import DateRange, Period, Query, Target, check_as_of, names
@@ -202,16 +203,7 @@ class Step:
         """A step from an event name, ``{"event", "where"}`` or a Step."""
         if isinstance(value, Step):
             return value
-        if isinstance(value, str):
-            return cls(value)
-        if isinstance(value, Mapping) and isinstance(value.get("event"), str):
-            unknown = set(value) - {"event", "where"}
-            if unknown:
-                raise UsageError(f"{where}: unknown key(s) {sorted(unknown)}; use event and where")
-            return cls(value["event"], value.get("where"))
-        raise UsageError(
-            f"{where}: expected an event name or {{'event': ..., 'where': ...}}, got {value!r}"
-        )
+        return cls(*step_fields(value, where))
 
     def to_dict(self) -> dict[str, Any]:
         return {"event": self.event, "where": self.where}
