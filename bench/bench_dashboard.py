@@ -33,8 +33,8 @@ PAGES = ["overview", "segments", "builder", "segment", "funnels", "events", "use
 
 def _store(users: int, days: int) -> Path:
     from segcore import Store
-    from segcore.examples import seed_examples
     from segcore.sample import generate
+    from segcore.sample.examples import seed_examples
 
     home = ROOT / "bench" / ".stores" / f"dashboard-{users}x{days}"
     if not (home / "events").exists():

@@ -20,9 +20,9 @@ sys.path.insert(0, str(ROOT.parent))
 
 from bench.harness import AS_OF, machine, measure, store_home  # noqa: E402
 from segcore import Store  # noqa: E402
-from segcore.evaluate import members  # noqa: E402
-from segcore.sql import compile_sql  # noqa: E402
-from segcore.sql.engines import run_members  # noqa: E402
+from segcore.engine.polars.evaluate import members  # noqa: E402
+from segcore.engine.sql import compile_sql  # noqa: E402
+from segcore.engine.sql.engines import run_members  # noqa: E402
 
 FAMILIES = {
     "attributes only": "country = 'US' AND age BETWEEN 25 AND 40 AND email_opt_in",

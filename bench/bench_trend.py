@@ -26,7 +26,7 @@ import polars as pl
 
 from segcore import Store
 from segcore.analytics.trend import trend, trend_naive
-from segcore.evaluate import count
+from segcore.engine.polars.evaluate import count
 from segcore.sample import generate
 
 END = "2026-06-30"

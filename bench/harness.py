@@ -30,7 +30,7 @@ T_SQL = "TIMESTAMP '2026-07-01 00:00:00'"
 def store_home(size: str) -> Path:
     """The generated store of a size, created on first use and kept between runs."""
     from segcore.sample import generate
-    from segcore.store import EVENT_ROW_GROUP, EVENT_SORT
+    from segcore.store.events import EVENT_ROW_GROUP, EVENT_SORT
 
     params = SIZES[size]
     home = STORES / size

@@ -98,7 +98,7 @@ def _ratio(a: float, b: float | None) -> float | None:
 
 def _compiled_sql(store: Store, rule: str, dialect: str) -> str | None:
     try:
-        from segcore.sql import compile_sql
+        from segcore.engine.sql import compile_sql
     except ImportError:
         return None
     return compile_sql(store, rule, dialect=dialect, as_of=AS_OF)
@@ -119,7 +119,7 @@ def _eval_workload(name: str, rule: str, hand_sql: str):
             peers["duckdb (segcore SQL)"] = measure(lambda: con.sql(q).fetchall()[0][0], repeat)
         ch = _compiled_sql(store, rule, "clickhouse")
         if ch:
-            from segcore.sql.engines import count_members
+            from segcore.engine.sql.engines import count_members
 
             peers["clickhouse/chdb (segcore SQL)"] = measure(
                 lambda: count_members(store, rule, as_of=AS_OF, engine="clickhouse"), repeat)

@@ -121,8 +121,8 @@ def first_start() -> None:
 
 
 def _generate(store) -> None:
-    from segcore.examples import seed_examples
     from segcore.sample import generate
+    from segcore.sample.examples import seed_examples
 
     users, days = state.sample_size()
     st.title("Welcome to segcore")

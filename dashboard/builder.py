@@ -12,7 +12,7 @@ a row is one of:
 - ``{"kind": "segment", "member": bool, "name"}``
 
 ``within`` ``[0, "days"]`` means all time. :func:`to_tree` builds the condition tree
-(printed with :func:`segcore.printer.to_text`); :func:`from_tree` maps the shapes the
+(printed with :func:`segcore.lang.printer.to_text`); :func:`from_tree` maps the shapes the
 builder can show back to a model and returns None for anything else (an "advanced"
 rule, edited as text).
 """
@@ -22,11 +22,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from segcore import durations
 from segcore.errors import RuleError
-from segcore.parser import parse_event_filter
-from segcore.printer import to_text
-from segcore.tree import (
+from segcore.lang import durations
+from segcore.lang.parser import parse_event_filter
+from segcore.lang.printer import to_text
+from segcore.lang.tree import (
     And,
     Arith,
     Behavior,

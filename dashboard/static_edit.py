@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboard import cached, state
 from dashboard.widgets import fmt_int, guard
-from segcore.catalog import MembersReport
+from segcore.store.catalog import MembersReport
 
 _LAST = "static_change"  # session key: the last change made in this session
 

@@ -1,4 +1,4 @@
-"""``segcore.Store``: the Python API, a store's data (:class:`~segcore.store.EventStore`)
+"""``segcore.Store``: the Python API, a store's data (:class:`~segcore.store.events.EventStore`)
 plus one method per analytic. Every method builds a query object and calls its runner
 (:mod:`segcore.query`); :meth:`Store.run` runs any query and returns its typed result.
 """
@@ -13,11 +13,11 @@ from typing import Any
 import polars as pl
 
 from segcore import query as Q
-from segcore.catalog import MembersReport, Segment
-from segcore.rules import to_tree
+from segcore.engine.rules import to_tree
+from segcore.lang.tree import Node
 from segcore.segments import add_members, freeze_segment, remove_members
-from segcore.store import EventStore
-from segcore.tree import Node
+from segcore.store.catalog import MembersReport, Segment
+from segcore.store.events import EventStore
 
 
 def _target(rule: Any, segment: str | None) -> Q.Target:

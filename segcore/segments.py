@@ -8,13 +8,13 @@ from typing import Any
 
 import polars as pl
 
-from segcore.catalog import MembersReport, Segment, parse_ids_csv
+from segcore.engine.polars.evaluate import to_tree
 from segcore.errors import UsageError
-from segcore.evaluate import to_tree
-from segcore.printer import to_text
-from segcore.store import EventStore
-from segcore.timeutil import resolve_as_of
-from segcore.tree import Node, to_json
+from segcore.lang.dates import resolve_as_of
+from segcore.lang.printer import to_text
+from segcore.lang.tree import Node, to_json
+from segcore.store.catalog import MembersReport, Segment, parse_ids_csv
+from segcore.store.events import EventStore
 
 
 def known_ids(store: EventStore) -> pl.Series:
@@ -26,7 +26,7 @@ def known_ids(store: EventStore) -> pl.Series:
 
 def _rule_fields(store: EventStore, rule: Any) -> tuple[str, str]:
     """Rule text and tree JSON of a checked rule (the catalog checks its references:
-    missing segments, cycles and nesting depth, see ``segcore.references``)."""
+    missing segments, cycles and nesting depth, see ``segcore.lang.references``)."""
     tree: Node = to_tree(store, rule)
     text = rule if isinstance(rule, str) and not rule.lstrip().startswith("{") else to_text(tree)
     return text.strip(), to_json(tree)

@@ -9,9 +9,9 @@ import streamlit as st
 from dashboard import builder as bm
 from dashboard import cached, state
 from dashboard.widgets import fmt_int, fmt_pct, friendly, guard, rule_error
+from segcore.engine.rules import schema_of, to_tree
 from segcore.errors import ConflictError, RuleError, SegcoreError
 from segcore.query import ReachQuery, Target
-from segcore.rules import schema_of, to_tree
 
 store = state.store()
 as_of = state.as_of()

@@ -28,7 +28,7 @@ with t_sum, guard("summary"):
         f"to {(info['last_event'] or '-')[:10]}"
     )
     left, right = st.columns(2)
-    from segcore.rules import type_name
+    from segcore.engine.rules import type_name
 
     def _schema_rows(schema: dict) -> list[dict[str, str]]:
         return [
@@ -168,8 +168,8 @@ with t_sample:
             st.warning("Tick the confirmation box first.")
         else:
             with guard("sample data"):
-                from segcore.examples import seed_examples
                 from segcore.sample import generate
+                from segcore.sample.examples import seed_examples
 
                 bar = st.progress(0.0, text="Generating...")
                 out = generate(

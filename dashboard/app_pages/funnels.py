@@ -10,10 +10,10 @@ import streamlit as st
 
 from dashboard import cached, charts, state
 from dashboard.widgets import fmt_int, fmt_pct, fmt_seconds, friendly, guard, segment_names
-from segcore import durations
-from segcore.durations import parse_duration
+from segcore.engine.polars.evaluate import event_filter
 from segcore.errors import SegcoreError
-from segcore.evaluate import event_filter
+from segcore.lang import durations
+from segcore.lang.durations import parse_duration
 from segcore.query import (
     DateRange,
     Exclusion,

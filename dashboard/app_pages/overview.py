@@ -56,7 +56,7 @@ with right, guard("segments"):
     if not segs:
         st.info("No saved segments yet.")
         if st.button("Add example segments", key="ov_examples"):
-            from segcore.examples import seed_examples
+            from segcore.sample.examples import seed_examples
 
             seed_examples(store)
             st.rerun()

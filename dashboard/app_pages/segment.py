@@ -21,6 +21,7 @@ from dashboard.widgets import (
     parquet_bytes,
     segment_names,
 )
+from segcore.engine.sql.dialects import DIALECTS
 from segcore.query import (
     DateRange,
     EngagementQuery,
@@ -32,7 +33,6 @@ from segcore.query import (
     Target,
     TrendQuery,
 )
-from segcore.sql.dialects import DIALECTS
 
 store = state.store()
 as_of = state.as_of()

@@ -18,14 +18,14 @@ import numpy as np
 import polars as pl
 
 from segcore.analytics.trend import align, grid, make_points, target_grid
-from segcore.durations import parse_duration
+from segcore.engine.polars.evaluate import members as eval_members
+from segcore.engine.polars.expressions import TS
+from segcore.engine.rules import schema_of
 from segcore.errors import RuleError
-from segcore.evaluate import members as eval_members
-from segcore.polars_expr import TS
-from segcore.rules import schema_of
-from segcore.store import EventStore
-from segcore.timeutil import resolve_as_of
-from segcore.tree import Behavior
+from segcore.lang.dates import resolve_as_of
+from segcore.lang.durations import parse_duration
+from segcore.lang.tree import Behavior
+from segcore.store.events import EventStore
 
 WEEK, MONTH = dt.timedelta(days=7), dt.timedelta(days=30)
 

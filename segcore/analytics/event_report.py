@@ -18,10 +18,10 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from segcore.engine.polars.evaluate import event_filter, members
 from segcore.errors import UsageError
-from segcore.evaluate import event_filter, members
-from segcore.store import EventStore
-from segcore.timeutil import end_of_day, parse_date
+from segcore.lang.dates import end_of_day, parse_date
+from segcore.store.events import EventStore
 
 OTHER = "other"
 NONE = "(none)"
@@ -65,7 +65,7 @@ def event_report(
     Parameters
     ----------
     store
-        The store (:class:`segcore.store.EventStore`).
+        The store (:class:`segcore.store.events.EventStore`).
     events
         Event names (at least one).
     start, end

@@ -66,10 +66,10 @@ from typing import Any
 
 import polars as pl
 
-from segcore.durations import parse_duration
 from segcore.errors import UsageError
-from segcore.store import USER_CODE, distinct_user_rows
-from segcore.timeutil import end_of_day, parse_date
+from segcore.lang.dates import end_of_day, parse_date
+from segcore.lang.durations import parse_duration
+from segcore.store.events import USER_CODE, distinct_user_rows
 
 US = 1_000_000
 _HIST_BINS: tuple[tuple[str, float, float], ...] = (
@@ -250,9 +250,9 @@ def _where_expr(store, where: Any, label: str) -> pl.Expr:
     if isinstance(where, pl.Expr):
         return where.fill_null(False)
     try:
-        from segcore.evaluate import event_filter
+        from segcore.engine.polars.evaluate import event_filter
     except ImportError:  # the evaluator is not installed in this checkout
-        raise UsageError(f"{label}: where filters need segcore.evaluate") from None
+        raise UsageError(f"{label}: where filters need segcore.engine.polars.evaluate") from None
     return event_filter(store, str(where)).fill_null(False)
 
 
@@ -913,7 +913,7 @@ def _report_steps(spec: FunnelSpec, per_step: list[pl.DataFrame]) -> list[dict[s
 
 
 def _members(store, name: str, at: dt.datetime) -> pl.DataFrame:
-    from segcore.evaluate import members
+    from segcore.engine.polars.evaluate import members
 
     return members(store, None, as_of=at, segment=name).select("user_id").unique()
 
@@ -942,7 +942,7 @@ def funnel(
     Parameters
     ----------
     store
-        The store (:class:`segcore.store.EventStore`).
+        The store (:class:`segcore.store.events.EventStore`).
     steps
         Event names, ``{"event": E, "where": "<filter>"}`` dicts or :class:`FunnelStep`.
     window

@@ -14,10 +14,10 @@ from typing import Any
 
 import polars as pl
 
+from segcore.engine.polars.evaluate import members as eval_members
 from segcore.errors import UsageError
-from segcore.evaluate import members as eval_members
-from segcore.store import EventStore
-from segcore.timeutil import resolve_as_of
+from segcore.lang.dates import resolve_as_of
+from segcore.store.events import EventStore
 
 MIN_SEGMENTS, MAX_SEGMENTS = 2, 5
 

@@ -24,12 +24,12 @@ from typing import Any
 
 import polars as pl
 
+from segcore.engine.polars.evaluate import members as eval_members
+from segcore.engine.polars.evaluate import universe
+from segcore.engine.rules import schema_of
 from segcore.errors import UsageError
-from segcore.evaluate import members as eval_members
-from segcore.evaluate import universe
-from segcore.rules import schema_of
-from segcore.store import EventStore
-from segcore.timeutil import resolve_as_of
+from segcore.lang.dates import resolve_as_of
+from segcore.store.events import EventStore
 
 DEFAULT_ATTRIBUTES = (
     "country",

@@ -17,15 +17,15 @@ from typing import Any
 
 import polars as pl
 
+from segcore.engine.plan import tree_columns
+from segcore.engine.polars.evaluate import members as eval_members
+from segcore.engine.polars.expressions import Ctx, to_expr
+from segcore.engine.rules import schema_of
 from segcore.errors import NotFoundError, RuleError
-from segcore.evaluate import members as eval_members
-from segcore.parser import parse_rule
-from segcore.plan import tree_columns
-from segcore.polars_expr import Ctx, to_expr
-from segcore.rules import schema_of
-from segcore.store import EventStore
-from segcore.timeutil import resolve_as_of
-from segcore.tree import Node, Schema, behaviours, segment_refs
+from segcore.lang.dates import resolve_as_of
+from segcore.lang.parser import parse_rule
+from segcore.lang.tree import Node, Schema, behaviours, segment_refs
+from segcore.store.events import EventStore
 
 CONTACT_COLUMNS = ("email", "phone", "push_token")
 

@@ -30,7 +30,7 @@ Algorithm (exact, no per-point re-evaluation):
 
 Term matrices are P x U (points the slow axis): time-ordered events then scatter
 into one point's row at a time and running sums add whole rows. Users are numbered
-from the event cache's Categorical user codes (``segcore.store.USER_CODE``).
+from the event cache's Categorical user codes (``segcore.store.events.USER_CODE``).
 
 Where a term cannot be handled exactly that way (an event filter that reads
 ``now()``, a window bound that is not monotone, ``event_min`` of a string) the
@@ -47,9 +47,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from segcore.errors import RuleError, UsageError
-from segcore.evaluate import plan_members, where_mask
-from segcore.plan import (
+from segcore.engine.plan import (
     default_value,
     event_columns,
     polars_dtype,
@@ -57,11 +55,12 @@ from segcore.plan import (
     term_event,
     tree_columns,
 )
-from segcore.polars_expr import TS, Ctx, as_timestamp, to_expr
-from segcore.rules import schema_of, to_tree
-from segcore.store import USER_CODE, EventStore, distinct_user_rows
-from segcore.timeutil import UTC, day_points, end_of_day, parse_date
-from segcore.tree import (
+from segcore.engine.polars.evaluate import plan_members, where_mask
+from segcore.engine.polars.expressions import TS, Ctx, as_timestamp, to_expr
+from segcore.engine.rules import schema_of, to_tree
+from segcore.errors import RuleError, UsageError
+from segcore.lang.dates import UTC, day_points, end_of_day, parse_date
+from segcore.lang.tree import (
     And,
     Behavior,
     Call,
@@ -75,7 +74,8 @@ from segcore.tree import (
     behaviours,
     segment_refs,
 )
-from segcore.types import type_of
+from segcore.lang.types import type_of
+from segcore.store.events import USER_CODE, EventStore, distinct_user_rows
 
 DAY_US = 86_400_000_000
 NEG = np.iinfo(np.int64).min

@@ -17,8 +17,6 @@ from segcore.cli.output import (
 )
 from segcore.cli.segments import target
 from segcore.errors import UsageError
-from segcore.fileio import atomic_path
-from segcore.outputs import check_output_path
 from segcore.query import (
     DateRange,
     EngagementQuery,
@@ -37,6 +35,8 @@ from segcore.query import (
     run_trend,
     trend_actors,
 )
+from segcore.store.files import atomic_path
+from segcore.store.outputs import check_output_path
 
 
 def _add_target(p, *, many: bool = False) -> None:

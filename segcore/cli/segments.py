@@ -18,9 +18,8 @@ from segcore.cli.output import (
     whole_number,
 )
 from segcore.errors import SegcoreError, UsageError
-from segcore.fileio import atomic_path
-from segcore.outputs import check_output_path
-from segcore.parser import MAX_RULE_CHARS
+from segcore.lang.dates import resolve_as_of
+from segcore.lang.parser import MAX_RULE_CHARS
 from segcore.segments import (
     add_members,
     create_segment,
@@ -28,7 +27,8 @@ from segcore.segments import (
     freeze_segment,
     remove_members,
 )
-from segcore.timeutil import resolve_as_of
+from segcore.store.files import atomic_path
+from segcore.store.outputs import check_output_path
 
 ENGINES = ("polars", "duckdb", "clickhouse", "spark")
 
@@ -119,7 +119,7 @@ def cmd_eval(args) -> int:
     if args.engine == "polars":
         members = store.members(rule, as_of=T, segment=segment)
     else:
-        from segcore.sql.engines import run_members
+        from segcore.engine.sql.engines import run_members
 
         members = run_members(store, rule, segment=segment, as_of=T, engine=args.engine,
                               spark_master=args.spark_master)
@@ -175,7 +175,7 @@ def write_members(store, members: pl.DataFrame, out: Path) -> None:
 def cmd_sql(args) -> int:
     store = store_from(args)
     rule, segment = target(args)
-    from segcore.sql import compile_sql
+    from segcore.engine.sql import compile_sql
 
     kwargs = {}
     if args.events_table:

@@ -29,7 +29,6 @@ from typing import Any, Literal
 import polars as pl
 
 from segcore.errors import IngestError
-from segcore.fileio import atomic_path
 from segcore.ingest.derive import derive_columns, parse_derivation
 from segcore.ingest.inputs import expand_inputs
 from segcore.ingest.keys import identical_to_stored, ids_without_match, key_event_ids, parse_key
@@ -63,8 +62,9 @@ from segcore.ingest.write import (
     write_events,
     write_users,
 )
-from segcore.outputs import check_output_path
-from segcore.store import EVENT_ID, EventStore
+from segcore.store.events import EVENT_ID, EventStore
+from segcore.store.files import atomic_path
+from segcore.store.outputs import check_output_path
 
 __all__ = ["ingest", "ingest_export", "IngestError", "REJECTS_DIR"]
 
@@ -344,7 +344,7 @@ def ingest(
         Text encoding of CSV/NDJSON files (e.g. ``latin-1`` for old spreadsheet exports).
     trim
         Remove spaces around text values (every format). By default values are
-        stored exactly as written; only ids follow the id rule (:mod:`segcore.ids`).
+        stored exactly as written; only ids follow the id rule (:mod:`segcore.store.ids`).
     derive
         ``"NAME = EXPRESSION"`` derived columns (:mod:`segcore.ingest.derive`).
     key

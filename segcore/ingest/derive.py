@@ -3,8 +3,8 @@
 The expression is written in the rule language's expression syntax (``docs/rules.md``:
 arithmetic, comparisons, ``LIKE``, ``CASE WHEN ... THEN ... ELSE ... END``, ``lower()``,
 ``coalesce()``...) over the columns of the incoming rows, after ``--map`` and type
-inference. It is parsed into the condition tree (:func:`segcore.parser.parse_expression`)
-and compiled to a Polars expression (:mod:`segcore.polars_expr`); it never reaches an
+inference. It is parsed into the condition tree (:func:`segcore.lang.parser.parse_expression`)
+and compiled to a Polars expression (:mod:`segcore.engine.polars.expressions`); it never reaches an
 engine as text. Derivations apply in order, so a later one may use an earlier one, and
 a derived column replaces an incoming column of the same name.
 
@@ -19,13 +19,13 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from segcore.engine.polars.expressions import Ctx, to_expr
+from segcore.engine.rules import type_name
 from segcore.errors import IngestError, RuleError
 from segcore.ingest.timestamps import UTC_US, parse_timestamps
 from segcore.ingest.validate import cast_expr
-from segcore.parser import parse_expression
-from segcore.polars_expr import Ctx, to_expr
-from segcore.rules import type_name
-from segcore.tree import BEHAVIOURAL, InSegment, Schema
+from segcore.lang.parser import parse_expression
+from segcore.lang.tree import BEHAVIOURAL, InSegment, Schema
 
 _EXAMPLE = "e.g. amount = quantity * price"
 

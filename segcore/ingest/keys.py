@@ -1,7 +1,7 @@
 """Event ids from key columns, re-import checks and id matching reports.
 
 - ``--key InvoiceNo,StockCode``: each event's ``event_id`` is the JSON object of its key
-  values as text under the id rule (:mod:`segcore.ids`), in the order given, e.g.
+  values as text under the id rule (:mod:`segcore.store.ids`), in the order given, e.g.
   ``{"InvoiceNo":"536365","StockCode":"85123A"}``. It is deterministic, so importing the
   same rows again (from any format) gives the same ids, and they are skipped.
 - Rows identical to stored events (every column equal, NULL equal to NULL, columns
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import polars as pl
 
 from segcore.errors import IngestError
-from segcore.ids import id_text
-from segcore.store import EVENT_ID, EventStore
+from segcore.store.events import EVENT_ID, EventStore
+from segcore.store.ids import id_text
 
 
 def parse_key(text: str | Sequence[str] | None) -> list[str]:

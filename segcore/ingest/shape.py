@@ -6,7 +6,7 @@
   lines of any other type (``group``, ``alias``...) are ignored and counted;
 - ``mapping`` renames source columns to target columns; ``event`` sets a constant name;
 - CSV string columns other than the ids get a type inferred from all their values;
-- ids follow the one id rule of :mod:`segcore.ids`.
+- ids follow the one id rule of :mod:`segcore.store.ids`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from __future__ import annotations
 import polars as pl
 
 from segcore.errors import IngestError
-from segcore.ids import id_text
 from segcore.ingest.readers import ERROR, FILE, LINE, META, RAW
 from segcore.ingest.timestamps import parse_timestamps
+from segcore.store.ids import id_text
 
 NESTED = {"events": "properties", "users": "traits"}
 ID_COLUMNS = ("user_id", "event", "event_id")
@@ -201,7 +201,7 @@ def scalar_columns(df: pl.DataFrame, kind: str, shown: str) -> pl.DataFrame:
 
 
 def normalise_ids(df: pl.DataFrame) -> pl.DataFrame:
-    """``user_id`` and ``event_id`` under the id rule (:mod:`segcore.ids`: ``17850.0``
+    """``user_id`` and ``event_id`` under the id rule (:mod:`segcore.store.ids`: ``17850.0``
     from any format is ``17850``); ``event`` names as text without surrounding spaces.
     Blanks are NULL.
     """

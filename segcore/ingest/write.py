@@ -1,7 +1,7 @@
 """Writing validated rows into the store, atomically.
 
 - events: one new file ``events/part-<UTC timestamp>-<short uuid>.parquet`` per import,
-  sorted by ``event, user_id, ts`` (``segcore.store.EVENT_SORT``); events whose ``event_id`` is already stored or repeats
+  sorted by ``event, user_id, ts`` (``segcore.store.events.EVENT_SORT``); events whose ``event_id`` is already stored or repeats
   within the import are skipped (rows without ``event_id`` are never deduplicated).
 - users: the whole table is rewritten as ``users/users.parquet`` (``os.replace`` of a
   complete temporary file), then any other, older user files are removed. A killed
@@ -20,13 +20,13 @@ from pathlib import Path
 import polars as pl
 
 from segcore.errors import StoreError
-from segcore.fileio import clean_stale_temp, write_parquet_atomic
-from segcore.store import (
+from segcore.store.events import (
     EVENT_ID,
     REQUIRED_EVENT_COLUMNS,
     EventStore,
     write_events_file,
 )
+from segcore.store.files import clean_stale_temp, write_parquet_atomic
 
 USERS_FILE = "users.parquet"
 UNCHANGED = "the store is unchanged"  # how a failed write ends its error line

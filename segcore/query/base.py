@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar
 
 from segcore.errors import RuleError, UsageError
-from segcore.timeutil import end_of_day, parse_date, resolve_as_of
-from segcore.tree import Node
+from segcore.lang.dates import end_of_day, parse_date, resolve_as_of
+from segcore.lang.tree import Node
 
 Q = TypeVar("Q", bound="Query")
 

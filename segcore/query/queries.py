@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from segcore.analytics.funnel import step_fields
-from segcore.durations import parse_duration
 from segcore.errors import UsageError
+from segcore.lang.durations import parse_duration
 from segcore.query.base import DateRange, Period, Query, Target, check_as_of, names
 
 ORDERS = ("ordered", "any")

@@ -2,8 +2,8 @@
 (``*_actors``) returning the users behind a number (a ``user_id`` DataFrame).
 
 Every runner reads one consistent set of the store's files (``store.pinned()``) and
-calls the analytic's function in :mod:`segcore.evaluate`, :mod:`segcore.analytics`
-or :mod:`segcore.sql`; :func:`run` picks the runner of a query by its type. The CLI,
+calls the analytic's function in :mod:`segcore.engine.polars.evaluate`, :mod:`segcore.analytics`
+or :mod:`segcore.engine.sql`; :func:`run` picks the runner of a query by its type. The CLI,
 ``segcore.Store`` and the dashboard all come through here (docs/architecture.md).
 """
 
@@ -14,7 +14,6 @@ from typing import Any
 
 import polars as pl
 
-from segcore import evaluate
 from segcore.analytics import engagement as engagement_mod
 from segcore.analytics import event_report as event_report_mod
 from segcore.analytics import funnel as funnel_mod
@@ -22,7 +21,10 @@ from segcore.analytics import overlap as overlap_mod
 from segcore.analytics import profile as profile_mod
 from segcore.analytics import reach as reach_mod
 from segcore.analytics import trend as trend_mod
+from segcore.engine.polars import evaluate
+from segcore.engine.sql import compile_sql
 from segcore.errors import UsageError
+from segcore.lang.dates import resolve_as_of
 from segcore.query.base import Query
 from segcore.query.queries import (
     WHICH,
@@ -52,9 +54,7 @@ from segcore.query.results import (
     TrendResult,
     UserResult,
 )
-from segcore.sql import compile_sql
-from segcore.store import EventStore
-from segcore.timeutil import resolve_as_of
+from segcore.store.events import EventStore
 
 
 def _iso(T: Any) -> str:

@@ -24,12 +24,17 @@ from typing import Any
 import numpy as np
 
 from segcore.errors import StoreError, UsageError
-from segcore.fileio import clean_stale_temp, new_build_dir, replace_dir_atomic, write_parquet_atomic
+from segcore.lang.dates import parse_date
 from segcore.sample.events import EVENT_COLUMNS, generate_chunk
 from segcore.sample.limits import check_size
 from segcore.sample.users import DAY_US, UserPlan, Window, build_users, plan_users, user_ids
-from segcore.store import write_events_file
-from segcore.timeutil import parse_date
+from segcore.store.events import write_events_file
+from segcore.store.files import (
+    clean_stale_temp,
+    new_build_dir,
+    replace_dir_atomic,
+    write_parquet_atomic,
+)
 
 __all__ = ["generate", "EVENT_COLUMNS", "CHUNK_USERS"]
 

@@ -1,0 +1,1 @@
+"""Engines: the backend-neutral plan, the Polars backend and the SQL backend."""

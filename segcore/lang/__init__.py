@@ -1,0 +1,1 @@
+"""The rule language: condition tree, types, parser, printer, durations and dates."""

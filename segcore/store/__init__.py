@@ -1,0 +1,1 @@
+"""The store: event and user files, the column cache and the catalog."""

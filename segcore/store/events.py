@@ -1,0 +1,399 @@
+"""The store: Parquet events and users under a home folder, plus the SQLite catalog.
+
+Layout (see docs/architecture.md, "The store")::
+
+    <home>/events/**/*.parquet   user_id, event, ts (UTC, us), event_id, properties...
+    <home>/users/**/*.parquet    user_id + attribute columns
+    <home>/catalog.sqlite        saved segments, static members, channels, funnels
+
+``EventStore`` is the data layer every engine reads: the file layout, schemas and scans,
+the in-memory event-column cache, data versions and the catalog. ``segcore.Store``
+(:mod:`segcore.api`) adds the Python API on top of it (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from segcore.errors import StoreError
+from segcore.store.catalog import Catalog
+from segcore.store.files import TMP_PREFIX
+
+REQUIRED_EVENT_COLUMNS: dict[str, pl.DataType] = {
+    "user_id": pl.String(),
+    "event": pl.String(),
+    "ts": pl.Datetime("us", "UTC"),
+}
+EVENT_ID = "event_id"
+# A derived column ``events_frame`` serves on request: ``user_id`` as a Categorical, so
+# grouping and ``join_asof(by=...)`` on users hash 32-bit codes, not strings.
+USER_CODE = "__user"
+
+# Event files are sorted by event name first, in small row groups: Parquet statistics then
+# let every engine skip the row groups of events a query does not read (a large win for
+# behavioural rules, which each read one or a few event names).
+EVENT_SORT = ("event", "user_id", "ts")
+EVENT_ROW_GROUP = 100_000
+
+
+def distinct_user_rows(codes: pl.Series) -> np.ndarray:
+    """One row index per distinct user of a ``USER_CODE`` column (a scatter, no hashing)."""
+    phys = codes.to_physical().to_numpy()
+    if not len(phys):
+        return np.empty(0, dtype=np.int64)
+    dtype = np.int32 if len(phys) < 2**31 else np.int64  # half the memory traffic
+    row = np.full(int(phys.max()) + 1, -1, dtype=dtype)
+    row[phys] = np.arange(len(phys), dtype=dtype)  # any row of a user will do
+    return row[row >= 0]
+
+
+def write_events_file(df: pl.DataFrame, target: Path, *,
+                      left: str = "nothing was written") -> None:
+    """Write one events Parquet file atomically in the store's layout (see EVENT_SORT)."""
+    from segcore.store.files import write_parquet_atomic
+
+    write_parquet_atomic(df.sort(list(EVENT_SORT), maintain_order=True), target,
+                         row_group_size=EVENT_ROW_GROUP, left=left)
+
+
+# per thread: home -> (event files, user files) pinned by ``Store.pinned()``
+_PINNED = threading.local()
+
+
+def default_home() -> Path:
+    """``SEGCORE_HOME`` if set, else ``./data``."""
+    return Path(os.environ.get("SEGCORE_HOME") or "data")
+
+
+def _parquet_files(folder: Path) -> list[Path]:
+    if not folder.exists():
+        return []
+    return sorted(
+        p
+        for p in folder.rglob("*.parquet")
+        if not any(part.startswith((TMP_PREFIX, ".")) for part in p.relative_to(folder).parts)
+    )
+
+
+def _unified_schema(files: list[Path]) -> dict[str, pl.DataType]:
+    schema: dict[str, pl.DataType] = {}
+    for f in files:
+        try:
+            file_schema = pl.scan_parquet(f, glob=False).collect_schema()  # '[' is no glob
+        except Exception as exc:  # corrupt file in the store
+            raise StoreError(f"cannot read {f}: {exc}") from None
+        for name, dtype in file_schema.items():
+            if name not in schema or schema[name] == pl.Null:
+                schema[name] = dtype
+    return schema
+
+
+class EventStore:
+    """The data of a store rooted at ``home`` (default: ``SEGCORE_HOME`` or ``./data``).
+
+    ``memo`` holds what other modules derive from this store's data (the rule schema,
+    parsed rules), keyed so that a new data version misses.
+    """
+
+    def __init__(self, home: str | os.PathLike[str] | None = None, *,
+                 cache_events: bool | None = None):
+        self.home = Path(home) if home is not None else default_home()
+        if cache_events is None:
+            cache_events = os.environ.get("SEGCORE_EVENT_CACHE", "1") not in ("0", "false", "no")
+        self.cache_events = cache_events
+        self._cache_lock = threading.Lock()
+        self._cache_key: str | None = None
+        self._cache_cols: dict[str, pl.Series] = {}
+        self._cache_perm: pl.Series | None = None
+        self._cache_ranges: dict[str, tuple[int, int]] | None = None
+        self._users_cache: tuple[tuple, pl.DataFrame] | None = None
+        self.memo: dict[Any, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.home)!r})"
+
+    # ------------------------------------------------------------------ layout
+    @property
+    def events_dir(self) -> Path:
+        return self.home / "events"
+
+    @property
+    def users_dir(self) -> Path:
+        return self.home / "users"
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.home / "catalog.sqlite"
+
+    def event_files(self) -> list[Path]:
+        """The complete (non-temporary) event Parquet files."""
+        pin = getattr(_PINNED, "files", {}).get(str(self.home))
+        return list(pin[0]) if pin else _parquet_files(self.events_dir)
+
+    def user_files(self) -> list[Path]:
+        """The complete (non-temporary) user Parquet files."""
+        pin = getattr(_PINNED, "files", {}).get(str(self.home))
+        return list(pin[1]) if pin else _parquet_files(self.users_dir)
+
+    @contextlib.contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Within this block (in this thread) every scan sees the files present at its
+        start, so one evaluation never mixes the store before and after an import."""
+        files = _PINNED.__dict__.setdefault("files", {})
+        key = str(self.home)
+        if key in files:  # nested: the outer snapshot holds
+            yield
+            return
+        files[key] = (_parquet_files(self.events_dir), _parquet_files(self.users_dir))
+        try:
+            yield
+        finally:
+            del files[key]
+
+    def is_empty(self) -> bool:
+        """True when the store has neither events nor users."""
+        return not self.event_files() and not self.user_files()
+
+    # ------------------------------------------------------------------ schema
+    def _files_key(self, files: list[Path]) -> tuple:
+        out = []
+        for f in files:
+            try:
+                st = f.stat()
+            except FileNotFoundError:
+                continue
+            out.append((str(f), st.st_size, st.st_mtime_ns))
+        return tuple(out)
+
+    def events_schema(self) -> dict[str, pl.DataType]:
+        """Column name -> dtype over all event files (the required columns first)."""
+        files = self.event_files()
+        key = self._files_key(files)
+        cache = self.memo
+        if ("events", key) not in cache:
+            found = _unified_schema(files)
+            schema = dict(REQUIRED_EVENT_COLUMNS)
+            schema[EVENT_ID] = pl.String()
+            for name, dtype in found.items():
+                if name not in schema:
+                    schema[name] = dtype
+            cache[("events", key)] = schema
+        return dict(cache[("events", key)])
+
+    def users_schema(self) -> dict[str, pl.DataType]:
+        """Column name -> dtype of the users table (``user_id`` first)."""
+        files = self.user_files()
+        key = self._files_key(files)
+        cache = self.memo
+        if ("users", key) not in cache:
+            found = _unified_schema(files)
+            schema: dict[str, pl.DataType] = {"user_id": pl.String()}
+            schema.update({k: v for k, v in found.items() if k != "user_id"})
+            cache[("users", key)] = schema
+        return dict(cache[("users", key)])
+
+    # ------------------------------------------------------------------ scans
+    def scan_events(self) -> pl.LazyFrame:
+        """All events as one LazyFrame with the unified schema (empty frame if none)."""
+        schema = self.events_schema()
+        files = self.event_files()
+        if not files:
+            return pl.LazyFrame(schema=schema)
+        return pl.scan_parquet(
+            files, schema=schema, missing_columns="insert", extra_columns="ignore", glob=False
+        )
+
+    def scan_users(self) -> pl.LazyFrame:
+        """The users table as a LazyFrame (empty frame with ``user_id`` if none).
+
+        With the event cache on, a long-lived store also keeps the users table in
+        memory per version of its files (it is small next to the events): attribute
+        rules then filter memory, not Parquet.
+        """
+        schema = self.users_schema()
+        files = self.user_files()
+        if not files:
+            return pl.LazyFrame(schema=schema)
+        scan = pl.scan_parquet(
+            files, schema=schema, missing_columns="insert", extra_columns="ignore", glob=False
+        )
+        if not self.cache_events:
+            return scan
+        key = self._files_key(files)
+        with self._cache_lock:
+            cached = self._users_cache
+            if cached is None or cached[0] != key:
+                limit = int(os.environ.get("SEGCORE_EVENT_CACHE_MAX_ROWS", 100_000_000))
+                if scan.select(pl.len()).collect().item() > limit:
+                    return scan
+                cached = self._users_cache = (key, scan.collect())
+        return cached[1].lazy()
+
+    def events_frame(self, columns: list[str], events: Iterable[str] | None = None,
+                     since: dt.datetime | None = None,
+                     until: dt.datetime | None = None) -> pl.LazyFrame:
+        """The events' ``columns`` (optionally only ``events`` with ``since <= ts < until``)
+        for evaluation, served from an in-memory column cache.
+
+        A long-lived process (the dashboard, a notebook, the benchmark) decodes each
+        event column from Parquet once per data version and keeps it in memory sorted
+        by (event, ts), with each event name's row range; selecting events and a time
+        range is then a binary search and zero-copy slices, not a scan. ``event`` is
+        Categorical there. ``USER_CODE`` may be asked for: ``user_id`` as a Categorical. Disabled with ``Store(cache_events=False)`` or
+        ``SEGCORE_EVENT_CACHE=0``, and for stores of more than
+        ``SEGCORE_EVENT_CACHE_MAX_ROWS`` events (default 100M): then a filtered scan.
+        """
+        columns = list(dict.fromkeys(columns))
+        frame = self._cached(columns) if self.cache_events else None
+        if frame is None:
+            lf = self.scan_events()
+            if USER_CODE in columns:
+                lf = lf.with_columns(pl.col("user_id").cast(pl.Categorical).alias(USER_CODE))
+            conds = []
+            if events is not None:
+                conds.append(pl.col("event").is_in(sorted(set(events))))
+            if since is not None:
+                conds.append(pl.col("ts") >= pl.lit(since, dtype=pl.Datetime("us", "UTC")))
+            if until is not None:
+                conds.append(pl.col("ts") < pl.lit(until, dtype=pl.Datetime("us", "UTC")))
+            return (lf.filter(pl.all_horizontal(conds)) if conds else lf).select(columns)
+        df, ranges = frame
+        if events is None and since is None and until is None:
+            return df.lazy().select(columns)
+        names = sorted(set(events)) if events is not None else sorted(ranges)
+        ts = df["ts"]
+        parts = []
+        for name in names:  # ok-loop: one slice per event name
+            if name not in ranges:
+                continue
+            a, b = ranges[name]
+            if since is not None or until is not None:
+                block = ts.slice(a, b - a)
+                lo = block.search_sorted(since, side="left") if since is not None else 0
+                hi = block.search_sorted(until, side="left") if until is not None else b - a
+                a, b = a + int(lo), a + int(hi)
+            if b > a:
+                parts.append(df.slice(a, b - a))
+        if not parts:
+            return df.clear().lazy().select(columns)
+        return pl.concat(parts, rechunk=False).lazy().select(columns)
+
+    def _cached(self, columns: list[str]) -> tuple[pl.DataFrame, dict[str, tuple[int, int]]] | None:
+        key = self.data_version()
+        with self._cache_lock:
+            if key != self._cache_key:
+                self._cache_cols, self._cache_key = {}, key
+                self._cache_perm = self._cache_ranges = None
+            scan = self.scan_events()
+            if self._cache_perm is None:
+                limit = int(os.environ.get("SEGCORE_EVENT_CACHE_MAX_ROWS", 100_000_000))
+                if scan.select(pl.len()).collect().item() > limit:
+                    self.cache_events = False
+                    return None
+                base = (scan.select("event", "ts").with_row_index("__row")
+                        .sort(["event", "ts"]).collect())
+                base = base.rechunk()  # contiguous columns: slices read zero-copy by numpy
+                self._cache_perm = base["__row"]
+                self._cache_cols = {"event": base["event"].cast(pl.Categorical),
+                                    "ts": base["ts"]}
+                bounds = (base.select("event").with_row_index("i").group_by("event")
+                          .agg(pl.col("i").min().alias("a"), pl.col("i").max().alias("b")))
+                self._cache_ranges = {e: (int(a), int(b) + 1) for e, a, b in bounds.iter_rows()}  # ok-loop: one row per event name
+            missing = [c for c in columns if c not in self._cache_cols and c != USER_CODE]
+            if USER_CODE in columns and "user_id" not in [*self._cache_cols, *missing]:
+                missing.append("user_id")
+            if missing:
+                loaded = scan.select(missing).collect()
+                for c in missing:  # ok-loop: one gather per column
+                    self._cache_cols[c] = loaded[c].gather(self._cache_perm).rechunk()
+            if USER_CODE in columns and USER_CODE not in self._cache_cols:
+                codes = self._cache_cols["user_id"].cast(pl.Categorical)
+                self._cache_cols[USER_CODE] = codes.alias(USER_CODE).rechunk()
+            keep = list(dict.fromkeys(["event", "ts", *columns]))
+            df = pl.DataFrame([self._cache_cols[c] for c in keep])
+            return df, dict(self._cache_ranges)
+
+    def event_names(self) -> list[str]:
+        """Distinct event names, sorted (cached per store version)."""
+        return self.event_counts()["event"].to_list()
+
+    def event_counts(self) -> pl.DataFrame:
+        """Event name and number of events, most frequent first (cached per version)."""
+        key = ("event_counts", self.data_version())
+        cache = self.memo
+        if key not in cache:
+            cache[key] = (
+                self.scan_events()
+                .group_by("event")
+                .agg(pl.len().alias("count"))
+                .sort(["count", "event"], descending=[True, False])
+                .collect()
+            )
+        return cache[key]
+
+    # ------------------------------------------------------------------ versions
+    def data_version(self) -> str:
+        """A short hash that changes whenever an event or user file changes."""
+        key = self._files_key(self.event_files()) + self._files_key(self.user_files())
+        return hashlib.sha1(repr(key).encode()).hexdigest()[:16]
+
+    def version(self) -> str:
+        """A hash of the data and the catalog: the dashboard's cache key."""
+        cat = self.catalog_path
+        extra = ""
+        if cat.exists():
+            st = cat.stat()
+            extra = f"{st.st_size}:{st.st_mtime_ns}"
+            wal = cat.with_name(cat.name + "-wal")
+            if wal.exists():
+                st = wal.stat()
+                extra += f":{st.st_size}:{st.st_mtime_ns}"
+        return hashlib.sha1((self.data_version() + extra).encode()).hexdigest()[:16]
+
+    # ------------------------------------------------------------------ catalog
+    @cached_property
+    def catalog(self) -> Catalog:
+        """The SQLite catalog of saved segments, channels and funnels."""
+        return Catalog(self.catalog_path)
+
+    # ------------------------------------------------------------------ info
+    def info(self) -> dict[str, Any]:
+        """Summary of the store: sizes, date range, event names, columns."""
+        ev = self.scan_events()
+        stats = ev.select(
+            pl.len().alias("events"),
+            pl.col("ts").min().alias("first"),
+            pl.col("ts").max().alias("last"),
+            pl.col("user_id").n_unique().alias("event_users"),
+        ).collect().row(0, named=True)
+        users = self.scan_users().select(pl.len()).collect().item()
+
+        def iso(x: dt.datetime | None) -> str | None:
+            return x.isoformat().replace("+00:00", "Z") if x is not None else None
+
+        return {
+            "home": str(self.home),
+            "users": int(users),
+            "events": int(stats["events"]),
+            "users_with_events": int(stats["event_users"]),
+            "first_event": iso(stats["first"]),
+            "last_event": iso(stats["last"]),
+            "event_names": [
+                {"event": e, "count": int(c)} for e, c in self.event_counts().iter_rows()  # ok-loop: one row per event name
+            ],
+            "event_columns": {k: str(v) for k, v in self.events_schema().items()},
+            "user_columns": {k: str(v) for k, v in self.users_schema().items()},
+            "event_files": len(self.event_files()),
+            "user_files": len(self.user_files()),
+        }
