@@ -115,6 +115,13 @@ class FunnelSpec:
     order: str = "ordered"
     exclusions: tuple[Exclusion, ...] = ()
     hold: str | None = None
+    strict_order: bool = False
+    dedup: bool = False
+
+    @property
+    def interrupted(self) -> bool:
+        """True in the strict-order or step-deduplication mode (:func:`interrupted_chains`)."""
+        return self.strict_order or self.dedup
 
     @property
     def window_us(self) -> int:
@@ -212,6 +219,8 @@ def make_spec(
     exclusions: Iterable[Any] | None = None,
     hold: str | None = None,
     any_order: bool | None = None,
+    strict_order: bool = False,
+    dedup: bool = False,
 ) -> FunnelSpec:
     """Validate the arguments of a funnel and resolve dates and durations."""
     if isinstance(steps, str | FunnelStep | dict):
@@ -231,6 +240,10 @@ def make_spec(
         raise UsageError("exclusions need a funnel of at least two steps")
     if order == "any" and (strict or ex):
         raise UsageError("the any-order mode takes neither strict nor exclusions")
+    if (strict_order or dedup) and (order == "any" or ex or hold is not None):
+        raise UsageError(
+            "strict order and step deduplication take ordered steps, no exclusions, no hold"
+        )
     schema = store.events_schema()
     if hold is not None and hold not in schema:
         raise UsageError(f"unknown event property {hold!r} to hold constant")
@@ -241,7 +254,7 @@ def make_spec(
         if name not in names:
             raise UsageError(f"unknown event {name!r} in a funnel {what}")
     a, b = _range(store, start, end)
-    return FunnelSpec(parsed, w, a, b, bool(strict), order, ex, hold)
+    return FunnelSpec(parsed, w, a, b, bool(strict), order, ex, hold, bool(strict_order), bool(dedup))
 
 
 def _where_expr(store, where: Any, label: str) -> pl.Expr:
@@ -704,9 +717,142 @@ def _any_order_chains(
         out.append(starts.filter(ok).select("u", "r0", "t0", end.alias("t_end")))
     return out
 
+# ---------------------------------------------------------------------- strict order, dedup
+MAX_STEPS_PER_EVENT = 10
+
+
+def _hall_subsets(spec: FunnelSpec) -> list[tuple[int, ...]]:
+    """Per event name, every set of its steps (Hall's condition for distinct rows)."""
+    by_name: dict[str, list[int]] = {}
+    for i, s in enumerate(spec.steps):
+        by_name.setdefault(s.event, []).append(i)
+    out: list[tuple[int, ...]] = []
+    for name, steps in by_name.items():
+        if len(steps) > MAX_STEPS_PER_EVENT:
+            raise UsageError(
+                f"strict order and deduplication take at most {MAX_STEPS_PER_EVENT} steps "
+                f"on one event ({name!r} has {len(steps)})"
+            )
+        for mask in range(1, 1 << len(steps)):
+            out.append(tuple(s for b, s in enumerate(steps) if mask >> b & 1))
+    return out
+
+
+def _instants(store, spec: FunnelSpec, users: pl.DataFrame | None) -> tuple[pl.DataFrame, pl.Series]:
+    """Per user and instant (sorted, row ``n``): ``u, ts`` and Hall counts ``c<set>``
+    (rows matching one of the set's steps), and ``nx<i>``: the instant where step
+    i + 1 (0-based) must be taken after a step-i event at this instant when it is not
+    taken at the same instant (strict order: the next instant with any event of the
+    user; dedup: the next one with an event matching one of steps 1..i+1)."""
+    k = len(spec.steps)
+    hi = spec.end + spec.window
+    step_m = [
+        (pl.col("event") == s.event) & _where_expr(store, s.where, f"step {i + 1}")
+        for i, s in enumerate(spec.steps)
+    ]
+    cols = {"user_id", "event", "ts"}
+    for m in step_m:
+        cols |= set(m.meta.root_names())
+    names = None if spec.strict_order else sorted({s.event for s in spec.steps})
+    lf = store.events_frame(sorted(cols), events=names, since=spec.start, until=hi)
+    if users is not None:
+        lf = lf.join(users.lazy().select("user_id"), on="user_id", how="semi")
+    subsets = _hall_subsets(spec)
+    rows = lf.select(
+        pl.col("user_id").cast(pl.String),
+        pl.col("ts").dt.epoch("us").alias("ts"),
+        *[m.alias(f"m{i}") for i, m in enumerate(step_m)],
+    ).collect()
+    user_ids = rows["user_id"].unique().sort()
+    inst = (
+        rows.group_by(pl.col("user_id").cast(pl.Enum(user_ids)).to_physical().alias("u"), "ts")
+        .agg(
+            pl.any_horizontal(*[f"m{i}" for i in x]).sum().cast(pl.Int32).alias(_cname(x))
+            for x in subsets
+        )
+        .sort("u", "ts")
+        .with_row_index("n")
+        .with_columns(pl.col("n").cast(pl.Int64))
+    )
+    same_user_next = pl.col("u").shift(-1) == pl.col("u")
+    nexts = []
+    for i in range(k - 1):
+        if spec.strict_order:
+            nx = pl.when(same_user_next).then(pl.col("n") + 1)
+        else:  # the first later instant with an event matching one of steps 1..i+1
+            block = pl.any_horizontal(pl.col(_cname((s,))) > 0 for s in range(1, i + 2))
+            nx = (
+                pl.when(block)
+                .then(pl.col("n"))
+                .shift(-1)
+                .over("u")
+                .fill_null(strategy="backward")
+                .over("u")
+            )
+        nexts.append(nx.alias(f"nx{i}"))
+    return inst.with_columns(nexts), user_ids
+
+
+def _cname(steps: tuple[int, ...]) -> str:
+    return "c" + "_".join(map(str, steps))
+
+
+def _fits(spec: FunnelSpec, subsets: list[tuple[int, ...]], p: int, q: int) -> pl.Expr:
+    """Steps p..q (0-based) can take distinct rows of one instant, given that p..q-1 can."""
+    need = [x for x in subsets if q in x and all(p <= s <= q for s in x)]
+    return pl.all_horizontal(pl.col(_cname(x)) >= len(x) for x in need)
+
+
+def interrupted_chains(store, spec: FunnelSpec, users: pl.DataFrame | None = None) -> Chains:
+    """Chains of the strict-order and step-deduplication modes (docs/analytics.md).
+
+    A chain visits the user's instants in time order; each instant hosts a run of
+    consecutive steps taking distinct rows (Hall counts per set of steps on one event).
+    After step i at instant n, step i + 1 is at n again or at ``nx<i>`` of n
+    (:func:`_instants`): any later instant would leave an interrupting event between.
+    Staying is not always best (the next instant may open a longer path), so every
+    reachable state ``(start, instant, first step of the run there)`` is kept: one join
+    per step, no row loops.
+    """
+    k = len(spec.steps)
+    inst, user_ids = _instants(store, spec, users)
+    subsets = _hall_subsets(spec)
+    lo, hi = _epoch_us(spec.start), _epoch_us(spec.end)
+    state = inst.filter(
+        (pl.col(_cname((0,))) > 0) & (pl.col("ts") >= lo) & (pl.col("ts") < hi)
+    ).select("u", pl.col("ts").alias("t0"), "n", pl.lit(0, pl.Int32).alias("p"), "ts")
+    frames = [state]
+    for q in range(1, k):
+        here = state.join(inst, on="n", how="left", suffix="_i")
+        parts = []
+        if not spec.strict:  # the run at this instant takes step q too
+            fits = pl.lit(False)
+            for p in range(q):
+                fits = pl.when(pl.col("p") == p).then(_fits(spec, subsets, p, q)).otherwise(fits)
+            parts.append(here.filter(fits).select("u", "t0", "n", "p", "ts"))
+        moved = (
+            here.select("u", "t0", pl.col(f"nx{q - 1}").alias("n"))
+            .drop_nulls("n")
+            .join(inst.select("n", "ts", _cname((q,))), on="n", how="inner")
+            .filter((pl.col(_cname((q,))) > 0) & (pl.col("ts") - pl.col("t0") <= spec.window_us))
+            .select("u", "t0", "n", pl.lit(q, pl.Int32).alias("p"), "ts")
+        )
+        parts.append(moved)
+        state = pl.concat(parts).unique(["u", "t0", "n", "p"])
+        frames.append(state)
+    out = [
+        f.select(
+            pl.col("u"), pl.col("u").alias("r0"), "t0", pl.col("ts").alias("t_end")
+        )
+        for f in frames
+    ]
+    return Chains(out, user_ids)
+
 
 def chains(store, spec: FunnelSpec, users: pl.DataFrame | None = None) -> Chains:
     """Per step, the qualifying chains of :func:`funnel` (see the module docstring)."""
+    if spec.interrupted:
+        return interrupted_chains(store, spec, users)
     ev, user_ids, sets = _prepared(store, spec, users)
     build = _any_order_chains if spec.order == "any" else _ordered_chains
     frames = build(ev, spec, sets)
@@ -715,7 +861,12 @@ def chains(store, spec: FunnelSpec, users: pl.DataFrame | None = None) -> Chains
 
 def _latest_start_eligible(spec: FunnelSpec) -> bool:
     """The latest-start pass applies to ordered funnels of distinct events, no exclusions."""
-    return spec.order == "ordered" and not spec.exclusions and _exclusive(spec)
+    return (
+        spec.order == "ordered"
+        and not spec.exclusions
+        and _exclusive(spec)
+        and not spec.interrupted
+    )
 
 
 def _step_frames(
@@ -936,6 +1087,8 @@ def funnel(
     exclusions: Iterable[Any] | None = None,
     hold: str | None = None,
     any_order: bool | None = None,
+    strict_order: bool = False,
+    dedup: bool = False,
 ) -> dict[str, Any]:
     """Funnel report (docs/analytics.md, Funnels), like the CLI's JSON.
 
@@ -962,6 +1115,9 @@ def funnel(
         ``[{"event": E, "where": ..., "between": [i, j]}]``.
     hold
         An event property every event of a chain shares.
+    strict_order, dedup
+        No other event of the user (``strict_order``), or no event matching one of
+        steps 2..i+1 (``dedup``), strictly between steps i and i+1 of a chain.
 
     Returns
     -------
@@ -981,6 +1137,8 @@ def funnel(
         exclusions=exclusions,
         hold=hold,
         any_order=any_order,
+        strict_order=strict_order,
+        dedup=dedup,
     )
     users = _members(store, segment, spec.end) if segment else None
     per_step = reached(store, spec, users)
@@ -994,6 +1152,8 @@ def funnel(
         "strict": spec.strict,
         "order": spec.order,
     }
+    if spec.interrupted:
+        head["strict_order"], head["dedup"] = spec.strict_order, spec.dedup
     if segment:
         head["segment"] = segment
     if segments:

@@ -80,6 +80,8 @@ class Case:
     any_order: bool = False
     hold: bool = False
     exclusions: tuple[tuple[int, int], ...] = ()  # spans of event 'x'
+    strict_order: bool = False
+    dedup: bool = False
     label: str = field(default="", compare=False)
 
     def seg_steps(self) -> list:
@@ -93,6 +95,10 @@ class Case:
             out["hold"] = "p"
         if self.exclusions:
             out["exclusions"] = [{"event": "x", "between": list(s)} for s in self.exclusions]
+        if self.strict_order:
+            out["strict_order"] = True
+        if self.dedup:
+            out["dedup"] = True
         return out
 
 
@@ -117,6 +123,14 @@ def chains_of(evs: list[Ev], case: Case) -> dict[int, list[tuple[int, int]]]:
             for a, b in case.exclusions
         )
 
+    def interrupted(a: Ev, b: Ev, i: int) -> bool:
+        # strict order: any other event strictly between the chain's steps i-1 and i;
+        # dedup: an event matching one of steps 2..i+1 (1-based) strictly between them
+        between = [r for r in evs if a.ts < r.ts < b.ts]
+        if case.strict_order and between:
+            return True
+        return case.dedup and any(matches(r, m) for r in between for m in range(1, i + 1))
+
     def ordered(chain: list[Ev], used: set[int]) -> None:
         i = len(chain)
         if not clean(chain):
@@ -129,7 +143,7 @@ def chains_of(evs: list[Ev], case: Case) -> dict[int, list[tuple[int, int]]]:
                 continue
             later = e.ts > chain[-1].ts if case.strict else e.ts >= chain[-1].ts
             held = not case.hold or e.p == chain[0].p
-            if later and held and e.ts - chain[0].ts <= w:
+            if later and held and e.ts - chain[0].ts <= w and not interrupted(chain[-1], e, i):
                 ordered([*chain, e], used | {n})
 
     if case.any_order:
@@ -273,6 +287,11 @@ def cases() -> list[Case]:
         if k >= 4:  # two spans that share no step
             out.append(Case(steps, 6, exclusions=((0, 1), (2, 3)), label=f"{label} excl 0-1,2-3"))
         out.append(Case(steps, 1, True, hold=True, label=f"{label} strict hold"))
+        out.append(Case(steps, 5, strict_order=True, label=f"{label} strict order"))
+        out.append(Case(steps, 5, True, strict_order=True, label=f"{label} strict+order"))
+        out.append(Case(steps, 8, dedup=True, label=f"{label} dedup"))
+        out.append(Case(steps, 0, dedup=True, label=f"{label} dedup w=0"))
+        out.append(Case(steps, 8, True, dedup=True, label=f"{label} strict dedup"))
     return out
 
 
@@ -303,7 +322,8 @@ def _methods(case: Case) -> list[str]:
     """Both methods where the latest-start pass applies (ordered, distinct step events,
     no exclusions: the definition in docs/analytics.md), else chains only."""
     distinct = len({e for e, _ in case.steps}) == len(case.steps)
-    fast = distinct and not case.any_order and not case.exclusions
+    plain = not (case.strict_order or case.dedup)
+    fast = distinct and not case.any_order and not case.exclusions and plain
     return ["chains", "latest_start"] if fast else ["chains"]
 
 
@@ -466,3 +486,86 @@ def test_many_filters_on_one_event(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="event 'a' have too many overlapping filters"):
         funnel(store, nested, "1d", FROM, FROM)
     assert [s["users"] for s in funnel(store, nested[:8], "1d", FROM, FROM)["steps"]] == [3] * 8
+
+
+def _sequential_histories(seed: int, n_users: int, repeat: bool) -> dict[str, list[Ev]]:
+    """One ``a`` per user (in the range), distinct instants, other events around it;
+    ``repeat``: step events may repeat (for dedup), else each name occurs at most once."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[Ev]] = {}
+    for u in range(n_users):
+        names = ["b", "c", "d", "x", "x"] + (["b", "c", "b", "c"] if repeat else [])
+        picked = [n for n in names if rng.random() < 0.6]
+        a_hour = int(rng.integers(2, 46))
+        offsets = rng.choice([-2, -1, *range(1, 12)], size=len(picked), replace=False)
+        if rng.random() < 0.6:  # often in step order, so that long chains occur
+            offsets = np.sort(offsets)
+        evs = [Ev(BASE_US + a_hour * HOUR, "a", 0)]
+        evs += [Ev(BASE_US + (a_hour + int(h)) * HOUR, n, 0) for n, h in zip(picked, offsets, strict=True)]
+        out[f"u{u:03d}"] = evs
+    return out
+
+
+@pytest.mark.parametrize(
+    ("mode", "window_h"),
+    [("strict_order", 4), ("strict_order", 30), ("strict_deduplication", 5), ("strict_deduplication", 40)],
+)
+def test_clickhouse_modes_agree_where_definitions_coincide(
+    tmp_path: Path, mode: str, window_h: int
+) -> None:
+    # one step-1 event per user and no equal instants: windowFunnel's single chain is
+    # then the definition's (strict_order: each step event at most once per user)
+    history = _sequential_histories(7, 300, repeat=mode == "strict_deduplication")
+    store = write_store(tmp_path, history)
+    names = ["a", "b", "c", "d"]
+    opts = {"strict_order": True} if mode == "strict_order" else {"dedup": True}
+    case = Case(S(*names), window_h, **opts)
+    want = expected(history, case)
+    levels = {u: sum(u in s for s in want.seconds) for u in history}
+    got_polars = _by_user(reached(store, make_spec(store, names, f"{window_h}h", FROM, TO, **opts)))
+    assert got_polars == want.seconds
+    hi = f"toDateTime64('{TO} 00:00:00', 6, 'UTC') + toIntervalDay(1)"
+    conds = [f"event = 'a' AND ts < {hi}"] + [f"event = '{e}'" for e in names[1:]]
+    path = store.home / "events" / "part-1.parquet"
+    import chdb
+
+    sql = f"""
+        SELECT user_id, windowFunnel({window_h * HOUR}, '{mode}')(
+            toUInt64(toUnixTimestamp64Micro(ts)), {", ".join(conds)}) AS level
+        FROM file('{path}', Parquet)
+        WHERE ts >= toDateTime64('{FROM} 00:00:00', 6, 'UTC')
+          AND ts < {hi} + toIntervalHour({window_h})
+        GROUP BY user_id FORMAT CSV"""
+    got = {
+        line.split(",")[0].strip('"'): int(line.split(",")[1])
+        for line in chdb.query(sql).bytes().decode().split()
+    }
+    assert {u: v for u, v in got.items() if v} == {u: v for u, v in levels.items() if v}
+    assert sorted(set(levels.values())) == [1, 2, 3, 4]
+
+
+def test_strict_order_and_dedup_by_hand(tmp_path: Path) -> None:
+    t = BASE_US + 10 * HOUR
+    m = 60_000_000
+    history = {
+        # a, x, b: another event between a and b interrupts a strict-order chain
+        "u1": [Ev(t, "a", 0), Ev(t + m, "x", 0), Ev(t + 2 * m, "b", 0)],
+        # a, b, b, c: the repeated b interrupts both modes
+        "u2": [Ev(t, "a", 0), Ev(t + m, "b", 0), Ev(t + 2 * m, "b", 0), Ev(t + 3 * m, "c", 0)],
+        # a and b at one instant with x, then c: same-instant events never interrupt
+        "u3": [Ev(t, "a", 0), Ev(t, "x", 0), Ev(t, "b", 0), Ev(t + m, "c", 0)],
+        # {a, b} then {b} then {c}: staying at the first instant for b is a dead end
+        "u4": [Ev(t, "a", 0), Ev(t, "b", 0), Ev(t + m, "b", 0), Ev(t + 2 * m, "c", 0)],
+    }
+    store = write_store(tmp_path, history)
+    users = lambda r: [s["users"] for s in r["steps"]]  # noqa: E731
+    abc = ["a", "b", "c"]
+    assert users(funnel(store, abc, "1d", FROM, FROM)) == [4, 4, 3]
+    assert users(funnel(store, abc, "1d", FROM, FROM, strict_order=True)) == [4, 3, 2]
+    r = funnel(store, abc, "1d", FROM, FROM, dedup=True)
+    assert users(r) == [4, 4, 2]
+    assert r["dedup"] is True and r["steps"][2]["median_seconds_from_first"] == 90.0
+    drop = funnel_dropoffs(store, abc, "1d", FROM, FROM, after_step=2, strict_order=True)
+    assert drop["user_id"].to_list() == ["u2"]
+    with pytest.raises(UsageError, match="strict order and step deduplication"):
+        funnel(store, abc, "1d", FROM, FROM, strict_order=True, order="any")
