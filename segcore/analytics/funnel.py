@@ -254,7 +254,9 @@ def make_spec(
         if name not in names:
             raise UsageError(f"unknown event {name!r} in a funnel {what}")
     a, b = _range(store, start, end)
-    return FunnelSpec(parsed, w, a, b, bool(strict), order, ex, hold, bool(strict_order), bool(dedup))
+    return FunnelSpec(
+        parsed, w, a, b, bool(strict), order, ex, hold, bool(strict_order), bool(dedup)
+    )
 
 
 def _where_expr(store, where: Any, label: str) -> pl.Expr:
@@ -717,6 +719,7 @@ def _any_order_chains(
         out.append(starts.filter(ok).select("u", "r0", "t0", end.alias("t_end")))
     return out
 
+
 # ---------------------------------------------------------------------- strict order, dedup
 MAX_STEPS_PER_EVENT = 10
 
@@ -738,7 +741,9 @@ def _hall_subsets(spec: FunnelSpec) -> list[tuple[int, ...]]:
     return out
 
 
-def _instants(store, spec: FunnelSpec, users: pl.DataFrame | None) -> tuple[pl.DataFrame, pl.Series]:
+def _instants(
+    store, spec: FunnelSpec, users: pl.DataFrame | None
+) -> tuple[pl.DataFrame, pl.Series]:
     """Per user and instant (sorted, row ``n``): ``u, ts`` and Hall counts ``c<set>``
     (rows matching one of the set's steps), and ``nx<i>``: the instant where step
     i + 1 (0-based) must be taken after a step-i event at this instant when it is not
@@ -841,9 +846,7 @@ def interrupted_chains(store, spec: FunnelSpec, users: pl.DataFrame | None = Non
         state = pl.concat(parts).unique(["u", "t0", "n", "p"])
         frames.append(state)
     out = [
-        f.select(
-            pl.col("u"), pl.col("u").alias("r0"), "t0", pl.col("ts").alias("t_end")
-        )
+        f.select(pl.col("u"), pl.col("u").alias("r0"), "t0", pl.col("ts").alias("t_end"))
         for f in frames
     ]
     return Chains(out, user_ids)

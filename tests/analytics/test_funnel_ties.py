@@ -501,14 +501,22 @@ def _sequential_histories(seed: int, n_users: int, repeat: bool) -> dict[str, li
         if rng.random() < 0.6:  # often in step order, so that long chains occur
             offsets = np.sort(offsets)
         evs = [Ev(BASE_US + a_hour * HOUR, "a", 0)]
-        evs += [Ev(BASE_US + (a_hour + int(h)) * HOUR, n, 0) for n, h in zip(picked, offsets, strict=True)]
+        evs += [
+            Ev(BASE_US + (a_hour + int(h)) * HOUR, n, 0)
+            for n, h in zip(picked, offsets, strict=True)
+        ]
         out[f"u{u:03d}"] = evs
     return out
 
 
 @pytest.mark.parametrize(
     ("mode", "window_h"),
-    [("strict_order", 4), ("strict_order", 30), ("strict_deduplication", 5), ("strict_deduplication", 40)],
+    [
+        ("strict_order", 4),
+        ("strict_order", 30),
+        ("strict_deduplication", 5),
+        ("strict_deduplication", 40),
+    ],
 )
 def test_clickhouse_modes_agree_where_definitions_coincide(
     tmp_path: Path, mode: str, window_h: int
