@@ -37,6 +37,11 @@ if not events:
     st.info("No events yet: import some on the Data page.")
     st.stop()
 
+BETWEEN = {  # label -> (strict_order, dedup), docs/analytics.md (Funnels)
+    "anything": (False, False),
+    "no other event (strict order)": (True, False),
+    "no repeated step (deduplication)": (False, True),
+}
 STEPS = "fn_step_list"  # [{"id": int, "event": str, "where": str}, ...] in funnel order
 
 
@@ -118,6 +123,7 @@ def _load_funnel() -> None:
     ss["fn_win_u"] = f"{unit_}s"
     ss["fn_strict"] = q.strict
     ss["fn_any"] = q.order == "any"
+    ss["fn_between"] = next(k for k, v in BETWEEN.items() if v == (q.strict_order, q.dedup))
     ss["fn_excl"] = [e.event for e in q.exclusions if e.event in events]
     ss["fn_hold"] = q.hold
     ss["fn_segment"] = q.segment if q.segment in names else None
@@ -223,6 +229,14 @@ with st.container(border=True):
         ],
         key="fn_hold",
     )
+    between = st.radio(
+        "Between consecutive steps",
+        list(BETWEEN),
+        horizontal=True,
+        key="fn_between",
+        help="Strict order: no other event of the user between two steps. Deduplication: "
+        "no event of an earlier step (from the second) or of the next one between them.",
+    )
     c = st.columns(2)
     segment = c[0].selectbox("Only members of", [None, *names], key="fn_segment")
     compare = c[1].multiselect("Compare segments side by side", names, key="fn_compare")
@@ -255,6 +269,8 @@ query = FunnelQuery(
     exclusions=tuple(Exclusion(e) for e in excl),
     hold=hold,
     segment=segment,
+    strict_order=BETWEEN[between][0],
+    dedup=BETWEEN[between][1],
 )
 
 with guard("funnel"):

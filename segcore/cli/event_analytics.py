@@ -64,6 +64,16 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--strict", action="store_true", help="timestamps must strictly increase")
     p.add_argument("--any-order", action="store_true", help="steps may happen in any order")
     p.add_argument(
+        "--strict-order",
+        action="store_true",
+        help="no other event of the user between consecutive steps",
+    )
+    p.add_argument(
+        "--dedup",
+        action="store_true",
+        help="a repeated step event (steps 2..i+1) between steps i and i+1 interrupts",
+    )
+    p.add_argument(
         "--exclude",
         action="append",
         default=[],
@@ -191,7 +201,8 @@ def funnel_query(args: argparse.Namespace, store: Store) -> FunnelQuery:
     """The funnel of the command line: a saved one (``--saved``) or the given steps."""
     if args.saved:
         given = [f for f in ("step", "step_where", "exclude", "hold", "segment")
-                 if getattr(args, f)] + [f for f in ("strict", "any_order") if getattr(args, f)]
+                 if getattr(args, f)] + [f for f in ("strict", "any_order", "strict_order", "dedup")
+                    if getattr(args, f)]
         if given:
             flags = ", ".join("--" + f.replace("_", "-") for f in given)
             raise UsageError(f"--saved opens a whole funnel: drop {flags}")
@@ -217,6 +228,8 @@ def funnel_query(args: argparse.Namespace, store: Store) -> FunnelQuery:
         exclusions=tuple(funnel_exclusions(args.exclude, len(steps))),
         hold=args.hold,
         compare=tuple(args.segment),
+        strict_order=args.strict_order,
+        dedup=args.dedup,
     )
 
 
@@ -249,6 +262,8 @@ def cmd_funnel(args) -> int:
         f", window {query.window}"
         + (", strict" if query.strict else "")
         + (", any order" if query.order == "any" else "")
+        + (", strict order" if query.strict_order else "")
+        + (", dedup" if query.dedup else "")
     )
     if "segments" in result:
         for name, part in result["segments"].items():

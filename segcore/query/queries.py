@@ -262,7 +262,8 @@ class FunnelQuery(Query):
     (None: the store's first to last day), see docs/analytics.md (Funnels).
 
     ``segment``: only its members count; ``compare``: one funnel per saved segment, side
-    by side. Saved funnels are this query's JSON.
+    by side; ``strict_order``/``dedup``: the strict-order and step-deduplication modes.
+    Saved funnels are this query's JSON.
     """
 
     kind: ClassVar[str] = "funnel"
@@ -275,6 +276,8 @@ class FunnelQuery(Query):
     hold: str | None = None
     segment: str | None = None
     compare: tuple[str, ...] = ()
+    strict_order: bool = False
+    dedup: bool = False
 
     def __post_init__(self) -> None:
         steps = self.steps
@@ -288,7 +291,8 @@ class FunnelQuery(Query):
         _set(self, steps=parsed, window=_window_text(self.window), strict=bool(self.strict),
              exclusions=tuple(Exclusion.of(x) for x in self.exclusions or ()),
              compare=names(self.compare, "compare"),
-             segment=self.segment or None, hold=self.hold or None)
+             segment=self.segment or None, hold=self.hold or None,
+             strict_order=bool(self.strict_order), dedup=bool(self.dedup))
 
     @property
     def step_values(self) -> list[Any]:

@@ -189,6 +189,8 @@ def _funnel_args(q: FunnelQuery) -> dict[str, Any]:
         "exclusions": q.exclusion_values,
         "hold": q.hold,
         "segment": q.segment,
+        **({"strict_order": True} if q.strict_order else {}),
+        **({"dedup": True} if q.dedup else {}),
     }
 
 

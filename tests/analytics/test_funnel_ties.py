@@ -577,3 +577,26 @@ def test_strict_order_and_dedup_by_hand(tmp_path: Path) -> None:
     assert drop["user_id"].to_list() == ["u2"]
     with pytest.raises(UsageError, match="strict order and step deduplication"):
         funnel(store, abc, "1d", FROM, FROM, strict_order=True, order="any")
+
+
+def test_cli_and_saved_query_carry_the_modes(tmp_path: Path, capsys) -> None:
+    import json
+
+    from segcore.cli import main
+    from segcore.query import FunnelQuery
+
+    t = BASE_US + 10 * HOUR
+    m = 60_000_000
+    history = {"u1": [Ev(t, "a", 0), Ev(t + m, "x", 0), Ev(t + 2 * m, "b", 0)]}
+    store = write_store(tmp_path, history)
+    base = ["funnel", "--home", str(store.home), "--step", "a", "--step", "b"]
+    base += ["--from", FROM, "--to", FROM, "--json"]
+    for flags, want in (([], 1), (["--strict-order"], 0), (["--dedup"], 1)):
+        assert main(base + flags) == 0
+        data = json.loads(capsys.readouterr().out)
+        assert data["steps"][1]["users"] == want, flags
+    assert main(base + ["--strict-order", "--save", "f"]) == 0
+    capsys.readouterr()
+    q = FunnelQuery.from_saved(store.catalog.get_funnel("f")["spec"])
+    assert q.strict_order and not q.dedup
+    assert FunnelQuery.from_dict(q.to_dict()) == q

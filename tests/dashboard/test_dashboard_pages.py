@@ -472,6 +472,7 @@ def test_save_and_open_a_funnel(app, store):
     set_fn_steps(app, [("signed_up", ""), ("charged", "")])
     app.number_input(key="fn_win_n").set_value(7)
     app.checkbox(key="fn_strict").check()
+    app.radio(key="fn_between").set_value("no repeated step (deduplication)")
     app.selectbox(key="fn_segment").select("Email subscribers").run()
     first = metrics(app)
     app.text_input(key="fn_save_name").input("Signup to purchase")
@@ -480,6 +481,7 @@ def test_save_and_open_a_funnel(app, store):
     spec = store.catalog.get_funnel("Signup to purchase")["spec"]
     assert [s["event"] for s in spec["steps"]] == ["signed_up", "charged"]
     assert spec["window"] == "7 days" and spec["strict"] and spec["segment"] == "Email subscribers"
+    assert spec["dedup"] and not spec["strict_order"]
 
     fresh = open_saved_funnel("Signup to purchase")
     assert fn_steps(fresh) == [
@@ -487,6 +489,7 @@ def test_save_and_open_a_funnel(app, store):
         {"event": "charged", "where": None},
     ]
     assert fresh.selectbox(key="fn_segment").value == "Email subscribers"
+    assert fresh.radio(key="fn_between").value == "no repeated step (deduplication)"
     assert metrics(fresh) == first
 
 
