@@ -1007,6 +1007,50 @@ def step_users(ch: Chains) -> list[pl.DataFrame]:
     return out
 
 
+# ---------------------------------------------------------------------- backends
+class PolarsFunnel:
+    """The in-process backend of the reports below: who reaches each step, the starts
+    per period, segment members. SQL engines have their own
+    (``segcore.engine.sql.funnel.SqlFunnel``) with the same three methods."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def members(self, name: str, at: dt.datetime) -> pl.DataFrame:
+        """Members (``user_id``) of saved segment ``name`` at ``at``."""
+        return _members(self.store, name, at)
+
+    def reached(
+        self, spec: FunnelSpec, segment: str | None, method: str = "auto"
+    ) -> list[pl.DataFrame]:
+        """Per step, ``user_id, seconds`` (:func:`reached`), members of ``segment`` only."""
+        users = self.members(segment, spec.end) if segment else None
+        return reached(self.store, spec, users, method=method)
+
+    def starts(
+        self, spec: FunnelSpec, segment: str | None, method: str = "auto"
+    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Every start (``u``: a user key, ``t0`` in us) and the completed ones."""
+        users = self.members(segment, spec.end) if segment else None
+        if _pick_method(spec, method) == "latest_start":
+            starts = earliest_completions(self.store, spec, users).rename({USER_CODE: "u"})
+            return starts, starts.filter("completed")
+        frames = chains(self.store, spec, users).frames
+        return frames[0], frames[-1]
+
+    def dropoffs(
+        self, spec: FunnelSpec, segment: str | None, after_step: int
+    ) -> pl.DataFrame | None:
+        """The users of level exactly ``after_step`` when the backend has its own way of
+        finding them, else None (they come from :meth:`reached`)."""
+        return None
+
+
+def uses_latest_start(spec: FunnelSpec) -> bool:
+    """True when the latest-start pass applies (ordered distinct steps, no exclusions)."""
+    return _latest_start_eligible(spec)
+
+
 # ---------------------------------------------------------------------- reports
 def _ratio(a: int, b: int) -> float | None:
     return round(a / b, 6) if b else None
@@ -1092,6 +1136,7 @@ def funnel(
     any_order: bool | None = None,
     strict_order: bool = False,
     dedup: bool = False,
+    backend: PolarsFunnel | None = None,
 ) -> dict[str, Any]:
     """Funnel report (docs/analytics.md, Funnels), like the CLI's JSON.
 
@@ -1118,6 +1163,8 @@ def funnel(
         ``[{"event": E, "where": ..., "between": [i, j]}]``.
     hold
         An event property every event of a chain shares.
+    backend
+        Who computes the users per step (default :class:`PolarsFunnel`).
     strict_order, dedup
         No other event of the user (``strict_order``), or no event matching one of
         steps 2..i+1 (``dedup``), strictly between steps i and i+1 of a chain.
@@ -1143,8 +1190,8 @@ def funnel(
         strict_order=strict_order,
         dedup=dedup,
     )
-    users = _members(store, segment, spec.end) if segment else None
-    per_step = reached(store, spec, users)
+    be = backend or PolarsFunnel(store)
+    per_step = be.reached(spec, segment)
     head = {
         "window": str(window)
         if not isinstance(window, dt.timedelta)
@@ -1162,7 +1209,7 @@ def funnel(
     if segments:
         out: dict[str, Any] = {}
         for name in segments:
-            mem = _members(store, name, spec.end)
+            mem = be.members(name, spec.end)
             sub = [u.join(mem, on="user_id", how="semi") for u in per_step]
             out[name] = {
                 "members": mem.height,
@@ -1210,15 +1257,10 @@ def funnel_over_time(
     """
     segment = options.pop("segment", None)
     method = options.pop("method", "auto")
+    be = options.pop("backend", None) or PolarsFunnel(store)
     spec = make_spec(store, steps, window, start, end, strict, **options)
-    users = _members(store, segment, spec.end) if segment else None
     periods = _periods(spec, every)
-    if _pick_method(spec, method) == "latest_start":
-        starts = earliest_completions(store, spec, users).rename({USER_CODE: "u"})
-        entered, completed = starts, starts.filter("completed")
-    else:
-        frames = chains(store, spec, users).frames
-        entered, completed = frames[0], frames[-1]
+    entered, completed = be.starts(spec, segment, method)
 
     def per_period(frame: pl.DataFrame, name: str) -> pl.DataFrame:
         return frame.group_by(_period_expr("t0", every).alias("period")).agg(
@@ -1252,12 +1294,15 @@ def funnel_dropoffs(
 ) -> pl.DataFrame:
     """Users whose level is exactly ``after_step`` (1-based): reached it, not the next."""
     segment = options.pop("segment", None)
+    be = options.pop("backend", None) or PolarsFunnel(store)
     spec = make_spec(store, steps, window, start, end, strict, **options)
     k = len(spec.steps)
     if not isinstance(after_step, int) or not 1 <= after_step < k:
         raise UsageError(f"after_step must be a step number from 1 to {k - 1}, got {after_step!r}")
-    users = _members(store, segment, spec.end) if segment else None
-    per_step = reached(store, spec, users)
+    found = be.dropoffs(spec, segment, after_step)  # e.g. ClickHouse's windowFunnel
+    if found is not None:
+        return found.select("user_id").sort("user_id")
+    per_step = be.reached(spec, segment)
     return (
         per_step[after_step - 1]
         .select("user_id")

@@ -21,8 +21,10 @@ from segcore.analytics import overlap as overlap_mod
 from segcore.analytics import profile as profile_mod
 from segcore.analytics import reach as reach_mod
 from segcore.analytics import trend as trend_mod
+from segcore.engine.choice import Engine
 from segcore.engine.polars import evaluate
 from segcore.engine.sql import compile_sql
+from segcore.engine.sql.funnel import funnel_backend
 from segcore.errors import UsageError
 from segcore.lang.dates import resolve_as_of
 from segcore.query.base import Query
@@ -194,26 +196,33 @@ def _funnel_args(q: FunnelQuery) -> dict[str, Any]:
     }
 
 
-def run_funnel(store: EventStore, q: FunnelQuery) -> FunnelResult:
-    """Users per step (per segment of ``q.compare`` side by side when given)."""
+def run_funnel(store: EventStore, q: FunnelQuery, *,
+               engine: Engine | str | None = None) -> FunnelResult:
+    """Users per step (per segment of ``q.compare`` side by side when given), computed
+    by ``engine`` (default Polars; docs/engines.md, Funnels)."""
     with store.pinned():
         return FunnelResult(funnel_mod.funnel(store, q.step_values, segments=list(q.compare) or None,
+                                              backend=funnel_backend(store, engine),
                                               **_funnel_args(q)))
 
 
-def funnel_actors(store: EventStore, q: FunnelQuery, after_step: int) -> pl.DataFrame:
+def funnel_actors(store: EventStore, q: FunnelQuery, after_step: int, *,
+                  engine: Engine | str | None = None) -> pl.DataFrame:
     """The users who dropped off after ``after_step`` (1-based): reached it, not the next."""
     with store.pinned():
         return funnel_mod.funnel_dropoffs(store, q.step_values, after_step=after_step,
+                                          backend=funnel_backend(store, engine),
                                           **_funnel_args(q))
 
 
 def save_dropoffs(store: EventStore, q: FunnelQuery, after_step: int, name: str,
-                  description: str = "") -> dict[str, Any]:
+                  description: str = "", *, engine: Engine | str | None = None) -> dict[str, Any]:
     """Save :func:`funnel_actors` as a new static segment ``name``."""
     with store.pinned():
         return funnel_mod.save_dropoffs(store, name, q.step_values, after_step=after_step,
-                                        description=description, **_funnel_args(q))
+                                        description=description,
+                                        backend=funnel_backend(store, engine),
+                                        **_funnel_args(q))
 
 
 def saved_funnel(store: EventStore, name: str) -> FunnelQuery:
@@ -226,12 +235,15 @@ def save_funnel(store: EventStore, name: str, q: FunnelQuery) -> dict[str, Any]:
     return store.catalog.save_funnel(name, q.to_dict())
 
 
-def run_funnel_trend(store: EventStore, q: FunnelTrendQuery) -> SeriesResult:
+def run_funnel_trend(store: EventStore, q: FunnelTrendQuery, *,
+                     engine: Engine | str | None = None) -> SeriesResult:
     """Conversion per period of entry: ``period, entered, completed, conversion``."""
     args = _funnel_args(q.funnel)
     with store.pinned():
         return SeriesResult(funnel_mod.funnel_over_time(store, q.funnel.step_values,
-                                                        every=q.every.value, **args))
+                                                        every=q.every.value,
+                                                        backend=funnel_backend(store, engine),
+                                                        **args))
 
 
 # --------------------------------------------------------------------------- event reports
