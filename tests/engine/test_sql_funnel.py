@@ -51,8 +51,9 @@ CASES = {
     "a,a>=1,b,a": Q("a", ("a", "p >= 1"), "b", "a"),
     "any order": Q("a", "b", "c", order="any", window="4h"),
     "exclusion": Q("a", "b", "c", exclusions=X, window="6h"),
-    "exclusion 1-2 hold": Q("a", "b", "c", exclusions=(Exclusion("x", "p = 0", (1, 2)),),
-                            hold="p", window="6h"),
+    "exclusion 1-2 hold": Q(
+        "a", "b", "c", exclusions=(Exclusion("x", "p = 0", (1, 2)),), hold="p", window="6h"
+    ),
     "strict order": Q("a", "b", "c", strict_order=True, window="5h", segment="odd"),
     "dedup": Q("a", "b", "a", "c", dedup=True, window="8h", compare=("even",)),
 }
@@ -63,8 +64,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Store:
     history = histories(2026, 160)
     store = write_store(tmp_path_factory.mktemp("sqlfunnel"), history)
     store.catalog.create("odd", kind="static", members=[u for u in history if int(u[1:]) % 2])
-    store.catalog.create("even", kind="static",
-                         members=[u for u in history if not int(u[1:]) % 2])
+    store.catalog.create("even", kind="static", members=[u for u in history if not int(u[1:]) % 2])
     busy = parse_rule("event_count('a') >= 2", schema_of(store))  # dynamic, at the end
     store.catalog.create("busy", rule_text=str(busy), rule_json=to_json(busy))
     return store
@@ -89,10 +89,11 @@ def _same(store: Store, q: FunnelQuery, engine: str) -> None:
     assert run_funnel(store, q, engine=engine).to_dict() == _polars(store, "funnel", q)
     k = len(q.steps)
     whole = dataclasses.replace(q, compare=())
-    for after in sorted({1, k - 1}):
+    light = engine == "spark"  # every query costs a Spark job: one drop-off list, days only
+    for after in [1] if light else sorted({1, k - 1}):
         got = funnel_actors(store, whole, after, engine=engine)
         assert got.equals(_polars(store, "actors", whole, after)), after
-    for every in ("day", "week") if q.compare else ("day",):
+    for every in ("day", "week") if q.compare and not light else ("day",):
         tq = FunnelTrendQuery(whole, every)
         got = run_funnel_trend(store, tq, engine=engine).rows
         assert got.equals(_polars(store, "trend", tq)), every
@@ -115,8 +116,9 @@ def test_empty_segment_and_empty_range(world: Store, engine: str) -> None:
     _same(world, q, engine)
     r = run_funnel(world, dataclasses.replace(q, compare=()), engine=engine).to_dict()
     assert [s["users"] for s in r["steps"]] == [0, 0]
-    late = dataclasses.replace(q, segment=None, compare=(), range=DateRange("2026-07-01",
-                                                                             "2026-07-02"))
+    late = dataclasses.replace(
+        q, segment=None, compare=(), range=DateRange("2026-07-01", "2026-07-02")
+    )
     _same(world, late, engine)
 
 

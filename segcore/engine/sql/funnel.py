@@ -85,8 +85,9 @@ class FunnelCompiler:
     """The SQL of one funnel (``spec``) on one dialect, optionally within the members
     of saved segment ``segment`` (at the end of the range, as the Polars funnel)."""
 
-    def __init__(self, store: EventStore, spec: fn.FunnelSpec, dialect: str,
-                 segment: str | None = None):
+    def __init__(
+        self, store: EventStore, spec: fn.FunnelSpec, dialect: str, segment: str | None = None
+    ):
         self.store, self.spec, self.d = store, spec, dialect
         self.props: set[str] = set()  # event columns the filters read
         schema = schema_of(store, check_names=False)
@@ -95,14 +96,18 @@ class FunnelCompiler:
         # where filters are read at "now", as segcore.engine.polars.evaluate.event_filter
         self.now = Compiler(store, resolve_as_of(None), dialect, schema)
         self.members = self.comp.segment(segment) if segment else None
-        self.steps = [self._match(s.event, s.where, f"step {i + 1}")
-                      for i, s in enumerate(spec.steps)]
+        self.steps = [
+            self._match(s.event, s.where, f"step {i + 1}") for i, s in enumerate(spec.steps)
+        ]
         if spec.hold is not None:
             held = exp.Not(this=exp.Is(this=col(spec.hold), expression=exp.Null()))
             self.steps = [_all([m, held]) for m in self.steps]
-        self.exclusions = [self._match(x.event, x.where, f"exclusion {n + 1}")
-                           for n, x in enumerate(spec.exclusions)]
+        self.exclusions = [
+            self._match(x.event, x.where, f"exclusion {n + 1}")
+            for n, x in enumerate(spec.exclusions)
+        ]
         self.window_us = spec.window_us
+        self.rows_cte = ""  # the CTE of the rows with their step (set by the queries)
         self.lo, self.hi = _us(spec.start), _us(spec.end)
 
     # ------------------------------------------------------------------ pieces
@@ -116,8 +121,7 @@ class FunnelCompiler:
             node = parse_event_filter(where, self.schema)
             self.props.update(n.name for n in node.walk() if isinstance(n, Col))
             cond = self.now.value(node, "event", {})
-            parts.append(exp.Coalesce(this=exp.paren(cond, copy=False),
-                                      expressions=[exp.false()]))
+            parts.append(exp.Coalesce(this=exp.paren(cond, copy=False), expressions=[exp.false()]))
         return _all(parts)
 
     def _group(self) -> list[str]:
@@ -135,8 +139,9 @@ class FunnelCompiler:
             exp.LT(this=col("ts"), expression=D.timestamp_literal(hi, self.d)),
         ]
         if names is not None:
-            where.append(exp.In(this=col("event"),
-                                expressions=[exp.Literal.string(n) for n in names]))
+            where.append(
+                exp.In(this=col("event"), expressions=[exp.Literal.string(n) for n in names])
+            )
         if self.members is not None:
             ids = exp.select(col("user_id")).from_(exp.to_identifier(self.members))
             where.append(exp.In(this=col("user_id"), query=ids.subquery(copy=False)))
@@ -174,19 +179,31 @@ class FunnelCompiler:
         s = exp.Case(ifs=ifs)
         inner = exp.select(*[col(c) for c in self._group()], col(T), exp.alias_(s, "sc_s"))
         inner = inner.from_(_sub(self._events([s.event for s in self.spec.steps]), "r"))
-        return exp.select("*").from_(_sub(inner, "q")).where(
-            exp.Not(this=exp.Is(this=exp.column("sc_s"), expression=exp.Null()))
+        return (
+            exp.select("*")
+            .from_(_sub(inner, "q"))
+            .where(exp.Not(this=exp.Is(this=exp.column("sc_s"), expression=exp.Null())))
         )
 
     def _frame(self, backward: bool) -> exp.WindowSpec:
         near = 1 if self.spec.strict else 0
         if backward:
             end = "CURRENT ROW" if not near else _num(1)
-            return exp.WindowSpec(kind="RANGE", start="UNBOUNDED", start_side="PRECEDING",
-                                  end=end, end_side=None if not near else "PRECEDING")
+            return exp.WindowSpec(
+                kind="RANGE",
+                start="UNBOUNDED",
+                start_side="PRECEDING",
+                end=end,
+                end_side=None if not near else "PRECEDING",
+            )
         start = "CURRENT ROW" if not near else _num(1)
-        return exp.WindowSpec(kind="RANGE", start=start, start_side=None if not near
-                              else "FOLLOWING", end="UNBOUNDED", end_side="FOLLOWING")
+        return exp.WindowSpec(
+            kind="RANGE",
+            start=start,
+            start_side=None if not near else "FOLLOWING",
+            end="UNBOUNDED",
+            end_side="FOLLOWING",
+        )
 
     def _carry(self, agg: type, prev: str, step: int, key: str, backward: bool) -> exp.Select:
         """Rows of step ``step`` with ``key`` carried from the rows of CTE ``prev``: the
@@ -194,12 +211,18 @@ class FunnelCompiler:
         or before / at or after them (strict: excluding the same instant)."""
         group = self._group()
         typed_null = D.typed_null("int", self.d)
-        mine = exp.select(*[col(c) for c in group], col(T), exp.alias_(typed_null, key),
-                          exp.alias_(_num(1), "sc_own"))
+        mine = exp.select(
+            *[col(c) for c in group],
+            col(T),
+            exp.alias_(typed_null, key),
+            exp.alias_(_num(1), "sc_own"),
+        )
         mine = mine.from_(exp.to_identifier(self.rows_cte)).where(
-            exp.EQ(this=exp.column("sc_s"), expression=_num(step)))
-        theirs = exp.select(*[col(c) for c in group], col(T), col(key),
-                            exp.alias_(_num(0), "sc_own")).from_(exp.to_identifier(prev))
+            exp.EQ(this=exp.column("sc_s"), expression=_num(step))
+        )
+        theirs = exp.select(
+            *[col(c) for c in group], col(T), col(key), exp.alias_(_num(0), "sc_own")
+        ).from_(exp.to_identifier(prev))
         both = exp.union(theirs, mine, distinct=False)
         win = exp.Window(
             this=agg(this=col(key)),
@@ -207,10 +230,14 @@ class FunnelCompiler:
             order=exp.Order(expressions=[exp.Ordered(this=col(T), nulls_first=False)]),
             spec=self._frame(backward),
         )
-        sel = exp.select(*[col(c) for c in group], col(T), exp.alias_(win, key),
-                         exp.column("sc_own")).from_(_sub(both, "b"))
-        return exp.select(*[col(c) for c in group], col(T), col(key)).from_(
-            _sub(sel, "w")).where(exp.EQ(this=exp.column("sc_own"), expression=_num(1)))
+        sel = exp.select(
+            *[col(c) for c in group], col(T), exp.alias_(win, key), exp.column("sc_own")
+        ).from_(_sub(both, "b"))
+        return (
+            exp.select(*[col(c) for c in group], col(T), col(key))
+            .from_(_sub(sel, "w"))
+            .where(exp.EQ(this=exp.column("sc_own"), expression=_num(1)))
+        )
 
     def _cte(self, prefix: str, q: exp.Expression) -> str:
         return self.comp.add_cte(prefix, q)
@@ -220,26 +247,35 @@ class FunnelCompiler:
         shortest time to convert in us (``latest_start_users``)."""
         self.rows_cte = self._cte("frows", self._steps_of_rows())
         L = "sc_l"
-        first = exp.select(*[col(c) for c in self._group()], col(T),
-                           exp.alias_(col(T), L)).from_(exp.to_identifier(self.rows_cte))
-        first = first.where(_all([
-            exp.EQ(this=exp.column("sc_s"), expression=_num(0)),
-            exp.GTE(this=col(T), expression=_num(self.lo)),
-            exp.LT(this=col(T), expression=_num(self.hi)),
-        ]))
+        first = exp.select(*[col(c) for c in self._group()], col(T), exp.alias_(col(T), L)).from_(
+            exp.to_identifier(self.rows_cte)
+        )
+        first = first.where(
+            _all(
+                [
+                    exp.EQ(this=exp.column("sc_s"), expression=_num(0)),
+                    exp.GTE(this=col(T), expression=_num(self.lo)),
+                    exp.LT(this=col(T), expression=_num(self.hi)),
+                ]
+            )
+        )
         ctes = [self._cte("fstep", first)]
         for i in range(1, len(self.spec.steps)):
             q = self._carry(exp.Max, ctes[-1], i, L, backward=True)
             gap = exp.Sub(this=col(T), expression=col(L))
-            q = exp.select("*").from_(_sub(q, "c")).where(
-                exp.LTE(this=gap, expression=_num(self.window_us)))
+            q = (
+                exp.select("*")
+                .from_(_sub(q, "c"))
+                .where(exp.LTE(this=gap, expression=_num(self.window_us)))
+            )
             ctes.append(self._cte("fstep", q))
         parts = []
         for i, name in enumerate(ctes):
             d = exp.Min(this=exp.Sub(this=col(T), expression=col(L)))
             parts.append(
                 exp.select(exp.alias_(_num(i), "sc_step"), col("user_id"), exp.alias_(d, "sc_d"))
-                .from_(exp.to_identifier(name)).group_by(col("user_id"))
+                .from_(exp.to_identifier(name))
+                .group_by(col("user_id"))
             )
         out = parts[0]
         for p in parts[1:]:
@@ -254,29 +290,56 @@ class FunnelCompiler:
         k = len(self.spec.steps)
         last = exp.select(*[col(c) for c in self._group()], col(T), exp.alias_(col(T), E))
         last = last.from_(exp.to_identifier(self.rows_cte)).where(
-            exp.EQ(this=exp.column("sc_s"), expression=_num(k - 1)))
+            exp.EQ(this=exp.column("sc_s"), expression=_num(k - 1))
+        )
         if k == 1:
-            last = last.where(_all([exp.GTE(this=col(T), expression=_num(self.lo)),
-                                    exp.LT(this=col(T), expression=_num(self.hi))]))
+            last = last.where(
+                _all(
+                    [
+                        exp.GTE(this=col(T), expression=_num(self.lo)),
+                        exp.LT(this=col(T), expression=_num(self.hi)),
+                    ]
+                )
+            )
         cur = self._cte("fnext", last)
         for i in range(k - 2, -1, -1):
             q = self._carry(exp.Min, cur, i, E, backward=False)
             if i:  # an event from which nothing completes cannot help an earlier step
-                q = exp.select("*").from_(_sub(q, "c")).where(
-                    exp.Not(this=exp.Is(this=col(E), expression=exp.Null())))
+                q = (
+                    exp.select("*")
+                    .from_(_sub(q, "c"))
+                    .where(exp.Not(this=exp.Is(this=col(E), expression=exp.Null())))
+                )
             else:
-                q = exp.select("*").from_(_sub(q, "c")).where(_all([
-                    exp.GTE(this=col(T), expression=_num(self.lo)),
-                    exp.LT(this=col(T), expression=_num(self.hi)),
-                ]))
+                q = (
+                    exp.select("*")
+                    .from_(_sub(q, "c"))
+                    .where(
+                        _all(
+                            [
+                                exp.GTE(this=col(T), expression=_num(self.lo)),
+                                exp.LT(this=col(T), expression=_num(self.hi)),
+                            ]
+                        )
+                    )
+                )
             cur = self._cte("fnext", q)
-        done = exp.Case(ifs=[exp.If(
-            this=exp.LTE(this=exp.Sub(this=col(E), expression=col(T)),
-                         expression=_num(self.window_us)),
-            true=_num(1))], default=_num(0))
+        done = exp.Case(
+            ifs=[
+                exp.If(
+                    this=exp.LTE(
+                        this=exp.Sub(this=col(E), expression=col(T)),
+                        expression=_num(self.window_us),
+                    ),
+                    true=_num(1),
+                )
+            ],
+            default=_num(0),
+        )
         day = D.int_div(col(T), _num(_DAY_US), self.d)
-        sel = exp.select(col("user_id"), exp.alias_(day, "sc_day"),
-                         exp.alias_(exp.Max(this=done), "sc_done"))
+        sel = exp.select(
+            col("user_id"), exp.alias_(day, "sc_day"), exp.alias_(exp.Max(this=done), "sc_done")
+        )
         sel = sel.from_(exp.to_identifier(cur)).group_by(col("user_id"), day.copy())
         return self._final(sel)
 
@@ -287,13 +350,15 @@ class FunnelCompiler:
         in_range = exp.LT(this=col(T), expression=_num(self.hi))
         conds = [_all([self.steps[0].copy(), in_range]), *[m.copy() for m in self.steps[1:]]]
         t = exp.Cast(this=col(T), to=exp.DataType.build("UInt64", dialect="clickhouse"))
-        level = exp.ParameterizedAgg(this="windowFunnel", expressions=[_num(self.window_us)],
-                                     params=[t, *conds])
+        level = exp.ParameterizedAgg(
+            this="windowFunnel", expressions=[_num(self.window_us)], params=[t, *conds]
+        )
         base = self._events([s.event for s in self.spec.steps])
         inner = exp.select(col("user_id"), exp.alias_(level, "sc_level"))
         inner = inner.from_(_sub(base, "r")).group_by(*[col(c) for c in self._group()])
-        sel = exp.select(col("user_id"), exp.alias_(exp.Max(this=exp.column("sc_level")),
-                                                      "sc_level"))
+        sel = exp.select(
+            col("user_id"), exp.alias_(exp.Max(this=exp.column("sc_level")), "sc_level")
+        )
         return self._final(sel.from_(_sub(inner, "l")).group_by(col("user_id")))
 
 
@@ -319,12 +384,15 @@ def fetch(query: exp.Select, engine: Engine) -> pl.DataFrame:
         else:
             table = spark_session(engine.master).sql(sql).toArrow()
     except ImportError as exc:
-        raise UsageError(f"the {engine.name} engine needs {exc.name}: "
-                         "pip install 'segcore[engines]'") from None
+        raise UsageError(
+            f"the {engine.name} engine needs {exc.name}: pip install 'segcore[engines]'"
+        ) from None
     except Exception as exc:  # engine errors: one clear line
         text = str(exc).strip()
-        raise StoreError(f"the {engine.name} engine failed: "
-                         f"{text.splitlines()[0] if text else type(exc).__name__}") from None
+        raise StoreError(
+            f"the {engine.name} engine failed: "
+            f"{text.splitlines()[0] if text else type(exc).__name__}"
+        ) from None
     out = pl.from_arrow(table)
     assert isinstance(out, pl.DataFrame)
     return out
@@ -336,7 +404,8 @@ class _SelectedRows:
     def __init__(self, rows: pl.DataFrame, store: EventStore):
         self.rows = rows.with_columns(
             pl.from_epoch(pl.col(T).cast(pl.Int64), time_unit="us")
-            .dt.replace_time_zone("UTC").alias("ts"),
+            .dt.replace_time_zone("UTC")
+            .alias("ts"),
             pl.col("user_id").cast(pl.String),
             pl.col("^sc_[wx][0-9]+$").cast(pl.Boolean),
         ).drop(T)
@@ -356,8 +425,10 @@ class _SelectedRows:
 def _flagged(spec: fn.FunnelSpec) -> fn.FunnelSpec:
     """``spec`` with each filter replaced by its selected-rows flag column."""
     steps = tuple(fn.FunnelStep(s.event, pl.col(step_flag(i))) for i, s in enumerate(spec.steps))
-    excl = tuple(dataclasses.replace(x, where=pl.col(exclusion_flag(n)))
-                 for n, x in enumerate(spec.exclusions))
+    excl = tuple(
+        dataclasses.replace(x, where=pl.col(exclusion_flag(n)))
+        for n, x in enumerate(spec.exclusions)
+    )
     return dataclasses.replace(spec, steps=steps, exclusions=excl)
 
 
@@ -373,29 +444,40 @@ class SqlFunnel(fn.PolarsFunnel):
         return FunnelCompiler(self.store, spec, self.dialect, segment)
 
     def members(self, name: str, at: dt.datetime) -> pl.DataFrame:
-        return run_members(self.store, segment=name, as_of=at, engine=self.engine.name,
-                           spark_master=self.engine.master)
+        return run_members(
+            self.store,
+            segment=name,
+            as_of=at,
+            engine=self.engine.name,
+            spark_master=self.engine.master,
+        )
 
     def selected(self, spec: fn.FunnelSpec, segment: str | None) -> _SelectedRows:
-        return _SelectedRows(fetch(self.compiler(spec, segment).rows(), self.engine),
-                             self.store)
+        return _SelectedRows(fetch(self.compiler(spec, segment).rows(), self.engine), self.store)
 
     def reached(self, spec, segment, method="auto") -> list[pl.DataFrame]:
         if method != "chains" and fn.uses_latest_start(spec):
             got = fetch(self.compiler(spec, segment).latest_start(), self.engine)
-            got = got.select(pl.col("sc_step").cast(pl.Int64), pl.col("user_id").cast(pl.String),
-                             (pl.col("sc_d").cast(pl.Int64) / fn.US).alias("seconds"))
-            return [got.filter(pl.col("sc_step") == i).select("user_id", "seconds")
-                    for i in range(len(spec.steps))]
+            got = got.select(
+                pl.col("sc_step").cast(pl.Int64),
+                pl.col("user_id").cast(pl.String),
+                (pl.col("sc_d").cast(pl.Int64) / fn.US).alias("seconds"),
+            )
+            return [
+                got.filter(pl.col("sc_step") == i).select("user_id", "seconds")
+                for i in range(len(spec.steps))
+            ]
         rows = self.selected(spec, segment)
         return fn.step_users(fn.chains(rows, _flagged(spec)))
 
     def starts(self, spec, segment, method="auto") -> tuple[pl.DataFrame, pl.DataFrame]:
         if method != "chains" and fn.uses_latest_start(spec):
             got = fetch(self.compiler(spec, segment).completions(), self.engine)
-            got = got.select(pl.col("user_id").cast(pl.String).alias("u"),
-                             (pl.col("sc_day").cast(pl.Int64) * _DAY_US).alias("t0"),
-                             pl.col("sc_done").cast(pl.Int64))
+            got = got.select(
+                pl.col("user_id").cast(pl.String).alias("u"),
+                (pl.col("sc_day").cast(pl.Int64) * _DAY_US).alias("t0"),
+                pl.col("sc_done").cast(pl.Int64),
+            )
             return got, got.filter(pl.col("sc_done") == 1)
         frames = fn.chains(self.selected(spec, segment), _flagged(spec)).frames
         return frames[0], frames[-1]
@@ -405,7 +487,8 @@ class SqlFunnel(fn.PolarsFunnel):
             return None  # windowFunnel's definition is segcore's only there
         got = fetch(self.compiler(spec, segment).window_funnel(), self.engine)
         return got.filter(pl.col("sc_level") == after_step).select(
-            pl.col("user_id").cast(pl.String))
+            pl.col("user_id").cast(pl.String)
+        )
 
 
 def funnel_backend(store: EventStore, engine: Engine | str | None) -> fn.PolarsFunnel:
