@@ -124,10 +124,12 @@ class Store(EventStore):
                **options: Any) -> dict[str, Any]:
         """Funnel report (docs/analytics.md, Funnels), like the CLI's JSON.
 
-        ``options``: ``segment`` (only its members), ``order``, ``exclusions``, ``hold``.
+        ``options``: ``segment`` (only its members), ``order``, ``exclusions``, ``hold``,
+        ``strict_order``, ``dedup``; ``engine`` (polars, duckdb, clickhouse, spark).
         """
+        engine = options.pop("engine", None)
         return Q.run_funnel(self, funnel_query(steps, window, start, end, strict, segments,
-                                               **options)).report
+                                               **options), engine=engine).report
 
     def events(self, events: Any, start: Any = None, end: Any = None, every: str = "day",
                segment: str | None = None, by: str | None = None,
@@ -145,9 +147,10 @@ def funnel_query(steps: Any, window: str | dt.timedelta = "1d", start: Any = Non
                  end: Any = None, strict: bool = False, segments: Sequence[str] | None = None,
                  *, segment: str | None = None, order: str = "ordered",
                  exclusions: Any = None, hold: str | None = None,
-                 any_order: bool | None = None) -> Q.FunnelQuery:
+                 any_order: bool | None = None, strict_order: bool = False,
+                 dedup: bool = False) -> Q.FunnelQuery:
     """The :class:`~segcore.query.FunnelQuery` of the funnel functions' arguments."""
     return Q.FunnelQuery(
         steps=steps, window=window, range=_range(start, end), strict=strict,
         order="any" if any_order else order, exclusions=tuple(exclusions or ()), hold=hold,
-        segment=segment, compare=tuple(segments or ()))
+        segment=segment, compare=tuple(segments or ()), strict_order=strict_order, dedup=dedup)

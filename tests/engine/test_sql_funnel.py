@@ -145,6 +145,8 @@ def test_hand_fixtures(tmp_path: Path, engine: str) -> None:
     assert users("a", "b", "c") == [5, 3, 2]
     assert users("a", "b", "c", strict_order=True) == [5, 2, 2]
     assert users("a", "b", "c", dedup=True) == [5, 3, 2]
+    api = store.funnel(["a", "b", "c"], "1d", FROM, FROM, strict_order=True, engine=engine)
+    assert [s["users"] for s in api["steps"]] == [5, 2, 2] and api["strict_order"]
     level = FunnelCompiler(store, make_spec(store, ["a", "b"], "1d", FROM, FROM), "clickhouse")
     assert "windowFunnel(" in level.window_funnel().sql("clickhouse")
 
