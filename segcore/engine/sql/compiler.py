@@ -17,7 +17,9 @@ with ``x / 0`` = NULL. Constant sub-expressions (``now() - interval '7 days'``,
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -180,15 +182,23 @@ class Compiler:
             self.events_table = events_table or "events"
             self.users_table = users_table or "users"
         self.ctes: list[tuple[str, exp.Expression]] = []
-        self._n = 0
+        self._counter = itertools.count(1)  # shared by the compilers of :meth:`at`
         self._universe: str | None = None
         self._segments: dict[str, str] = {}
         self._file_schemas: dict[Path, dict[str, pl.DataType]] = {}
 
     # ------------------------------------------------------------------ naming
     def fresh(self, prefix: str) -> str:
-        self._n += 1
-        return f"{prefix}{self._n}"
+        return f"{prefix}{next(self._counter)}"
+
+    def at(self, T: dt.datetime) -> Compiler:
+        """A compiler at another instant T whose CTEs go into this one's query
+        (a trend compiles the members at each of its points into one query)."""
+        other = copy.copy(self)
+        other.T = T
+        other._universe = None
+        other._segments = {}
+        return other
 
     def add_cte(self, prefix: str, query: exp.Expression) -> str:
         name = self.fresh(f"sc_{prefix}")  # prefixed: never shadows a warehouse table
@@ -856,6 +866,36 @@ class Compiler:
         self._segments[seg.name] = cte
         return cte
 
+    def target(self, tree: Node | None, segment: str | None = None) -> str:
+        """CTE name of the members of a rule's tree or of a saved segment at T."""
+        return self.segment(segment) if segment is not None else self.members(tree)
+
+    def with_attributes(
+        self, members_cte: str, attrs: list[str], projections: list[exp.Expression]
+    ) -> exp.Select:
+        """``SELECT projections FROM members AS u LEFT JOIN users AS a``: user-scope
+        values (``self.value(node, "user", {})``) read ``a``'s ``attrs``."""
+        flags = [col(null_flag(c)) for c in attrs if self._ch_list(c, "user")]
+        users = exp.select(*[col(c) for c in ["user_id", *attrs]], *flags).from_(
+            _aliased(self.users(attrs), "x")
+        )
+        sel = exp.select(*projections).from_(
+            exp.Table(this=exp.to_identifier(members_cte),
+                      alias=exp.TableAlias(this=exp.to_identifier("u")))
+        )
+        return sel.join(
+            _aliased(users, "a"),
+            on=exp.EQ(this=exp.column("user_id", table="a"),
+                      expression=exp.column("user_id", table="u")),
+            join_type="left",
+        )
+
+    def finish(self, sel: exp.Select) -> exp.Select:
+        """``sel`` with every CTE and the dialect's settings."""
+        for name, q in self.ctes:
+            sel = sel.with_(exp.to_identifier(name), as_=q, copy=False)
+        return self.D.settings(sel)
+
     def query(self, members_cte: str) -> exp.Select:
         """The final ``SELECT user_id ... ORDER BY user_id`` with every CTE."""
         sel = (
@@ -863,6 +903,4 @@ class Compiler:
             .from_(exp.to_identifier(members_cte))
             .order_by(col("user_id"))
         )
-        for name, q in self.ctes:
-            sel = sel.with_(exp.to_identifier(name), as_=q, copy=False)
-        return self.D.settings(sel)
+        return self.finish(sel)
