@@ -167,6 +167,10 @@ class Dialect:
         """True when the engine's list test ignores NULL elements (no COALESCE needed)."""
         return False
 
+    def explode(self, lst: exp.Expression) -> exp.Expression:
+        """One row per element of a list, as a SELECT-list function."""
+        return exp.Explode(this=lst)
+
     # ------------------------------------------------------------------ sources
     def parquet_table(self, files: list[Path]) -> exp.Expression:
         """One or more Parquet files as a table."""
@@ -217,6 +221,9 @@ class DuckDB(Dialect):
 
     def contains(self, s: exp.Expression, sub: exp.Expression) -> exp.Expression:
         return fn("contains", s, sub)
+
+    def explode(self, lst: exp.Expression) -> exp.Expression:
+        return fn("unnest", lst)
 
     def parquet_table(self, files: list[Path]) -> exp.Expression:
         """DuckDB: one ``read_parquet`` over the list, columns unified by name."""
@@ -301,6 +308,9 @@ class ClickHouse(Dialect):
 
     def contains_is_null_aware(self) -> bool:
         return True
+
+    def explode(self, lst: exp.Expression) -> exp.Expression:
+        return fn("arrayJoin", lst)
 
     def parquet_table(self, files: list[Path]) -> exp.Expression:
         """``file(path, 'Parquet')``; one file per table (the compiler unions them)."""
