@@ -100,6 +100,11 @@ def build_edges(home: Path) -> Store:
     return store
 
 
+def build_stores(root: Path) -> dict[str, Store]:
+    """The suite's stores under ``root`` (by the names ``Case.store`` uses)."""
+    return {"sample": build_sample(root / "sample"), "edges": build_edges(root / "edges")}
+
+
 # --------------------------------------------------------------------------- cases
 @dataclasses.dataclass(frozen=True)
 class Case:
@@ -210,8 +215,7 @@ def run_case(case: Case, stores: dict[str, Store], engine: Engine | str) -> Any:
 # --------------------------------------------------------------------------- tests
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory) -> dict[str, Store]:
-    root = tmp_path_factory.mktemp("suite")
-    return {"sample": build_sample(root / "sample"), "edges": build_edges(root / "edges")}
+    return build_stores(tmp_path_factory.mktemp("suite"))
 
 
 @pytest.fixture(scope="module")
