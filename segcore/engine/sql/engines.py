@@ -2,7 +2,7 @@
 
 Every engine reads the store's Parquet files and works in UTC. :func:`run_select`
 runs any compiled query (a sqlglot tree) on an :class:`~segcore.engine.choice.Engine`
-and returns a Polars frame; an engine's failure becomes one ``StoreError`` line.
+and returns a Polars frame; an engine's failure becomes one ``EngineError`` line (a ``StoreError``).
 The Polars engine never comes here: the runners (``segcore.query.runners``) send
 it to the Polars backend.
 """
@@ -18,7 +18,7 @@ from sqlglot import exp
 
 from segcore.engine.choice import Engine
 from segcore.engine.sql.dialects import dialect_of
-from segcore.errors import SegcoreError, StoreError, UsageError
+from segcore.errors import EngineError, SegcoreError, UsageError
 from segcore.store.events import EventStore
 
 _MODULES = {"duckdb": "duckdb", "clickhouse": "chdb", "spark": "pyspark"}
@@ -46,11 +46,11 @@ def need(engine: Engine) -> Any:
         ) from None
 
 
-def one_line(engine: Engine, exc: BaseException) -> StoreError:
+def one_line(engine: Engine, exc: BaseException) -> EngineError:
     """An engine's exception as one clear line."""
     text = str(exc).strip()
     first = text.splitlines()[0] if text else type(exc).__name__
-    return StoreError(f"the {engine} engine failed: {first[:500]}")
+    return EngineError(f"the {engine} engine failed: {first[:500]}")
 
 
 def run_select(select: exp.Expression, engine: Engine | str) -> pl.DataFrame:
