@@ -7,7 +7,9 @@ events and events of users not in the users table, static, dynamic, nested and
 empty saved segments. A case is a query (and, for drill-downs, its arguments);
 :func:`run_case` runs one on any engine and :func:`suite_cases` lists them, so
 another fixture (a Spark standalone cluster) can run a representative subset with
-``run_case(case, stores, Engine("spark", master))`` and compare with ``expected``.
+``run_case(case, build_stores(root), Engine("spark", master))`` and compare it with the
+case's result on ``"polars"`` (a process holds one Spark master: call
+``segcore.engine.sql.engines.stop_spark()`` before switching from ``local[2]``).
 """
 
 from __future__ import annotations

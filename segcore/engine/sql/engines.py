@@ -109,6 +109,11 @@ def spark_session(master: str | None = None):
     with _spark_lock:
         if key in _spark_sessions:
             return _spark_sessions[key]
+        if _spark_sessions and not key.startswith("remote:"):
+            raise UsageError(
+                f"this process already runs Spark on {next(iter(_spark_sessions))[7:]}: one "
+                "Spark master per process (segcore.engine.sql.engines.stop_spark() first)"
+            )
         builder = SparkSession.builder.appName("segcore")
         if key.startswith("remote:"):
             builder = builder.remote(remote)
@@ -127,6 +132,18 @@ def spark_session(master: str | None = None):
             pass
         _spark_sessions[key] = spark
         return spark
+
+
+def stop_spark() -> None:
+    """Stop every SparkSession this process started (a JVM holds one SparkContext, so a
+    session for another master needs the previous one stopped first)."""
+    with _spark_lock:
+        for spark in _spark_sessions.values():  # ok-loop: at most a few sessions
+            try:
+                spark.stop()
+            except Exception:  # already stopped, or a lost connection
+                pass
+        _spark_sessions.clear()
 
 
 def run_members(
