@@ -144,7 +144,7 @@ def suite_cases() -> list[Case]:
         Case("trend-week-nested", "sample", _q(runners.run_trend, TrendQuery(
             Target(segment="outer"), DateRange("2026-06-01", "2026-06-28"), Period.WEEK))),
         Case("trend-entered", "sample",
-             lambda s, e: runners.trend_actors(s, trend_q, "2026-06-25", "entered", engine=e)),
+             lambda s, e: runners.trend_actors(s, trend_q, "2026-06-23", "entered", engine=e)),
         Case("trend-exited-week", "sample",
              lambda s, e: runners.trend_actors(
                  s, dataclasses.replace(trend_q, every=Period.WEEK), "2026-06-25", "exited",
