@@ -36,8 +36,8 @@ from segcore.engine.choice import Engine
 from segcore.engine.rules import schema_of
 from segcore.engine.sql import dialects as D
 from segcore.engine.sql.compiler import Compiler, col
-from segcore.engine.sql.engines import engine_dialect, run_members, spark_session
-from segcore.errors import StoreError, UsageError
+from segcore.engine.sql.engines import engine_dialect, run_members, run_select
+from segcore.errors import UsageError
 from segcore.lang.dates import UTC, resolve_as_of
 from segcore.lang.parser import parse_event_filter
 from segcore.lang.tree import Col
@@ -89,6 +89,7 @@ class FunnelCompiler:
         self, store: EventStore, spec: fn.FunnelSpec, dialect: str, segment: str | None = None
     ):
         self.store, self.spec, self.d = store, spec, dialect
+        self.D = D.dialect_of(dialect)
         self.props: set[str] = set()  # event columns the filters read
         schema = schema_of(store, check_names=False)
         self.schema = schema
@@ -135,8 +136,8 @@ class FunnelCompiler:
         src = self.comp.events(props)
         hi = self.spec.end + self.spec.window
         where = [
-            exp.GTE(this=col("ts"), expression=D.timestamp_literal(self.spec.start, self.d)),
-            exp.LT(this=col("ts"), expression=D.timestamp_literal(hi, self.d)),
+            exp.GTE(this=col("ts"), expression=self.D.timestamp_literal(self.spec.start)),
+            exp.LT(this=col("ts"), expression=self.D.timestamp_literal(hi)),
         ]
         if names is not None:
             where.append(
@@ -147,7 +148,7 @@ class FunnelCompiler:
             where.append(exp.In(this=col("user_id"), query=ids.subquery(copy=False)))
         cols = [col(c) for c in ["user_id", "event", *sorted(props)]]
         return (
-            exp.select(*cols, exp.alias_(D.epoch_us(col("ts"), self.d), T))
+            exp.select(*cols, exp.alias_(self.D.epoch_us(col("ts")), T))
             .from_(_sub(src, "e"))
             .where(_all(where))
         )
@@ -159,7 +160,7 @@ class FunnelCompiler:
     def _final(self, sel: exp.Select) -> exp.Select:
         for name, q in self.comp.ctes:
             sel = sel.with_(exp.to_identifier(name), as_=q, copy=False)
-        return D.settings(sel, self.d)
+        return self.D.settings(sel)
 
     # ------------------------------------------------------------------ queries
     def rows(self) -> exp.Select:
@@ -210,7 +211,7 @@ class FunnelCompiler:
         MAX (backward) / MIN (forward) of ``key`` over the group's rows of ``prev`` at
         or before / at or after them (strict: excluding the same instant)."""
         group = self._group()
-        typed_null = D.typed_null("int", self.d)
+        typed_null = self.D.typed_null("int")
         mine = exp.select(
             *[col(c) for c in group],
             col(T),
@@ -336,7 +337,7 @@ class FunnelCompiler:
             ],
             default=_num(0),
         )
-        day = D.int_div(col(T), _num(_DAY_US), self.d)
+        day = self.D.int_div(col(T), _num(_DAY_US))
         sel = exp.select(
             col("user_id"), exp.alias_(day, "sc_day"), exp.alias_(exp.Max(this=done), "sc_done")
         )
@@ -365,37 +366,7 @@ class FunnelCompiler:
 # ---------------------------------------------------------------------- running
 def fetch(query: exp.Select, engine: Engine) -> pl.DataFrame:
     """Run a query on ``engine`` (DuckDB, chdb or Spark, in UTC): its rows as Polars."""
-    d = engine_dialect(engine.name)
-    sql = query.sql(dialect=d)
-    try:
-        if d == "duckdb":
-            import duckdb
-
-            con = duckdb.connect()
-            try:
-                con.execute("SET TimeZone = 'UTC'")
-                table = con.sql(sql).to_arrow_table()
-            finally:
-                con.close()
-        elif d == "clickhouse":
-            import chdb
-
-            table = chdb.query(sql, "ArrowTable")
-        else:
-            table = spark_session(engine.master).sql(sql).toArrow()
-    except ImportError as exc:
-        raise UsageError(
-            f"the {engine.name} engine needs {exc.name}: pip install 'segcore[engines]'"
-        ) from None
-    except Exception as exc:  # engine errors: one clear line
-        text = str(exc).strip()
-        raise StoreError(
-            f"the {engine.name} engine failed: "
-            f"{text.splitlines()[0] if text else type(exc).__name__}"
-        ) from None
-    out = pl.from_arrow(table)
-    assert isinstance(out, pl.DataFrame)
-    return out
+    return run_select(query, engine)
 
 
 class _SelectedRows:
