@@ -368,6 +368,12 @@ def ingest(
         raise IngestError(f"unknown kind {kind!r}: use events or users")
     if not files:
         raise IngestError("no input files given")
+    connected = store.source(kind)
+    if connected is not None:
+        raise IngestError(
+            f"this store's {kind} are read from the {connected.where} (sources.toml): "
+            f"add rows there, or disconnect first (segcore connect {kind} --off)"
+        )
     if event is not None and kind != "events":
         raise IngestError("--event only applies to events")
     key_columns = parse_key(key)

@@ -78,31 +78,48 @@ def run_sql(sql: str, engine: str = "duckdb", *, spark_master: str | None = None
         raise StoreError(f"the {engine} engine failed: {first}") from None
 
 
+def spark_master_url(master: str | None = None) -> str:
+    """The Spark master to use: ``master``, else ``SEGCORE_SPARK_MASTER``, else
+    ``SPARK_MASTER``, else ``local[2]``."""
+    return (master or os.environ.get("SEGCORE_SPARK_MASTER")
+            or os.environ.get("SPARK_MASTER") or "local[2]")
+
+
 def spark_session(master: str | None = None):
-    """One SparkSession per process (UTC, quiet); ``SPARK_REMOTE`` selects Spark Connect."""
+    """The process's SparkSession (UTC, quiet) for ``master`` (see :func:`spark_master_url`);
+    ``SPARK_REMOTE`` with no explicit master selects Spark Connect.
+
+    A process holds one SparkContext: asking for another master stops the current session
+    and starts one on the new master.
+    """
     _need("spark")
     from pyspark.sql import SparkSession
 
     remote = os.environ.get("SPARK_REMOTE")
-    key = (
-        f"remote:{remote}"
-        if remote and not master
-        else f"master:{master or os.environ.get('SPARK_MASTER', 'local[2]')}"
-    )
+    explicit = master or os.environ.get("SEGCORE_SPARK_MASTER")
+    key = f"remote:{remote}" if remote and not explicit else f"master:{spark_master_url(master)}"
     with _spark_lock:
         if key in _spark_sessions:
             return _spark_sessions[key]
+        _stop_sessions()
         builder = SparkSession.builder.appName("segcore")
         if key.startswith("remote:"):
             builder = builder.remote(remote)
         else:
+            url = key.split(":", 1)[1]
             builder = (
-                builder.master(key.split(":", 1)[1])
+                builder.master(url)
                 .config("spark.ui.enabled", "false")
                 .config("spark.ui.showConsoleProgress", "false")
                 .config("spark.sql.shuffle.partitions", "4")
                 .config("spark.driver.extraJavaOptions", "-Dlog4j2.level=ERROR")
             )
+            if url.startswith("spark://127.0.0.1:") or url.startswith("spark://localhost:"):
+                # a cluster on this machine: executors reach the driver on loopback
+                builder = (builder.config("spark.driver.host", "127.0.0.1")
+                           .config("spark.driver.bindAddress", "127.0.0.1"))
+            for name, value in _spark_conf_from_env():
+                builder = builder.config(name, value)
         spark = builder.config("spark.sql.session.timeZone", "UTC").getOrCreate()
         try:
             spark.sparkContext.setLogLevel("ERROR")
@@ -110,6 +127,35 @@ def spark_session(master: str | None = None):
             pass
         _spark_sessions[key] = spark
         return spark
+
+
+def _spark_conf_from_env() -> list[tuple[str, str]]:
+    """Extra Spark settings from ``SEGCORE_SPARK_CONF`` (``key=value`` pairs, ``;``-separated),
+    e.g. ``spark.executor.memory=512m;spark.cores.max=2`` for a shared cluster."""
+    raw = os.environ.get("SEGCORE_SPARK_CONF", "")
+    pairs = []
+    for item in raw.split(";"):  # ok-loop: a handful of settings
+        if item.strip():
+            name, sep, value = item.partition("=")
+            if not sep:
+                raise UsageError(f"SEGCORE_SPARK_CONF: expected key=value, got {item.strip()!r}")
+            pairs.append((name.strip(), value.strip()))
+    return pairs
+
+
+def _stop_sessions() -> None:
+    for spark in _spark_sessions.values():  # ok-loop: at most one session
+        try:
+            spark.stop()
+        except Exception:  # already gone with its cluster
+            pass
+    _spark_sessions.clear()
+
+
+def stop_spark_session() -> None:
+    """Stop the process's SparkSession, if any (the next Spark query starts a new one)."""
+    with _spark_lock:
+        _stop_sessions()
 
 
 def run_members(
