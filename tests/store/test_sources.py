@@ -167,3 +167,30 @@ def test_errors_are_one_clear_line(tmp_path):
     (home / "sources.toml").write_text("[events]\nparquet = 1 2\n")
     with pytest.raises(UsageError, match="not valid TOML"):
         Store(home).events_schema()
+
+
+def test_the_example_in_docs_engines(tmp_path, copy_store, capsys):
+    """docs/engines.md, "Connected sources": its commands write its sources.toml, and the
+    store reads the same answers as an ingested copy."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "engines.md").read_text()
+    part = doc[doc.index("## Connected sources"):]
+    commands = [line for line in re.search(r"```bash\n(.*?)```", part, re.S).group(1)
+                .splitlines() if line.startswith("segcore connect")]
+    toml = re.search(r"```toml\n(.*?)```", part, re.S).group(1)
+    home = tmp_path / "store"
+    _hive_lake(home / "lake")
+    con = duckdb.connect(str(home / "crm.duckdb"))
+    con.execute("CREATE SCHEMA sales")
+    con.register("u", RAW_USERS.to_arrow())
+    con.execute("CREATE TABLE sales.customers AS SELECT * FROM u")
+    con.close()
+    for command in commands:  # ok-loop: the doc's three commands
+        assert main([*shlex.split(command)[1:], "--home", str(home)]) == 0, command
+    written = (home / "sources.toml").read_text()
+    assert written.split("\n\n", 1)[1] == toml  # after the comment line
+    assert capsys.readouterr().out.rstrip().endswith(toml.rstrip())  # connect show
+    _check(Store(home), copy_store)
