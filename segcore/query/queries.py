@@ -65,6 +65,8 @@ class SqlQuery(Query):
     target: Target
     as_of: str | None = None
     dialect: str = "duckdb"
+    events_table: str | None = None  # table names instead of the store's Parquet files
+    users_table: str | None = None
 
     def __post_init__(self) -> None:
         _set(self, as_of=check_as_of(self.as_of))

@@ -119,7 +119,8 @@ def run_sql(store: EventStore, q: SqlQuery, engine: EngineArg = None) -> SqlResu
     """The members query of ``q.target`` compiled to SQL."""
     # compiling needs no engine: the dialect is the query's
     sql = compile_sql(store, q.target.rule, dialect=q.dialect, as_of=q.as_of,
-                      segment=q.target.segment)
+                      segment=q.target.segment, events_table=q.events_table,
+                      users_table=q.users_table)
     return SqlResult(sql, q.dialect)
 
 

@@ -164,6 +164,8 @@ def test_errors_are_one_clear_line(tmp_path):
         ingest(store, "events", [tmp_path / "x.csv"])
     with pytest.raises(UsageError, match="run with --engine polars"):
         store.sql("did('view')", dialect="duckdb")
+    with pytest.raises(UsageError, match="events are read from the Parquet"):
+        store.trend("did('view')", start="2026-06-01", end="2026-06-02", engine="duckdb")
     (home / "sources.toml").write_text("[events]\nparquet = 1 2\n")
     with pytest.raises(UsageError, match="not valid TOML"):
         Store(home).events_schema()

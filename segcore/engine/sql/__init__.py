@@ -30,18 +30,10 @@ def compile_tree(
     """The members query as a sqlglot ``exp.Select`` (see :func:`compile_sql`)."""
     from segcore.engine.rules import schema_of, to_tree
     from segcore.engine.sql.compiler import Compiler
-    from segcore.errors import RuleError, UsageError
+    from segcore.errors import RuleError
     from segcore.lang.dates import resolve_as_of
 
     d = check_dialect(dialect)
-    for kind, table in (("events", events_table), ("users", users_table)):  # ok-loop: two
-        src = store.source(kind) if table is None else None
-        if src is not None:
-            raise UsageError(
-                f"this store's {kind} are read from the {src.where} (sources.toml): the SQL "
-                f"engines read only the store's own files or named tables; run with --engine "
-                f"polars, or give --{kind}-table"
-            )
     if (rule is None) == (segment is None):
         raise RuleError("give either a rule or a segment name")
     T = resolve_as_of(as_of)

@@ -65,5 +65,14 @@ def union_all(parts: list[exp.Select]) -> exp.Expression:
     return out
 
 
+def aliased(source: exp.Expression, alias: str) -> exp.Expression:
+    """A table or a query as a FROM item named ``alias``."""
+    src = source.copy()
+    if isinstance(src, exp.Table):
+        src.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
+        return src
+    return exp.Subquery(this=src, alias=exp.TableAlias(this=exp.to_identifier(alias)))
+
+
 def ids_of(cte: str) -> exp.Select:
     return exp.select(col("user_id")).from_(table(cte))
