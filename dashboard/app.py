@@ -140,8 +140,30 @@ def _generate(store) -> None:
     seed_examples(store)
 
 
+def engine_setting() -> None:
+    """The engine every page runs on (and the Spark master URL), and a caption naming it."""
+    from segcore.engine.choice import ENGINE_NAMES
+
+    current = state.engine()
+    name = st.selectbox(
+        "Engine", ENGINE_NAMES, index=ENGINE_NAMES.index(current.name), key="engine_pick",
+        help="Where the numbers are computed: Polars in this process, or the same query "
+        "as SQL on DuckDB, ClickHouse (chdb) or Spark (docs/engines.md).",
+    )
+    master = current.master or ""
+    if name == "spark":
+        master = st.text_input(
+            "Spark master URL", value=master, key="spark_master_pick",
+            placeholder="local[2], spark://host:7077 or sc://host:15002",
+            help="Empty: $SEGCORE_SPARK_MASTER or $SPARK_MASTER, else local[2].",
+        )
+    if (name, master) != (current.name, current.master or ""):
+        state.set_engine(name, master)
+    st.caption(f"engine: {state.engine()}")
+
+
 def sidebar() -> None:
-    """The as-of date (default: the day of the last event)."""
+    """The as-of date (default: the day of the last event) and the engine."""
     info = cached.info()
     last = info.get("last_event")
     default = dt.date.fromisoformat(last[:10]) if last else dt.datetime.now(dt.timezone.utc).date()
@@ -158,6 +180,7 @@ def sidebar() -> None:
             help="Segments are evaluated at the end of this day.",
         )
         st.caption(f"Store: `{Path(info['home']).name}`", help=info["home"])
+        engine_setting()
 
 
 def main() -> None:

@@ -1,9 +1,10 @@
-"""Cached runs of segcore queries, keyed on the query object and the store's version.
+"""Cached runs of segcore queries, keyed on the query, the engine and the store's version.
 
-``run(TrendQuery(...))`` runs the query's runner (:mod:`segcore.query.runners`) once per
-store version (imports and catalog edits invalidate) and query; the drill-downs
-(``members``, ``trend_actors``, ``reach_actors``) are cached the same way. Query
-objects are frozen and hashable: they are the cache key, nothing else is.
+``run(TrendQuery(...))`` runs the query's runner (:mod:`segcore.query.runners`) on the
+engine chosen in the sidebar (``state.engine()``) once per store version (imports and
+catalog edits invalidate), engine and query; the drill-downs (``members``,
+``trend_actors``, ``reach_actors``) are cached the same way. Query objects and engines are
+frozen and hashable: they are the cache key, nothing else is.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import polars as pl
 import streamlit as st
 
 from dashboard import state
+from segcore.engine.choice import Engine
 from segcore.query import (
     MembersQuery,
     MembersResult,
@@ -28,14 +30,14 @@ from segcore.query import (
 from segcore.query import run as run_query
 
 
-def _key() -> tuple[str, str]:
+def _key() -> tuple[str, str, Engine]:
     s = state.store()
-    return str(s.home), s.version()
+    return str(s.home), s.version(), state.engine()
 
 
 @st.cache_data(show_spinner=False, max_entries=1024)
-def _run(home: str, version: str, query: Query) -> Any:
-    return run_query(state._store(home), query)
+def _run(home: str, version: str, engine: Engine, query: Query) -> Any:
+    return run_query(state._store(home), query, engine=engine)
 
 
 def run(query: Query) -> Any:
@@ -44,8 +46,9 @@ def run(query: Query) -> Any:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _members(home: str, version: str, query: MembersQuery, attributes: bool) -> pl.DataFrame:
-    return members_actors(state._store(home), query, attributes=attributes)
+def _members(home: str, version: str, engine: Engine, query: MembersQuery,
+             attributes: bool) -> pl.DataFrame:
+    return members_actors(state._store(home), query, attributes=attributes, engine=engine)
 
 
 def members(query: MembersQuery, *, attributes: bool = False) -> pl.DataFrame:
@@ -54,9 +57,9 @@ def members(query: MembersQuery, *, attributes: bool = False) -> pl.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _trend_actors(home: str, version: str, query: TrendQuery, date: str,
+def _trend_actors(home: str, version: str, engine: Engine, query: TrendQuery, date: str,
                   which: str) -> pl.DataFrame:
-    return trend_actors(state._store(home), query, date, which)
+    return trend_actors(state._store(home), query, date, which, engine=engine)
 
 
 def trend_actors_of(query: TrendQuery, date: str, which: str) -> pl.DataFrame:
@@ -65,8 +68,9 @@ def trend_actors_of(query: TrendQuery, date: str, which: str) -> pl.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _reach_actors(home: str, version: str, query: ReachQuery, channel: str) -> pl.DataFrame:
-    return reach_actors(state._store(home), query, channel)
+def _reach_actors(home: str, version: str, engine: Engine, query: ReachQuery,
+                  channel: str) -> pl.DataFrame:
+    return reach_actors(state._store(home), query, channel, engine=engine)
 
 
 def reach_actors_of(query: ReachQuery, channel: str) -> pl.DataFrame:
@@ -80,8 +84,9 @@ def _info(home: str, version: str) -> dict[str, Any]:
 
 
 def info() -> dict[str, Any]:
-    """``store.info()`` (cached)."""
-    return _info(*_key())
+    """``store.info()`` (cached; read from the store on every engine)."""
+    s = state.store()
+    return _info(str(s.home), s.version())
 
 
 def size(target: Target, as_of: str) -> MembersResult:

@@ -9,6 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from segcore.api import Store
+from segcore.engine.choice import ENGINE_NAMES, Engine
 
 DEFAULT_SAMPLE_USERS = 10_000
 DEFAULT_SAMPLE_DAYS = 180
@@ -53,6 +54,38 @@ def as_of() -> str:
     if isinstance(day, dt.date):
         return day.isoformat()
     return dt.datetime.now(dt.timezone.utc).date().isoformat()
+
+
+ENGINE_KEY = "engine_value"  # plain session keys: they survive page switches
+MASTER_KEY = "spark_master_value"
+
+
+def default_engine() -> Engine:
+    """The engine a new session starts with: ``SEGCORE_ENGINE`` (default polars), and for
+    Spark ``SEGCORE_SPARK_MASTER`` as the master URL."""
+    name = (os.environ.get("SEGCORE_ENGINE") or "polars").strip().lower()
+    if name not in ENGINE_NAMES:
+        name = "polars"
+    master = os.environ.get("SEGCORE_SPARK_MASTER") if name == "spark" else None
+    return Engine(name, master or None)  # type: ignore[arg-type]
+
+
+def set_engine(name: str, master: str | None) -> Engine:
+    """Choose the engine every page runs its queries on (the sidebar's setting)."""
+    choice = Engine(name, (master or None) if name == "spark" else None)  # type: ignore[arg-type]
+    st.session_state[ENGINE_KEY] = choice.name
+    st.session_state[MASTER_KEY] = choice.master or ""
+    return choice
+
+
+def engine() -> Engine:
+    """The engine chosen in the sidebar (see :func:`default_engine` before any choice)."""
+    ss = st.session_state
+    if ENGINE_KEY not in ss:
+        first = default_engine()
+        return set_engine(first.name, first.master)
+    name = ss[ENGINE_KEY]
+    return Engine(name, (ss.get(MASTER_KEY) or None) if name == "spark" else None)
 
 
 def go(page: str, **params: str) -> None:

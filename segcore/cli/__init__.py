@@ -18,6 +18,7 @@ from segcore.errors import SegcoreError
 COMMAND_MODULES = (
     "segcore.cli.data",  # sample, info
     "segcore.cli.ingest",  # ingest
+    "segcore.cli.connect",  # connect
     "segcore.cli.segments",  # segment ..., user, eval, sql
     "segcore.cli.segment_analytics",  # trend, reach, profile, overlap
     "segcore.cli.event_analytics",  # funnel, events

@@ -42,7 +42,8 @@ examples:
 """
 
 
-def _mapping(pairs: list[str] | None) -> dict[str, str]:
+def mapping_option(pairs: list[str] | None) -> dict[str, str]:
+    """``--map TARGET=SOURCE`` options as ``{target: source}`` (ingest and connect)."""
     out: dict[str, str] = {}
     for pair in pairs or []:  # ok-loop: a few --map options
         target, sep, source = pair.partition("=")
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
                 args.kind,
                 args.files,
                 format=args.format,
-                mapping=_mapping(args.map),
+                mapping=mapping_option(args.map),
                 event=args.event,
                 trim=args.trim,
                 derive=args.derive or (),

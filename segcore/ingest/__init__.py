@@ -298,6 +298,16 @@ def _validate(
                   checked.height, new_columns, key_columns, read.rejects_files)
 
 
+def _refuse_connected(store: EventStore, kind: str) -> None:
+    """A table read from a connected source takes no imports (segcore/store/sources.py)."""
+    connected = store.source(kind)
+    if connected is not None:
+        raise IngestError(
+            f"this store's {kind} are read from the {connected.where} (sources.toml): "
+            f"add rows there, or disconnect first (segcore connect {kind} --off)"
+        )
+
+
 def ingest(
     store: EventStore,
     kind: Literal["events", "users"],
@@ -368,6 +378,7 @@ def ingest(
         raise IngestError(f"unknown kind {kind!r}: use events or users")
     if not files:
         raise IngestError("no input files given")
+    _refuse_connected(store, kind)
     if event is not None and kind != "events":
         raise IngestError("--event only applies to events")
     key_columns = parse_key(key)
@@ -441,6 +452,7 @@ def ingest_export(
         shown = ", ".join(str(p) for p in paths)
         batches = []
         for kind, df in export.frames():  # ok-loop: events, users
+            _refuse_connected(store, kind)
             schema = _stored_schema(store, kind)
             text = {c for c, t in schema.items() if t == pl.String or isinstance(t, pl.List)}
             rows = check_required(_shaped(df, kind, shown, text, csv=False), kind)

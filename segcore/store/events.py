@@ -29,6 +29,7 @@ import polars as pl
 from segcore.errors import StoreError
 from segcore.store.catalog import Catalog
 from segcore.store.files import TMP_PREFIX
+from segcore.store.sources import Source, read_sources, scan_source, source_version
 
 REQUIRED_EVENT_COLUMNS: dict[str, pl.DataType] = {
     "user_id": pl.String(),
@@ -163,7 +164,49 @@ class EventStore:
 
     def is_empty(self) -> bool:
         """True when the store has neither events nor users."""
-        return not self.event_files() and not self.user_files()
+        return not self.event_files() and not self.user_files() and not self.sources()
+
+    # ------------------------------------------------------------------ connected sources
+    def sources(self) -> dict[str, Source]:
+        """The connected sources of ``<home>/sources.toml`` (segcore/store/sources.py)."""
+        path = self.home / "sources.toml"
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return {}
+        key = ("sources", st.st_size, st.st_mtime_ns)
+        if key not in self.memo:
+            self.memo[key] = read_sources(self.home)
+        return self.memo[key]
+
+    def source(self, kind: str) -> Source | None:
+        """The connected source of ``events`` or ``users``, or None (the store's files)."""
+        return self.sources().get(kind)
+
+    def _source_frame(self, kind: str) -> pl.LazyFrame | None:
+        """The connected source of ``kind`` in the store's columns, one plan per version
+        of its files (a DuckDB table is read once per version)."""
+        src = self.source(kind)
+        if src is None:
+            return None
+        key = ("source", kind, source_version(self.home, src))
+        if key not in self.memo:
+            lf = scan_source(self.home, src)
+            self.memo[key] = lf.collect().lazy() if src.duckdb is not None else lf
+        return self.memo[key]
+
+    def _source_scan(self, kind: str) -> pl.LazyFrame | None:
+        lf = self._source_frame(kind)
+        if lf is None:
+            return None
+        schema = self.events_schema() if kind == "events" else self.users_schema()
+        have = lf.collect_schema()
+        return lf.select([pl.col(c) if c in have else pl.lit(None, dtype=t).alias(c)
+                          for c, t in schema.items()])
+
+    def _source_schema(self, kind: str) -> dict[str, pl.DataType] | None:
+        lf = self._source_frame(kind)
+        return None if lf is None else dict(lf.collect_schema())
 
     # ------------------------------------------------------------------ schema
     def _files_key(self, files: list[Path]) -> tuple:
@@ -181,8 +224,11 @@ class EventStore:
         files = self.event_files()
         key = self._files_key(files)
         cache = self.memo
+        connected = self._source_schema("events")
+        if connected is not None:
+            key = ("source", *connected.items())
         if ("events", key) not in cache:
-            found = _unified_schema(files)
+            found = connected if connected is not None else _unified_schema(files)
             schema = dict(REQUIRED_EVENT_COLUMNS)
             schema[EVENT_ID] = pl.String()
             for name, dtype in found.items():
@@ -196,8 +242,11 @@ class EventStore:
         files = self.user_files()
         key = self._files_key(files)
         cache = self.memo
+        connected = self._source_schema("users")
+        if connected is not None:
+            key = ("source", *connected.items())
         if ("users", key) not in cache:
-            found = _unified_schema(files)
+            found = connected if connected is not None else _unified_schema(files)
             schema: dict[str, pl.DataType] = {"user_id": pl.String()}
             schema.update({k: v for k, v in found.items() if k != "user_id"})
             cache[("users", key)] = schema
@@ -206,6 +255,9 @@ class EventStore:
     # ------------------------------------------------------------------ scans
     def scan_events(self) -> pl.LazyFrame:
         """All events as one LazyFrame with the unified schema (empty frame if none)."""
+        connected = self._source_scan("events")
+        if connected is not None:
+            return connected
         schema = self.events_schema()
         files = self.event_files()
         if not files:
@@ -221,6 +273,9 @@ class EventStore:
         memory per version of its files (it is small next to the events): attribute
         rules then filter memory, not Parquet.
         """
+        connected = self._source_scan("users")
+        if connected is not None:
+            return connected
         schema = self.users_schema()
         files = self.user_files()
         if not files:
@@ -346,6 +401,7 @@ class EventStore:
     def data_version(self) -> str:
         """A short hash that changes whenever an event or user file changes."""
         key = self._files_key(self.event_files()) + self._files_key(self.user_files())
+        key += tuple(source_version(self.home, s) for s in self.sources().values())
         return hashlib.sha1(repr(key).encode()).hexdigest()[:16]
 
     def version(self) -> str:

@@ -226,10 +226,16 @@ def expected(stores) -> dict[str, Any]:
 
 
 CASES = suite_cases()
+# Spark (local) runs every analytic at least once plus the window / NULL edge cases; the
+# rest of its cases take a JVM round trip each for no new semantics (DuckDB and ClickHouse
+# run them all)
+SPARK_CASES = {"trend-entered", "trend-edges", "trend-week-nested", "reach-ids",
+               "profile-edges", "engagement-trend", "events-by-number", "events-compare"}
+PAIRS = [(c, e) for c in CASES for e in SQL_ENGINES
+         if e != "spark" or c.representative or c.id in SPARK_CASES]
 
 
-@pytest.mark.parametrize("engine", SQL_ENGINES)
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize(("case", "engine"), PAIRS, ids=[f"{c.id}-{e}" for c, e in PAIRS])
 def test_same_result_as_polars(case, engine, stores, expected):
     assert run_case(case, stores, engine) == expected[case.id]
 

@@ -38,7 +38,7 @@ from segcore.engine.plan import (
 )
 from segcore.engine.sql import dialects as D
 from segcore.engine.sql.list_nulls import ROW, null_rows_file
-from segcore.errors import RuleError
+from segcore.errors import RuleError, UsageError
 from segcore.lang.dates import UTC, today_at
 from segcore.lang.tree import (
     AGGREGATES,
@@ -176,6 +176,14 @@ class Compiler:
         for name in (events_table, users_table):
             if name is not None:
                 D.table_name(name)  # a bad name is an error even when unused
+        for kind, table in (("events", events_table), ("users", users_table)):  # ok-loop: two
+            src = store.source(kind) if table is None else None
+            if src is not None:
+                raise UsageError(
+                    f"this store's {kind} are read from the {src.where} (sources.toml): the "
+                    "SQL engines read only the store's own files or named tables; run with "
+                    f"--engine polars, or give --{kind}-table"
+                )
         self.events_table = events_table
         self.users_table = users_table
         if not self.D.reads_parquet:

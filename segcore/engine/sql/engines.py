@@ -94,17 +94,30 @@ def run_sql(sql: str, engine: Engine | str = "duckdb", *,
     return _ids(run_text(sql, Engine.parse(engine, spark_master)))
 
 
+def spark_master_url(master: str | None = None) -> str:
+    """The Spark master to use: ``master``, else ``SEGCORE_SPARK_MASTER``, else
+    ``SPARK_MASTER``, else ``local[2]``."""
+    return (master or os.environ.get("SEGCORE_SPARK_MASTER")
+            or os.environ.get("SPARK_MASTER") or "local[2]")
+
+
 def spark_session(master: str | None = None):
-    """One SparkSession per master (UTC, quiet); ``SPARK_REMOTE`` or an ``sc://`` master
-    selects Spark Connect; no master: ``$SPARK_MASTER``, else ``local[2]``."""
+    """The process's SparkSession (UTC, quiet) for ``master`` (see :func:`spark_master_url`);
+    ``SPARK_REMOTE`` (with no explicit master) or an ``sc://`` master selects Spark Connect.
+
+    A process holds one SparkContext: asking for another master is refused with one line
+    (:func:`stop_spark` first).
+    """
     need(Engine("spark"))
     from pyspark.sql import SparkSession
 
-    remote = master if master and master.startswith("sc://") else os.environ.get("SPARK_REMOTE")
+    explicit = master or os.environ.get("SEGCORE_SPARK_MASTER")
+    remote = explicit if explicit and explicit.startswith("sc://") else os.environ.get(
+        "SPARK_REMOTE")
     key = (
         f"remote:{remote}"
-        if remote and (not master or master.startswith("sc://"))
-        else f"master:{master or os.environ.get('SPARK_MASTER', 'local[2]')}"
+        if remote and (not explicit or explicit.startswith("sc://"))
+        else f"master:{spark_master_url(master)}"
     )
     with _spark_lock:
         if key in _spark_sessions:
@@ -118,13 +131,20 @@ def spark_session(master: str | None = None):
         if key.startswith("remote:"):
             builder = builder.remote(remote)
         else:
+            url = key.split(":", 1)[1]
             builder = (
-                builder.master(key.split(":", 1)[1])
+                builder.master(url)
                 .config("spark.ui.enabled", "false")
                 .config("spark.ui.showConsoleProgress", "false")
                 .config("spark.sql.shuffle.partitions", "4")
                 .config("spark.driver.extraJavaOptions", "-Dlog4j2.level=ERROR")
             )
+            if url.startswith("spark://127.0.0.1:") or url.startswith("spark://localhost:"):
+                # a cluster on this machine: executors reach the driver on loopback
+                builder = (builder.config("spark.driver.host", "127.0.0.1")
+                           .config("spark.driver.bindAddress", "127.0.0.1"))
+            for name, value in _spark_conf_from_env():
+                builder = builder.config(name, value)
         spark = builder.config("spark.sql.session.timeZone", "UTC").getOrCreate()
         try:
             spark.sparkContext.setLogLevel("ERROR")
@@ -132,6 +152,20 @@ def spark_session(master: str | None = None):
             pass
         _spark_sessions[key] = spark
         return spark
+
+
+def _spark_conf_from_env() -> list[tuple[str, str]]:
+    """Extra Spark settings from ``SEGCORE_SPARK_CONF`` (``key=value`` pairs, ``;``-separated),
+    e.g. ``spark.executor.memory=512m;spark.cores.max=2`` for a shared cluster."""
+    raw = os.environ.get("SEGCORE_SPARK_CONF", "")
+    pairs = []
+    for item in raw.split(";"):  # ok-loop: a handful of settings
+        if item.strip():
+            name, sep, value = item.partition("=")
+            if not sep:
+                raise UsageError(f"SEGCORE_SPARK_CONF: expected key=value, got {item.strip()!r}")
+            pairs.append((name.strip(), value.strip()))
+    return pairs
 
 
 def stop_spark() -> None:
