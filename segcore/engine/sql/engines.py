@@ -78,6 +78,29 @@ def run_sql(sql: str, engine: str = "duckdb", *, spark_master: str | None = None
         raise StoreError(f"the {engine} engine failed: {first}") from None
 
 
+def run_table(sql: str, engine: str = "duckdb", *,
+              spark_master: str | None = None) -> pl.DataFrame:
+    """Run any query on ``engine``; its whole result as a Polars frame."""
+    d = engine_dialect(engine)
+    mod = _need(d)
+    try:
+        if d == "duckdb":
+            con = mod.connect()
+            try:
+                con.execute("SET TimeZone = 'UTC'")
+                return pl.from_arrow(con.sql(sql).to_arrow_table())
+            finally:
+                con.close()
+        if d == "clickhouse":
+            return pl.from_arrow(mod.query(sql, "ArrowTable"))
+        return pl.from_arrow(spark_session(spark_master).sql(sql).toArrow())
+    except UsageError:
+        raise
+    except Exception as exc:  # engine errors: one clear line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StoreError(f"the {engine} engine failed: {first}") from None
+
+
 def spark_session(master: str | None = None):
     """One SparkSession per process (UTC, quiet); ``SPARK_REMOTE`` selects Spark Connect."""
     _need("spark")
