@@ -208,7 +208,8 @@ class RetentionResult:
 
     def average(self, segment: str | None = None) -> list[dict[str, Any]]:
         """The average curve: per k, retained / size summed over the cohorts whose
-        period k has begun (``cohorts``: how many)."""
+        period k has begun by the range's last period (``cohorts``: how many; ``share``
+        None when none has)."""
         df = self.part(segment)
         step = {"day": "1d", "week": "1w", "month": "1mo"}[self.every]
         begun = df.with_columns(
@@ -221,7 +222,7 @@ class RetentionResult:
                            schema={"k": df.schema["k"]}).join(agg, on="k", how="left") \
             .with_columns(pl.col("cohorts", "size", "retained").fill_null(0)).sort("k")
         return [{"k": int(k), "cohorts": int(c), "size": int(n), "retained": int(r),
-                 "share": share(int(r), int(n))}
+                 "share": share(int(r), int(n)) if c else None}
                 for k, c, n, r in agg.select("k", "cohorts", "size", "retained").iter_rows()]
 
     def to_dict(self) -> dict[str, Any]:

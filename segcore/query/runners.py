@@ -20,10 +20,13 @@ from segcore.analytics import funnel as funnel_mod
 from segcore.analytics import overlap as overlap_mod
 from segcore.analytics import profile as profile_mod
 from segcore.analytics import reach as reach_mod
+from segcore.analytics import retention as retention_mod
 from segcore.analytics import trend as trend_mod
+from segcore.engine.choice import Engine
 from segcore.engine.polars import evaluate
 from segcore.engine.sql import compile_sql
-from segcore.errors import UsageError
+from segcore.engine.sql import retention as sql_retention
+from segcore.errors import ConflictError, UsageError
 from segcore.lang.dates import resolve_as_of
 from segcore.query.base import Query
 from segcore.query.queries import (
@@ -33,11 +36,14 @@ from segcore.query.queries import (
     EventQuery,
     FunnelQuery,
     FunnelTrendQuery,
+    LifecycleQuery,
     MembersQuery,
     OverlapQuery,
     ProfileQuery,
     ReachQuery,
+    RetentionQuery,
     SqlQuery,
+    StickinessQuery,
     TrendQuery,
     UserQuery,
 )
@@ -45,15 +51,19 @@ from segcore.query.results import (
     EngagementResult,
     EventReportResult,
     FunnelResult,
+    LifecycleResult,
     MembersResult,
     OverlapResult,
     ProfileResult,
     ReachResult,
+    RetentionResult,
     SeriesResult,
     SqlResult,
+    StickinessResult,
     TrendResult,
     UserResult,
 )
+from segcore.segments import create_segment
 from segcore.store.events import EventStore
 
 
@@ -242,6 +252,112 @@ def run_events(store: EventStore, q: EventQuery) -> EventReportResult:
             where=q.where))
 
 
+# --------------------------------------------------------------------------- retention
+def _retention_args(store: EventStore, q: RetentionQuery) -> dict[str, Any]:
+    if q.start_event is not None:
+        retention_mod.check_event(store, q.start_event, "start event")
+    retention_mod.check_event(store, q.return_event, "return event")
+    return {"return_event": q.return_event, "every": q.every, "periods": q.periods,
+            "start": q.range.start, "end": q.range.end, "start_event": q.start_event,
+            "entered": q.entered, "recurring": q.recurring, "on_or_after": q.on_or_after,
+            "segment": q.segment, "segments": list(q.compare) or None}
+
+
+def run_retention(store: EventStore, q: RetentionQuery,
+                  engine: Engine | str | None = None) -> RetentionResult:
+    """The cohort table and average curve (per segment of ``q.compare`` side by side),
+    computed by ``engine`` (default polars; cohorts by a segment entered: polars only)."""
+    eng = Engine.parse(engine)
+    with store.pinned():
+        args = _retention_args(store, q)
+        if eng.is_polars:
+            table = retention_mod.retention(store, **args)
+        else:
+            sizes, counts = sql_retention.retention_counts(store, eng.name,
+                                                           spark_master=eng.master, **args)
+            table = retention_mod.retention_table(
+                sizes, counts, every=q.every, start=q.range.start, end=q.range.end,
+                periods=q.periods, on_or_after=q.on_or_after, segments=args["segments"])
+    last = q.every.start_of(q.every.index_of(q.range.end))
+    return RetentionResult(table, q.every.value, q.periods, q.on_or_after, last)
+
+
+def retention_actors(store: EventStore, q: RetentionQuery, cohort: Any, k: int | None = None,
+                     segment: str | None = None) -> pl.DataFrame:
+    """The users of one cell: the cohort of the period holding ``cohort`` (of breakdown
+    ``segment``) retained in period ``k`` (None: the whole cohort)."""
+    with store.pinned():
+        args = _retention_args(store, q)
+        return retention_mod.retention_users(store, cohort=cohort, k=k, group=segment, **args)
+
+
+def run_lifecycle(store: EventStore, q: LifecycleQuery,
+                  engine: Engine | str | None = None) -> LifecycleResult:
+    """New, returning, resurrecting and dormant users per period."""
+    eng = Engine.parse(engine)
+    args = {"event": q.event, "every": q.every, "start": q.range.start, "end": q.range.end,
+            "segment": q.segment}
+    with store.pinned():
+        retention_mod.check_event(store, q.event, "event")
+        if eng.is_polars:
+            table = retention_mod.lifecycle(store, **args)
+        else:
+            counts = sql_retention.lifecycle_counts(store, eng.name, spark_master=eng.master,
+                                                    **args)
+            table = retention_mod.lifecycle_table(counts, every=q.every, start=q.range.start,
+                                                  end=q.range.end)
+    return LifecycleResult(table, q.every.value)
+
+
+def lifecycle_actors(store: EventStore, q: LifecycleQuery, period: Any,
+                     status: str) -> pl.DataFrame:
+    """The users of one lifecycle bar: ``status`` in the period holding ``period``."""
+    with store.pinned():
+        retention_mod.check_event(store, q.event, "event")
+        return retention_mod.lifecycle_users(store, q.event, period=period, status=status,
+                                             every=q.every, start=q.range.start,
+                                             end=q.range.end, segment=q.segment)
+
+
+def run_stickiness(store: EventStore, q: StickinessQuery,
+                   engine: Engine | str | None = None) -> StickinessResult:
+    """Users by number of active days in each period."""
+    eng = Engine.parse(engine)
+    args = {"event": q.event, "every": q.every, "start": q.range.start, "end": q.range.end,
+            "segment": q.segment}
+    with store.pinned():
+        retention_mod.check_event(store, q.event, "event")
+        if eng.is_polars:
+            table = retention_mod.stickiness(store, **args)
+        else:
+            counts = sql_retention.stickiness_counts(store, eng.name, spark_master=eng.master,
+                                                     **args)
+            table = retention_mod.stickiness_table(counts, every=q.every, start=q.range.start,
+                                                   end=q.range.end)
+    return StickinessResult(table, q.every.value)
+
+
+def stickiness_actors(store: EventStore, q: StickinessQuery, period: Any,
+                      days: int) -> pl.DataFrame:
+    """The users active on exactly ``days`` days of the period holding ``period``."""
+    with store.pinned():
+        retention_mod.check_event(store, q.event, "event")
+        return retention_mod.stickiness_users(store, q.event, period=period, days=days,
+                                              every=q.every, start=q.range.start,
+                                              end=q.range.end, segment=q.segment)
+
+
+def save_actors(store: EventStore, users: pl.DataFrame, name: str,
+                description: str = "") -> dict[str, Any]:
+    """Save the users of a drill-down (a ``user_id`` frame) as a new static segment
+    ``name`` (an existing name is a ConflictError, never replaced)."""
+    if store.catalog.exists(name):
+        raise ConflictError(f"a segment named {name!r} already exists: choose another name")
+    ids = users["user_id"].to_list()
+    seg, _ = create_segment(store, name, ids=ids, description=description)
+    return {"name": seg.name, "version": seg.version, "members": len(ids)}
+
+
 # --------------------------------------------------------------------------- any query
 RUNNERS: dict[type[Query], Callable[[EventStore, Any], Any]] = {
     MembersQuery: run_members,
@@ -256,6 +372,9 @@ RUNNERS: dict[type[Query], Callable[[EventStore, Any], Any]] = {
     FunnelQuery: run_funnel,
     FunnelTrendQuery: run_funnel_trend,
     EventQuery: run_events,
+    RetentionQuery: run_retention,
+    LifecycleQuery: run_lifecycle,
+    StickinessQuery: run_stickiness,
 }
 
 
