@@ -41,7 +41,7 @@ from segcore.analytics.trend import make_points, target_grid
 from segcore.engine.polars.evaluate import members
 from segcore.errors import UsageError
 from segcore.lang.dates import end_of_day, parse_date
-from segcore.query.base import Period
+from segcore.lang.periods import Period
 from segcore.store.events import EventStore
 
 STATUSES = ("new", "returning", "resurrecting", "dormant")

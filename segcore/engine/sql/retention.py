@@ -30,7 +30,7 @@ from segcore.engine.sql.compiler import Compiler, col, ident
 from segcore.engine.sql.engines import run_table
 from segcore.errors import UsageError
 from segcore.lang.dates import end_of_day, parse_date
-from segcore.query.base import Period
+from segcore.lang.periods import Period
 from segcore.store.events import EventStore
 
 DAY_US = 86_400_000_000
