@@ -1,6 +1,9 @@
 """``segcore.Store``: the Python API, a store's data (:class:`~segcore.store.events.EventStore`)
 plus one method per analytic. Every method builds a query object and calls its runner
 (:mod:`segcore.query`); :meth:`Store.run` runs any query and returns its typed result.
+Every analytic takes ``engine=``: ``"polars"`` (default), ``"duckdb"``, ``"clickhouse"``,
+``"spark"``, a Spark master URL or an :class:`~segcore.engine.choice.Engine`
+(docs/engines.md).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 import polars as pl
 
 from segcore import query as Q
+from segcore.engine.choice import Engine
 from segcore.engine.rules import to_tree
 from segcore.lang.tree import Node
 from segcore.segments import add_members, freeze_segment, remove_members
@@ -24,6 +28,9 @@ def _target(rule: Any, segment: str | None) -> Q.Target:
     if isinstance(rule, dict):  # a tree's JSON: checked like any JSON rule text
         rule = json.dumps(rule)
     return Q.Target(rule=rule, segment=segment)
+
+
+EngineArg = Engine | str | None
 
 
 def _range(start: Any, end: Any) -> Q.DateRange | None:
@@ -40,24 +47,26 @@ class Store(EventStore):
     """
 
     # ------------------------------------------------------------------ any query
-    def run(self, query: Q.Query) -> Any:
-        """The typed result of any query object (see :mod:`segcore.query`)."""
-        return Q.run(self, query)
+    def run(self, query: Q.Query, engine: EngineArg = None) -> Any:
+        """The typed result of any query object (see :mod:`segcore.query`) on ``engine``."""
+        return Q.run(self, query, engine=engine)
 
     # ------------------------------------------------------------------ rules & segments
     def parse(self, rule: Any) -> Node:
         """Parse rule text (or pass a tree through) against this store's schema."""
         return to_tree(self, rule)
 
-    def count(self, rule: Any = None, as_of: Any = None, *, segment: str | None = None) -> int:
+    def count(self, rule: Any = None, as_of: Any = None, *, segment: str | None = None,
+              engine: EngineArg = None) -> int:
         """Number of members of a rule or saved segment at ``as_of``."""
-        return Q.run_members(self, Q.MembersQuery(_target(rule, segment), as_of)).members
+        return Q.run_members(self, Q.MembersQuery(_target(rule, segment), as_of),
+                             engine=engine).members
 
     def members(self, rule: Any = None, as_of: Any = None, *, segment: str | None = None,
-                attributes: bool = False) -> pl.DataFrame:
+                attributes: bool = False, engine: EngineArg = None) -> pl.DataFrame:
         """Members (``user_id``, plus user attributes if asked) at ``as_of``."""
         q = Q.MembersQuery(_target(rule, segment), as_of)
-        return Q.members_actors(self, q, attributes=attributes)
+        return Q.members_actors(self, q, attributes=attributes, engine=engine)
 
     def segments_of(self, user_id: str, as_of: Any = None) -> list[str]:
         """Names of the saved segments ``user_id`` belongs to at ``as_of``."""
@@ -91,59 +100,63 @@ class Store(EventStore):
 
     # ------------------------------------------------------------------ analytics
     def trend(self, rule: Any = None, start: Any = None, end: Any = None, every: str = "day",
-              *, segment: str | None = None) -> pl.DataFrame:
+              *, segment: str | None = None, engine: EngineArg = None) -> pl.DataFrame:
         """Size over time: DataFrame ``date, members, entered, exited``."""
         q = Q.TrendQuery(_target(rule, segment), _range(start, end), every)
-        return Q.run_trend(self, q).points
+        return Q.run_trend(self, q, engine=engine).points
 
     def reach(self, rule: Any = None, as_of: Any = None, *,
-              segment: str | None = None) -> dict[str, Any]:
+              segment: str | None = None, engine: EngineArg = None) -> dict[str, Any]:
         """Reachability per channel, like the CLI's JSON."""
-        return Q.run_reach(self, Q.ReachQuery(_target(rule, segment), as_of)).report
+        return Q.run_reach(self, Q.ReachQuery(_target(rule, segment), as_of),
+                           engine=engine).report
 
     def profile(self, rule: Any = None, as_of: Any = None, *, segment: str | None = None,
                 attributes: Sequence[str] | None = None, top: int = 10,
-                bins: int = 10) -> dict[str, Any]:
+                bins: int = 10, engine: EngineArg = None) -> dict[str, Any]:
         """Attribute distributions of the members against all users."""
         q = Q.ProfileQuery(_target(rule, segment), as_of,
                            None if attributes is None else tuple(attributes), top, bins)
-        return Q.run_profile(self, q).report
+        return Q.run_profile(self, q, engine=engine).report
 
-    def overlap(self, segments: Sequence[str], as_of: Any = None) -> dict[str, Any]:
+    def overlap(self, segments: Sequence[str], as_of: Any = None, *,
+                engine: EngineArg = None) -> dict[str, Any]:
         """Sizes, exclusive regions and pairwise Jaccard of 2 to 5 segments."""
-        return Q.run_overlap(self, Q.OverlapQuery(tuple(segments), as_of)).report
+        return Q.run_overlap(self, Q.OverlapQuery(tuple(segments), as_of),
+                             engine=engine).report
 
     def engagement(self, rule: Any = None, as_of: Any = None, *, segment: str | None = None,
-                   goal: str | None = None, goal_within: str = "30 days") -> dict[str, Any]:
+                   goal: str | None = None, goal_within: str = "30 days",
+                   engine: EngineArg = None) -> dict[str, Any]:
         """Share of the members active in the last 7/30 days and who did ``goal``."""
         q = Q.EngagementQuery(_target(rule, segment), as_of, goal, goal_within)
-        return Q.run_engagement(self, q).report
+        return Q.run_engagement(self, q, engine=engine).report
 
     def funnel(self, steps: Any, window: str | dt.timedelta = "1d", start: Any = None,
                end: Any = None, strict: bool = False, segments: Sequence[str] | None = None,
-               **options: Any) -> dict[str, Any]:
+               engine: EngineArg = None, **options: Any) -> dict[str, Any]:
         """Funnel report (docs/analytics.md, Funnels), like the CLI's JSON.
 
         ``options``: ``segment`` (only its members), ``order``, ``exclusions``, ``hold``.
         """
         return Q.run_funnel(self, funnel_query(steps, window, start, end, strict, segments,
-                                               **options)).report
+                                               **options), engine=engine).report
 
     def events(self, events: Any, start: Any = None, end: Any = None, every: str = "day",
                segment: str | None = None, by: str | None = None,
-               **options: Any) -> pl.DataFrame:
+               engine: EngineArg = None, **options: Any) -> pl.DataFrame:
         """Event report (docs/analytics.md, Event reports).
 
         ``options``: ``segments`` (a row group per segment), ``top``, ``where``.
         """
         q = Q.EventQuery(events, _range(start, end), every, segment,
                          tuple(options.pop("segments", None) or ()), by, **options)
-        return Q.run_events(self, q).rows
+        return Q.run_events(self, q, engine=engine).rows
 
     # ------------------------------------------------------------------ retention
     def retention(self, start_event: str | None = None, return_event: str | None = None,
                   start: Any = None, end: Any = None, every: str = "week", periods: int = 8,
-                  *, engine: Any = None, **options: Any) -> dict[str, Any]:
+                  *, engine: EngineArg = None, **options: Any) -> dict[str, Any]:
         """Retention cohort table and average curve (docs/analytics.md, Retention), like
         the CLI's JSON.
 
@@ -163,7 +176,7 @@ class Store(EventStore):
         return Q.retention_actors(self, retention_query(**query), cohort, k, breakdown)
 
     def lifecycle(self, event: str, start: Any = None, end: Any = None, every: str = "week",
-                  *, segment: str | None = None, engine: Any = None) -> pl.DataFrame:
+                  *, segment: str | None = None, engine: EngineArg = None) -> pl.DataFrame:
         """New, returning, resurrecting and dormant (negative) users per period:
         DataFrame ``period, new, returning, resurrecting, dormant``."""
         q = Q.LifecycleQuery(event, _range(start, end), every, segment)
@@ -177,7 +190,7 @@ class Store(EventStore):
         return Q.lifecycle_actors(self, q, period, status)
 
     def stickiness(self, event: str, start: Any = None, end: Any = None, every: str = "week",
-                   *, segment: str | None = None, engine: Any = None) -> pl.DataFrame:
+                   *, segment: str | None = None, engine: EngineArg = None) -> pl.DataFrame:
         """Users by number of active days per period: DataFrame ``period, days, users``."""
         q = Q.StickinessQuery(event, _range(start, end), every, segment)
         return Q.run_stickiness(self, q, engine).table

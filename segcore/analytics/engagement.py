@@ -30,13 +30,58 @@ from segcore.store.events import EventStore
 WEEK, MONTH = dt.timedelta(days=7), dt.timedelta(days=30)
 
 
-def _goal_window(store: EventStore, goal: str | None, goal_within: str) -> dt.timedelta | None:
+def goal_window(store: EventStore, goal: str | None, goal_within: str) -> dt.timedelta | None:
     if goal is None:
         return None
     known = store.event_names()
     if known and goal not in known:
         raise RuleError(f"unknown event {goal!r} for the goal")
     return parse_duration(goal_within)
+
+
+def engagement_terms(goal: str | None, window: dt.timedelta | None) -> dict[str, Behavior]:
+    """The engagement terms as rule behaviours: ``active_7d``, ``active_30d``, ``goal``."""
+    terms = {
+        "active_7d": Behavior("did", "*", within=int(WEEK / dt.timedelta(microseconds=1))),
+        "active_30d": Behavior("did", "*", within=int(MONTH / dt.timedelta(microseconds=1))),
+    }
+    if window is not None and goal is not None:
+        terms["goal"] = Behavior("did", goal, within=int(window / dt.timedelta(microseconds=1)))
+    return terms
+
+
+def engagement_report(T: dt.datetime, n: int, counts: dict[str, Any], goal: str | None,
+                      goal_within: str) -> dict[str, Any]:
+    """The report from the member count and the counts per term (any engine)."""
+
+    def entry(key: str) -> dict[str, Any]:
+        k = int(counts.get(key) or 0)
+        return {"count": k, "share": _share(k, n)}
+
+    out: dict[str, Any] = {
+        "as_of": T.isoformat().replace("+00:00", "Z"),
+        "members": n,
+        "active_7d": entry("active_7d"),
+        "active_30d": entry("active_30d"),
+        "goal": None,
+    }
+    if goal is not None:
+        out["goal"] = {"event": goal, "within": goal_within, **entry("goal")}
+    return out
+
+
+def series_shares(frame: pl.DataFrame, terms: list[str]) -> pl.DataFrame:
+    """``date, members`` and per term its count and ``<term>_share`` (0.0 without members)."""
+    cols = [pl.col("date"), pl.col("members").cast(pl.Int64)]
+    for t in terms:  # ok-loop: two or three terms
+        cols += [
+            pl.col(t).cast(pl.Int64),
+            pl.when(pl.col("members") > 0)
+            .then(pl.col(t) / pl.col("members"))
+            .otherwise(0.0)
+            .alias(f"{t}_share"),
+        ]
+    return frame.select(cols)
 
 
 def _share(k: int, n: int) -> float:
@@ -57,7 +102,7 @@ def engagement(
     Returns ``{"as_of", "members", "active_7d": {"count", "share"}, "active_30d": {...},
     "goal": {"event", "within", "count", "share"} or None}``.
     """
-    window = _goal_window(store, goal, goal_within)
+    window = goal_window(store, goal, goal_within)
     T = resolve_as_of(as_of)
     ids = eval_members(store, rule, T, segment=segment).select("user_id")
     n = ids.height
@@ -82,20 +127,9 @@ def engagement(
         per_user.select(pl.exclude("user_id").sum()).row(0, named=True) if per_user.height else {}
     )
 
-    def entry(key: str) -> dict[str, Any]:
-        k = int(counts.get(key) or 0)
-        return {"count": k, "share": _share(k, n)}
-
-    out: dict[str, Any] = {
-        "as_of": T.isoformat().replace("+00:00", "Z"),
-        "members": n,
-        "active_7d": entry("a7"),
-        "active_30d": entry("a30"),
-        "goal": None,
-    }
-    if window is not None:
-        out["goal"] = {"event": goal, "within": goal_within, **entry("goal")}
-    return out
+    counts = {"active_7d": counts.get("a7"), "active_30d": counts.get("a30"),
+              "goal": counts.get("goal")}
+    return engagement_report(T, n, counts, goal if window is not None else None, goal_within)
 
 
 def engagement_over_time(
@@ -110,7 +144,7 @@ def engagement_over_time(
     goal_within: str = "30 days",
 ) -> pl.DataFrame:
     """Per point: members, active 7/30 days and goal counts and shares among them."""
-    window = _goal_window(store, goal, goal_within)
+    window = goal_window(store, goal, goal_within)
     pts = make_points(start, end, every)
     schema = schema_of(store, check_names=False)
     g = target_grid(store, rule, segment, pts)

@@ -47,6 +47,66 @@ def _calendar(first: dt.date, last: dt.date, every: str) -> pl.Series:
     raise UsageError(f"bad step {every!r}: use day or week")
 
 
+def report_range(store: EventStore, events: Sequence[str] | str, start, end, every: str,
+                 by: str | None, segments: Sequence[str] | None, top: int
+                 ) -> tuple[list[str], dt.datetime, dt.datetime, pl.Series]:
+    """The checked events, the instants ``[lo, hi)`` and the periods of a report."""
+    if isinstance(events, str):
+        events = [events]
+    events = list(dict.fromkeys(events or []))
+    if not events:
+        raise UsageError("an event report needs at least one event")
+    if start is None or end is None:
+        raise UsageError("an event report needs a range: give start and end dates")
+    if by is not None and segments:
+        raise UsageError("break down by segments or by a property, not both")
+    if not isinstance(top, int) or top < 1:
+        raise UsageError(f"top must be a positive number, got {top!r}")
+    known = set(store.event_names())
+    for name in events:
+        if name not in known:
+            raise UsageError(f"unknown event {name!r}")
+    schema = store.events_schema()
+    if by is not None and (by not in schema or by in ("user_id", "ts")):
+        raise UsageError(f"unknown event property {by!r} to break down by")
+    first, last = parse_date(start, "start date"), parse_date(end, "end date")
+    if last < first:
+        raise UsageError(f"the range ends ({last}) before it starts ({first})")
+    lo, hi = end_of_day(first - dt.timedelta(days=1)), end_of_day(last)
+    periods = _calendar(first, last, every)
+
+    return events, lo, hi, periods
+
+
+def top_values(totals: pl.DataFrame, top: int) -> pl.DataFrame:
+    """The rows of the ``top`` property values (``value`` as text, ``n`` events) kept by a
+    ``by`` breakdown: most events first, then by value; NULL is never kept."""
+    return (
+        totals.filter(pl.col("value").is_not_null())
+        .sort(["n", "value"], descending=[True, False])
+        .head(top)
+    )
+
+
+def report_table(counts: pl.DataFrame, periods: pl.Series, events: list[str],
+                 group: str | None, groups: list[str]) -> pl.DataFrame:
+    """Every period x event (x group) with its counts (0 when none), in report order."""
+    keys = ["period", "event"] + ([group] if group else [])
+    grid = periods.to_frame().join(pl.DataFrame({"event": events}), how="cross")
+    if group:
+        grid = grid.join(pl.DataFrame({group: groups}, schema={group: pl.String}), how="cross")
+    order = {"event": events, **({group: groups} if group else {})}
+    counts = counts.with_columns(pl.col("events", "users").cast(pl.Int64))
+    out = grid.join(counts, on=keys, how="left").with_columns(
+        pl.col("events", "users").fill_null(0)
+    )
+    rank = [
+        pl.col(c).replace_strict(v, list(range(len(v))), return_dtype=pl.Int64)
+        for c, v in order.items()
+    ]
+    return out.sort([pl.col("period"), *rank]).select(*keys, "events", "users")
+
+
 def event_report(
     store: EventStore,
     events: Sequence[str] | str,
@@ -90,30 +150,7 @@ def event_report(
         ``period, event, [segment | value], events, users`` sorted by period, event
         and group.
     """
-    if isinstance(events, str):
-        events = [events]
-    events = list(dict.fromkeys(events or []))
-    if not events:
-        raise UsageError("an event report needs at least one event")
-    if start is None or end is None:
-        raise UsageError("an event report needs a range: give start and end dates")
-    if by is not None and segments:
-        raise UsageError("break down by segments or by a property, not both")
-    if not isinstance(top, int) or top < 1:
-        raise UsageError(f"top must be a positive number, got {top!r}")
-    known = set(store.event_names())
-    for name in events:
-        if name not in known:
-            raise UsageError(f"unknown event {name!r}")
-    schema = store.events_schema()
-    if by is not None and (by not in schema or by in ("user_id", "ts")):
-        raise UsageError(f"unknown event property {by!r} to break down by")
-    first, last = parse_date(start, "start date"), parse_date(end, "end date")
-    if last < first:
-        raise UsageError(f"the range ends ({last}) before it starts ({first})")
-    lo, hi = end_of_day(first - dt.timedelta(days=1)), end_of_day(last)
-    periods = _calendar(first, last, every)
-
+    events, lo, hi, periods = report_range(store, events, start, end, every, by, segments, top)
     lf = store.scan_events().filter(
         (pl.col("ts") >= lo) & (pl.col("ts") < hi) & pl.col("event").is_in(events)
     )
@@ -139,14 +176,8 @@ def event_report(
     elif by is not None:
         group = "value"
         raw = pl.col(by).cast(pl.String)
-        totals = (
-            lf.group_by(raw.alias("value"))
-            .agg(pl.len().alias("n"))
-            .filter(pl.col("value").is_not_null())
-            .sort(["n", "value"], descending=[True, False])
-            .collect()
-        )
-        kept = totals["value"].head(top).to_list()
+        totals = lf.group_by(raw.alias("value")).agg(pl.len().alias("n")).collect()
+        kept = top_values(totals, top)["value"].to_list()
         lf = lf.with_columns(
             pl.when(raw.is_null())
             .then(pl.lit(NONE))
@@ -168,15 +199,4 @@ def event_report(
         .collect()
     )
 
-    grid = periods.to_frame().join(pl.DataFrame({"event": events}), how="cross")
-    if group:
-        grid = grid.join(pl.DataFrame({group: groups}, schema={group: pl.String}), how="cross")
-    order = {"event": events, **({group: groups} if group else {})}
-    out = grid.join(counts, on=keys, how="left").with_columns(
-        pl.col("events", "users").fill_null(0)
-    )
-    rank = [
-        pl.col(c).replace_strict(v, list(range(len(v))), return_dtype=pl.Int64)
-        for c, v in order.items()
-    ]
-    return out.sort([pl.col("period"), *rank]).select(*keys, "events", "users")
+    return report_table(counts, periods, events, group, groups)

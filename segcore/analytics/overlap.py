@@ -22,10 +22,22 @@ from segcore.store.events import EventStore
 MIN_SEGMENTS, MAX_SEGMENTS = 2, 5
 
 
-def _is_saved(store: EventStore, name: str) -> bool:
+def is_saved(store: EventStore, name: str) -> bool:
     if not store.catalog_path.exists():
         return False
     return any(s.name.lower() == name.lower() for s in store.catalog.list())
+
+
+def overlap_items(segments: list[str]) -> list[str]:
+    """The 2-5 distinct items of an overlap as text (UsageError otherwise)."""
+    items = list(segments or [])
+    if not MIN_SEGMENTS <= len(items) <= MAX_SEGMENTS:
+        raise UsageError(
+            f"overlap needs {MIN_SEGMENTS} to {MAX_SEGMENTS} segments, got {len(items)}"
+        )
+    if len({str(i) for i in items}) != len(items):
+        raise UsageError("overlap: the same segment is given twice")
+    return [str(i) for i in items]
 
 
 def overlap(store: EventStore, segments: list[str], as_of: Any = None) -> dict[str, Any]:
@@ -35,18 +47,11 @@ def overlap(store: EventStore, segments: list[str], as_of: Any = None) -> dict[s
     "regions": [{"segments": [...], "count": n}, ...] (largest first),
     "pairs": [{"a", "b", "intersection", "union", "jaccard"}, ...]}``.
     """
-    items = list(segments or [])
-    if not MIN_SEGMENTS <= len(items) <= MAX_SEGMENTS:
-        raise UsageError(
-            f"overlap needs {MIN_SEGMENTS} to {MAX_SEGMENTS} segments, got {len(items)}"
-        )
-    if len({str(i) for i in items}) != len(items):
-        raise UsageError("overlap: the same segment is given twice")
+    names = overlap_items(segments)
     T = resolve_as_of(as_of)
     flags: pl.DataFrame | None = None
-    names = [str(i) for i in items]
     for name in names:  # ok-loop: one evaluation per segment (at most five)
-        if _is_saved(store, name):
+        if is_saved(store, name):
             ids = eval_members(store, as_of=T, segment=name)
         else:
             ids = eval_members(store, name, T)
@@ -54,23 +59,26 @@ def overlap(store: EventStore, segments: list[str], as_of: Any = None) -> dict[s
         flags = ids if flags is None else flags.join(ids, on="user_id", how="full", coalesce=True)
     assert flags is not None
     flags = flags.with_columns([pl.col(n).fill_null(False) for n in names])
-    sizes = {n: int(flags[n].sum()) for n in names}
-    union = flags.height
+    return overlap_report(T, names, flags.group_by(names).agg(pl.len().alias("count")))
+
+
+def overlap_report(T, names: list[str], regions: pl.DataFrame) -> dict[str, Any]:
+    """The report from ``regions``: one boolean column per segment and ``count``, the
+    users in exactly those segments (any engine)."""
+    regions = regions.filter(pl.col("count") > 0)
+    sizes = {n: int(regions.filter(pl.col(n))["count"].sum()) for n in names}
+    union = int(regions["count"].sum()) if regions.height else 0
     pattern = pl.concat_list(
         [pl.when(pl.col(n)).then(pl.lit(n)).otherwise(None) for n in names]
     ).list.drop_nulls()
-    regions = (
-        flags.group_by(names)
-        .agg(pl.len().alias("count"))
-        .select(pattern.alias("segments"), "count")
-    )
-    regions = regions.with_columns(
+    table = regions.select(pattern.alias("segments"), "count")
+    table = table.with_columns(
         pl.col("segments").list.len().alias("k"), pl.col("segments").list.join("\x1f").alias("key")
     ).sort(["count", "k", "key"], descending=[True, False, False])
     pairs = []
     for a, b in combinations(names, 2):  # ok-loop: at most ten pairs
-        inter = int(flags.select((pl.col(a) & pl.col(b)).sum()).item())
-        uni = int(flags.select((pl.col(a) | pl.col(b)).sum()).item())
+        inter = int(regions.filter(pl.col(a) & pl.col(b))["count"].sum())
+        uni = int(regions.filter(pl.col(a) | pl.col(b))["count"].sum())
         pairs.append(
             {
                 "a": a,
@@ -87,7 +95,7 @@ def overlap(store: EventStore, segments: list[str], as_of: Any = None) -> dict[s
         "union": union,
         "regions": [
             {"segments": list(s), "count": int(c)}
-            for s, c in zip(regions["segments"].to_list(), regions["count"].to_list(), strict=True)
+            for s, c in zip(table["segments"].to_list(), table["count"].to_list(), strict=True)
         ],
         "pairs": pairs,
     }

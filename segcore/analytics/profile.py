@@ -44,6 +44,7 @@ DEFAULT_ATTRIBUTES = (
     "created_at",
 )
 NONE, OTHER = "(none)", "other"
+SEG, AGG = "__seg", "__all"  # counted rows (SQL engines): members and all users per value
 KINDS = {
     "string": "categorical",
     "bool": "boolean",
@@ -81,9 +82,51 @@ def _rows(frame: pl.DataFrame, n_seg: int, n_all: int) -> list[dict[str, Any]]:
 
 
 def _grouped(frame: pl.DataFrame, key: pl.Expr) -> pl.DataFrame:
+    """Segment and all-users counts per ``key``, from user rows (``__in``) or from rows
+    already counted per value (``__seg``, ``__all``: a SQL engine's result)."""
+    if AGG in frame.columns:
+        return frame.group_by(key.alias("value")).agg(
+            pl.col(SEG).sum().cast(pl.Int64).alias("seg"),
+            pl.col(AGG).sum().cast(pl.Int64).alias("all"),
+        )
     return frame.group_by(key.alias("value")).agg(
         pl.col("__in").sum().alias("seg"), pl.len().alias("all")
     )
+
+
+def _median(values: pl.Series, weights: pl.Series) -> float | None:
+    """The median of values repeated ``weights`` times (mean of the two middle ones)."""
+    t = pl.DataFrame({"v": values, "w": weights}).filter(
+        pl.col("v").is_not_null() & (pl.col("w") > 0)).sort("v")
+    n = int(t["w"].sum()) if t.height else 0
+    if n == 0:
+        return None
+    ends = t["w"].cum_sum()
+
+    def at(k: int) -> float:  # the k-th value (0-based) of the repeated list
+        return float(t["v"][int(ends.search_sorted(k + 1, side="left"))])
+
+    return at(n // 2) if n % 2 else (at(n // 2 - 1) + at(n // 2)) / 2
+
+
+def _side_stats(frame: pl.DataFrame, v: pl.Expr) -> dict[str, Any]:
+    if AGG not in frame.columns:
+        return frame.select(
+            v.filter(pl.col("__in")).mean().alias("mean"),
+            v.filter(pl.col("__in")).median().alias("median"),
+            v.mean().alias("all_mean"),
+            v.median().alias("all_median"),
+        ).row(0, named=True)
+    t = frame.select(v.alias("v"), pl.col(SEG).cast(pl.Int64), pl.col(AGG).cast(pl.Int64))
+    t = t.filter(pl.col("v").is_not_null())
+    out: dict[str, Any] = {}
+    for side, w in (("", AGG), ("seg", SEG)):  # ok-loop: the two sides
+        n = int(t[w].sum()) if t.height else 0
+        mean = float((t["v"] * t[w]).sum() / n) if n else None
+        key = "all_" if side == "" else ""
+        out[f"{key}mean"] = mean
+        out[f"{key}median"] = _median(t["v"], t[w])
+    return {k: out[k] for k in ("mean", "median", "all_mean", "all_median")}
 
 
 def _categorical(
@@ -111,13 +154,7 @@ def _numeric(frame: pl.DataFrame, col: str, bins: int, n_seg: int, n_all: int) -
     v = pl.col(col).cast(pl.Float64)
     stats = frame.select(v.min().alias("lo"), v.max().alias("hi")).row(0)
     lo, hi = stats
-    side = frame.select(
-        v.filter(pl.col("__in")).mean().alias("mean"),
-        v.filter(pl.col("__in")).median().alias("median"),
-        v.mean().alias("all_mean"),
-        v.median().alias("all_median"),
-    )
-    out: dict[str, Any] = side.row(0, named=True)
+    out: dict[str, Any] = _side_stats(frame, v)
     if lo is None:
         edges: list[float] = []
         idx = pl.lit(None, dtype=pl.Int64)
@@ -161,10 +198,21 @@ def _monthly(frame: pl.DataFrame, col: str, n_seg: int, n_all: int) -> dict[str,
 
 
 def _tags(frame: pl.DataFrame, col: str, top: int, n_seg: int, n_all: int) -> dict[str, Any]:
+    if AGG in frame.columns:  # SQL: one row per tag, and a NULL tag for the users with none
+        g = _grouped(frame.filter(pl.col(col).is_not_null()), pl.col(col))
+        none = frame.filter(pl.col(col).is_null()).select(
+            pl.col(SEG).sum().cast(pl.Int64).alias("seg"),
+            pl.col(AGG).sum().cast(pl.Int64).alias("all"))
+        return _tag_table(g, none, top, n_seg, n_all)
     empty = pl.col(col).is_null() | (pl.col(col).list.len() == 0)
     none = frame.select(empty.filter(pl.col("__in")).sum().alias("seg"), empty.sum().alias("all"))
     tags = frame.select(pl.col(col).list.unique().alias("value"), "__in").explode("value")
     g = _grouped(tags.filter(pl.col("value").is_not_null()), pl.col("value"))
+    return _tag_table(g, none, top, n_seg, n_all)
+
+
+def _tag_table(g: pl.DataFrame, none: pl.DataFrame, top: int, n_seg: int,
+               n_all: int) -> dict[str, Any]:
     g = g.sort(["seg", "all", "value"], descending=[True, True, False]).head(top)
     table = pl.concat(
         [g.select("value", "seg", "all"), none.select(pl.lit(NONE).alias("value"), "seg", "all")],
@@ -187,10 +235,17 @@ def profile(
 
     Returns ``{"as_of", "members", "all", "attributes": {name: {"kind", ...}}}``.
     """
-    if top < 1 or bins < 1:
-        raise UsageError("top and bins must be at least 1")
     T = resolve_as_of(as_of)
     schema = schema_of(store, check_names=False)
+    attributes = profile_attributes(schema, attributes, top, bins)
+    return profile_report(T, schema, attributes, _user_rows(store, rule, segment, T, attributes),
+                          top, bins)
+
+
+def profile_attributes(schema, attributes: list[str] | None, top: int, bins: int) -> list[str]:
+    """The attributes to profile (defaults: those of DEFAULT_ATTRIBUTES the store has)."""
+    if top < 1 or bins < 1:
+        raise UsageError("top and bins must be at least 1")
     if attributes is None:
         attributes = [a for a in DEFAULT_ATTRIBUTES if a in schema.users]
     unknown = [a for a in attributes if a not in schema.users or a == "user_id"]
@@ -199,6 +254,12 @@ def profile(
             f"unknown attribute(s) {', '.join(map(repr, unknown))}; "
             f"known: {', '.join(sorted(schema.users))}"
         )
+    return list(attributes)
+
+
+def _user_rows(store: EventStore, rule: Any, segment: str | None, T,
+               attributes: list[str]) -> pl.DataFrame:
+    """The universe at T with the attributes and ``__in`` (member or not)."""
     seg = eval_members(store, rule, T, segment=segment).select("user_id")
     frame = universe(store, T).join(
         store.scan_users().select("user_id", *attributes), on="user_id", how="left"
@@ -208,10 +269,22 @@ def profile(
         .with_columns(pl.col("__in").fill_null(False))
         .collect()
     )
-    n_all = frame.height
-    n_seg = int(frame["__in"].sum())
+    return frame
+
+
+def profile_report(T, schema, attributes: list[str], frames: pl.DataFrame | dict[str, Any],
+                   top: int, bins: int, counts: tuple[int, int] | None = None) -> dict[str, Any]:
+    """The profile from the user rows (Polars) or from per-attribute counted rows
+    ``{attribute: frame(attribute, __seg, __all)}`` and ``counts = (n_seg, n_all)`` (SQL)."""
+    if isinstance(frames, pl.DataFrame):
+        n_all, n_seg = frames.height, int(frames["__in"].sum())
+        frames = dict.fromkeys(attributes, frames)
+    else:
+        assert counts is not None
+        n_seg, n_all = counts
     out: dict[str, Any] = {}
     for a in attributes:  # ok-loop: one report per attribute
+        frame = frames[a]
         kind = KINDS.get(schema.users[a], "categorical")
         if kind == "categorical":
             body = _categorical(frame, a, top, n_seg, n_all)

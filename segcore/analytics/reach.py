@@ -61,10 +61,8 @@ def parse_channel(text: str, schema: Schema) -> Node:
     return tree
 
 
-def _flags(
-    store: EventStore, ids: pl.DataFrame, rules: dict[str, str], T
-) -> tuple[pl.DataFrame, dict[str, str]]:
-    """``ids`` with one boolean column per valid channel, and the errors of the others."""
+def channel_trees(store: EventStore, rules: dict[str, str]) -> tuple[dict[str, Node], dict[str, str]]:
+    """The trees of the valid channels and the errors of the others."""
     schema = schema_of(store, check_names=False)
     trees: dict[str, Node] = {}
     errors: dict[str, str] = {}
@@ -73,6 +71,26 @@ def _flags(
             trees[name] = parse_channel(text, schema)
         except RuleError as exc:
             errors[name] = str(exc)
+    return trees, errors
+
+
+def contact_columns(store: EventStore, tree: Node) -> list[str]:
+    """The string user columns a channel's rule reads, the usual contact columns first."""
+    schema = schema_of(store, check_names=False)
+    contact = [
+        c for c in sorted(tree_columns(tree) - {"user_id"}) if schema.users.get(c) == "string"
+    ]
+    return [c for c in CONTACT_COLUMNS if c in contact] + [
+        c for c in contact if c not in CONTACT_COLUMNS
+    ]
+
+
+def _flags(
+    store: EventStore, ids: pl.DataFrame, rules: dict[str, str], T
+) -> tuple[pl.DataFrame, dict[str, str]]:
+    """``ids`` with one boolean column per valid channel, and the errors of the others."""
+    schema = schema_of(store, check_names=False)
+    trees, errors = channel_trees(store, rules)
     cols = sorted(set().union(*(tree_columns(t) for t in trees.values())) & set(schema.users))
     cols = [c for c in cols if c != "user_id"]  # the key itself
     frame = ids.select("user_id")
@@ -106,46 +124,53 @@ def reach(
     ids = eval_members(store, rule, T, segment=segment)
     rules = channel_rules(store, channels)
     flags, errors = _flags(store, ids, rules, T)
-    n = ids.height
     valid = [c for c in rules if c not in errors]
+    if valid:
+        combos = flags.group_by(valid).agg(pl.len().alias("count"))
+    else:
+        combos = pl.DataFrame({"count": [ids.height]})
+    return reach_report(T, rules, errors, combos)
+
+
+def reach_report(T, rules: dict[str, str], errors: dict[str, str],
+                 combos: pl.DataFrame) -> dict[str, Any]:
+    """The report from ``combos``: one boolean column per valid channel (in the order of
+    ``rules``) and ``count``, the members with exactly that combination (any engine)."""
+    valid = [c for c in rules if c not in errors]
+    combos = combos.filter(pl.col("count") > 0)
+    n = int(combos["count"].sum()) if combos.height else 0
 
     def share(k: int) -> float:
         return k / n if n else 0.0
 
-    counts = (
-        flags.select([pl.col(c).sum().alias(c) for c in valid]).row(0, named=True) if valid else {}
-    )
     report: dict[str, dict[str, Any]] = {}
     for name in rules:  # ok-loop: one entry per channel
         if name in errors:
             report[name] = {"count": 0, "share": 0.0, "error": errors[name]}
         else:
-            k = int(counts[name] or 0)
+            k = int(combos.filter(pl.col(name))["count"].sum()) if combos.height else 0
             report[name] = {"count": k, "share": share(k)}
-    reachable = (
-        flags.select(pl.any_horizontal(valid).alias("r"))
-        if valid
-        else pl.DataFrame({"r": [False] * n})
-    )
-    any_n = int(reachable["r"].sum())
-    combos: list[dict[str, Any]] = []
+    if valid and combos.height:
+        any_n = int(combos.filter(pl.any_horizontal(valid))["count"].sum())
+    else:
+        any_n = 0
+    combo_list: list[dict[str, Any]] = []
     if n:
         if valid:
-            grouped = flags.group_by(valid).agg(pl.len().alias("count"))
             names = pl.concat_list(
                 [pl.when(pl.col(c)).then(pl.lit(c)).otherwise(None) for c in valid]
             ).list.drop_nulls()
-            grouped = grouped.select(names.alias("channels"), "count")
+            grouped = combos.select(names.alias("channels"), "count")
         else:
             grouped = pl.DataFrame(
                 {"channels": [[]], "count": [n]},
-                schema={"channels": pl.List(pl.String), "count": pl.UInt32},
+                schema={"channels": pl.List(pl.String), "count": pl.Int64},
             )
         grouped = grouped.with_columns(
             pl.col("channels").list.len().alias("k"), pl.col("channels").list.join("+").alias("key")
         )
         grouped = grouped.sort(["count", "k", "key"], descending=[True, False, False])
-        combos = [
+        combo_list = [
             {"channels": list(c), "count": int(k)}
             for c, k in zip(grouped["channels"].to_list(), grouped["count"].to_list(), strict=True)
         ]
@@ -155,7 +180,7 @@ def reach(
         "channels": report,
         "any": any_n,
         "none": n - any_n,
-        "combinations": combos,
+        "combinations": combo_list,
     }
 
 
@@ -173,14 +198,8 @@ def reachable_members(
     T = resolve_as_of(as_of)
     rules = channel_rules(store, [channel])
     name, text = next(iter(rules.items()))
-    schema = schema_of(store, check_names=False)
-    tree = parse_channel(text, schema)
-    contact = [
-        c for c in sorted(tree_columns(tree) - {"user_id"}) if schema.users.get(c) == "string"
-    ]
-    contact = [c for c in CONTACT_COLUMNS if c in contact] + [
-        c for c in contact if c not in CONTACT_COLUMNS
-    ]
+    tree = parse_channel(text, schema_of(store, check_names=False))
+    contact = contact_columns(store, tree)
     ids = eval_members(store, rule, T, segment=segment)
     flags, _ = _flags(store, ids, {name: text}, T)
     out = flags.filter(pl.col(name)).select("user_id")

@@ -14,7 +14,15 @@ from typing import Any
 import polars as pl
 
 from segcore.api import Store
-from segcore.cli.output import fmt_int, print_json, print_table, store_from, whole_number
+from segcore.cli.output import (
+    add_engine,
+    engine_from,
+    fmt_int,
+    print_json,
+    print_table,
+    store_from,
+    whole_number,
+)
 from segcore.errors import UsageError
 from segcore.query import (
     DateRange,
@@ -91,6 +99,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--after-step", type=whole_number(1, 1_000), metavar="N", help="step number for --save-dropoffs")
     p.add_argument("--save", metavar="NAME", help="save this funnel (open it again with --saved)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    add_engine(p)
     p.set_defaults(func=cmd_funnel)
 
     p = sub.add_parser(
@@ -125,6 +134,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--top", type=whole_number(1, 100_000), default=10, help="property values kept by --by (default 10)")
     p.add_argument("--where", metavar="FILTER", help="filter over event columns")
     p.add_argument("--json", action="store_true", help="print JSON")
+    add_engine(p)
     p.set_defaults(func=cmd_events)
 
 
@@ -224,13 +234,14 @@ def cmd_funnel(args) -> int:
     """Run a funnel and print it (JSON with ``--json``)."""
     store = store_from(args)
     query = funnel_query(args, store)
-    result = run_funnel(store, query).to_dict()
+    result = run_funnel(store, query, engine=engine_from(args)).to_dict()
     result.pop("overall_conversion", None)  # the CLI's JSON is the report itself
     # the trend and the drop-offs are of the whole population (no comparison)
     whole = dataclasses.replace(query, compare=())
     table = None
     if args.over_time:
-        table = run_funnel_trend(store, FunnelTrendQuery(whole, args.over_time)).rows
+        table = run_funnel_trend(store, FunnelTrendQuery(whole, args.over_time),
+                                 engine=engine_from(args)).rows
         result["over_time"] = table.to_dicts()
     if args.save_dropoffs:
         if args.after_step is None:
@@ -282,7 +293,7 @@ def cmd_events(args) -> int:
         top=args.top,
         where=args.where,
     )
-    df = run_events(store, query).rows
+    df = run_events(store, query, engine=engine_from(args)).rows
     if args.json:
         payload: dict[str, Any] = {
             "events": list(dict.fromkeys(args.event)),

@@ -13,9 +13,30 @@ from typing import Any
 import polars as pl
 
 from segcore.api import Store
+from segcore.engine.choice import Engine
 from segcore.errors import StoreError
 
 MAX_ROWS_SHOWN = 1_000_000_000  # --limit, --events: more than any store holds
+
+
+ENGINE_HELP = ("polars (default: $SEGCORE_ENGINE or polars), duckdb, clickhouse, spark, "
+               "or a Spark master URL (spark://host:7077, local[4], sc://host:15002)")
+
+
+def add_engine(p: argparse.ArgumentParser) -> None:
+    """Add ``--engine`` and ``--spark-master`` to a command."""
+    p.add_argument("--engine", help=ENGINE_HELP)
+    p.add_argument("--spark-master",
+                   help="Spark master URL (default $SPARK_MASTER, else local[2]; "
+                        "SPARK_REMOTE for Spark Connect)")
+
+
+def engine_from(args: argparse.Namespace) -> Engine:
+    """The engine of ``--engine``/``--spark-master`` (default ``$SEGCORE_ENGINE``, polars)."""
+    import os
+
+    name = getattr(args, "engine", None) or os.environ.get("SEGCORE_ENGINE") or None
+    return Engine.parse(name, getattr(args, "spark_master", None))
 
 
 def whole_number(lo: int, hi: int) -> Callable[[str], int]:

@@ -14,8 +14,15 @@ from typing import Any
 
 import polars as pl
 
-from segcore.cli.output import fmt_int, print_json, print_table, store_from, whole_number
-from segcore.engine.choice import Engine
+from segcore.cli.output import (
+    add_engine,
+    engine_from,
+    fmt_int,
+    print_json,
+    print_table,
+    store_from,
+    whole_number,
+)
 from segcore.errors import UsageError
 from segcore.query import (
     DateRange,
@@ -39,7 +46,7 @@ def _common(p: argparse.ArgumentParser, users_help: str) -> None:
                    help="period: day, week (named by its Monday) or month (default week)")
     p.add_argument("--from", dest="start", required=True, help="first day, YYYY-MM-DD")
     p.add_argument("--to", dest="end", required=True, help="last day (included), YYYY-MM-DD")
-    p.add_argument("--engine", help="polars (default), duckdb, clickhouse or spark[@MASTER]")
+    add_engine(p)
     p.add_argument("--users", metavar="CELL", help=users_help)
     p.add_argument("--export", metavar="FILE", help="with --users: write them to a CSV file")
     p.add_argument("--save-users", metavar="NAME",
@@ -153,7 +160,7 @@ def cmd_retention(args) -> int:
         return _users_out(store, args, users, label)
     if args.breakdown:
         raise UsageError("--breakdown goes with --users CELL")
-    result = run_retention(store, query, Engine.parse(args.engine)).to_dict()
+    result = run_retention(store, query, engine_from(args)).to_dict()
     if args.json:
         print_json(result)
         return 0
@@ -184,7 +191,7 @@ def cmd_lifecycle(args) -> int:
             raise UsageError(f"--users {args.users!r}: write PERIOD_DAY:STATUS")
         users = lifecycle_actors(store, query, day, status)
         return _users_out(store, args, users, f"{status} in {day}")
-    result = run_lifecycle(store, query, Engine.parse(args.engine))
+    result = run_lifecycle(store, query, engine_from(args))
     if args.json:
         print_json(result.to_dict())
         return 0
@@ -203,7 +210,7 @@ def cmd_stickiness(args) -> int:
             raise UsageError(f"--users {args.users!r}: write PERIOD_DAY:DAYS")
         users = stickiness_actors(store, query, day, _number(n, "--users DAYS"))
         return _users_out(store, args, users, f"{n} active days in {day}")
-    result = run_stickiness(store, query, Engine.parse(args.engine))
+    result = run_stickiness(store, query, engine_from(args))
     if args.json:
         print_json(result.to_dict())
         return 0

@@ -9,6 +9,8 @@ import polars as pl
 
 from segcore.cli.output import (
     MAX_ROWS_SHOWN,
+    add_engine,
+    engine_from,
     fmt_int,
     print_json,
     print_table,
@@ -82,7 +84,8 @@ def cmd_trend(args, store) -> int:
         if args.entered or args.exited:
             raise UsageError("--entered/--exited need one rule or segment, not --segments")
         results = {
-            name: run_trend(store, TrendQuery(Target(segment=name), rng, args.every))
+            name: run_trend(store, TrendQuery(Target(segment=name), rng, args.every),
+                            engine=engine_from(args))
             for name in args.segments
         }
         payload: dict[str, Any] = {
@@ -97,14 +100,14 @@ def cmd_trend(args, store) -> int:
         return 0
     rule, segment = target(args)
     query = TrendQuery(Target(rule, segment), rng, args.every)
-    result = run_trend(store, query)
+    result = run_trend(store, query, engine=engine_from(args))
     df = result.points
     payload = result.to_dict()
     lists = []
     for which in ("entered", "exited"):
         day = getattr(args, which)
         if day:
-            ids = trend_actors(store, query, day, which)
+            ids = trend_actors(store, query, day, which, engine=engine_from(args))
             lists.append(ids.with_columns(pl.lit(which).alias("change"), pl.lit(day).alias("date")))
             payload[which] = {
                 "date": day,
@@ -136,13 +139,13 @@ def cmd_reach(args, store) -> int:
     rule, segment = target(args)
     query = ReachQuery(Target(rule, segment), args.as_of)
     if args.channel:
-        df = reach_actors(store, query, args.channel)
+        df = reach_actors(store, query, args.channel, engine=engine_from(args))
         if args.json:
             print_json({"channel": args.channel, "count": df.height, "members": df.to_dicts()})
         else:
             print_table(df, max_rows=args.limit)
         return 0
-    out = run_reach(store, query).to_dict()
+    out = run_reach(store, query, engine=engine_from(args)).to_dict()
     if args.json:
         print_json(out)
         return 0
@@ -185,7 +188,7 @@ def cmd_profile(args, store) -> int:
     rule, segment = target(args)
     attrs = None if args.attribute is None else tuple(args.attribute)
     query = ProfileQuery(Target(rule, segment), args.as_of, attrs, args.top, args.bins)
-    out = run_profile(store, query).to_dict()
+    out = run_profile(store, query, engine=engine_from(args)).to_dict()
     if args.json:
         print_json(out)
         return 0
@@ -221,7 +224,8 @@ def cmd_profile(args, store) -> int:
 
 # --------------------------------------------------------------------------- overlap
 def cmd_overlap(args, store) -> int:
-    out = run_overlap(store, OverlapQuery(tuple(args.names), args.as_of)).to_dict()
+    out = run_overlap(store, OverlapQuery(tuple(args.names), args.as_of),
+                      engine=engine_from(args)).to_dict()
     if args.json:
         print_json(out)
         return 0
@@ -248,14 +252,14 @@ def cmd_engagement(args, store) -> int:
     if args.start:
         trend_q = EngagementTrendQuery(Target(rule, segment), DateRange(args.start, args.end),
                                        args.every, args.goal, args.goal_within)
-        df = run_engagement_trend(store, trend_q).rows
+        df = run_engagement_trend(store, trend_q, engine=engine_from(args)).rows
         if args.json:
             print_json({"points": df.with_columns(pl.col("date").cast(pl.String)).to_dicts()})
         else:
             print_table(df, max_rows=1000)
         return 0
     query = EngagementQuery(Target(rule, segment), args.as_of, args.goal, args.goal_within)
-    out = run_engagement(store, query).to_dict()
+    out = run_engagement(store, query, engine=engine_from(args)).to_dict()
     if args.json:
         print_json(out)
         return 0
@@ -284,6 +288,7 @@ def register(sub, common) -> None:
     p.add_argument("--exited", metavar="DATE", help="also list who exited at that point")
     p.add_argument("--out", metavar="FILE.csv", help="write the --entered/--exited lists to CSV")
     p.add_argument("--json", action="store_true")
+    add_engine(p)
     p.set_defaults(func=_pinned(cmd_trend))
 
     p = sub.add_parser("reach", parents=[common], help="members reachable per channel")
@@ -292,6 +297,7 @@ def register(sub, common) -> None:
     p.add_argument("--channel", help="list the members reachable by this channel")
     p.add_argument("--limit", type=whole_number(0, MAX_ROWS_SHOWN), default=50, help="rows shown with --channel")
     p.add_argument("--json", action="store_true")
+    add_engine(p)
     p.set_defaults(func=_pinned(cmd_reach))
 
     p = sub.add_parser("profile", parents=[common], help="attribute distributions vs all users")
@@ -309,12 +315,14 @@ def register(sub, common) -> None:
     )
     p.add_argument("--bins", type=whole_number(1, 10_000), default=10, help="histogram bins for numbers")
     p.add_argument("--json", action="store_true")
+    add_engine(p)
     p.set_defaults(func=_pinned(cmd_profile))
 
     p = sub.add_parser("overlap", parents=[common], help="overlap of 2 to 5 segments")
     p.add_argument("names", nargs="+", metavar="NAME", help="saved segment names (or rules)")
     p.add_argument("--as-of")
     p.add_argument("--json", action="store_true")
+    add_engine(p)
     p.set_defaults(func=_pinned(cmd_overlap))
 
     p = sub.add_parser(
@@ -330,4 +338,5 @@ def register(sub, common) -> None:
     p.add_argument("--to", dest="end", help="last date (over time)")
     p.add_argument("--every", choices=("day", "week"), default="day")
     p.add_argument("--json", action="store_true")
+    add_engine(p)
     p.set_defaults(func=_pinned(cmd_engagement))

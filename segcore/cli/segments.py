@@ -11,6 +11,8 @@ import polars as pl
 
 from segcore.cli.output import (
     MAX_ROWS_SHOWN,
+    add_engine,
+    engine_from,
     fmt_int,
     print_json,
     print_table,
@@ -20,6 +22,7 @@ from segcore.cli.output import (
 from segcore.errors import SegcoreError, UsageError
 from segcore.lang.dates import resolve_as_of
 from segcore.lang.parser import MAX_RULE_CHARS
+from segcore.query import MembersQuery, SqlQuery, Target, members_actors, run_sql
 from segcore.segments import (
     add_members,
     create_segment,
@@ -29,8 +32,6 @@ from segcore.segments import (
 )
 from segcore.store.files import atomic_path
 from segcore.store.outputs import check_output_path
-
-ENGINES = ("polars", "duckdb", "clickhouse", "spark")
 
 
 def add_target(p, required: bool = True) -> None:
@@ -115,14 +116,9 @@ def cmd_eval(args) -> int:
         check_output_path(store, args.out, "--out")
     rule, segment = target(args)
     T = resolve_as_of(args.as_of)
+    engine = engine_from(args)
     started = time.perf_counter()
-    if args.engine == "polars":
-        members = store.members(rule, as_of=T, segment=segment)
-    else:
-        from segcore.engine.sql.engines import run_members
-
-        members = run_members(store, rule, segment=segment, as_of=T, engine=args.engine,
-                              spark_master=args.spark_master)
+    members = members_actors(store, MembersQuery(Target(rule, segment), iso(T)), engine=engine)
     seconds = time.perf_counter() - started
     if args.limit < 0:
         raise UsageError(f"--limit must be 0 or more, got {args.limit}")
@@ -132,7 +128,7 @@ def cmd_eval(args) -> int:
     payload = {
         "count": members.height,
         "as_of": iso(T),
-        "engine": args.engine,
+        "engine": str(engine),
         "seconds": round(seconds, 4),
         "rule": rule,
         "segment": segment,
@@ -144,13 +140,12 @@ def cmd_eval(args) -> int:
         print_json(payload)
     else:
         print(f"{fmt_int(members.height)} members as of {iso(T)} "
-              f"({args.engine}, {seconds:.3f} s)")
+              f"({engine}, {seconds:.3f} s)")
         if args.out:
             print(f"wrote {args.out}")
         elif members.height:
-            shown = ", ".join(payload["sample"])
-            more = " ..." if members.height > shown else ""
-            print(f"  {shown}{more}")
+            more = " ..." if members.height > len(payload["sample"]) else ""
+            print(f"  {', '.join(payload['sample'])}{more}")
     return 0
 
 
@@ -175,15 +170,10 @@ def write_members(store, members: pl.DataFrame, out: Path) -> None:
 def cmd_sql(args) -> int:
     store = store_from(args)
     rule, segment = target(args)
-    from segcore.engine.sql import compile_sql
-
-    kwargs = {}
-    if args.events_table:
-        kwargs["events_table"] = args.events_table
-    if args.users_table:
-        kwargs["users_table"] = args.users_table
-    print(compile_sql(store, rule, dialect=args.dialect, as_of=resolve_as_of(args.as_of),
-                      segment=segment, **kwargs))
+    query = SqlQuery(Target(rule, segment), iso(resolve_as_of(args.as_of)), args.dialect,
+                     events_table=args.events_table or None,
+                     users_table=args.users_table or None)
+    print(run_sql(store, query).sql)
     return 0
 
 
@@ -221,8 +211,8 @@ def cmd_list(args) -> int:
         if args.sizes:
             # one broken segment (e.g. damaged behind segcore's back) spoils only its row
             try:
-                row["members"], row["error"] = store.count(segment=s.name,
-                                                           as_of=args.as_of), None
+                row["members"], row["error"] = store.count(
+                    segment=s.name, as_of=args.as_of, engine=engine_from(args)), None
             except SegcoreError as exc:
                 row["members"], row["error"] = None, str(exc)
         rows.append(row)
@@ -242,7 +232,8 @@ def cmd_show(args) -> int:
     store = store_from(args)
     seg = store.catalog.get(args.name)
     payload = _seg_dict(seg)
-    payload["members"] = store.count(segment=seg.name, as_of=args.as_of)
+    payload["members"] = store.count(segment=seg.name, as_of=args.as_of,
+                                     engine=engine_from(args))
     if args.json:
         print_json(payload)
         return 0
@@ -389,10 +380,7 @@ def register(sub, common) -> None:
     p = sub.add_parser("eval", parents=[common], help="members of a rule or segment")
     add_target(p)
     p.add_argument("--as-of", help="date (end of that UTC day) or ISO timestamp; default now")
-    p.add_argument("--engine", choices=ENGINES, default="polars")
-    p.add_argument("--spark-master",
-                   help="Spark master URL (default $SPARK_MASTER, else local[2]; "
-                        "SPARK_REMOTE for Spark Connect)")
+    add_engine(p)
     p.add_argument("--out", help="write members with attributes to FILE.csv or FILE.parquet")
     p.add_argument("--limit", type=whole_number(0, MAX_ROWS_SHOWN), default=10,
                    help="ids shown, and listed under \"sample\" with --json (default 10)")
@@ -426,12 +414,14 @@ def register(sub, common) -> None:
     p.add_argument("--sizes", action="store_true", help="also count members now")
     p.add_argument("--as-of")
     p.add_argument("--json", action="store_true")
+    add_engine(p)
     p.set_defaults(func=cmd_list)
 
     p = ss.add_parser("show", parents=[common], help="a segment's definition and size")
     p.add_argument("name")
     p.add_argument("--as-of")
     p.add_argument("--json", action="store_true")
+    add_engine(p)
     p.set_defaults(func=cmd_show)
 
     p = ss.add_parser("create", parents=[common], help="save a new segment")

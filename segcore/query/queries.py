@@ -65,6 +65,8 @@ class SqlQuery(Query):
     target: Target
     as_of: str | None = None
     dialect: str = "duckdb"
+    events_table: str | None = None  # table names instead of the store's Parquet files
+    users_table: str | None = None
 
     def __post_init__(self) -> None:
         _set(self, as_of=check_as_of(self.as_of))
@@ -434,6 +436,16 @@ class RetentionQuery(Query):
              on_or_after=bool(self.on_or_after), segment=self.segment or None,
              compare=names(self.compare, "compare"))
 
+    @property
+    def args(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`segcore.analytics.retention.retention` (and of its SQL
+        counterpart)."""
+        return {"return_event": self.return_event, "every": self.every, "periods": self.periods,
+                "start": self.range.start, "end": self.range.end,
+                "start_event": self.start_event, "entered": self.entered,
+                "recurring": self.recurring, "on_or_after": self.on_or_after,
+                "segment": self.segment, "segments": list(self.compare) or None}
+
     @classmethod
     def _decode(cls, body: dict[str, Any]) -> dict[str, Any]:
         out = super()._decode(body)
@@ -459,6 +471,12 @@ class LifecycleQuery(Query):
             raise UsageError("lifecycle needs a range: give start and end dates")
         _set(self, every=Period.parse(self.every, RETENTION_STEPS), segment=self.segment or None)
 
+    @property
+    def args(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`segcore.analytics.retention.lifecycle`."""
+        return {"event": self.event, "every": self.every, "start": self.range.start,
+                "end": self.range.end, "segment": self.segment}
+
 
 @dataclasses.dataclass(frozen=True)
 class StickinessQuery(Query):
@@ -477,3 +495,9 @@ class StickinessQuery(Query):
         if self.range is None:
             raise UsageError("stickiness needs a range: give start and end dates")
         _set(self, every=Period.parse(self.every, RETENTION_STEPS), segment=self.segment or None)
+
+    @property
+    def args(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`segcore.analytics.retention.stickiness`."""
+        return {"event": self.event, "every": self.every, "start": self.range.start,
+                "end": self.range.end, "segment": self.segment}

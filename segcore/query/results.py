@@ -183,6 +183,12 @@ class RetentionResult:
     on_or_after: bool
     last: dt.date
 
+    @classmethod
+    def of(cls, table: pl.DataFrame, q: Any) -> RetentionResult:
+        """The result of a :class:`~segcore.query.RetentionQuery` ``q`` from its table."""
+        last = q.every.start_of(q.every.index_of(q.range.end))
+        return cls(table, q.every.value, q.periods, q.on_or_after, last)
+
     @property
     def segments(self) -> list[str | None]:
         if "segment" not in self.table.columns:

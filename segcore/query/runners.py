@@ -1,10 +1,13 @@
 """One runner per query: ``run_<kind>(store, query) -> result``, and the drill-downs
 (``*_actors``) returning the users behind a number (a ``user_id`` DataFrame).
 
-Every runner reads one consistent set of the store's files (``store.pinned()``) and
-calls the analytic's function in :mod:`segcore.engine.polars.evaluate`, :mod:`segcore.analytics`
-or :mod:`segcore.engine.sql`; :func:`run` picks the runner of a query by its type. The CLI,
-``segcore.Store`` and the dashboard all come through here (docs/architecture.md).
+Every runner takes an ``engine`` (:class:`segcore.engine.choice.Engine`, or its text;
+default: polars). On Polars it reads one consistent set of the store's files
+(``store.pinned()``) and calls the analytic's function in :mod:`segcore.engine.polars.evaluate`
+or :mod:`segcore.analytics`; on a SQL engine it calls its counterpart in
+:mod:`segcore.query.sql_runners`, which returns the same typed result. :func:`run` picks
+the runner of a query by its type. The CLI, ``segcore.Store`` and the dashboard all come
+through here (docs/architecture.md, docs/engines.md).
 """
 
 from __future__ import annotations
@@ -25,9 +28,9 @@ from segcore.analytics import trend as trend_mod
 from segcore.engine.choice import Engine
 from segcore.engine.polars import evaluate
 from segcore.engine.sql import compile_sql
-from segcore.engine.sql import retention as sql_retention
 from segcore.errors import ConflictError, UsageError
 from segcore.lang.dates import resolve_as_of
+from segcore.query import sql_runners as on_sql
 from segcore.query.base import Query
 from segcore.query.queries import (
     WHICH,
@@ -66,14 +69,30 @@ from segcore.query.results import (
 from segcore.segments import create_segment
 from segcore.store.events import EventStore
 
+EngineArg = Engine | str | None
+
+
+def _sql(engine: EngineArg) -> Engine | None:
+    """The SQL engine to run on, or None for the Polars backend."""
+    e = Engine.parse(engine)
+    return None if e.is_polars else e
+
+
+def _polars_only(engine: EngineArg, what: str) -> None:
+    e = Engine.parse(engine)
+    if not e.is_polars:
+        raise UsageError(f"{what} run on the polars engine only for now (not {e})")
+
 
 def _iso(T: Any) -> str:
     return T.isoformat().replace("+00:00", "Z")
 
 
 # --------------------------------------------------------------------------- members
-def run_members(store: EventStore, q: MembersQuery) -> MembersResult:
+def run_members(store: EventStore, q: MembersQuery, engine: EngineArg = None) -> MembersResult:
     """How many members ``q.target`` has at ``q.as_of`` (and all users, if asked)."""
+    if (sql := _sql(engine)) is not None:
+        return on_sql.members(store, q, sql)
     as_of = q.as_of if q.as_of is not None else resolve_as_of(None)  # one "now" for both
     T = resolve_as_of(as_of)
     with store.pinned():
@@ -95,53 +114,67 @@ def universe_size(store: EventStore, T: Any) -> int:
 
 
 def members_actors(store: EventStore, q: MembersQuery, *,
-                   attributes: bool = False) -> pl.DataFrame:
+                   attributes: bool = False, engine: EngineArg = None) -> pl.DataFrame:
     """The members (sorted ``user_id``; with ``attributes``, the user columns too)."""
+    if (sql := _sql(engine)) is not None:
+        return on_sql.members_actors(store, q, sql, attributes)
     with store.pinned():
         return evaluate.members(store, q.target.rule, as_of=q.as_of, segment=q.target.segment,
                                 attributes=attributes)
 
 
-def run_sql(store: EventStore, q: SqlQuery) -> SqlResult:
+def run_sql(store: EventStore, q: SqlQuery, engine: EngineArg = None) -> SqlResult:
     """The members query of ``q.target`` compiled to SQL."""
+    # compiling needs no engine: the dialect is the query's
     sql = compile_sql(store, q.target.rule, dialect=q.dialect, as_of=q.as_of,
-                      segment=q.target.segment)
+                      segment=q.target.segment, events_table=q.events_table,
+                      users_table=q.users_table)
     return SqlResult(sql, q.dialect)
 
 
-def run_user(store: EventStore, q: UserQuery) -> UserResult:
+def run_user(store: EventStore, q: UserQuery, engine: EngineArg = None) -> UserResult:
     """A user's attributes, latest events and current segments."""
+    Engine.parse(engine)  # one user's page reads the local store on every engine
     with store.pinned():
         return UserResult(evaluate.user_profile(store, q.user_id, as_of=q.as_of,
                                                 last_events=q.last_events))
 
 
-def user_segments(store: EventStore, q: UserQuery) -> list[str]:
+def user_segments(store: EventStore, q: UserQuery, engine: EngineArg = None) -> list[str]:
     """Names of the saved segments the user belongs to at ``q.as_of``."""
+    Engine.parse(engine)  # one user's segments: the local store on every engine
     with store.pinned():
         return evaluate.segments_of(store, q.user_id, as_of=q.as_of)
 
 
 # --------------------------------------------------------------------------- segment analytics
-def run_trend(store: EventStore, q: TrendQuery) -> TrendResult:
+def run_trend(store: EventStore, q: TrendQuery, engine: EngineArg = None) -> TrendResult:
     """Members, entered and exited at every point of the range."""
+    if (sql := _sql(engine)) is not None:
+        return on_sql.trend(store, q, sql)
     with store.pinned():
         df = trend_mod.trend(store, q.target.rule, start=q.range.start, end=q.range.end,
                              every=q.every.value, segment=q.target.segment)
     return TrendResult(df)
 
 
-def trend_actors(store: EventStore, q: TrendQuery, date: Any, which: str = "entered") -> pl.DataFrame:
+def trend_actors(store: EventStore, q: TrendQuery, date: Any, which: str = "entered",
+                 engine: EngineArg = None) -> pl.DataFrame:
     """The users who ``entered``/``exited`` at the point of ``date`` (or its ``members``)."""
+
     if which not in WHICH:
         raise UsageError(f"bad list {which!r}: use entered, exited or members")
+    if (sql := _sql(engine)) is not None:
+        return on_sql.trend_actors(store, q, date, which, sql)
     with store.pinned():
         return trend_mod.trend_members(store, q.target.rule, date, segment=q.target.segment,
                                        which=which, every=q.every.value)
 
 
-def run_reach(store: EventStore, q: ReachQuery) -> ReachResult:
+def run_reach(store: EventStore, q: ReachQuery, engine: EngineArg = None) -> ReachResult:
     """Members reachable per channel at ``q.as_of``."""
+    if (sql := _sql(engine)) is not None:
+        return on_sql.reach(store, q, sql)
     with store.pinned():
         return ReachResult(reach_mod.reach(store, q.target.rule, as_of=q.as_of,
                                            segment=q.target.segment,
@@ -149,15 +182,20 @@ def run_reach(store: EventStore, q: ReachQuery) -> ReachResult:
                                            else list(q.channels)))
 
 
-def reach_actors(store: EventStore, q: ReachQuery, channel: str) -> pl.DataFrame:
+def reach_actors(store: EventStore, q: ReachQuery, channel: str,
+                 engine: EngineArg = None) -> pl.DataFrame:
     """Members reachable by ``channel``: ``user_id`` and the contact columns it uses."""
+    if (sql := _sql(engine)) is not None:
+        return on_sql.reach_actors(store, q, channel, sql)
     with store.pinned():
         return reach_mod.reachable_members(store, q.target.rule, channel, q.as_of,
                                            segment=q.target.segment)
 
 
-def run_profile(store: EventStore, q: ProfileQuery) -> ProfileResult:
+def run_profile(store: EventStore, q: ProfileQuery, engine: EngineArg = None) -> ProfileResult:
     """Attribute distributions of the members against all users."""
+    if (sql := _sql(engine)) is not None:
+        return on_sql.profile(store, q, sql)
     with store.pinned():
         return ProfileResult(profile_mod.profile(
             store, q.target.rule, as_of=q.as_of, segment=q.target.segment,
@@ -165,22 +203,29 @@ def run_profile(store: EventStore, q: ProfileQuery) -> ProfileResult:
             top=q.top, bins=q.bins))
 
 
-def run_overlap(store: EventStore, q: OverlapQuery) -> OverlapResult:
+def run_overlap(store: EventStore, q: OverlapQuery, engine: EngineArg = None) -> OverlapResult:
     """Sizes, regions and pairwise overlap of 2 to 5 segments."""
+    if (sql := _sql(engine)) is not None:
+        return on_sql.overlap(store, q, sql)
     with store.pinned():
         return OverlapResult(overlap_mod.overlap(store, list(q.items), as_of=q.as_of))
 
 
-def run_engagement(store: EventStore, q: EngagementQuery) -> EngagementResult:
+def run_engagement(store: EventStore, q: EngagementQuery, engine: EngineArg = None) -> EngagementResult:
     """Active and converting shares of the members at ``q.as_of``."""
+    if (sql := _sql(engine)) is not None:
+        return on_sql.engagement(store, q, sql)
     with store.pinned():
         return EngagementResult(engagement_mod.engagement(
             store, q.target.rule, as_of=q.as_of, segment=q.target.segment, goal=q.goal,
             goal_within=q.goal_within))
 
 
-def run_engagement_trend(store: EventStore, q: EngagementTrendQuery) -> SeriesResult:
+def run_engagement_trend(store: EventStore, q: EngagementTrendQuery,
+                         engine: EngineArg = None) -> SeriesResult:
     """Engagement at every point of the range."""
+    if (sql := _sql(engine)) is not None:
+        return on_sql.engagement_trend(store, q, sql)
     with store.pinned():
         return SeriesResult(engagement_mod.engagement_over_time(
             store, q.target.rule, q.range.start, q.range.end, q.every.value,
@@ -202,15 +247,18 @@ def _funnel_args(q: FunnelQuery) -> dict[str, Any]:
     }
 
 
-def run_funnel(store: EventStore, q: FunnelQuery) -> FunnelResult:
+def run_funnel(store: EventStore, q: FunnelQuery, engine: EngineArg = None) -> FunnelResult:
     """Users per step (per segment of ``q.compare`` side by side when given)."""
+    _polars_only(engine, "funnels")
     with store.pinned():
         return FunnelResult(funnel_mod.funnel(store, q.step_values, segments=list(q.compare) or None,
                                               **_funnel_args(q)))
 
 
-def funnel_actors(store: EventStore, q: FunnelQuery, after_step: int) -> pl.DataFrame:
+def funnel_actors(store: EventStore, q: FunnelQuery, after_step: int,
+                  engine: EngineArg = None) -> pl.DataFrame:
     """The users who dropped off after ``after_step`` (1-based): reached it, not the next."""
+    _polars_only(engine, "funnels")
     with store.pinned():
         return funnel_mod.funnel_dropoffs(store, q.step_values, after_step=after_step,
                                           **_funnel_args(q))
@@ -234,8 +282,9 @@ def save_funnel(store: EventStore, name: str, q: FunnelQuery) -> dict[str, Any]:
     return store.catalog.save_funnel(name, q.to_dict())
 
 
-def run_funnel_trend(store: EventStore, q: FunnelTrendQuery) -> SeriesResult:
+def run_funnel_trend(store: EventStore, q: FunnelTrendQuery, engine: EngineArg = None) -> SeriesResult:
     """Conversion per period of entry: ``period, entered, completed, conversion``."""
+    _polars_only(engine, "funnels")
     args = _funnel_args(q.funnel)
     with store.pinned():
         return SeriesResult(funnel_mod.funnel_over_time(store, q.funnel.step_values,
@@ -243,8 +292,10 @@ def run_funnel_trend(store: EventStore, q: FunnelTrendQuery) -> SeriesResult:
 
 
 # --------------------------------------------------------------------------- event reports
-def run_events(store: EventStore, q: EventQuery) -> EventReportResult:
+def run_events(store: EventStore, q: EventQuery, engine: EngineArg = None) -> EventReportResult:
     """Events and distinct users per period."""
+    if (sql := _sql(engine)) is not None:
+        return on_sql.events(store, q, sql)
     with store.pinned():
         return EventReportResult(event_report_mod.event_report(
             store, list(q.events), start=q.range.start, end=q.range.end, every=q.every.value,
@@ -253,98 +304,78 @@ def run_events(store: EventStore, q: EventQuery) -> EventReportResult:
 
 
 # --------------------------------------------------------------------------- retention
-def _retention_args(store: EventStore, q: RetentionQuery) -> dict[str, Any]:
-    if q.start_event is not None:
-        retention_mod.check_event(store, q.start_event, "start event")
-    retention_mod.check_event(store, q.return_event, "return event")
-    return {"return_event": q.return_event, "every": q.every, "periods": q.periods,
-            "start": q.range.start, "end": q.range.end, "start_event": q.start_event,
-            "entered": q.entered, "recurring": q.recurring, "on_or_after": q.on_or_after,
-            "segment": q.segment, "segments": list(q.compare) or None}
+def _checked(store: EventStore, q: RetentionQuery | LifecycleQuery | StickinessQuery) -> None:
+    """Unknown event names are a UsageError (as on every engine)."""
+    if isinstance(q, RetentionQuery):
+        if q.start_event is not None:
+            retention_mod.check_event(store, q.start_event, "start event")
+        retention_mod.check_event(store, q.return_event, "return event")
+    else:
+        retention_mod.check_event(store, q.event, "event")
 
 
 def run_retention(store: EventStore, q: RetentionQuery,
-                  engine: Engine | str | None = None) -> RetentionResult:
-    """The cohort table and average curve (per segment of ``q.compare`` side by side),
-    computed by ``engine`` (default polars; cohorts by a segment entered: polars only)."""
-    eng = Engine.parse(engine)
+                  engine: EngineArg = None) -> RetentionResult:
+    """The cohort table and average curve (per segment of ``q.compare`` side by side);
+    cohorts by a segment entered run on the polars engine only."""
+    _checked(store, q)
+    if (sql := _sql(engine)) is not None:
+        return on_sql.retention(store, q, sql)
     with store.pinned():
-        args = _retention_args(store, q)
-        if eng.is_polars:
-            table = retention_mod.retention(store, **args)
-        else:
-            sizes, counts = sql_retention.retention_counts(store, eng.name,
-                                                           spark_master=eng.master, **args)
-            table = retention_mod.retention_table(
-                sizes, counts, every=q.every, start=q.range.start, end=q.range.end,
-                periods=q.periods, on_or_after=q.on_or_after, segments=args["segments"])
-    last = q.every.start_of(q.every.index_of(q.range.end))
-    return RetentionResult(table, q.every.value, q.periods, q.on_or_after, last)
+        table = retention_mod.retention(store, **q.args)
+    return RetentionResult.of(table, q)
 
 
 def retention_actors(store: EventStore, q: RetentionQuery, cohort: Any, k: int | None = None,
-                     segment: str | None = None) -> pl.DataFrame:
+                     segment: str | None = None, engine: EngineArg = None) -> pl.DataFrame:
     """The users of one cell: the cohort of the period holding ``cohort`` (of breakdown
     ``segment``) retained in period ``k`` (None: the whole cohort)."""
+    _polars_only(engine, "a retention cell's users")
+    _checked(store, q)
     with store.pinned():
-        args = _retention_args(store, q)
-        return retention_mod.retention_users(store, cohort=cohort, k=k, group=segment, **args)
+        return retention_mod.retention_users(store, cohort=cohort, k=k, group=segment, **q.args)
 
 
 def run_lifecycle(store: EventStore, q: LifecycleQuery,
-                  engine: Engine | str | None = None) -> LifecycleResult:
+                  engine: EngineArg = None) -> LifecycleResult:
     """New, returning, resurrecting and dormant users per period."""
-    eng = Engine.parse(engine)
-    args = {"event": q.event, "every": q.every, "start": q.range.start, "end": q.range.end,
-            "segment": q.segment}
+    _checked(store, q)
+    if (sql := _sql(engine)) is not None:
+        return on_sql.lifecycle(store, q, sql)
     with store.pinned():
-        retention_mod.check_event(store, q.event, "event")
-        if eng.is_polars:
-            table = retention_mod.lifecycle(store, **args)
-        else:
-            counts = sql_retention.lifecycle_counts(store, eng.name, spark_master=eng.master,
-                                                    **args)
-            table = retention_mod.lifecycle_table(counts, every=q.every, start=q.range.start,
-                                                  end=q.range.end)
-    return LifecycleResult(table, q.every.value)
+        return LifecycleResult(retention_mod.lifecycle(store, **q.args), q.every.value)
 
 
-def lifecycle_actors(store: EventStore, q: LifecycleQuery, period: Any,
-                     status: str) -> pl.DataFrame:
+def lifecycle_actors(store: EventStore, q: LifecycleQuery, period: Any, status: str,
+                     engine: EngineArg = None) -> pl.DataFrame:
     """The users of one lifecycle bar: ``status`` in the period holding ``period``."""
+    _polars_only(engine, "a lifecycle bar's users")
+    _checked(store, q)
+    args = q.args
     with store.pinned():
-        retention_mod.check_event(store, q.event, "event")
-        return retention_mod.lifecycle_users(store, q.event, period=period, status=status,
-                                             every=q.every, start=q.range.start,
-                                             end=q.range.end, segment=q.segment)
+        return retention_mod.lifecycle_users(store, args.pop("event"), period=period,
+                                             status=status, **args)
 
 
 def run_stickiness(store: EventStore, q: StickinessQuery,
-                   engine: Engine | str | None = None) -> StickinessResult:
+                   engine: EngineArg = None) -> StickinessResult:
     """Users by number of active days in each period."""
-    eng = Engine.parse(engine)
-    args = {"event": q.event, "every": q.every, "start": q.range.start, "end": q.range.end,
-            "segment": q.segment}
+    _checked(store, q)
+    if (sql := _sql(engine)) is not None:
+        return on_sql.stickiness(store, q, sql)
     with store.pinned():
-        retention_mod.check_event(store, q.event, "event")
-        if eng.is_polars:
-            table = retention_mod.stickiness(store, **args)
-        else:
-            counts = sql_retention.stickiness_counts(store, eng.name, spark_master=eng.master,
-                                                     **args)
-            table = retention_mod.stickiness_table(counts, every=q.every, start=q.range.start,
-                                                   end=q.range.end)
-    return StickinessResult(table, q.every.value)
+        return StickinessResult(retention_mod.stickiness(store, **q.args), q.every.value)
 
 
-def stickiness_actors(store: EventStore, q: StickinessQuery, period: Any,
-                      days: int) -> pl.DataFrame:
+def stickiness_actors(store: EventStore, q: StickinessQuery, period: Any, days: int,
+                      engine: EngineArg = None) -> pl.DataFrame:
     """The users active on exactly ``days`` days of the period holding ``period``."""
+    _polars_only(engine, "a stickiness bar's users")
+    _checked(store, q)
+    args = q.args
     with store.pinned():
-        retention_mod.check_event(store, q.event, "event")
-        return retention_mod.stickiness_users(store, q.event, period=period, days=days,
-                                              every=q.every, start=q.range.start,
-                                              end=q.range.end, segment=q.segment)
+        return retention_mod.stickiness_users(store, args.pop("event"), period=period,
+                                              days=days, **args)
 
 
 def save_actors(store: EventStore, users: pl.DataFrame, name: str,
@@ -359,7 +390,7 @@ def save_actors(store: EventStore, users: pl.DataFrame, name: str,
 
 
 # --------------------------------------------------------------------------- any query
-RUNNERS: dict[type[Query], Callable[[EventStore, Any], Any]] = {
+RUNNERS: dict[type[Query], Callable[..., Any]] = {
     MembersQuery: run_members,
     SqlQuery: run_sql,
     UserQuery: run_user,
@@ -378,9 +409,9 @@ RUNNERS: dict[type[Query], Callable[[EventStore, Any], Any]] = {
 }
 
 
-def run(store: EventStore, query: Query) -> Any:
-    """The result of any query (its runner, by the query's type)."""
+def run(store: EventStore, query: Query, engine: EngineArg = None) -> Any:
+    """The result of any query (its runner, by the query's type) on ``engine``."""
     runner = RUNNERS.get(type(query))
     if runner is None:
         raise UsageError(f"not a query: {type(query).__name__}")
-    return runner(store, query)
+    return runner(store, query, engine=engine)

@@ -248,10 +248,15 @@ def test_unknown_engine():
     assert engine_dialect("chdb") == "clickhouse"
 
 
-def test_run_members_polars_is_the_evaluator(sample_store):
-    got = run_members(sample_store, "age > 70", as_of=AS_OF, engine="polars")
+def test_polars_goes_through_the_polars_runner_not_sql(sample_store):
+    from segcore.query import MembersQuery, Target, members_actors
+
+    q = MembersQuery(Target("age > 70"), AS_OF)
+    got = members_actors(sample_store, q, engine="polars")
     assert got.equals(members(sample_store, "age > 70", as_of=AS_OF))
     assert got.height > 0
+    with pytest.raises(UsageError, match="the polars engine does not run SQL"):
+        run_members(sample_store, "age > 70", as_of=AS_OF, engine="polars")
 
 
 def test_missing_engine_package_says_what_to_install(sample_store, monkeypatch):

@@ -17,7 +17,9 @@ with ``x / 0`` = NULL. Constant sub-expressions (``now() - interval '7 days'``,
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -132,11 +134,10 @@ def _is_constant(node: Node) -> bool:
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
-def _as_wide(e: exp.Expression, dialect: str) -> exp.Expression:
-    """``e`` in a type where the sum, difference or product of two 64-bit integers is exact:
-    DECIMAL(38, 0), or Int128 on ClickHouse (whose decimal casts throw on overflow)."""
-    wide = "INT128" if dialect == "clickhouse" else "DECIMAL(38, 0)"
-    return exp.Cast(this=_paren(e), to=exp.DataType.build(wide))
+def _as_wide(e: exp.Expression, dialect: D.Dialect) -> exp.Expression:
+    """``e`` in a type where the sum, difference or product of two 64-bit integers is exact
+    (``Dialect.wide_int``)."""
+    return exp.Cast(this=_paren(e), to=dialect.wide_int())
 
 
 def _checked_int(exact: exp.Expression) -> exp.Expression:
@@ -170,25 +171,34 @@ class Compiler:
         self.store = store
         self.T = T
         self.d = dialect
+        self.D = D.dialect_of(dialect)
         self.schema = schema
         for name in (events_table, users_table):
             if name is not None:
                 D.table_name(name)  # a bad name is an error even when unused
         self.events_table = events_table
         self.users_table = users_table
-        if dialect not in ("duckdb", "clickhouse", "spark"):
+        if not self.D.reads_parquet:
             self.events_table = events_table or "events"
             self.users_table = users_table or "users"
         self.ctes: list[tuple[str, exp.Expression]] = []
-        self._n = 0
+        self._counter = itertools.count(1)  # shared by the compilers of :meth:`at`
         self._universe: str | None = None
         self._segments: dict[str, str] = {}
         self._file_schemas: dict[Path, dict[str, pl.DataType]] = {}
 
     # ------------------------------------------------------------------ naming
     def fresh(self, prefix: str) -> str:
-        self._n += 1
-        return f"{prefix}{self._n}"
+        return f"{prefix}{next(self._counter)}"
+
+    def at(self, T: dt.datetime) -> Compiler:
+        """A compiler at another instant T whose CTEs go into this one's query
+        (a trend compiles the members at each of its points into one query)."""
+        other = copy.copy(self)
+        other.T = T
+        other._universe = None
+        other._segments = {}
+        return other
 
     def add_cte(self, prefix: str, query: exp.Expression) -> str:
         name = self.fresh(f"sc_{prefix}")  # prefixed: never shadows a warehouse table
@@ -215,7 +225,7 @@ class Compiler:
         be NULL; over Parquet files, the file's ``_row_number`` is among the rows whose
         list is NULL (``segcore.engine.sql.list_nulls``).
         """
-        lists = [c for c, t in columns.items() if t == "list"] if self.d == "clickhouse" else []
+        lists = [c for c, t in columns.items() if t == "list"] if self.D.null_flag_lists else []
         if table is not None:
             if not lists:
                 return D.table_name(table)
@@ -223,33 +233,33 @@ class Compiler:
             return exp.select(exp.Star(), *flags).from_(D.table_name(table))
         if not files:
             sel = exp.select(
-                *[exp.alias_(D.typed_null(t, self.d), ident(c)) for c, t in columns.items()],
+                *[exp.alias_(self.D.typed_null(t), ident(c)) for c, t in columns.items()],
                 *[exp.alias_(exp.true(), ident(null_flag(c))) for c in lists],
             )
             return sel.where(exp.false())
-        if self.d == "duckdb":
-            return D.parquet_table(files, self.d)
+        if isinstance(self.D, D.DuckDB):  # one read_parquet unifies the files itself
+            return self.D.parquet_table(files)
         if (
             len(files) == 1
             and not lists
             and all(self._file_schema(files[0]).get(c) == unified.get(c) for c in columns)
         ):
-            return D.parquet_table(files, self.d)
+            return self.D.parquet_table(files)
         parts = []
         for f in files:  # ok-loop: one SELECT per Parquet file
             have = self._file_schema(f)
             cols = []
             for c, t in columns.items():
                 if c not in have:
-                    value = D.typed_null(t, self.d)
+                    value = self.D.typed_null(t)
                 elif have[c] != unified.get(c):
-                    value = exp.Cast(this=col(c), to=D.dtype(t, self.d))
+                    value = exp.Cast(this=col(c), to=self.D.dtype(t))
                 else:
                     value = col(c)
                 cols.append(exp.alias_(value, ident(c)))
             for c in lists:
                 cols.append(exp.alias_(self._null_rows(f, c, c in have), ident(null_flag(c))))
-            parts.append(exp.select(*cols).from_(D.parquet_table([f], self.d)))
+            parts.append(exp.select(*cols).from_(self.D.parquet_table([f])))
         out = parts[0]
         for p in parts[1:]:
             out = exp.union(out, p, distinct=False)
@@ -262,7 +272,7 @@ class Compiler:
         rows = null_rows_file(self.store.home, f, c)
         if rows is None:
             return exp.false()
-        ids = exp.select(exp.column(ROW)).from_(D.parquet_table([rows], self.d))
+        ids = exp.select(exp.column(ROW)).from_(self.D.parquet_table([rows]))
         return exp.In(this=exp.column("_row_number"), query=ids.subquery(copy=False))
 
     def events(self, props: set[str] = frozenset()) -> exp.Expression:
@@ -292,7 +302,7 @@ class Compiler:
         return (self.T - dt.datetime(1970, 1, 1, tzinfo=UTC)) // dt.timedelta(microseconds=1)
 
     def T_lit(self) -> exp.Expression:
-        return D.timestamp_literal(self.T, self.d)
+        return self.D.timestamp_literal(self.T)
 
     def universe(self) -> str:
         """CTE of every user in users plus every user with an event before T."""
@@ -309,7 +319,7 @@ class Compiler:
     # ------------------------------------------------------------------ values
     def literal(self, value: Any, typ: str) -> exp.Expression:
         if value is None or typ == "null":
-            return exp.null() if typ == "null" else D.typed_null(typ, self.d)
+            return exp.null() if typ == "null" else self.D.typed_null(typ)
         if typ == "string":
             return exp.Literal.string(value)
         if typ == "bool":
@@ -319,14 +329,14 @@ class Compiler:
         if typ == "float":
             num = exp.Literal.number(repr(float(value)))
             return (
-                num if self.d == "clickhouse" else exp.Cast(this=num, to=D.dtype("float", self.d))
+                num if self.D.null_flag_lists else exp.Cast(this=num, to=self.D.dtype("float"))
             )
         if typ == "date":
             v = value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
-            return D.date_literal(v, self.d)
+            return self.D.date_literal(v)
         if typ == "timestamp":
             v = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value)
-            return D.timestamp_literal(v if v.tzinfo else v.replace(tzinfo=UTC), self.d)
+            return self.D.timestamp_literal(v if v.tzinfo else v.replace(tzinfo=UTC))
         if typ == "interval":
             us = value if isinstance(value, int) else value // dt.timedelta(microseconds=1)
             return D.interval(us)
@@ -363,18 +373,18 @@ class Compiler:
 
     def _ts(self, node: Node, scope, env) -> exp.Expression:
         e = self.value(node, scope, env)
-        return D.date_to_timestamp(e, self.d) if self.typ(node, scope) == "date" else e
+        return self.D.date_to_timestamp(e) if self.typ(node, scope) == "date" else e
 
     def v_Neg(self, node: Neg, scope, env) -> exp.Expression:
         arg = self.value(node.arg, scope, env)
         if self.typ(node, scope) == "int":  # -(-2^63) is outside 64 bits: NULL
-            return _checked_int(exp.Neg(this=_as_wide(arg, self.d)))
+            return _checked_int(exp.Neg(this=_as_wide(arg, self.D)))
         return exp.Neg(this=exp.paren(arg, copy=False))
 
     def v_Arith(self, node: Arith, scope, env) -> exp.Expression:
         lt, t = self.typ(node.left, scope), self.typ(node, scope)
         if node.op == "/":
-            left = exp.Cast(this=self.value(node.left, scope, env), to=D.dtype("float", self.d))
+            left = exp.Cast(this=self.value(node.left, scope, env), to=self.D.dtype("float"))
             right = exp.Nullif(
                 this=self.value(node.right, scope, env), expression=exp.Literal.number(0)
             )
@@ -399,22 +409,12 @@ class Compiler:
             # exact in a wide type (two 64-bit operands cannot overflow it), then checked
             # back to 64 bits: NULL outside, as in the Polars backend (docs/rules.md)
             return _checked_int(
-                cls(this=_as_wide(left, self.d), expression=_as_wide(right, self.d))
+                cls(this=_as_wide(left, self.D), expression=_as_wide(right, self.D))
             )
         return exp.paren(cls(this=left, expression=right), copy=False)
 
     def _add_days(self, d: exp.Expression, n: exp.Expression) -> exp.Expression:
-        if self.d == "duckdb":
-            return exp.paren(exp.Add(this=d, expression=n), copy=False)
-        if self.d == "clickhouse":
-            return exp.Anonymous(this="addDays", expressions=[d, n])
-        if self.d == "spark":
-            return exp.Anonymous(
-                this="date_add", expressions=[d, exp.Cast(this=n, to=exp.DataType.build("INT"))]
-            )
-        return exp.Cast(
-            this=exp.DateAdd(this=d, expression=n, unit=exp.var("DAY")), to=D.dtype("date", self.d)
-        )
+        return self.D.add_days(d, n)
 
     def _pair(self, a: Node, b: Node, scope, env) -> tuple[exp.Expression, exp.Expression]:
         ta, tb = self.typ(a, scope), self.typ(b, scope)
@@ -431,7 +431,7 @@ class Compiler:
         if not isinstance(node.pattern, Lit):
             raise RuleError("LIKE patterns must be literals")
         if node.pattern.type == "string":
-            pat = exp.Literal.string(D.like_pattern(node.pattern.value, self.d))
+            pat = exp.Literal.string(self.D.like_pattern(node.pattern.value))
         else:
             pat = exp.null()
         cls = exp.ILike if node.case_insensitive else exp.Like
@@ -466,7 +466,7 @@ class Compiler:
         return _not(out) if node.negated else out
 
     def v_IsNull(self, node: IsNull, scope, env) -> exp.Expression:
-        if self.d == "clickhouse" and self.typ(node.arg, scope) == "list":
+        if self.D.null_flag_lists and self.typ(node.arg, scope) == "list":
             out = self._list(node.arg, scope, env)[1]
         else:
             out = exp.Is(this=_paren(self.value(node.arg, scope, env)), expression=exp.null())
@@ -507,20 +507,20 @@ class Compiler:
         if n == "now":
             return self.T_lit()
         if n == "today":
-            return D.date_literal(today_at(self.T), self.d)
+            return self.D.date_literal(today_at(self.T))
         if n in ("has", "length") and self.typ(node.args[0], scope) in ("list", "null"):
             return self._list_call(node, scope, env)
-        if n == "coalesce" and self.d == "clickhouse" and self.typ(node, scope) == "list":
+        if n == "coalesce" and self.D.null_flag_lists and self.typ(node, scope) == "list":
             return self._list(node, scope, env)[0]
         args = [self.value(a, scope, env) for a in node.args]
         if n == "lower":
-            return D.lower(args[0], self.d)
+            return self.D.lower(args[0])
         if n == "upper":
-            return D.upper(args[0], self.d)
+            return self.D.upper(args[0])
         if n == "length":
-            return D.str_length(args[0], self.d)
+            return self.D.str_length(args[0])
         if n == "contains":
-            return D.contains(args[0], args[1], self.d)
+            return self.D.contains(args[0], args[1])
         if n == "starts_with":
             return exp.StartsWith(this=args[0], expression=args[1])
         if n == "ends_with":
@@ -534,7 +534,7 @@ class Compiler:
     def _ch_list(self, name: str, scope: str) -> bool:
         """Whether column ``name`` is a list read on ClickHouse (it has a NULL flag)."""
         cols = self.schema.users if scope == "user" else self.schema.events
-        return self.d == "clickhouse" and cols.get(name) == "list"
+        return self.D.null_flag_lists and cols.get(name) == "list"
 
     def _list(self, node: Node, scope, env) -> tuple[exp.Expression, exp.Expression]:
         """ClickHouse: a list value as (array, is-NULL flag); ClickHouse has no NULL arrays."""
@@ -561,33 +561,33 @@ class Compiler:
         a NULL list or value gives NULL, NULL elements are counted and never match."""
         typ = "bool" if node.name == "has" else "int"
         if any(self.typ(a, scope) == "null" for a in node.args):
-            return D.typed_null(typ, self.d)
-        if self.d == "clickhouse":
+            return self.D.typed_null(typ)
+        if self.D.null_flag_lists:
             lst, is_null = self._list(node.args[0], scope, env)
         else:
             lst = self.value(node.args[0], scope, env)
             is_null = exp.Is(this=lst.copy(), expression=exp.null())
         if node.name == "length":
-            if self.d == "clickhouse":
+            if self.D.null_flag_lists:
                 return exp.Case(
-                    ifs=[exp.If(this=is_null, true=D.typed_null(typ, self.d))],
+                    ifs=[exp.If(this=is_null, true=self.D.typed_null(typ))],
                     default=exp.ArraySize(this=lst),
                 )
-            return D.list_length(lst, self.d)
+            return self.D.list_length(lst)
         v = self.value(node.args[1], scope, env)
-        test = D.list_contains(lst, v, self.d)
+        test = self.D.list_contains(lst, v)
         nulls: list[exp.Expression] = []
-        if self.d not in ("duckdb", "clickhouse"):  # a NULL element makes the test NULL
+        if not self.D.contains_is_null_aware():  # a NULL element makes the test NULL
             test = exp.Coalesce(this=test, expressions=[exp.false()])
             nulls.append(is_null)
-        elif self.d == "clickhouse":
+        elif self.D.null_flag_lists:
             nulls.append(is_null)
         if not isinstance(node.args[1], Lit):  # list_contains([], NULL) is FALSE
             nulls.append(exp.Is(this=v.copy(), expression=exp.null()))
         if not nulls:
             return test
         return exp.Case(
-            ifs=[exp.If(this=_or(nulls), true=D.typed_null(typ, self.d))], default=test
+            ifs=[exp.If(this=_or(nulls), true=self.D.typed_null(typ))], default=test
         )
 
     # ------------------------------------------------------------------ behaviour
@@ -610,8 +610,8 @@ class Compiler:
         if windowed:
             lo, hi = window_bounds(node, self.T, self.schema)
             if lo is not None:
-                parts.append(exp.GTE(this=col("ts"), expression=D.timestamp_literal(lo, self.d)))
-        parts.append(exp.LT(this=col("ts"), expression=D.timestamp_literal(hi, self.d)))
+                parts.append(exp.GTE(this=col("ts"), expression=self.D.timestamp_literal(lo)))
+        parts.append(exp.LT(this=col("ts"), expression=self.D.timestamp_literal(hi)))
         if w is not None:
             parts.append(self.value(w, "event", {}))
         return _and(parts)
@@ -629,7 +629,7 @@ class Compiler:
                 exp.In(this=col("event"), expressions=[exp.Literal.string(x) for x in names])
             )
         if since is not None:
-            parts.append(exp.GTE(this=col("ts"), expression=D.timestamp_literal(since, self.d)))
+            parts.append(exp.GTE(this=col("ts"), expression=self.D.timestamp_literal(since)))
         return _and(parts)
 
     def _aggregate(self, node: Behavior) -> exp.Expression:
@@ -647,8 +647,8 @@ class Compiler:
         if f == "event_periods":
             # period k is [T-(k+1)P, T-kP): k = (T - ts - 1us) // P (ts < T, so age >= 0)
             T_minus_1 = exp.Literal.number(self.T_us() - 1)
-            age = exp.Sub(this=T_minus_1, expression=D.epoch_us(col("ts"), self.d))
-            k = D.int_div(exp.paren(age, copy=False), exp.Literal.number(node.period), self.d)
+            age = exp.Sub(this=T_minus_1, expression=self.D.epoch_us(col("ts")))
+            k = self.D.int_div(exp.paren(age, copy=False), exp.Literal.number(node.period))
             return exp.Count(this=exp.Distinct(expressions=[when(k)]))
         prop = col(node.prop)
         if f == "event_sum":
@@ -688,7 +688,7 @@ class Compiler:
         where = [exp.LT(this=col("ts"), expression=self.T_lit())]
         lo = window_bounds(node, self.T, self.schema)[0]
         if lo is not None:  # B events before the first possible A cannot follow it
-            where.append(exp.GTE(this=col("ts"), expression=D.timestamp_literal(lo, self.d)))
+            where.append(exp.GTE(this=col("ts"), expression=self.D.timestamp_literal(lo)))
         if "*" not in names:
             where.append(
                 exp.In(
@@ -697,7 +697,7 @@ class Compiler:
             )
         rows = exp.select(
             col("user_id"),
-            exp.alias_(D.epoch_us(col("ts"), self.d), "sc_ts_us"),
+            exp.alias_(self.D.epoch_us(col("ts")), "sc_ts_us"),
             exp.alias_(is_a, "sc_is_a"),
             exp.alias_(is_b, "sc_is_b"),
         )
@@ -796,7 +796,7 @@ class Compiler:
             self._base(tree, aggs, seqs, attrs, joins)
         )
         if attrs or (
-            self.d == "clickhouse"
+            self.D.null_flag_lists
             and any(isinstance(n, Call) and n.name in ("has", "length") for n in tree.walk())
         ):
             flags = [col(null_flag(c)) for c in attrs if self._ch_list(c, "user")]
@@ -866,6 +866,36 @@ class Compiler:
         self._segments[seg.name] = cte
         return cte
 
+    def target(self, tree: Node | None, segment: str | None = None) -> str:
+        """CTE name of the members of a rule's tree or of a saved segment at T."""
+        return self.segment(segment) if segment is not None else self.members(tree)
+
+    def with_attributes(
+        self, members_cte: str, attrs: list[str], projections: list[exp.Expression]
+    ) -> exp.Select:
+        """``SELECT projections FROM members AS u LEFT JOIN users AS a``: user-scope
+        values (``self.value(node, "user", {})``) read ``a``'s ``attrs``."""
+        flags = [col(null_flag(c)) for c in attrs if self._ch_list(c, "user")]
+        users = exp.select(*[col(c) for c in ["user_id", *attrs]], *flags).from_(
+            _aliased(self.users(attrs), "x")
+        )
+        sel = exp.select(*projections).from_(
+            exp.Table(this=exp.to_identifier(members_cte),
+                      alias=exp.TableAlias(this=exp.to_identifier("u")))
+        )
+        return sel.join(
+            _aliased(users, "a"),
+            on=exp.EQ(this=exp.column("user_id", table="a"),
+                      expression=exp.column("user_id", table="u")),
+            join_type="left",
+        )
+
+    def finish(self, sel: exp.Select) -> exp.Select:
+        """``sel`` with every CTE and the dialect's settings."""
+        for name, q in self.ctes:
+            sel = sel.with_(exp.to_identifier(name), as_=q, copy=False)
+        return self.D.settings(sel)
+
     def query(self, members_cte: str) -> exp.Select:
         """The final ``SELECT user_id ... ORDER BY user_id`` with every CTE."""
         sel = (
@@ -873,6 +903,4 @@ class Compiler:
             .from_(exp.to_identifier(members_cte))
             .order_by(col("user_id"))
         )
-        for name, q in self.ctes:
-            sel = sel.with_(exp.to_identifier(name), as_=q, copy=False)
-        return D.settings(sel, self.d)
+        return self.finish(sel)

@@ -1,8 +1,13 @@
-"""Small per-dialect pieces of SQL: literals, casts, functions and table sources.
+"""One small class per SQL dialect: literals, casts, functions and table sources.
 
-Everything here returns sqlglot expression nodes; user text only ever enters
-through ``exp.Literal.string`` or quoted identifiers, and sqlglot escapes it for
-the dialect when the tree is printed.
+:func:`dialect_of` gives the :class:`Dialect` of a name; the compiler and the SQL
+analytics call its methods instead of branching on the dialect's name (as sqlglot
+and ibis do). Everything returns sqlglot expression nodes; user text only ever
+enters through ``exp.Literal.string`` or quoted identifiers, and sqlglot escapes it
+for the dialect when the tree is printed.
+
+Where a dialect needs a different formulation, the method's docstring says why
+(docs/engines.md, Dialect notes, lists them).
 """
 
 from __future__ import annotations
@@ -16,53 +21,20 @@ from segcore.errors import UsageError
 
 DIALECTS = ("duckdb", "spark", "clickhouse", "bigquery", "snowflake", "postgres", "trino")
 
-# dialects whose LIKE treats a backslash as an escape character by default
-_LIKE_BACKSLASH = ("spark", "clickhouse", "postgres", "bigquery")
+_GENERIC_TYPES = {
+    "string": "VARCHAR",
+    "int": "BIGINT",
+    "float": "DOUBLE",
+    "bool": "BOOLEAN",
+    "date": "DATE",
+    "timestamp": "TIMESTAMPTZ",
+    "list": "ARRAY<VARCHAR>",
+    "null": "VARCHAR",
+}
 
 
-def check_dialect(dialect: str) -> str:
-    """The lower-cased dialect name, or UsageError listing the supported ones."""
-    d = str(dialect).lower()
-    if d not in DIALECTS:
-        raise UsageError(f"unknown SQL dialect {dialect!r} (expected one of {', '.join(DIALECTS)})")
-    return d
-
-
-def dtype(name: str, d: str) -> exp.DataType:
-    """A sqlglot data type for a rule-language type name in dialect ``d``."""
-    if d == "clickhouse":
-        ch = {
-            "string": "Nullable(String)",
-            "int": "Nullable(Int64)",
-            "float": "Nullable(Float64)",
-            "bool": "Nullable(Bool)",
-            "date": "Nullable(Date32)",
-            "timestamp": "Nullable(DateTime64(6, 'UTC'))",
-            "list": "Array(String)",
-            "null": "Nullable(String)",
-        }[name]
-        return exp.DataType.build(ch, dialect="clickhouse")
-    generic = {
-        "string": "VARCHAR",
-        "int": "BIGINT",
-        "float": "DOUBLE",
-        "bool": "BOOLEAN",
-        "date": "DATE",
-        "timestamp": "TIMESTAMPTZ",
-        "list": "ARRAY<VARCHAR>",
-        "null": "VARCHAR",
-    }[name]
-    return exp.DataType.build(generic)
-
-
-def typed_null(name: str, d: str) -> exp.Expression:
-    """``CAST(NULL AS <type>)`` (ClickHouse lists: ``[]``, with a NULL flag beside it)."""
-    if name == "list" and d == "clickhouse":
-        return _fn("emptyArrayString")
-    return exp.Cast(this=exp.null(), to=dtype(name, d))
-
-
-def _fn(name: str, *args: exp.Expression) -> exp.Expression:
+def fn(name: str, *args: exp.Expression) -> exp.Expression:
+    """A call of the engine's own function ``name``."""
     return exp.Anonymous(this=name, expressions=list(args))
 
 
@@ -71,37 +43,6 @@ def ts_text(value: dt.datetime) -> str:
     if value.tzinfo is not None:
         value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
     return value.strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def timestamp_literal(value: dt.datetime, d: str) -> exp.Expression:
-    """A UTC instant as a timestamp literal that does not depend on the session time zone."""
-    text = ts_text(value)
-    if d == "clickhouse":
-        return _fn(
-            "toDateTime64",
-            exp.Literal.string(text),
-            exp.Literal.number(6),
-            exp.Literal.string("UTC"),
-        )
-    if d in ("duckdb", "spark", "postgres", "snowflake"):
-        text += "+00:00"
-    elif d == "trino":
-        text += " UTC"
-    return exp.Cast(this=exp.Literal.string(text), to=dtype("timestamp", d))
-
-
-def date_literal(value: dt.date, d: str) -> exp.Expression:
-    """A date literal."""
-    if d == "clickhouse":
-        return _fn("toDate32", exp.Literal.string(value.isoformat()))
-    return exp.Cast(this=exp.Literal.string(value.isoformat()), to=dtype("date", d))
-
-
-def date_to_timestamp(e: exp.Expression, d: str) -> exp.Expression:
-    """A date value as the timestamp of its midnight (UTC)."""
-    if d == "clickhouse":
-        return _fn("toDateTime64", e, exp.Literal.number(6), exp.Literal.string("UTC"))
-    return exp.Cast(this=e, to=dtype("timestamp", d))
 
 
 def interval(us: int) -> exp.Expression:
@@ -117,86 +58,6 @@ def interval(us: int) -> exp.Expression:
     return exp.Interval(this=exp.Literal.string(str(us)), unit=exp.var("MICROSECOND"))
 
 
-def epoch_us(e: exp.Expression, d: str) -> exp.Expression:
-    """Microseconds since 1970-01-01 UTC of a timestamp (a BIGINT)."""
-    if d == "duckdb":
-        return _fn("epoch_us", e)
-    if d == "clickhouse":
-        return _fn("toUnixTimestamp64Micro", e)
-    if d == "snowflake":
-        return _fn("DATE_PART", exp.var("EPOCH_MICROSECOND"), e)
-    if d == "postgres":
-        ext = exp.Extract(this=exp.var("EPOCH"), expression=e)
-        return exp.Cast(
-            this=exp.Mul(this=ext, expression=exp.Literal.number(1_000_000)),
-            to=exp.DataType.build("BIGINT"),
-        )
-    if d == "trino":
-        secs = _fn("to_unixtime", e)
-        return exp.Cast(
-            this=exp.Round(this=exp.Mul(this=secs, expression=exp.Literal.number(1_000_000))),
-            to=exp.DataType.build("BIGINT"),
-        )
-    return _fn("UNIX_MICROS", e)  # spark, bigquery
-
-
-def int_div(a: exp.Expression, b: exp.Expression, d: str) -> exp.Expression:
-    """Integer division of non-negative integers."""
-    if d == "clickhouse":
-        return _fn("intDiv", a, b)
-    return exp.IntDiv(this=a, expression=b)
-
-
-def lower(e: exp.Expression, d: str) -> exp.Expression:
-    return _fn("lowerUTF8", e) if d == "clickhouse" else exp.Lower(this=e)
-
-
-def upper(e: exp.Expression, d: str) -> exp.Expression:
-    return _fn("upperUTF8", e) if d == "clickhouse" else exp.Upper(this=e)
-
-
-def str_length(e: exp.Expression, d: str) -> exp.Expression:
-    """Number of characters (code points)."""
-    return _fn("lengthUTF8", e) if d == "clickhouse" else exp.Length(this=e)
-
-
-def list_length(e: exp.Expression, d: str) -> exp.Expression:
-    """Number of elements of a list (NULL list: NULL)."""
-    if d == "duckdb":
-        return _fn("len", e)
-    size = exp.ArraySize(this=e)
-    if d == "spark":  # size(NULL) is -1 when ANSI mode is off
-        return exp.Case(
-            ifs=[exp.If(this=exp.Is(this=e.copy(), expression=exp.null()), true=exp.null())],
-            default=size,
-        )
-    return size
-
-
-def list_contains(lst: exp.Expression, v: exp.Expression, d: str) -> exp.Expression:
-    """Whether list ``lst`` contains ``v`` (the engine's own function: the compiler adds
-    the NULL rules of docs/rules.md around it)."""
-    if d == "duckdb":
-        return _fn("list_contains", lst, v)
-    if d == "clickhouse":
-        return _fn("has", lst, v)
-    if d == "bigquery":
-        return exp.In(this=v, unnest=exp.Unnest(expressions=[lst]))
-    return exp.ArrayContains(this=lst, expression=v)
-
-
-def contains(s: exp.Expression, sub: exp.Expression, d: str) -> exp.Expression:
-    """Literal substring test (not a regex)."""
-    if d == "duckdb":
-        return _fn("contains", s, sub)
-    return exp.GT(this=exp.StrPosition(this=s, substr=sub), expression=exp.Literal.number(0))
-
-
-def like_pattern(pattern: str, d: str) -> str:
-    """A LIKE pattern in which a backslash is a plain character in dialect ``d``."""
-    return pattern.replace("\\", "\\\\") if d in _LIKE_BACKSLASH else pattern
-
-
 def table_name(name: str) -> exp.Table:
     """A (possibly dotted) table name as a table node, quoting each part when needed."""
     parts = [p for p in str(name).split(".")]
@@ -209,32 +70,258 @@ def table_name(name: str) -> exp.Table:
     return exp.Table(**kw)
 
 
-def parquet_table(files: list[Path], d: str) -> exp.Expression:
-    """One or more Parquet files as a table (DuckDB: one read_parquet over the list)."""
-    if d == "duckdb":
+class Dialect:
+    """The ANSI-ish defaults; subclasses override what their engine spells differently."""
+
+    name = "generic"
+    #: LIKE treats a backslash as an escape character by default
+    like_backslash = False
+    #: the engine can read the store's Parquet files itself (else: table names)
+    reads_parquet = False
+    #: lists cannot be NULL (ClickHouse): a NULL flag column travels beside each list
+    null_flag_lists = False
+
+    # ------------------------------------------------------------------ types
+    def dtype(self, name: str) -> exp.DataType:
+        """A sqlglot data type for a rule-language type name."""
+        return exp.DataType.build(_GENERIC_TYPES[name])
+
+    def typed_null(self, name: str) -> exp.Expression:
+        """``CAST(NULL AS <type>)``."""
+        return exp.Cast(this=exp.null(), to=self.dtype(name))
+
+    def wide_int(self) -> exp.DataType:
+        """A type where the sum, difference or product of two 64-bit integers is exact."""
+        return exp.DataType.build("DECIMAL(38, 0)")
+
+    # ------------------------------------------------------------------ time
+    def timestamp_literal(self, value: dt.datetime) -> exp.Expression:
+        """A UTC instant as a timestamp literal that does not depend on the session time zone."""
+        return exp.Cast(this=exp.Literal.string(ts_text(value)), to=self.dtype("timestamp"))
+
+    def date_literal(self, value: dt.date) -> exp.Expression:
+        return exp.Cast(this=exp.Literal.string(value.isoformat()), to=self.dtype("date"))
+
+    def date_to_timestamp(self, e: exp.Expression) -> exp.Expression:
+        """A date value as the timestamp of its midnight (UTC)."""
+        return exp.Cast(this=e, to=self.dtype("timestamp"))
+
+    def add_days(self, d: exp.Expression, n: exp.Expression) -> exp.Expression:
+        """A date plus ``n`` days."""
+        return exp.Cast(
+            this=exp.DateAdd(this=d, expression=n, unit=exp.var("DAY")), to=self.dtype("date")
+        )
+
+    def epoch_us(self, e: exp.Expression) -> exp.Expression:
+        """Microseconds since 1970-01-01 UTC of a timestamp (a BIGINT)."""
+        return fn("UNIX_MICROS", e)
+
+    def day_of(self, ts: exp.Expression) -> exp.Expression:
+        """The UTC day number (days since 1970-01-01) of a timestamp: an exact integer
+        division of :meth:`epoch_us`, the same on every engine (event-report periods)."""
+        us = self.epoch_us(ts)
+        return self.floor_div(us, exp.Literal.number(86_400_000_000))
+
+    # ------------------------------------------------------------------ numbers
+    def int_div(self, a: exp.Expression, b: exp.Expression) -> exp.Expression:
+        """Integer division of non-negative integers."""
+        return exp.IntDiv(this=a, expression=b)
+
+    def floor_div(self, a: exp.Expression, b: exp.Expression) -> exp.Expression:
+        """Floor division of a (possibly negative) integer by a positive one."""
+        return exp.Cast(
+            this=exp.Floor(this=exp.Div(this=exp.paren(a), expression=b)),
+            to=exp.DataType.build("BIGINT"),
+        )
+
+    # ------------------------------------------------------------------ strings
+    def lower(self, e: exp.Expression) -> exp.Expression:
+        return exp.Lower(this=e)
+
+    def upper(self, e: exp.Expression) -> exp.Expression:
+        return exp.Upper(this=e)
+
+    def str_length(self, e: exp.Expression) -> exp.Expression:
+        """Number of characters (code points)."""
+        return exp.Length(this=e)
+
+    def contains(self, s: exp.Expression, sub: exp.Expression) -> exp.Expression:
+        """Literal substring test (not a regex)."""
+        return exp.GT(this=exp.StrPosition(this=s, substr=sub), expression=exp.Literal.number(0))
+
+    def like_pattern(self, pattern: str) -> str:
+        """A LIKE pattern in which a backslash is a plain character."""
+        return pattern.replace("\\", "\\\\") if self.like_backslash else pattern
+
+    # ------------------------------------------------------------------ lists
+    def list_length(self, e: exp.Expression) -> exp.Expression:
+        """Number of elements of a list (NULL list: NULL)."""
+        return exp.ArraySize(this=e)
+
+    def list_contains(self, lst: exp.Expression, v: exp.Expression) -> exp.Expression:
+        """Whether list ``lst`` contains ``v`` (the engine's own function: the compiler adds
+        the NULL rules of docs/rules.md around it)."""
+        return exp.ArrayContains(this=lst, expression=v)
+
+    def contains_is_null_aware(self) -> bool:
+        """True when the engine's list test ignores NULL elements (no COALESCE needed)."""
+        return False
+
+    def explode(self, lst: exp.Expression) -> exp.Expression:
+        """One row per element of a list, as a SELECT-list function."""
+        return exp.Explode(this=lst)
+
+    # ------------------------------------------------------------------ sources
+    def parquet_table(self, files: list[Path]) -> exp.Expression:
+        """One or more Parquet files as a table."""
+        raise UsageError(
+            f"the {self.name} dialect cannot read Parquet files directly: give table names "
+            "(events_table=..., users_table=...)"
+        )
+
+    def settings(self, select: exp.Select) -> exp.Select:
+        """Query-level settings the compiled query relies on."""
+        return select
+
+    def sql(self, e: exp.Expression) -> str:
+        """The SQL text of a tree in this dialect."""
+        return e.sql(dialect=self.name, pretty=True)
+
+
+class DuckDB(Dialect):
+    name = "duckdb"
+    reads_parquet = True
+
+    def dtype(self, name: str) -> exp.DataType:
+        return exp.DataType.build(_GENERIC_TYPES[name], dialect="duckdb")
+
+    def timestamp_literal(self, value: dt.datetime) -> exp.Expression:
+        return exp.Cast(
+            this=exp.Literal.string(ts_text(value) + "+00:00"), to=self.dtype("timestamp")
+        )
+
+    def add_days(self, d: exp.Expression, n: exp.Expression) -> exp.Expression:
+        return exp.paren(exp.Add(this=d, expression=n), copy=False)
+
+    def epoch_us(self, e: exp.Expression) -> exp.Expression:
+        return fn("epoch_us", e)
+
+    def floor_div(self, a: exp.Expression, b: exp.Expression) -> exp.Expression:
+        """DuckDB's ``//`` on integers floors (exact, no float)."""
+        return exp.IntDiv(this=exp.paren(a), expression=b)
+
+    def list_length(self, e: exp.Expression) -> exp.Expression:
+        return fn("len", e)
+
+    def list_contains(self, lst: exp.Expression, v: exp.Expression) -> exp.Expression:
+        return fn("list_contains", lst, v)
+
+    def contains_is_null_aware(self) -> bool:
+        return True
+
+    def contains(self, s: exp.Expression, sub: exp.Expression) -> exp.Expression:
+        return fn("contains", s, sub)
+
+    def explode(self, lst: exp.Expression) -> exp.Expression:
+        return fn("unnest", lst)
+
+    def parquet_table(self, files: list[Path]) -> exp.Expression:
+        """DuckDB: one ``read_parquet`` over the list, columns unified by name."""
         arr = exp.Array(expressions=[exp.Literal.string(str(f)) for f in files])
         flag = exp.EQ(this=exp.column("union_by_name"), expression=exp.true())
-        return exp.Table(this=_fn("read_parquet", arr, flag))
-    if d == "clickhouse":
+        return exp.Table(this=fn("read_parquet", arr, flag))
+
+
+class ClickHouse(Dialect):
+    """ClickHouse: Nullable types, no NULL arrays (a NULL flag beside each list),
+    ``join_use_nulls`` for outer joins, its own UTF-8 string functions."""
+
+    name = "clickhouse"
+    like_backslash = True
+    reads_parquet = True
+    null_flag_lists = True
+    _TYPES = {
+        "string": "Nullable(String)",
+        "int": "Nullable(Int64)",
+        "float": "Nullable(Float64)",
+        "bool": "Nullable(Bool)",
+        "date": "Nullable(Date32)",
+        "timestamp": "Nullable(DateTime64(6, 'UTC'))",
+        "list": "Array(String)",
+        "null": "Nullable(String)",
+    }
+
+    def dtype(self, name: str) -> exp.DataType:
+        return exp.DataType.build(self._TYPES[name], dialect="clickhouse")
+
+    def typed_null(self, name: str) -> exp.Expression:
+        """Lists: ``[]`` (with a NULL flag beside it)."""
+        if name == "list":
+            return fn("emptyArrayString")
+        return super().typed_null(name)
+
+    def wide_int(self) -> exp.DataType:
+        """Int128 (ClickHouse's decimal casts throw on overflow)."""
+        return exp.DataType.build("INT128")
+
+    def timestamp_literal(self, value: dt.datetime) -> exp.Expression:
+        return fn(
+            "toDateTime64",
+            exp.Literal.string(ts_text(value)),
+            exp.Literal.number(6),
+            exp.Literal.string("UTC"),
+        )
+
+    def date_literal(self, value: dt.date) -> exp.Expression:
+        return fn("toDate32", exp.Literal.string(value.isoformat()))
+
+    def date_to_timestamp(self, e: exp.Expression) -> exp.Expression:
+        return fn("toDateTime64", e, exp.Literal.number(6), exp.Literal.string("UTC"))
+
+    def add_days(self, d: exp.Expression, n: exp.Expression) -> exp.Expression:
+        return fn("addDays", d, n)
+
+    def epoch_us(self, e: exp.Expression) -> exp.Expression:
+        return fn("toUnixTimestamp64Micro", e)
+
+    def int_div(self, a: exp.Expression, b: exp.Expression) -> exp.Expression:
+        return fn("intDiv", a, b)
+
+    def floor_div(self, a: exp.Expression, b: exp.Expression) -> exp.Expression:
+        """``intDiv`` truncates: floor by subtracting one for a negative remainder."""
+        trunc = fn("intDiv", a, b)
+        neg = exp.LT(this=fn("modulo", a.copy(), b.copy()), expression=exp.Literal.number(0))
+        return exp.Sub(this=trunc, expression=fn("if", neg, exp.Literal.number(1),
+                                                 exp.Literal.number(0)))
+
+    def lower(self, e: exp.Expression) -> exp.Expression:
+        return fn("lowerUTF8", e)
+
+    def upper(self, e: exp.Expression) -> exp.Expression:
+        return fn("upperUTF8", e)
+
+    def str_length(self, e: exp.Expression) -> exp.Expression:
+        return fn("lengthUTF8", e)
+
+    def list_contains(self, lst: exp.Expression, v: exp.Expression) -> exp.Expression:
+        return fn("has", lst, v)
+
+    def contains_is_null_aware(self) -> bool:
+        return True
+
+    def explode(self, lst: exp.Expression) -> exp.Expression:
+        return fn("arrayJoin", lst)
+
+    def parquet_table(self, files: list[Path]) -> exp.Expression:
+        """``file(path, 'Parquet')``; one file per table (the compiler unions them)."""
         assert len(files) == 1
         # file() expands * ? {a,b} {N..M} in a path; '?' matches any one character (the
         # metacharacter itself included), so a store under a folder named x{1,2} is read
         path = str(files[0]).translate({ord(c): "?" for c in "{}*?"})
-        return exp.Table(this=_fn("file", exp.Literal.string(path), exp.Literal.string("Parquet")))
-    if d == "spark":
-        assert len(files) == 1
-        return exp.Table(
-            this=exp.to_identifier(str(files[0]), quoted=True), db=exp.to_identifier("parquet")
-        )
-    raise UsageError(
-        f"the {d} dialect cannot read Parquet files directly: give table names "
-        "(events_table=..., users_table=...)"
-    )
+        return exp.Table(this=fn("file", exp.Literal.string(path), exp.Literal.string("Parquet")))
 
-
-def settings(select: exp.Select, d: str) -> exp.Select:
-    """Query-level settings the compiled query relies on (ClickHouse: outer joins give NULL)."""
-    if d == "clickhouse":
+    def settings(self, select: exp.Select) -> exp.Select:
+        """Outer joins give NULL (``join_use_nulls``), and the session is in UTC."""
         select.set(
             "settings",
             [
@@ -242,4 +329,106 @@ def settings(select: exp.Select, d: str) -> exp.Select:
                 exp.EQ(this=exp.var("session_timezone"), expression=exp.Literal.string("UTC")),
             ],
         )
-    return select
+        return select
+
+
+class Spark(Dialect):
+    name = "spark"
+    like_backslash = True
+    reads_parquet = True
+
+    def timestamp_literal(self, value: dt.datetime) -> exp.Expression:
+        return exp.Cast(
+            this=exp.Literal.string(ts_text(value) + "+00:00"), to=self.dtype("timestamp")
+        )
+
+    def add_days(self, d: exp.Expression, n: exp.Expression) -> exp.Expression:
+        return fn("date_add", d, exp.Cast(this=n, to=exp.DataType.build("INT")))
+
+    def list_length(self, e: exp.Expression) -> exp.Expression:
+        """``size(NULL)`` is -1 when ANSI mode is off: NULL stays NULL."""
+        return exp.Case(
+            ifs=[exp.If(this=exp.Is(this=e.copy(), expression=exp.null()), true=exp.null())],
+            default=exp.ArraySize(this=e),
+        )
+
+    def parquet_table(self, files: list[Path]) -> exp.Expression:
+        """``parquet.`path```; one file per table (the compiler unions them)."""
+        assert len(files) == 1
+        return exp.Table(
+            this=exp.to_identifier(str(files[0]), quoted=True), db=exp.to_identifier("parquet")
+        )
+
+
+class BigQuery(Dialect):
+    name = "bigquery"
+    like_backslash = True
+
+    def list_contains(self, lst: exp.Expression, v: exp.Expression) -> exp.Expression:
+        return exp.In(this=v, unnest=exp.Unnest(expressions=[lst]))
+
+
+class Snowflake(Dialect):
+    name = "snowflake"
+
+    def timestamp_literal(self, value: dt.datetime) -> exp.Expression:
+        return exp.Cast(
+            this=exp.Literal.string(ts_text(value) + "+00:00"), to=self.dtype("timestamp")
+        )
+
+    def epoch_us(self, e: exp.Expression) -> exp.Expression:
+        return fn("DATE_PART", exp.var("EPOCH_MICROSECOND"), e)
+
+
+class Postgres(Dialect):
+    name = "postgres"
+    like_backslash = True
+
+    def timestamp_literal(self, value: dt.datetime) -> exp.Expression:
+        return exp.Cast(
+            this=exp.Literal.string(ts_text(value) + "+00:00"), to=self.dtype("timestamp")
+        )
+
+    def epoch_us(self, e: exp.Expression) -> exp.Expression:
+        ext = exp.Extract(this=exp.var("EPOCH"), expression=e)
+        return exp.Cast(
+            this=exp.Mul(this=ext, expression=exp.Literal.number(1_000_000)),
+            to=exp.DataType.build("BIGINT"),
+        )
+
+
+class Trino(Dialect):
+    name = "trino"
+
+    def timestamp_literal(self, value: dt.datetime) -> exp.Expression:
+        return exp.Cast(
+            this=exp.Literal.string(ts_text(value) + " UTC"), to=self.dtype("timestamp")
+        )
+
+    def epoch_us(self, e: exp.Expression) -> exp.Expression:
+        secs = fn("to_unixtime", e)
+        return exp.Cast(
+            this=exp.Round(this=exp.Mul(this=secs, expression=exp.Literal.number(1_000_000))),
+            to=exp.DataType.build("BIGINT"),
+        )
+
+
+_CLASSES: tuple[type[Dialect], ...] = (
+    DuckDB, Spark, ClickHouse, BigQuery, Snowflake, Postgres, Trino,
+)
+_BY_NAME = {c.name: c() for c in _CLASSES}
+
+
+def check_dialect(dialect: str) -> str:
+    """The lower-cased dialect name, or UsageError listing the supported ones."""
+    d = str(dialect).lower()
+    if d not in _BY_NAME:
+        raise UsageError(f"unknown SQL dialect {dialect!r} (expected one of {', '.join(DIALECTS)})")
+    return d
+
+
+def dialect_of(dialect: str | Dialect) -> Dialect:
+    """The :class:`Dialect` of a name (UsageError for an unknown one)."""
+    if isinstance(dialect, Dialect):
+        return dialect
+    return _BY_NAME[check_dialect(dialect)]

@@ -1,7 +1,10 @@
-"""Run the compiled members query in-process: DuckDB, ClickHouse (chdb) or Spark.
+"""Run compiled SQL in-process: DuckDB, ClickHouse (chdb) or Spark.
 
-Every engine reads the store's Parquet files and works in UTC; the result is a
-Polars frame with one sorted ``user_id`` column, like ``segcore.engine.polars.evaluate.members``.
+Every engine reads the store's Parquet files and works in UTC. :func:`run_select`
+runs any compiled query (a sqlglot tree) on an :class:`~segcore.engine.choice.Engine`
+and returns a Polars frame; an engine's failure becomes one ``StoreError`` line.
+The Polars engine never comes here: the runners (``segcore.query.runners``) send
+it to the Polars backend.
 """
 
 from __future__ import annotations
@@ -11,105 +14,96 @@ import threading
 from typing import Any
 
 import polars as pl
+from sqlglot import exp
 
-from segcore.errors import StoreError, UsageError
+from segcore.engine.choice import Engine
+from segcore.engine.sql.dialects import dialect_of
+from segcore.errors import SegcoreError, StoreError, UsageError
 from segcore.store.events import EventStore
 
-ENGINES = {"duckdb": "duckdb", "clickhouse": "clickhouse", "chdb": "clickhouse", "spark": "spark"}
-# run_members also accepts "polars" (the reference evaluator, no SQL)
-_EXTRAS = {
-    "duckdb": ("duckdb", "engines"),
-    "clickhouse": ("chdb", "engines"),
-    "spark": ("pyspark", "engines"),
-}
+_MODULES = {"duckdb": "duckdb", "clickhouse": "chdb", "spark": "pyspark"}
 _spark_lock = threading.Lock()
 _spark_sessions: dict[str, Any] = {}
 
 
-def engine_dialect(engine: str) -> str:
-    """The SQL dialect of an engine name (UsageError for an unknown engine)."""
-    e = str(engine).lower()
-    if e not in ENGINES:
-        raise UsageError(
-            f"unknown engine {engine!r} (expected polars, duckdb, clickhouse or spark)"
-        )
-    return ENGINES[e]
+def engine_dialect(engine: Engine | str) -> str:
+    """The SQL dialect of a SQL engine (UsageError for polars or an unknown engine)."""
+    e = Engine.parse(engine)
+    if e.dialect is None:
+        raise UsageError(f"the {e.name} engine does not run SQL")
+    return e.dialect
 
 
-def _need(dialect: str):
-    module, extra = _EXTRAS[dialect]
+def need(engine: Engine) -> Any:
+    """The engine's Python module (UsageError naming the package when it is missing)."""
+    module = _MODULES[engine.name]
     try:
         return __import__(module)
     except ImportError:
         raise UsageError(
-            f"the {dialect} engine needs the {module} package: pip install {module} "
+            f"the {engine.name} engine needs the {module} package: pip install {module} "
             "(or pip install 'segcore[engines]')"
         ) from None
 
 
-def _frame(table) -> pl.DataFrame:
+def one_line(engine: Engine, exc: BaseException) -> StoreError:
+    """An engine's exception as one clear line."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return StoreError(f"the {engine} engine failed: {first[:500]}")
+
+
+def run_select(select: exp.Expression, engine: Engine | str) -> pl.DataFrame:
+    """Run a compiled query on ``engine``; its rows as a Polars frame."""
+    e = Engine.parse(engine)
+    sql = dialect_of(engine_dialect(e)).sql(select)
+    return run_text(sql, e)
+
+
+def run_text(sql: str, engine: Engine | str) -> pl.DataFrame:
+    """Run SQL text (compiled by segcore) on ``engine``."""
+    e = Engine.parse(engine)
+    mod = need(e)
+    try:
+        if e.name == "duckdb":
+            con = mod.connect()
+            try:
+                con.execute("SET TimeZone = 'UTC'")
+                table = con.sql(sql).to_arrow_table()
+            finally:
+                con.close()
+        elif e.name == "clickhouse":
+            table = mod.query(sql, "ArrowTable")
+        else:
+            table = spark_session(e.master).sql(sql).toArrow()
+    except SegcoreError:
+        raise
+    except Exception as exc:  # engine errors: one clear line
+        raise one_line(e, exc) from None
     df = pl.from_arrow(table)
-    if isinstance(df, pl.Series):
-        df = df.to_frame("user_id")
-    df = df.select(pl.col(df.columns[0]).cast(pl.String).alias("user_id"))
-    return df.sort("user_id")
+    return df.to_frame() if isinstance(df, pl.Series) else df
 
 
-def run_sql(sql: str, engine: str = "duckdb", *, spark_master: str | None = None) -> pl.DataFrame:
+def _ids(df: pl.DataFrame) -> pl.DataFrame:
+    return df.select(pl.col(df.columns[0]).cast(pl.String).alias("user_id")).sort("user_id")
+
+
+def run_sql(sql: str, engine: Engine | str = "duckdb", *,
+            spark_master: str | None = None) -> pl.DataFrame:
     """Run a members query (from ``compile_sql``) on ``engine``; sorted ``user_id`` frame."""
-    d = engine_dialect(engine)
-    mod = _need(d)
-    try:
-        if d == "duckdb":
-            con = mod.connect()
-            try:
-                con.execute("SET TimeZone = 'UTC'")
-                return _frame(con.sql(sql).to_arrow_table())
-            finally:
-                con.close()
-        if d == "clickhouse":
-            return _frame(mod.query(sql, "ArrowTable"))
-        spark = spark_session(spark_master)
-        return _frame(spark.sql(sql).toArrow())
-    except UsageError:
-        raise
-    except Exception as exc:  # engine errors: one clear line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StoreError(f"the {engine} engine failed: {first}") from None
-
-
-def run_table(sql: str, engine: str = "duckdb", *,
-              spark_master: str | None = None) -> pl.DataFrame:
-    """Run any query on ``engine``; its whole result as a Polars frame."""
-    d = engine_dialect(engine)
-    mod = _need(d)
-    try:
-        if d == "duckdb":
-            con = mod.connect()
-            try:
-                con.execute("SET TimeZone = 'UTC'")
-                return pl.from_arrow(con.sql(sql).to_arrow_table())
-            finally:
-                con.close()
-        if d == "clickhouse":
-            return pl.from_arrow(mod.query(sql, "ArrowTable"))
-        return pl.from_arrow(spark_session(spark_master).sql(sql).toArrow())
-    except UsageError:
-        raise
-    except Exception as exc:  # engine errors: one clear line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StoreError(f"the {engine} engine failed: {first}") from None
+    return _ids(run_text(sql, Engine.parse(engine, spark_master)))
 
 
 def spark_session(master: str | None = None):
-    """One SparkSession per process (UTC, quiet); ``SPARK_REMOTE`` selects Spark Connect."""
-    _need("spark")
+    """One SparkSession per master (UTC, quiet); ``SPARK_REMOTE`` or an ``sc://`` master
+    selects Spark Connect; no master: ``$SPARK_MASTER``, else ``local[2]``."""
+    need(Engine("spark"))
     from pyspark.sql import SparkSession
 
-    remote = os.environ.get("SPARK_REMOTE")
+    remote = master if master and master.startswith("sc://") else os.environ.get("SPARK_REMOTE")
     key = (
         f"remote:{remote}"
-        if remote and not master
+        if remote and (not master or master.startswith("sc://"))
         else f"master:{master or os.environ.get('SPARK_MASTER', 'local[2]')}"
     )
     with _spark_lock:
@@ -141,20 +135,16 @@ def run_members(
     *,
     segment: str | None = None,
     as_of: Any = None,
-    engine: str = "duckdb",
+    engine: Engine | str = "duckdb",
     spark_master: str | None = None,
 ) -> pl.DataFrame:
-    """Members of a rule or saved segment at ``as_of``, computed by ``engine`` from SQL."""
-    from segcore.engine.sql import compile_sql
+    """Members of a rule or saved segment at ``as_of``, computed by a SQL ``engine``."""
+    from segcore.engine.sql.analytics.members import members_select
 
-    if str(engine).lower() == "polars":  # the reference evaluator, for symmetry
-        from segcore.engine.polars.evaluate import members
-
-        return members(store, rule, as_of=as_of, segment=segment)
-    d = engine_dialect(engine)
-    _need(d)
-    sql = compile_sql(store, rule, dialect=d, as_of=as_of, segment=segment)
-    return run_sql(sql, engine, spark_master=spark_master)
+    e = Engine.parse(engine, spark_master)
+    d = engine_dialect(e)
+    need(e)
+    return _ids(run_select(members_select(store, rule, segment, as_of, d), e))
 
 
 def count_members(
@@ -163,10 +153,13 @@ def count_members(
     *,
     segment: str | None = None,
     as_of: Any = None,
-    engine: str = "duckdb",
+    engine: Engine | str = "duckdb",
     spark_master: str | None = None,
 ) -> int:
-    """Number of members at ``as_of`` computed by ``engine``."""
-    return run_members(
-        store, rule, segment=segment, as_of=as_of, engine=engine, spark_master=spark_master
-    ).height
+    """Number of members at ``as_of`` computed by a SQL ``engine`` (a COUNT in SQL)."""
+    from segcore.engine.sql.analytics.members import count_select
+
+    e = Engine.parse(engine, spark_master)
+    d = engine_dialect(e)
+    need(e)
+    return int(run_select(count_select(store, rule, segment, as_of, d), e).item(0, 0))

@@ -12,7 +12,8 @@ numbers are :meth:`segcore.query.base.Period.index`'s, written in SQL by
 - stickiness: ``p, n, users``.
 
 Population and breakdown segments are the saved segments' members at the end of the
-range, compiled by :class:`segcore.engine.sql.compiler.Compiler`. Cohorts by a segment
+range, compiled by :class:`segcore.engine.sql.compiler.Compiler`. The ``*_counts``
+functions run a query on an :class:`~segcore.engine.choice.Engine`. Cohorts by a segment
 entered need the membership history, which only the Polars path has.
 """
 
@@ -24,10 +25,11 @@ from collections.abc import Sequence
 import polars as pl
 from sqlglot import exp
 
-from segcore.engine.rules import schema_of
-from segcore.engine.sql import dialects as D
-from segcore.engine.sql.compiler import Compiler, col, ident
-from segcore.engine.sql.engines import run_table
+from segcore.engine.choice import Engine
+from segcore.engine.sql.analytics.base import compiler
+from segcore.engine.sql.compiler import col, ident
+from segcore.engine.sql.dialects import dialect_of
+from segcore.engine.sql.engines import engine_dialect, need, run_select
 from segcore.errors import UsageError
 from segcore.lang.dates import end_of_day, parse_date
 from segcore.lang.periods import Period
@@ -38,7 +40,7 @@ DAY_US = 86_400_000_000
 
 # --------------------------------------------------------------------------- dialect bits
 def _instant(value: dt.datetime, d: str) -> exp.Expression:
-    return D.timestamp_literal(value, d)
+    return dialect_of(d).timestamp_literal(value)
 
 
 def _int(n: int) -> exp.Expression:
@@ -47,11 +49,12 @@ def _int(n: int) -> exp.Expression:
 
 def period_index(ts: exp.Expression, every: Period, d: str) -> exp.Expression:
     """The period number of a UTC timestamp (:meth:`Period.index` in SQL)."""
-    day = D.int_div(D.epoch_us(ts, d), _int(DAY_US), d)
+    sql = dialect_of(d)
+    day = sql.int_div(sql.epoch_us(ts), _int(DAY_US))
     if every is Period.DAY:
         return exp.paren(day)
     if every is Period.WEEK:
-        return D.int_div(exp.paren(exp.Add(this=exp.paren(day), expression=_int(3))), _int(7), d)
+        return sql.int_div(exp.paren(exp.Add(this=exp.paren(day), expression=_int(3))), _int(7))
     year = exp.Mul(this=exp.Year(this=ts), expression=_int(12))
     return exp.paren(exp.Sub(this=exp.Add(this=year, expression=exp.Month(this=ts)),
                              expression=_int(1)))
@@ -71,7 +74,7 @@ class _Query:
 
     def __init__(self, store: EventStore, dialect: str, hi: dt.datetime):
         self.d = dialect
-        self.comp = Compiler(store, hi, dialect, schema_of(store, check_names=False))
+        self.comp = compiler(store, hi, dialect)
 
     def events(self, event: str, lo: dt.datetime | None, hi: dt.datetime | None) -> exp.Select:
         """``SELECT user_id, ts FROM events WHERE event = ... AND lo <= ts < hi``."""
@@ -116,7 +119,7 @@ class _Query:
     def finish(self, sel: exp.Select) -> exp.Select:
         for name, q in self.comp.ctes:
             sel = sel.with_(exp.to_identifier(name), as_=q, copy=False)
-        return D.settings(sel, self.d)
+        return dialect_of(self.d).settings(sel)
 
 
 def _count_star() -> exp.Expression:
@@ -217,25 +220,23 @@ def compile_retention(
     return q.finish(out)
 
 
-def retention_counts(store: EventStore, engine: str, *, spark_master: str | None = None,
+def retention_counts(store: EventStore, engine: Engine,
                      **args) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Cohort sizes (``group, c, size``) and counts (``group, c, k, n``) computed by a SQL
     engine (``args``: :func:`compile_retention`'s)."""
     if args.pop("entered", None) is not None:
         raise UsageError("cohorts by a segment entered run on the polars engine only")
-    dialect = D.check_dialect(_dialect(engine))
-    sql = compile_retention(store, dialect, **args).sql(dialect=dialect)
-    df = run_table(sql, engine, spark_master=spark_master).select(
+    df = run_select(compile_retention(store, _dialect(engine), **args), engine).select(
         pl.col("grp").cast(pl.String).alias("group"), pl.col("c").cast(pl.Int32),
         pl.col("k").cast(pl.Int32), pl.col("n").cast(pl.Int64))
     sizes = df.filter(pl.col("k") == -1).select("group", "c", pl.col("n").alias("size"))
     return sizes, df.filter(pl.col("k") >= 0)
 
 
-def _dialect(engine: str) -> str:
-    from segcore.engine.sql.engines import engine_dialect
-
-    return engine_dialect(engine)
+def _dialect(engine: Engine) -> str:
+    d = engine_dialect(engine)
+    need(engine)
+    return d
 
 
 # --------------------------------------------------------------------------- lifecycle
@@ -295,12 +296,9 @@ def compile_lifecycle(store: EventStore, dialect: str, *, event: str, every: Per
     return q.finish(out)
 
 
-def lifecycle_counts(store: EventStore, engine: str, *, spark_master: str | None = None,
-                     **args) -> pl.DataFrame:
+def lifecycle_counts(store: EventStore, engine: Engine, **args) -> pl.DataFrame:
     """``p, status, n`` computed by a SQL engine."""
-    dialect = D.check_dialect(_dialect(engine))
-    sql = compile_lifecycle(store, dialect, **args).sql(dialect=dialect)
-    return run_table(sql, engine, spark_master=spark_master).select(
+    return run_select(compile_lifecycle(store, _dialect(engine), **args), engine).select(
         pl.col("p").cast(pl.Int32), pl.col("status").cast(pl.String), pl.col("n").cast(pl.Int64))
 
 
@@ -329,10 +327,7 @@ def compile_stickiness(store: EventStore, dialect: str, *, event: str, every: Pe
     return q.finish(out)
 
 
-def stickiness_counts(store: EventStore, engine: str, *, spark_master: str | None = None,
-                      **args) -> pl.DataFrame:
+def stickiness_counts(store: EventStore, engine: Engine, **args) -> pl.DataFrame:
     """``p, n, users`` computed by a SQL engine."""
-    dialect = D.check_dialect(_dialect(engine))
-    sql = compile_stickiness(store, dialect, **args).sql(dialect=dialect)
-    return run_table(sql, engine, spark_master=spark_master).select(
+    return run_select(compile_stickiness(store, _dialect(engine), **args), engine).select(
         pl.col("p").cast(pl.Int32), pl.col("n").cast(pl.Int32), pl.col("users").cast(pl.Int64))
