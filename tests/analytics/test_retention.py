@@ -410,3 +410,13 @@ def test_store_api(small):
         (dt.date(2026, 6, 1), 2, 1), (dt.date(2026, 6, 8), 1, 3), (dt.date(2026, 6, 15), 1, 2)]
     users = small.stickiness_users("login", "2026-06-08", 1, "2026-06-01", "2026-06-21")
     assert small.save_users("Week 2", users)["members"] == 3
+
+
+def test_spark_local_gives_the_same_tables(small):
+    for kw in ({"recurring": True, "on_or_after": True, "segment": "P"},
+               {"every": "month", "periods": 1, "compare": ("P", "Q")}):
+        assert ret(small, "spark", **kw).to_dict() == ret(small, **kw).to_dict(), kw
+    lq = LifecycleQuery("login", JUNE, "week")
+    assert run_lifecycle(small, lq, "spark").table.equals(run_lifecycle(small, lq).table)
+    sq = StickinessQuery("login", JUNE, "month", "P")
+    assert run_stickiness(small, sq, "spark").table.equals(run_stickiness(small, sq).table)

@@ -35,7 +35,6 @@ from segcore.lang.dates import end_of_day, parse_date
 from segcore.lang.periods import Period
 from segcore.store.events import EventStore
 
-DAY_US = 86_400_000_000
 
 
 # --------------------------------------------------------------------------- dialect bits
@@ -50,11 +49,11 @@ def _int(n: int) -> exp.Expression:
 def period_index(ts: exp.Expression, every: Period, d: str) -> exp.Expression:
     """The period number of a UTC timestamp (:meth:`Period.index` in SQL)."""
     sql = dialect_of(d)
-    day = sql.int_div(sql.epoch_us(ts), _int(DAY_US))
+    day = sql.day_of(ts)  # floor division: exact before 1970 too
     if every is Period.DAY:
         return exp.paren(day)
     if every is Period.WEEK:
-        return sql.int_div(exp.paren(exp.Add(this=exp.paren(day), expression=_int(3))), _int(7))
+        return sql.floor_div(exp.paren(exp.Add(this=exp.paren(day), expression=_int(3))), _int(7))
     year = exp.Mul(this=exp.Year(this=ts), expression=_int(12))
     return exp.paren(exp.Sub(this=exp.Add(this=year, expression=exp.Month(this=ts)),
                              expression=_int(1)))
