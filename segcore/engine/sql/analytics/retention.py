@@ -36,7 +36,6 @@ from segcore.lang.periods import Period
 from segcore.store.events import EventStore
 
 
-
 # --------------------------------------------------------------------------- dialect bits
 def _instant(value: dt.datetime, d: str) -> exp.Expression:
     return dialect_of(d).timestamp_literal(value)
