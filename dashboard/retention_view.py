@@ -71,8 +71,12 @@ def cohort_frame(cohorts: list[dict[str, Any]]) -> pl.DataFrame:
 
 
 def heatmap(cohorts: list[dict[str, Any]]) -> alt.LayerChart:
-    """The cohort table as a heat map of shares, with the share written in each cell."""
-    data = cohort_frame(cohorts).to_pandas()
+    """The cohort table as a heat map of shares, with the share written in each cell; cells
+    of periods still to come (after the range's last period) are left out."""
+    frame = cohort_frame(cohorts)
+    n = len(cohorts)  # one cohort per period of the range: cohort i's last begun k is n-1-i
+    rank = frame["cohort"].rank("dense").cast(pl.Int64) - 1
+    data = frame.filter(pl.col("k") <= n - 1 - rank).to_pandas()
     base = alt.Chart(data).encode(
         x=alt.X("k:O", title="Period after the cohort's"),
         y=alt.Y("cohort:O", title=None, sort=None),
