@@ -52,3 +52,7 @@ class ConflictError(CatalogError):
 
 class UsageError(SegcoreError):
     """A bad argument value (date, duration, option)."""
+
+
+class EngineError(StoreError):
+    """A SQL engine (DuckDB, ClickHouse, Spark) failed to run a query: its message, one line."""

@@ -7,7 +7,9 @@ events and events of users not in the users table, static, dynamic, nested and
 empty saved segments. A case is a query (and, for drill-downs, its arguments);
 :func:`run_case` runs one on any engine and :func:`suite_cases` lists them, so
 another fixture (a Spark standalone cluster) can run a representative subset with
-``run_case(case, stores, Engine("spark", master))`` and compare with ``expected``.
+``run_case(case, build_stores(root), Engine("spark", master))`` and compare it with the
+case's result on ``"polars"`` (a process holds one Spark master: call
+``segcore.engine.sql.engines.stop_spark()`` before switching from ``local[2]``).
 """
 
 from __future__ import annotations
@@ -98,6 +100,11 @@ def build_edges(home: Path) -> Store:
     store = make_store(home, events, users)
     store.catalog.create("none", kind="static", members=[])
     return store
+
+
+def build_stores(root: Path) -> dict[str, Store]:
+    """The suite's stores under ``root`` (by the names ``Case.store`` uses)."""
+    return {"sample": build_sample(root / "sample"), "edges": build_edges(root / "edges")}
 
 
 # --------------------------------------------------------------------------- cases
@@ -210,8 +217,7 @@ def run_case(case: Case, stores: dict[str, Store], engine: Engine | str) -> Any:
 # --------------------------------------------------------------------------- tests
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory) -> dict[str, Store]:
-    root = tmp_path_factory.mktemp("suite")
-    return {"sample": build_sample(root / "sample"), "edges": build_edges(root / "edges")}
+    return build_stores(tmp_path_factory.mktemp("suite"))
 
 
 @pytest.fixture(scope="module")

@@ -128,11 +128,13 @@ class Dialect:
         return exp.IntDiv(this=a, expression=b)
 
     def floor_div(self, a: exp.Expression, b: exp.Expression) -> exp.Expression:
-        """Floor division of a (possibly negative) integer by a positive one."""
-        return exp.Cast(
-            this=exp.Floor(this=exp.Div(this=exp.paren(a), expression=b)),
-            to=exp.DataType.build("BIGINT"),
-        )
+        """Floor division of a (possibly negative) integer by a positive one, in integers:
+        ``(a - ((a % b) + b) % b)`` is a multiple of ``b``, so any integer division is exact."""
+        rem = exp.Mod(this=exp.paren(exp.Add(
+            this=exp.paren(exp.Mod(this=exp.paren(a.copy()), expression=b.copy())),
+            expression=b.copy())), expression=b.copy())
+        down = exp.paren(exp.Sub(this=exp.paren(a), expression=exp.paren(rem)))
+        return self.int_div(down, b)
 
     # ------------------------------------------------------------------ strings
     def lower(self, e: exp.Expression) -> exp.Expression:
@@ -286,13 +288,6 @@ class ClickHouse(Dialect):
 
     def int_div(self, a: exp.Expression, b: exp.Expression) -> exp.Expression:
         return fn("intDiv", a, b)
-
-    def floor_div(self, a: exp.Expression, b: exp.Expression) -> exp.Expression:
-        """``intDiv`` truncates: floor by subtracting one for a negative remainder."""
-        trunc = fn("intDiv", a, b)
-        neg = exp.LT(this=fn("modulo", a.copy(), b.copy()), expression=exp.Literal.number(0))
-        return exp.Sub(this=trunc, expression=fn("if", neg, exp.Literal.number(1),
-                                                 exp.Literal.number(0)))
 
     def lower(self, e: exp.Expression) -> exp.Expression:
         return fn("lowerUTF8", e)

@@ -2,7 +2,7 @@
 
 Every engine reads the store's Parquet files and works in UTC. :func:`run_select`
 runs any compiled query (a sqlglot tree) on an :class:`~segcore.engine.choice.Engine`
-and returns a Polars frame; an engine's failure becomes one ``StoreError`` line.
+and returns a Polars frame; an engine's failure becomes one ``EngineError`` line (a ``StoreError``).
 The Polars engine never comes here: the runners (``segcore.query.runners``) send
 it to the Polars backend.
 """
@@ -18,7 +18,7 @@ from sqlglot import exp
 
 from segcore.engine.choice import Engine
 from segcore.engine.sql.dialects import dialect_of
-from segcore.errors import SegcoreError, StoreError, UsageError
+from segcore.errors import EngineError, SegcoreError, UsageError
 from segcore.store.events import EventStore
 
 _MODULES = {"duckdb": "duckdb", "clickhouse": "chdb", "spark": "pyspark"}
@@ -46,11 +46,11 @@ def need(engine: Engine) -> Any:
         ) from None
 
 
-def one_line(engine: Engine, exc: BaseException) -> StoreError:
+def one_line(engine: Engine, exc: BaseException) -> EngineError:
     """An engine's exception as one clear line."""
     text = str(exc).strip()
     first = text.splitlines()[0] if text else type(exc).__name__
-    return StoreError(f"the {engine} engine failed: {first[:500]}")
+    return EngineError(f"the {engine} engine failed: {first[:500]}")
 
 
 def run_select(select: exp.Expression, engine: Engine | str) -> pl.DataFrame:
@@ -109,6 +109,11 @@ def spark_session(master: str | None = None):
     with _spark_lock:
         if key in _spark_sessions:
             return _spark_sessions[key]
+        if _spark_sessions and not key.startswith("remote:"):
+            raise UsageError(
+                f"this process already runs Spark on {next(iter(_spark_sessions))[7:]}: one "
+                "Spark master per process (segcore.engine.sql.engines.stop_spark() first)"
+            )
         builder = SparkSession.builder.appName("segcore")
         if key.startswith("remote:"):
             builder = builder.remote(remote)
@@ -127,6 +132,18 @@ def spark_session(master: str | None = None):
             pass
         _spark_sessions[key] = spark
         return spark
+
+
+def stop_spark() -> None:
+    """Stop every SparkSession this process started (a JVM holds one SparkContext, so a
+    session for another master needs the previous one stopped first)."""
+    with _spark_lock:
+        for spark in _spark_sessions.values():  # ok-loop: at most a few sessions
+            try:
+                spark.stop()
+            except Exception:  # already stopped, or a lost connection
+                pass
+        _spark_sessions.clear()
 
 
 def run_members(

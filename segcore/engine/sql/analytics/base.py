@@ -8,7 +8,7 @@ from typing import Any
 from sqlglot import exp
 
 from segcore.engine.rules import schema_of, to_tree
-from segcore.engine.sql.compiler import Compiler, col, ident
+from segcore.engine.sql.compiler import Compiler, ident
 from segcore.engine.sql.dialects import check_dialect
 from segcore.errors import RuleError
 from segcore.lang.tree import Node
@@ -53,11 +53,6 @@ def is_null(e: exp.Expression) -> exp.Expression:
     return exp.Is(this=e, expression=exp.null())
 
 
-def user_eq(a: str, b: str) -> exp.Expression:
-    """``a.user_id = b.user_id``."""
-    return exp.EQ(this=exp.column("user_id", table=a), expression=exp.column("user_id", table=b))
-
-
 def union_all(parts: list[exp.Select]) -> exp.Expression:
     out: exp.Expression = parts[0]
     for p in parts[1:]:
@@ -65,5 +60,10 @@ def union_all(parts: list[exp.Select]) -> exp.Expression:
     return out
 
 
-def ids_of(cte: str) -> exp.Select:
-    return exp.select(col("user_id")).from_(table(cte))
+def aliased(source: exp.Expression, alias: str) -> exp.Expression:
+    """A table or a query as a FROM item named ``alias``."""
+    src = source.copy()
+    if isinstance(src, exp.Table):
+        src.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
+        return src
+    return exp.Subquery(this=src, alias=exp.TableAlias(this=exp.to_identifier(alias)))

@@ -16,7 +16,7 @@ from typing import Any
 from sqlglot import exp
 
 from segcore.engine.rules import schema_of
-from segcore.engine.sql.analytics.base import compiler, count_star, table, union_all
+from segcore.engine.sql.analytics.base import aliased, compiler, count_star, table, union_all
 from segcore.engine.sql.compiler import Compiler, col, ident
 from segcore.lang.parser import parse_event_filter
 from segcore.store.events import EventStore
@@ -47,7 +47,7 @@ def _events(comp: Compiler, events: list[str], lo: dt.datetime, hi: dt.datetime,
             exp.alias_(comp.D.day_of(col("ts")), ident("sc_day"))]
     if by is not None:
         cols.append(exp.alias_(col(by), ident("sc_raw")))
-    return exp.select(*cols).from_(comp.events(props).subquery("e")).where(exp.and_(*cond))
+    return exp.select(*cols).from_(aliased(comp.events(props), "e")).where(exp.and_(*cond))
 
 
 def _columns(node: Any) -> set[str]:
