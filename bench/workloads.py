@@ -300,3 +300,38 @@ def event_report_workload(home: Path, repeat: int) -> dict[str, Any]:
             "segcore": seg.to_dict(), "peers": {"duckdb (hand-written SQL)": hand.to_dict()},
             "ratios": {"duckdb (hand-written SQL)": _ratio(seg.median, hand.median)},
             "agree": tuple(ours) == theirs, "peak_rss_mb": round(mem, 1)}
+
+RETENTION_FROM, RETENTION_WEEKS = "2026-04-06", 8
+RETENTION_SQL = f"""
+WITH firsts AS (
+  SELECT user_id, min(ts) AS t FROM ev WHERE event = 'signed_up' AND ts < {T_SQL}
+  GROUP BY user_id HAVING min(ts) >= TIMESTAMP '{RETENTION_FROM} 00:00:00'),
+cohorts AS (SELECT user_id, date_trunc('week', CAST(t AS DATE)) AS cw FROM firsts),
+back AS (SELECT DISTINCT user_id, date_trunc('week', CAST(ts AS DATE)) AS rw FROM ev
+  WHERE event = 'app_launched' AND ts >= TIMESTAMP '{RETENTION_FROM} 00:00:00')
+SELECT cw, -1 AS k, count(*) AS n FROM cohorts GROUP BY cw
+UNION ALL
+SELECT cw, datediff('week', cw, rw) AS k, count(*) AS n FROM cohorts JOIN back USING (user_id)
+WHERE rw >= cw AND datediff('week', cw, rw) <= {RETENTION_WEEKS} GROUP BY ALL"""
+
+
+@register("retention")
+def retention_workload(home: Path, repeat: int) -> dict[str, Any]:
+    """Weekly first-time retention, 13 cohorts x 9 periods, vs one hand-written DuckDB query."""
+    from segcore.analytics.retention import retention
+
+    store = Store(home)
+    seg = measure(lambda: retention(store, start_event="signed_up", return_event="app_launched",
+                                    every="week", periods=RETENTION_WEEKS, start=RETENTION_FROM,
+                                    end=AS_OF), repeat)
+    mem = peak_rss_mb()
+    con = duckdb_con(store)
+    hand = measure(lambda: con.sql(RETENTION_SQL).fetchall(), repeat)
+    table = seg.value
+    ours = (int(table.filter(pl.col("k") == 0)["size"].sum()), int(table["retained"].sum()))
+    theirs = (sum(r[2] for r in hand.value if r[1] == -1),
+              sum(r[2] for r in hand.value if r[1] >= 0))
+    return {"family": "retention", "workload": "retention (weekly, 13 cohorts x 9 periods)",
+            "segcore": seg.to_dict(), "peers": {"duckdb (hand-written SQL)": hand.to_dict()},
+            "ratios": {"duckdb (hand-written SQL)": _ratio(seg.median, hand.median)},
+            "agree": ours == theirs, "result": list(ours), "peak_rss_mb": round(mem, 1)}

@@ -197,6 +197,7 @@ def main() -> None:
         st.Page(state.PAGES["segment"], title="Segment", icon=":material/group:"),
         st.Page(state.PAGES["funnels"], title="Funnels", icon=":material/filter_alt:"),
         st.Page(state.PAGES["events"], title="Events", icon=":material/show_chart:"),
+        st.Page(state.PAGES["retention"], title="Retention", icon=":material/event_repeat:"),
         st.Page(state.PAGES["user"], title="User lookup", icon=":material/person_search:"),
         st.Page(state.PAGES["data"], title="Data", icon=":material/database:"),
     ]

@@ -21,6 +21,7 @@ PAGES = {
     "segment": "app_pages/segment.py",
     "funnels": "app_pages/funnels.py",
     "events": "app_pages/events.py",
+    "retention": "app_pages/retention.py",
     "user": "app_pages/user.py",
     "data": "app_pages/data.py",
 }

@@ -154,6 +154,69 @@ class Store(EventStore):
                          tuple(options.pop("segments", None) or ()), by, **options)
         return Q.run_events(self, q, engine=engine).rows
 
+    # ------------------------------------------------------------------ retention
+    def retention(self, start_event: str | None = None, return_event: str | None = None,
+                  start: Any = None, end: Any = None, every: str = "week", periods: int = 8,
+                  *, engine: EngineArg = None, **options: Any) -> dict[str, Any]:
+        """Retention cohort table and average curve (docs/analytics.md, Retention), like
+        the CLI's JSON.
+
+        ``options``: ``recurring``, ``on_or_after``, ``entered`` (cohorts by the period
+        users entered this saved segment, instead of ``start_event``), ``segment`` (only
+        its members), ``segments`` (one table per segment); ``engine``: polars (default),
+        duckdb, clickhouse or spark.
+        """
+        q = retention_query(start_event, return_event, start, end, every, periods, **options)
+        return Q.run_retention(self, q, engine).to_dict()
+
+    def retention_users(self, cohort: Any, k: int | None = None, *,
+                        breakdown: str | None = None, **query: Any) -> pl.DataFrame:
+        """The users (``user_id``) of one retention cell: the cohort of the period holding
+        ``cohort`` (of breakdown segment ``breakdown``) retained in period ``k`` (None: the
+        whole cohort); ``query``: :meth:`retention`'s arguments."""
+        return Q.retention_actors(self, retention_query(**query), cohort, k, breakdown)
+
+    def lifecycle(self, event: str, start: Any = None, end: Any = None, every: str = "week",
+                  *, segment: str | None = None, engine: EngineArg = None) -> pl.DataFrame:
+        """New, returning, resurrecting and dormant (negative) users per period:
+        DataFrame ``period, new, returning, resurrecting, dormant``."""
+        q = Q.LifecycleQuery(event, _range(start, end), every, segment)
+        return Q.run_lifecycle(self, q, engine).table
+
+    def lifecycle_users(self, event: str, period: Any, status: str, start: Any = None,
+                        end: Any = None, every: str = "week", *,
+                        segment: str | None = None) -> pl.DataFrame:
+        """The users of one lifecycle bar (``status`` in the period holding ``period``)."""
+        q = Q.LifecycleQuery(event, _range(start, end), every, segment)
+        return Q.lifecycle_actors(self, q, period, status)
+
+    def stickiness(self, event: str, start: Any = None, end: Any = None, every: str = "week",
+                   *, segment: str | None = None, engine: EngineArg = None) -> pl.DataFrame:
+        """Users by number of active days per period: DataFrame ``period, days, users``."""
+        q = Q.StickinessQuery(event, _range(start, end), every, segment)
+        return Q.run_stickiness(self, q, engine).table
+
+    def stickiness_users(self, event: str, period: Any, days: int, start: Any = None,
+                         end: Any = None, every: str = "week", *,
+                         segment: str | None = None) -> pl.DataFrame:
+        """The users active on exactly ``days`` days of the period holding ``period``."""
+        q = Q.StickinessQuery(event, _range(start, end), every, segment)
+        return Q.stickiness_actors(self, q, period, days)
+
+    def save_users(self, name: str, users: pl.DataFrame, description: str = "") -> dict[str, Any]:
+        """Save a drill-down's users (a ``user_id`` frame) as a new static segment."""
+        return Q.save_actors(self, users, name, description)
+
+
+def retention_query(start_event: str | None = None, return_event: str | None = None,
+                    start: Any = None, end: Any = None, every: str = "week", periods: int = 8,
+                    *, recurring: bool = False, on_or_after: bool = False,
+                    entered: str | None = None, segment: str | None = None,
+                    segments: Sequence[str] | None = None) -> Q.RetentionQuery:
+    """The :class:`~segcore.query.RetentionQuery` of :meth:`Store.retention`'s arguments."""
+    return Q.RetentionQuery(start_event, return_event, _range(start, end), every, periods,
+                            recurring, on_or_after, entered, segment, tuple(segments or ()))
+
 
 def funnel_query(steps: Any, window: str | dt.timedelta = "1d", start: Any = None,
                  end: Any = None, strict: bool = False, segments: Sequence[str] | None = None,

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "segcore.cli.segments",  # segment ..., user, eval, sql
     "segcore.cli.segment_analytics",  # trend, reach, profile, overlap
     "segcore.cli.event_analytics",  # funnel, events
+    "segcore.cli.retention",  # retention, lifecycle, stickiness
 )
 
 

@@ -6,7 +6,8 @@ Vocabulary (the same in every query, the CLI and the dashboard):
 - ``segment``: a population restriction -- only the members of this saved segment
   (taken at the end of the range) count;
 - ``range``: the days ``start..end`` (both included; instants ``[start, end + 1 day)``,
-  UTC) and ``every``: the :class:`Period` of a series (days, or ISO weeks).
+  UTC) and ``every``: the :class:`Period` of a series (days, ISO weeks, or calendar
+  months where a report takes them).
 """
 
 from __future__ import annotations
@@ -20,27 +21,12 @@ from typing import Any, ClassVar, TypeVar
 
 from segcore.errors import RuleError, UsageError
 from segcore.lang.dates import end_of_day, parse_date, resolve_as_of
+from segcore.lang.periods import Period
 from segcore.lang.tree import Node
 
 Q = TypeVar("Q", bound="Query")
 
-
-class Period(str, enum.Enum):
-    """The step of a series: a day, or an ISO week."""
-
-    DAY = "day"
-    WEEK = "week"
-
-    @classmethod
-    def parse(cls, value: Period | str) -> Period:
-        """``"day"``/``"week"`` (or a Period) -> a Period; anything else is a UsageError."""
-        try:
-            return cls(value)
-        except ValueError:
-            raise UsageError(f"bad step {value!r}: use day or week") from None
-
-    def __str__(self) -> str:
-        return self.value
+__all__ = ["DateRange", "Period", "Query", "Target", "check_as_of", "names", "query_from_json"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -384,3 +384,124 @@ class EventQuery(Query):
         out["events"] = tuple(out.get("events") or ())
         out["compare"] = tuple(out.get("compare") or ())
         return out
+
+
+# --------------------------------------------------------------------------- retention
+MAX_RETENTION_PERIODS = 400
+RETENTION_STEPS = ("day", "week", "month")
+
+
+def _event_name(value: Any, what: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise UsageError(f"{what} must be an event name, got {value!r}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class RetentionQuery(Query):
+    """Cohorts by the period of ``start_event`` (or of entering the saved segment
+    ``entered``) and the users of each who did ``return_event`` in each of the
+    ``periods`` periods after (docs/analytics.md, Retention).
+
+    ``recurring``: a cohort per period the user did the start event in (else only the
+    first time ever); ``on_or_after``: retained in period k = came back in k or later;
+    ``segment``: only its members; ``compare``: one cohort table per saved segment.
+    """
+
+    kind: ClassVar[str] = "retention"
+    start_event: str | None = None
+    return_event: str | None = None
+    range: DateRange | None = None
+    every: Period = Period.WEEK
+    periods: int = 8
+    recurring: bool = False
+    on_or_after: bool = False
+    entered: str | None = None
+    segment: str | None = None
+    compare: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        start = _event_name(self.start_event, "the start event")
+        entered = _text_or_none(self.entered, "the entered segment")
+        if (start is None) == (entered is None):
+            raise UsageError("retention: give a start event or a segment entered, not both")
+        ret = _event_name(self.return_event, "the return event")
+        if ret is None:
+            raise UsageError("retention: give the return event")
+        if self.range is None:
+            raise UsageError("retention needs a range: give start and end dates")
+        periods = _positive_int(self.periods, "periods")
+        if periods > MAX_RETENTION_PERIODS:
+            raise UsageError(f"periods must be at most {MAX_RETENTION_PERIODS}, got {periods}")
+        _set(self, start_event=start, return_event=ret, entered=entered, periods=periods,
+             every=Period.parse(self.every, RETENTION_STEPS), recurring=bool(self.recurring),
+             on_or_after=bool(self.on_or_after), segment=self.segment or None,
+             compare=names(self.compare, "compare"))
+
+    @property
+    def args(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`segcore.analytics.retention.retention` (and of its SQL
+        counterpart)."""
+        return {"return_event": self.return_event, "every": self.every, "periods": self.periods,
+                "start": self.range.start, "end": self.range.end,
+                "start_event": self.start_event, "entered": self.entered,
+                "recurring": self.recurring, "on_or_after": self.on_or_after,
+                "segment": self.segment, "segments": list(self.compare) or None}
+
+    @classmethod
+    def _decode(cls, body: dict[str, Any]) -> dict[str, Any]:
+        out = super()._decode(body)
+        out["compare"] = tuple(out.get("compare") or ())
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class LifecycleQuery(Query):
+    """New, returning, resurrecting and dormant users of ``event`` per ``every`` period of
+    ``range`` (``segment``: only its members)."""
+
+    kind: ClassVar[str] = "lifecycle"
+    event: str
+    range: DateRange | None = None
+    every: Period = Period.WEEK
+    segment: str | None = None
+
+    def __post_init__(self) -> None:
+        if _event_name(self.event, "the event") is None:
+            raise UsageError("lifecycle: give the event")
+        if self.range is None:
+            raise UsageError("lifecycle needs a range: give start and end dates")
+        _set(self, every=Period.parse(self.every, RETENTION_STEPS), segment=self.segment or None)
+
+    @property
+    def args(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`segcore.analytics.retention.lifecycle`."""
+        return {"event": self.event, "every": self.every, "start": self.range.start,
+                "end": self.range.end, "segment": self.segment}
+
+
+@dataclasses.dataclass(frozen=True)
+class StickinessQuery(Query):
+    """Users of ``event`` by the number of distinct days they did it in each ``every``
+    period of ``range`` (``segment``: only its members)."""
+
+    kind: ClassVar[str] = "stickiness"
+    event: str
+    range: DateRange | None = None
+    every: Period = Period.WEEK
+    segment: str | None = None
+
+    def __post_init__(self) -> None:
+        if _event_name(self.event, "the event") is None:
+            raise UsageError("stickiness: give the event")
+        if self.range is None:
+            raise UsageError("stickiness needs a range: give start and end dates")
+        _set(self, every=Period.parse(self.every, RETENTION_STEPS), segment=self.segment or None)
+
+    @property
+    def args(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`segcore.analytics.retention.stickiness`."""
+        return {"event": self.event, "every": self.every, "start": self.range.start,
+                "end": self.range.end, "segment": self.segment}

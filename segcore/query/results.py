@@ -168,3 +168,109 @@ class SqlResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"dialect": self.dialect, "sql": self.sql}
+
+
+# --------------------------------------------------------------------------- retention
+@dataclasses.dataclass(frozen=True, eq=False)
+class RetentionResult:
+    """``table``: ``[segment,] cohort, size, k, retained`` (every cohort period of the
+    range, k = 0..``periods``); ``last``: the first day of the range's last period
+    (the average curve counts a cohort at k only when its period k has begun by then)."""
+
+    table: pl.DataFrame
+    every: str
+    periods: int
+    on_or_after: bool
+    last: dt.date
+
+    @classmethod
+    def of(cls, table: pl.DataFrame, q: Any) -> RetentionResult:
+        """The result of a :class:`~segcore.query.RetentionQuery` ``q`` from its table."""
+        last = q.every.start_of(q.every.index_of(q.range.end))
+        return cls(table, q.every.value, q.periods, q.on_or_after, last)
+
+    @property
+    def segments(self) -> list[str | None]:
+        if "segment" not in self.table.columns:
+            return [None]
+        return list(dict.fromkeys(self.table["segment"].to_list()))
+
+    def part(self, segment: str | None = None) -> pl.DataFrame:
+        """The table of one breakdown segment (None: the whole table without breakdown)."""
+        if segment is None or "segment" not in self.table.columns:
+            return self.table
+        return self.table.filter(pl.col("segment") == segment).drop("segment")
+
+    def cohorts(self, segment: str | None = None) -> list[dict[str, Any]]:
+        """``{period, size, retained[], shares[]}`` per cohort."""
+        wide = (self.part(segment).group_by("cohort", "size", maintain_order=True)
+                .agg(pl.col("retained").sort_by("k")))
+        return [
+            {"period": c.isoformat(), "size": int(n), "retained": list(r),
+             "shares": [share(x, n) for x in r]}
+            for c, n, r in zip(wide["cohort"].to_list(), wide["size"].to_list(),
+                               wide["retained"].to_list(), strict=True)
+        ]
+
+    def average(self, segment: str | None = None) -> list[dict[str, Any]]:
+        """The average curve: per k, retained / size summed over the cohorts whose
+        period k has begun by the range's last period (``cohorts``: how many; ``share``
+        None when none has)."""
+        df = self.part(segment)
+        step = {"day": "1d", "week": "1w", "month": "1mo"}[self.every]
+        begun = df.with_columns(
+            pl.col("cohort").dt.offset_by(pl.concat_str(pl.col("k"), pl.lit(step[1:])))
+            .alias("at")
+        ).filter(pl.col("at") <= self.last)
+        agg = begun.group_by("k").agg(pl.len().alias("cohorts"), pl.col("size").sum(),
+                                      pl.col("retained").sum())
+        agg = pl.DataFrame({"k": list(range(self.periods + 1))},
+                           schema={"k": df.schema["k"]}).join(agg, on="k", how="left") \
+            .with_columns(pl.col("cohorts", "size", "retained").fill_null(0)).sort("k")
+        return [{"k": int(k), "cohorts": int(c), "size": int(n), "retained": int(r),
+                 "share": share(int(r), int(n)) if c else None}
+                for k, c, n, r in agg.select("k", "cohorts", "size", "retained").iter_rows()]
+
+    def to_dict(self) -> dict[str, Any]:
+        head: dict[str, Any] = {"every": self.every, "periods": self.periods,
+                                "on_or_after": self.on_or_after}
+        if "segment" not in self.table.columns:
+            return {**head, "cohorts": self.cohorts(), "average": self.average()}
+        return {**head, "segments": [
+            {"segment": s, "cohorts": self.cohorts(s), "average": self.average(s)}
+            for s in self.segments]}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class LifecycleResult:
+    """``table``: ``period, new, returning, resurrecting, dormant`` (dormant negative)."""
+
+    table: pl.DataFrame
+    every: str
+
+    def to_dict(self) -> dict[str, Any]:
+        rows = []
+        for r in self.table.iter_rows(named=True):
+            active = r["new"] + r["returning"] + r["resurrecting"]
+            rows.append({**r, "period": r["period"].isoformat(), "active": active,
+                         "quick_ratio": None if not r["dormant"]
+                         else (r["new"] + r["resurrecting"]) / -r["dormant"]})
+        return {"every": self.every, "periods": rows}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class StickinessResult:
+    """``table``: ``period, days, users`` (days = 1..the period's length)."""
+
+    table: pl.DataFrame
+    every: str
+
+    def to_dict(self) -> dict[str, Any]:
+        wide = self.table.group_by("period", maintain_order=True).agg(
+            pl.col("users").sort_by("days"))
+        out = []
+        for p, users in zip(wide["period"].to_list(), wide["users"].to_list(), strict=True):
+            total = sum(users)
+            out.append({"period": p.isoformat(), "users": total, "days": list(users),
+                        "shares": [share(u, total) for u in users]})
+        return {"every": self.every, "periods": out}

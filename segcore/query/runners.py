@@ -23,12 +23,13 @@ from segcore.analytics import funnel as funnel_mod
 from segcore.analytics import overlap as overlap_mod
 from segcore.analytics import profile as profile_mod
 from segcore.analytics import reach as reach_mod
+from segcore.analytics import retention as retention_mod
 from segcore.analytics import trend as trend_mod
 from segcore.engine.choice import Engine
 from segcore.engine.polars import evaluate
 from segcore.engine.sql import compile_sql
 from segcore.engine.sql.funnel import funnel_backend
-from segcore.errors import UsageError
+from segcore.errors import ConflictError, UsageError
 from segcore.lang.dates import resolve_as_of
 from segcore.query import sql_runners as on_sql
 from segcore.query.base import Query
@@ -39,11 +40,14 @@ from segcore.query.queries import (
     EventQuery,
     FunnelQuery,
     FunnelTrendQuery,
+    LifecycleQuery,
     MembersQuery,
     OverlapQuery,
     ProfileQuery,
     ReachQuery,
+    RetentionQuery,
     SqlQuery,
+    StickinessQuery,
     TrendQuery,
     UserQuery,
 )
@@ -51,15 +55,19 @@ from segcore.query.results import (
     EngagementResult,
     EventReportResult,
     FunnelResult,
+    LifecycleResult,
     MembersResult,
     OverlapResult,
     ProfileResult,
     ReachResult,
+    RetentionResult,
     SeriesResult,
     SqlResult,
+    StickinessResult,
     TrendResult,
     UserResult,
 )
+from segcore.segments import create_segment
 from segcore.store.events import EventStore
 
 EngineArg = Engine | str | None
@@ -303,6 +311,92 @@ def run_events(store: EventStore, q: EventQuery, engine: EngineArg = None) -> Ev
             where=q.where))
 
 
+# --------------------------------------------------------------------------- retention
+def _checked(store: EventStore, q: RetentionQuery | LifecycleQuery | StickinessQuery) -> None:
+    """Unknown event names are a UsageError (as on every engine)."""
+    if isinstance(q, RetentionQuery):
+        if q.start_event is not None:
+            retention_mod.check_event(store, q.start_event, "start event")
+        retention_mod.check_event(store, q.return_event, "return event")
+    else:
+        retention_mod.check_event(store, q.event, "event")
+
+
+def run_retention(store: EventStore, q: RetentionQuery,
+                  engine: EngineArg = None) -> RetentionResult:
+    """The cohort table and average curve (per segment of ``q.compare`` side by side);
+    cohorts by a segment entered run on the polars engine only."""
+    _checked(store, q)
+    if (sql := _sql(engine)) is not None:
+        return on_sql.retention(store, q, sql)
+    with store.pinned():
+        table = retention_mod.retention(store, **q.args)
+    return RetentionResult.of(table, q)
+
+
+def retention_actors(store: EventStore, q: RetentionQuery, cohort: Any, k: int | None = None,
+                     segment: str | None = None, engine: EngineArg = None) -> pl.DataFrame:
+    """The users of one cell: the cohort of the period holding ``cohort`` (of breakdown
+    ``segment``) retained in period ``k`` (None: the whole cohort)."""
+    _polars_only(engine, "a retention cell's users")
+    _checked(store, q)
+    with store.pinned():
+        return retention_mod.retention_users(store, cohort=cohort, k=k, group=segment, **q.args)
+
+
+def run_lifecycle(store: EventStore, q: LifecycleQuery,
+                  engine: EngineArg = None) -> LifecycleResult:
+    """New, returning, resurrecting and dormant users per period."""
+    _checked(store, q)
+    if (sql := _sql(engine)) is not None:
+        return on_sql.lifecycle(store, q, sql)
+    with store.pinned():
+        return LifecycleResult(retention_mod.lifecycle(store, **q.args), q.every.value)
+
+
+def lifecycle_actors(store: EventStore, q: LifecycleQuery, period: Any, status: str,
+                     engine: EngineArg = None) -> pl.DataFrame:
+    """The users of one lifecycle bar: ``status`` in the period holding ``period``."""
+    _polars_only(engine, "a lifecycle bar's users")
+    _checked(store, q)
+    args = q.args
+    with store.pinned():
+        return retention_mod.lifecycle_users(store, args.pop("event"), period=period,
+                                             status=status, **args)
+
+
+def run_stickiness(store: EventStore, q: StickinessQuery,
+                   engine: EngineArg = None) -> StickinessResult:
+    """Users by number of active days in each period."""
+    _checked(store, q)
+    if (sql := _sql(engine)) is not None:
+        return on_sql.stickiness(store, q, sql)
+    with store.pinned():
+        return StickinessResult(retention_mod.stickiness(store, **q.args), q.every.value)
+
+
+def stickiness_actors(store: EventStore, q: StickinessQuery, period: Any, days: int,
+                      engine: EngineArg = None) -> pl.DataFrame:
+    """The users active on exactly ``days`` days of the period holding ``period``."""
+    _polars_only(engine, "a stickiness bar's users")
+    _checked(store, q)
+    args = q.args
+    with store.pinned():
+        return retention_mod.stickiness_users(store, args.pop("event"), period=period,
+                                              days=days, **args)
+
+
+def save_actors(store: EventStore, users: pl.DataFrame, name: str,
+                description: str = "") -> dict[str, Any]:
+    """Save the users of a drill-down (a ``user_id`` frame) as a new static segment
+    ``name`` (an existing name is a ConflictError, never replaced)."""
+    if store.catalog.exists(name):
+        raise ConflictError(f"a segment named {name!r} already exists: choose another name")
+    ids = users["user_id"].to_list()
+    seg, _ = create_segment(store, name, ids=ids, description=description)
+    return {"name": seg.name, "version": seg.version, "members": len(ids)}
+
+
 # --------------------------------------------------------------------------- any query
 RUNNERS: dict[type[Query], Callable[..., Any]] = {
     MembersQuery: run_members,
@@ -317,6 +411,9 @@ RUNNERS: dict[type[Query], Callable[..., Any]] = {
     FunnelQuery: run_funnel,
     FunnelTrendQuery: run_funnel_trend,
     EventQuery: run_events,
+    RetentionQuery: run_retention,
+    LifecycleQuery: run_lifecycle,
+    StickinessQuery: run_stickiness,
 }
 
 

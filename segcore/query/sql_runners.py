@@ -20,6 +20,7 @@ from segcore.analytics import event_report as event_report_mod
 from segcore.analytics import overlap as overlap_mod
 from segcore.analytics import profile as profile_mod
 from segcore.analytics import reach as reach_mod
+from segcore.analytics import retention as retention_mod
 from segcore.analytics.trend import STEPS, make_points
 from segcore.engine.choice import Engine
 from segcore.engine.rules import schema_of
@@ -29,6 +30,7 @@ from segcore.engine.sql.analytics import members as sql_members
 from segcore.engine.sql.analytics import overlap as sql_overlap
 from segcore.engine.sql.analytics import profile as sql_profile
 from segcore.engine.sql.analytics import reach as sql_reach
+from segcore.engine.sql.analytics import retention as sql_retention
 from segcore.engine.sql.analytics import trend as sql_trend
 from segcore.engine.sql.engines import engine_dialect, need, run_select
 from segcore.errors import UsageError
@@ -37,20 +39,26 @@ from segcore.query.queries import (
     EngagementQuery,
     EngagementTrendQuery,
     EventQuery,
+    LifecycleQuery,
     MembersQuery,
     OverlapQuery,
     ProfileQuery,
     ReachQuery,
+    RetentionQuery,
+    StickinessQuery,
     TrendQuery,
 )
 from segcore.query.results import (
     EngagementResult,
     EventReportResult,
+    LifecycleResult,
     MembersResult,
     OverlapResult,
     ProfileResult,
     ReachResult,
+    RetentionResult,
     SeriesResult,
+    StickinessResult,
     TrendResult,
 )
 from segcore.store.events import EventStore
@@ -252,3 +260,28 @@ def events(store: EventStore, q: EventQuery, engine: Engine) -> EventReportResul
                     .replace_strict(labels, return_dtype=pl.String).alias("value"))
     counts = rows.select(*cols, pl.col("events"), pl.col("users"))
     return EventReportResult(event_report_mod.report_table(counts, periods, names, group, groups))
+
+
+# --------------------------------------------------------------------------- retention
+def retention(store: EventStore, q: RetentionQuery, engine: Engine) -> RetentionResult:
+    """The cohort table from the SQL counts, shaped by the Polars path's ``retention_table``."""
+    args = q.args
+    sizes, counts = sql_retention.retention_counts(store, engine, **args)
+    table = retention_mod.retention_table(
+        sizes, counts, every=q.every, start=q.range.start, end=q.range.end, periods=q.periods,
+        on_or_after=q.on_or_after, segments=args["segments"])
+    return RetentionResult.of(table, q)
+
+
+def lifecycle(store: EventStore, q: LifecycleQuery, engine: Engine) -> LifecycleResult:
+    """Lifecycle statuses per period from the SQL counts (``lifecycle_table``)."""
+    counts = sql_retention.lifecycle_counts(store, engine, **q.args)
+    return LifecycleResult(retention_mod.lifecycle_table(
+        counts, every=q.every, start=q.range.start, end=q.range.end), q.every.value)
+
+
+def stickiness(store: EventStore, q: StickinessQuery, engine: Engine) -> StickinessResult:
+    """Users by active days per period from the SQL counts (``stickiness_table``)."""
+    counts = sql_retention.stickiness_counts(store, engine, **q.args)
+    return StickinessResult(retention_mod.stickiness_table(
+        counts, every=q.every, start=q.range.start, end=q.range.end), q.every.value)

@@ -44,6 +44,7 @@ PAGES = {
     "segment": ("segment", "Members now"),
     "funnels": ("funnels", "Overall conversion"),
     "events": ("events", "Periods"),
+    "retention": ("retention", "Users of a cell"),
     "user": ("user", "For example"),
     "data": ("data", "User attributes"),
 }
