@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "segcore.cli.segments",  # segment ..., user, eval, sql
     "segcore.cli.segment_analytics",  # trend, reach, profile, overlap
     "segcore.cli.event_analytics",  # funnel, events
+    "segcore.cli.service",  # serve, token
 )
 
 

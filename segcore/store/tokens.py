@@ -1,0 +1,128 @@
+"""Bearer tokens of the membership service (``segcore token ...``, docs/service.md).
+
+Tokens live in the store's catalog file (``<home>/catalog.sqlite``) in a table of their
+own, ``service_tokens``: only the SHA-256 of a token is stored, so a token is shown once,
+when it is created, and cannot be read back. A token has a ``scope``: ``read`` (every
+lookup) or ``admin`` (also the service's own settings: tokens, refreshes). Revoking a
+token deletes its row; a revoked token stops working on the next request.
+
+The table is created on first use; the catalog's own schema and data version are not
+touched, so creating a token never invalidates cached segment results. Checking a token
+only reads (the service records when a token was last used in its own state database,
+``segcore.service.state``), so requests never change the catalog file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from segcore.errors import CatalogError, NotFoundError, StoreError, UsageError
+
+SCOPES = ("read", "admin")
+PREFIX = "sgc_"  # tokens are recognisable in logs and secret scanners
+MAX_NAME = 100
+BUSY_TIMEOUT_S = 10.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS service_tokens (
+    name       TEXT PRIMARY KEY COLLATE NOCASE,
+    hash       TEXT NOT NULL UNIQUE,
+    scope      TEXT NOT NULL CHECK (scope IN ('read', 'admin')),
+    created_at TEXT NOT NULL
+)
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Token:
+    """A token's record (never the token itself)."""
+
+    name: str
+    scope: str
+    created_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace(
+        "+00:00", "Z")
+
+
+def token_hash(token: str) -> str:
+    """The stored form of a token: its SHA-256, hex."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class Tokens:
+    """The tokens of the store whose catalog is ``catalog_path``."""
+
+    def __init__(self, catalog_path: str | Path):
+        self.path = Path(catalog_path)
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the catalog {self.path}: {exc}") from None
+        try:
+            con.row_factory = sqlite3.Row
+            con.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            con.execute(_SCHEMA)
+            yield con
+        except sqlite3.IntegrityError as exc:
+            raise CatalogError(f"the catalog refused the change: {exc}") from None
+        except sqlite3.Error as exc:
+            raise StoreError(f"catalog {self.path}: {exc}") from None
+        finally:
+            con.close()
+
+    def create(self, name: str, scope: str = "read") -> str:
+        """Create token ``name`` and return the token (shown once; only its hash is kept)."""
+        name = (name or "").strip()
+        if not name or len(name) > MAX_NAME:
+            raise UsageError(f"a token name must be 1 to {MAX_NAME} characters")
+        if scope not in SCOPES:
+            raise UsageError(f"bad scope {scope!r}: use read or admin")
+        token = PREFIX + secrets.token_urlsafe(32)
+        with self._db() as con:
+            if con.execute("SELECT 1 FROM service_tokens WHERE name = ?", (name,)).fetchone():
+                raise CatalogError(f"a token named {name!r} exists; revoke it first")
+            con.execute("INSERT INTO service_tokens (name, hash, scope, created_at) "
+                        "VALUES (?, ?, ?, ?)", (name, token_hash(token), scope, _now()))
+        return token
+
+    def list(self) -> list[Token]:
+        """Every token's record, by name."""
+        with self._db() as con:
+            rows = con.execute("SELECT name, scope, created_at FROM service_tokens "
+                               "ORDER BY name COLLATE NOCASE").fetchall()
+        return [Token(r["name"], r["scope"], r["created_at"]) for r in rows]
+
+    def revoke(self, name: str) -> None:
+        """Delete token ``name`` (NotFoundError if there is none)."""
+        with self._db() as con:
+            if con.execute("DELETE FROM service_tokens WHERE name = ?", (name,)).rowcount == 0:
+                raise NotFoundError(f"no token named {name!r}")
+
+    def check(self, token: str) -> Token | None:
+        """The record of ``token`` if it is valid, else None (a read only)."""
+        digest = token_hash(token)
+        with self._db() as con:
+            row = con.execute("SELECT name, hash, scope, created_at FROM service_tokens "
+                              "WHERE hash = ?", (digest,)).fetchone()
+        if row is None or not hmac.compare_digest(row["hash"], digest):
+            return None
+        return Token(row["name"], row["scope"], row["created_at"])
