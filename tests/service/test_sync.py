@@ -116,3 +116,22 @@ def test_sync_while_imports_land(writable_sample, tmp_path):
         for version, got in seen:
             assert got == expected[version]
         assert seen[-1][0] == Store(home).data_version()
+
+
+def test_an_import_refreshes_the_memberships(served_store, tmp_path, monkeypatch):
+    """After `segcore ingest`, the new version is already materialized and logged:
+    the next lookups are reads (no evaluation)."""
+    home = served_store.home
+    members, cursor, _ = sync(served_store.read, "Buyers", set(), None)
+    ingest_events(home, [("u000003", "charged", "2026-06-30T11:00:00Z")], tmp_path)
+    mem = served_store.service.memberships
+
+    def no_evaluation(*args, **kwargs):
+        raise AssertionError("evaluated instead of read")
+
+    monkeypatch.setattr(mem, "_evaluate", no_evaluation)
+    members, cursor, page = sync(served_store.read, "Buyers", members, cursor)
+    assert page["data_version"] == Store(home).data_version()
+    assert members == set(fresh_members(home, page["as_of"], segment="Buyers"))
+    r = served_store.read.get("/v1/users/u000003/segments").json()
+    assert r["segments"] == (["Buyers"] if "u000003" in members else [])
