@@ -22,15 +22,14 @@ import hmac
 import secrets
 import sqlite3
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-from segcore.errors import CatalogError, NotFoundError, StoreError, UsageError
+from segcore.errors import CatalogError, NotFoundError, UsageError
+from segcore.store.catalog import Catalog
 
 SCOPES = ("read", "admin")
 PREFIX = "sgc_"  # tokens are recognisable in logs and secret scanners
 MAX_NAME = 100
-BUSY_TIMEOUT_S = 10.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS service_tokens (
@@ -64,30 +63,17 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-class Tokens:
-    """The tokens of the store whose catalog is ``catalog_path``."""
-
-    def __init__(self, catalog_path: str | Path):
-        self.path = Path(catalog_path)
+class Tokens(Catalog):
+    """The tokens kept in the catalog at ``path`` (the catalog's connections: WAL, busy
+    timeout, read-only stores and clear errors; writes do not bump its data version)."""
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the catalog {self.path}: {exc}") from None
-        try:
-            con.row_factory = sqlite3.Row
-            con.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            con.execute(_SCHEMA)
+        with self._connect() as con:
+            if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'service_tokens'"
+                           ).fetchone() is None:
+                con.execute(_SCHEMA)
             yield con
-        except sqlite3.IntegrityError as exc:
-            raise CatalogError(f"the catalog refused the change: {exc}") from None
-        except sqlite3.Error as exc:
-            raise StoreError(f"catalog {self.path}: {exc}") from None
-        finally:
-            con.close()
 
     def create(self, name: str, scope: str = "read") -> str:
         """Create token ``name`` and return the token (shown once; only its hash is kept)."""
