@@ -22,6 +22,7 @@ PAGES = {
     "events": "app_pages/events.py",
     "user": "app_pages/user.py",
     "data": "app_pages/data.py",
+    "settings": "app_pages/settings.py",
 }
 
 

@@ -172,3 +172,15 @@ class State:
             rows = con.execute("SELECT token, last_used, requests FROM token_use").fetchall()
         return {r["token"]: {"last_used": r["last_used"], "requests": r["requests"]}
                 for r in rows}
+
+
+def tokens_and_syncs(home: str | Path) -> dict[str, list[dict[str, Any]]]:
+    """The service's tokens (with their last use, never their values) and the last syncs
+    of each token and segment: what the dashboard's Settings page shows."""
+    from segcore.store.tokens import Tokens
+
+    state = State(home)
+    uses = state.token_use()
+    tokens = [{**t.to_dict(), **uses.get(t.name, {"last_used": None, "requests": 0})}
+              for t in Tokens(Path(home) / "catalog.sqlite").list()]
+    return {"tokens": tokens, "syncs": state.syncs()}

@@ -68,10 +68,15 @@ class Tokens(Catalog):
     timeout, read-only stores and clear errors; writes do not bump its data version)."""
 
     @contextlib.contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
+    def _db(self, *, write: bool = False) -> Iterator[sqlite3.Connection | None]:
+        """A connection; None when there are no tokens yet and ``write`` is off (reading
+        never creates the table, so it works on a read-only store)."""
         with self._connect() as con:
             if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'service_tokens'"
                            ).fetchone() is None:
+                if not write:
+                    yield None
+                    return
                 con.execute(_SCHEMA)
             yield con
 
@@ -83,7 +88,8 @@ class Tokens(Catalog):
         if scope not in SCOPES:
             raise UsageError(f"bad scope {scope!r}: use read or admin")
         token = PREFIX + secrets.token_urlsafe(32)
-        with self._db() as con:
+        with self._db(write=True) as con:
+            assert con is not None
             if con.execute("SELECT 1 FROM service_tokens WHERE name = ?", (name,)).fetchone():
                 raise CatalogError(f"a token named {name!r} exists; revoke it first")
             con.execute("INSERT INTO service_tokens (name, hash, scope, created_at) "
@@ -93,6 +99,8 @@ class Tokens(Catalog):
     def list(self) -> list[Token]:
         """Every token's record, by name."""
         with self._db() as con:
+            if con is None:
+                return []
             rows = con.execute("SELECT name, scope, created_at FROM service_tokens "
                                "ORDER BY name COLLATE NOCASE").fetchall()
         return [Token(r["name"], r["scope"], r["created_at"]) for r in rows]
@@ -100,15 +108,17 @@ class Tokens(Catalog):
     def revoke(self, name: str) -> None:
         """Delete token ``name`` (NotFoundError if there is none)."""
         with self._db() as con:
-            if con.execute("DELETE FROM service_tokens WHERE name = ?", (name,)).rowcount == 0:
+            if con is None or con.execute("DELETE FROM service_tokens WHERE name = ?",
+                                          (name,)).rowcount == 0:
                 raise NotFoundError(f"no token named {name!r}")
 
     def check(self, token: str) -> Token | None:
         """The record of ``token`` if it is valid, else None (a read only)."""
         digest = token_hash(token)
         with self._db() as con:
-            row = con.execute("SELECT name, hash, scope, created_at FROM service_tokens "
-                              "WHERE hash = ?", (digest,)).fetchone()
+            row = None if con is None else con.execute(
+                "SELECT name, hash, scope, created_at FROM service_tokens WHERE hash = ?",
+                (digest,)).fetchone()
         if row is None or not hmac.compare_digest(row["hash"], digest):
             return None
         return Token(row["name"], row["scope"], row["created_at"])
