@@ -10,6 +10,7 @@ from segcore.service.memberships import Memberships
 from segcore.service.state import State
 from segcore.store.tokens import Tokens
 
+
 def frame(at: AppTest, column: str):
     """The first table shown that has ``column`` (as pandas)."""
     return next(d.value for d in at.dataframe if column in d.value.columns)
