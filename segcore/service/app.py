@@ -294,9 +294,8 @@ def create_app(home: str | Path, *, tick: float = 60.0, now: str | None = None,
     def user_segments(user_id: str, as_of: str | None = None,
                       token: Token = Depends(reader)) -> JSONResponse:
         """The saved segments ``user_id`` is in now (or at ``as_of``)."""
-        found, dv, T = svc.memberships.user_segments([user_id], as_of)
-        info = {"data_version": dv, "catalog_version": svc.store.catalog.data_version(),
-                "as_of": iso(T)}
+        found, dv, cv, T = svc.memberships.user_segments([user_id], as_of)
+        info = {"data_version": dv, "catalog_version": cv, "as_of": iso(T)}
         return JSONResponse({**info, "user_id": user_id, "segments": found[user_id]},
                             headers=_headers(info))
 
@@ -306,10 +305,9 @@ def create_app(home: str | Path, *, tick: float = 60.0, now: str | None = None,
         if len(body.user_ids) > svc.limits.max_batch:
             raise UsageError(f"at most {svc.limits.max_batch} user ids per request, got "
                              f"{len(body.user_ids)}")
-        found, dv, T = svc.memberships.user_segments(list(dict.fromkeys(body.user_ids)),
-                                                     body.as_of)
-        info = {"data_version": dv, "catalog_version": svc.store.catalog.data_version(),
-                "as_of": iso(T)}
+        found, dv, cv, T = svc.memberships.user_segments(list(dict.fromkeys(body.user_ids)),
+                                                         body.as_of)
+        info = {"data_version": dv, "catalog_version": cv, "as_of": iso(T)}
         return JSONResponse({**info, "users": found}, headers=_headers(info))
 
     @app.get("/v1/segments/{name}/count")

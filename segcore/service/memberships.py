@@ -103,6 +103,8 @@ class Memberships:
         self._key_locks: dict[tuple, threading.Lock] = {}
         self._frames: collections.OrderedDict[int, pl.Series] = collections.OrderedDict()
         self._segments: tuple[int, list[Segment]] | None = None
+        self._index: collections.OrderedDict[tuple, Snapshot] = collections.OrderedDict()
+        self._catalog_version: tuple[list, int] | None = None
 
     @classmethod
     def from_settings(cls, store: EventStore) -> Memberships:
@@ -127,12 +129,24 @@ class Memberships:
         return self.now() if as_of is None else resolve_as_of(as_of)
 
     def versions(self) -> tuple[str, int]:
-        """(data version of the files, catalog version), now."""
-        return self.store.data_version(), self.store.catalog.data_version()
+        """(data version of the files, catalog version), now. The catalog's counter is
+        read again only when its files (the database and its WAL) changed."""
+        cat = self.store.catalog_path
+        sig = []
+        for path in (cat, cat.with_name(cat.name + "-wal")):  # ok-loop: two files
+            try:
+                st = path.stat()
+                sig.append((st.st_size, st.st_mtime_ns))
+            except FileNotFoundError:
+                sig.append(None)
+        cached = self._catalog_version
+        if cached is None or cached[0] != sig:
+            cached = self._catalog_version = (sig, self.store.catalog.data_version())
+        return self.store.data_version(), cached[1]
 
-    def segments(self) -> list[Segment]:
+    def segments(self, cv: int | None = None) -> list[Segment]:
         """The live saved segments (read once per catalog version)."""
-        cv = self.store.catalog.data_version()
+        cv = self.versions()[1] if cv is None else cv
         cached = self._segments
         if cached is None or cached[0] != cv:
             cached = self._segments = (cv, self.store.catalog.list())
@@ -142,15 +156,20 @@ class Memberships:
         return self.store.catalog.get(name)
 
     # ------------------------------------------------------------------ snapshots
-    def snapshot(self, seg: Segment, T: dt.datetime, *, log: bool) -> Snapshot:
-        """The members of ``seg`` at ``T`` at the store's current versions (materialized
-        on first use; with ``log``, also made the segment's head of the log)."""
-        for _ in range(RETRIES):  # ok-loop: retried only while an import lands
-            dv, cv = self.versions()
+    def snapshot(self, seg: Segment, T: dt.datetime, *, log: bool,
+                 versions: tuple[str, int] | None = None) -> Snapshot:
+        """The members of ``seg`` at ``T`` at the store's current versions (``versions``
+        if the caller just read them; materialized on first use; with ``log``, also made
+        the segment's head of the log)."""
+        for attempt in range(RETRIES):  # ok-loop: retried only while an import lands
+            dv, cv = versions if versions is not None and attempt == 0 else self.versions()
+            key = (seg.id, dv, cv, iso(T))
+            hit = self._index.get(key)  # the fast path: memory, no I/O
+            if hit is not None and (not log or hit.seq_end is not None):
+                return hit
             found = self._find(seg.id, dv, cv, T)
             if found is not None and (not log or found.seq_end is not None):
-                return found
-            key = (seg.id, dv, cv, iso(T))
+                return self._remember(key, found)
             with self._lock:
                 lock = self._key_locks.setdefault(key, threading.Lock())
             with lock:
@@ -164,8 +183,18 @@ class Memberships:
                     found, stale = self._log(found)
                     if stale:
                         continue  # the store moved on meanwhile
-                return found
+                with self._lock:
+                    self._key_locks.pop(key, None)
+                return self._remember(key, found)
         raise StoreError("the store kept changing while the segment was evaluated; try again")
+
+    def _remember(self, key: tuple, snap: Snapshot) -> Snapshot:
+        with self._lock:
+            self._index[key] = snap
+            self._index.move_to_end(key)
+            while len(self._index) > FRAME_CACHE:
+                self._index.popitem(last=False)
+        return snap
 
     def _evaluate(self, seg: Segment, T: dt.datetime, dv: str, cv: int) -> pl.Series | None:
         store = self.store
@@ -300,8 +329,9 @@ class Memberships:
         return self.snapshot(self.segment(name), self.instant(as_of), log=as_of is None)
 
     def user_segments(self, user_ids: list[str], as_of: str | None = None
-                      ) -> tuple[dict[str, list[str]], str, dt.datetime]:
-        """``{user id: [segment names]}`` at ``as_of`` (None: now), the data version and T.
+                      ) -> tuple[dict[str, list[str]], str, int, dt.datetime]:
+        """``{user id: [segment names]}`` at ``as_of`` (None: now), the data and catalog
+        versions and T.
 
         The segments are those of ``segcore user`` (:func:`segcore.query.user_segments`):
         every live saved segment, in the catalog's order; one that cannot be evaluated is
@@ -311,9 +341,9 @@ class Memberships:
         for _ in range(RETRIES):  # ok-loop: retried only while an import lands
             dv, cv = self.versions()
             snaps = []
-            for seg in self.segments():  # ok-loop: one read per saved segment
+            for seg in self.segments(cv):  # ok-loop: one read per saved segment
                 try:
-                    snaps.append(self.snapshot(seg, T, log=as_of is None))
+                    snaps.append(self.snapshot(seg, T, log=as_of is None, versions=(dv, cv)))
                 except (RuleError, CatalogError):
                     continue
             if any((s.data_version, s.catalog_version) != (dv, cv) for s in snaps):
@@ -324,7 +354,7 @@ class Memberships:
             for s in snaps:  # ok-loop: one column per saved segment
                 for uid in hits.filter(pl.col(s.segment))["user_id"].to_list():
                     out[uid].append(s.segment)
-            return out, dv, T
+            return out, dv, cv, T
         raise StoreError("the store kept changing while segments were read; try again")
 
     def refresh(self) -> dict[str, Any]:
