@@ -8,7 +8,7 @@ Usage::
 Copies a generated store (``--source``, else the ``bench.harness`` store of ``--size``,
 generated once) to ``bench/.stores/service-run/``, saves the example segments, starts
 ``segcore serve`` in a subprocess and materializes every segment, then runs ``--clients``
-concurrent clients for ``--seconds`` (a mix: 80% one user's segments, 10% a batch of 20
+concurrent clients for ``--seconds`` (and a third of that after the import; a mix: 80% one user's segments, 10% a batch of 20
 users' segments, 10% a segment's count) while, a third of the way in, ``segcore ingest``
 imports ``--ingest-rows`` events. Every answer is checked against a fresh evaluation
 (``members_actors``, another process) at the data version the answer reports. Prints
@@ -103,13 +103,13 @@ def start_server(home: Path) -> tuple[subprocess.Popen, str]:
 
 
 async def client(url: str, token: str, users: list[str], segments: list[str],
-                 until: float, log: list[dict[str, Any]], seed: int) -> None:
+                 until: dict[str, float], log: list[dict[str, Any]], seed: int) -> None:
     import httpx
 
     rng = random.Random(seed)
     async with httpx.AsyncClient(base_url=url, timeout=120,
                                  headers={"Authorization": f"Bearer {token}"}) as http:
-        while time.monotonic() < until:
+        while time.monotonic() < until["t"]:
             roll = rng.random()
             if roll < 0.8:
                 kind, ids = "user", [rng.choice(users)]
@@ -198,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
 
         log: list[dict[str, Any]] = []
         start = time.monotonic()
-        until = start + args.seconds
+        # the load runs --seconds, and on after the import for a third of that
+        until = {"t": start + args.seconds + 600}
         ingest: dict[str, float] = {}
 
         async def run() -> None:
@@ -212,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
                 await asyncio.wait_for(imp.wait(), timeout=600)
                 ingest["end"] = time.monotonic()
                 ingest["code"] = imp.returncode
+                until["t"] = max(start + args.seconds, ingest["end"] + args.seconds / 3)
 
             await asyncio.gather(importer(), *[
                 client(url, token, users, order, until, log, seed)

@@ -44,7 +44,7 @@ from segcore.query import (
     run_members,
 )
 from segcore.service.limits import Limits, RateLimiter
-from segcore.service.memberships import Memberships, Snapshot, iso
+from segcore.service.memberships import Memberships, Snapshot, catalog_signature, iso
 from segcore.service.state import now_text
 from segcore.store.tokens import Token, Tokens
 
@@ -104,6 +104,8 @@ class Service:
         self._uses: dict[str, tuple[str, int]] = {}
         self._flushed = time.monotonic()
         self._channels: dict[tuple, pl.DataFrame] = {}
+        self._auth: dict[str, Token | None] = {}
+        self._auth_sig: tuple | None = None
 
     # ------------------------------------------------------------------ auth and limits
     def authorize(self, request: Request, scope: str) -> Token:
@@ -114,7 +116,7 @@ class Service:
             raise ServiceError(401, "missing bearer token: send 'Authorization: Bearer "
                                     "<token>' (create one with `segcore token create NAME`)",
                                {"WWW-Authenticate": "Bearer"})
-        token = self.tokens.check(value.strip())
+        token = self._check(value.strip())
         if token is None:
             self._limit("ip:" + (request.client.host if request.client else "?"))
             raise ServiceError(401, "unknown or revoked token", {"WWW-Authenticate": "Bearer"})
@@ -123,6 +125,21 @@ class Service:
             raise ServiceError(403, f"the token {token.name!r} has the read scope; this needs "
                                     "an admin token")
         self._used(token.name)
+        return token
+
+    def _check(self, value: str) -> Token | None:
+        """The token's record; checks are kept in memory until the catalog changes (a
+        revocation is a write: the next request checks again)."""
+        sig = catalog_signature(self.store.catalog_path)
+        with self._lock:
+            if sig != self._auth_sig:
+                self._auth, self._auth_sig = {}, sig
+            if value in self._auth:
+                return self._auth[value]
+        token = self.tokens.check(value)
+        with self._lock:
+            if len(self._auth) < 10_000 and sig == self._auth_sig:
+                self._auth[value] = token
         return token
 
     def _limit(self, key: str) -> None:

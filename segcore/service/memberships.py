@@ -30,6 +30,8 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -52,6 +54,18 @@ def iso(T: dt.datetime) -> str:
     return T.isoformat().replace("+00:00", "Z")
 
 
+def catalog_signature(catalog: Path) -> tuple:
+    """Sizes and modification times of the catalog and its WAL: changes with every write."""
+    sig = []
+    for path in (catalog, catalog.with_name(catalog.name + "-wal")):  # ok-loop: two files
+        try:
+            st = path.stat()
+            sig.append((st.st_size, st.st_mtime_ns))
+        except FileNotFoundError:
+            sig.append(None)
+    return tuple(sig)
+
+
 @dataclasses.dataclass(frozen=True)
 class Snapshot:
     """One materialized membership (``members``: sorted ``user_id`` Series)."""
@@ -69,12 +83,11 @@ class Snapshot:
     def size(self) -> int:
         return self.members.len()
 
-    def contains(self, ids: pl.Series) -> pl.Series:
-        """Boolean per id of ``ids``: a member? (binary search in the sorted members)."""
-        if self.members.len() == 0:
-            return pl.Series([False] * ids.len(), dtype=pl.Boolean)
-        idx = self.members.search_sorted(ids).clip(0, self.members.len() - 1)
-        return (self.members.gather(idx) == ids).fill_null(False)
+    @cached_property
+    def ids(self) -> frozenset[str]:
+        """The members as a hash set, built once per snapshot: a user lookup is then a
+        few set probes (a Polars call costs far more than one probe)."""
+        return frozenset(self.members.to_list())
 
 
 class Memberships:
@@ -104,7 +117,7 @@ class Memberships:
         self._frames: collections.OrderedDict[int, pl.Series] = collections.OrderedDict()
         self._segments: tuple[int, list[Segment]] | None = None
         self._index: collections.OrderedDict[tuple, Snapshot] = collections.OrderedDict()
-        self._catalog_version: tuple[list, int] | None = None
+        self._catalog_version: tuple[tuple, int] | None = None
 
     @classmethod
     def from_settings(cls, store: EventStore) -> Memberships:
@@ -131,14 +144,7 @@ class Memberships:
     def versions(self) -> tuple[str, int]:
         """(data version of the files, catalog version), now. The catalog's counter is
         read again only when its files (the database and its WAL) changed."""
-        cat = self.store.catalog_path
-        sig = []
-        for path in (cat, cat.with_name(cat.name + "-wal")):  # ok-loop: two files
-            try:
-                st = path.stat()
-                sig.append((st.st_size, st.st_mtime_ns))
-            except FileNotFoundError:
-                sig.append(None)
+        sig = catalog_signature(self.store.catalog_path)
         cached = self._catalog_version
         if cached is None or cached[0] != sig:
             cached = self._catalog_version = (sig, self.store.catalog.data_version())
@@ -337,7 +343,6 @@ class Memberships:
         every live saved segment, in the catalog's order; one that cannot be evaluated is
         left out."""
         T = self.instant(as_of)
-        ids = pl.Series("user_id", user_ids, dtype=pl.String)
         for _ in range(RETRIES):  # ok-loop: retried only while an import lands
             dv, cv = self.versions()
             snaps = []
@@ -348,12 +353,8 @@ class Memberships:
                     continue
             if any((s.data_version, s.catalog_version) != (dv, cv) for s in snaps):
                 continue
-            hits = pl.DataFrame({s.segment: s.contains(ids) for s in snaps}
-                                | {"user_id": ids})
-            out = {uid: [] for uid in user_ids}
-            for s in snaps:  # ok-loop: one column per saved segment
-                for uid in hits.filter(pl.col(s.segment))["user_id"].to_list():
-                    out[uid].append(s.segment)
+            out = {uid: [s.segment for s in snaps if uid in s.ids]  # ok-loop: set probes
+                   for uid in user_ids}
             return out, dv, cv, T
         raise StoreError("the store kept changing while segments were read; try again")
 
