@@ -91,9 +91,10 @@ class Service:
     """What the endpoints share: the store, memberships, tokens, limits, usage records."""
 
     def __init__(self, home: str | Path, tick: float, now: str | None, limits: Limits,
-                 clock: Callable[[], float]):
+                 clock: Callable[[], float], background: bool):
         self.store = Store(home)
-        self.memberships = Memberships(self.store, tick=tick, now=now, clock=clock)
+        self.memberships = Memberships(self.store, tick=tick, now=now, clock=clock,
+                                       background=background)
         self.tokens = Tokens(self.store.catalog_path)
         self.limits = limits
         self.rate = RateLimiter(limits.rate, limits.burst)
@@ -231,9 +232,12 @@ def _stream(df: pl.DataFrame, fmt: str) -> Iterator[bytes]:
 
 
 def create_app(home: str | Path, *, tick: float = 60.0, now: str | None = None,
-               limits: Limits | None = None, clock: Callable[[], float] = time.time) -> FastAPI:
-    """The service over the store at ``home`` (see the module docstring)."""
-    svc = Service(home, tick, now, limits or Limits(), clock)
+               limits: Limits | None = None, clock: Callable[[], float] = time.time,
+               background: bool = True) -> FastAPI:
+    """The service over the store at ``home`` (see the module docstring). With
+    ``background`` (the default), "now" answers come from the last complete view while a
+    new data version or tick is materialized (:meth:`Memberships.view`)."""
+    svc = Service(home, tick, now, limits or Limits(), clock, background)
     svc.memberships.save_settings()
 
     @contextlib.asynccontextmanager

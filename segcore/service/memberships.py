@@ -90,6 +90,21 @@ class Snapshot:
         return frozenset(self.members.to_list())
 
 
+@dataclasses.dataclass(frozen=True)
+class View:
+    """Every live saved segment's snapshot at one (data version, catalog version, T), in
+    the catalog's order (segments that cannot be evaluated left out)."""
+
+    data_version: str
+    catalog_version: int
+    as_of: dt.datetime
+    snapshots: tuple[Snapshot, ...]
+
+    @property
+    def key(self) -> tuple[str, int, dt.datetime]:
+        return self.data_version, self.catalog_version, self.as_of
+
+
 class Memberships:
     """Materialized memberships of the saved segments of ``store``.
 
@@ -101,10 +116,15 @@ class Memberships:
         Seconds "now" is rounded down to.
     now
         A fixed "now" (an as-of text), for demos and tests; None: the clock.
+    background
+        When "now" moves to new versions or a new tick, keep answering from the last
+        complete view while a thread materializes the new one (the server's mode); off,
+        the request that sees them materializes them.
     """
 
     def __init__(self, store: EventStore, tick: float = DEFAULT_TICK_S,
-                 now: str | None = None, clock: Callable[[], float] = time.time):
+                 now: str | None = None, clock: Callable[[], float] = time.time,
+                 background: bool = False):
         if not tick or tick <= 0 or math.isnan(tick):
             raise UsageError("the tick must be a positive number of seconds")
         self.store = store
@@ -118,6 +138,9 @@ class Memberships:
         self._segments: tuple[int, list[Segment]] | None = None
         self._index: collections.OrderedDict[tuple, Snapshot] = collections.OrderedDict()
         self._catalog_version: tuple[tuple, int] | None = None
+        self.background = background
+        self._published: View | None = None
+        self._publishing: tuple | None = None
 
     @classmethod
     def from_settings(cls, store: EventStore) -> Memberships:
@@ -330,9 +353,76 @@ class Memberships:
         return snap
 
     # ------------------------------------------------------------------ lookups
+    def publish(self, dv: str, cv: int, T: dt.datetime, *, stored_only: bool = False
+                ) -> View | None:
+        """Materialize and log every live saved segment at (dv, cv, T) and make that the
+        view "now" answers read; None if the versions moved on meanwhile (or, with
+        ``stored_only``, if a segment would need an evaluation)."""
+        snaps = []
+        for seg in self.segments(cv):  # ok-loop: one snapshot per saved segment
+            if stored_only and self._find(seg.id, dv, cv, T) is None:
+                return None
+            try:
+                snaps.append(self.snapshot(seg, T, log=True, versions=(dv, cv)))
+            except (RuleError, CatalogError):
+                continue
+        if any((x.data_version, x.catalog_version) != (dv, cv) for x in snaps):
+            return None
+        view = View(dv, cv, T, tuple(snaps))
+        with self._lock:
+            old = self._published
+            if old is None or old.key != view.key:
+                self._published = view
+        return view
+
+    def _publish_in_background(self, key: tuple[str, int, dt.datetime]) -> None:
+        try:
+            self.publish(*key)
+        except Exception:  # noqa: BLE001 - the next request tries again
+            pass
+        finally:
+            with self._lock:
+                if self._publishing == key:
+                    self._publishing = None
+
+    def view(self) -> View:
+        """The view "now" answers read: the current versions and tick once every saved
+        segment is materialized there. Until then, in ``background`` mode, the previous
+        view (a thread materializes the new one); else it is materialized here."""
+        for _ in range(RETRIES):  # ok-loop: retried only while an import lands
+            dv, cv = self.versions()
+            T = self.now()
+            key = (dv, cv, T)
+            published = self._published
+            if published is not None and published.key == key:
+                return published
+            if self.background and published is not None:
+                view = self.publish(dv, cv, T, stored_only=True)  # the import's refresh
+                if view is not None:
+                    return view
+                with self._lock:
+                    start = self._publishing is None
+                    if start:
+                        self._publishing = key
+                if start:
+                    threading.Thread(target=self._publish_in_background, args=(key,),
+                                     name="segcore-publish", daemon=True).start()
+                return published
+            view = self.publish(dv, cv, T)
+            if view is not None:
+                return view
+        raise StoreError("the store kept changing while the segments were evaluated; try again")
+
     def current(self, name: str, as_of: str | None = None) -> Snapshot:
-        """The members of saved segment ``name`` at ``as_of`` (None: now, logged)."""
-        return self.snapshot(self.segment(name), self.instant(as_of), log=as_of is None)
+        """The members of saved segment ``name`` at ``as_of`` (None: now, from the view)."""
+        seg = self.segment(name)
+        if as_of is not None:
+            return self.snapshot(seg, self.instant(as_of), log=False)
+        view = self.view()
+        for snap in view.snapshots:  # ok-loop: a few saved segments
+            if snap.segment_id == seg.id:
+                return snap
+        return self.snapshot(seg, self.now(), log=True)  # new since the view (or broken)
 
     def user_segments(self, user_ids: list[str], as_of: str | None = None
                       ) -> tuple[dict[str, list[str]], str, int, dt.datetime]:
@@ -342,34 +432,39 @@ class Memberships:
         The segments are those of ``segcore user`` (:func:`segcore.query.user_segments`):
         every live saved segment, in the catalog's order; one that cannot be evaluated is
         left out."""
-        T = self.instant(as_of)
-        for _ in range(RETRIES):  # ok-loop: retried only while an import lands
-            dv, cv = self.versions()
-            snaps = []
-            for seg in self.segments(cv):  # ok-loop: one read per saved segment
-                try:
-                    snaps.append(self.snapshot(seg, T, log=as_of is None, versions=(dv, cv)))
-                except (RuleError, CatalogError):
-                    continue
-            if any((s.data_version, s.catalog_version) != (dv, cv) for s in snaps):
-                continue
-            out = {uid: [s.segment for s in snaps if uid in s.ids]  # ok-loop: set probes
-                   for uid in user_ids}
-            return out, dv, cv, T
-        raise StoreError("the store kept changing while segments were read; try again")
+        if as_of is None:
+            view = self.view()
+        else:
+            T = self.instant(as_of)
+            for _ in range(RETRIES):  # ok-loop: retried only while an import lands
+                dv, cv = self.versions()
+                snaps = []
+                for seg in self.segments(cv):  # ok-loop: one read per saved segment
+                    try:
+                        snaps.append(self.snapshot(seg, T, log=False, versions=(dv, cv)))
+                    except (RuleError, CatalogError):
+                        continue
+                if all((x.data_version, x.catalog_version) == (dv, cv) for x in snaps):
+                    view = View(dv, cv, T, tuple(snaps))
+                    break
+            else:
+                raise StoreError("the store kept changing while segments were read; try again")
+        out = {uid: [x.segment for x in view.snapshots if uid in x.ids]  # ok-loop: set probes
+               for uid in user_ids}
+        return out, view.data_version, view.catalog_version, view.as_of
 
     def refresh(self) -> dict[str, Any]:
         """Materialize and log every live saved segment now (the ingest command's hook)."""
-        T = self.now()
-        done, failed = [], {}
-        for seg in self.segments():  # ok-loop: one snapshot per saved segment
-            try:
-                snap = self.snapshot(seg, T, log=True)
-                done.append({"segment": seg.name, "members": snap.size})
-            except (RuleError, CatalogError) as exc:
-                failed[seg.name] = str(exc)
-        return {"as_of": iso(T), "data_version": self.store.data_version(),
-                "segments": done, "failed": failed}
+        for _ in range(RETRIES):  # ok-loop: retried only while an import lands
+            dv, cv = self.versions()
+            view = self.publish(dv, cv, self.now())
+            if view is not None:
+                names = {x.segment_id for x in view.snapshots}
+                return {"as_of": iso(view.as_of), "data_version": view.data_version,
+                        "segments": [{"segment": x.segment, "members": x.size}
+                                     for x in view.snapshots],
+                        "failed": [s.name for s in self.segments(cv) if s.id not in names]}
+        raise StoreError("the store kept changing while the segments were evaluated; try again")
 
     # ------------------------------------------------------------------ the sync feed
     def cursor_text(self, seq: int) -> str:

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 
 from segcore import Store
 from segcore.segments import create_segment
-from tests.service.conftest import RULE, at, fresh_members, ingest_events, serve, sync
+from tests.service.conftest import NOW, RULE, at, fresh_members, ingest_events, serve, sync
 
 START = at("2026-06-30T12:00:30Z")
 
@@ -26,7 +27,7 @@ def test_sync_across_imports_and_time(writable_sample, tmp_path):
     home = writable_sample.home
     create_segment(writable_sample, "Buyers", RULE)
     clock = Clock(START)
-    with serve(home, tick=60, clock=clock) as s:
+    with serve(home, tick=60, clock=clock, background=False) as s:
         def check(page: dict) -> None:
             assert page["data_version"] == Store(home).data_version()
 
@@ -135,3 +136,30 @@ def test_an_import_refreshes_the_memberships(served_store, tmp_path, monkeypatch
     assert members == set(fresh_members(home, page["as_of"], segment="Buyers"))
     r = served_store.read.get("/v1/users/u000003/segments").json()
     assert r["segments"] == (["Buyers"] if "u000003" in members else [])
+
+
+def test_the_server_answers_from_the_old_view_until_the_new_is_ready(served_store, tmp_path):
+    """In the server's background mode, a new data version is materialized by a thread:
+    answers stay at the old version until every segment is ready at the new one, then
+    all move; never a mix, never a wait for the evaluation."""
+    home = served_store.home
+    first = served_store.read.get("/v1/segments/Buyers/count").json()
+    outsider = next(u for u in fresh_members(home, NOW, rule="NOT did('form_submitted', "
+                                             "within => '7 days')")
+                    if u not in fresh_members(home, NOW, segment="Buyers"))
+    ingest_events(home, [(outsider, "charged", "2026-06-30T11:00:00Z")], tmp_path,
+                  hook=False)
+    v1 = Store(home).data_version()
+    answers = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        r = served_store.read.get("/v1/segments/Buyers/count").json()
+        answers.append((r["data_version"], r["members"]))
+        if r["data_version"] == v1:
+            break
+        time.sleep(0.05)
+    assert answers[0] == (first["data_version"], first["members"])
+    assert answers[-1] == (v1, first["members"] + 1)
+    assert set(answers) == {answers[0], answers[-1]}
+    body = served_store.read.get(f"/v1/users/{outsider}/segments").json()
+    assert (body["data_version"], body["segments"]) == (v1, ["Buyers"])
