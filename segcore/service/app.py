@@ -363,8 +363,8 @@ def create_app(home: str | Path, *, tick: float = 60.0, now: str | None = None,
         else:
             snap = (svc.memberships.by_id(snapshot) if snapshot is not None
                     else svc.memberships.current(name, as_of))
-            df, info, snap_id, seg_name = snap.members.to_frame(), _versions(snap), snap.id, \
-                snap.segment
+            df, info, snap_id, seg_name = (snap.members.to_frame(), _versions(snap), snap.id,
+                                           snap.segment)
         if after is not None:
             df = df.filter(pl.col("user_id") > after)
         if format != "json":
