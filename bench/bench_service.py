@@ -246,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
         "p50_ms": round(1000 * pct(seconds, 0.5), 1), "p99_ms": round(1000 * pct(seconds, 0.99), 1),
         "p99_ms_while_importing": round(1000 * pct(during, 0.99), 1) if during else None,
         "errors": errors, "wrong": wrong, "answers_per_version": by_version,
+        "error_kinds": sorted({f"{e['status']}: {str(e['body'].get('error'))[:120]}"
+                               for e in log if e["status"] != 200})[:5],
         "import_rows": args.ingest_rows, "import_exit": ingest.get("code"),
         "import_seconds": round(ingest.get("end", 0) - ingest.get("start", 0), 1),
         "load_average": [round(x, 1) for x in os.getloadavg()], "cpus": os.cpu_count(),
