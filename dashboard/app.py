@@ -200,6 +200,7 @@ def main() -> None:
         st.Page(state.PAGES["retention"], title="Retention", icon=":material/event_repeat:"),
         st.Page(state.PAGES["user"], title="User lookup", icon=":material/person_search:"),
         st.Page(state.PAGES["data"], title="Data", icon=":material/database:"),
+        st.Page(state.PAGES["settings"], title="Settings", icon=":material/settings:"),
     ]
     page = st.navigation(pages)
     with guard():

@@ -24,6 +24,7 @@ PAGES = {
     "retention": "app_pages/retention.py",
     "user": "app_pages/user.py",
     "data": "app_pages/data.py",
+    "settings": "app_pages/settings.py",
 }
 
 

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "segcore.cli.segment_analytics",  # trend, reach, profile, overlap
     "segcore.cli.event_analytics",  # funnel, events
     "segcore.cli.retention",  # retention, lifecycle, stickiness
+    "segcore.cli.service",  # serve, token
 )
 
 

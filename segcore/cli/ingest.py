@@ -10,6 +10,7 @@ from segcore.errors import UsageError
 from segcore.ingest import ingest, ingest_export
 from segcore.ingest.readers import FORMATS
 from segcore.ingest.tool_exports import TOOLS
+from segcore.service.memberships import refresh_if_served
 
 EPILOG = """\
 formats (default from the extension: .csv .tsv .parquet .ndjson .jsonl .json):
@@ -113,6 +114,9 @@ def run(args: argparse.Namespace) -> int:
             )
     finally:
         bar.close()
+    served = refresh_if_served(store)  # the service's memberships follow the new version
+    if served is not None:
+        result["memberships"] = served
     if args.json:
         print_json(result)
     else:

@@ -13,7 +13,7 @@ from segcore.sample.examples import EXAMPLES, seed_examples
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 AS_OF = "2026-06-30"  # the last day of the conftest sample = the dashboard's default as-of
 PAGES = ["overview", "segments", "builder", "segment", "funnels", "events", "retention", "user",
-         "data"]
+         "data", "settings"]
 TIMEOUT = 60
 
 

@@ -69,7 +69,12 @@ def test_the_run_command_installs_what_the_dashboard_needs_and_not_the_test_extr
     installed = _names(base) | _names(extras["dashboard"])
     assert not _names(extras["engines"]) & installed  # DuckDB, chDB, Spark: not for the UI
     assert not {"pytest", "playwright", "hypothesis"} & installed
+    # the HTTP service's app is the `service` extra's (only `segcore serve` imports it)
+    service = [ROOT / "segcore" / "service" / "app.py"]
     code = [*(ROOT / "segcore").rglob("*.py"), *(ROOT / "dashboard").rglob("*.py")]
-    assert _top_level_imports(code) <= installed
+    assert _top_level_imports([p for p in code if p not in service]) <= installed
+    web = _names(extras["service"]) | {"pydantic", "starlette"}  # FastAPI brings these two
+    assert _top_level_imports(service) <= installed | web
     # the tests' extra holds everything the run command installs
-    assert _names(extras["dashboard"]) | _names(extras["engines"]) <= _names(extras["dev"])
+    assert (_names(extras["dashboard"]) | _names(extras["engines"])
+            | _names(extras["service"])) <= _names(extras["dev"])

@@ -1,0 +1,264 @@
+"""Benchmark: the membership service under load on loopback, while an import lands.
+
+Usage::
+
+    python bench/bench_service.py [--size medium] [--source DIR] [--clients 64]
+                                  [--seconds 30] [--ingest-rows 100000]
+
+Copies a generated store (``--source``, else the ``bench.harness`` store of ``--size``,
+generated once) to ``bench/.stores/service-run/``, saves the example segments, starts
+``segcore serve`` in a subprocess and materializes every segment, then runs ``--clients``
+concurrent clients for ``--seconds`` (and a third of that after the import; a mix: 80% one user's segments, 10% a batch of 20
+users' segments, 10% a segment's count) while, a third of the way in, ``segcore ingest``
+imports ``--ingest-rows`` events. Every answer is checked against a fresh evaluation
+(``members_actors``, another process) at the data version the answer reports. Prints
+lookups per second, p50/p99 latency, errors and wrong answers, and the machine's load.
+Bounded: every step has a timeout, and the server is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+NOW = "2026-06-30T12:00:00Z"
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def segcore(*args: str, timeout: float = 900) -> str:
+    out = subprocess.run([sys.executable, "-m", "segcore", *args], env=ENV, timeout=timeout,
+                         capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"segcore {' '.join(args)} failed: {out.stderr.strip()}")
+    return out.stdout
+
+
+def prepare(args: argparse.Namespace) -> Path:
+    from segcore import Store
+    from segcore.sample.examples import seed_examples
+
+    source = Path(args.source) if args.source else None
+    if source is None:
+        from bench.harness import store_home
+
+        source = store_home(args.size)
+    home = ROOT / "bench" / ".stores" / "service-run"
+    shutil.rmtree(home, ignore_errors=True)
+    shutil.copytree(source, home, ignore=shutil.ignore_patterns("catalog.sqlite*",
+                                                                "memberships"))
+    seed_examples(Store(home))
+    return home
+
+
+def expected(home: Path) -> tuple[str, list[str], dict[str, set[str]]]:
+    """(data version, segment order, members per segment) evaluated afresh at NOW."""
+    from segcore import Store
+    from segcore.query import MembersQuery, Target, members_actors
+
+    store = Store(home)
+    with store.pinned():
+        version = store.data_version()
+        order = [s.name for s in store.catalog.list()]
+        members = {name: set(members_actors(store, MembersQuery(Target(segment=name), NOW))
+                             ["user_id"].to_list()) for name in order}
+    return version, order, members
+
+
+def start_server(home: Path) -> tuple[subprocess.Popen, str]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    proc = subprocess.Popen([sys.executable, "-m", "segcore", "serve", "--home", str(home),
+                             "--port", str(port), "--now", NOW, "--rate", "1000000"],
+                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    import httpx
+
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server stopped: {proc.stderr.read().decode()}")
+        try:
+            if httpx.get(url + "/v1/health", timeout=5).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    proc.kill()
+    raise SystemExit("the server did not start within 300 s")
+
+
+async def client(url: str, token: str, users: list[str], segments: list[str],
+                 until: dict[str, float], log: list[dict[str, Any]], seed: int) -> None:
+    import httpx
+
+    rng = random.Random(seed)
+    async with httpx.AsyncClient(base_url=url, timeout=120,
+                                 headers={"Authorization": f"Bearer {token}"}) as http:
+        while time.monotonic() < until["t"]:
+            roll = rng.random()
+            if roll < 0.8:
+                kind, ids = "user", [rng.choice(users)]
+                call = http.get(f"/v1/users/{ids[0]}/segments")
+            elif roll < 0.9:
+                kind, ids = "batch", rng.sample(users, 20)
+                call = http.post("/v1/users/segments", json={"user_ids": ids})
+            else:
+                kind, ids = "count", [rng.choice(segments)]
+                call = http.get(f"/v1/segments/{ids[0]}/count")
+            t0 = time.perf_counter()
+            try:
+                r = await call
+                status, body = r.status_code, r.json()
+            except Exception as exc:  # noqa: BLE001 - counted as an error
+                status, body = 0, {"error": repr(exc)}
+            log.append({"kind": kind, "ids": ids, "status": status, "body": body,
+                        "seconds": time.perf_counter() - t0, "at": time.monotonic()})
+
+
+def check(entry: dict[str, Any], truth: dict[str, tuple[list[str], dict[str, set[str]]]]
+          ) -> bool:
+    body = entry["body"]
+    if body.get("data_version") not in truth:
+        return False
+    order, members = truth[body["data_version"]]
+    if entry["kind"] == "count":
+        return body["members"] == len(members[entry["ids"][0]])
+    want = {u: [s for s in order if u in members[s]] for u in entry["ids"]}
+    got = body["users"] if entry["kind"] == "batch" else {body["user_id"]: body["segments"]}
+    return got == want
+
+
+def pct(values: list[float], q: float) -> float:
+    return sorted(values)[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size", default="medium", help="bench.harness size (default medium)")
+    p.add_argument("--source", help="an existing store to copy instead")
+    p.add_argument("--clients", type=int, default=64)
+    p.add_argument("--seconds", type=float, default=30.0)
+    p.add_argument("--ingest-rows", type=int, default=100_000)
+    p.add_argument("--json", help="write the result here too")
+    args = p.parse_args(argv)
+
+    import polars as pl
+
+    from segcore import Store
+
+    t0 = time.monotonic()
+    home = prepare(args)
+    store = Store(home)
+    n_events = store.scan_events().select(pl.len()).collect().item()
+    users = store.scan_users().select("user_id").collect()["user_id"].to_list()
+    token = segcore("token", "create", "bench", "--home", str(home)).strip()
+    admin = segcore("token", "create", "bench-admin", "--scope", "admin", "--home",
+                    str(home)).strip()
+    v0, order, members0 = expected(home)
+    truth = {v0: (order, members0)}
+    print(f"store: {n_events:,} events, {len(users):,} users, {len(order)} saved segments "
+          f"(prepared in {time.monotonic() - t0:.0f} s)", flush=True)
+
+    rng = random.Random(7)
+    batch = pl.DataFrame({
+        "user_id": [rng.choice(users) for _ in range(args.ingest_rows)],
+        "event": [rng.choice(["charged", "added_to_cart", "page_viewed"])
+                  for _ in range(args.ingest_rows)],
+        "ts": "2026-06-30T09:00:00Z",
+        "amount": [round(rng.uniform(5, 900), 2) for _ in range(args.ingest_rows)],
+    })
+    batch_file = home.parent / "service-run-batch.csv"
+    batch.write_csv(batch_file)
+
+    proc, url = start_server(home)
+    try:
+        import httpx
+
+        t1 = time.monotonic()
+        r = httpx.post(url + "/v1/refresh", headers={"Authorization": f"Bearer {admin}"},
+                       timeout=600)
+        assert r.status_code == 200, r.text
+        print(f"materialized {len(order)} segments in {time.monotonic() - t1:.1f} s",
+              flush=True)
+
+        log: list[dict[str, Any]] = []
+        start = time.monotonic()
+        # the load runs --seconds, and on after the import for a third of that
+        until = {"t": start + args.seconds + 600}
+        ingest: dict[str, float] = {}
+
+        async def run() -> None:
+            async def importer() -> None:
+                await asyncio.sleep(args.seconds / 3)
+                ingest["start"] = time.monotonic()
+                imp = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "segcore", "ingest", "events", str(batch_file),
+                    "--home", str(home), env=ENV, stdout=asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.DEVNULL)
+                await asyncio.wait_for(imp.wait(), timeout=600)
+                ingest["end"] = time.monotonic()
+                ingest["code"] = imp.returncode
+                until["t"] = max(start + args.seconds, ingest["end"] + args.seconds / 3)
+
+            await asyncio.gather(importer(), *[
+                client(url, token, users, order, until, log, seed)
+                for seed in range(args.clients)])
+
+        asyncio.run(run())
+        elapsed = time.monotonic() - start
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    v1, order1, members1 = expected(home)
+    truth[v1] = (order1, members1)
+    ok = [e for e in log if e["status"] == 200]
+    errors = len(log) - len(ok)
+    wrong = sum(not check(e, truth) for e in ok)
+    seconds = [e["seconds"] for e in log]
+    lookups = sum(len(e["ids"]) for e in ok if e["kind"] != "count")
+    by_version = {v: sum(e["body"].get("data_version") == v for e in ok) for v in truth}
+    during = [e["seconds"] for e in log
+              if ingest.get("start", 0) <= e["at"] <= ingest.get("end", 0)]
+    result = {
+        "events": n_events, "users": len(users), "segments": len(order),
+        "clients": args.clients, "seconds": round(elapsed, 1), "requests": len(log),
+        "requests_per_s": round(len(log) / elapsed, 1),
+        "user_lookups_per_s": round(lookups / elapsed, 1),
+        "p50_ms": round(1000 * pct(seconds, 0.5), 1), "p99_ms": round(1000 * pct(seconds, 0.99), 1),
+        "p99_ms_while_importing": round(1000 * pct(during, 0.99), 1) if during else None,
+        "errors": errors, "wrong": wrong, "answers_per_version": by_version,
+        "error_kinds": sorted({f"{e['status']}: {str(e['body'].get('error'))[:120]}"
+                               for e in log if e["status"] != 200})[:5],
+        "import_rows": args.ingest_rows, "import_exit": ingest.get("code"),
+        "import_seconds": round(ingest.get("end", 0) - ingest.get("start", 0), 1),
+        "load_average": [round(x, 1) for x in os.getloadavg()], "cpus": os.cpu_count(),
+    }
+    print(json.dumps(result, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    shutil.rmtree(home, ignore_errors=True)
+    batch_file.unlink(missing_ok=True)
+    return 0 if errors == 0 and wrong == 0 and ingest.get("code") == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
