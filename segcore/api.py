@@ -14,10 +14,12 @@ import polars as pl
 
 from segcore import query as Q
 from segcore.engine.rules import to_tree
+from segcore.lang.dates import check_zone, report_zone
 from segcore.lang.tree import Node
 from segcore.segments import add_members, freeze_segment, remove_members
 from segcore.store.catalog import MembersReport, Segment
 from segcore.store.events import EventStore
+from segcore.store.settings import store_zone
 
 
 def _target(rule: Any, segment: str | None) -> Q.Target:
@@ -37,7 +39,15 @@ class Store(EventStore):
     --------
     >>> store = Store("data")                                        # doctest: +SKIP
     >>> store.count("did('charged', within => '30 days')", as_of="2026-06-30")  # doctest: +SKIP
+
+    ``tz``: the report time zone (IANA name) of every call, unless a call gives its own
+    ``tz=``; None: the store's setting (``segcore config set timezone ...``), else UTC.
     """
+
+    def __init__(self, home: Any = None, *, tz: str | None = None,
+                 cache_events: bool | None = None):
+        super().__init__(home, cache_events=cache_events)
+        self.tz = None if tz is None else check_zone(tz)
 
     # ------------------------------------------------------------------ any query
     def run(self, query: Q.Query) -> Any:
@@ -49,28 +59,30 @@ class Store(EventStore):
         """Parse rule text (or pass a tree through) against this store's schema."""
         return to_tree(self, rule)
 
-    def count(self, rule: Any = None, as_of: Any = None, *, segment: str | None = None) -> int:
+    def count(self, rule: Any = None, as_of: Any = None, *, segment: str | None = None,
+              tz: str | None = None) -> int:
         """Number of members of a rule or saved segment at ``as_of``."""
-        return Q.run_members(self, Q.MembersQuery(_target(rule, segment), as_of)).members
+        return Q.run_members(self, Q.MembersQuery(_target(rule, segment), as_of, tz=tz)).members
 
     def members(self, rule: Any = None, as_of: Any = None, *, segment: str | None = None,
-                attributes: bool = False) -> pl.DataFrame:
+                attributes: bool = False, tz: str | None = None) -> pl.DataFrame:
         """Members (``user_id``, plus user attributes if asked) at ``as_of``."""
-        q = Q.MembersQuery(_target(rule, segment), as_of)
+        q = Q.MembersQuery(_target(rule, segment), as_of, tz=tz)
         return Q.members_actors(self, q, attributes=attributes)
 
-    def segments_of(self, user_id: str, as_of: Any = None) -> list[str]:
+    def segments_of(self, user_id: str, as_of: Any = None, *, tz: str | None = None) -> list[str]:
         """Names of the saved segments ``user_id`` belongs to at ``as_of``."""
-        return Q.user_segments(self, Q.UserQuery(user_id, as_of))
+        return Q.user_segments(self, Q.UserQuery(user_id, as_of, tz=tz))
 
-    def user(self, user_id: str, as_of: Any = None, last_events: int = 20) -> dict[str, Any]:
+    def user(self, user_id: str, as_of: Any = None, last_events: int = 20, *,
+             tz: str | None = None) -> dict[str, Any]:
         """A user's attributes, latest events and current segments."""
-        return Q.run_user(self, Q.UserQuery(user_id, as_of, last_events)).report
+        return Q.run_user(self, Q.UserQuery(user_id, as_of, last_events, tz=tz)).report
 
     def sql(self, rule: Any = None, dialect: str = "duckdb", as_of: Any = None, *,
-            segment: str | None = None) -> str:
-        """The rule compiled to SQL in a sqlglot dialect."""
-        return Q.run_sql(self, Q.SqlQuery(_target(rule, segment), as_of, dialect)).sql
+            segment: str | None = None, tz: str | None = None) -> str:
+        """The rule compiled to SQL in a sqlglot dialect (days of the report zone)."""
+        return Q.run_sql(self, Q.SqlQuery(_target(rule, segment), as_of, dialect, tz=tz)).sql
 
     # ------------------------------------------------------------------ static segments
     def add_members(self, name: str, ids: Any = None, expect_version: int | None = None, *,
@@ -87,36 +99,39 @@ class Store(EventStore):
     def freeze(self, name: str, new_name: str, as_of: Any = None, *,
                description: str | None = None) -> Segment:
         """A new static segment with the members of ``name`` at ``as_of`` (default now)."""
-        return freeze_segment(self, name, new_name, as_of=as_of, description=description)
+        with report_zone(store_zone(self.home, self.tz)):
+            return freeze_segment(self, name, new_name, as_of=as_of, description=description)
 
     # ------------------------------------------------------------------ analytics
     def trend(self, rule: Any = None, start: Any = None, end: Any = None, every: str = "day",
-              *, segment: str | None = None) -> pl.DataFrame:
+              *, segment: str | None = None, tz: str | None = None) -> pl.DataFrame:
         """Size over time: DataFrame ``date, members, entered, exited``."""
-        q = Q.TrendQuery(_target(rule, segment), _range(start, end), every)
+        q = Q.TrendQuery(_target(rule, segment), _range(start, end), every, tz=tz)
         return Q.run_trend(self, q).points
 
     def reach(self, rule: Any = None, as_of: Any = None, *,
-              segment: str | None = None) -> dict[str, Any]:
+              segment: str | None = None, tz: str | None = None) -> dict[str, Any]:
         """Reachability per channel, like the CLI's JSON."""
-        return Q.run_reach(self, Q.ReachQuery(_target(rule, segment), as_of)).report
+        return Q.run_reach(self, Q.ReachQuery(_target(rule, segment), as_of, tz=tz)).report
 
     def profile(self, rule: Any = None, as_of: Any = None, *, segment: str | None = None,
                 attributes: Sequence[str] | None = None, top: int = 10,
-                bins: int = 10) -> dict[str, Any]:
+                bins: int = 10, tz: str | None = None) -> dict[str, Any]:
         """Attribute distributions of the members against all users."""
         q = Q.ProfileQuery(_target(rule, segment), as_of,
-                           None if attributes is None else tuple(attributes), top, bins)
+                           None if attributes is None else tuple(attributes), top, bins, tz=tz)
         return Q.run_profile(self, q).report
 
-    def overlap(self, segments: Sequence[str], as_of: Any = None) -> dict[str, Any]:
+    def overlap(self, segments: Sequence[str], as_of: Any = None, *,
+                tz: str | None = None) -> dict[str, Any]:
         """Sizes, exclusive regions and pairwise Jaccard of 2 to 5 segments."""
-        return Q.run_overlap(self, Q.OverlapQuery(tuple(segments), as_of)).report
+        return Q.run_overlap(self, Q.OverlapQuery(tuple(segments), as_of, tz=tz)).report
 
     def engagement(self, rule: Any = None, as_of: Any = None, *, segment: str | None = None,
-                   goal: str | None = None, goal_within: str = "30 days") -> dict[str, Any]:
+                   goal: str | None = None, goal_within: str = "30 days",
+                   tz: str | None = None) -> dict[str, Any]:
         """Share of the members active in the last 7/30 days and who did ``goal``."""
-        q = Q.EngagementQuery(_target(rule, segment), as_of, goal, goal_within)
+        q = Q.EngagementQuery(_target(rule, segment), as_of, goal, goal_within, tz=tz)
         return Q.run_engagement(self, q).report
 
     def funnel(self, steps: Any, window: str | dt.timedelta = "1d", start: Any = None,
@@ -124,7 +139,8 @@ class Store(EventStore):
                **options: Any) -> dict[str, Any]:
         """Funnel report (docs/analytics.md, Funnels), like the CLI's JSON.
 
-        ``options``: ``segment`` (only its members), ``order``, ``exclusions``, ``hold``.
+        ``options``: ``segment`` (only its members), ``order``, ``exclusions``, ``hold``,
+        ``tz`` (the report zone of the range).
         """
         return Q.run_funnel(self, funnel_query(steps, window, start, end, strict, segments,
                                                **options)).report
@@ -134,7 +150,7 @@ class Store(EventStore):
                **options: Any) -> pl.DataFrame:
         """Event report (docs/analytics.md, Event reports).
 
-        ``options``: ``segments`` (a row group per segment), ``top``, ``where``.
+        ``options``: ``segments`` (a row group per segment), ``top``, ``where``, ``tz``.
         """
         q = Q.EventQuery(events, _range(start, end), every, segment,
                          tuple(options.pop("segments", None) or ()), by, **options)
@@ -145,9 +161,9 @@ def funnel_query(steps: Any, window: str | dt.timedelta = "1d", start: Any = Non
                  end: Any = None, strict: bool = False, segments: Sequence[str] | None = None,
                  *, segment: str | None = None, order: str = "ordered",
                  exclusions: Any = None, hold: str | None = None,
-                 any_order: bool | None = None) -> Q.FunnelQuery:
+                 any_order: bool | None = None, tz: str | None = None) -> Q.FunnelQuery:
     """The :class:`~segcore.query.FunnelQuery` of the funnel functions' arguments."""
     return Q.FunnelQuery(
         steps=steps, window=window, range=_range(start, end), strict=strict,
         order="any" if any_order else order, exclusions=tuple(exclusions or ()), hold=hold,
-        segment=segment, compare=tuple(segments or ()))
+        segment=segment, compare=tuple(segments or ()), tz=tz)

@@ -9,8 +9,9 @@ or :mod:`segcore.engine.sql`; :func:`run` picks the runner of a query by its typ
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 
@@ -24,7 +25,7 @@ from segcore.analytics import trend as trend_mod
 from segcore.engine.polars import evaluate
 from segcore.engine.sql import compile_sql
 from segcore.errors import UsageError
-from segcore.lang.dates import resolve_as_of
+from segcore.lang.dates import ReportZone, report_zone, resolve_as_of, zone_is_set
 from segcore.query.base import Query
 from segcore.query.queries import (
     WHICH,
@@ -55,13 +56,39 @@ from segcore.query.results import (
     UserResult,
 )
 from segcore.store.events import EventStore
+from segcore.store.settings import store_zone
 
 
 def _iso(T: Any) -> str:
     return T.isoformat().replace("+00:00", "Z")
 
 
+R = TypeVar("R")
+
+
+def query_zone(store: EventStore, q: Query) -> ReportZone:
+    """The report zone ``q`` runs in: its ``tz``, else the caller's zone, else the store's
+    (``Store(tz=...)`` or its settings), else UTC (:func:`segcore.store.settings.store_zone`)."""
+    tz = q.tz
+    inner = getattr(q, "funnel", None)
+    if tz is None and isinstance(inner, Query):
+        tz = inner.tz
+    if tz is None and not zone_is_set():
+        tz = getattr(store, "tz", None)
+    return store_zone(store.home, tz)
+
+
+def zoned(runner: Callable[..., R]) -> Callable[..., R]:
+    """Run ``runner(store, q, ...)`` with the days of :func:`query_zone`."""
+    @functools.wraps(runner)
+    def in_zone(store: EventStore, q: Any, *args: Any, **kwargs: Any) -> R:
+        with report_zone(query_zone(store, q)):
+            return runner(store, q, *args, **kwargs)
+    return in_zone
+
+
 # --------------------------------------------------------------------------- members
+@zoned
 def run_members(store: EventStore, q: MembersQuery) -> MembersResult:
     """How many members ``q.target`` has at ``q.as_of`` (and all users, if asked)."""
     as_of = q.as_of if q.as_of is not None else resolve_as_of(None)  # one "now" for both
@@ -84,6 +111,7 @@ def universe_size(store: EventStore, T: Any) -> int:
     return sizes[key]
 
 
+@zoned
 def members_actors(store: EventStore, q: MembersQuery, *,
                    attributes: bool = False) -> pl.DataFrame:
     """The members (sorted ``user_id``; with ``attributes``, the user columns too)."""
@@ -92,6 +120,7 @@ def members_actors(store: EventStore, q: MembersQuery, *,
                                 attributes=attributes)
 
 
+@zoned
 def run_sql(store: EventStore, q: SqlQuery) -> SqlResult:
     """The members query of ``q.target`` compiled to SQL."""
     sql = compile_sql(store, q.target.rule, dialect=q.dialect, as_of=q.as_of,
@@ -99,6 +128,7 @@ def run_sql(store: EventStore, q: SqlQuery) -> SqlResult:
     return SqlResult(sql, q.dialect)
 
 
+@zoned
 def run_user(store: EventStore, q: UserQuery) -> UserResult:
     """A user's attributes, latest events and current segments."""
     with store.pinned():
@@ -106,6 +136,7 @@ def run_user(store: EventStore, q: UserQuery) -> UserResult:
                                                 last_events=q.last_events))
 
 
+@zoned
 def user_segments(store: EventStore, q: UserQuery) -> list[str]:
     """Names of the saved segments the user belongs to at ``q.as_of``."""
     with store.pinned():
@@ -113,6 +144,7 @@ def user_segments(store: EventStore, q: UserQuery) -> list[str]:
 
 
 # --------------------------------------------------------------------------- segment analytics
+@zoned
 def run_trend(store: EventStore, q: TrendQuery) -> TrendResult:
     """Members, entered and exited at every point of the range."""
     with store.pinned():
@@ -121,6 +153,7 @@ def run_trend(store: EventStore, q: TrendQuery) -> TrendResult:
     return TrendResult(df)
 
 
+@zoned
 def trend_actors(store: EventStore, q: TrendQuery, date: Any, which: str = "entered") -> pl.DataFrame:
     """The users who ``entered``/``exited`` at the point of ``date`` (or its ``members``)."""
     if which not in WHICH:
@@ -130,6 +163,7 @@ def trend_actors(store: EventStore, q: TrendQuery, date: Any, which: str = "ente
                                        which=which, every=q.every.value)
 
 
+@zoned
 def run_reach(store: EventStore, q: ReachQuery) -> ReachResult:
     """Members reachable per channel at ``q.as_of``."""
     with store.pinned():
@@ -139,6 +173,7 @@ def run_reach(store: EventStore, q: ReachQuery) -> ReachResult:
                                            else list(q.channels)))
 
 
+@zoned
 def reach_actors(store: EventStore, q: ReachQuery, channel: str) -> pl.DataFrame:
     """Members reachable by ``channel``: ``user_id`` and the contact columns it uses."""
     with store.pinned():
@@ -146,6 +181,7 @@ def reach_actors(store: EventStore, q: ReachQuery, channel: str) -> pl.DataFrame
                                            segment=q.target.segment)
 
 
+@zoned
 def run_profile(store: EventStore, q: ProfileQuery) -> ProfileResult:
     """Attribute distributions of the members against all users."""
     with store.pinned():
@@ -155,12 +191,14 @@ def run_profile(store: EventStore, q: ProfileQuery) -> ProfileResult:
             top=q.top, bins=q.bins))
 
 
+@zoned
 def run_overlap(store: EventStore, q: OverlapQuery) -> OverlapResult:
     """Sizes, regions and pairwise overlap of 2 to 5 segments."""
     with store.pinned():
         return OverlapResult(overlap_mod.overlap(store, list(q.items), as_of=q.as_of))
 
 
+@zoned
 def run_engagement(store: EventStore, q: EngagementQuery) -> EngagementResult:
     """Active and converting shares of the members at ``q.as_of``."""
     with store.pinned():
@@ -169,6 +207,7 @@ def run_engagement(store: EventStore, q: EngagementQuery) -> EngagementResult:
             goal_within=q.goal_within))
 
 
+@zoned
 def run_engagement_trend(store: EventStore, q: EngagementTrendQuery) -> SeriesResult:
     """Engagement at every point of the range."""
     with store.pinned():
@@ -192,6 +231,7 @@ def _funnel_args(q: FunnelQuery) -> dict[str, Any]:
     }
 
 
+@zoned
 def run_funnel(store: EventStore, q: FunnelQuery) -> FunnelResult:
     """Users per step (per segment of ``q.compare`` side by side when given)."""
     with store.pinned():
@@ -199,6 +239,7 @@ def run_funnel(store: EventStore, q: FunnelQuery) -> FunnelResult:
                                               **_funnel_args(q)))
 
 
+@zoned
 def funnel_actors(store: EventStore, q: FunnelQuery, after_step: int) -> pl.DataFrame:
     """The users who dropped off after ``after_step`` (1-based): reached it, not the next."""
     with store.pinned():
@@ -206,6 +247,7 @@ def funnel_actors(store: EventStore, q: FunnelQuery, after_step: int) -> pl.Data
                                           **_funnel_args(q))
 
 
+@zoned
 def save_dropoffs(store: EventStore, q: FunnelQuery, after_step: int, name: str,
                   description: str = "") -> dict[str, Any]:
     """Save :func:`funnel_actors` as a new static segment ``name``."""
@@ -224,6 +266,7 @@ def save_funnel(store: EventStore, name: str, q: FunnelQuery) -> dict[str, Any]:
     return store.catalog.save_funnel(name, q.to_dict())
 
 
+@zoned
 def run_funnel_trend(store: EventStore, q: FunnelTrendQuery) -> SeriesResult:
     """Conversion per period of entry: ``period, entered, completed, conversion``."""
     args = _funnel_args(q.funnel)
@@ -233,6 +276,7 @@ def run_funnel_trend(store: EventStore, q: FunnelTrendQuery) -> SeriesResult:
 
 
 # --------------------------------------------------------------------------- event reports
+@zoned
 def run_events(store: EventStore, q: EventQuery) -> EventReportResult:
     """Events and distinct users per period."""
     with store.pinned():
