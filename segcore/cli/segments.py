@@ -388,7 +388,7 @@ def register(sub, common) -> None:
     """Add the ``eval``, ``sql``, ``user`` and ``segment`` commands."""
     p = sub.add_parser("eval", parents=[common], help="members of a rule or segment")
     add_target(p)
-    p.add_argument("--as-of", help="date (end of that UTC day) or ISO timestamp; default now")
+    p.add_argument("--as-of", help="date (end of that day in the report zone) or ISO timestamp; default now")
     p.add_argument("--engine", choices=ENGINES, default="polars")
     p.add_argument("--spark-master",
                    help="Spark master URL (default $SPARK_MASTER, else local[2]; "
@@ -477,7 +477,7 @@ def register(sub, common) -> None:
                       help="a new static segment with a segment's members now (or --as-of)")
     p.add_argument("name")
     p.add_argument("new_name")
-    p.add_argument("--as-of", help="date (end of that UTC day) or ISO timestamp; default now")
+    p.add_argument("--as-of", help="date (end of that day in the report zone) or ISO timestamp; default now")
     p.add_argument("--description")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_freeze)

@@ -97,11 +97,28 @@ def date_literal(value: dt.date, d: str) -> exp.Expression:
     return exp.Cast(this=exp.Literal.string(value.isoformat()), to=dtype("date", d))
 
 
-def date_to_timestamp(e: exp.Expression, d: str) -> exp.Expression:
-    """A date value as the timestamp of its midnight (UTC)."""
+def date_to_timestamp(e: exp.Expression, d: str, zone: str = "UTC") -> exp.Expression:
+    """A date value as the instant of its midnight in the report ``zone`` (an IANA name),
+    with the dialect's own time-zone functions; UTC keeps the plain cast."""
+    z = exp.Literal.string(zone)
     if d == "clickhouse":
-        return _fn("toDateTime64", e, exp.Literal.number(6), exp.Literal.string("UTC"))
-    return exp.Cast(this=e, to=dtype("timestamp", d))
+        return _fn("toDateTime64", e, exp.Literal.number(6), z)
+    if zone == "UTC":
+        return exp.Cast(this=e, to=dtype("timestamp", d))
+    wall = exp.Cast(this=e, to=exp.DataType.build("TIMESTAMP"))  # local midnight, no zone
+    if d in ("duckdb", "postgres"):  # timestamp AT TIME ZONE z: that wall time in z
+        return exp.Paren(this=exp.AtTimeZone(this=wall, zone=z))
+    if d == "spark":  # the session time zone is UTC (segcore.engine.sql.engines)
+        return _fn("to_utc_timestamp", wall, z)
+    if d == "trino":
+        return _fn("with_timezone", wall, z)
+    if d == "bigquery":
+        return _fn("TIMESTAMP", _fn("DATETIME", e), z)
+    if d == "snowflake":
+        zero = exp.Literal.number(0)
+        parts = [_fn(f, e) for f in ("YEAR", "MONTH", "DAY")]
+        return _fn("TIMESTAMP_TZ_FROM_PARTS", *parts, zero, zero, zero, zero, z)
+    raise UsageError(f"the {d} dialect has no time-zone conversion here")
 
 
 def interval(us: int) -> exp.Expression:
