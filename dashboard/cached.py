@@ -1,4 +1,5 @@
-"""Cached runs of segcore queries, keyed on the query object and the store's version.
+"""Cached runs of segcore queries, keyed on the query object, the store's version and the
+report time zone chosen in the sidebar (run in that zone, docs/rules.md section 2).
 
 ``run(TrendQuery(...))`` runs the query's runner (:mod:`segcore.query.runners`) once per
 store version (imports and catalog edits invalidate) and query; the drill-downs
@@ -14,6 +15,7 @@ import polars as pl
 import streamlit as st
 
 from dashboard import state
+from segcore.lang.dates import report_zone
 from segcore.query import (
     MembersQuery,
     MembersResult,
@@ -28,14 +30,15 @@ from segcore.query import (
 from segcore.query import run as run_query
 
 
-def _key() -> tuple[str, str]:
+def _key() -> tuple[str, str, str]:
     s = state.store()
-    return str(s.home), s.version()
+    return str(s.home), s.version(), state.report_tz()
 
 
 @st.cache_data(show_spinner=False, max_entries=1024)
-def _run(home: str, version: str, query: Query) -> Any:
-    return run_query(state._store(home), query)
+def _run(home: str, version: str, tz: str, query: Query) -> Any:
+    with report_zone(tz):
+        return run_query(state._store(home), query)
 
 
 def run(query: Query) -> Any:
@@ -44,8 +47,10 @@ def run(query: Query) -> Any:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _members(home: str, version: str, query: MembersQuery, attributes: bool) -> pl.DataFrame:
-    return members_actors(state._store(home), query, attributes=attributes)
+def _members(home: str, version: str, tz: str, query: MembersQuery,
+             attributes: bool) -> pl.DataFrame:
+    with report_zone(tz):
+        return members_actors(state._store(home), query, attributes=attributes)
 
 
 def members(query: MembersQuery, *, attributes: bool = False) -> pl.DataFrame:
@@ -54,9 +59,10 @@ def members(query: MembersQuery, *, attributes: bool = False) -> pl.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _trend_actors(home: str, version: str, query: TrendQuery, date: str,
+def _trend_actors(home: str, version: str, tz: str, query: TrendQuery, date: str,
                   which: str) -> pl.DataFrame:
-    return trend_actors(state._store(home), query, date, which)
+    with report_zone(tz):
+        return trend_actors(state._store(home), query, date, which)
 
 
 def trend_actors_of(query: TrendQuery, date: str, which: str) -> pl.DataFrame:
@@ -65,8 +71,10 @@ def trend_actors_of(query: TrendQuery, date: str, which: str) -> pl.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _reach_actors(home: str, version: str, query: ReachQuery, channel: str) -> pl.DataFrame:
-    return reach_actors(state._store(home), query, channel)
+def _reach_actors(home: str, version: str, tz: str, query: ReachQuery,
+                  channel: str) -> pl.DataFrame:
+    with report_zone(tz):
+        return reach_actors(state._store(home), query, channel)
 
 
 def reach_actors_of(query: ReachQuery, channel: str) -> pl.DataFrame:
@@ -75,7 +83,7 @@ def reach_actors_of(query: ReachQuery, channel: str) -> pl.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _info(home: str, version: str) -> dict[str, Any]:
+def _info(home: str, version: str, tz: str) -> dict[str, Any]:
     return state._store(home).info()
 
 

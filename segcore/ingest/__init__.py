@@ -29,7 +29,6 @@ from typing import Any, Literal
 import polars as pl
 
 from segcore.errors import IngestError
-from segcore.lang.dates import check_zone
 from segcore.ingest.derive import derive_columns, parse_derivation
 from segcore.ingest.inputs import expand_inputs
 from segcore.ingest.keys import identical_to_stored, ids_without_match, key_event_ids, parse_key
@@ -64,6 +63,7 @@ from segcore.ingest.write import (
     write_events,
     write_users,
 )
+from segcore.lang.dates import check_zone
 from segcore.store.events import EVENT_ID, EventStore
 from segcore.store.files import atomic_path
 from segcore.store.outputs import check_output_path
