@@ -1272,3 +1272,31 @@ def test_time_zone_sql_uses_the_dialects_functions(tz_store):
         text = compile_sql(tz_store, rule, d, "2026-03-29", tz="Australia/Lord_Howe",
                            events_table="e", users_table="u")
         assert "'Australia/Lord_Howe'" in text, d
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "clickhouse"])
+def test_local_dates_of_events_agree(tz_store, engine):
+    """``dialects.local_date`` (the day an event counts for in a SQL report) is Polars'
+    ``local_day`` in every zone, on events around every clock change."""
+    from sqlglot import exp
+
+    from segcore.engine.polars.expressions import local_day
+    from segcore.engine.sql import dialects as D
+    from segcore.lang.dates import report_zone
+
+    files = tz_store.event_files()
+    for zone in TZ_ZONES:  # ok-loop: one query per zone
+        day = D.local_date(exp.column("ts"), engine, zone)
+        uid = exp.Concat(expressions=[exp.column("user_id"), exp.Literal.string("|"),
+                                      exp.Cast(this=exp.column("ts"), to=exp.DataType.build("TEXT")),
+                                      exp.Literal.string("|"),
+                                      exp.Cast(this=day, to=exp.DataType.build("TEXT"))])
+        select = exp.select(uid.as_("user_id")).from_(D.parquet_table(files, engine))
+        select = D.settings(select, engine)
+        got = sorted(s.split("|", 1)[0] + "|" + s.rsplit("|", 1)[1]
+                     for s in run_sql(select.sql(dialect=engine), engine)["user_id"])
+        with report_zone(zone):
+            want = tz_store.scan_events().select(
+                pl.col("user_id") + "|" + local_day(pl.col("ts")).cast(pl.String)
+            ).collect().to_series().sort().to_list()
+        assert got == want, zone

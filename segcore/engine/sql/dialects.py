@@ -121,6 +121,24 @@ def date_to_timestamp(e: exp.Expression, d: str, zone: str = "UTC") -> exp.Expre
     raise UsageError(f"the {d} dialect has no time-zone conversion here")
 
 
+def local_date(e: exp.Expression, d: str, zone: str = "UTC") -> exp.Expression:
+    """The date of a timestamp (a UTC instant) in the report ``zone``: the day an event
+    counts for in a report (docs/rules.md section 2), with the dialect's own functions.
+    The SQL reports read the zone from :func:`segcore.lang.dates.current_zone`."""
+    z = exp.Literal.string(zone)
+    date = exp.DataType.build("DATE")
+    if d == "clickhouse":
+        return _fn("toDate32", _fn("toTimeZone", e, z))
+    if d == "spark":  # the session time zone is UTC
+        return _fn("to_date", _fn("from_utc_timestamp", e, z))
+    if d == "bigquery":
+        return _fn("DATE", e, z)
+    if d == "snowflake":
+        return exp.Cast(this=_fn("CONVERT_TIMEZONE", z, e), to=date)
+    # DuckDB, Postgres, Trino: TIMESTAMPTZ AT TIME ZONE z is the wall time there
+    return exp.Cast(this=exp.Paren(this=exp.AtTimeZone(this=e, zone=z)), to=date)
+
+
 def interval(us: int) -> exp.Expression:
     """An interval of ``us`` microseconds, in the largest unit that divides it."""
     for unit, size in (
