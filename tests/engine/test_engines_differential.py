@@ -828,8 +828,16 @@ def test_files_with_different_columns(tiny):
 SPARK_RULES = COOKBOOK[:6] + generated_rules(99, 9)
 
 
-def test_spark_local_same_members(diff_store, tiny):
+def test_spark_local_same_members(diff_store, tiny, tz_store):
     """One test, so that one JVM serves every Spark check (also under pytest-xdist)."""
+    from segcore.lang.dates import report_zone
+
+    # report zones: Spark's to_utc_timestamp for dates compared with instants
+    for zone in ("America/New_York", "Australia/Lord_Howe"):
+        with report_zone(zone):
+            for as_of in _tz_as_ofs(zone)[:2]:
+                tz_problems = _diff(tz_store, TZ_RULES[:9], as_of, engines=("spark",))
+                assert not tz_problems, "\n".join(tz_problems)
     problems = _diff(diff_store, SPARK_RULES[:12], "2026-06-30", engines=("spark",))
     problems += _diff(diff_store, SPARK_RULES[12:], "2026-06-12T14:30:00Z", engines=("spark",))
     assert not problems, "\n".join(problems)
