@@ -1235,7 +1235,7 @@ def _tz_as_ofs(zone: str) -> list[str]:
     out = []
     for day in TZ_CHANGES[zone]:
         d = dt.date.fromisoformat(day)
-        out += [str(d - dt.timedelta(days=1)), day, f"{day}T07:30:00Z"]
+        out += [day, f"{day}T07:30:00Z"]
     return out
 
 
