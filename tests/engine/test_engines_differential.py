@@ -1232,11 +1232,7 @@ def tz_store(tmp_path_factory) -> Store:
 
 
 def _tz_as_ofs(zone: str) -> list[str]:
-    out = []
-    for day in TZ_CHANGES[zone]:
-        d = dt.date.fromisoformat(day)
-        out += [day, f"{day}T07:30:00Z"]
-    return out
+    return [a for day in TZ_CHANGES[zone] for a in (day, f"{day}T07:30:00Z")]
 
 
 @pytest.mark.parametrize("zone", TZ_ZONES)
