@@ -1,7 +1,7 @@
 """segcore dashboard: the router (``streamlit run dashboard/app.py``).
 
 Sets up the import path, the password gate, the first-start sample data and the
-sidebar's as-of date, then runs the chosen page from ``dashboard/app_pages/``.
+sidebar's report time zone and as-of date, then runs the chosen page from ``dashboard/app_pages/``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,13 @@ import streamlit as st  # noqa: E402
 
 from dashboard import cached, exposure, state  # noqa: E402
 from dashboard.widgets import guard  # noqa: E402
+from segcore.lang.dates import report_zone  # noqa: E402
+from segcore.store.settings import read_settings  # noqa: E402
+
+# offered in the sidebar besides UTC and the store's own zone
+COMMON_ZONES = ("America/Los_Angeles", "America/New_York", "America/Sao_Paulo",
+                "Europe/London", "Europe/Berlin", "Asia/Kolkata", "Asia/Singapore",
+                "Asia/Tokyo", "Australia/Sydney", "Australia/Lord_Howe")
 
 
 def _password() -> str | None:
@@ -171,13 +178,22 @@ def sidebar() -> None:
     if ss.get("as_of_default") != default or not isinstance(ss.get("as_of_value"), dt.date):
         ss["as_of_default"] = default
         ss["as_of_value"] = default
+    saved = read_settings(state.home_path())["timezone"]
+    zones = list(dict.fromkeys([saved, "UTC", *COMMON_ZONES, ss.get("report_tz") or saved]))
     with st.sidebar:
-        # the value lives in a plain session key: widget state does not survive page switches
+        # the values live in plain session keys: widget state does not survive page switches
+        ss["report_tz"] = st.selectbox(
+            "Report time zone", zones, index=zones.index(ss.get("report_tz") or saved),
+            key=f"report_tz_{saved}",
+            help="Days, weeks, 'today()' and the as-of date are counted in this zone "
+            "(the store's setting by default: segcore config set timezone ...). "
+            "Windows such as 'within 30 days' stay exact elapsed time.",
+        )
         ss["as_of_value"] = st.date_input(
-            "As of (end of day, UTC)",
+            f"As of (end of day, {ss['report_tz']})",
             value=ss["as_of_value"],
             key=f"as_of_{default.isoformat()}",
-            help="Segments are evaluated at the end of this day.",
+            help="Segments are evaluated at the end of this day in the report time zone.",
         )
         st.caption(f"Store: `{Path(info['home']).name}`", help=info["home"])
         engine_setting()
@@ -210,7 +226,8 @@ def main() -> None:
     with guard():
         state.restore_widgets()
         try:
-            page.run()
+            with report_zone(state.report_tz()):
+                page.run()
         finally:
             state.remember_widgets()
 

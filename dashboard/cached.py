@@ -1,4 +1,5 @@
-"""Cached runs of segcore queries, keyed on the query, the engine and the store's version.
+"""Cached runs of segcore queries, keyed on the query object, the engine, the store's version
+and the report time zone chosen in the sidebar (run in that zone, docs/rules.md section 2).
 
 ``run(TrendQuery(...))`` runs the query's runner (:mod:`segcore.query.runners`) on the
 engine chosen in the sidebar (``state.engine()``) once per store version (imports and
@@ -16,6 +17,7 @@ import streamlit as st
 
 from dashboard import state
 from segcore.engine.choice import Engine
+from segcore.lang.dates import report_zone
 from segcore.query import (
     MembersQuery,
     MembersResult,
@@ -30,14 +32,15 @@ from segcore.query import (
 from segcore.query import run as run_query
 
 
-def _key() -> tuple[str, str, Engine]:
+def _key() -> tuple[str, str, Engine, str]:
     s = state.store()
-    return str(s.home), s.version(), state.engine()
+    return str(s.home), s.version(), state.engine(), state.report_tz()
 
 
 @st.cache_data(show_spinner=False, max_entries=1024)
-def _run(home: str, version: str, engine: Engine, query: Query) -> Any:
-    return run_query(state._store(home), query, engine=engine)
+def _run(home: str, version: str, engine: Engine, tz: str, query: Query) -> Any:
+    with report_zone(tz):
+        return run_query(state._store(home), query, engine=engine)
 
 
 def run(query: Query) -> Any:
@@ -46,9 +49,10 @@ def run(query: Query) -> Any:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _members(home: str, version: str, engine: Engine, query: MembersQuery,
+def _members(home: str, version: str, engine: Engine, tz: str, query: MembersQuery,
              attributes: bool) -> pl.DataFrame:
-    return members_actors(state._store(home), query, attributes=attributes, engine=engine)
+    with report_zone(tz):
+        return members_actors(state._store(home), query, attributes=attributes, engine=engine)
 
 
 def members(query: MembersQuery, *, attributes: bool = False) -> pl.DataFrame:
@@ -57,9 +61,10 @@ def members(query: MembersQuery, *, attributes: bool = False) -> pl.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _trend_actors(home: str, version: str, engine: Engine, query: TrendQuery, date: str,
-                  which: str) -> pl.DataFrame:
-    return trend_actors(state._store(home), query, date, which, engine=engine)
+def _trend_actors(home: str, version: str, engine: Engine, tz: str, query: TrendQuery,
+                  date: str, which: str) -> pl.DataFrame:
+    with report_zone(tz):
+        return trend_actors(state._store(home), query, date, which, engine=engine)
 
 
 def trend_actors_of(query: TrendQuery, date: str, which: str) -> pl.DataFrame:
@@ -68,9 +73,10 @@ def trend_actors_of(query: TrendQuery, date: str, which: str) -> pl.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _reach_actors(home: str, version: str, engine: Engine, query: ReachQuery,
+def _reach_actors(home: str, version: str, engine: Engine, tz: str, query: ReachQuery,
                   channel: str) -> pl.DataFrame:
-    return reach_actors(state._store(home), query, channel, engine=engine)
+    with report_zone(tz):
+        return reach_actors(state._store(home), query, channel, engine=engine)
 
 
 def reach_actors_of(query: ReachQuery, channel: str) -> pl.DataFrame:
@@ -79,7 +85,7 @@ def reach_actors_of(query: ReachQuery, channel: str) -> pl.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _info(home: str, version: str) -> dict[str, Any]:
+def _info(home: str, version: str, tz: str) -> dict[str, Any]:
     return state._store(home).info()
 
 

@@ -44,6 +44,7 @@ def run_import(
     derive: list[str] | None = None,
     key: str | None = None,
     trim: bool = False,
+    source_tz: str | None = None,
 ) -> tuple[dict[str, Any], bytes | None]:
     """Import uploaded files; returns ingest's summary and the rejected rows as CSV bytes.
 
@@ -71,9 +72,9 @@ def run_import(
             if kind == "export":
                 if format not in TOOLS:
                     raise UsageError(f"choose the tool as the format: {', '.join(TOOLS)}")
-                if mapping or event or derive or (key and key.strip()):
-                    raise UsageError("column mappings, derived columns and keys do not apply "
-                                     "to a tool's export")
+                if mapping or event or derive or (key and key.strip()) or source_tz:
+                    raise UsageError("column mappings, derived columns, keys and a source "
+                                     "time zone do not apply to a tool's export")
                 summary = _added_up(
                     ingest_export(
                         store,
@@ -101,6 +102,7 @@ def run_import(
                     derive=derive or (),
                     key=key.strip() if key and key.strip() else None,
                     trim=trim,
+                    source_tz=source_tz or None,
                     **kwargs,
                 )
         except SegcoreError as exc:  # name the user's file, not its temporary copy

@@ -10,6 +10,7 @@ import streamlit as st
 
 from segcore.api import Store
 from segcore.engine.choice import ENGINE_NAMES, Engine
+from segcore.store.settings import read_settings
 
 DEFAULT_SAMPLE_USERS = 10_000
 DEFAULT_SAMPLE_DAYS = 180
@@ -50,8 +51,15 @@ def sample_size() -> tuple[int, int]:
     return users, days
 
 
+def report_tz() -> str:
+    """The report time zone chosen in the sidebar (default: the store's setting)."""
+    tz = st.session_state.get("report_tz")
+    return tz if isinstance(tz, str) and tz else read_settings(home_path())["timezone"]
+
+
 def as_of() -> str:
-    """The evaluation date chosen in the sidebar (``YYYY-MM-DD``; end of that UTC day)."""
+    """The evaluation date chosen in the sidebar (``YYYY-MM-DD``; end of that day in the
+    report time zone, :func:`report_tz`)."""
     day = st.session_state.get("as_of_value")
     if isinstance(day, dt.date):
         return day.isoformat()

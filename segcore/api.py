@@ -18,10 +18,12 @@ import polars as pl
 from segcore import query as Q
 from segcore.engine.choice import Engine
 from segcore.engine.rules import to_tree
+from segcore.lang.dates import check_zone, report_zone
 from segcore.lang.tree import Node
 from segcore.segments import add_members, freeze_segment, remove_members
 from segcore.store.catalog import MembersReport, Segment
 from segcore.store.events import EventStore
+from segcore.store.settings import store_zone
 
 
 def _target(rule: Any, segment: str | None) -> Q.Target:
@@ -44,7 +46,15 @@ class Store(EventStore):
     --------
     >>> store = Store("data")                                        # doctest: +SKIP
     >>> store.count("did('charged', within => '30 days')", as_of="2026-06-30")  # doctest: +SKIP
+
+    ``tz``: the report time zone (IANA name) of every call, unless a call gives its own
+    ``tz=``; None: the store's setting (``segcore config set timezone ...``), else UTC.
     """
+
+    def __init__(self, home: Any = None, *, tz: str | None = None,
+                 cache_events: bool | None = None):
+        super().__init__(home, cache_events=cache_events)
+        self.tz = None if tz is None else check_zone(tz)
 
     # ------------------------------------------------------------------ any query
     def run(self, query: Q.Query, engine: EngineArg = None) -> Any:
@@ -57,29 +67,31 @@ class Store(EventStore):
         return to_tree(self, rule)
 
     def count(self, rule: Any = None, as_of: Any = None, *, segment: str | None = None,
-              engine: EngineArg = None) -> int:
+              engine: EngineArg = None, tz: str | None = None) -> int:
         """Number of members of a rule or saved segment at ``as_of``."""
-        return Q.run_members(self, Q.MembersQuery(_target(rule, segment), as_of),
+        return Q.run_members(self, Q.MembersQuery(_target(rule, segment), as_of, tz=tz),
                              engine=engine).members
 
     def members(self, rule: Any = None, as_of: Any = None, *, segment: str | None = None,
-                attributes: bool = False, engine: EngineArg = None) -> pl.DataFrame:
+                attributes: bool = False, engine: EngineArg = None,
+                tz: str | None = None) -> pl.DataFrame:
         """Members (``user_id``, plus user attributes if asked) at ``as_of``."""
-        q = Q.MembersQuery(_target(rule, segment), as_of)
+        q = Q.MembersQuery(_target(rule, segment), as_of, tz=tz)
         return Q.members_actors(self, q, attributes=attributes, engine=engine)
 
-    def segments_of(self, user_id: str, as_of: Any = None) -> list[str]:
+    def segments_of(self, user_id: str, as_of: Any = None, *, tz: str | None = None) -> list[str]:
         """Names of the saved segments ``user_id`` belongs to at ``as_of``."""
-        return Q.user_segments(self, Q.UserQuery(user_id, as_of))
+        return Q.user_segments(self, Q.UserQuery(user_id, as_of, tz=tz))
 
-    def user(self, user_id: str, as_of: Any = None, last_events: int = 20) -> dict[str, Any]:
+    def user(self, user_id: str, as_of: Any = None, last_events: int = 20, *,
+             tz: str | None = None) -> dict[str, Any]:
         """A user's attributes, latest events and current segments."""
-        return Q.run_user(self, Q.UserQuery(user_id, as_of, last_events)).report
+        return Q.run_user(self, Q.UserQuery(user_id, as_of, last_events, tz=tz)).report
 
     def sql(self, rule: Any = None, dialect: str = "duckdb", as_of: Any = None, *,
-            segment: str | None = None) -> str:
-        """The rule compiled to SQL in a sqlglot dialect."""
-        return Q.run_sql(self, Q.SqlQuery(_target(rule, segment), as_of, dialect)).sql
+            segment: str | None = None, tz: str | None = None) -> str:
+        """The rule compiled to SQL in a sqlglot dialect (days of the report zone)."""
+        return Q.run_sql(self, Q.SqlQuery(_target(rule, segment), as_of, dialect, tz=tz)).sql
 
     # ------------------------------------------------------------------ static segments
     def add_members(self, name: str, ids: Any = None, expect_version: int | None = None, *,
@@ -96,40 +108,43 @@ class Store(EventStore):
     def freeze(self, name: str, new_name: str, as_of: Any = None, *,
                description: str | None = None) -> Segment:
         """A new static segment with the members of ``name`` at ``as_of`` (default now)."""
-        return freeze_segment(self, name, new_name, as_of=as_of, description=description)
+        with report_zone(store_zone(self.home, self.tz)):
+            return freeze_segment(self, name, new_name, as_of=as_of, description=description)
 
     # ------------------------------------------------------------------ analytics
     def trend(self, rule: Any = None, start: Any = None, end: Any = None, every: str = "day",
-              *, segment: str | None = None, engine: EngineArg = None) -> pl.DataFrame:
+              *, segment: str | None = None, engine: EngineArg = None,
+              tz: str | None = None) -> pl.DataFrame:
         """Size over time: DataFrame ``date, members, entered, exited``."""
-        q = Q.TrendQuery(_target(rule, segment), _range(start, end), every)
+        q = Q.TrendQuery(_target(rule, segment), _range(start, end), every, tz=tz)
         return Q.run_trend(self, q, engine=engine).points
 
-    def reach(self, rule: Any = None, as_of: Any = None, *,
-              segment: str | None = None, engine: EngineArg = None) -> dict[str, Any]:
+    def reach(self, rule: Any = None, as_of: Any = None, *, segment: str | None = None,
+              engine: EngineArg = None, tz: str | None = None) -> dict[str, Any]:
         """Reachability per channel, like the CLI's JSON."""
-        return Q.run_reach(self, Q.ReachQuery(_target(rule, segment), as_of),
+        return Q.run_reach(self, Q.ReachQuery(_target(rule, segment), as_of, tz=tz),
                            engine=engine).report
 
     def profile(self, rule: Any = None, as_of: Any = None, *, segment: str | None = None,
                 attributes: Sequence[str] | None = None, top: int = 10,
-                bins: int = 10, engine: EngineArg = None) -> dict[str, Any]:
+                bins: int = 10, engine: EngineArg = None,
+                tz: str | None = None) -> dict[str, Any]:
         """Attribute distributions of the members against all users."""
         q = Q.ProfileQuery(_target(rule, segment), as_of,
-                           None if attributes is None else tuple(attributes), top, bins)
+                           None if attributes is None else tuple(attributes), top, bins, tz=tz)
         return Q.run_profile(self, q, engine=engine).report
 
     def overlap(self, segments: Sequence[str], as_of: Any = None, *,
-                engine: EngineArg = None) -> dict[str, Any]:
+                engine: EngineArg = None, tz: str | None = None) -> dict[str, Any]:
         """Sizes, exclusive regions and pairwise Jaccard of 2 to 5 segments."""
-        return Q.run_overlap(self, Q.OverlapQuery(tuple(segments), as_of),
+        return Q.run_overlap(self, Q.OverlapQuery(tuple(segments), as_of, tz=tz),
                              engine=engine).report
 
     def engagement(self, rule: Any = None, as_of: Any = None, *, segment: str | None = None,
                    goal: str | None = None, goal_within: str = "30 days",
-                   engine: EngineArg = None) -> dict[str, Any]:
+                   engine: EngineArg = None, tz: str | None = None) -> dict[str, Any]:
         """Share of the members active in the last 7/30 days and who did ``goal``."""
-        q = Q.EngagementQuery(_target(rule, segment), as_of, goal, goal_within)
+        q = Q.EngagementQuery(_target(rule, segment), as_of, goal, goal_within, tz=tz)
         return Q.run_engagement(self, q, engine=engine).report
 
     def funnel(self, steps: Any, window: str | dt.timedelta = "1d", start: Any = None,
@@ -138,7 +153,7 @@ class Store(EventStore):
         """Funnel report (docs/analytics.md, Funnels), like the CLI's JSON.
 
         ``options``: ``segment`` (only its members), ``order``, ``exclusions``, ``hold``,
-        ``strict_order``, ``dedup``.
+        ``strict_order``, ``dedup``, ``tz`` (the report zone of the range).
         """
         return Q.run_funnel(self, funnel_query(steps, window, start, end, strict, segments,
                                                **options), engine=engine).report
@@ -148,7 +163,7 @@ class Store(EventStore):
                engine: EngineArg = None, **options: Any) -> pl.DataFrame:
         """Event report (docs/analytics.md, Event reports).
 
-        ``options``: ``segments`` (a row group per segment), ``top``, ``where``.
+        ``options``: ``segments`` (a row group per segment), ``top``, ``where``, ``tz``.
         """
         q = Q.EventQuery(events, _range(start, end), every, segment,
                          tuple(options.pop("segments", None) or ()), by, **options)
@@ -223,9 +238,10 @@ def funnel_query(steps: Any, window: str | dt.timedelta = "1d", start: Any = Non
                  *, segment: str | None = None, order: str = "ordered",
                  exclusions: Any = None, hold: str | None = None,
                  any_order: bool | None = None, strict_order: bool = False,
-                 dedup: bool = False) -> Q.FunnelQuery:
+                 dedup: bool = False, tz: str | None = None) -> Q.FunnelQuery:
     """The :class:`~segcore.query.FunnelQuery` of the funnel functions' arguments."""
     return Q.FunnelQuery(
         steps=steps, window=window, range=_range(start, end), strict=strict,
         order="any" if any_order else order, exclusions=tuple(exclusions or ()), hold=hold,
-        segment=segment, compare=tuple(segments or ()), strict_order=strict_order, dedup=dedup)
+        segment=segment, compare=tuple(segments or ()), strict_order=strict_order, dedup=dedup,
+        tz=tz)

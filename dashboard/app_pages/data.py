@@ -95,6 +95,14 @@ with t_import:
             placeholder="InvoiceNo,StockCode",
         )
         trim = c[1].checkbox("Trim spaces around text values", key="dt_trim")
+        source_tz = c[1].text_input(
+            "Time zone of timestamps without an offset",
+            key="dt_source_tz",
+            placeholder="UTC (e.g. Europe/London)",
+            help="An IANA zone: naive times are wall-clock times there. Around a clock "
+            "change an ambiguous time is its first occurrence and a skipped one moves "
+            "forward by the gap; both are counted in the summary (docs/ingest.md).",
+        )
         go = st.form_submit_button("Import", type="primary")
     if go:
         with guard("import"):
@@ -119,6 +127,7 @@ with t_import:
                 derive=parse_derivations(derive_text),
                 key=key_cols,
                 trim=trim,
+                source_tz=source_tz.strip() or None,
             )
             bar.progress(1.0, text="Done")
             st.cache_data.clear()

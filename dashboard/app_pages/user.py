@@ -113,7 +113,8 @@ with guard("user"):
             )
             st.dataframe(
                 recent.select(
-                    pl.col("ts").dt.strftime("%Y-%m-%d %H:%M:%S").alias("time (UTC)"),
+                    pl.col("ts").dt.convert_time_zone(state.report_tz())
+                    .dt.strftime("%Y-%m-%d %H:%M:%S").alias(f"time ({state.report_tz()})"),
                     "event",
                     details.alias("details"),
                 ),

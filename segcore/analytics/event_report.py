@@ -1,8 +1,9 @@
 """Event reports (docs/analytics.md, Event reports): events and distinct users per day or week.
 
 A report covers the instants ``[from, to)`` of a range of days (``to`` = end of the
-last day). Periods are days, or ISO weeks named by their Monday (a week cut by the
-range counts only its days inside the range). Every period of the range appears for
+last day). Periods are days of the report zone (:func:`segcore.lang.dates.current_zone`),
+or weeks named by their first day (Monday unless configured; a week cut by the range
+counts only its days inside the range). Every period of the range appears for
 every chosen event (and group), with 0 when nothing happened.
 
 Breakdowns (one at a time): ``segments`` (one row group per saved segment, members
@@ -19,8 +20,9 @@ from collections.abc import Sequence
 import polars as pl
 
 from segcore.engine.polars.evaluate import event_filter, members
+from segcore.engine.polars.expressions import local_day, period_first
 from segcore.errors import UsageError
-from segcore.lang.dates import end_of_day, parse_date
+from segcore.lang.dates import current_zone, end_of_day, parse_date
 from segcore.store.events import EventStore
 
 OTHER = "other"
@@ -39,8 +41,8 @@ def _where(store: EventStore, where: str | pl.Expr) -> pl.Expr:
 
 def _calendar(first: dt.date, last: dt.date, every: str) -> pl.Series:
     if every == "week":
-        first -= dt.timedelta(days=first.weekday())
-        last -= dt.timedelta(days=last.weekday())
+        zone = current_zone()
+        first, last = zone.week_first(first), zone.week_first(last)
         return pl.date_range(first, last, "1w", eager=True).alias("period")
     if every == "day":
         return pl.date_range(first, last, "1d", eager=True).alias("period")
@@ -158,8 +160,7 @@ def event_report(
         lf = lf.filter(_where(store, where))
     if segment:
         lf = lf.join(_members(store, segment, hi).lazy(), on="user_id", how="semi")
-    day = pl.col("ts").dt.date()
-    lf = lf.with_columns((day.dt.truncate("1w") if every == "week" else day).alias("period"))
+    lf = lf.with_columns(period_first(local_day(pl.col("ts")), every).alias("period"))
 
     group: str | None = None
     groups: list[str] = []

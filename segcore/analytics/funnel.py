@@ -66,8 +66,9 @@ from typing import Any
 
 import polars as pl
 
+from segcore.engine.polars.expressions import local_day, period_first
 from segcore.errors import UsageError
-from segcore.lang.dates import end_of_day, parse_date
+from segcore.lang.dates import current_zone, end_of_day, parse_date
 from segcore.lang.durations import parse_duration
 from segcore.store.events import USER_CODE, distinct_user_rows
 
@@ -199,8 +200,9 @@ def _range(store, start, end) -> tuple[dt.datetime, dt.datetime]:
         first, last = stats["a"][0], stats["b"][0]
         if first is None:
             raise UsageError("the store has no events: give start and end dates")
-        start = first.date() if start is None else start
-        end = last.date() if end is None else end
+        zone = current_zone()
+        start = zone.local_date(first) if start is None else start
+        end = zone.local_date(last) if end is None else end
     a, b = parse_date(start, "start date"), parse_date(end, "end date")
     if b < a:
         raise UsageError(f"the range ends ({b}) before it starts ({a})")
@@ -1221,11 +1223,11 @@ def funnel(
 
 
 def _periods(spec: FunnelSpec, every: str) -> pl.DataFrame:
-    first = spec.start.date()
-    last = (spec.end - dt.timedelta(days=1)).date()
+    zone = current_zone()
+    first = zone.local_date(spec.start)
+    last = zone.local_date(spec.end - dt.timedelta(microseconds=1))
     if every == "week":
-        first -= dt.timedelta(days=first.weekday())
-        last -= dt.timedelta(days=last.weekday())
+        first, last = zone.week_first(first), zone.week_first(last)
         interval = "1w"
     elif every == "day":
         interval = "1d"
@@ -1235,8 +1237,8 @@ def _periods(spec: FunnelSpec, every: str) -> pl.DataFrame:
 
 
 def _period_expr(col: str, every: str) -> pl.Expr:
-    day = pl.from_epoch(pl.col(col), time_unit="us").dt.date()
-    return day.dt.truncate("1w") if every == "week" else day
+    instant = pl.from_epoch(pl.col(col), time_unit="us").dt.replace_time_zone("UTC")
+    return period_first(local_day(instant), every)
 
 
 def funnel_over_time(
@@ -1252,8 +1254,9 @@ def funnel_over_time(
     """Conversion per period of entry: ``period, entered, completed, conversion``.
 
     ``entered`` counts the users with a step-1 event (in ``[from, to)``) in the
-    period; ``completed`` the users with a complete chain starting in it. Weekly
-    periods are named by their Monday (ISO week start).
+    period; ``completed`` the users with a complete chain starting in it. Periods are
+    days of the report zone; weekly periods are named by their first day (Monday unless
+    configured).
     """
     segment = options.pop("segment", None)
     method = options.pop("method", "auto")

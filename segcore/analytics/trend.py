@@ -1,9 +1,10 @@
 """Segment size over time with entries and exits (docs/analytics.md, Size over time), in one pass.
 
-A trend has points ``T_1..T_n`` (ends of days or of ISO weeks) plus ``T_0``, the
-instant one step before the first point (for the first point's entries and exits).
-The instants are equally spaced, so "per point" quantities are small integer
-indexes ``j = 0..n``.
+A trend has points ``T_1..T_n`` (ends of days or of weeks in the report zone,
+:func:`segcore.lang.dates.current_zone`) plus ``T_0``, the end of the day or week
+before the first point (for the first point's entries and exits). In UTC the instants
+are equally spaced; in a zone with clock changes a day lasts 23 to 25 hours. "Per
+point" quantities are small integer indexes ``j = 0..n``.
 
 Algorithm (exact, no per-point re-evaluation):
 
@@ -56,10 +57,10 @@ from segcore.engine.plan import (
     tree_columns,
 )
 from segcore.engine.polars.evaluate import plan_members, where_mask
-from segcore.engine.polars.expressions import TS, Ctx, as_timestamp, to_expr
+from segcore.engine.polars.expressions import TS, Ctx, as_timestamp, local_day, to_expr
 from segcore.engine.rules import schema_of, to_tree
 from segcore.errors import RuleError, UsageError
-from segcore.lang.dates import UTC, day_points, end_of_day, parse_date
+from segcore.lang.dates import UTC, current_zone, day_points, end_of_day, parse_date
 from segcore.lang.tree import (
     And,
     Behavior,
@@ -121,8 +122,12 @@ def make_points(start: Any, end: Any, every: str = "day") -> Points:
             f"{MAX_POINTS:,}: shorten the range or use weekly points"
         )
     step = STEPS[every]
-    first = _us(end_of_day(dates[0]))
-    T = first + step * np.arange(-1, len(dates), dtype=np.int64)
+    if current_zone().is_utc:
+        first = _us(end_of_day(dates[0]))
+        T = first + step * np.arange(-1, len(dates), dtype=np.int64)
+    else:  # local days last 23, 24 or 25 hours: each point is its own local midnight
+        before = dates[0] - dt.timedelta(microseconds=step)
+        T = np.array([_us(end_of_day(d)) for d in (before, *dates)], dtype=np.int64)
     return Points(tuple(dates), T, step)
 
 
@@ -221,7 +226,7 @@ def _bounds(
 def _clock_frame(pts: Points) -> pl.DataFrame:
     now = pl.Series(NOW, pts.T).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
     return pl.DataFrame([now]).with_columns(
-        (pl.col(NOW) - pl.duration(microseconds=1)).dt.date().alias(TODAY)
+        local_day(pl.col(NOW) - pl.duration(microseconds=1)).alias(TODAY)
     )
 
 
@@ -530,18 +535,20 @@ def _union_deltas(uid: np.ndarray, key: np.ndarray, a: np.ndarray, b: np.ndarray
 def _periods(w: _Work, node: Behavior, ev: pl.DataFrame) -> _Part:
     """``event_periods`` at every point: distinct ``k = floor((T_j - ts) / period)``.
 
-    With ``d = gcd(step, period)``, ``s = step/d``, ``m = period/d`` and ``q`` the
-    event's age at ``T_0`` in units of d, ``k_j = floor((q + j*s) / m)``. For all the
-    points with the same residue ``r = j*s mod m``, ``k_j`` is the fixed block
+    With ``d`` the gcd of ``period`` and every ``T_j - T_0``, ``s_j = (T_j - T_0)/d``,
+    ``m = period/d`` and ``q`` the event's age at ``T_0`` in units of d,
+    ``k_j = floor((q + s_j) / m)``. For all the points with the same residue
+    ``r = s_j mod m``, ``k_j`` is the fixed block
     ``floor((q + r) / m)`` plus a constant, so per residue the count is the number of
     distinct blocks whose events' ``[a, b)`` ranges cover j: a union of ranges.
     """
     P, U = w.pts.P, w.U
-    d = int(np.gcd(w.pts.step, node.period))
-    s_, m = w.pts.step // d, node.period // d
+    steps = w.pts.T - w.pts.T[0]  # j * step; uneven across clock changes in a report zone
+    d = int(np.gcd.reduce(np.append(steps, node.period)))
+    m = node.period // d
     q = (int(w.pts.T[0]) - _ts_us(ev)) // d
     uid, a, b = (ev[c].to_numpy() for c in ("uid", "a", "b"))
-    residues = (np.arange(P, dtype=np.int64) * s_) % m
+    residues = (steps // d) % m
     out = np.zeros((P, U), dtype=np.float64)
     for r in np.unique(residues):  # ok-loop: at most m residues (7 for weeks of days)
         # blocks fall as time goes on: negate them so that a and b grow inside a group
@@ -1071,7 +1078,8 @@ def trend_members(
     d = parse_date(date, "point date")
     pts = make_points(d, d, "day")
     if every == "week":
-        pts = Points((d,), np.array([pts.T[1] - STEPS["week"], pts.T[1]]), STEPS["week"])
+        week_before = _us(end_of_day(d - dt.timedelta(days=7)))
+        pts = Points((d,), np.array([week_before, pts.T[1]]), STEPS["week"])
     g = target_grid(store, rule, segment, pts, naive=True)
     now, prev = g.M[:, 1], g.M[:, 0]
     mask = {"entered": now & ~prev, "exited": prev & ~now, "members": now}[which]

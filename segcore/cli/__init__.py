@@ -13,6 +13,9 @@ import sys
 from collections.abc import Sequence
 
 from segcore.errors import SegcoreError
+from segcore.lang.dates import ReportZone, report_zone
+from segcore.store.events import default_home
+from segcore.store.settings import store_zone
 
 # Each module defines ``register(subparsers, common)`` adding its commands.
 COMMAND_MODULES = (
@@ -24,6 +27,7 @@ COMMAND_MODULES = (
     "segcore.cli.event_analytics",  # funnel, events
     "segcore.cli.retention",  # retention, lifecycle, stickiness
     "segcore.cli.service",  # serve, token
+    "segcore.cli.config",  # config show / set
 )
 
 
@@ -36,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (commands from every module that is present)."""
     common = _Parser(add_help=False)
     common.add_argument("--home", help="store folder (default: $SEGCORE_HOME or ./data)")
+    common.add_argument("--tz", help="report time zone (IANA name, e.g. Europe/Berlin) for "
+                        "dates, days and weeks; default: the store's setting, else UTC")
     parser = _Parser(prog="segcore", description="Exact user segments over a Parquet event store.")
     parser.add_argument("--version", action="version", version="segcore 0.1.0")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -51,12 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _zone(args: argparse.Namespace) -> ReportZone:
+    home = getattr(args, "home", None) or default_home()
+    return store_zone(home, getattr(args, "tz", None))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``segcore`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        code = args.func(args)
+        with report_zone(_zone(args)):
+            code = args.func(args)
     except SegcoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -24,7 +24,7 @@ values are stored exactly as written (spaces kept; --trim removes them); ids fol
   rule in every format: text without surrounding spaces, 17850.0 (text or float) = 17850
 files: FILE may be a folder (every file below with a known extension) or a glob pattern
   ("exports/**/*.csv"); everything is validated first and written at once
-timestamps: ISO 8601 with any offset (to UTC), naive = UTC, dates = midnight UTC,
+timestamps: ISO 8601 with any offset (to UTC), naive = UTC (or --source-tz), dates = midnight,
   epoch s/ms/us, 12/1/2010 8:26 (month first, then day first), 31.12.2025, 20251231
 exports of other tools (segcore ingest export --format TOOL; fills events AND users):
   segment, rudderstack  track/page/screen -> events, identify -> users (traits)
@@ -81,8 +81,9 @@ def _check_format(args: argparse.Namespace) -> None:
                 f"ingest export needs --format {'|'.join(TOOLS)}"
                 + (f" (not {args.format})" if args.format else "")
             )
-        if args.map or args.event or args.derive or args.key:
-            raise UsageError("--map, --event, --derive and --key do not apply to ingest export")
+        if args.map or args.event or args.derive or args.key or args.source_tz:
+            raise UsageError("--map, --event, --derive, --key and --source-tz do not apply "
+                             "to ingest export")
     elif args.format in TOOLS and args.format not in FORMATS:
         raise UsageError(
             f"--format {args.format} is a tool export: use "
@@ -110,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
                 trim=args.trim,
                 derive=args.derive or (),
                 key=args.key,
+                source_tz=args.source_tz,
                 **common,
             )
     finally:
@@ -163,6 +165,13 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         metavar="COLS",
         help="events: columns whose values make the event_id, e.g. InvoiceNo,StockCode "
         "(re-imported rows are then skipped)",
+    )
+    p.add_argument(
+        "--source-tz",
+        metavar="ZONE",
+        help="events/users: the IANA zone of timestamps without an offset, e.g. "
+        "Europe/London (default UTC); around a clock change an ambiguous time is its "
+        "first occurrence and a skipped one moves forward by the gap (both counted)",
     )
     p.add_argument(
         "--trim",

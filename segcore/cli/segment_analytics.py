@@ -293,7 +293,7 @@ def register(sub, common) -> None:
 
     p = sub.add_parser("reach", parents=[common], help="members reachable per channel")
     _add_target(p)
-    p.add_argument("--as-of", help="date (end of that UTC day) or ISO timestamp; default now")
+    p.add_argument("--as-of", help="date (end of that day in the report zone) or ISO timestamp; default now")
     p.add_argument("--channel", help="list the members reachable by this channel")
     p.add_argument("--limit", type=whole_number(0, MAX_ROWS_SHOWN), default=50, help="rows shown with --channel")
     p.add_argument("--json", action="store_true")

@@ -379,7 +379,7 @@ def register(sub, common) -> None:
     """Add the ``eval``, ``sql``, ``user`` and ``segment`` commands."""
     p = sub.add_parser("eval", parents=[common], help="members of a rule or segment")
     add_target(p)
-    p.add_argument("--as-of", help="date (end of that UTC day) or ISO timestamp; default now")
+    p.add_argument("--as-of", help="date (end of that day in the report zone) or ISO timestamp; default now")
     add_engine(p)
     p.add_argument("--out", help="write members with attributes to FILE.csv or FILE.parquet")
     p.add_argument("--limit", type=whole_number(0, MAX_ROWS_SHOWN), default=10,
@@ -467,7 +467,7 @@ def register(sub, common) -> None:
                       help="a new static segment with a segment's members now (or --as-of)")
     p.add_argument("name")
     p.add_argument("new_name")
-    p.add_argument("--as-of", help="date (end of that UTC day) or ISO timestamp; default now")
+    p.add_argument("--as-of", help="date (end of that day in the report zone) or ISO timestamp; default now")
     p.add_argument("--description")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_freeze)

@@ -34,6 +34,7 @@ import polars as pl
 
 from segcore.engine.polars.expressions import TS, Ctx, constant_instant, to_expr
 from segcore.errors import CatalogError, RuleError
+from segcore.lang.dates import current_zone
 from segcore.lang.references import MAX_SEGMENT_DEPTH
 from segcore.lang.tree import (
     AGGREGATES,
@@ -218,7 +219,7 @@ def memo(cache: dict, key: Any, schema: Schema, compute: Callable[[], Any]) -> A
 def null_row_member(tree: Node, schema: Schema, T: dt.datetime,
                     columns: dict[Node, str], defaults: dict[str, Any]) -> bool:
     """Would a user with no attributes and no matching events be a member? (memoised)"""
-    key = (tree, T, tuple(columns.items()), tuple(defaults.items()))
+    key = (tree, T, current_zone(), tuple(columns.items()), tuple(defaults.items()))
     try:
         hash(key)
     except TypeError:  # an unhashable default: no memo

@@ -42,6 +42,7 @@ from segcore.ingest.shape import (
     scalar_columns,
     segment_lines,
 )
+from segcore.ingest.timestamps import source_zone
 from segcore.ingest.tool_exports import read_export
 from segcore.ingest.validate import (
     KIND,
@@ -62,6 +63,7 @@ from segcore.ingest.write import (
     write_events,
     write_users,
 )
+from segcore.lang.dates import check_zone
 from segcore.store.events import EVENT_ID, EventStore
 from segcore.store.files import atomic_path
 from segcore.store.outputs import check_output_path
@@ -323,6 +325,7 @@ def ingest(
     trim: bool = False,
     derive: Sequence[str] = (),
     key: str | Sequence[str] | None = None,
+    source_tz: str | None = None,
 ) -> dict[str, Any]:
     """Import event or user files into ``store``.
 
@@ -360,6 +363,12 @@ def ingest(
     key
         Events only: columns (``"InvoiceNo,StockCode"``) whose values make each
         event's ``event_id`` (:mod:`segcore.ingest.keys`), so a re-import is skipped.
+    source_tz
+        The IANA zone of naive timestamps (no offset), e.g. ``Europe/London`` for a shop
+        export in UK local time (default: UTC). Ambiguous local times are taken as their
+        first occurrence, nonexistent ones moved forward by the gap
+        (:mod:`segcore.ingest.timestamps`); both are counted (``ambiguous_times``,
+        ``nonexistent_times``) and named in the summary.
 
     Returns
     -------
@@ -396,12 +405,20 @@ def ingest(
     if rejects_path is not None:
         check_output_path(store, rejects_path, "the rejects file", inputs=paths)
     how = _Reading(format, mapping, event, encoding, trim, derive)
+    if source_tz is not None:
+        check_zone(source_tz)  # a bad name is refused before anything is read
+    clock: dict[str, Any] = {}
 
     def prepare() -> _Batch:
         schema = _stored_schema(store, kind)
-        read = _read_all(kind, paths, schema, how, skip_invalid, report)
-        report(0.6, "validating")
-        return _validate(kind, schema, read, skip_invalid, key_columns, mapping)
+        with source_zone(source_tz) as zone:
+            read = _read_all(kind, paths, schema, how, skip_invalid, report)
+            report(0.6, "validating")
+            batch = _validate(kind, schema, read, skip_invalid, key_columns, mapping)
+        clock.update(source_tz=None if zone is None else zone.name,
+                     ambiguous_times=0 if zone is None else zone.ambiguous,
+                     nonexistent_times=0 if zone is None else zone.nonexistent)
+        return batch
 
     batch = prepare()
     rejects = (
@@ -413,6 +430,7 @@ def ingest(
                            rejects=rejects, report=report)[0]
     result = batch.extra
     result["files"] = [str(p) for p in paths]
+    result.update(clock)
     result["summary"] = _summary(result, batch.bad, batch.total)
     report(1.0, "done")
     return result
@@ -612,6 +630,12 @@ def _summary(result: dict[str, Any], bad: pl.DataFrame, total: int) -> str:
         extras.append(f"{result['ignored_lines']:,} lines of other types ignored")
     if result["new_columns"]:
         extras.append("new columns: " + ", ".join(result["new_columns"]))
+    if result.get("ambiguous_times"):
+        extras.append(f"{result['ambiguous_times']:,} ambiguous local times (clocks went "
+                      "back) taken as their first occurrence")
+    if result.get("nonexistent_times"):
+        extras.append(f"{result['nonexistent_times']:,} nonexistent local times (clocks "
+                      "went forward) moved forward by the gap")
     if result.get("rejects_files_reimported"):
         extras.append("a rejects file's __line and __reason columns not imported")
     if extras:

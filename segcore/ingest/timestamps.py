@@ -13,11 +13,25 @@ Accepted (docs/rules.md section 1: the store keeps UTC microseconds):
   export, then day first, ``31.12.2025``, ``2025/12/31``): the first layout of
   :data:`OTHER_FORMATS` that parses every non-NULL value of the column is used.
 - Parquet/JSON values that already are dates or datetimes (naive = UTC).
+
+Naive values (no offset: text without one, dates, naive datetimes; never epoch numbers)
+are UTC unless the import names a source time zone (``--source-tz``,
+:func:`source_zone`): then they are wall-clock times there, converted by
+:func:`segcore.lang.dates.localize`'s rule -- an ambiguous time (clocks went back, it
+happened twice) is its first occurrence; a nonexistent one (clocks went forward) is
+moved forward by the length of the gap -- and both are counted.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from dataclasses import dataclass
+
 import polars as pl
+
+from segcore.lang.dates import check_zone
 
 UTC_US = pl.Datetime("us", "UTC")
 
@@ -98,11 +112,89 @@ def _parse_expr(s: pl.Expr, fmt: str) -> pl.Expr:
     return s.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC")
 
 
+@dataclass
+class SourceZone:
+    """The zone of an import's naive timestamps and how many of them fell on a clock
+    change: ``ambiguous`` (taken as the first occurrence), ``nonexistent`` (moved
+    forward by the gap)."""
+
+    name: str
+    ambiguous: int = 0
+    nonexistent: int = 0
+
+
+_SOURCE: contextvars.ContextVar[SourceZone | None] = contextvars.ContextVar("source_zone",
+                                                                           default=None)
+
+
+@contextlib.contextmanager
+def source_zone(tz: str | None) -> Iterator[SourceZone | None]:
+    """Parse naive timestamps as wall-clock times in ``tz`` under the ``with`` (None or
+    UTC: as UTC); yields the counts."""
+    zone = None if tz is None or check_zone(tz) == "UTC" else SourceZone(check_zone(tz))
+    token = _SOURCE.set(zone)
+    try:
+        yield zone
+    finally:
+        _SOURCE.reset(token)
+
+
+# an offset after a time of day: Z, UTC, GMT, +02, +0200, +02:00
+_OFFSET = r"(?i)\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*(z|utc|gmt|[+-]\d{2}(:?\d{2})?)$"
+
+
+def _naive(values: pl.Series) -> pl.Series:
+    """Which values carry no offset (wall-clock times)."""
+    dtype = values.dtype
+    if isinstance(dtype, pl.Datetime):
+        return pl.Series([dtype.time_zone is None] * len(values))
+    if dtype == pl.Date:
+        return pl.Series([True] * len(values))
+    if dtype.is_numeric() or dtype == pl.Null:
+        return pl.Series([False] * len(values))
+    text = values.cast(pl.String).str.strip_chars()
+    return ~text.str.contains(_OFFSET).fill_null(True)
+
+
+def _localize(parsed: pl.Series, naive: pl.Series, zone: SourceZone) -> pl.Series:
+    """Naive values read as UTC -> the same wall-clock times in ``zone``, counted."""
+    day = pl.duration(days=1)
+    wall = pl.col("t").dt.replace_time_zone(None)
+
+    def local(e: pl.Expr, ambiguous: str) -> pl.Expr:
+        return e.dt.replace_time_zone(zone.name, ambiguous=ambiguous, non_existent="null")
+
+    frame = pl.DataFrame({"t": parsed, "n": naive}).with_columns(
+        local(wall, "earliest").alias("first"), local(wall, "latest").alias("last"),
+        # a skipped time: 24 hours after the same wall time the day before (fold=0)
+        (local(wall - day, "earliest") + day).alias("shifted"))
+    is_naive = pl.col("n") & pl.col("t").is_not_null()
+    out = frame.select(
+        pl.when(is_naive)
+        .then(pl.coalesce("first", "shifted").dt.convert_time_zone("UTC"))
+        .otherwise(pl.col("t")).alias("v"),
+        (is_naive & (pl.col("first") != pl.col("last"))).sum().alias("ambiguous"),
+        (is_naive & pl.col("first").is_null()).sum().alias("nonexistent"),
+    )
+    zone.ambiguous += int(out["ambiguous"][0])
+    zone.nonexistent += int(out["nonexistent"][0])
+    return out["v"].alias(parsed.name).cast(UTC_US)
+
+
 def parse_timestamps(values: pl.Series) -> pl.Series:
     """Parse a column to ``Datetime("us", "UTC")``; unparseable values become NULL.
 
-    The caller compares NULLs in the result with non-NULL inputs to name bad values.
+    Naive values are UTC, or wall-clock times of the :func:`source_zone` in force. The
+    caller compares NULLs in the result with non-NULL inputs to name bad values.
     """
+    parsed = _parse_utc(values)
+    zone = _SOURCE.get()
+    if zone is None:
+        return parsed
+    return _localize(parsed, _naive(values), zone)
+
+
+def _parse_utc(values: pl.Series) -> pl.Series:
     dtype = values.dtype
     frame = values.to_frame("v")
     if isinstance(dtype, pl.Datetime):

@@ -5,9 +5,11 @@ Vocabulary (the same in every query, the CLI and the dashboard):
 - ``target``: what is measured -- a rule or a saved segment (:class:`Target`);
 - ``segment``: a population restriction -- only the members of this saved segment
   (taken at the end of the range) count;
-- ``range``: the days ``start..end`` (both included; instants ``[start, end + 1 day)``,
-  UTC) and ``every``: the :class:`Period` of a series (days, ISO weeks, or calendar
-  months where a report takes them).
+- ``range``: the days ``start..end`` (both included; instants ``[start, end + 1 day)``
+  in the report zone) and ``every``: the :class:`Period` of a series (days, weeks, or
+  calendar months where a report takes them);
+- ``tz``: the report time zone of this query (an IANA name, every query has it;
+  None: the store's setting, docs/rules.md section 2).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar
 
 from segcore.errors import RuleError, UsageError
-from segcore.lang.dates import end_of_day, parse_date, resolve_as_of
+from segcore.lang.dates import check_zone, end_of_day, parse_date, resolve_as_of
 from segcore.lang.periods import Period
 from segcore.lang.tree import Node
 
@@ -31,7 +33,8 @@ __all__ = ["DateRange", "Period", "Query", "Target", "check_as_of", "names", "qu
 
 @dataclasses.dataclass(frozen=True)
 class DateRange:
-    """The days ``start..end``, both included (instants ``[start, end + 1 day)`` UTC)."""
+    """The days ``start..end``, both included (instants ``[start, end + 1 day)`` in the
+    report zone in force when they are read)."""
 
     start: dt.date
     end: dt.date
@@ -154,16 +157,30 @@ class Query:
     """
 
     kind: ClassVar[str] = "query"
+    # the report time zone (IANA name) of this query; None: the store's (keyword only)
+    tz: str | None = dataclasses.field(default=None, kw_only=True)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if cls.kind != "query":
             _KINDS[cls.kind] = cls
+        own = cls.__dict__.get("__post_init__")
+        if own is not None:  # every query checks its tz after its own fields
+            def post_init(self: Query, _own: Any = own) -> None:
+                _own(self)
+                Query.__post_init__(self)
+            cls.__post_init__ = post_init  # type: ignore[method-assign]
+
+    def __post_init__(self) -> None:
+        if self.tz is not None:
+            object.__setattr__(self, "tz", check_zone(self.tz))
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready values, with ``kind``."""
+        """Plain JSON-ready values, with ``kind`` (``tz`` only when given)."""
         out: dict[str, Any] = {"kind": self.kind}
         for f in dataclasses.fields(self):
+            if f.name == "tz" and self.tz is None:
+                continue
             out[f.name] = _plain(getattr(self, f.name))
         return out
 

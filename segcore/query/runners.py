@@ -12,8 +12,9 @@ through here (docs/architecture.md, docs/engines.md).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 
@@ -30,7 +31,13 @@ from segcore.engine.polars import evaluate
 from segcore.engine.sql import compile_sql
 from segcore.engine.sql.funnel import funnel_backend
 from segcore.errors import ConflictError, UsageError
-from segcore.lang.dates import resolve_as_of
+from segcore.lang.dates import (
+    ReportZone,
+    current_zone,
+    report_zone,
+    resolve_as_of,
+    zone_is_set,
+)
 from segcore.query import sql_runners as on_sql
 from segcore.query.base import Query
 from segcore.query.queries import (
@@ -69,14 +76,27 @@ from segcore.query.results import (
 )
 from segcore.segments import create_segment
 from segcore.store.events import EventStore
+from segcore.store.settings import store_zone
 
 EngineArg = Engine | str | None
 
 
-def _sql(engine: EngineArg) -> Engine | None:
-    """The SQL engine to run on, or None for the Polars backend."""
+def _sql(engine: EngineArg, *, follows_zone: bool = False) -> Engine | None:
+    """The SQL engine to run on, or None for the Polars backend.
+
+    Only membership (``follows_zone``) is compiled with the report zone's days so far;
+    the other analytics count UTC days in SQL, so a report zone other than UTC is
+    refused there with one line rather than answered in the wrong days.
+    """
     e = Engine.parse(engine)
-    return None if e.is_polars else e
+    if e.is_polars:
+        return None
+    zone = current_zone()
+    if not follows_zone and zone.name != "UTC":
+        raise UsageError(
+            f"report time zone {zone.name} runs on the polars engine only for this report "
+            f"(not {e}); use --engine polars or --tz UTC")
+    return e
 
 
 def _polars_only(engine: EngineArg, what: str) -> None:
@@ -89,10 +109,35 @@ def _iso(T: Any) -> str:
     return T.isoformat().replace("+00:00", "Z")
 
 
+R = TypeVar("R")
+
+
+def query_zone(store: EventStore, q: Query) -> ReportZone:
+    """The report zone ``q`` runs in: its ``tz``, else the caller's zone, else the store's
+    (``Store(tz=...)`` or its settings), else UTC (:func:`segcore.store.settings.store_zone`)."""
+    tz = q.tz
+    inner = getattr(q, "funnel", None)
+    if tz is None and isinstance(inner, Query):
+        tz = inner.tz
+    if tz is None and not zone_is_set():
+        tz = getattr(store, "tz", None)
+    return store_zone(store.home, tz)
+
+
+def zoned(runner: Callable[..., R]) -> Callable[..., R]:
+    """Run ``runner(store, q, ...)`` with the days of :func:`query_zone`."""
+    @functools.wraps(runner)
+    def in_zone(store: EventStore, q: Any, *args: Any, **kwargs: Any) -> R:
+        with report_zone(query_zone(store, q)):
+            return runner(store, q, *args, **kwargs)
+    return in_zone
+
+
 # --------------------------------------------------------------------------- members
+@zoned
 def run_members(store: EventStore, q: MembersQuery, engine: EngineArg = None) -> MembersResult:
     """How many members ``q.target`` has at ``q.as_of`` (and all users, if asked)."""
-    if (sql := _sql(engine)) is not None:
+    if (sql := _sql(engine, follows_zone=True)) is not None:
         return on_sql.members(store, q, sql)
     as_of = q.as_of if q.as_of is not None else resolve_as_of(None)  # one "now" for both
     T = resolve_as_of(as_of)
@@ -114,16 +159,18 @@ def universe_size(store: EventStore, T: Any) -> int:
     return sizes[key]
 
 
+@zoned
 def members_actors(store: EventStore, q: MembersQuery, *,
                    attributes: bool = False, engine: EngineArg = None) -> pl.DataFrame:
     """The members (sorted ``user_id``; with ``attributes``, the user columns too)."""
-    if (sql := _sql(engine)) is not None:
+    if (sql := _sql(engine, follows_zone=True)) is not None:
         return on_sql.members_actors(store, q, sql, attributes)
     with store.pinned():
         return evaluate.members(store, q.target.rule, as_of=q.as_of, segment=q.target.segment,
                                 attributes=attributes)
 
 
+@zoned
 def run_sql(store: EventStore, q: SqlQuery, engine: EngineArg = None) -> SqlResult:
     """The members query of ``q.target`` compiled to SQL."""
     # compiling needs no engine: the dialect is the query's
@@ -133,6 +180,7 @@ def run_sql(store: EventStore, q: SqlQuery, engine: EngineArg = None) -> SqlResu
     return SqlResult(sql, q.dialect)
 
 
+@zoned
 def run_user(store: EventStore, q: UserQuery, engine: EngineArg = None) -> UserResult:
     """A user's attributes, latest events and current segments."""
     Engine.parse(engine)  # one user's page reads the local store on every engine
@@ -141,6 +189,7 @@ def run_user(store: EventStore, q: UserQuery, engine: EngineArg = None) -> UserR
                                                 last_events=q.last_events))
 
 
+@zoned
 def user_segments(store: EventStore, q: UserQuery, engine: EngineArg = None) -> list[str]:
     """Names of the saved segments the user belongs to at ``q.as_of``."""
     Engine.parse(engine)  # one user's segments: the local store on every engine
@@ -149,6 +198,7 @@ def user_segments(store: EventStore, q: UserQuery, engine: EngineArg = None) -> 
 
 
 # --------------------------------------------------------------------------- segment analytics
+@zoned
 def run_trend(store: EventStore, q: TrendQuery, engine: EngineArg = None) -> TrendResult:
     """Members, entered and exited at every point of the range."""
     if (sql := _sql(engine)) is not None:
@@ -159,6 +209,7 @@ def run_trend(store: EventStore, q: TrendQuery, engine: EngineArg = None) -> Tre
     return TrendResult(df)
 
 
+@zoned
 def trend_actors(store: EventStore, q: TrendQuery, date: Any, which: str = "entered",
                  engine: EngineArg = None) -> pl.DataFrame:
     """The users who ``entered``/``exited`` at the point of ``date`` (or its ``members``)."""
@@ -172,6 +223,7 @@ def trend_actors(store: EventStore, q: TrendQuery, date: Any, which: str = "ente
                                        which=which, every=q.every.value)
 
 
+@zoned
 def run_reach(store: EventStore, q: ReachQuery, engine: EngineArg = None) -> ReachResult:
     """Members reachable per channel at ``q.as_of``."""
     if (sql := _sql(engine)) is not None:
@@ -183,6 +235,7 @@ def run_reach(store: EventStore, q: ReachQuery, engine: EngineArg = None) -> Rea
                                            else list(q.channels)))
 
 
+@zoned
 def reach_actors(store: EventStore, q: ReachQuery, channel: str,
                  engine: EngineArg = None) -> pl.DataFrame:
     """Members reachable by ``channel``: ``user_id`` and the contact columns it uses."""
@@ -193,6 +246,7 @@ def reach_actors(store: EventStore, q: ReachQuery, channel: str,
                                            segment=q.target.segment)
 
 
+@zoned
 def run_profile(store: EventStore, q: ProfileQuery, engine: EngineArg = None) -> ProfileResult:
     """Attribute distributions of the members against all users."""
     if (sql := _sql(engine)) is not None:
@@ -204,6 +258,7 @@ def run_profile(store: EventStore, q: ProfileQuery, engine: EngineArg = None) ->
             top=q.top, bins=q.bins))
 
 
+@zoned
 def run_overlap(store: EventStore, q: OverlapQuery, engine: EngineArg = None) -> OverlapResult:
     """Sizes, regions and pairwise overlap of 2 to 5 segments."""
     if (sql := _sql(engine)) is not None:
@@ -212,6 +267,7 @@ def run_overlap(store: EventStore, q: OverlapQuery, engine: EngineArg = None) ->
         return OverlapResult(overlap_mod.overlap(store, list(q.items), as_of=q.as_of))
 
 
+@zoned
 def run_engagement(store: EventStore, q: EngagementQuery, engine: EngineArg = None) -> EngagementResult:
     """Active and converting shares of the members at ``q.as_of``."""
     if (sql := _sql(engine)) is not None:
@@ -222,6 +278,7 @@ def run_engagement(store: EventStore, q: EngagementQuery, engine: EngineArg = No
             goal_within=q.goal_within))
 
 
+@zoned
 def run_engagement_trend(store: EventStore, q: EngagementTrendQuery,
                          engine: EngineArg = None) -> SeriesResult:
     """Engagement at every point of the range."""
@@ -250,31 +307,34 @@ def _funnel_args(q: FunnelQuery) -> dict[str, Any]:
     }
 
 
+@zoned
 def run_funnel(store: EventStore, q: FunnelQuery, engine: EngineArg = None) -> FunnelResult:
     """Users per step (per segment of ``q.compare`` side by side when given), computed
     by ``engine`` (default Polars; docs/engines.md, Funnels)."""
     with store.pinned():
         return FunnelResult(funnel_mod.funnel(store, q.step_values, segments=list(q.compare) or None,
-                                              backend=funnel_backend(store, engine),
+                                              backend=funnel_backend(store, _sql(engine) or Engine.parse(engine)),
                                               **_funnel_args(q)))
 
 
+@zoned
 def funnel_actors(store: EventStore, q: FunnelQuery, after_step: int,
                   engine: EngineArg = None) -> pl.DataFrame:
     """The users who dropped off after ``after_step`` (1-based): reached it, not the next."""
     with store.pinned():
         return funnel_mod.funnel_dropoffs(store, q.step_values, after_step=after_step,
-                                          backend=funnel_backend(store, engine),
+                                          backend=funnel_backend(store, _sql(engine) or Engine.parse(engine)),
                                           **_funnel_args(q))
 
 
+@zoned
 def save_dropoffs(store: EventStore, q: FunnelQuery, after_step: int, name: str,
                   description: str = "", engine: EngineArg = None) -> dict[str, Any]:
     """Save :func:`funnel_actors` as a new static segment ``name``."""
     with store.pinned():
         return funnel_mod.save_dropoffs(store, name, q.step_values, after_step=after_step,
                                         description=description,
-                                        backend=funnel_backend(store, engine),
+                                        backend=funnel_backend(store, _sql(engine) or Engine.parse(engine)),
                                         **_funnel_args(q))
 
 
@@ -288,6 +348,7 @@ def save_funnel(store: EventStore, name: str, q: FunnelQuery) -> dict[str, Any]:
     return store.catalog.save_funnel(name, q.to_dict())
 
 
+@zoned
 def run_funnel_trend(store: EventStore, q: FunnelTrendQuery,
                      engine: EngineArg = None) -> SeriesResult:
     """Conversion per period of entry: ``period, entered, completed, conversion``."""
@@ -295,11 +356,12 @@ def run_funnel_trend(store: EventStore, q: FunnelTrendQuery,
     with store.pinned():
         return SeriesResult(funnel_mod.funnel_over_time(store, q.funnel.step_values,
                                                         every=q.every.value,
-                                                        backend=funnel_backend(store, engine),
+                                                        backend=funnel_backend(store, _sql(engine) or Engine.parse(engine)),
                                                         **args))
 
 
 # --------------------------------------------------------------------------- event reports
+@zoned
 def run_events(store: EventStore, q: EventQuery, engine: EngineArg = None) -> EventReportResult:
     """Events and distinct users per period."""
     if (sql := _sql(engine)) is not None:
@@ -322,6 +384,7 @@ def _checked(store: EventStore, q: RetentionQuery | LifecycleQuery | StickinessQ
         retention_mod.check_event(store, q.event, "event")
 
 
+@zoned
 def run_retention(store: EventStore, q: RetentionQuery,
                   engine: EngineArg = None) -> RetentionResult:
     """The cohort table and average curve (per segment of ``q.compare`` side by side);
@@ -334,6 +397,7 @@ def run_retention(store: EventStore, q: RetentionQuery,
     return RetentionResult.of(table, q)
 
 
+@zoned
 def retention_actors(store: EventStore, q: RetentionQuery, cohort: Any, k: int | None = None,
                      segment: str | None = None, engine: EngineArg = None) -> pl.DataFrame:
     """The users of one cell: the cohort of the period holding ``cohort`` (of breakdown
@@ -344,6 +408,7 @@ def retention_actors(store: EventStore, q: RetentionQuery, cohort: Any, k: int |
         return retention_mod.retention_users(store, cohort=cohort, k=k, group=segment, **q.args)
 
 
+@zoned
 def run_lifecycle(store: EventStore, q: LifecycleQuery,
                   engine: EngineArg = None) -> LifecycleResult:
     """New, returning, resurrecting and dormant users per period."""
@@ -354,6 +419,7 @@ def run_lifecycle(store: EventStore, q: LifecycleQuery,
         return LifecycleResult(retention_mod.lifecycle(store, **q.args), q.every.value)
 
 
+@zoned
 def lifecycle_actors(store: EventStore, q: LifecycleQuery, period: Any, status: str,
                      engine: EngineArg = None) -> pl.DataFrame:
     """The users of one lifecycle bar: ``status`` in the period holding ``period``."""
@@ -365,6 +431,7 @@ def lifecycle_actors(store: EventStore, q: LifecycleQuery, period: Any, status: 
                                              status=status, **args)
 
 
+@zoned
 def run_stickiness(store: EventStore, q: StickinessQuery,
                    engine: EngineArg = None) -> StickinessResult:
     """Users by number of active days in each period."""
@@ -375,6 +442,7 @@ def run_stickiness(store: EventStore, q: StickinessQuery,
         return StickinessResult(retention_mod.stickiness(store, **q.args), q.every.value)
 
 
+@zoned
 def stickiness_actors(store: EventStore, q: StickinessQuery, period: Any, days: int,
                       engine: EngineArg = None) -> pl.DataFrame:
     """The users active on exactly ``days`` days of the period holding ``period``."""

@@ -828,8 +828,16 @@ def test_files_with_different_columns(tiny):
 SPARK_RULES = COOKBOOK[:6] + generated_rules(99, 9)
 
 
-def test_spark_local_same_members(diff_store, tiny):
+def test_spark_local_same_members(diff_store, tiny, tz_store):
     """One test, so that one JVM serves every Spark check (also under pytest-xdist)."""
+    from segcore.lang.dates import report_zone
+
+    # report zones: Spark's to_utc_timestamp for dates compared with instants
+    for zone in ("America/New_York", "Australia/Lord_Howe"):
+        with report_zone(zone):
+            for as_of in _tz_as_ofs(zone)[:2]:
+                tz_problems = _diff(tz_store, TZ_RULES[:9], as_of, engines=("spark",))
+                assert not tz_problems, "\n".join(tz_problems)
     problems = _diff(diff_store, SPARK_RULES[:12], "2026-06-30", engines=("spark",))
     problems += _diff(diff_store, SPARK_RULES[12:], "2026-06-12T14:30:00Z", engines=("spark",))
     assert not problems, "\n".join(problems)
@@ -1163,3 +1171,137 @@ def test_case_when_same_members(sample_store):
     counts = [len(_polars(sample_store, r, "2026-06-30")) for r in CASE_RULES]
     users = sample_store.scan_users().select(pl.len()).collect().item()
     assert all(0 < c < users for c in counts), counts
+
+
+# --------------------------------------------------------------------------- time zones
+# each zone with its clock changes in 2026 (Kolkata has none: +05:30 all year)
+TZ_CHANGES = {
+    "America/New_York": ["2026-03-08", "2026-11-01"],
+    "Europe/Berlin": ["2026-03-29", "2026-10-25"],
+    "Asia/Kolkata": ["2026-03-29"],
+    "Australia/Lord_Howe": ["2026-04-05", "2026-10-04"],
+}
+TZ_ZONES = list(TZ_CHANGES)
+TZ_DAYS = sorted({d for days in TZ_CHANGES.values() for d in days})
+TZ_RULES = [
+    "renews = today()",
+    "renews = today() + 1",
+    "renews < today()",
+    "renews >= today() - 1 AND renews <= today() + 1",
+    "now() > renews",
+    "now() - interval '1 hour' > renews",
+    "renews + interval '30 minutes' > now()",
+    "seen_at >= renews",
+    "seen_at < renews + 1",
+    "did('x', since => today())",
+    "did('x', since => today() - 1, until => today())",
+    "event_count('x', since => today() - 1) >= 2",
+    "did('x', within => '1 day')",
+    "did('x', within => '24 hours') AND NOT did('x', since => today())",
+    "first_seen('x') >= today()",
+    "last_seen('x') < today()",
+    "coalesce(renews, today()) > now() - interval '2 days'",
+    "CASE WHEN renews IS NULL THEN now() ELSE renews END >= now() - interval '1 day'",
+    "event_periods('x', period => '1 day', within => '3 days') >= 2",
+]
+
+
+@pytest.fixture(scope="module")
+def tz_store(tmp_path_factory) -> Store:
+    """Users whose date attribute and events fall on every hour around each clock change
+    of the four zones (and of their days before and after)."""
+    from tests.conftest import make_store
+
+    events, users = [], []
+    for day in TZ_DAYS:  # ok-loop: building the fixture
+        d = dt.date.fromisoformat(day)
+        start = dt.datetime.combine(d - dt.timedelta(days=2), dt.time())
+        for h in range(0, 24 * 4, 2):
+            ts = start + dt.timedelta(hours=h, minutes=(h * 7) % 60)
+            uid = f"{day}-{h:03d}"
+            events.append((uid, "x", ts))
+            if h % 3 == 0:
+                events.append((uid, "x", ts + dt.timedelta(hours=5)))
+            users.append({"user_id": uid, "renews": (start + dt.timedelta(hours=h)).date()
+                          if h % 5 else None,
+                          "seen_at": ts + dt.timedelta(minutes=30)})
+    home = tmp_path_factory.mktemp("tz_store")
+    frame = pl.DataFrame(users).with_columns(
+        pl.col("seen_at").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
+    return make_store(home, events, frame)
+
+
+def _tz_as_ofs(zone: str) -> list[str]:
+    return [a for day in TZ_CHANGES[zone] for a in (day, f"{day}T07:30:00Z")]
+
+
+@pytest.mark.parametrize("zone", TZ_ZONES)
+def test_time_zones_same_members(tz_store, zone):
+    """Every engine counts the days of the report zone the same way (DuckDB's
+    AT TIME ZONE, ClickHouse's toDateTime64 with a zone, literals computed once)."""
+    from segcore.lang.dates import report_zone
+
+    with report_zone(zone):
+        problems = []
+        for as_of in _tz_as_ofs(zone):  # ok-loop: one case per as-of
+            problems += _diff(tz_store, TZ_RULES, as_of)
+    assert not problems, "\n".join(problems[:20])
+
+
+def test_time_zones_change_the_members(tz_store):
+    """The zone is not a no-op: today() at a date as-of differs from UTC's day."""
+    from segcore.lang.dates import report_zone
+
+    utc = _polars(tz_store, "renews = today()", "2026-03-08")
+    for zone in TZ_ZONES:
+        with report_zone(zone):
+            assert _polars(tz_store, "did('x', since => today())", "2026-03-08") != \
+                _polars(tz_store, "did('x', since => today())", "2026-03-08T00:00:00Z")
+    assert utc
+
+
+def test_time_zone_sql_uses_the_dialects_functions(tz_store):
+    from segcore.engine.sql import compile_sql
+
+    rule = "now() > renews"
+    assert "AT TIME ZONE 'Europe/Berlin'" in compile_sql(tz_store, rule, "duckdb",
+                                                         "2026-03-29", tz="Europe/Berlin")
+    assert "AT TIME ZONE" not in compile_sql(tz_store, rule, "duckdb", "2026-03-29")
+    ch = compile_sql(tz_store, rule, "clickhouse", "2026-03-29", tz="Asia/Kolkata")
+    assert "toDateTime64(a.renews, 6, 'Asia/Kolkata')" in ch.replace('"', "")
+    sp = compile_sql(tz_store, rule, "spark", "2026-03-29", tz="America/New_York",
+                     events_table="e", users_table="u")
+    assert "TO_UTC_TIMESTAMP(CAST(" in sp.upper() and "'America/New_York'" in sp
+    for d in ("trino", "bigquery", "snowflake", "postgres"):
+        text = compile_sql(tz_store, rule, d, "2026-03-29", tz="Australia/Lord_Howe",
+                           events_table="e", users_table="u")
+        assert "'Australia/Lord_Howe'" in text, d
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "clickhouse"])
+def test_local_dates_of_events_agree(tz_store, engine):
+    """``dialects.local_date`` (the day an event counts for in a SQL report) is Polars'
+    ``local_day`` in every zone, on events around every clock change."""
+    from sqlglot import exp
+
+    from segcore.engine.polars.expressions import local_day
+    from segcore.engine.sql.dialects import dialect_of
+    from segcore.lang.dates import report_zone
+
+    D = dialect_of(engine)
+    files = tz_store.event_files()
+    for zone in TZ_ZONES:  # ok-loop: one query per zone
+        day = D.local_date(exp.column("ts"), zone)
+        uid = exp.Concat(expressions=[exp.column("user_id"), exp.Literal.string("|"),
+                                      exp.Cast(this=exp.column("ts"), to=exp.DataType.build("TEXT")),
+                                      exp.Literal.string("|"),
+                                      exp.Cast(this=day, to=exp.DataType.build("TEXT"))])
+        select = exp.select(uid.as_("user_id")).from_(D.parquet_table(files))
+        select = D.settings(select)
+        got = sorted(s.split("|", 1)[0] + "|" + s.rsplit("|", 1)[1]
+                     for s in run_sql(select.sql(dialect=engine), engine)["user_id"])
+        with report_zone(zone):
+            want = tz_store.scan_events().select(
+                pl.col("user_id") + "|" + local_day(pl.col("ts")).cast(pl.String)
+            ).collect().to_series().sort().to_list()
+        assert got == want, zone

@@ -14,7 +14,7 @@ from functools import singledispatch
 import polars as pl
 
 from segcore.errors import RuleError
-from segcore.lang.dates import UTC, today_at
+from segcore.lang.dates import UTC, current_zone, today_at
 from segcore.lang.tree import (
     And,
     Arith,
@@ -70,8 +70,46 @@ _PL_TYPES = {"int": pl.Int64, "float": pl.Float64, "bool": pl.Boolean, "string":
 
 
 def as_timestamp(expr: pl.Expr, typ: str) -> pl.Expr:
-    """Dates become midnight UTC timestamps; timestamps pass through."""
-    return expr.cast(TS) if typ == "date" else expr
+    """Dates become the instant of their midnight in the report zone; timestamps pass
+    through."""
+    return local_midnight(expr) if typ == "date" else expr
+
+
+def local_midnight(day: pl.Expr) -> pl.Expr:
+    """The UTC instant at which a date begins in the report zone
+    (:func:`segcore.lang.dates.localize`'s rule: a skipped midnight moves forward by the
+    gap, a repeated one is its first occurrence)."""
+    zone = current_zone()
+    if zone.is_utc:
+        return day.cast(TS)
+    naive = day.cast(pl.Datetime("us"))
+
+    def local(e: pl.Expr) -> pl.Expr:
+        return e.dt.replace_time_zone(zone.name, ambiguous="earliest",
+                                      non_existent="null").dt.convert_time_zone("UTC")
+
+    # a skipped midnight: the instant 24 hours after the previous midnight (fold=0)
+    return pl.coalesce(local(naive), local(naive - pl.duration(days=1)) + pl.duration(days=1))
+
+
+def local_day(ts: pl.Expr) -> pl.Expr:
+    """The report zone's date of a UTC timestamp."""
+    zone = current_zone()
+    if zone.is_utc:
+        return ts.dt.date()
+    return ts.dt.convert_time_zone(zone.name).dt.date()
+
+
+def period_first(day: pl.Expr, every: str) -> pl.Expr:
+    """The first day of the period (``day`` or ``week``) holding a date; weeks start on
+    the report zone's week start (Monday unless configured)."""
+    if every != "week":
+        return day
+    start = current_zone().week_start
+    if start == 0:
+        return day.dt.truncate("1w")
+    back = (day.dt.weekday().cast(pl.Int64) - 1 - start) % 7
+    return (day - pl.duration(days=back)).cast(pl.Date)
 
 
 @singledispatch
@@ -295,4 +333,4 @@ def constant_instant(node: Node, T: dt.datetime, schema: Schema) -> dt.datetime:
         return None  # type: ignore[return-value]
     if isinstance(value, dt.datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return dt.datetime.combine(value, dt.time(), tzinfo=UTC)
+    return current_zone().start_of_day(value)

@@ -26,8 +26,15 @@ def compile_tree(
     segment: str | None = None,
     events_table: str | None = None,
     users_table: str | None = None,
+    tz: str | None = None,
 ) -> exp.Select:
     """The members query as a sqlglot ``exp.Select`` (see :func:`compile_sql`)."""
+    from segcore.lang.dates import report_zone
+
+    if tz is not None:
+        with report_zone(tz):
+            return compile_tree(store, rule, dialect, as_of, segment=segment,
+                                events_table=events_table, users_table=users_table)
     from segcore.engine.rules import schema_of, to_tree
     from segcore.engine.sql.compiler import Compiler
     from segcore.errors import RuleError
@@ -55,6 +62,7 @@ def compile_sql(
     segment: str | None = None,
     events_table: str | None = None,
     users_table: str | None = None,
+    tz: str | None = None,
 ) -> str:
     """One SQL query returning the members (column ``user_id``) of a rule or segment at T.
 
@@ -67,7 +75,11 @@ def compile_sql(
     dialect
         One of ``DIALECTS``: duckdb, spark, clickhouse, bigquery, snowflake, postgres, trino.
     as_of
-        The instant T (a date means the end of that UTC day; None: now).
+        The instant T (a date means the end of that day in the report zone; None: now).
+    tz
+        The report time zone (IANA name) of ``today()``, date as-ofs and dates compared
+        with instants (local midnights, written with the dialect's own time-zone
+        functions); None: the zone in force (:func:`segcore.lang.dates.current_zone`).
     events_table, users_table
         Table names (``schema.table``) to read instead of the store's Parquet files.
         Dialects that cannot read Parquet files default to ``events`` and ``users``.
@@ -80,5 +92,6 @@ def compile_sql(
         segment=segment,
         events_table=events_table,
         users_table=users_table,
+        tz=tz,
     )
     return q.sql(dialect=check_dialect(dialect), pretty=True)

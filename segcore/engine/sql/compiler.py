@@ -39,7 +39,7 @@ from segcore.engine.plan import (
 from segcore.engine.sql import dialects as D
 from segcore.engine.sql.list_nulls import ROW, null_rows_file
 from segcore.errors import RuleError, UsageError
-from segcore.lang.dates import UTC, today_at
+from segcore.lang.dates import UTC, current_zone, today_at
 from segcore.lang.tree import (
     AGGREGATES,
     And,
@@ -381,7 +381,9 @@ class Compiler:
 
     def _ts(self, node: Node, scope, env) -> exp.Expression:
         e = self.value(node, scope, env)
-        return self.D.date_to_timestamp(e) if self.typ(node, scope) == "date" else e
+        if self.typ(node, scope) != "date":
+            return e
+        return self.D.date_to_timestamp(e, current_zone().name)
 
     def v_Neg(self, node: Neg, scope, env) -> exp.Expression:
         arg = self.value(node.arg, scope, env)

@@ -102,9 +102,26 @@ class Dialect:
     def date_literal(self, value: dt.date) -> exp.Expression:
         return exp.Cast(this=exp.Literal.string(value.isoformat()), to=self.dtype("date"))
 
-    def date_to_timestamp(self, e: exp.Expression) -> exp.Expression:
-        """A date value as the timestamp of its midnight (UTC)."""
-        return exp.Cast(this=e, to=self.dtype("timestamp"))
+    def date_to_timestamp(self, e: exp.Expression, zone: str = "UTC") -> exp.Expression:
+        """A date value as the instant of its midnight in the report ``zone`` (an IANA
+        name), with the dialect's own time-zone functions; UTC keeps the plain cast."""
+        if zone == "UTC":
+            return exp.Cast(this=e, to=self.dtype("timestamp"))
+        return self.local_midnight(e, exp.Literal.string(zone))
+
+    def local_midnight(self, e: exp.Expression, zone: exp.Expression) -> exp.Expression:
+        """The instant of a date's midnight in ``zone`` (not UTC). DuckDB, Postgres:
+        ``TIMESTAMP AT TIME ZONE z`` reads a wall time in z."""
+        wall = exp.Cast(this=e, to=exp.DataType.build("TIMESTAMP"))
+        return exp.Paren(this=exp.AtTimeZone(this=wall, zone=zone))
+
+    def local_date(self, e: exp.Expression, zone: str = "UTC") -> exp.Expression:
+        """The date of a timestamp (a UTC instant) in the report ``zone``: the day an event
+        counts for in a report (docs/rules.md section 2). DuckDB, Postgres, Trino:
+        ``TIMESTAMPTZ AT TIME ZONE z`` is the wall time there."""
+        z = exp.Literal.string(zone)
+        return exp.Cast(this=exp.Paren(this=exp.AtTimeZone(this=e, zone=z)),
+                        to=exp.DataType.build("DATE"))
 
     def add_days(self, d: exp.Expression, n: exp.Expression) -> exp.Expression:
         """A date plus ``n`` days."""
@@ -277,8 +294,11 @@ class ClickHouse(Dialect):
     def date_literal(self, value: dt.date) -> exp.Expression:
         return fn("toDate32", exp.Literal.string(value.isoformat()))
 
-    def date_to_timestamp(self, e: exp.Expression) -> exp.Expression:
-        return fn("toDateTime64", e, exp.Literal.number(6), exp.Literal.string("UTC"))
+    def date_to_timestamp(self, e: exp.Expression, zone: str = "UTC") -> exp.Expression:
+        return fn("toDateTime64", e, exp.Literal.number(6), exp.Literal.string(zone))
+
+    def local_date(self, e: exp.Expression, zone: str = "UTC") -> exp.Expression:
+        return fn("toDate32", fn("toTimeZone", e, exp.Literal.string(zone)))
 
     def add_days(self, d: exp.Expression, n: exp.Expression) -> exp.Expression:
         return fn("addDays", d, n)
@@ -337,6 +357,13 @@ class Spark(Dialect):
             this=exp.Literal.string(ts_text(value) + "+00:00"), to=self.dtype("timestamp")
         )
 
+    def local_midnight(self, e: exp.Expression, zone: exp.Expression) -> exp.Expression:
+        """The session time zone is UTC (segcore.engine.sql.engines)."""
+        return fn("to_utc_timestamp", exp.Cast(this=e, to=exp.DataType.build("TIMESTAMP")), zone)
+
+    def local_date(self, e: exp.Expression, zone: str = "UTC") -> exp.Expression:
+        return fn("to_date", fn("from_utc_timestamp", e, exp.Literal.string(zone)))
+
     def add_days(self, d: exp.Expression, n: exp.Expression) -> exp.Expression:
         return fn("date_add", d, exp.Cast(this=n, to=exp.DataType.build("INT")))
 
@@ -359,6 +386,12 @@ class BigQuery(Dialect):
     name = "bigquery"
     like_backslash = True
 
+    def local_midnight(self, e: exp.Expression, zone: exp.Expression) -> exp.Expression:
+        return fn("TIMESTAMP", fn("DATETIME", e), zone)
+
+    def local_date(self, e: exp.Expression, zone: str = "UTC") -> exp.Expression:
+        return fn("DATE", e, exp.Literal.string(zone))
+
     def list_contains(self, lst: exp.Expression, v: exp.Expression) -> exp.Expression:
         return exp.In(this=v, unnest=exp.Unnest(expressions=[lst]))
 
@@ -370,6 +403,15 @@ class Snowflake(Dialect):
         return exp.Cast(
             this=exp.Literal.string(ts_text(value) + "+00:00"), to=self.dtype("timestamp")
         )
+
+    def local_midnight(self, e: exp.Expression, zone: exp.Expression) -> exp.Expression:
+        zero = exp.Literal.number(0)
+        parts = [fn(f, e) for f in ("YEAR", "MONTH", "DAY")]
+        return fn("TIMESTAMP_TZ_FROM_PARTS", *parts, zero, zero, zero, zero, zone)
+
+    def local_date(self, e: exp.Expression, zone: str = "UTC") -> exp.Expression:
+        return exp.Cast(this=fn("CONVERT_TIMEZONE", exp.Literal.string(zone), e),
+                        to=exp.DataType.build("DATE"))
 
     def epoch_us(self, e: exp.Expression) -> exp.Expression:
         return fn("DATE_PART", exp.var("EPOCH_MICROSECOND"), e)
@@ -399,6 +441,9 @@ class Trino(Dialect):
         return exp.Cast(
             this=exp.Literal.string(ts_text(value) + " UTC"), to=self.dtype("timestamp")
         )
+
+    def local_midnight(self, e: exp.Expression, zone: exp.Expression) -> exp.Expression:
+        return fn("with_timezone", exp.Cast(this=e, to=exp.DataType.build("TIMESTAMP")), zone)
 
     def epoch_us(self, e: exp.Expression) -> exp.Expression:
         secs = fn("to_unixtime", e)

@@ -1,0 +1,148 @@
+"""Reports in a report time zone across the 2026 clock changes, hand-computed.
+
+New York: clocks go forward on 2026-03-08 (a 23-hour day, EST -05:00 -> EDT -04:00) and
+back on 2026-11-01; Berlin: forward on 2026-03-29, back on 2026-10-25 (a 25-hour day,
+CEST +02:00 -> CET +01:00).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from segcore import query as Q
+from segcore.engine.polars.evaluate import members
+from segcore.lang.dates import report_zone
+from tests.conftest import make_store
+
+NY, BERLIN = "America/New_York", "Europe/Berlin"
+
+EVENTS = [
+    # New York
+    ("a", "signup", "2026-03-08T04:30:00"),    # 03-07 23:30 EST: the day before the change
+    ("a", "purchase", "2026-03-08T06:30:00"),  # 03-08 01:30 EST
+    ("b", "signup", "2026-03-08T05:30:00"),    # 03-08 00:30 EST
+    ("c", "signup", "2026-03-09T03:30:00"),    # 03-08 23:30 EDT
+    ("c", "purchase", "2026-03-09T05:00:00"),  # 03-09 01:00 EDT
+    ("d", "signup", "2026-03-09T04:30:00"),    # 03-09 00:30 EDT
+    ("g", "signup", "2026-11-01T05:30:00"),    # 11-01 01:30 EST (second 01:30; first was 05:30Z-1h)
+    ("h", "signup", "2026-11-02T04:30:00"),    # 11-01 23:30 EST
+    # Berlin
+    ("e", "signup", "2026-10-24T21:30:00"),    # 10-24 23:30 CEST: the day before the change
+    ("e", "purchase", "2026-10-25T01:30:00"),  # 10-25 02:30 CET (the second 02:30)
+    ("f", "signup", "2026-10-25T22:30:00"),    # 10-25 23:30 CET
+    ("i", "signup", "2026-03-28T23:30:00"),    # 03-29 00:30 CET
+    ("j", "signup", "2026-03-29T21:30:00"),    # 03-29 23:30 CEST
+]
+USERS = [{"user_id": u, "renews": dt.date(2026, 3, 8) if u in "ab" else dt.date(2026, 3, 9)}
+         for u in "abcdefghij"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return make_store(tmp_path_factory.mktemp("tz_reports"), EVENTS, USERS)
+
+
+def counts(df, col="events"):
+    return dict(zip(df["period"].cast(str).to_list(), df[col].to_list(), strict=True))
+
+
+def test_daily_event_counts(store):
+    utc = store.events(["signup"], "2026-03-07", "2026-03-09")
+    assert counts(utc) == {"2026-03-07": 0, "2026-03-08": 2, "2026-03-09": 2}
+    ny = store.events(["signup"], "2026-03-07", "2026-03-09", tz=NY)
+    assert counts(ny) == {"2026-03-07": 1, "2026-03-08": 2, "2026-03-09": 1}
+    # the 25-hour day 11-01 keeps both its 01:30 and its 23:30
+    fall = store.events(["signup"], "2026-10-31", "2026-11-02", tz=NY)
+    assert counts(fall) == {"2026-10-31": 0, "2026-11-01": 2, "2026-11-02": 0}
+    berlin = store.events(["signup", "purchase"], "2026-10-24", "2026-10-25", tz=BERLIN)
+    by = {(str(p), e): n for p, e, n in berlin.select("period", "event", "events").iter_rows()}
+    assert by == {("2026-10-24", "signup"): 1, ("2026-10-25", "signup"): 1,
+                  ("2026-10-24", "purchase"): 0, ("2026-10-25", "purchase"): 1}
+    spring = store.events(["signup"], "2026-03-28", "2026-03-29", tz=BERLIN)
+    assert counts(spring) == {"2026-03-28": 0, "2026-03-29": 2}
+
+
+def test_weekly_event_periods(store):
+    # the week of Monday 03-02 holds a, b and c (03-07 and 03-08 local); 03-09 holds d
+    ny = store.events(["signup"], "2026-03-02", "2026-03-15", every="week", tz=NY)
+    assert counts(ny) == {"2026-03-02": 3, "2026-03-09": 1}
+    utc = store.events(["signup"], "2026-03-02", "2026-03-15", every="week")
+    assert counts(utc) == {"2026-03-02": 2, "2026-03-09": 2}
+
+
+def test_trend_entries_and_exits(store):
+    rule = "did('signup', since => today())"
+    ny = store.trend(rule, "2026-03-07", "2026-03-09", tz=NY)
+    assert ny["members"].to_list() == [1, 2, 1]   # {a}, {b, c}, {d}
+    assert ny["entered"].to_list() == [1, 2, 1]
+    assert ny["exited"].to_list() == [0, 1, 2]
+    utc = store.trend(rule, "2026-03-07", "2026-03-09")
+    assert utc["members"].to_list() == [0, 2, 2]  # {}, {a, b}, {c, d}
+    q = Q.TrendQuery(Q.Target(rule=rule), Q.DateRange("2026-03-07", "2026-03-09"), tz=NY)
+    assert Q.trend_actors(store, q, "2026-03-08", "entered")["user_id"].to_list() == ["b", "c"]
+    assert Q.trend_actors(store, q, "2026-03-08", "exited")["user_id"].to_list() == ["a"]
+
+
+def test_relative_durations_stay_elapsed_time(store):
+    """``within => '1 day'`` is 24 hours: at the end of the 23-hour 03-08 it still reaches
+    back to 23:30 on 03-07 (a), which ``since => today()`` does not."""
+    ny = store.trend("did('signup', within => '1 day')", "2026-03-08", "2026-03-08", tz=NY)
+    assert ny["members"].to_list() == [3]  # a, b, c
+    assert store.count("did('signup', since => today())", "2026-03-08", tz=NY) == 2
+
+
+def test_trend_grid_matches_members_at_each_local_day(store):
+    rules = ["did('signup', since => today() - 1)", "event_count('signup', within => '25 hours') >= 1",
+             "renews = today()", "now() > renews + interval '20 hours'",
+             "event_periods('signup', period => '1 day', within => '3 days') >= 1"]
+    for zone in (NY, BERLIN, "Australia/Lord_Howe", "Asia/Kolkata"):
+        for rule in rules:
+            got = store.trend(rule, "2026-03-05", "2026-03-31", tz=zone)
+            with report_zone(zone):
+                want = [members(store, rule, as_of=str(d)).height for d in got["date"]]
+            assert got["members"].to_list() == want, (zone, rule)
+
+
+def test_funnel_entered_the_day_before_a_change(store):
+    # a enters at 23:30 on 03-07 (NY), completes 01:30 on 03-08: its entry day is 03-07
+    ny = Q.run_funnel_trend(store, Q.FunnelTrendQuery(
+        Q.FunnelQuery(steps=("signup", "purchase"), window="1d",
+                      range=Q.DateRange("2026-03-07", "2026-03-09")), "day", tz=NY)).rows
+    assert ny["period"].cast(str).to_list() == ["2026-03-07", "2026-03-08", "2026-03-09"]
+    assert ny["entered"].to_list() == [1, 2, 1]
+    assert ny["completed"].to_list() == [1, 1, 0]
+    utc = store.funnel(["signup", "purchase"], start="2026-03-07", end="2026-03-07", tz=NY)
+    assert [s["users"] for s in utc["steps"]] == [1, 1]
+    assert [s["users"] for s in store.funnel(["signup", "purchase"], start="2026-03-07",
+                                             end="2026-03-07")["steps"]] == [0, 0]
+    # Berlin: e enters 23:30 CEST on 10-24 and buys in the repeated hour of 10-25
+    berlin = Q.run_funnel_trend(store, Q.FunnelTrendQuery(
+        Q.FunnelQuery(steps=("signup", "purchase"), window="1d",
+                      range=Q.DateRange("2026-10-24", "2026-10-25")), "day", tz=BERLIN)).rows
+    assert berlin["entered"].to_list() == [1, 1]
+    assert berlin["completed"].to_list() == [1, 0]
+
+
+def test_today_at_local_midnight(store):
+    # renews = 03-08 for a, b; 03-09 for the rest. NY midnight of 03-09 is 04:00Z: the end
+    # of 03-08, so today() is still 03-08; a microsecond later it is 03-09.
+    assert store.count("renews = today()", "2026-03-09T04:00:00Z", tz=NY) == 2
+    assert store.count("renews = today()", "2026-03-09T04:00:00.000001Z", tz=NY) == 8
+    assert store.count("renews = today()", "2026-03-09T04:00:00Z") == 8  # UTC: 03-09
+
+
+def test_store_setting_and_request_override(tmp_path):
+    from segcore.store.settings import read_settings, set_setting
+
+    s = make_store(tmp_path / "s", EVENTS, USERS)
+    assert counts(s.events(["signup"], "2026-03-07", "2026-03-07")) == {"2026-03-07": 0}
+    set_setting(s.home, "timezone", NY)
+    assert read_settings(s.home) == {"timezone": NY, "week_start": "monday"}
+    assert counts(s.events(["signup"], "2026-03-07", "2026-03-07")) == {"2026-03-07": 1}
+    assert counts(s.events(["signup"], "2026-03-07", "2026-03-07", tz="UTC")) == \
+        {"2026-03-07": 0}
+    set_setting(s.home, "week_start", "sunday")
+    weeks = s.events(["signup"], "2026-03-01", "2026-03-14", every="week")
+    assert counts(weeks) == {"2026-03-01": 1, "2026-03-08": 3}
