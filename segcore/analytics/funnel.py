@@ -69,7 +69,7 @@ import polars as pl
 from segcore.errors import UsageError
 from segcore.lang.dates import end_of_day, parse_date
 from segcore.lang.durations import parse_duration
-from segcore.store.events import USER_CODE, distinct_user_rows
+from segcore.store.cache import USER_CODE, distinct_user_rows
 
 US = 1_000_000
 _HIST_BINS: tuple[tuple[str, float, float], ...] = (
