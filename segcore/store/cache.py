@@ -39,22 +39,48 @@ def max_cached_rows() -> int:
     return int(os.environ.get("SEGCORE_EVENT_CACHE_MAX_ROWS", 100_000_000))
 
 
-class EventCache:
-    """Event columns of one store in memory, rebuilt when its data version changes.
+class _Block:
+    """One event name's rows: columns in Parquet scan order until the block is read a
+    second time, then sorted by ``ts`` (``perm`` maps scan order to that order)."""
 
-    ``version`` returns the store's data version and ``scan`` its events as a LazyFrame;
-    the cache reads nothing else of the store.
+    def __init__(self, cols: dict[str, pl.Series]):
+        self.cols = cols
+        self.perm: pl.Series | None = None
+        self.reads = 0
+
+    def add(self, name: str, values: pl.Series) -> None:
+        """Add a column read in scan order."""
+        self.cols[name] = values if self.perm is None else values.gather(self.perm)
+
+    def sort(self) -> None:
+        perm = self.cols["ts"].arg_sort()
+        self.cols = {c: v.gather(perm) for c, v in self.cols.items()}
+        self.perm = perm
+
+
+class EventCache:
+    """Event columns of one store in memory, per event name, rebuilt per data version.
+
+    Only what queries read is built: an event name's block the first time a query reads
+    that event, a column of it the first time a query reads that column. A block is read
+    from Parquet with ``event = name`` pushed down (event files are sorted by event name,
+    so row-group statistics skip the rest) and user ids are coded once (``USER_CODE``):
+    the first answer in a new process costs one filtered scan of the events it reads,
+    as without the cache. When a block is read again it is sorted by ``ts``; from then on
+    a time range is a binary search and a zero-copy slice. ``version``, ``scan`` and
+    ``names`` are the store's data version, events LazyFrame and event names; the cache
+    reads nothing else of the store.
     """
 
-    def __init__(self, version: Callable[[], str], scan: Callable[[], pl.LazyFrame]):
+    def __init__(self, version: Callable[[], str], scan: Callable[[], pl.LazyFrame],
+                 names: Callable[[], list[str]]):
         self._version = version
         self._scan = scan
+        self._names = names
         self.enabled = True
         self._lock = threading.Lock()
         self._key: str | None = None
-        self._cols: dict[str, pl.Series] = {}
-        self._perm: pl.Series | None = None
-        self._ranges: dict[str, tuple[int, int]] | None = None
+        self._blocks: dict[str, _Block] = {}
         self._users: tuple[tuple, pl.DataFrame] | None = None
 
     def users(self, key: tuple, scan: pl.LazyFrame) -> pl.LazyFrame:
@@ -69,61 +95,92 @@ class EventCache:
 
     def frame(self, columns: list[str], events: list[str] | None,
               since: dt.datetime | None, until: dt.datetime | None) -> pl.LazyFrame | None:
-        """``columns`` of ``events`` with ``since <= ts < until`` from memory, or None when
-        the store is too large to cache (the caller scans Parquet instead)."""
-        built = self._columns(columns)
-        if built is None:
+        """``columns`` of ``events`` (all if None) with ``since <= ts < until`` from memory,
+        or None when the store is too large to cache (the caller scans Parquet instead)."""
+        blocks = self._read(columns, events)
+        if blocks is None:
             return None
-        df, ranges = built
-        if events is None and since is None and until is None:
-            return df.lazy().select(columns)
-        names = events if events is not None else sorted(ranges)
-        ts = df["ts"]
         parts = []
-        for name in names:  # ok-loop: one slice per event name
-            if name not in ranges:
+        for block, is_sorted in blocks:  # ok-loop: one slice per event name
+            if not is_sorted:
+                conds = []
+                if since is not None:
+                    conds.append(pl.col("ts") >= pl.lit(since, dtype=block["ts"].dtype))
+                if until is not None:
+                    conds.append(pl.col("ts") < pl.lit(until, dtype=block["ts"].dtype))
+                parts.append(block.filter(*conds) if conds else block)
                 continue
-            a, b = ranges[name]
-            if since is not None or until is not None:
-                block = ts.slice(a, b - a)
-                lo = block.search_sorted(since, side="left") if since is not None else 0
-                hi = block.search_sorted(until, side="left") if until is not None else b - a
-                a, b = a + int(lo), a + int(hi)
+            a, b = 0, block.height
+            if since is not None:
+                a = int(block["ts"].search_sorted(since, side="left"))
+            if until is not None:
+                b = int(block["ts"].search_sorted(until, side="left"))
             if b > a:
-                parts.append(df.slice(a, b - a))
+                parts.append(block.slice(a, b - a) if b - a < block.height else block)
+        parts = [p for p in parts if p.height]
         if not parts:
-            return df.clear().lazy().select(columns)
+            return self._empty(columns).lazy()
         return pl.concat(parts, rechunk=False).lazy().select(columns)
 
-    def _columns(self, columns: list[str]) -> tuple[pl.DataFrame, dict[str, tuple[int, int]]] | None:
+    def _empty(self, columns: list[str]) -> pl.DataFrame:
+        schema = self._scan().collect_schema()
+        types = {c: (pl.Categorical() if c in ("event", USER_CODE) else schema[c])
+                 for c in columns}
+        return pl.DataFrame(schema=types)
+
+    def _read(self, columns: list[str],
+              events: list[str] | None) -> list[tuple[pl.DataFrame, bool]] | None:
         key = self._version()
         with self._lock:
             if key != self._key:
-                self._cols, self._key = {}, key
-                self._perm = self._ranges = None
-            scan = self._scan()
-            if self._perm is None:
-                if scan.select(pl.len()).collect().item() > max_cached_rows():
+                self._blocks, self._key = {}, key
+                if self._scan().select(pl.len()).collect().item() > max_cached_rows():
                     self.enabled = False
                     return None
-                base = (scan.select("event", "ts").with_row_index("__row")
-                        .sort(["event", "ts"]).collect())
-                base = base.rechunk()  # contiguous columns: slices read zero-copy by numpy
-                self._perm = base["__row"]
-                self._cols = {"event": base["event"].cast(pl.Categorical), "ts": base["ts"]}
-                bounds = (base.select("event").with_row_index("i").group_by("event")
-                          .agg(pl.col("i").min().alias("a"), pl.col("i").max().alias("b")))
-                self._ranges = {e: (int(a), int(b) + 1) for e, a, b in bounds.iter_rows()}  # ok-loop: one row per event name
-            missing = [c for c in columns if c not in self._cols and c != USER_CODE]
-            if USER_CODE in columns and "user_id" not in [*self._cols, *missing]:
-                missing.append("user_id")
-            if missing:
-                loaded = scan.select(missing).collect()
-                for c in missing:  # ok-loop: one gather per column
-                    self._cols[c] = loaded[c].gather(self._perm).rechunk()
-            if USER_CODE in columns and USER_CODE not in self._cols:
-                codes = self._cols["user_id"].cast(pl.Categorical)
-                self._cols[USER_CODE] = codes.alias(USER_CODE).rechunk()
-            keep = list(dict.fromkeys(["event", "ts", *columns]))
-            df = pl.DataFrame([self._cols[c] for c in keep])
-            return df, dict(self._ranges)
+            names = list(events) if events is not None else self._names()
+            wanted = ["ts", *(c for c in columns if c not in ("event", "ts", USER_CODE))]
+            if USER_CODE in columns and "user_id" not in wanted:
+                wanted.append("user_id")
+            todo = []
+            for name in names:  # ok-loop: one entry per event name
+                block = self._blocks.get(name)
+                have = block.cols if block is not None else {}
+                cols = [c for c in wanted if c not in have
+                        and not (c == "user_id" and USER_CODE in have)]
+                if cols:
+                    todo.append((name, cols))
+            if todo:  # one filtered scan per event, run together
+                scan = self._scan()
+                got = pl.collect_all([scan.filter(pl.col("event") == n).select(cols)
+                                      for n, cols in todo])
+                for (name, _), df in zip(todo, got, strict=True):  # ok-loop: one block per event
+                    self._load(name, df)
+            out = []
+            keep = list(dict.fromkeys(["ts", *columns]))
+            for name in names:  # ok-loop: one frame per event name
+                block = self._blocks[name]
+                block.reads += 1
+                if block.perm is None and block.reads > 1 and block.cols["ts"].len() > 1:
+                    block.sort()
+                for c in keep:  # ok-loop: columns derived on request
+                    if c == "event" and c not in block.cols:
+                        block.cols[c] = pl.Series("event", [name], pl.Categorical()).new_from_index(
+                            0, block.cols["ts"].len())
+                    elif c == "user_id" and c not in block.cols:
+                        block.cols[c] = block.cols[USER_CODE].cast(pl.String).alias("user_id")
+                out.append((pl.DataFrame([block.cols[c] for c in keep]),
+                            block.perm is not None or block.cols["ts"].len() < 2))
+            return out
+
+    def _load(self, name: str, df: pl.DataFrame) -> None:
+        """Keep the columns of ``df`` (one event's rows, scan order) in its block; user ids
+        are kept as ``USER_CODE`` codes (strings are derived from them on request)."""
+        cols = {c: df[c] for c in df.columns if c != "user_id"}
+        if "user_id" in df.columns:
+            cols[USER_CODE] = df["user_id"].cast(pl.Categorical).alias(USER_CODE)
+        block = self._blocks.get(name)
+        if block is None:
+            self._blocks[name] = _Block(cols)
+            return
+        for c, values in cols.items():  # ok-loop: one column each
+            block.add(c, values)

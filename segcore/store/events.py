@@ -99,7 +99,7 @@ class EventStore:
         if cache_events is None:
             cache_events = os.environ.get("SEGCORE_EVENT_CACHE", "1") not in ("0", "false", "no")
         self.cache_events = cache_events
-        self.cache = EventCache(self.data_version, self.scan_events)
+        self.cache = EventCache(self.data_version, self.scan_events, self.event_names)
         self.memo: dict[Any, Any] = {}
 
     def __repr__(self) -> str:
