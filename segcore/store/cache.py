@@ -11,12 +11,15 @@ it through ``events_frame``.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import threading
 from collections.abc import Callable
 
 import numpy as np
 import polars as pl
+
+LOG = logging.getLogger(__name__)
 
 # A derived column ``events_frame`` serves on request: ``user_id`` as a Categorical, so
 # grouping and ``join_asof(by=...)`` on users hash 32-bit codes, not strings.
@@ -134,7 +137,11 @@ class EventCache:
         with self._lock:
             if key != self._key:
                 self._blocks, self._key = {}, key
-                if self._scan().select(pl.len()).collect().item() > max_cached_rows():
+                total = self._scan().select(pl.len()).collect().item()
+                if total > max_cached_rows():
+                    LOG.warning("segcore: %s events exceed SEGCORE_EVENT_CACHE_MAX_ROWS (%s): "
+                                "answering from Parquet scans with filters pushed down, "
+                                "not the in-memory cache", f"{total:,}", f"{max_cached_rows():,}")
                     self.enabled = False
                     return None
             names = list(events) if events is not None else self._names()

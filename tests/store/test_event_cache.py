@@ -63,10 +63,35 @@ def test_new_data_version_invalidates_the_cache(tmp_path):
     assert again.height == 21 and "new" in again["user_id"].to_list()
 
 
-def test_stores_over_the_row_limit_scan_parquet(tmp_path, monkeypatch):
+def test_stores_over_the_row_limit_scan_parquet(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("SEGCORE_EVENT_CACHE_MAX_ROWS", "10")
     store = make_store(tmp_path, _events())
     cold = Store(tmp_path, cache_events=False)
     got = store.events_frame(["ts", USER_CODE], events=["b"])
     assert _rows(got) == _rows(cold.events_frame(["ts", USER_CODE], events=["b"]))
     assert not store.cache.enabled
+    assert "60 events exceed SEGCORE_EVENT_CACHE_MAX_ROWS (10)" in caplog.text
+
+
+def test_the_scan_path_answers_like_the_cache(sample_home, monkeypatch):
+    """A store over SEGCORE_EVENT_CACHE_MAX_ROWS (forced tiny here) answers rules, trends
+    and funnels from Parquet scans with the same numbers as the in-memory cache."""
+    from segcore.analytics.funnel import funnel
+    from segcore.analytics.trend import trend
+
+    rule = "did('charged', within => '30 days') AND event_count('page_viewed', within => '7 days') >= 3"
+    steps = ["product_viewed", "added_to_cart", "charged"]
+
+    def answers(store: Store) -> tuple:
+        return (store.members(rule, as_of="2026-06-30")["user_id"].to_list(),
+                trend(store, rule, start="2026-06-01", end="2026-06-30")["members"].to_list(),
+                [s["users"] for s in funnel(store, steps, window="1d", start="2026-03-01",
+                                            end="2026-06-30")["steps"]])
+
+    hot = Store(sample_home)
+    want = answers(hot)
+    assert hot.cache.enabled
+    monkeypatch.setenv("SEGCORE_EVENT_CACHE_MAX_ROWS", "1000")
+    big = Store(sample_home)
+    assert answers(big) == want
+    assert not big.cache.enabled
