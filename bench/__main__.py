@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     _worker("--size", args.size, "--prepare", capture=False)  # generate the store if needed
     import polars as pl
 
-    home = STORES / args.size
+    home = Path(os.environ.get("SEGCORE_BENCH_STORES") or STORES) / args.size
     info = {"users": pl.scan_parquet(home / "users" / "*.parquet").select(pl.len()).collect().item(),
             "events": pl.scan_parquet(home / "events" / "*.parquet").select(pl.len()).collect().item()}
     print(f"store: {home} ({info['users']:,} users, {info['events']:,} events)")

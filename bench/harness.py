@@ -22,6 +22,7 @@ SIZES: dict[str, dict[str, Any]] = {
     "small": {"users": 5_000, "days": 180, "end": "2026-06-30", "seed": 1},
     "medium": {"users": 42_000, "days": 180, "end": "2026-06-30", "seed": 1},
     "large": {"users": 212_000, "days": 180, "end": "2026-06-30", "seed": 1},
+    "xlarge": {"users": 848_000, "days": 180, "end": "2026-06-30", "seed": 1},  # ~200M
 }
 AS_OF = "2026-06-30"
 T_SQL = "TIMESTAMP '2026-07-01 00:00:00'"
@@ -33,7 +34,7 @@ def store_home(size: str) -> Path:
     from segcore.store.events import EVENT_ROW_GROUP, EVENT_SORT
 
     params = SIZES[size]
-    home = STORES / size
+    home = Path(os.environ.get("SEGCORE_BENCH_STORES") or STORES) / size
     marker = home / "bench-params.json"
     wanted = {**params, "layout": list(EVENT_SORT), "row_group": EVENT_ROW_GROUP}
     if marker.exists() and json.loads(marker.read_text()) == wanted:

@@ -63,6 +63,10 @@ def targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             v = r["ratios"].get("clickhouse/chdb windowFunnel")
             out.append({"target": f"{r['workload']}: faster than chdb windowFunnel",
                         "value": v, "met": bool(v and v < 1)})
+        if r.get("family") == "cold start":
+            for peer, v in r["ratios"].items():
+                out.append({"target": f"{r['workload']}: no slower than {peer}",
+                            "value": v, "met": bool(v and v <= 1)})
         if r.get("family") == "size over time":
             limit = 5 if "30" in r["workload"] else 10
             for peer in ("one evaluation", "one evaluation (Parquet, no cache)"):

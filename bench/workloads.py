@@ -335,3 +335,103 @@ def retention_workload(home: Path, repeat: int) -> dict[str, Any]:
             "segcore": seg.to_dict(), "peers": {"duckdb (hand-written SQL)": hand.to_dict()},
             "ratios": {"duckdb (hand-written SQL)": _ratio(seg.median, hand.median)},
             "agree": ours == theirs, "result": list(ours), "peak_rss_mb": round(mem, 1)}
+
+COLD_RULE = EVAL_RULES["typical 3 conditions"][0]
+
+
+def _cold_run(job: dict[str, Any]) -> dict[str, Any]:
+    """One answer in a new process (``bench.cold``): seconds from start, value, peak RSS."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(job, f)
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    try:
+        proc = subprocess.run([sys.executable, "-m", "bench.cold", f.name], capture_output=True,
+                              text=True, env=env, cwd=root, timeout=1800)
+    finally:
+        os.unlink(f.name)
+    for line in proc.stdout.splitlines():
+        if line.startswith("COLD-RESULT "):
+            return json.loads(line[len("COLD-RESULT "):])
+    raise RuntimeError((proc.stderr.strip().splitlines() or ["no output"])[-1])
+
+
+def _cold_workload(kind: str, title: str):
+    def run(home: Path, repeat: int) -> dict[str, Any]:
+        import statistics
+
+        store = Store(home)
+        end = dt.date.fromisoformat(AS_OF)
+        base = {"home": str(home), "kind": kind, "as_of": AS_OF, "rule": COLD_RULE}
+        if kind == "trend":
+            base |= {"start": (end - dt.timedelta(days=29)).isoformat(), "end": AS_OF}
+        if kind == "funnel":
+            base |= {"steps": FUNNELS["funnel: 3 steps"], "start": FUNNEL_FROM, "end": FUNNEL_TO}
+        jobs = {"segcore": {**base, "engine": "segcore"}}
+        if kind == "funnel":
+            jobs["clickhouse/chdb windowFunnel (new process)"] = {**base, "engine": "chdb"}
+        else:
+            sql = _compiled_sql(store, COLD_RULE, "duckdb")
+            jobs["duckdb, one evaluation (segcore SQL, new process)"] = {
+                **base, "engine": "duckdb", "sql": f"SELECT count(*) FROM ({sql}) AS m"}
+        runs: dict[str, list[dict]] = {k: [] for k in jobs}
+        for _ in range(max(1, repeat)):  # interleaved: the same load on both sides
+            for k, job in jobs.items():  # ok-loop: one process per engine
+                runs[k].append(_cold_run(job))
+        med = {k: statistics.median(r["seconds"] for r in rs) for k, rs in runs.items()}
+        seg = {"median_s": round(med["segcore"], 5),
+               "runs_s": [round(r["seconds"], 5) for r in runs["segcore"]]}
+        peers = {k: {"median_s": round(med[k], 5), "runs_s": [round(r["seconds"], 5) for r in rs]}
+                 for k, rs in runs.items() if k != "segcore"}
+        value = runs["segcore"][-1]["value"]
+        if kind == "funnel":
+            agree = all(r["value"] == value for rs in runs.values() for r in rs)
+        elif kind == "trend":
+            agree = all(r["value"] == value[-1] for k, rs in runs.items() if k != "segcore"
+                        for r in rs)
+        else:
+            agree = len({r["value"] for rs in runs.values() for r in rs}) == 1
+        return {"family": "cold start", "workload": title, "segcore": seg, "peers": peers,
+                "ratios": {k: _ratio(med["segcore"], med[k]) for k in peers}, "agree": agree,
+                "peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs["segcore"]), 1),
+                "peer_peak_rss_mb": {k: round(max(r["peak_rss_mb"] for r in rs), 1)
+                                     for k, rs in runs.items() if k != "segcore"}}
+
+    return run
+
+
+register("cold: typical rule")(_cold_workload("rule", "cold: typical rule (new process)"))
+register("cold: trend 30 points")(_cold_workload("trend", "cold: trend, 30 points (new process)"))
+register("cold: funnel 3 steps")(_cold_workload("funnel", "cold: funnel, 3 steps (new process)"))
+
+LONG_FROM = "2026-01-02"
+
+
+def _long_funnel_workload(name: str, steps: list[str]):
+    def run(home: Path, repeat: int) -> dict[str, Any]:
+        from bench.bench_funnel import chdb_funnel
+        from segcore.analytics.funnel import funnel
+
+        store = Store(home)
+        seg = measure(lambda: funnel(store, steps, window="1d", start=LONG_FROM, end=AS_OF),
+                      repeat)
+        mem = peak_rss_mb()
+        ch = measure(lambda: chdb_funnel(home, steps, 86_400, LONG_FROM, AS_OF, False), repeat)
+        ours = [s["users"] for s in seg.value["steps"]]
+        return {"family": "funnels", "workload": name, "segcore": seg.to_dict(),
+                "peers": {"clickhouse/chdb windowFunnel": ch.to_dict()},
+                "ratios": {"clickhouse/chdb windowFunnel": _ratio(seg.median, ch.median)},
+                "agree": ours == list(ch.value), "result": ours, "peak_rss_mb": round(mem, 1)}
+
+    return run
+
+
+register("funnel: 3 steps, 180 days")(
+    _long_funnel_workload("funnel: 3 steps, 180 days", FUNNELS["funnel: 3 steps"]))
+register("funnel: 5 steps, 180 days")(
+    _long_funnel_workload("funnel: 5 steps, 180 days", FUNNELS["funnel: 5 steps"]))

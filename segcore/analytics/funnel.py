@@ -70,7 +70,7 @@ from segcore.engine.polars.expressions import local_day, period_first
 from segcore.errors import UsageError
 from segcore.lang.dates import current_zone, end_of_day, parse_date
 from segcore.lang.durations import parse_duration
-from segcore.store.events import USER_CODE, distinct_user_rows
+from segcore.store.cache import USER_CODE, distinct_user_rows
 
 US = 1_000_000
 _HIST_BINS: tuple[tuple[str, float, float], ...] = (

@@ -31,7 +31,7 @@ Algorithm (exact, no per-point re-evaluation):
 
 Term matrices are P x U (points the slow axis): time-ordered events then scatter
 into one point's row at a time and running sums add whole rows. Users are numbered
-from the event cache's Categorical user codes (``segcore.store.events.USER_CODE``).
+from the event cache's Categorical user codes (``segcore.store.cache.USER_CODE``).
 
 Where a term cannot be handled exactly that way (an event filter that reads
 ``now()``, a window bound that is not monotone, ``event_min`` of a string) the
@@ -76,7 +76,8 @@ from segcore.lang.tree import (
     segment_refs,
 )
 from segcore.lang.types import type_of
-from segcore.store.events import USER_CODE, EventStore, distinct_user_rows
+from segcore.store.cache import USER_CODE, distinct_user_rows
+from segcore.store.events import EventStore
 
 DAY_US = 86_400_000_000
 NEG = np.iinfo(np.int64).min

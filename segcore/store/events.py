@@ -7,7 +7,8 @@ Layout (see docs/architecture.md, "The store")::
     <home>/catalog.sqlite        saved segments, static members, channels, funnels
 
 ``EventStore`` is the data layer every engine reads: the file layout, schemas and scans,
-the in-memory event-column cache, data versions and the catalog. ``segcore.Store``
+data versions and the catalog; the in-memory event-column cache is
+:class:`segcore.store.cache.EventCache`. ``segcore.Store``
 (:mod:`segcore.api`) adds the Python API on top of it (docs/architecture.md).
 """
 
@@ -23,10 +24,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from segcore.errors import StoreError
+from segcore.store.cache import USER_CODE, EventCache
 from segcore.store.catalog import Catalog
 from segcore.store.files import TMP_PREFIX
 from segcore.store.sources import Source, read_sources, scan_source, source_version
@@ -37,26 +38,12 @@ REQUIRED_EVENT_COLUMNS: dict[str, pl.DataType] = {
     "ts": pl.Datetime("us", "UTC"),
 }
 EVENT_ID = "event_id"
-# A derived column ``events_frame`` serves on request: ``user_id`` as a Categorical, so
-# grouping and ``join_asof(by=...)`` on users hash 32-bit codes, not strings.
-USER_CODE = "__user"
 
 # Event files are sorted by event name first, in small row groups: Parquet statistics then
 # let every engine skip the row groups of events a query does not read (a large win for
 # behavioural rules, which each read one or a few event names).
 EVENT_SORT = ("event", "user_id", "ts")
 EVENT_ROW_GROUP = 100_000
-
-
-def distinct_user_rows(codes: pl.Series) -> np.ndarray:
-    """One row index per distinct user of a ``USER_CODE`` column (a scatter, no hashing)."""
-    phys = codes.to_physical().to_numpy()
-    if not len(phys):
-        return np.empty(0, dtype=np.int64)
-    dtype = np.int32 if len(phys) < 2**31 else np.int64  # half the memory traffic
-    row = np.full(int(phys.max()) + 1, -1, dtype=dtype)
-    row[phys] = np.arange(len(phys), dtype=dtype)  # any row of a user will do
-    return row[row >= 0]
 
 
 def write_events_file(df: pl.DataFrame, target: Path, *,
@@ -113,12 +100,7 @@ class EventStore:
         if cache_events is None:
             cache_events = os.environ.get("SEGCORE_EVENT_CACHE", "1") not in ("0", "false", "no")
         self.cache_events = cache_events
-        self._cache_lock = threading.Lock()
-        self._cache_key: str | None = None
-        self._cache_cols: dict[str, pl.Series] = {}
-        self._cache_perm: pl.Series | None = None
-        self._cache_ranges: dict[str, tuple[int, int]] | None = None
-        self._users_cache: tuple[tuple, pl.DataFrame] | None = None
+        self.cache = EventCache(self.data_version, self.scan_events, self.event_names)
         self.memo: dict[Any, Any] = {}
 
     def __repr__(self) -> str:
@@ -285,99 +267,35 @@ class EventStore:
         )
         if not self.cache_events:
             return scan
-        key = self._files_key(files)
-        with self._cache_lock:
-            cached = self._users_cache
-            if cached is None or cached[0] != key:
-                limit = int(os.environ.get("SEGCORE_EVENT_CACHE_MAX_ROWS", 100_000_000))
-                if scan.select(pl.len()).collect().item() > limit:
-                    return scan
-                cached = self._users_cache = (key, scan.collect())
-        return cached[1].lazy()
+        return self.cache.users(self._files_key(files), scan)
 
     def events_frame(self, columns: list[str], events: Iterable[str] | None = None,
                      since: dt.datetime | None = None,
                      until: dt.datetime | None = None) -> pl.LazyFrame:
         """The events' ``columns`` (optionally only ``events`` with ``since <= ts < until``)
-        for evaluation, served from an in-memory column cache.
-
-        A long-lived process (the dashboard, a notebook, the benchmark) decodes each
-        event column from Parquet once per data version and keeps it in memory sorted
-        by (event, ts), with each event name's row range; selecting events and a time
-        range is then a binary search and zero-copy slices, not a scan. ``event`` is
-        Categorical there. ``USER_CODE`` may be asked for: ``user_id`` as a Categorical. Disabled with ``Store(cache_events=False)`` or
-        ``SEGCORE_EVENT_CACHE=0``, and for stores of more than
-        ``SEGCORE_EVENT_CACHE_MAX_ROWS`` events (default 100M): then a filtered scan.
+        for evaluation: from the event-column cache (:mod:`segcore.store.cache`), where
+        ``event`` is Categorical, or else a filtered Parquet scan. ``USER_CODE`` may be
+        asked for: ``user_id`` as a Categorical. The cache is off with
+        ``Store(cache_events=False)`` or ``SEGCORE_EVENT_CACHE=0``, and for stores of more
+        than ``SEGCORE_EVENT_CACHE_MAX_ROWS`` events (default 100M).
         """
         columns = list(dict.fromkeys(columns))
-        frame = self._cached(columns) if self.cache_events else None
-        if frame is None:
-            lf = self.scan_events()
-            if USER_CODE in columns:
-                lf = lf.with_columns(pl.col("user_id").cast(pl.Categorical).alias(USER_CODE))
-            conds = []
-            if events is not None:
-                conds.append(pl.col("event").is_in(sorted(set(events))))
-            if since is not None:
-                conds.append(pl.col("ts") >= pl.lit(since, dtype=pl.Datetime("us", "UTC")))
-            if until is not None:
-                conds.append(pl.col("ts") < pl.lit(until, dtype=pl.Datetime("us", "UTC")))
-            return (lf.filter(pl.all_horizontal(conds)) if conds else lf).select(columns)
-        df, ranges = frame
-        if events is None and since is None and until is None:
-            return df.lazy().select(columns)
-        names = sorted(set(events)) if events is not None else sorted(ranges)
-        ts = df["ts"]
-        parts = []
-        for name in names:  # ok-loop: one slice per event name
-            if name not in ranges:
-                continue
-            a, b = ranges[name]
-            if since is not None or until is not None:
-                block = ts.slice(a, b - a)
-                lo = block.search_sorted(since, side="left") if since is not None else 0
-                hi = block.search_sorted(until, side="left") if until is not None else b - a
-                a, b = a + int(lo), a + int(hi)
-            if b > a:
-                parts.append(df.slice(a, b - a))
-        if not parts:
-            return df.clear().lazy().select(columns)
-        return pl.concat(parts, rechunk=False).lazy().select(columns)
-
-    def _cached(self, columns: list[str]) -> tuple[pl.DataFrame, dict[str, tuple[int, int]]] | None:
-        key = self.data_version()
-        with self._cache_lock:
-            if key != self._cache_key:
-                self._cache_cols, self._cache_key = {}, key
-                self._cache_perm = self._cache_ranges = None
-            scan = self.scan_events()
-            if self._cache_perm is None:
-                limit = int(os.environ.get("SEGCORE_EVENT_CACHE_MAX_ROWS", 100_000_000))
-                if scan.select(pl.len()).collect().item() > limit:
-                    self.cache_events = False
-                    return None
-                base = (scan.select("event", "ts").with_row_index("__row")
-                        .sort(["event", "ts"]).collect())
-                base = base.rechunk()  # contiguous columns: slices read zero-copy by numpy
-                self._cache_perm = base["__row"]
-                self._cache_cols = {"event": base["event"].cast(pl.Categorical),
-                                    "ts": base["ts"]}
-                bounds = (base.select("event").with_row_index("i").group_by("event")
-                          .agg(pl.col("i").min().alias("a"), pl.col("i").max().alias("b")))
-                self._cache_ranges = {e: (int(a), int(b) + 1) for e, a, b in bounds.iter_rows()}  # ok-loop: one row per event name
-            missing = [c for c in columns if c not in self._cache_cols and c != USER_CODE]
-            if USER_CODE in columns and "user_id" not in [*self._cache_cols, *missing]:
-                missing.append("user_id")
-            if missing:
-                loaded = scan.select(missing).collect()
-                for c in missing:  # ok-loop: one gather per column
-                    self._cache_cols[c] = loaded[c].gather(self._cache_perm).rechunk()
-            if USER_CODE in columns and USER_CODE not in self._cache_cols:
-                codes = self._cache_cols["user_id"].cast(pl.Categorical)
-                self._cache_cols[USER_CODE] = codes.alias(USER_CODE).rechunk()
-            keep = list(dict.fromkeys(["event", "ts", *columns]))
-            df = pl.DataFrame([self._cache_cols[c] for c in keep])
-            return df, dict(self._cache_ranges)
+        names = sorted(set(events)) if events is not None else None
+        if self.cache_events and self.cache.enabled:
+            frame = self.cache.frame(columns, names, since, until)
+            if frame is not None:
+                return frame
+        lf = self.scan_events()
+        if USER_CODE in columns:
+            lf = lf.with_columns(pl.col("user_id").cast(pl.Categorical).alias(USER_CODE))
+        conds = []
+        if names is not None:
+            conds.append(pl.col("event").is_in(names))
+        if since is not None:
+            conds.append(pl.col("ts") >= pl.lit(since, dtype=pl.Datetime("us", "UTC")))
+        if until is not None:
+            conds.append(pl.col("ts") < pl.lit(until, dtype=pl.Datetime("us", "UTC")))
+        return (lf.filter(pl.all_horizontal(conds)) if conds else lf).select(columns)
 
     def event_names(self) -> list[str]:
         """Distinct event names, sorted (cached per store version)."""

@@ -46,7 +46,8 @@ from segcore.lang.tree import (
     Sequence,
 )
 from segcore.lang.types import type_of
-from segcore.store.events import USER_CODE, EventStore
+from segcore.store.cache import USER_CODE
+from segcore.store.events import EventStore
 
 __all__ = ["count", "event_filter", "members", "plan_members", "schema_of", "segment_plan",
            "segments_of", "to_tree", "universe", "user_profile"]
