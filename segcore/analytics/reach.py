@@ -56,9 +56,18 @@ def channel_rules(store: EventStore, channels: Any = None) -> dict[str, str]:
 def parse_channel(text: str, schema: Schema) -> Node:
     """A channel's rule as a tree; RuleError unless it is a valid attribute-only rule."""
     tree = parse_rule(text, schema)
-    if behaviours(tree) or segment_refs(tree):
-        raise RuleError("a channel rule may use user attributes only")
+    if behaviours(tree):
+        raise RuleError("a channel rule may use user attributes only, not events: "
+                        "e.g. email IS NOT NULL AND email_opt_in")
+    if segment_refs(tree):
+        raise RuleError("a channel rule may use user attributes only, not segments")
     return tree
+
+
+def check_channel(store: EventStore, text: str) -> Node:
+    """The tree of a channel rule about to be saved; one RuleError line if it is not a
+    valid attribute-only rule for this store (events and segments are refused)."""
+    return parse_channel(text, schema_of(store))
 
 
 def _flags(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from segcore.query.base import DateRange, Period, Query, Target, query_from_json
 from segcore.query.queries import (
+    CompareQuery,
     EngagementQuery,
     EngagementTrendQuery,
     EventQuery,
@@ -29,6 +30,8 @@ from segcore.query.queries import (
     Step,
     TrendQuery,
     UserQuery,
+    UserSearchQuery,
+    ValuesQuery,
 )
 from segcore.query.results import (
     EngagementResult,
@@ -48,6 +51,7 @@ from segcore.query.runners import (
     members_actors,
     reach_actors,
     run,
+    run_compare,
     run_engagement,
     run_engagement_trend,
     run_events,
@@ -60,6 +64,8 @@ from segcore.query.runners import (
     run_sql,
     run_trend,
     run_user,
+    run_user_search,
+    run_values,
     save_dropoffs,
     save_funnel,
     saved_funnel,
@@ -68,6 +74,8 @@ from segcore.query.runners import (
 )
 
 __all__ = [
+    "CompareQuery", "UserSearchQuery", "ValuesQuery", "run_compare", "run_user_search",
+    "run_values",
     "DateRange", "EngagementQuery", "EngagementResult", "EngagementTrendQuery", "EventQuery",
     "EventReportResult", "Exclusion", "FunnelQuery", "FunnelResult", "FunnelTrendQuery",
     "MembersQuery", "MembersResult", "OverlapQuery", "OverlapResult", "Period", "ProfileQuery",

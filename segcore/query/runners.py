@@ -14,6 +14,7 @@ from typing import Any
 
 import polars as pl
 
+from segcore.analytics import compare as compare_mod
 from segcore.analytics import engagement as engagement_mod
 from segcore.analytics import event_report as event_report_mod
 from segcore.analytics import funnel as funnel_mod
@@ -21,6 +22,7 @@ from segcore.analytics import overlap as overlap_mod
 from segcore.analytics import profile as profile_mod
 from segcore.analytics import reach as reach_mod
 from segcore.analytics import trend as trend_mod
+from segcore.analytics import values as values_mod
 from segcore.engine.polars import evaluate
 from segcore.engine.sql import compile_sql
 from segcore.errors import UsageError
@@ -28,6 +30,7 @@ from segcore.lang.dates import resolve_as_of
 from segcore.query.base import Query
 from segcore.query.queries import (
     WHICH,
+    CompareQuery,
     EngagementQuery,
     EngagementTrendQuery,
     EventQuery,
@@ -40,6 +43,8 @@ from segcore.query.queries import (
     SqlQuery,
     TrendQuery,
     UserQuery,
+    UserSearchQuery,
+    ValuesQuery,
 )
 from segcore.query.results import (
     EngagementResult,
@@ -242,6 +247,26 @@ def run_events(store: EventStore, q: EventQuery) -> EventReportResult:
             where=q.where))
 
 
+# --------------------------------------------------------------------------- comparisons, lookups
+def run_compare(store: EventStore, q: CompareQuery) -> SeriesResult:
+    """``segment, date, members, entered, exited, all_users, share`` per segment and point."""
+    with store.pinned():
+        return SeriesResult(compare_mod.compare_trend(store, q.segments, q.range.start,
+                                                      q.range.end, q.every.value))
+
+
+def run_values(store: EventStore, q: ValuesQuery) -> SeriesResult:
+    """``value, count``: the most frequent values of a user attribute or event property."""
+    with store.pinned():
+        return SeriesResult(values_mod.top_values(store, q.column, event=q.event, top=q.top))
+
+
+def run_user_search(store: EventStore, q: UserSearchQuery) -> SeriesResult:
+    """``user_id`` and the email / name columns of the users found by id, email or name."""
+    with store.pinned():
+        return SeriesResult(values_mod.find_users(store, q.text, limit=q.limit))
+
+
 # --------------------------------------------------------------------------- any query
 RUNNERS: dict[type[Query], Callable[[EventStore, Any], Any]] = {
     MembersQuery: run_members,
@@ -256,6 +281,9 @@ RUNNERS: dict[type[Query], Callable[[EventStore, Any], Any]] = {
     FunnelQuery: run_funnel,
     FunnelTrendQuery: run_funnel_trend,
     EventQuery: run_events,
+    CompareQuery: run_compare,
+    ValuesQuery: run_values,
+    UserSearchQuery: run_user_search,
 }
 
 
