@@ -8,6 +8,8 @@ import altair as alt
 import polars as pl
 
 HEIGHT = 280
+# counts: whole numbers on the axis (no 0.000000 ticks when nothing changed)
+COUNT_AXIS = alt.Axis(format=",d", tickMinStep=1)
 
 
 def _pd(df: pl.DataFrame | list[dict[str, Any]]):
@@ -47,7 +49,7 @@ def hbar(
 def size_over_time(df: pl.DataFrame) -> alt.LayerChart:
     """Members as a line, entries and exits as bars (``date, members, entered, exited``)."""
     data = df.with_columns(pl.col("exited").neg().alias("exits_neg"))
-    base = alt.Chart(_pd(data)).encode(x=alt.X("date:T", title=None))
+    base = alt.Chart(_pd(data)).encode(x=alt.X("date:T", title=None, axis=alt.Axis(format="%b %d")))
     tips = [
         alt.Tooltip("date:T", title="Date"),
         alt.Tooltip("members:Q", format=",", title="Members"),
@@ -55,15 +57,15 @@ def size_over_time(df: pl.DataFrame) -> alt.LayerChart:
         alt.Tooltip("exited:Q", format=",", title="Exited"),
     ]
     line = base.mark_line(point=True, color="#4c78a8").encode(
-        y=alt.Y("members:Q", title="Members"), tooltip=tips
+        y=alt.Y("members:Q", title="Members", axis=COUNT_AXIS), tooltip=tips
     )
     flows = (
         alt.Chart(_pd(data))
         .transform_fold(["entered", "exits_neg"], as_=["flow", "users"])
         .mark_bar(opacity=0.7)
         .encode(
-            x=alt.X("date:T", title=None),
-            y=alt.Y("users:Q", title="Entered (+) / exited (-)"),
+            x=alt.X("date:T", title=None, axis=alt.Axis(format="%b %d")),
+            y=alt.Y("users:Q", title="Entered (+) / exited (-)", axis=COUNT_AXIS),
             color=alt.Color(
                 "flow:N",
                 scale=alt.Scale(domain=["entered", "exits_neg"], range=["#54a24b", "#e45756"]),
@@ -141,7 +143,8 @@ def lines(
     ]
     enc: dict[str, Any] = {
         "x": alt.X(f"{x}:{x_type}", title=None),
-        "y": alt.Y(f"{y}:Q", title=y_title or y, axis=alt.Axis(format=y_format)),
+        "y": alt.Y(f"{y}:Q", title=y_title or y, axis=alt.Axis(
+            format=y_format, **({"tickMinStep": 1} if y_format == ",.0f" else {}))),
         "tooltip": tips,
     }
     if color:
@@ -173,3 +176,33 @@ def profile_bars(df: pl.DataFrame) -> alt.Chart:
         )
         .properties(height=alt.Step(11))
     )
+
+
+def compare_lines(df: pl.DataFrame, measure: str, partial_after: Any = None) -> alt.LayerChart:
+    """One line per segment (``segment, date, members, share, entered, exited``) of
+    ``measure`` (``members`` or ``share``); the hover names the point's entries and exits.
+    Points after ``partial_after`` (an incomplete last period) are drawn hollow."""
+    data = df.with_columns(
+        (pl.col("date") > partial_after).alias("partial") if partial_after is not None
+        else pl.lit(False).alias("partial")
+    )
+    tips = [
+        alt.Tooltip("segment:N", title="Segment"),
+        alt.Tooltip("date:T", title="Date", format="%Y-%m-%d"),
+        alt.Tooltip("members:Q", format=",", title="Members"),
+        alt.Tooltip("share:Q", format=".1%", title="Share of all users"),
+        alt.Tooltip("entered:Q", format=",", title="Entered"),
+        alt.Tooltip("exited:Q", format=",", title="Exited"),
+    ]
+    base = alt.Chart(_pd(data)).encode(
+        x=alt.X("date:T", title=None, axis=alt.Axis(format="%b %d")),
+        y=alt.Y(f"{measure}:Q", title="Share of all users" if measure == "share" else "Members",
+                axis=alt.Axis(format="%") if measure == "share" else COUNT_AXIS),
+        color=alt.Color("segment:N", title=None),
+        tooltip=tips,
+    )
+    line = base.mark_line()
+    points = base.mark_point(size=45).encode(
+        fill=alt.condition("datum.partial", alt.value("white"), alt.Color("segment:N")),
+    )
+    return (line + points).properties(height=HEIGHT)
