@@ -10,23 +10,56 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from segcore.query import CompareQuery, DateRange, run
-from tests.dashboard.test_dashboard_pages import (  # noqa: F401 - fixtures
+from segcore.sample.examples import seed_examples
+from tests.dashboard.test_dashboard_pages import (
     APP,
     AS_OF,
     TIMEOUT,
-    app,
     assert_clean,
     frame,
     goto,
     metrics,
     n,
-    store,
 )
+
+
+@pytest.fixture
+def store(writable_sample, monkeypatch):
+    """A private copy of the sample store with the example segments, as SEGCORE_HOME."""
+    seed_examples(writable_sample)
+    monkeypatch.setenv("SEGCORE_HOME", str(writable_sample.home))
+    monkeypatch.delenv("SEGCORE_PASSWORD", raising=False)
+    return writable_sample
+
+
+@pytest.fixture
+def app(store) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    assert_clean(at)
+    return at
 
 
 def select_row(at: AppTest, key: str, row: int) -> None:
     """Click row ``row`` of the ``st.dataframe`` of ``key`` (its on_select state)."""
     at.session_state[key] = {"selection": {"rows": [row], "columns": [], "cells": []}}
+
+
+def default_tabs(at: AppTest) -> list[str]:
+    """The tab each tab bar of the page opens on."""
+    found = []
+
+    def walk(node) -> None:
+        proto = getattr(node, "proto", None)
+        if getattr(proto, "DESCRIPTOR", None) is not None and proto.DESCRIPTOR.name == "Block" \
+                and proto.WhichOneof("type") == "tab_container":
+            labels = [child.label for child in node.children.values()]
+            found.append(labels[proto.tab_container.default_tab_index])
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at.main)
+    return found
 
 
 def test_compare_page_shows_each_segments_size_and_share(app, store):
@@ -80,3 +113,85 @@ def test_segments_list_name_opens_delete_confirms_in_a_dialog_and_restore(app, s
     app.button(key=f"sl_open_{seg.id}").click().run()
     assert_clean(app)
     assert app.selectbox(key="sp_name").value == "Hot leads"
+
+
+def _save_static(at: AppTest, name: str, text: str) -> None:
+    at.text_input(key="b_static_name").input(name)
+    at.text_area(key="b_static_text").input(text)
+    at.button(key="FormSubmitter:b_static_form-Save list").click().run()
+    assert_clean(at)
+
+
+def test_static_list_pasted_with_commas_lines_and_blanks(app, store):
+    goto(app, "builder")
+    ids = store.scan_users().select("user_id").head(4).collect()["user_id"].to_list()
+    _save_static(app, "Commas", f"{ids[0]}, {ids[1]}, {ids[2]}")  # the label promises commas
+    assert sorted(store.catalog.members("Commas")) == sorted(ids[:3])
+    _save_static(app, "Lines", f"{ids[0]}, {ids[1]}\n\n{ids[2]},,{ids[3]}\n{ids[0]}\nnobody-9")
+    assert sorted(store.catalog.members("Lines")) == sorted([*ids, "nobody-9"])
+    m = metrics(app)
+    assert (m["Duplicate ids"], m["Unknown ids"], m["Blank entries skipped"]) == ("1", "1", "2")
+    members_now = store.count(segment="Lines", as_of=AS_OF)
+    assert members_now == 4  # the unknown id is stored, not a member
+    said = app.success[0].value
+    assert "5 distinct ids stored from 6 given" in said
+    assert f"{members_now} of them are members as of {AS_OF}" in said
+
+
+def test_edit_on_a_static_segment_opens_the_list_tab(app, store):
+    goto(app, "builder")
+    _save_static(app, "Picked", "u000001, u000002")
+    app.session_state["segment"] = "Picked"
+    goto(app, "segment")
+    app.button(key="sp_edit").click().run()
+    assert_clean(app)
+    assert app.title[0].value == "Edit segment: Picked"
+    assert default_tabs(app) == ["List of user ids (static)"]
+    goto(app, "segments")
+    seg = next(s for s in store.catalog.list() if not s.is_static)
+    app.button(key=f"sl_edit_{seg.id}").click().run()
+    assert default_tabs(app) == ["Rule"]
+
+
+def test_unknown_segment_in_the_address_says_so(store):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["segment"] = "Nope"
+    at.switch_page("app_pages/segment.py").run()
+    assert [e.value for e in at.error] == ["There is no saved segment named 'Nope'."]
+    assert not at.metric  # nothing of another segment is shown
+    at.query_params["segment"] = "Hot lead"
+    at.run()
+    assert at.error[0].value.startswith(
+        "There is no saved segment named 'Hot lead'; did you mean 'Hot leads'")
+    at.selectbox(key="sp_pick_instead").select("Hot leads").run()
+    assert_clean(at)
+    assert at.selectbox(key="sp_name").value == "Hot leads"
+
+
+def test_a_bare_word_compared_with_an_attribute_gets_a_quote_hint(app):
+    goto(app, "builder")
+    app.text_area(key="b_text").input("country = US").run()
+    shown = [e.value for e in app.error]
+    assert shown == ["Line 1, column 11: unknown attribute 'US'; to compare with the text US, "
+                     "quote it: 'US'"]
+
+
+def test_builder_suggests_top_values_with_counts(app, store):
+    goto(app, "builder")
+    add = next(b.key for b in app.button if b.key and b.key.startswith("b_add_")
+               and b.key != "b_add_group")
+    app.selectbox(key=add.replace("b_add_", "b_add_kind_")).select("attribute")
+    app.button(key=add).click().run()
+    row_key = next(s.key for s in app.selectbox if s.key and s.key.endswith("_col"))
+    k = row_key[: -len("_col")]
+    app.selectbox(key=row_key).select("country").run()
+    sugg = app.selectbox(key=f"{k}_sugg")
+    counts = (store.scan_users().group_by("country").len().sort(["len", "country"],
+              descending=[True, False]).head(15).collect())
+    assert sugg.options == [f"{v} ({c:,} users)" for v, c in counts.iter_rows()]
+    top = counts["country"][0]
+    sugg.select(top).run()
+    assert_clean(app)
+    assert app.text_input(key=f"{k}_val").value == top
+    assert app.text_area(key="b_text").value == f"country = '{top}'"
+    assert n(metrics(app)["Matching users"]) == store.count(f"country = '{top}'", as_of=AS_OF)
