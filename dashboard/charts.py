@@ -80,11 +80,16 @@ def size_over_time(df: pl.DataFrame) -> alt.LayerChart:
     return alt.vconcat(line.properties(height=HEIGHT), flows).resolve_scale(x="shared")
 
 
-def funnel_bars(rows: list[dict[str, Any]], color: str | None = None) -> alt.Chart:
-    """Users per step (``step, users, conversion`` and optionally a ``color`` column)."""
+def funnel_bars(rows: list[dict[str, Any]], color: str | None = None,
+                measure: str = "users") -> alt.Chart:
+    """Users per step (``step, users, conversion`` and optionally a ``color`` column);
+    ``measure="conversion"``: the share of the first step's users instead."""
+    y = (alt.Y("users:Q", title="Users", axis=COUNT_AXIS) if measure == "users"
+         else alt.Y("conversion:Q", title="% of step 1", axis=alt.Axis(format="%"),
+                    scale=alt.Scale(domain=[0, 1])))
     enc: dict[str, Any] = {
         "x": alt.X("step:N", sort=None, title=None, axis=alt.Axis(labelAngle=0)),
-        "y": alt.Y("users:Q", title="Users"),
+        "y": y,
         "tooltip": [
             alt.Tooltip("step:N", title="Step"),
             alt.Tooltip("users:Q", format=",", title="Users"),
@@ -104,12 +109,18 @@ def funnel_bars(rows: list[dict[str, Any]], color: str | None = None) -> alt.Cha
     return (bars + labels).properties(height=HEIGHT)
 
 
-def time_to_convert(rows: list[dict[str, Any]]) -> alt.Chart:
-    """Histogram of the time from the first step (``label, users, order``)."""
+def time_to_convert(rows: list[dict[str, Any]], color: str | None = None) -> alt.Chart:
+    """Histogram of the time from the first step (``label, users, order``); with ``color``
+    (e.g. ``segment``), bars side by side per value, labelled."""
+    extra: dict[str, Any] = {}
+    if color:
+        extra = {"xOffset": alt.XOffset(f"{color}:N"),
+                 "color": alt.Color(f"{color}:N", title=color.capitalize())}
     return (
         alt.Chart(_pd(rows))
         .mark_bar()
         .encode(
+            **extra,
             x=alt.X(
                 "label:N",
                 sort=alt.SortField("order"),
@@ -118,6 +129,7 @@ def time_to_convert(rows: list[dict[str, Any]]) -> alt.Chart:
             ),
             y=alt.Y("users:Q", title="Users"),
             tooltip=[
+                *([alt.Tooltip(f"{color}:N")] if color else []),
                 alt.Tooltip("label:N", title="Time"),
                 alt.Tooltip("users:Q", format=",", title="Users"),
             ],

@@ -62,6 +62,11 @@ def default_tabs(at: AppTest) -> list[str]:
     return found
 
 
+def chart_specs(at: AppTest) -> list[str]:
+    """The Vega-Lite specs (JSON text) of the charts on the page."""
+    return [c.proto.spec for c in at.get("vega_lite_chart")]
+
+
 def test_compare_page_shows_each_segments_size_and_share(app, store):
     goto(app, "compare")
     assert_clean(app)
@@ -195,3 +200,48 @@ def test_builder_suggests_top_values_with_counts(app, store):
     assert app.text_input(key=f"{k}_val").value == top
     assert app.text_area(key="b_text").value == f"country = '{top}'"
     assert n(metrics(app)["Matching users"]) == store.count(f"country = '{top}'", as_of=AS_OF)
+
+
+def test_funnel_comparison_labels_every_chart_and_reopens_with_its_segments(app, store):
+    goto(app, "funnels")
+    pair = ["Frequent buyers", "Email subscribers"]
+    app.multiselect(key="fn_compare").set_value(pair).run()
+    assert_clean(app)
+    charts_json = chart_specs(app)
+    # time to convert and conversion over time: one colour per compared segment
+    assert sum('"segment"' in spec for spec in charts_json) >= 3
+    app.radio(key="fn_bar_measure").set_value("conversion").run()
+    assert_clean(app)
+    assert any('"% of step 1"' in spec for spec in chart_specs(app))
+    app.selectbox(key="fn_segment").select("Hot leads").run()
+    assert any("also members of **Hot leads**" in c.value for c in app.caption)
+    app.selectbox(key="fn_segment").select(None).run()
+    app.text_input(key="fn_save_name").input("Compared")
+    app.button(key="FormSubmitter:fn_save_form-Save funnel").click().run()
+    assert_clean(app)
+    from tests.dashboard.test_dashboard_pages import open_saved_funnel
+
+    fresh = open_saved_funnel("Compared")
+    assert fresh.multiselect(key="fn_compare").value == pair
+
+
+def test_dropoff_name_follows_the_step_and_a_second_save_gets_a_free_name(app, store):
+    goto(app, "funnels")
+    from tests.dashboard.test_dashboard_pages import set_fn_steps
+
+    set_fn_steps(app, [("product_viewed", ""), ("added_to_cart", ""), ("charged", "")])
+
+    def name_box():
+        return next(t for t in app.text_input if t.label == "Segment name")
+
+    assert name_box().value == "Dropped after product_viewed"
+    app.selectbox(key="fn_after").select(2).run()
+    assert name_box().value == "Dropped after added_to_cart"
+    app.button(key="FormSubmitter:fn_dropoff_form-Save").click().run()
+    assert_clean(app)
+    assert store.catalog.exists("Dropped after added_to_cart")
+    assert app.success[0].value.startswith("Saved static segment 'Dropped after added_to_cart'")
+    assert name_box().value == "Dropped after added_to_cart (2)"
+    app.button(key="FormSubmitter:fn_dropoff_form-Save").click().run()
+    assert_clean(app)
+    assert store.catalog.exists("Dropped after added_to_cart (2)")

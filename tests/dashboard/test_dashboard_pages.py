@@ -158,7 +158,7 @@ def test_full_flow_build_preview_save_list_open_funnel(app, store):
 
     goto(app, "segments")
     app.text_input(key="sl_search").input("us buy").run()
-    names = [m.value for m in app.markdown if "US buyers" in m.value]
+    names = [b.label for b in app.button if b.key and b.key.startswith("sl_open_")]
     assert names == ["US buyers"]
 
     app.session_state["segment"] = "US buyers"
@@ -397,7 +397,7 @@ def test_funnel_side_by_side_and_save_dropoffs(app, store):
         shown = table[table["segment"] == name]["users"].tolist()
         assert shown == [s["users"] for s in res["segments"][name]["steps"]]
     app.multiselect(key="fn_compare").set_value([]).run()
-    app.text_input(key="fn_dropoff_name").input("Viewed, no cart")
+    next(t for t in app.text_input if t.label == "Segment name").input("Viewed, no cart")
     app.button(key="FormSubmitter:fn_dropoff_form-Save").click().run()
     assert_clean(app)
     from segcore.analytics.funnel import funnel_dropoffs
