@@ -162,7 +162,16 @@ def lines(
     if color:
         enc["color"] = alt.Color(f"{color}:N", title=None)
         tips.insert(0, alt.Tooltip(f"{color}:N"))
-    return alt.Chart(_pd(df)).mark_line(point=True).encode(**enc).properties(height=HEIGHT)
+    if "partial" not in df.columns:
+        return alt.Chart(_pd(df)).mark_line(point=True).encode(**enc).properties(height=HEIGHT)
+    # a period the range cuts (a partial week) is a hollow point, not a drop
+    tips.append(alt.Tooltip("partial:N", title="Partial period"))
+    base = alt.Chart(_pd(df)).encode(**enc)
+    fill = alt.Color(f"{color}:N", legend=None) if color else alt.value("#4c78a8")
+    points = base.mark_point(size=50, filled=False).encode(
+        fill=alt.condition("datum.partial", alt.value("white"), fill),
+    )
+    return (base.mark_line() + points).properties(height=HEIGHT)
 
 
 def profile_bars(df: pl.DataFrame) -> alt.Chart:

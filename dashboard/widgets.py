@@ -140,3 +140,19 @@ def clicked_row(key: str) -> int | None:
     if rows is None and isinstance(sel, dict):
         rows = sel.get("selection", {}).get("rows")
     return rows[0] if rows else None
+
+
+def partial_periods(df: pl.DataFrame, column: str, start: Any, end: Any,
+                    every: str) -> pl.DataFrame:
+    """``df`` with a ``partial`` column: True for a weekly period (named by its Monday)
+    that the range ``start..end`` cuts (its first or last week)."""
+    import datetime as dt
+
+    if every != "week":
+        return df.with_columns(pl.lit(False).alias("partial"))
+    first, last = (d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d))
+                   for d in (start, end))
+    day = pl.col(column).cast(pl.Date)
+    return df.with_columns(
+        ((day < pl.lit(first)) | (day + pl.duration(days=6) > pl.lit(last))).alias("partial")
+    )

@@ -15,6 +15,7 @@ from dashboard.widgets import (
     fmt_seconds,
     friendly,
     guard,
+    partial_periods,
     segment_names,
     week_note,
 )
@@ -358,7 +359,8 @@ with guard("funnel"):
             if compare:
                 st.caption(f"All members of {segment}: per compared segment, clear "
                            "'Only members of'.")
-        fot = fot.with_columns(pl.col("period").cast(pl.Date))
+        fot = partial_periods(fot.with_columns(pl.col("period").cast(pl.Date)), "period",
+                              rng[0], rng[1], every)
         note = week_note(rng[0], rng[1], every)
         st.altair_chart(
             charts.lines(fot, "period", "conversion", "segment" if "segment" in fot.columns
@@ -367,7 +369,7 @@ with guard("funnel"):
         )
         if every == "week":
             st.caption("Weekly periods start on Mondays; a first or last week cut by the "
-                       "range counts only its days in the range.")
+                       "range counts only its days in the range (hollow points).")
         elif note:
             st.caption(note)
 

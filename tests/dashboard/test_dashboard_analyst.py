@@ -245,3 +245,45 @@ def test_dropoff_name_follows_the_step_and_a_second_save_gets_a_free_name(app, s
     app.button(key="FormSubmitter:fn_dropoff_form-Save").click().run()
     assert_clean(app)
     assert store.catalog.exists("Dropped after added_to_cart (2)")
+
+
+def test_channels_refuse_event_rules_and_delete_asks_first(app, store):
+    goto(app, "data")
+    app.text_input(key="dt_ch_new_name").input("buyers")
+    app.text_input(key="dt_ch_new_rule").input("did('charged')")
+    app.button(key="FormSubmitter:dt_ch_new-Add channel").click().run()
+    assert [e.value for e in app.error] == [
+        "a channel rule may use user attributes only, not events: "
+        "e.g. email IS NOT NULL AND email_opt_in"]
+    assert "buyers" not in [c.name for c in store.catalog.channels()]
+    before = [c.name for c in store.catalog.channels()]
+    app.button(key=f"dt_ch_del_{before[0]}").click().run()
+    assert [c.name for c in store.catalog.channels()] == before  # not before confirming
+    assert any(f"Delete channel **{before[0]}**" in w.value for w in app.warning)
+    app.button(key="dt_ch_confirm_delete").click().run()
+    assert_clean(app)
+    assert [c.name for c in store.catalog.channels()] == before[1:]
+
+
+def test_user_lookup_by_email_or_name_and_a_click_opens_the_user(app, store):
+    goto(app, "user")
+    users = store.scan_users().select("user_id", "name", "email").collect()
+    first = users.filter(pl.col("email").is_not_null()).row(0, named=True)
+    app.text_input(key="ul_id").input(first["email"].upper()).run()
+    assert_clean(app)
+    assert not metrics(app)  # a match is listed to click, not opened
+    assert frame(app, "email")["user_id"].tolist() == [first["user_id"]]
+    select_row(app, "ul_matches", 0)
+    app.run()
+    assert_clean(app)
+    assert app.text_input(key="ul_id").value == first["user_id"]
+    assert n(metrics(app)["Events before as-of"]) == store.user(
+        first["user_id"], as_of=AS_OF)["events"]
+    surname = first["name"].split()[-1]
+    app.text_input(key="ul_id").input(surname.lower()).run()
+    want = sorted(users.filter(pl.col("name").str.to_lowercase().str.contains(surname.lower())
+                               | pl.col("email").str.to_lowercase().str.contains(
+                                   surname.lower()))["user_id"].to_list())[:20]
+    assert frame(app, "name")["user_id"].tolist() == want
+    app.text_input(key="ul_id").input("zz-nobody-zz").run()
+    assert [w.value for w in app.warning] == ["No user has the id, email or name 'zz-nobody-zz'."]

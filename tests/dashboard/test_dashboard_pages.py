@@ -285,7 +285,8 @@ def test_user_lookup_shows_profile_and_segments(app, store):
     assert n(m["Segments now"]) == len(prof["segments"])
     app.text_input(key="ul_id").input("no-such-user").run()
     assert not app.exception
-    assert [e.value for e in app.error] == ["unknown user 'no-such-user'"]
+    assert [w.value for w in app.warning] == [
+        "No user has the id, email or name 'no-such-user'."]
 
 
 def test_data_page_channels_editor(app, store):
@@ -296,6 +297,7 @@ def test_data_page_channels_editor(app, store):
     assert_clean(app)
     assert [c.name for c in store.catalog.channels()][-1] == "vip_email"
     app.button(key="dt_ch_del_vip_email").click().run()
+    app.button(key="dt_ch_confirm_delete").click().run()
     assert "vip_email" not in [c.name for c in store.catalog.channels()]
 
 
