@@ -287,3 +287,55 @@ def test_user_lookup_by_email_or_name_and_a_click_opens_the_user(app, store):
     assert frame(app, "name")["user_id"].tolist() == want
     app.text_input(key="ul_id").input("zz-nobody-zz").run()
     assert [w.value for w in app.warning] == ["No user has the id, email or name 'zz-nobody-zz'."]
+
+
+def test_ranges_follow_the_as_of_date(app, store):
+    app.session_state["segment"] = "Frequent buyers"
+    goto(app, "segment")
+    end = dt.date.fromisoformat(AS_OF)
+    assert app.date_input(key="sp_range").value == (end - dt.timedelta(days=29), end)
+    earlier = end - dt.timedelta(days=10)
+    app.date_input(key=f"as_of_{AS_OF}").set_value(earlier).run()
+    assert_clean(app)
+    assert app.date_input(key="sp_range").value == (earlier - dt.timedelta(days=29), earlier)
+    assert n(metrics(app)["Members now"]) == store.count(segment="Frequent buyers",
+                                                        as_of=earlier.isoformat())
+    goto(app, "funnels")  # a remembered range moved too
+    assert app.date_input(key="fn_range").value[1] == earlier
+    assert any(f"As of {earlier} 24:00 UTC" in c.value for c in app.sidebar.caption)
+
+
+def test_weekly_event_periods_cut_by_the_range_are_marked(app, store):
+    goto(app, "events")
+    app.radio(key="ev_every").set_value("week").run()
+    assert_clean(app)
+    table = frame(app, "partial")
+    end = dt.date.fromisoformat(AS_OF)  # a Tuesday: its week is cut
+    last_monday = end - dt.timedelta(days=end.weekday())
+    cut = {d.date() if hasattr(d, "date") else d for d in table[table["partial"]]["period"]}
+    assert last_monday in cut
+    assert any("the range cuts the week(s) of" in c.value for c in app.caption)
+
+
+def test_each_computation_has_a_spinner_naming_it():
+    from dashboard.cached import describe
+    from segcore.query import FunnelQuery, MembersQuery, Target, TrendQuery
+
+    assert describe(MembersQuery(Target(segment="VIP"))) == "Counting the members of 'VIP'"
+    assert describe(TrendQuery(Target(rule="true"), DateRange.of("2026-06-01", "2026-06-30"),
+                               "week")) == "Computing the size of the rule at every week"
+    assert describe(FunnelQuery(("a", "b"))) == "Computing the 2-step funnel"
+
+
+def test_import_summary_names_the_users_file_not_a_temporary_path(tiny):
+    from dashboard.imports import run_import
+
+    store = tiny(users=[{"user_id": "a"}])
+    csv = b"user_id,event,ts\na,x,2026-05-01T10:00:00Z\nb,y,not a time\n"
+    summary, rejected = run_import(store, "events", [("mine.csv", csv)], skip_invalid=True)
+    assert summary["files"] == ["mine.csv"]
+    assert "segcore-upload" not in summary["summary"] and "/" not in summary["summary"]
+    assert "; the rejected rows are in the download below" in summary["summary"]
+    assert rejected.decode().splitlines()[1].startswith("b,y,not a time")
+    again, _ = run_import(store, "events", [("mine.csv", csv)], skip_invalid=True)
+    assert again["identical_rows"] == 1 and "give key columns to skip them" in again["summary"]
