@@ -18,7 +18,6 @@ import duckdb
 import polars as pl
 import pytest
 import sqlglot
-from tests.conftest import make_store
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlglot import exp
@@ -30,6 +29,7 @@ from segcore.engine.sql.engines import run_members
 from segcore.ingest import ingest
 from segcore.lang.parser import parse_rule
 from segcore.lang.printer import to_text
+from tests.conftest import make_store
 
 AS_OF = "2026-02-01"
 INJECT = "'; DROP TABLE canary; --"

@@ -12,7 +12,6 @@ import datetime as dt
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.docs.test_cookbook import COOKBOOK
 
 from segcore.lang.parser import MAX_INT, parse_rule
 from segcore.lang.printer import format_interval, to_text
@@ -41,6 +40,7 @@ from segcore.lang.tree import (
     to_dict,
     to_json,
 )
+from tests.docs.test_cookbook import COOKBOOK
 
 USERS = {
     "user_id": "string",

@@ -17,7 +17,6 @@ import tracemalloc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.docs.test_cookbook import COOKBOOK
 
 from segcore import Store
 from segcore.engine.polars.evaluate import schema_of
@@ -25,6 +24,7 @@ from segcore.errors import RuleError, SegcoreError
 from segcore.lang.parser import parse_rule
 from segcore.lang.tree import Node
 from segcore.sample.examples import EXAMPLES
+from tests.docs.test_cookbook import COOKBOOK
 
 AS_OF = "2026-06-30"
 RULES = [c["rule"] for c in COOKBOOK] + [e["rule"] for e in EXAMPLES]

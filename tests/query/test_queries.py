@@ -8,7 +8,6 @@ import json
 
 import polars as pl
 import pytest
-from tests.conftest import AS_OF, T
 
 from segcore.analytics.engagement import engagement
 from segcore.analytics.event_report import event_report
@@ -56,6 +55,7 @@ from segcore.query import (
     saved_funnel,
     trend_actors,
 )
+from tests.conftest import AS_OF, T
 
 RULE = "did('charged', within => '30 days')"
 JUNE = DateRange.of("2026-06-01", "2026-06-30")

@@ -14,6 +14,8 @@ import polars as pl
 import pytest
 
 import segcore.store.catalog as catalog_mod
+import segcore.store.catalog.connection as connection_mod
+import segcore.store.catalog.schema as schema_mod
 from segcore import Store
 from segcore.errors import CatalogError, ConflictError, NotFoundError, RuleError, StoreError
 from segcore.store.catalog import DEFAULT_CHANNELS, Catalog, parse_ids_csv, parse_ids_text
@@ -535,7 +537,7 @@ def test_read_only_catalog_gives_store_error(tmp_path: Path, monkeypatch) -> Non
     home = tmp_path / "we?ird #home"
     cat = Catalog(home / "catalog.sqlite")
     cat.create("a", rule_text="age > 1")
-    monkeypatch.setattr(catalog_mod.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(connection_mod.os, "access", lambda path, mode: False)
     ro = Catalog(cat.path)
     assert ro.get("a").version == 1  # reading still works
     assert [c.name for c in ro.channels()][:1] == ["email"]
@@ -556,7 +558,7 @@ def test_missing_catalog_in_read_only_folder(tmp_path: Path, monkeypatch) -> Non
     def refuse(*args, **kwargs):  # what sqlite says when it cannot create the file
         raise sqlite3.OperationalError("unable to open database file")
 
-    monkeypatch.setattr(catalog_mod.sqlite3, "connect", refuse)
+    monkeypatch.setattr(connection_mod.sqlite3, "connect", refuse)
     with pytest.raises(StoreError, match="cannot open the catalog .*: the folder is missing"):
         Catalog(tmp_path / "catalog.sqlite").list()
 
@@ -571,7 +573,7 @@ def test_full_disk_gives_store_error_and_no_change(cat: Catalog, monkeypatch) ->
         con.execute(f"PRAGMA max_page_count = {pages}")
         return con
 
-    monkeypatch.setattr(catalog_mod.sqlite3, "connect", connect_small)
+    monkeypatch.setattr(connection_mod.sqlite3, "connect", connect_small)
     with pytest.raises(StoreError, match="the disk is full: cannot write the catalog"):
         cat.set_members("s", (f"user-{i:08d}" for i in range(20_000)))
     monkeypatch.undo()
@@ -683,7 +685,7 @@ def test_first_use_from_many_threads_and_processes(tmp_path: Path) -> None:
 def test_migration_from_schema_v1(tmp_path: Path) -> None:
     path = tmp_path / "catalog.sqlite"
     con = sqlite3.connect(path)
-    con.executescript(catalog_mod._SCHEMA_V1)
+    con.executescript(schema_mod.SCHEMA_V1)
     con.executescript(
         "INSERT INTO meta VALUES ('data_version', 5);"
         "INSERT INTO segments (id, name, description, kind, created_at, updated_at, version)"
