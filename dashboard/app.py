@@ -193,8 +193,14 @@ def sidebar() -> None:
             f"As of (end of day, {ss['report_tz']})",
             value=ss["as_of_value"],
             key=f"as_of_{default.isoformat()}",
-            help="Segments are evaluated at the end of this day in the report time zone.",
+            help="Segments are evaluated at the end of this day in the report time zone. The default is the "
+            "day of the last event; the CLI's default is now, so give it --as-of with this "
+            "date for the same numbers (docs/dashboard.md, As-of date). Date ranges that "
+            "end on this day move with it.",
         )
+        state.follow_as_of()
+        day = ss["as_of_value"]
+        st.caption(f"As of {day} 24:00 UTC" + (" (the last event day)" if day == default else ""))
         st.caption(f"Store: `{Path(info['home']).name}`", help=info["home"])
         engine_setting()
 
@@ -211,6 +217,7 @@ def main() -> None:
         st.Page(state.PAGES["segments"], title="Segments", icon=":material/list:"),
         st.Page(state.PAGES["builder"], title="Segment builder", icon=":material/tune:"),
         st.Page(state.PAGES["segment"], title="Segment", icon=":material/group:"),
+        st.Page(state.PAGES["compare"], title="Compare segments", icon=":material/stacked_line_chart:"),
         st.Page(state.PAGES["funnels"], title="Funnels", icon=":material/filter_alt:"),
         st.Page(state.PAGES["events"], title="Events", icon=":material/show_chart:"),
         st.Page(state.PAGES["retention"], title="Retention", icon=":material/event_repeat:"),

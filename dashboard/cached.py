@@ -19,17 +19,68 @@ from dashboard import state
 from segcore.engine.choice import Engine
 from segcore.lang.dates import report_zone
 from segcore.query import (
+    CompareQuery,
+    EngagementQuery,
+    EngagementTrendQuery,
+    EventQuery,
+    FunnelQuery,
+    FunnelTrendQuery,
     MembersQuery,
     MembersResult,
+    OverlapQuery,
+    ProfileQuery,
     Query,
     ReachQuery,
+    SqlQuery,
     Target,
     TrendQuery,
+    UserQuery,
+    UserSearchQuery,
+    ValuesQuery,
     members_actors,
     reach_actors,
     trend_actors,
 )
 from segcore.query import run as run_query
+
+
+def _of(target: Target) -> str:
+    return f"'{target.segment}'" if target.segment is not None else "the rule"
+
+
+def describe(query: Query) -> str:
+    """What a query computes, in words (the text of its spinner)."""
+    q: Any = query
+    kind = type(query)
+    if kind is MembersQuery:
+        return f"Counting the members of {_of(q.target)}"
+    if kind is TrendQuery:
+        return f"Computing the size of {_of(q.target)} at every {q.every.value}"
+    if kind is ReachQuery:
+        return f"Computing who in {_of(q.target)} is reachable per channel"
+    if kind is ProfileQuery:
+        return f"Computing the profile of {_of(q.target)}"
+    if kind in (EngagementQuery, EngagementTrendQuery):
+        return f"Computing the engagement of {_of(q.target)}"
+    if kind is OverlapQuery:
+        return f"Computing the overlap of {len(q.items)} segments"
+    if kind is CompareQuery:
+        return f"Computing the sizes of {len(q.segments)} segments at every {q.every.value}"
+    if kind is FunnelQuery:
+        return f"Computing the {len(q.steps)}-step funnel"
+    if kind is FunnelTrendQuery:
+        return f"Computing the funnel's conversion per {q.every.value}"
+    if kind is EventQuery:
+        return f"Counting {len(q.events)} event(s) per {q.every.value}"
+    if kind is SqlQuery:
+        return f"Writing the SQL of {_of(q.target)}"
+    if kind is UserQuery:
+        return f"Loading user {q.user_id}"
+    if kind is UserSearchQuery:
+        return f"Looking for users matching '{q.text}'"
+    if kind is ValuesQuery:
+        return f"Finding the most frequent values of {q.column}"
+    return "Computing"
 
 
 def _key() -> tuple[str, str, Engine, str]:
@@ -44,8 +95,12 @@ def _run(home: str, version: str, engine: Engine, tz: str, query: Query) -> Any:
 
 
 def run(query: Query) -> Any:
-    """The result of ``query`` (see :mod:`segcore.query`), cached per store version."""
-    return _run(*_key(), query)
+    """The result of ``query`` (see :mod:`segcore.query`), cached per store version.
+
+    A spinner names what is computed (Streamlit shows it only after half a second, so a
+    cached result shows none)."""
+    with st.spinner(f"{describe(query)}...", show_time=True):
+        return _run(*_key(), query)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -57,7 +112,8 @@ def _members(home: str, version: str, engine: Engine, tz: str, query: MembersQue
 
 def members(query: MembersQuery, *, attributes: bool = False) -> pl.DataFrame:
     """The members of ``query`` (with the user attributes if asked), cached."""
-    return _members(*_key(), query, attributes)
+    with st.spinner(f"Listing the members of {_of(query.target)}...", show_time=True):
+        return _members(*_key(), query, attributes)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -69,7 +125,8 @@ def _trend_actors(home: str, version: str, engine: Engine, tz: str, query: Trend
 
 def trend_actors_of(query: TrendQuery, date: str, which: str) -> pl.DataFrame:
     """The users who ``entered``/``exited`` at the point of ``date``, cached."""
-    return _trend_actors(*_key(), query, date, which)
+    with st.spinner(f"Listing who {which} {_of(query.target)} on {date}...", show_time=True):
+        return _trend_actors(*_key(), query, date, which)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -81,7 +138,8 @@ def _reach_actors(home: str, version: str, engine: Engine, tz: str, query: Reach
 
 def reach_actors_of(query: ReachQuery, channel: str) -> pl.DataFrame:
     """The members reachable by ``channel`` (with its contact columns), cached."""
-    return _reach_actors(*_key(), query, channel)
+    with st.spinner(f"Listing the members reachable by {channel}...", show_time=True):
+        return _reach_actors(*_key(), query, channel)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -91,8 +149,9 @@ def _info(home: str, version: str, tz: str) -> dict[str, Any]:
 
 def info() -> dict[str, Any]:
     """``store.info()`` (cached; read from the store on every engine)."""
-    s = state.store()
-    return _info(str(s.home), s.version())
+    with st.spinner("Reading the store's summary...", show_time=True):
+        s = state.store()
+        return _info(str(s.home), s.version(), state.report_tz())
 
 
 def size(target: Target, as_of: str) -> MembersResult:

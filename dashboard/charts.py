@@ -8,6 +8,8 @@ import altair as alt
 import polars as pl
 
 HEIGHT = 280
+# counts: whole numbers on the axis (no 0.000000 ticks when nothing changed)
+COUNT_AXIS = alt.Axis(format=",d", tickMinStep=1)
 
 
 def _pd(df: pl.DataFrame | list[dict[str, Any]]):
@@ -47,7 +49,7 @@ def hbar(
 def size_over_time(df: pl.DataFrame) -> alt.LayerChart:
     """Members as a line, entries and exits as bars (``date, members, entered, exited``)."""
     data = df.with_columns(pl.col("exited").neg().alias("exits_neg"))
-    base = alt.Chart(_pd(data)).encode(x=alt.X("date:T", title=None))
+    base = alt.Chart(_pd(data)).encode(x=alt.X("date:T", title=None, axis=alt.Axis(format="%b %d")))
     tips = [
         alt.Tooltip("date:T", title="Date"),
         alt.Tooltip("members:Q", format=",", title="Members"),
@@ -55,15 +57,15 @@ def size_over_time(df: pl.DataFrame) -> alt.LayerChart:
         alt.Tooltip("exited:Q", format=",", title="Exited"),
     ]
     line = base.mark_line(point=True, color="#4c78a8").encode(
-        y=alt.Y("members:Q", title="Members"), tooltip=tips
+        y=alt.Y("members:Q", title="Members", axis=COUNT_AXIS), tooltip=tips
     )
     flows = (
         alt.Chart(_pd(data))
         .transform_fold(["entered", "exits_neg"], as_=["flow", "users"])
         .mark_bar(opacity=0.7)
         .encode(
-            x=alt.X("date:T", title=None),
-            y=alt.Y("users:Q", title="Entered (+) / exited (-)"),
+            x=alt.X("date:T", title=None, axis=alt.Axis(format="%b %d")),
+            y=alt.Y("users:Q", title="Entered (+) / exited (-)", axis=COUNT_AXIS),
             color=alt.Color(
                 "flow:N",
                 scale=alt.Scale(domain=["entered", "exits_neg"], range=["#54a24b", "#e45756"]),
@@ -78,11 +80,16 @@ def size_over_time(df: pl.DataFrame) -> alt.LayerChart:
     return alt.vconcat(line.properties(height=HEIGHT), flows).resolve_scale(x="shared")
 
 
-def funnel_bars(rows: list[dict[str, Any]], color: str | None = None) -> alt.Chart:
-    """Users per step (``step, users, conversion`` and optionally a ``color`` column)."""
+def funnel_bars(rows: list[dict[str, Any]], color: str | None = None,
+                measure: str = "users") -> alt.Chart:
+    """Users per step (``step, users, conversion`` and optionally a ``color`` column);
+    ``measure="conversion"``: the share of the first step's users instead."""
+    y = (alt.Y("users:Q", title="Users", axis=COUNT_AXIS) if measure == "users"
+         else alt.Y("conversion:Q", title="% of step 1", axis=alt.Axis(format="%"),
+                    scale=alt.Scale(domain=[0, 1])))
     enc: dict[str, Any] = {
         "x": alt.X("step:N", sort=None, title=None, axis=alt.Axis(labelAngle=0)),
-        "y": alt.Y("users:Q", title="Users"),
+        "y": y,
         "tooltip": [
             alt.Tooltip("step:N", title="Step"),
             alt.Tooltip("users:Q", format=",", title="Users"),
@@ -102,12 +109,18 @@ def funnel_bars(rows: list[dict[str, Any]], color: str | None = None) -> alt.Cha
     return (bars + labels).properties(height=HEIGHT)
 
 
-def time_to_convert(rows: list[dict[str, Any]]) -> alt.Chart:
-    """Histogram of the time from the first step (``label, users, order``)."""
+def time_to_convert(rows: list[dict[str, Any]], color: str | None = None) -> alt.Chart:
+    """Histogram of the time from the first step (``label, users, order``); with ``color``
+    (e.g. ``segment``), bars side by side per value, labelled."""
+    extra: dict[str, Any] = {}
+    if color:
+        extra = {"xOffset": alt.XOffset(f"{color}:N"),
+                 "color": alt.Color(f"{color}:N", title=color.capitalize())}
     return (
         alt.Chart(_pd(rows))
         .mark_bar()
         .encode(
+            **extra,
             x=alt.X(
                 "label:N",
                 sort=alt.SortField("order"),
@@ -116,6 +129,7 @@ def time_to_convert(rows: list[dict[str, Any]]) -> alt.Chart:
             ),
             y=alt.Y("users:Q", title="Users"),
             tooltip=[
+                *([alt.Tooltip(f"{color}:N")] if color else []),
                 alt.Tooltip("label:N", title="Time"),
                 alt.Tooltip("users:Q", format=",", title="Users"),
             ],
@@ -141,13 +155,23 @@ def lines(
     ]
     enc: dict[str, Any] = {
         "x": alt.X(f"{x}:{x_type}", title=None),
-        "y": alt.Y(f"{y}:Q", title=y_title or y, axis=alt.Axis(format=y_format)),
+        "y": alt.Y(f"{y}:Q", title=y_title or y, axis=alt.Axis(
+            format=y_format, **({"tickMinStep": 1} if y_format == ",.0f" else {}))),
         "tooltip": tips,
     }
     if color:
         enc["color"] = alt.Color(f"{color}:N", title=None)
         tips.insert(0, alt.Tooltip(f"{color}:N"))
-    return alt.Chart(_pd(df)).mark_line(point=True).encode(**enc).properties(height=HEIGHT)
+    if "partial" not in df.columns:
+        return alt.Chart(_pd(df)).mark_line(point=True).encode(**enc).properties(height=HEIGHT)
+    # a period the range cuts (a partial week) is a hollow point, not a drop
+    tips.append(alt.Tooltip("partial:N", title="Partial period"))
+    base = alt.Chart(_pd(df)).encode(**enc)
+    fill = alt.Color(f"{color}:N", legend=None) if color else alt.value("#4c78a8")
+    points = base.mark_point(size=50, filled=False).encode(
+        fill=alt.condition("datum.partial", alt.value("white"), fill),
+    )
+    return (base.mark_line() + points).properties(height=HEIGHT)
 
 
 def profile_bars(df: pl.DataFrame) -> alt.Chart:
@@ -173,3 +197,33 @@ def profile_bars(df: pl.DataFrame) -> alt.Chart:
         )
         .properties(height=alt.Step(11))
     )
+
+
+def compare_lines(df: pl.DataFrame, measure: str, partial_after: Any = None) -> alt.LayerChart:
+    """One line per segment (``segment, date, members, share, entered, exited``) of
+    ``measure`` (``members`` or ``share``); the hover names the point's entries and exits.
+    Points after ``partial_after`` (an incomplete last period) are drawn hollow."""
+    data = df.with_columns(
+        (pl.col("date") > partial_after).alias("partial") if partial_after is not None
+        else pl.lit(False).alias("partial")
+    )
+    tips = [
+        alt.Tooltip("segment:N", title="Segment"),
+        alt.Tooltip("date:T", title="Date", format="%Y-%m-%d"),
+        alt.Tooltip("members:Q", format=",", title="Members"),
+        alt.Tooltip("share:Q", format=".1%", title="Share of all users"),
+        alt.Tooltip("entered:Q", format=",", title="Entered"),
+        alt.Tooltip("exited:Q", format=",", title="Exited"),
+    ]
+    base = alt.Chart(_pd(data)).encode(
+        x=alt.X("date:T", title=None, axis=alt.Axis(format="%b %d")),
+        y=alt.Y(f"{measure}:Q", title="Share of all users" if measure == "share" else "Members",
+                axis=alt.Axis(format="%") if measure == "share" else COUNT_AXIS),
+        color=alt.Color("segment:N", title=None),
+        tooltip=tips,
+    )
+    line = base.mark_line()
+    points = base.mark_point(size=45).encode(
+        fill=alt.condition("datum.partial", alt.value("white"), alt.Color("segment:N")),
+    )
+    return (line + points).properties(height=HEIGHT)

@@ -110,7 +110,29 @@ def run_import(
             exc.args = tuple(re.sub(temp, "", a) if isinstance(a, str) else a for a in exc.args)
             raise
         rejected = rejects.read_bytes() if rejects.exists() else None
-    return summary, rejected
+    return _without_temp_paths(summary, Path(tmp), [name for name, _ in files]), rejected
+
+
+# the CLI's wording in ingest's summary, as the dashboard says it
+_DASHBOARD_WORDS = {"use --key to skip them": "give key columns to skip them"}
+
+
+def _without_temp_paths(summary: dict[str, Any], tmp: Path,
+                        names: list[str]) -> dict[str, Any]:
+    """The summary naming the user's files, not their temporary copies (gone by now): the
+    rejected rows are the page's download."""
+    out = dict(summary)
+    out["files"] = [Path(n).name for n in names]
+    if out.get("rejects_file"):
+        out["rejects_file"] = "rejected.csv (download below)"
+    text = str(out.get("summary") or "")
+    text = re.sub(r"rejected rows written to " + re.escape(str(tmp / "rejected.csv")),
+                  "the rejected rows are in the download below", text)
+    text = re.sub(re.escape(str(tmp)) + r"[/\\]\d+[/\\]", "", text)
+    for cli, words in _DASHBOARD_WORDS.items():
+        text = text.replace(cli, words)
+    out["summary"] = text
+    return out
 
 
 def _added_up(result: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ PAGES = {
     "segments": "app_pages/segments.py",
     "builder": "app_pages/builder.py",
     "segment": "app_pages/segment.py",
+    "compare": "app_pages/compare.py",
     "funnels": "app_pages/funnels.py",
     "events": "app_pages/events.py",
     "retention": "app_pages/retention.py",
@@ -96,6 +97,25 @@ def engine() -> Engine:
         return set_engine(first.name, first.master)
     name = ss[ENGINE_KEY]
     return Engine(name, (ss.get(MASTER_KEY) or None) if name == "spark" else None)
+# date ranges of the pages; one ending at the as-of date moves with it
+RANGE_KEYS = ("sp_range", "fn_range", "ev_range", "cmp_range")
+
+
+def follow_as_of() -> None:
+    """When the sidebar's as-of date moved, move the pages' date ranges that ended on the
+    old date by as many days (their length kept), remembered ones included."""
+    ss = st.session_state
+    new, old = ss.get("as_of_value"), ss.get("as_of_followed")
+    ss["as_of_followed"] = new
+    if not isinstance(new, dt.date) or not isinstance(old, dt.date) or new == old:
+        return
+    delta = new - old
+    kept = ss.get(_STORE, {})
+    for where in (ss, kept):
+        for key in RANGE_KEYS:
+            rng = where.get(key)
+            if isinstance(rng, tuple | list) and len(rng) == 2 and rng[1] == old:
+                where[key] = (rng[0] + delta, rng[1] + delta)
 
 
 def go(page: str, **params: str) -> None:
@@ -134,6 +154,10 @@ KEEP_KEYS = (
     "ev_top",
     "ev_measure",
     "ul_id",
+    "cmp_segments",
+    "cmp_range",
+    "cmp_every",
+    "cmp_measure",
 )
 KEEP_PREFIXES: tuple[str, ...] = ()
 _STORE = "_kept_widgets"

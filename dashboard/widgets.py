@@ -110,3 +110,49 @@ def segment_names() -> list[str]:
     from dashboard.state import store
 
     return [s.name for s in store().catalog.list()]
+
+
+def week_note(start: Any, end: Any, every: str) -> str | None:
+    """What a weekly view of ``start..end`` leaves out: its points are Sundays (the end of
+    each ISO week), so the days after the last Sunday are not shown; None if nothing is."""
+    import datetime as dt
+
+    from segcore.lang.dates import day_points
+
+    if every != "week":
+        return None
+    last = day_points(start, end, "week")[-1]
+    end_day = end if isinstance(end, dt.date) else dt.date.fromisoformat(str(end))
+    if last == end_day:
+        return None
+    if last > end_day:
+        return (f"Weekly points are Sundays: the range holds no full week, so the point "
+                f"shown is the week ending on Sunday {last} (after {end_day}).")
+    return (f"Weekly points are Sundays: the chart ends on Sunday {last}, the last full week "
+            f"of the range; {last + dt.timedelta(days=1)} to {end_day} (a partial week) is "
+            "not shown. Pick the day step to see it.")
+
+
+def clicked_row(key: str) -> int | None:
+    """The row index selected in the ``st.dataframe`` of ``key`` (``on_select``), if any."""
+    sel = st.session_state.get(key)
+    rows = getattr(getattr(sel, "selection", None), "rows", None)
+    if rows is None and isinstance(sel, dict):
+        rows = sel.get("selection", {}).get("rows")
+    return rows[0] if rows else None
+
+
+def partial_periods(df: pl.DataFrame, column: str, start: Any, end: Any,
+                    every: str) -> pl.DataFrame:
+    """``df`` with a ``partial`` column: True for a weekly period (named by its Monday)
+    that the range ``start..end`` cuts (its first or last week)."""
+    import datetime as dt
+
+    if every != "week":
+        return df.with_columns(pl.lit(False).alias("partial"))
+    first, last = (d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d))
+                   for d in (start, end))
+    day = pl.col(column).cast(pl.Date)
+    return df.with_columns(
+        ((day < pl.lit(first)) | (day + pl.duration(days=6) > pl.lit(last))).alias("partial")
+    )

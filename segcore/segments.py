@@ -3,6 +3,7 @@ segments edited by hand (add, remove ids) and frozen from dynamic ones."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,15 @@ from segcore.errors import UsageError
 from segcore.lang.dates import resolve_as_of
 from segcore.lang.printer import to_text
 from segcore.lang.tree import Node, to_json
-from segcore.store.catalog import MembersReport, Segment, parse_ids_csv
+from segcore.store.catalog import (
+    ID_HEADERS,
+    MembersReport,
+    Segment,
+    parse_ids_csv,
+    parse_ids_text,
+)
 from segcore.store.events import EventStore
+from segcore.store.ids import id_series
 
 
 def known_ids(store: EventStore) -> pl.Series:
@@ -22,6 +30,33 @@ def known_ids(store: EventStore) -> pl.Series:
     users = store.scan_users().select("user_id")
     ev = store.scan_events().select("user_id")
     return pl.concat([users, ev]).unique().collect()["user_id"]
+
+
+def parse_pasted_ids(text: str) -> tuple[list[str], dict[str, Any]]:
+    """Ids pasted by hand: separated by commas, semicolons, tabs or line breaks, in any mix
+    (``u1, u2, u3`` on one line or several), or a CSV whose first line names an id column.
+
+    Returns the unique ids in first-seen order and the report of
+    :func:`segcore.store.catalog.parse_ids_text` plus ``blanks``: empty entries skipped
+    (blank lines, ``a,,b``).
+    """
+    body = (text or "").strip()
+    first = body.splitlines()[0] if body else ""
+    if any(f.strip().strip('"').strip().casefold() in ID_HEADERS
+           for f in re.split(r"[,;\t|]", first)):
+        ids, report = parse_ids_text(body)
+        return ids, {**report, "blanks": 0}
+    tokens = pl.Series("user_id", re.split(r"[,;\t\r\n]", body) if body else [],
+                       dtype=pl.String).str.strip_chars().str.strip_chars('"')
+    blanks = int((tokens == "").sum())
+    given = id_series(tokens.filter(tokens != ""))
+    unique = given.unique(maintain_order=True)
+    dups = given.filter(given.is_duplicated()).unique(maintain_order=True)
+    return unique.to_list(), {
+        "rows": given.len(), "members": unique.len(), "duplicates": given.len() - unique.len(),
+        "duplicate_ids": dups.len(), "duplicate_examples": dups.head(5).to_list(),
+        "header": None, "column": None, "blanks": blanks,
+    }
 
 
 def _rule_fields(store: EventStore, rule: Any) -> tuple[str, str]:

@@ -11,7 +11,7 @@ from dashboard import cached, state
 from dashboard.widgets import fmt_int, fmt_pct, friendly, guard, rule_error
 from segcore.engine.rules import schema_of, to_tree
 from segcore.errors import ConflictError, RuleError, SegcoreError
-from segcore.query import ReachQuery, Target
+from segcore.query import ReachQuery, Target, ValuesQuery
 
 store = state.store()
 as_of = state.as_of()
@@ -139,6 +139,34 @@ def _span(cols, label: str, value: list, key: str) -> list:
     return [int(n), unit]
 
 
+SUGGESTED_TYPES = ("string", "list")
+SUGGESTED_OPS = ("=", "!=", "in", "not in", "contains", "starts with")
+
+
+def _take(row_id: int, k: str, op: str) -> None:
+    """Put the suggestion picked into the value box (added to the list for in / not in)."""
+    picked = ss.get(f"{k}_sugg")
+    if picked is None:
+        return
+    current = str(ss.get(f"{k}_val") or "").strip()
+    many = op in ("in", "not in") and current
+    ss[f"{k}_val"] = f"{current}, {picked}" if many else picked
+    ss[f"{k}_sugg"] = None
+
+
+def _suggestions(col, row: dict[str, Any], k: str) -> None:
+    """The attribute's most frequent values with their user counts, to pick from."""
+    with guard("suggestions"):
+        top = cached.run(ValuesQuery(row["column"], top=15)).rows
+        counts = dict(zip(top["value"].to_list(), top["count"].to_list(), strict=True))
+        col.selectbox(
+            "Top values", list(counts), index=None, key=f"{k}_sugg",
+            format_func=lambda v: f"{v} ({counts[v]:,} users)",
+            placeholder="Suggestions...", on_change=_take, args=(row["id"], k, row["op"]),
+            help=f"The most frequent values of {row['column']} (users with each)",
+        )
+
+
 def _row(row: dict[str, Any], gid: int) -> None:
     k = f"b_{row['id']}"
     kind = row["kind"]
@@ -151,7 +179,9 @@ def _row(row: dict[str, Any], gid: int) -> None:
             row["value"] = c[2].text_input(
                 "Value", value=str(row.get("value", "")), key=f"{k}_val", placeholder=hint
             )
-        c[3].caption(schema.users.get(row["column"], ""))
+            if schema.users.get(row["column"]) in SUGGESTED_TYPES and row["op"] in SUGGESTED_OPS:
+                _suggestions(c[3], row, k)
+        c[4].caption(schema.users.get(row["column"], ""))
     elif kind == "event":
         did = _pick(
             c[0], "User", ["did", "did not"], "did" if row["did"] else "did not", f"{k}_did"
@@ -355,13 +385,17 @@ def _saved(name: str, message: str) -> None:
 
 if ss.get("b_kind") == "static":
     st.caption("A static segment: its members are a list of user ids.")
-tab_rule, tab_static = st.tabs(["Rule", "List of user ids (static)"])
+STATIC_TAB = "List of user ids (static)"
+tab_rule, tab_static = st.tabs(
+    ["Rule", STATIC_TAB], default=STATIC_TAB if ss.get("b_kind") == "static" else "Rule"
+)
 with tab_rule:
     if ss.get("b_kind") == "static":
         st.info("This segment is static: replace its ids in the other tab.")
     else:
         editor()
-        with st.form("b_save_form", border=True):
+        # Enter in Name or Description does not save: only the button does
+        with st.form("b_save_form", border=True, enter_to_submit=False):
             st.text_input("Name", key="b_name")
             st.text_input("Description", key="b_desc")
             save = st.form_submit_button("Save segment", type="primary")
@@ -404,7 +438,7 @@ with tab_rule:
         )
 
 with tab_static:
-    with st.form("b_static_form"):
+    with st.form("b_static_form", enter_to_submit=False):
         st.text_input("Name", key="b_static_name", value=editing or "")
         st.text_input("Description", key="b_static_desc")
         up = st.file_uploader(
@@ -413,18 +447,26 @@ with tab_static:
             key="b_static_file",
         )
         pasted = st.text_area(
-            "... or paste ids (one per line, or separated by commas)", key="b_static_text"
+            "... or paste ids (separated by commas, semicolons or line breaks)",
+            key="b_static_text",
         )
         go = st.form_submit_button("Save list", type="primary")
     if go:
         with guard("upload"):
-            from segcore.segments import create_segment, known_ids
+            from segcore.segments import create_segment, known_ids, parse_pasted_ids
 
             name = ss["b_static_name"].strip()
-            source = up.getvalue() if up is not None else pasted
+            blanks = 0
+            if up is not None:
+                source: bytes | list[str] = up.getvalue()
+            else:
+                source, parsed = parse_pasted_ids(pasted)
+                blanks = parsed["blanks"]
+                if parsed["header"]:  # a pasted CSV: its duplicates count as the file's would
+                    source = pasted.encode()
             if not name:
                 st.error("Give the segment a name.")
-            elif not source or (isinstance(source, str) and not source.strip()):
+            elif not source:
                 st.error("Upload a file or paste some ids.")
             else:
                 if store.catalog.exists(name):
@@ -441,13 +483,22 @@ with tab_static:
                         store, name, ids=source, description=ss["b_static_desc"]
                     )
                 st.cache_data.clear()
+                if isinstance(source, list):  # the duplicates were counted while parsing
+                    report = {**report, "rows": parsed["rows"],
+                              "duplicates": parsed["duplicates"],
+                              "duplicate_examples": parsed["duplicate_examples"]}
+                now = cached.segment_count(report["segment"], as_of)
                 st.success(
-                    f"Saved '{report['segment']}' with {fmt_int(report['members'])} "
-                    f"members from {fmt_int(report['rows'])} rows."
+                    f"Saved '{report['segment']}': {fmt_int(report['members'])} distinct ids "
+                    f"stored from {fmt_int(report['rows'])} given; {fmt_int(now)} of them are "
+                    f"members as of {as_of}"
+                    + (f" (the {fmt_int(report['unknown'])} unknown ids count once they "
+                       "appear in the data)." if report.get("unknown") else ".")
                 )
-                c = st.columns(2)
+                c = st.columns(3)
                 c[0].metric("Duplicate ids", fmt_int(report.get("duplicates", 0)))
                 c[1].metric("Unknown ids", fmt_int(report.get("unknown", 0)))
+                c[2].metric("Blank entries skipped", fmt_int(blanks))
                 if report.get("duplicate_examples"):
                     st.caption(
                         "Duplicates, e.g.: " + ", ".join(map(str, report["duplicate_examples"]))

@@ -9,6 +9,7 @@ import streamlit as st
 
 from dashboard import cached, state
 from dashboard.widgets import download, fmt_int, guard
+from segcore.analytics.reach import check_channel
 
 store = state.store()
 ss = st.session_state
@@ -68,7 +69,11 @@ with t_import:
         encoding = c[2].selectbox(
             "Text encoding", ["utf-8", "latin-1", "utf-16"], key="dt_encoding"
         )
-        skip = c[3].checkbox("Import the valid rows, set the invalid ones aside", key="dt_skip")
+        skip = c[3].checkbox(
+            "Skip invalid rows", key="dt_skip",
+            help="Import the valid rows and set the invalid ones aside (a download of the "
+            "rejected rows with the reason); unticked, one invalid row refuses the import.",
+        )
         files = st.file_uploader(
             "Files",
             accept_multiple_files=True,
@@ -114,21 +119,25 @@ with t_import:
             def progress(fraction: float, message: str) -> None:
                 bar.progress(min(max(float(fraction), 0.0), 1.0), text=message)
 
-            summary, rejected = run_import(
-                store,
-                kind,
-                [(f.name, f.getvalue()) for f in files or []],
-                format=None if fmt.startswith("(") else fmt,
-                mapping=mapping,
-                event=const_event.strip() or None,
-                skip_invalid=skip,
-                encoding=None if encoding == "utf-8" else encoding,
-                progress=progress,
-                derive=parse_derivations(derive_text),
-                key=key_cols,
-                trim=trim,
-                source_tz=source_tz.strip() or None,
-            )
+            try:
+                summary, rejected = run_import(
+                    store,
+                    kind,
+                    [(f.name, f.getvalue()) for f in files or []],
+                    format=None if fmt.startswith("(") else fmt,
+                    mapping=mapping,
+                    event=const_event.strip() or None,
+                    skip_invalid=skip,
+                    encoding=None if encoding == "utf-8" else encoding,
+                    progress=progress,
+                    derive=parse_derivations(derive_text),
+                    key=key_cols,
+                    trim=trim,
+                    source_tz=source_tz.strip() or None,
+                )
+            except Exception:
+                bar.progress(1.0, text="Refused: nothing was imported")
+                raise
             bar.progress(1.0, text="Done")
             st.cache_data.clear()
             st.success(summary.get("summary") or "Imported.")
@@ -196,6 +205,22 @@ with t_sample:
                     f"{fmt_int(out['events'])} events in {out['seconds']:.1f} s."
                 )
 
+@st.dialog("Delete channel", on_dismiss=lambda: ss.pop("dt_ch_deleting", None))
+def confirm_channel_delete(name: str) -> None:
+    """Deleting a channel asks first (Reset brings the default channels back)."""
+    st.warning(f"Delete channel **{name}**? Reachability stops counting it; "
+               "'Reset to the default channels' brings the defaults back.")
+    c = st.columns(2)
+    if c[0].button("Delete", key="dt_ch_confirm_delete", type="primary"):
+        store.catalog.delete_channel(name)
+        ss.pop("dt_ch_deleting", None)
+        st.cache_data.clear()
+        st.rerun()
+    if c[1].button("Cancel", key="dt_ch_cancel_delete"):
+        ss.pop("dt_ch_deleting", None)
+        st.rerun()
+
+
 with t_channels, guard("channels"):
     st.write("A channel is an attribute-only rule: the members it is TRUE for are reachable.")
     for ch in store.catalog.channels():
@@ -206,14 +231,14 @@ with t_channels, guard("channels"):
             desc = c[2].text_input("Description", value=ch.description, key=f"dt_ch_desc_{ch.name}")
             if c[3].button("", key=f"dt_ch_save_{ch.name}", icon=":material/save:", help="Save"):
                 with guard(ch.name):
-                    store.parse(rule)
+                    check_channel(store, rule)
                     store.catalog.set_channel(ch.name, rule, desc)
                     st.cache_data.clear()
                     st.rerun()
             if c[4].button("", key=f"dt_ch_del_{ch.name}", icon=":material/delete:", help="Delete"):
-                store.catalog.delete_channel(ch.name)
-                st.cache_data.clear()
-                st.rerun()
+                ss["dt_ch_deleting"] = ch.name
+    if ss.get("dt_ch_deleting"):
+        confirm_channel_delete(ss["dt_ch_deleting"])
     with st.form("dt_ch_new"):
         c = st.columns([2, 5, 3])
         new_name = c[0].text_input("New channel", key="dt_ch_new_name")
@@ -224,7 +249,7 @@ with t_channels, guard("channels"):
         add = st.form_submit_button("Add channel")
     if add:
         with guard("new channel"):
-            store.parse(new_rule)
+            check_channel(store, new_rule)
             store.catalog.set_channel(new_name, new_rule, new_desc)
             st.cache_data.clear()
             st.rerun()

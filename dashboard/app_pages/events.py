@@ -8,7 +8,7 @@ import polars as pl
 import streamlit as st
 
 from dashboard import cached, charts, state
-from dashboard.widgets import fmt_int, guard, segment_names
+from dashboard.widgets import fmt_int, guard, partial_periods, segment_names
 from segcore.query import DateRange, EventQuery
 
 store = state.store()
@@ -72,6 +72,13 @@ with guard("event report"):
         )
     else:
         df = df.with_columns(pl.col("event").alias("series"))
+    df = partial_periods(df, "period", rng[0], rng[1], every)
+    cut = df.filter(pl.col("partial"))["period"].unique().sort().to_list()
+    if cut:
+        st.caption("Weeks start on Mondays; the range cuts the week(s) of "
+                   + ", ".join(str(d) for d in cut)
+                   + ": only their days in the range count (hollow points, marked "
+                   "partial in the table).")
     c = st.columns(3)
     c[0].metric("Events", fmt_int(df["events"].sum()))
     c[1].metric("Periods", fmt_int(df["period"].n_unique()))
@@ -87,7 +94,7 @@ with guard("event report"):
         width="stretch",
     )
     st.dataframe(
-        df.drop("series"),
+        df.drop("series").with_columns(pl.col("period").cast(pl.Date)),
         hide_index=True,
         key="ev_table",
         column_config={

@@ -9,7 +9,16 @@ import polars as pl
 import streamlit as st
 
 from dashboard import cached, charts, state
-from dashboard.widgets import fmt_int, fmt_pct, fmt_seconds, friendly, guard, segment_names
+from dashboard.widgets import (
+    fmt_int,
+    fmt_pct,
+    fmt_seconds,
+    friendly,
+    guard,
+    partial_periods,
+    segment_names,
+    week_note,
+)
 from segcore.engine.polars.evaluate import event_filter
 from segcore.errors import SegcoreError
 from segcore.lang import durations
@@ -127,6 +136,7 @@ def _load_funnel() -> None:
     ss["fn_excl"] = [e.event for e in q.exclusions if e.event in events]
     ss["fn_hold"] = q.hold
     ss["fn_segment"] = q.segment if q.segment in names else None
+    ss["fn_compare"] = [c for c in q.compare if c in names]
     if q.range is not None:
         ss["fn_range"] = (q.range.start, q.range.end)
 
@@ -240,6 +250,9 @@ with st.container(border=True):
     c = st.columns(2)
     segment = c[0].selectbox("Only members of", [None, *names], key="fn_segment")
     compare = c[1].multiselect("Compare segments side by side", names, key="fn_compare")
+    if segment and compare:
+        st.caption(f"Each compared segment counts only its users who are also members of "
+                   f"**{segment}** (the population filter applies to every funnel).")
 
 steps = [{"event": s["event"], "where": s["where"].strip() or None} for s in ss[STEPS]]
 if len(steps) < 2:
@@ -273,8 +286,9 @@ query = FunnelQuery(
     dedup=BETWEEN[between][1],
 )
 
+compared = dataclasses.replace(query, compare=tuple(compare or ()))
 with guard("funnel"):
-    res = cached.run(dataclasses.replace(query, compare=tuple(compare or ()))).report
+    res = cached.run(compared).report
     labels = [
         f"{i + 1}. {s['event']}" + (f" where {s['where']}" if s["where"] else "")
         for i, s in enumerate(steps)
@@ -292,9 +306,13 @@ with guard("funnel"):
             for i, s in enumerate(report_steps)
         ]
 
+    bar_measure = st.radio("Bars show", ["users", "conversion"], horizontal=True,
+                           key="fn_bar_measure",
+                           format_func={"users": "Users", "conversion": "% of step 1"}.get)
     if compare:
         rows = [r for g, sub in res["segments"].items() for r in step_rows(sub["steps"], g)]
-        st.altair_chart(charts.funnel_bars(rows, color="segment"), width="stretch")
+        st.altair_chart(charts.funnel_bars(rows, color="segment", measure=bar_measure),
+                        width="stretch")
         table = pl.DataFrame(rows).select("segment", "step", "users", "conversion", "from_previous")
         st.dataframe(
             table,
@@ -315,7 +333,7 @@ with guard("funnel"):
         c[0].metric("Entered the funnel", fmt_int(main_steps[0]["users"]))
         c[1].metric("Converted", fmt_int(last_step["users"]))
         c[2].metric("Overall conversion", fmt_pct(last_step["conversion_from_first"]))
-        st.altair_chart(charts.funnel_bars(rows), width="stretch")
+        st.altair_chart(charts.funnel_bars(rows, measure=bar_measure), width="stretch")
         st.dataframe(
             [
                 {
@@ -331,50 +349,83 @@ with guard("funnel"):
             key="fn_table",
         )
 
+    groups = res["segments"] if compare else {None: {"steps": main_steps}}
     left, right = st.columns(2)
     with left:
         st.subheader("Time to convert")
         hist = [
-            {"label": b["label"], "users": b["users"], "order": j}
-            for j, b in enumerate(main_steps[-1].get("time_distribution", []))
+            {"label": b["label"], "users": b["users"], "order": j,
+             **({"segment": g} if g else {})}
+            for g, sub in groups.items()
+            for j, b in enumerate(sub["steps"][-1].get("time_distribution", []))
         ]
         if hist:
-            st.altair_chart(charts.time_to_convert(hist), width="stretch")
+            st.altair_chart(charts.time_to_convert(hist, color="segment" if compare else None),
+                            width="stretch")
     with right:
         st.subheader("Conversion over time")
-        fot = cached.run(FunnelTrendQuery(query, every)).rows
+        if compare and not segment:
+            fot = pl.concat([
+                cached.run(FunnelTrendQuery(dataclasses.replace(query, segment=g), every)).rows
+                .with_columns(pl.lit(g).alias("segment"))
+                for g in compare
+            ])
+        else:
+            fot = cached.run(FunnelTrendQuery(query, every)).rows
+            if compare:
+                st.caption(f"All members of {segment}: per compared segment, clear "
+                           "'Only members of'.")
+        fot = partial_periods(fot.with_columns(pl.col("period").cast(pl.Date)), "period",
+                              rng[0], rng[1], every)
+        note = week_note(rng[0], rng[1], every)
         st.altair_chart(
-            charts.lines(fot, "period", "conversion", y_title="Conversion", y_format=".0%"),
+            charts.lines(fot, "period", "conversion", "segment" if "segment" in fot.columns
+                         else None, y_title="Conversion", y_format=".0%"),
             width="stretch",
         )
+        if every == "week":
+            st.caption("Weekly periods start on Mondays; a first or last week cut by the "
+                       "range counts only its days in the range (hollow points).")
+        elif note:
+            st.caption(note)
 
     with st.expander("Save this funnel"):
         with st.form("fn_save_form"):
             fname = st.text_input("Funnel name", key="fn_save_name")
             keep = st.form_submit_button("Save funnel")
         if keep:
-            save_funnel(store, fname, query)
+            save_funnel(store, fname, compared)
             st.success(f"Saved funnel '{fname.strip()}'.")
 
     st.subheader("Save drop-offs as a segment")
-    with st.form("fn_dropoff_form"):
-        c = st.columns([2, 3, 1], vertical_alignment="bottom")
-        after = c[0].selectbox(
-            "Users who reached step but not the next",
-            list(range(1, len(steps))),
-            format_func=lambda i: labels[i - 1],
-            key="fn_after",
-        )
-        dname = c[1].text_input(
-            "Segment name", key="fn_dropoff_name", value=f"Dropped after {steps[0]['event']}"
-        )
-        save = c[2].form_submit_button("Save")
+    c = st.columns([2, 3, 1], vertical_alignment="bottom")
+    after = c[0].selectbox(
+        "Users who reached step but not the next",
+        list(range(1, len(steps))),
+        format_func=lambda i: labels[i - 1],
+        key="fn_after",
+    )
+    # the name follows the step picked, and is free (a second save gets "(2)")
+    base = f"Dropped after {steps[int(after) - 1]['event']}"
+    free = next(f"{base} ({i})" if i > 1 else base for i in range(1, 1000)
+                if not store.catalog.exists(f"{base} ({i})" if i > 1 else base))
+    with st.form("fn_dropoff_form", border=False, enter_to_submit=False):
+        fc = st.columns([5, 1], vertical_alignment="bottom")
+        dname = fc[0].text_input("Segment name", key=f"fn_dropoff_name_{free}", value=free)
+        save = fc[1].form_submit_button("Save")
     if save:
         with guard("save drop-offs"):
             out = save_dropoffs(store, query, int(after), dname)
             st.cache_data.clear()
             n = out.get("members", out.get("rows")) if isinstance(out, dict) else None
-            st.success(
-                f"Saved static segment '{dname}'"
+            ss["fn_dropoff_saved"] = (
+                f"Saved static segment '{dname.strip()}'"
                 + (f" with {fmt_int(n)} users." if n is not None else ".")
             )
+            ss["fn_dropoff_last"] = dname.strip()
+            st.rerun()
+    if ss.get("fn_dropoff_saved"):
+        st.success(ss.pop("fn_dropoff_saved"))
+        if st.button(f"Open '{ss['fn_dropoff_last']}'", key="fn_dropoff_open",
+                     icon=":material/group:"):
+            state.go("segment", segment=ss["fn_dropoff_last"])

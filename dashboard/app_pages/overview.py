@@ -8,7 +8,7 @@ import polars as pl
 import streamlit as st
 
 from dashboard import cached, charts, state
-from dashboard.widgets import fmt_int, fmt_pct, guard
+from dashboard.widgets import clicked_row, fmt_int, guard
 from segcore.errors import SegcoreError
 from segcore.query import DateRange, MembersResult, Target, TrendQuery
 
@@ -84,7 +84,7 @@ with right, guard("segments"):
                     "Segment": seg.name,
                     "Kind": seg.kind,
                     "Members": None if size is None else size.members,
-                    "Share": fmt_pct(size.share_of_all if size and size.all_users else None),
+                    "Share": size.share_of_all if size and size.all_users else None,
                     "Last 30 days": spark,
                     "Description": seg.description,
                 }
@@ -95,8 +95,12 @@ with right, guard("segments"):
             width="stretch",
             key="ov_segments",
             height=min(35 * (len(rows) + 1) + 3, 640),
+            on_select="rerun",
+            selection_mode="single-row",
             column_config={
                 "Members": st.column_config.NumberColumn(format="localized"),
+                "Share": st.column_config.NumberColumn(
+                    format="percent", help="Share of all users as of the sidebar date"),
                 "Last 30 days": st.column_config.LineChartColumn(
                     "Last 30 days", help="Members at the end of each day"
                 ),
@@ -104,9 +108,9 @@ with right, guard("segments"):
         )
         for msg in failed:
             st.warning(msg)
-        names = [s.name for s in segs]
-        pick = st.selectbox(
-            "Open a segment", names, index=None, key="ov_open", placeholder="Choose a segment..."
-        )
-        if pick:
-            state.go("segment", segment=pick)
+        st.caption("Click a row to open its segment; compare sizes over time on "
+                   "the Compare segments page.")
+        picked = clicked_row("ov_segments")
+        if picked is not None:
+            st.session_state.pop("ov_segments", None)
+            state.go("segment", segment=rows[picked]["Segment"])

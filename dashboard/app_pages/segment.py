@@ -13,6 +13,7 @@ import streamlit as st
 from dashboard import cached, charts, state
 from dashboard.static_edit import pasted_ids, remember, show_last_change
 from dashboard.widgets import (
+    clicked_row,
     csv_bytes,
     download,
     fmt_int,
@@ -20,6 +21,7 @@ from dashboard.widgets import (
     guard,
     parquet_bytes,
     segment_names,
+    week_note,
 )
 from segcore.engine.sql.dialects import DIALECTS
 from segcore.query import (
@@ -43,8 +45,24 @@ st.title("Segment")
 if not names:
     st.info("No saved segments yet: create one in the Segment builder.")
     st.stop()
-if st.query_params.get("segment") in names and "sp_name" not in ss:
-    ss["segment"] = st.query_params["segment"]
+asked = st.query_params.get("segment")
+if asked is not None and asked not in names:
+    import difflib
+
+    close = difflib.get_close_matches(asked, names, n=3, cutoff=0.5)
+    st.error(f"There is no saved segment named '{asked}'"
+             + (f"; did you mean {', '.join(repr(c) for c in close)}?" if close else "."))
+    pick = st.selectbox("Open a segment", names, index=None, key="sp_pick_instead",
+                        placeholder="Choose a segment...")
+    if not pick:
+        st.stop()
+    st.query_params.clear()
+    ss["segment"] = pick
+    ss.pop("sp_pick_instead", None)
+    st.rerun()
+elif asked is not None and ss.get("sp_asked") != asked:
+    ss["segment"] = asked
+ss["sp_asked"] = asked
 current = ss.get("segment") if ss.get("segment") in names else names[0]
 if ss.get("sp_name") not in names:
     ss["sp_name"] = current
@@ -78,7 +96,8 @@ with guard("engagement"):
     )
 with c[3]:
     b = st.columns([2, 3, 3])
-    if b[0].button("Edit", key="sp_edit", icon=":material/edit:"):
+    if b[0].button("Edit", key="sp_edit", icon=":material/edit:",
+                   help="The list of ids" if seg.is_static else "The rule"):
         ss["b_reset"] = True
         state.go("builder", edit_segment=name)
     if b[1].button("Funnel", key="sp_funnel", icon=":material/filter_alt:",
@@ -125,7 +144,15 @@ with t_size, guard("size over time"):
     if isinstance(rng, tuple | list) and len(rng) == 2:
         trend_q = TrendQuery(target, DateRange(rng[0], rng[1]), every)
         tr = cached.run(trend_q).points
+        note = week_note(rng[0], rng[1], every)
+        if note:
+            st.caption(note)
         st.altair_chart(charts.size_over_time(tr), width="stretch")
+        if st.button("Compare with other segments", key="sp_compare",
+                     icon=":material/stacked_line_chart:"):
+            others = [n for n in names if n != name][:2]
+            state.go("compare", cmp_segments=[name, *others], cmp_range=tuple(rng),
+                     cmp_every=every)
         if tr.height:
             last = tr.row(-1, named=True)
             st.caption(
@@ -163,6 +190,10 @@ with t_reach, guard("reachability"):
         ],
         schema={"channel": pl.String, "count": pl.Int64, "share": pl.Float64},
     )
+    for ch_name, v in r["channels"].items():
+        if v.get("error"):
+            st.warning(f"Channel '{ch_name}' counts nobody: {v['error']} (fix it on the Data "
+                       "page, Channels).")
     c = st.columns(3)
     share = fmt_pct(r["any_share"]) if r["members"] else "-"
     c[0].metric("Reachable by any channel", fmt_int(r["any"]), help=f"{share} of the members")
@@ -270,12 +301,19 @@ with t_members, guard("members"):
         icon=":material/download:",
     )
     lo = (int(page) - 1) * per_page
+    shown = df.slice(lo, per_page)
     st.dataframe(
-        df.slice(lo, per_page),
+        shown,
         hide_index=True,
         key="sp_members",
+        on_select="rerun",
+        selection_mode="single-row",
         column_config={"total_spent": st.column_config.NumberColumn(format="%.2f")},
     )
+    picked = clicked_row("sp_members")
+    if picked is not None and picked < shown.height:
+        ss.pop("sp_members", None)
+        state.go("user", ul_id=shown["user_id"][picked])
     st.caption(
         f"Members {fmt_int(lo + 1 if df.height else 0)}-"
         f"{fmt_int(min(lo + per_page, df.height))} of {fmt_int(df.height)}"

@@ -35,7 +35,9 @@ for col, label in zip(
 for seg in segs:
     with guard(seg.name):
         cols = st.columns([3, 1.3, 1.3, 4, 2, 2.6])
-        cols[0].write(seg.name)
+        if cols[0].button(seg.name, key=f"sl_open_{seg.id}", type="tertiary",
+                          help=f"Open the page of {seg.name}"):
+            state.go("segment", segment=seg.name)
         cols[1].write(seg.kind)
         cols[2].write(fmt_int(cached.segment_count(seg.name, as_of)))
         cols[3].write(seg.description or "")
@@ -51,19 +53,28 @@ for seg in segs:
         if b[3].button("", key=f"sl_delete_{seg.id}", icon=":material/delete:", help="Delete"):
             st.session_state["sl_deleting"] = seg.name
 
-deleting = st.session_state.get("sl_deleting")
-if deleting:
-    with st.container(border=True), guard("delete"):
-        st.warning(f"Delete segment **{deleting}**? (It can be restored from the CLI.)")
-        c = st.columns(6)
+
+@st.dialog("Delete segment", on_dismiss=lambda: st.session_state.pop("sl_deleting", None))
+def confirm_delete(name: str) -> None:
+    """The confirmation, in a dialog over the list (wherever the row is)."""
+    with guard("delete"):
+        seg = store.catalog.get(name)
+        st.warning(f"Delete segment **{name}** ({fmt_int(cached.segment_count(name, as_of))} "
+                   "members)? It can be restored below the list (Deleted segments).")
+        c = st.columns(2)
         if c[0].button("Delete", key="sl_confirm_delete", type="primary"):
-            store.catalog.delete(deleting)
+            store.catalog.delete(name, expect_version=seg.version)
             st.session_state.pop("sl_deleting", None)
-            st.session_state["sl_message"] = f"Deleted segment '{deleting}'."
+            st.session_state["sl_message"] = f"Deleted segment '{name}'."
             st.rerun()
         if c[1].button("Cancel", key="sl_cancel_delete"):
             st.session_state.pop("sl_deleting", None)
             st.rerun()
+
+
+deleting = st.session_state.get("sl_deleting")
+if deleting:
+    confirm_delete(deleting)
 
 cloning = st.session_state.get("sl_cloning")
 if cloning:
@@ -80,3 +91,18 @@ if cloning:
         if c[1].button("Cancel", key="sl_cancel_clone"):
             st.session_state.pop("sl_cloning", None)
             st.rerun()
+
+live = {s.name for s in store.catalog.list()}
+deleted = list({d.name: d for d in sorted(store.catalog.list(include_deleted=True),
+                                          key=lambda d: d.deleted_at or "")
+                if d.deleted_at and d.name not in live}.values())
+if deleted:
+    with st.expander(f"Deleted segments ({len(deleted)})"), guard("restore"):
+        for seg in deleted:
+            c = st.columns([3, 3, 2], vertical_alignment="center")
+            c[0].write(seg.name)
+            c[1].caption(f"deleted {seg.deleted_at[:16].replace('T', ' ')}")
+            if c[2].button("Restore", key=f"sl_restore_{seg.id}", icon=":material/restore:"):
+                back = store.catalog.restore(seg.name)
+                st.session_state["sl_message"] = f"Restored segment '{back.name}'."
+                st.rerun()

@@ -8,19 +8,37 @@ import streamlit as st
 
 from dashboard import cached, state
 from dashboard.static_edit import remember, show_last_change
-from dashboard.widgets import fmt_int, guard
-from segcore.query import UserQuery
+from dashboard.widgets import clicked_row, fmt_int, guard
+from segcore.errors import NotFoundError
+from segcore.query import UserQuery, UserSearchQuery
 
 store = state.store()
 as_of = state.as_of()
 st.title("User lookup")
 
-uid = st.text_input("User id", key="ul_id", placeholder="e.g. u000042").strip()
-if not uid:
+if "ul_pick" in st.session_state:  # a row of the matches was clicked (previous run)
+    st.session_state["ul_id"] = st.session_state.pop("ul_pick")
+typed = st.text_input("User id, email or name", key="ul_id",
+                      placeholder="e.g. u000042, priya@ or Rossi").strip()
+if not typed:
     sample = store.scan_users().select("user_id").head(3).collect()["user_id"].to_list()
     if sample:
         st.caption("For example: " + ", ".join(f"`{u}`" for u in sample))
     st.stop()
+with guard("search"):
+    found = cached.run(UserSearchQuery(typed)).rows
+    if typed not in found["user_id"].to_list() and found.height:
+        st.caption(f"{fmt_int(found.height)} user(s) match"
+                   + (" (the first 20)" if found.height == 20 else "") + ": click one.")
+        st.dataframe(found, hide_index=True, key="ul_matches", on_select="rerun",
+                     selection_mode="single-row")
+        picked = clicked_row("ul_matches")
+        if picked is not None:
+            st.session_state["ul_pick"] = found["user_id"][picked]
+            st.session_state.pop("ul_matches", None)
+            st.rerun()
+        st.stop()
+uid = typed  # an id (also of a user who only has events)
 
 
 
@@ -54,7 +72,11 @@ def _static_segments(uid: str) -> None:
 
 
 with guard("user"):
-    prof = cached.run(UserQuery(uid, as_of, last_events=50))
+    try:
+        prof = cached.run(UserQuery(uid, as_of, last_events=50))
+    except NotFoundError:
+        st.warning(f"No user has the id, email or name '{typed}'.")
+        st.stop()
     c = st.columns(4)
     c[0].metric("Events before as-of", fmt_int(prof["events"]))
     c[1].metric(

@@ -56,13 +56,26 @@ def channel_rules(store: EventStore, channels: Any = None) -> dict[str, str]:
 def parse_channel(text: str, schema: Schema) -> Node:
     """A channel's rule as a tree; RuleError unless it is a valid attribute-only rule."""
     tree = parse_rule(text, schema)
-    if behaviours(tree) or segment_refs(tree):
-        raise RuleError("a channel rule may use user attributes only")
+    if behaviours(tree):
+        raise RuleError("a channel rule may use user attributes only, not events: "
+                        "e.g. email IS NOT NULL AND email_opt_in")
+    if segment_refs(tree):
+        raise RuleError("a channel rule may use user attributes only, not segments")
     return tree
 
 
 def channel_trees(store: EventStore, rules: dict[str, str]) -> tuple[dict[str, Node], dict[str, str]]:
     """The trees of the valid channels and the errors of the others."""
+def check_channel(store: EventStore, text: str) -> Node:
+    """The tree of a channel rule about to be saved; one RuleError line if it is not a
+    valid attribute-only rule for this store (events and segments are refused)."""
+    return parse_channel(text, schema_of(store))
+
+
+def _flags(
+    store: EventStore, ids: pl.DataFrame, rules: dict[str, str], T
+) -> tuple[pl.DataFrame, dict[str, str]]:
+    """``ids`` with one boolean column per valid channel, and the errors of the others."""
     schema = schema_of(store, check_names=False)
     trees: dict[str, Node] = {}
     errors: dict[str, str] = {}

@@ -542,6 +542,8 @@ class _Parser:
                 extra = ""
                 if scope == "user" and name in self.schema.events:
                     extra = f"; {name!r} is an event property: use it inside an event function's where => ..."
+                elif not hint and isinstance(e.parent, _COMPARED):
+                    extra = f"; to compare with the text {name}, quote it: '{name}'"
                 raise self.error(f"unknown {what} {name!r}{hint}{extra}", e)
         return Col(name), cols[name]
 
@@ -777,6 +779,10 @@ _SCALARS: dict[str, Callable] = {
 
 
 # --------------------------------------------------------------------------- helpers
+# a bare word in these is more likely an unquoted text value than a column
+_COMPARED = (exp.EQ, exp.NEQ, exp.In, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Tuple)
+
+
 def _suggest(name: str, options) -> str:
     close = difflib.get_close_matches(name, list(options), n=3, cutoff=0.6)
     if not close:

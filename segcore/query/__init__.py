@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from segcore.query.base import DateRange, Period, Query, Target, query_from_json
 from segcore.query.queries import (
+    CompareQuery,
     EngagementQuery,
     EngagementTrendQuery,
     EventQuery,
@@ -32,6 +33,8 @@ from segcore.query.queries import (
     StickinessQuery,
     TrendQuery,
     UserQuery,
+    UserSearchQuery,
+    ValuesQuery,
 )
 from segcore.query.results import (
     EngagementResult,
@@ -56,6 +59,7 @@ from segcore.query.runners import (
     reach_actors,
     retention_actors,
     run,
+    run_compare,
     run_engagement,
     run_engagement_trend,
     run_events,
@@ -71,6 +75,8 @@ from segcore.query.runners import (
     run_stickiness,
     run_trend,
     run_user,
+    run_user_search,
+    run_values,
     save_actors,
     save_dropoffs,
     save_funnel,
@@ -81,6 +87,8 @@ from segcore.query.runners import (
 )
 
 __all__ = [
+    "CompareQuery", "UserSearchQuery", "ValuesQuery", "run_compare", "run_user_search",
+    "run_values",
     "DateRange", "EngagementQuery", "EngagementResult", "EngagementTrendQuery", "EventQuery",
     "EventReportResult", "Exclusion", "FunnelQuery", "FunnelResult", "FunnelTrendQuery",
     "MembersQuery", "MembersResult", "OverlapQuery", "OverlapResult", "Period", "ProfileQuery",

@@ -457,6 +457,32 @@ class RetentionQuery(Query):
         return out
 
 
+# --------------------------------------------------------------------------- comparisons, lookups
+@dataclasses.dataclass(frozen=True)
+class CompareQuery(Query):
+    """Sizes of saved ``segments`` at every point of one ``range``, with who entered and
+    exited and the share of all users (segment by segment, one chart)."""
+
+    kind: ClassVar[str] = "compare"
+    segments: tuple[str, ...]
+    range: DateRange | None = None
+    every: Period = Period.DAY
+
+    def __post_init__(self) -> None:
+        segments = names(self.segments, "segments")
+        if not segments:
+            raise UsageError("compare: choose at least one segment")
+        if self.range is None:
+            raise UsageError("a comparison needs a start and an end date")
+        _set(self, segments=segments, every=Period.parse(self.every))
+
+    @classmethod
+    def _decode(cls, body: dict[str, Any]) -> dict[str, Any]:
+        out = super()._decode(body)
+        out["segments"] = tuple(out.get("segments") or ())
+        return out
+
+
 @dataclasses.dataclass(frozen=True)
 class LifecycleQuery(Query):
     """New, returning, resurrecting and dormant users of ``event`` per ``every`` period of
@@ -505,3 +531,33 @@ class StickinessQuery(Query):
         """Keyword arguments of :func:`segcore.analytics.retention.stickiness`."""
         return {"event": self.event, "every": self.every, "start": self.range.start,
                 "end": self.range.end, "segment": self.segment}
+
+
+@dataclasses.dataclass(frozen=True)
+class ValuesQuery(Query):
+    """The ``top`` values of user attribute ``column`` (or, with ``event``, of that event's
+    property) with their counts: the builder's suggestions."""
+
+    kind: ClassVar[str] = "values"
+    column: str
+    event: str | None = None
+    top: int = 10
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.column, str) or not self.column:
+            raise UsageError("values: give a column name")
+        _set(self, event=self.event or None, top=_positive_int(self.top, "top"))
+
+
+@dataclasses.dataclass(frozen=True)
+class UserSearchQuery(Query):
+    """Users whose id is ``text`` or whose email or name contains it (at most ``limit``)."""
+
+    kind: ClassVar[str] = "user_search"
+    text: str
+    limit: int = 20
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.text, str) or not self.text.strip():
+            raise UsageError("type a user id, an email or a name")
+        _set(self, text=self.text.strip(), limit=_positive_int(self.limit, "limit"))

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import polars as pl
 
+from segcore.analytics import compare as compare_mod
 from segcore.analytics import engagement as engagement_mod
 from segcore.analytics import event_report as event_report_mod
 from segcore.analytics import funnel as funnel_mod
@@ -26,6 +27,7 @@ from segcore.analytics import profile as profile_mod
 from segcore.analytics import reach as reach_mod
 from segcore.analytics import retention as retention_mod
 from segcore.analytics import trend as trend_mod
+from segcore.analytics import values as values_mod
 from segcore.engine.choice import Engine
 from segcore.engine.polars import evaluate
 from segcore.engine.sql import compile_sql
@@ -39,9 +41,10 @@ from segcore.lang.dates import (
     zone_is_set,
 )
 from segcore.query import sql_runners as on_sql
-from segcore.query.base import Query
+from segcore.query.base import Query, Target
 from segcore.query.queries import (
     WHICH,
+    CompareQuery,
     EngagementQuery,
     EngagementTrendQuery,
     EventQuery,
@@ -57,6 +60,8 @@ from segcore.query.queries import (
     StickinessQuery,
     TrendQuery,
     UserQuery,
+    UserSearchQuery,
+    ValuesQuery,
 )
 from segcore.query.results import (
     EngagementResult,
@@ -463,6 +468,38 @@ def save_actors(store: EventStore, users: pl.DataFrame, name: str,
     ids = users["user_id"].to_list()
     seg, _ = create_segment(store, name, ids=ids, description=description)
     return {"name": seg.name, "version": seg.version, "members": len(ids)}
+# --------------------------------------------------------------------------- comparisons, lookups
+@zoned
+def run_compare(store: EventStore, q: CompareQuery, engine: EngineArg = None) -> SeriesResult:
+    """``segment, date, members, entered, exited, all_users, share`` per segment and point
+    (each segment's trend on ``engine``; all users from the store)."""
+    sql = _sql(engine)
+
+    def sql_trend(name: str) -> pl.DataFrame:
+        one = TrendQuery(Target(segment=name), q.range, q.every, tz=q.tz)
+        return on_sql.trend(store, one, sql).points
+
+    with store.pinned():
+        return SeriesResult(compare_mod.compare_trend(
+            store, q.segments, q.range.start, q.range.end, q.every.value,
+            trend_of=None if sql is None else sql_trend))
+
+
+@zoned
+def run_values(store: EventStore, q: ValuesQuery, engine: EngineArg = None) -> SeriesResult:
+    """``value, count``: the most frequent values of a user attribute or event property
+    (read from the local store on every engine, like a user's page)."""
+    with store.pinned():
+        return SeriesResult(values_mod.top_values(store, q.column, event=q.event, top=q.top))
+
+
+@zoned
+def run_user_search(store: EventStore, q: UserSearchQuery,
+                    engine: EngineArg = None) -> SeriesResult:
+    """``user_id`` and the email / name columns of the users found by id, email or name
+    (read from the local store on every engine)."""
+    with store.pinned():
+        return SeriesResult(values_mod.find_users(store, q.text, limit=q.limit))
 
 
 # --------------------------------------------------------------------------- any query
@@ -482,6 +519,9 @@ RUNNERS: dict[type[Query], Callable[..., Any]] = {
     RetentionQuery: run_retention,
     LifecycleQuery: run_lifecycle,
     StickinessQuery: run_stickiness,
+    CompareQuery: run_compare,
+    ValuesQuery: run_values,
+    UserSearchQuery: run_user_search,
 }
 
 
