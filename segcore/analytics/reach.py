@@ -66,16 +66,6 @@ def parse_channel(text: str, schema: Schema) -> Node:
 
 def channel_trees(store: EventStore, rules: dict[str, str]) -> tuple[dict[str, Node], dict[str, str]]:
     """The trees of the valid channels and the errors of the others."""
-def check_channel(store: EventStore, text: str) -> Node:
-    """The tree of a channel rule about to be saved; one RuleError line if it is not a
-    valid attribute-only rule for this store (events and segments are refused)."""
-    return parse_channel(text, schema_of(store))
-
-
-def _flags(
-    store: EventStore, ids: pl.DataFrame, rules: dict[str, str], T
-) -> tuple[pl.DataFrame, dict[str, str]]:
-    """``ids`` with one boolean column per valid channel, and the errors of the others."""
     schema = schema_of(store, check_names=False)
     trees: dict[str, Node] = {}
     errors: dict[str, str] = {}
@@ -85,6 +75,12 @@ def _flags(
         except RuleError as exc:
             errors[name] = str(exc)
     return trees, errors
+
+
+def check_channel(store: EventStore, text: str) -> Node:
+    """The tree of a channel rule about to be saved; one RuleError line if it is not a
+    valid attribute-only rule for this store (events and segments are refused)."""
+    return parse_channel(text, schema_of(store))
 
 
 def contact_columns(store: EventStore, tree: Node) -> list[str]:

@@ -771,7 +771,7 @@ def grid(
     id_parts.append(pl.Series("user_id", [], dtype=pl.String))
     ids = pl.concat([s.cast(pl.String).rename("user_id") for s in id_parts]).unique().sort()
     for t in _required_terms(tree):  # a member needs events of these terms: others never are
-        ids = ids.filter(ids.is_in(with_events[(t, False)]))
+        ids = ids.filter(ids.is_in(with_events[(t, False)].implode()))
     U = len(ids)
     index = pl.DataFrame({"user_id": ids, "uid": np.arange(U, dtype=np.int64)})
     parts: dict[Node, dict[str, _Part]] = {}

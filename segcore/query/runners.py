@@ -89,9 +89,12 @@ EngineArg = Engine | str | None
 def _sql(engine: EngineArg, *, follows_zone: bool = False) -> Engine | None:
     """The SQL engine to run on, or None for the Polars backend.
 
-    Only membership (``follows_zone``) is compiled with the report zone's days so far;
-    the other analytics count UTC days in SQL, so a report zone other than UTC is
-    refused there with one line rather than answered in the wrong days.
+    Analytics measured at instants (membership, trend, reach, profile, overlap,
+    engagement, comparisons: ``follows_zone``) get their instants from the report zone
+    and compile ``today()`` and dates with it. Those that count events per calendar
+    period in SQL (event reports, funnels, retention, lifecycle, stickiness) do it in
+    UTC days so far, so a report zone other than UTC is refused there with one line
+    rather than answered in the wrong days.
     """
     e = Engine.parse(engine)
     if e.is_polars:
@@ -206,7 +209,7 @@ def user_segments(store: EventStore, q: UserQuery, engine: EngineArg = None) -> 
 @zoned
 def run_trend(store: EventStore, q: TrendQuery, engine: EngineArg = None) -> TrendResult:
     """Members, entered and exited at every point of the range."""
-    if (sql := _sql(engine)) is not None:
+    if (sql := _sql(engine, follows_zone=True)) is not None:
         return on_sql.trend(store, q, sql)
     with store.pinned():
         df = trend_mod.trend(store, q.target.rule, start=q.range.start, end=q.range.end,
@@ -221,7 +224,7 @@ def trend_actors(store: EventStore, q: TrendQuery, date: Any, which: str = "ente
 
     if which not in WHICH:
         raise UsageError(f"bad list {which!r}: use entered, exited or members")
-    if (sql := _sql(engine)) is not None:
+    if (sql := _sql(engine, follows_zone=True)) is not None:
         return on_sql.trend_actors(store, q, date, which, sql)
     with store.pinned():
         return trend_mod.trend_members(store, q.target.rule, date, segment=q.target.segment,
@@ -231,7 +234,7 @@ def trend_actors(store: EventStore, q: TrendQuery, date: Any, which: str = "ente
 @zoned
 def run_reach(store: EventStore, q: ReachQuery, engine: EngineArg = None) -> ReachResult:
     """Members reachable per channel at ``q.as_of``."""
-    if (sql := _sql(engine)) is not None:
+    if (sql := _sql(engine, follows_zone=True)) is not None:
         return on_sql.reach(store, q, sql)
     with store.pinned():
         return ReachResult(reach_mod.reach(store, q.target.rule, as_of=q.as_of,
@@ -244,7 +247,7 @@ def run_reach(store: EventStore, q: ReachQuery, engine: EngineArg = None) -> Rea
 def reach_actors(store: EventStore, q: ReachQuery, channel: str,
                  engine: EngineArg = None) -> pl.DataFrame:
     """Members reachable by ``channel``: ``user_id`` and the contact columns it uses."""
-    if (sql := _sql(engine)) is not None:
+    if (sql := _sql(engine, follows_zone=True)) is not None:
         return on_sql.reach_actors(store, q, channel, sql)
     with store.pinned():
         return reach_mod.reachable_members(store, q.target.rule, channel, q.as_of,
@@ -254,7 +257,7 @@ def reach_actors(store: EventStore, q: ReachQuery, channel: str,
 @zoned
 def run_profile(store: EventStore, q: ProfileQuery, engine: EngineArg = None) -> ProfileResult:
     """Attribute distributions of the members against all users."""
-    if (sql := _sql(engine)) is not None:
+    if (sql := _sql(engine, follows_zone=True)) is not None:
         return on_sql.profile(store, q, sql)
     with store.pinned():
         return ProfileResult(profile_mod.profile(
@@ -266,7 +269,7 @@ def run_profile(store: EventStore, q: ProfileQuery, engine: EngineArg = None) ->
 @zoned
 def run_overlap(store: EventStore, q: OverlapQuery, engine: EngineArg = None) -> OverlapResult:
     """Sizes, regions and pairwise overlap of 2 to 5 segments."""
-    if (sql := _sql(engine)) is not None:
+    if (sql := _sql(engine, follows_zone=True)) is not None:
         return on_sql.overlap(store, q, sql)
     with store.pinned():
         return OverlapResult(overlap_mod.overlap(store, list(q.items), as_of=q.as_of))
@@ -275,7 +278,7 @@ def run_overlap(store: EventStore, q: OverlapQuery, engine: EngineArg = None) ->
 @zoned
 def run_engagement(store: EventStore, q: EngagementQuery, engine: EngineArg = None) -> EngagementResult:
     """Active and converting shares of the members at ``q.as_of``."""
-    if (sql := _sql(engine)) is not None:
+    if (sql := _sql(engine, follows_zone=True)) is not None:
         return on_sql.engagement(store, q, sql)
     with store.pinned():
         return EngagementResult(engagement_mod.engagement(
@@ -287,7 +290,7 @@ def run_engagement(store: EventStore, q: EngagementQuery, engine: EngineArg = No
 def run_engagement_trend(store: EventStore, q: EngagementTrendQuery,
                          engine: EngineArg = None) -> SeriesResult:
     """Engagement at every point of the range."""
-    if (sql := _sql(engine)) is not None:
+    if (sql := _sql(engine, follows_zone=True)) is not None:
         return on_sql.engagement_trend(store, q, sql)
     with store.pinned():
         return SeriesResult(engagement_mod.engagement_over_time(
@@ -473,7 +476,7 @@ def save_actors(store: EventStore, users: pl.DataFrame, name: str,
 def run_compare(store: EventStore, q: CompareQuery, engine: EngineArg = None) -> SeriesResult:
     """``segment, date, members, entered, exited, all_users, share`` per segment and point
     (each segment's trend on ``engine``; all users from the store)."""
-    sql = _sql(engine)
+    sql = _sql(engine, follows_zone=True)
 
     def sql_trend(name: str) -> pl.DataFrame:
         one = TrendQuery(Target(segment=name), q.range, q.every, tz=q.tz)
