@@ -100,7 +100,7 @@ class EventStore:
         if cache_events is None:
             cache_events = os.environ.get("SEGCORE_EVENT_CACHE", "1") not in ("0", "false", "no")
         self.cache_events = cache_events
-        self.cache = EventCache(self.data_version, self.scan_events, self.event_names)
+        self.cache = EventCache(self.data_version, lambda: self.scan_events(), self.event_names)
         self.memo: dict[Any, Any] = {}
 
     def __repr__(self) -> str:
@@ -154,7 +154,7 @@ class EventStore:
         path = self.home / "sources.toml"
         try:
             st = path.stat()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # no file, or no store folder
             return {}
         key = ("sources", st.st_size, st.st_mtime_ns)
         if key not in self.memo:

@@ -144,7 +144,7 @@ def read_sources(home: Path) -> dict[str, Source]:
     path = sources_path(home)
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no file, or no store folder at all
         return {}
     try:
         raw = tomllib.loads(text)

@@ -422,6 +422,8 @@ def _polars(store, rule, as_of=None, segment=None) -> list[str]:
 
 
 def _engine(store, rule, as_of=None, engine="duckdb", segment=None) -> list[str]:
+    if engine == "polars":
+        return sorted(_polars(store, rule, as_of, segment))
     return run_members(store, rule, as_of=as_of, engine=engine, segment=segment)[
         "user_id"
     ].to_list()

@@ -348,7 +348,8 @@ BAD = [
         1,
         25,
     ),
-    ('country = "US"', "unknown attribute 'US'", 1, 11),
+    ('country = "US"', "unknown attribute 'US'; to compare with the text US, quote it: 'US'",
+     1, 11),
     # unknown event name
     ("did('chargd')", "unknown event 'chargd' (did you mean 'charged'?)", 1, 5),
     ("did_then('added_to_cart', 'buy', gap => '1 day')", "unknown event 'buy'", 1, 27),
