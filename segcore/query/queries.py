@@ -484,11 +484,10 @@ class CompareQuery(Query):
 
 
 @dataclasses.dataclass(frozen=True)
-class LifecycleQuery(Query):
-    """New, returning, resurrecting and dormant users of ``event`` per ``every`` period of
-    ``range`` (``segment``: only its members)."""
+class EventPeriodsQuery(Query):
+    """One ``event`` per ``every`` period of ``range`` (``segment``: only its members):
+    the shape lifecycle and stickiness share (:attr:`kind` names which)."""
 
-    kind: ClassVar[str] = "lifecycle"
     event: str
     range: DateRange | None = None
     every: Period = Period.WEEK
@@ -496,41 +495,33 @@ class LifecycleQuery(Query):
 
     def __post_init__(self) -> None:
         if _event_name(self.event, "the event") is None:
-            raise UsageError("lifecycle: give the event")
+            raise UsageError(f"{self.kind}: give the event")
         if self.range is None:
-            raise UsageError("lifecycle needs a range: give start and end dates")
+            raise UsageError(f"{self.kind} needs a range: give start and end dates")
         _set(self, every=Period.parse(self.every, RETENTION_STEPS), segment=self.segment or None)
 
     @property
     def args(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`segcore.analytics.retention.lifecycle`."""
+        """Keyword arguments of the function of :mod:`segcore.analytics.retention` named
+        like :attr:`kind`."""
         return {"event": self.event, "every": self.every, "start": self.range.start,
                 "end": self.range.end, "segment": self.segment}
 
 
 @dataclasses.dataclass(frozen=True)
-class StickinessQuery(Query):
+class LifecycleQuery(EventPeriodsQuery):
+    """New, returning, resurrecting and dormant users of ``event`` per ``every`` period of
+    ``range`` (``segment``: only its members)."""
+
+    kind: ClassVar[str] = "lifecycle"
+
+
+@dataclasses.dataclass(frozen=True)
+class StickinessQuery(EventPeriodsQuery):
     """Users of ``event`` by the number of distinct days they did it in each ``every``
     period of ``range`` (``segment``: only its members)."""
 
     kind: ClassVar[str] = "stickiness"
-    event: str
-    range: DateRange | None = None
-    every: Period = Period.WEEK
-    segment: str | None = None
-
-    def __post_init__(self) -> None:
-        if _event_name(self.event, "the event") is None:
-            raise UsageError("stickiness: give the event")
-        if self.range is None:
-            raise UsageError("stickiness needs a range: give start and end dates")
-        _set(self, every=Period.parse(self.every, RETENTION_STEPS), segment=self.segment or None)
-
-    @property
-    def args(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`segcore.analytics.retention.stickiness`."""
-        return {"event": self.event, "every": self.every, "start": self.range.start,
-                "end": self.range.end, "segment": self.segment}
 
 
 @dataclasses.dataclass(frozen=True)
