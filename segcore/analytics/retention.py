@@ -1,7 +1,8 @@
 """Retention, lifecycle and stickiness (docs/analytics.md, Retention), with Polars lazy plans.
 
-Periods are days, ISO weeks (named by their Monday) or calendar months, numbered by
-:meth:`segcore.query.base.Period.index` (the one bucketing of instants into periods).
+Periods are days, weeks (named by their first day, the report zone's week start) or
+calendar months of the report zone, numbered by :meth:`segcore.lang.periods.Period.index`
+(the one bucketing of instants into periods: an event counts for its local date).
 A range covers the instants ``[from, to)`` of its days; the periods of the range are
 every period that has a day in it.
 
@@ -153,7 +154,7 @@ def cohort_users(
     lo, hi = bounds(start, end)
     if entered is not None:
         days = entered_days(store, entered, start, end).lazy()
-        moments = days.select("user_id", every.index(pl.col("day")).alias("c"))
+        moments = days.select("user_id", every.day_index(pl.col("day")).alias("c"))
     else:
         ev = _events(store, str(start_event), None if not recurring else lo, hi)
         if recurring:

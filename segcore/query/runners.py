@@ -90,9 +90,10 @@ def _sql(engine: EngineArg, *, follows_zone: bool = False) -> Engine | None:
     """The SQL engine to run on, or None for the Polars backend.
 
     Analytics measured at instants (membership, trend, reach, profile, overlap,
-    engagement, comparisons: ``follows_zone``) get their instants from the report zone
-    and compile ``today()`` and dates with it. Those that count events per calendar
-    period in SQL (event reports, funnels, retention, lifecycle, stickiness) do it in
+    engagement, comparisons, and the periods of retention, lifecycle, stickiness:
+    ``follows_zone``) get their instants and days from the report zone and compile
+    ``today()`` and dates with it. Those that count events per calendar
+    period in SQL (event reports, funnels) do it in
     UTC days so far, so a report zone other than UTC is refused there with one line
     rather than answered in the wrong days.
     """
@@ -398,7 +399,7 @@ def run_retention(store: EventStore, q: RetentionQuery,
     """The cohort table and average curve (per segment of ``q.compare`` side by side);
     cohorts by a segment entered run on the polars engine only."""
     _checked(store, q)
-    if (sql := _sql(engine)) is not None:
+    if (sql := _sql(engine, follows_zone=True)) is not None:
         return on_sql.retention(store, q, sql)
     with store.pinned():
         table = retention_mod.retention(store, **q.args)
@@ -421,7 +422,7 @@ def run_lifecycle(store: EventStore, q: LifecycleQuery,
                   engine: EngineArg = None) -> LifecycleResult:
     """New, returning, resurrecting and dormant users per period."""
     _checked(store, q)
-    if (sql := _sql(engine)) is not None:
+    if (sql := _sql(engine, follows_zone=True)) is not None:
         return on_sql.lifecycle(store, q, sql)
     with store.pinned():
         return LifecycleResult(retention_mod.lifecycle(store, **q.args), q.every.value)
@@ -444,7 +445,7 @@ def run_stickiness(store: EventStore, q: StickinessQuery,
                    engine: EngineArg = None) -> StickinessResult:
     """Users by number of active days in each period."""
     _checked(store, q)
-    if (sql := _sql(engine)) is not None:
+    if (sql := _sql(engine, follows_zone=True)) is not None:
         return on_sql.stickiness(store, q, sql)
     with store.pinned():
         return StickinessResult(retention_mod.stickiness(store, **q.args), q.every.value)

@@ -15,6 +15,7 @@ import polars as pl
 
 from segcore.errors import RuleError
 from segcore.lang.dates import UTC, current_zone, today_at
+from segcore.lang.periods import local_date
 from segcore.lang.tree import (
     And,
     Arith,
@@ -94,10 +95,7 @@ def local_midnight(day: pl.Expr) -> pl.Expr:
 
 def local_day(ts: pl.Expr) -> pl.Expr:
     """The report zone's date of a UTC timestamp."""
-    zone = current_zone()
-    if zone.is_utc:
-        return ts.dt.date()
-    return ts.dt.convert_time_zone(zone.name).dt.date()
+    return local_date(ts)
 
 
 def period_first(day: pl.Expr, every: str) -> pl.Expr:

@@ -3,8 +3,9 @@
 Each compiles to one query returning the counts the Polars path also computes
 (``segcore.analytics.retention``, where the tables are assembled from them): the
 semantics are the module docstring of :mod:`segcore.analytics.retention`, and period
-numbers are :meth:`segcore.query.base.Period.index`'s, written in SQL by
-:func:`period_index` (the one bucketing of instants in SQL).
+numbers are :meth:`segcore.lang.periods.Period.index`'s, written in SQL by
+:func:`period_index` (the one bucketing of instants in SQL): periods of the report zone,
+an event counting for its local date (the dialect's ``local_date``).
 
 - retention: ``grp, c, k, n`` -- ``k = -1`` rows are the cohort sizes; otherwise the
   users of cohort ``c`` retained in ``c + k`` (``on_or_after``: by their latest k);
@@ -31,8 +32,8 @@ from segcore.engine.sql.compiler import col, ident
 from segcore.engine.sql.dialects import dialect_of
 from segcore.engine.sql.engines import engine_dialect, need, run_select
 from segcore.errors import UsageError
-from segcore.lang.dates import end_of_day, parse_date
-from segcore.lang.periods import Period
+from segcore.lang.dates import current_zone, end_of_day, parse_date
+from segcore.lang.periods import Period, week_shift
 from segcore.store.events import EventStore
 
 
@@ -46,15 +47,23 @@ def _int(n: int) -> exp.Expression:
 
 
 def period_index(ts: exp.Expression, every: Period, d: str) -> exp.Expression:
-    """The period number of a UTC timestamp (:meth:`Period.index` in SQL)."""
+    """The period number of a UTC timestamp (:meth:`Period.index` in SQL): the period of its
+    date in the report zone (the dialect's ``local_date``)."""
+    zone = current_zone()
     sql = dialect_of(d)
-    day = sql.day_of(ts)  # floor division: exact before 1970 too
+    if zone.is_utc:
+        day = sql.day_of(ts)  # floor division: exact before 1970 too
+        date = ts
+    else:
+        date = sql.local_date(ts, zone.name)
+        day = sql.day_of(sql.date_to_timestamp(date.copy()))  # its UTC midnight's day number
     if every is Period.DAY:
         return exp.paren(day)
     if every is Period.WEEK:
-        return sql.floor_div(exp.paren(exp.Add(this=exp.paren(day), expression=_int(3))), _int(7))
-    year = exp.Mul(this=exp.Year(this=ts), expression=_int(12))
-    return exp.paren(exp.Sub(this=exp.Add(this=year, expression=exp.Month(this=ts)),
+        shifted = exp.paren(exp.Add(this=exp.paren(day), expression=_int(week_shift(zone.week_start))))
+        return sql.floor_div(shifted, _int(7))
+    year = exp.Mul(this=exp.Year(this=date.copy()), expression=_int(12))
+    return exp.paren(exp.Sub(this=exp.Add(this=year, expression=exp.Month(this=date)),
                              expression=_int(1)))
 
 
