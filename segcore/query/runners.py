@@ -108,12 +108,6 @@ def _sql(engine: EngineArg, *, follows_zone: bool = False) -> Engine | None:
     return e
 
 
-def _polars_only(engine: EngineArg, what: str) -> None:
-    e = Engine.parse(engine)
-    if not e.is_polars:
-        raise UsageError(f"{what} run on the polars engine only for now (not {e})")
-
-
 def _iso(T: Any) -> str:
     return T.isoformat().replace("+00:00", "Z")
 
@@ -396,8 +390,7 @@ def _checked(store: EventStore, q: RetentionQuery | LifecycleQuery | StickinessQ
 @zoned
 def run_retention(store: EventStore, q: RetentionQuery,
                   engine: EngineArg = None) -> RetentionResult:
-    """The cohort table and average curve (per segment of ``q.compare`` side by side);
-    cohorts by a segment entered run on the polars engine only."""
+    """The cohort table and average curve (per segment of ``q.compare`` side by side)."""
     _checked(store, q)
     if (sql := _sql(engine, follows_zone=True)) is not None:
         return on_sql.retention(store, q, sql)
@@ -411,8 +404,9 @@ def retention_actors(store: EventStore, q: RetentionQuery, cohort: Any, k: int |
                      segment: str | None = None, engine: EngineArg = None) -> pl.DataFrame:
     """The users of one cell: the cohort of the period holding ``cohort`` (of breakdown
     ``segment``) retained in period ``k`` (None: the whole cohort)."""
-    _polars_only(engine, "a retention cell's users")
     _checked(store, q)
+    if (sql := _sql(engine, follows_zone=True)) is not None:
+        return on_sql.retention_actors(store, q, cohort, k, segment, sql)
     with store.pinned():
         return retention_mod.retention_users(store, cohort=cohort, k=k, group=segment, **q.args)
 
@@ -432,8 +426,9 @@ def run_lifecycle(store: EventStore, q: LifecycleQuery,
 def lifecycle_actors(store: EventStore, q: LifecycleQuery, period: Any, status: str,
                      engine: EngineArg = None) -> pl.DataFrame:
     """The users of one lifecycle bar: ``status`` in the period holding ``period``."""
-    _polars_only(engine, "a lifecycle bar's users")
     _checked(store, q)
+    if (sql := _sql(engine, follows_zone=True)) is not None:
+        return on_sql.lifecycle_actors(store, q, period, status, sql)
     args = q.args
     with store.pinned():
         return retention_mod.lifecycle_users(store, args.pop("event"), period=period,
@@ -455,8 +450,9 @@ def run_stickiness(store: EventStore, q: StickinessQuery,
 def stickiness_actors(store: EventStore, q: StickinessQuery, period: Any, days: int,
                       engine: EngineArg = None) -> pl.DataFrame:
     """The users active on exactly ``days`` days of the period holding ``period``."""
-    _polars_only(engine, "a stickiness bar's users")
     _checked(store, q)
+    if (sql := _sql(engine, follows_zone=True)) is not None:
+        return on_sql.stickiness_actors(store, q, period, days, sql)
     args = q.args
     with store.pinned():
         return retention_mod.stickiness_users(store, args.pop("event"), period=period,

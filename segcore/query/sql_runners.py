@@ -273,6 +273,13 @@ def retention(store: EventStore, q: RetentionQuery, engine: Engine) -> Retention
     return RetentionResult.of(table, q)
 
 
+def retention_actors(store: EventStore, q: RetentionQuery, cohort: Any, k: int | None,
+                     segment: str | None, engine: Engine) -> pl.DataFrame:
+    """The users of one retention cell."""
+    return sql_retention.retention_users(store, engine, cohort=cohort, k=k, group=segment,
+                                         **q.args)
+
+
 def lifecycle(store: EventStore, q: LifecycleQuery, engine: Engine) -> LifecycleResult:
     """Lifecycle statuses per period from the SQL counts (``lifecycle_table``)."""
     counts = sql_retention.lifecycle_counts(store, engine, **q.args)
@@ -285,3 +292,15 @@ def stickiness(store: EventStore, q: StickinessQuery, engine: Engine) -> Stickin
     counts = sql_retention.stickiness_counts(store, engine, **q.args)
     return StickinessResult(retention_mod.stickiness_table(
         counts, every=q.every, start=q.range.start, end=q.range.end), q.every.value)
+
+
+def lifecycle_actors(store: EventStore, q: LifecycleQuery, period: Any, status: str,
+                     engine: Engine) -> pl.DataFrame:
+    """The users of one lifecycle bar."""
+    return sql_retention.lifecycle_users(store, engine, period=period, status=status, **q.args)
+
+
+def stickiness_actors(store: EventStore, q: StickinessQuery, period: Any, days: int,
+                      engine: Engine) -> pl.DataFrame:
+    """The users of one stickiness bar."""
+    return sql_retention.stickiness_users(store, engine, period=period, days=days, **q.args)

@@ -14,8 +14,9 @@ an event counting for its local date (the dialect's ``local_date``).
 
 Population and breakdown segments are the saved segments' members at the end of the
 range, compiled by :class:`segcore.engine.sql.compiler.Compiler`. The ``*_counts``
-functions run a query on an :class:`~segcore.engine.choice.Engine`. Cohorts by a segment
-entered need the membership history, which only the Polars path has.
+functions run a query on an :class:`~segcore.engine.choice.Engine`; the ``*_users``
+functions give the users behind one cell or bar. Cohorts by a segment entered stack the
+segment's members at the end of every day of the range (the trend's grid).
 """
 
 from __future__ import annotations
@@ -26,8 +27,11 @@ from collections.abc import Sequence
 import polars as pl
 from sqlglot import exp
 
+from segcore.analytics.retention import STATUSES
+from segcore.analytics.trend import make_points
 from segcore.engine.choice import Engine
-from segcore.engine.sql.analytics.base import compiler
+from segcore.engine.sql.analytics.base import compiler, is_null, table, union_all
+from segcore.engine.sql.analytics.trend import stacked_members
 from segcore.engine.sql.compiler import col, ident
 from segcore.engine.sql.dialects import dialect_of
 from segcore.engine.sql.engines import engine_dialect, need, run_select
@@ -134,34 +138,66 @@ def _count_star() -> exp.Expression:
 
 
 # --------------------------------------------------------------------------- retention
-def compile_retention(
+def _entered_starts(q: _Query, segment: str, every: Period, start: dt.date | str,
+                    end: dt.date | str, recurring: bool) -> exp.Select:
+    """``user_id, c``: the periods in which users entered ``segment`` (a member at the end
+    of a day of the range, not at the end of the day before: the trend's grid, whose
+    members at each instant are stacked by :func:`stacked_members`); the first one unless
+    ``recurring``."""
+    pts = make_points(start, end, "day")
+    stack = stacked_members(q.comp, None, segment, [pts.instant(j) for j in range(pts.P)])
+    days = union_all([exp.select(exp.alias_(_int(j), ident("sc_j")),  # ok-loop: one row per day
+                                 exp.alias_(_int(every.index_of(day)), ident("c")))
+                      for j, day in enumerate(pts.dates, start=1)])
+    came = (
+        exp.select(exp.alias_(col("user_id", "a"), ident("user_id")),
+                   exp.alias_(col("c", "p"), ident("c")))  # ClickHouse: names, not a.user_id
+        .from_(table(stack, "a"))
+        .join(table(q.cte("days", days), "p"), on=exp.EQ(this=col("sc_j", "a"),
+                                                         expression=col("sc_j", "p")))
+        .join(table(stack, "b"), on=exp.and_(
+            exp.EQ(this=col("user_id", "a"), expression=col("user_id", "b")),
+            exp.EQ(this=col("sc_j", "a"), expression=col("sc_next", "b"))), join_type="left")
+        .where(is_null(col("user_id", "b")))
+    )
+    if recurring:
+        return came.distinct()
+    return exp.select(col("user_id"), exp.alias_(exp.Min(this=col("c")), ident("c"))) \
+        .from_(came.subquery("n", copy=False)).group_by(col("user_id"))
+
+
+def _retention_ctes(
     store: EventStore,
     dialect: str,
     *,
-    start_event: str,
+    start_event: str | None,
     return_event: str,
     every: Period,
     periods: int,
     start: dt.date | str,
     end: dt.date | str,
+    entered: str | None = None,
     recurring: bool = False,
     on_or_after: bool = False,
     segment: str | None = None,
     segments: Sequence[str] | None = None,
-) -> exp.Select:
-    """The retention counts query (``grp, c, k, n``; ``k = -1``: cohort sizes)."""
+) -> tuple[_Query, str, str]:
+    """The report's CTEs: cohorts (``grp, user_id, c``) and returns (``grp, user_id, c, k``;
+    ``on_or_after``: one row per user, their latest k capped at ``periods``)."""
     lo, hi = _bounds(start, end)
     q = _Query(store, dialect, hi)
     d = dialect
     ts = col("ts")
-    if recurring:
+    if entered is not None:
+        starts = _entered_starts(q, entered, every, start, end, recurring)
+    elif recurring:
         starts = exp.select(col("user_id"), exp.alias_(period_index(ts, every, d), ident("c"))) \
-            .from_(q.events(start_event, lo, hi).subquery("s", copy=False)).distinct()
+            .from_(q.events(str(start_event), lo, hi).subquery("s", copy=False)).distinct()
     else:
         first = exp.Min(this=col("ts"))
         starts = (
             exp.select(col("user_id"), exp.alias_(period_index(first, every, d), ident("c")))
-            .from_(q.events(start_event, None, hi).subquery("s", copy=False))
+            .from_(q.events(str(start_event), None, hi).subquery("s", copy=False))
             .group_by(col("user_id"))
             .having(exp.GTE(this=first.copy(), expression=_instant(lo, d)))
         )
@@ -177,8 +213,8 @@ def compile_retention(
     else:
         cohorts = (
             exp.select(col("grp", "g"), col("user_id", "s"), col("c", "s"))
-            .from_(exp.Table(this=exp.to_identifier(starts_cte), alias=exp.TableAlias(this=ident("s"))))
-            .join(exp.Table(this=exp.to_identifier(groups), alias=exp.TableAlias(this=ident("g"))),
+            .from_(table(starts_cte, "s"))
+            .join(table(groups, "g"),
                   on=exp.EQ(this=col("user_id", "s"), expression=col("user_id", "g")))
         )
     cohorts_cte = q.cte("cohorts", cohorts)
@@ -195,8 +231,8 @@ def compile_retention(
         cond = exp.and_(cond, exp.LTE(this=gap.copy(), expression=_int(periods)))
     pairs = (
         exp.select(col("grp", "h"), col("user_id", "h"), col("c", "h"), exp.alias_(gap, ident("k")))
-        .from_(exp.Table(this=exp.to_identifier(cohorts_cte), alias=exp.TableAlias(this=ident("h"))))
-        .join(exp.Table(this=exp.to_identifier(returns_cte), alias=exp.TableAlias(this=ident("x"))),
+        .from_(table(cohorts_cte, "h"))
+        .join(table(returns_cte, "x"),
               on=exp.EQ(this=col("user_id", "h"), expression=col("user_id", "x")))
         .where(cond)
     )
@@ -210,6 +246,13 @@ def compile_retention(
             .group_by(col("grp"), col("user_id"), col("c"))
         )
         pairs_cte = q.cte("latest", latest)
+    return q, cohorts_cte, pairs_cte
+
+
+def compile_retention(store: EventStore, dialect: str, **args) -> exp.Select:
+    """The retention counts query (``grp, c, k, n``; ``k = -1``: cohort sizes);
+    ``args``: :func:`segcore.analytics.retention.retention`'s."""
+    q, cohorts_cte, pairs_cte = _retention_ctes(store, dialect, **args)
     counts = (
         exp.select(col("grp"), col("c"), col("k"),
                    exp.alias_(exp.Count(this=exp.Distinct(expressions=[col("user_id")])), ident("n")))
@@ -227,17 +270,51 @@ def compile_retention(
     return q.finish(out)
 
 
+def compile_retention_users(store: EventStore, dialect: str, *, cohort: dt.date | str,
+                            k: int | None = None, group: str | None = None,
+                            **args) -> exp.Select:
+    """The users (sorted ``user_id``) of one cell: the cohort of the period holding
+    ``cohort`` (of breakdown ``group``) retained in period ``k`` (None: the whole cohort),
+    as :func:`segcore.analytics.retention.retention_users`."""
+    every, periods, segments = args["every"], args["periods"], args.get("segments")
+    c = every.index_of(parse_date(cohort, "cohort date"))
+    if segments and group not in segments:
+        raise UsageError(f"{group!r} is not one of the breakdown segments {list(segments)}")
+    if k is not None and (not isinstance(k, int) or not 0 <= k <= periods):
+        raise UsageError(f"k must be a period from 0 to {periods}, got {k!r}")
+    q, cohorts_cte, pairs_cte = _retention_ctes(store, dialect, **args)
+    cond = exp.and_(exp.EQ(this=col("c"), expression=_int(c)),
+                    exp.EQ(this=col("grp"), expression=exp.Literal.string(group if segments else "")))
+    if k is not None:
+        op = exp.GTE if args.get("on_or_after") else exp.EQ
+        cond = exp.and_(cond, op(this=col("k"), expression=_int(k)))
+    source = cohorts_cte if k is None else pairs_cte
+    return q.finish(_user_list(source, cond))
+
+
+def _user_list(source: str, cond: exp.Expression) -> exp.Select:
+    return exp.select(col("user_id")).from_(exp.to_identifier(source)).where(cond) \
+        .distinct().order_by(col("user_id"))
+
+
 def retention_counts(store: EventStore, engine: Engine,
                      **args) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Cohort sizes (``group, c, size``) and counts (``group, c, k, n``) computed by a SQL
     engine (``args``: :func:`compile_retention`'s)."""
-    if args.pop("entered", None) is not None:
-        raise UsageError("cohorts by a segment entered run on the polars engine only")
     df = run_select(compile_retention(store, _dialect(engine), **args), engine).select(
         pl.col("grp").cast(pl.String).alias("group"), pl.col("c").cast(pl.Int32),
         pl.col("k").cast(pl.Int32), pl.col("n").cast(pl.Int64))
     sizes = df.filter(pl.col("k") == -1).select("group", "c", pl.col("n").alias("size"))
     return sizes, df.filter(pl.col("k") >= 0)
+
+
+def retention_users(store: EventStore, engine: Engine, **args) -> pl.DataFrame:
+    """The users of one cell (:func:`compile_retention_users`) computed by a SQL engine."""
+    return _ids(run_select(compile_retention_users(store, _dialect(engine), **args), engine))
+
+
+def _ids(df: pl.DataFrame) -> pl.DataFrame:
+    return df.select(pl.col(df.columns[0]).cast(pl.String).alias("user_id")).sort("user_id")
 
 
 def _dialect(engine: Engine) -> str:
@@ -247,10 +324,10 @@ def _dialect(engine: Engine) -> str:
 
 
 # --------------------------------------------------------------------------- lifecycle
-def compile_lifecycle(store: EventStore, dialect: str, *, event: str, every: Period,
-                      start: dt.date | str, end: dt.date | str,
-                      segment: str | None = None) -> exp.Select:
-    """The lifecycle counts query (``p, status, n``)."""
+def _lifecycle_rows(store: EventStore, dialect: str, *, event: str, every: Period,
+                    start: dt.date | str, end: dt.date | str,
+                    segment: str | None = None) -> tuple[_Query, str]:
+    """The report's CTE of ``user_id, p, status``: each user's status in each period."""
     _, hi = _bounds(start, end)
     q = _Query(store, dialect, hi)
     d = dialect
@@ -282,7 +359,9 @@ def compile_lifecycle(store: EventStore, dialect: str, *, event: str, every: Per
                     true=exp.Literal.string("resurrecting"))],
         default=exp.Literal.string("returning"))
     active = (
-        exp.select(exp.alias_(col("p", "a"), ident("p")), exp.alias_(status, ident("status")))
+        exp.select(exp.alias_(col("user_id", "a"), ident("user_id")),
+                   exp.alias_(col("p", "a"), ident("p")),
+                   exp.alias_(status, ident("status")))
         .from_(table(act_cte, "a"))
         .join(table(firsts_cte, "f"),
               on=exp.EQ(this=col("user_id", "a"), expression=col("user_id", "f")))
@@ -290,17 +369,35 @@ def compile_lifecycle(store: EventStore, dialect: str, *, event: str, every: Per
         .where(exp.Between(this=col("p", "a"), low=_int(p0), high=_int(p1)))
     )
     dormant = (
-        exp.select(exp.alias_(col("p", "b"), ident("p")),
+        exp.select(exp.alias_(col("user_id", "b"), ident("user_id")),
+                   exp.alias_(col("p", "b"), ident("p")),
                    exp.alias_(exp.Literal.string("dormant"), ident("status")))
         .from_(table(shifted_cte, "b"))
         .join(table(act_cte, "a"), on=same("b", "a"), join_type="left")
         .where(exp.and_(exp.Between(this=col("p", "b"), low=_int(p0), high=_int(p1)),
                         exp.Is(this=col("user_id", "a"), expression=exp.null())))
     )
-    rows = exp.union(active, dormant, distinct=False)
+    return q, q.cte("statuses", exp.union(active, dormant, distinct=False))
+
+
+def compile_lifecycle(store: EventStore, dialect: str, **args) -> exp.Select:
+    """The lifecycle counts query (``p, status, n``)."""
+    q, rows = _lifecycle_rows(store, dialect, **args)
     out = exp.select(col("p"), col("status"), exp.alias_(_count_star(), ident("n"))) \
-        .from_(rows.subquery("r", copy=False)).group_by(col("p"), col("status"))
+        .from_(exp.to_identifier(rows)).group_by(col("p"), col("status"))
     return q.finish(out)
+
+
+def compile_lifecycle_users(store: EventStore, dialect: str, *, period: dt.date | str,
+                            status: str, **args) -> exp.Select:
+    """The users (sorted ``user_id``) with ``status`` in the period holding ``period``."""
+    if status not in STATUSES:
+        raise UsageError(f"bad status {status!r}: use {', '.join(STATUSES)}")
+    p = args["every"].index_of(parse_date(period, "period date"))
+    q, rows = _lifecycle_rows(store, dialect, **args)
+    return q.finish(_user_list(rows, exp.and_(
+        exp.EQ(this=col("p"), expression=_int(p)),
+        exp.EQ(this=col("status"), expression=exp.Literal.string(status)))))
 
 
 def lifecycle_counts(store: EventStore, engine: Engine, **args) -> pl.DataFrame:
@@ -309,11 +406,17 @@ def lifecycle_counts(store: EventStore, engine: Engine, **args) -> pl.DataFrame:
         pl.col("p").cast(pl.Int32), pl.col("status").cast(pl.String), pl.col("n").cast(pl.Int64))
 
 
+def lifecycle_users(store: EventStore, engine: Engine, **args) -> pl.DataFrame:
+    """The users of one lifecycle bar (:func:`compile_lifecycle_users`) by a SQL engine."""
+    return _ids(run_select(compile_lifecycle_users(store, _dialect(engine), **args), engine))
+
+
 # --------------------------------------------------------------------------- stickiness
-def compile_stickiness(store: EventStore, dialect: str, *, event: str, every: Period,
-                       start: dt.date | str, end: dt.date | str,
-                       segment: str | None = None) -> exp.Select:
-    """The stickiness counts query (``p, n, users``)."""
+def _active_days(store: EventStore, dialect: str, *, event: str, every: Period,
+                 start: dt.date | str, end: dt.date | str,
+                 segment: str | None = None) -> tuple[_Query, str]:
+    """The report's CTE of ``user_id, p, n``: the number of distinct days of period ``p``
+    the user did ``event``."""
     lo, hi = _bounds(start, end)
     q = _Query(store, dialect, hi)
     d = dialect
@@ -328,13 +431,34 @@ def compile_stickiness(store: EventStore, dialect: str, *, event: str, every: Pe
     days_cte = q.cte("days", days)
     per = exp.select(col("user_id"), col("p"), exp.alias_(_count_star(), ident("n"))) \
         .from_(exp.to_identifier(days_cte)).group_by(col("user_id"), col("p"))
-    per_cte = q.cte("per_user", per)
+    return q, q.cte("per_user", per)
+
+
+def compile_stickiness(store: EventStore, dialect: str, **args) -> exp.Select:
+    """The stickiness counts query (``p, n, users``)."""
+    q, per_cte = _active_days(store, dialect, **args)
     out = exp.select(col("p"), col("n"), exp.alias_(_count_star(), ident("users"))) \
         .from_(exp.to_identifier(per_cte)).group_by(col("p"), col("n"))
     return q.finish(out)
+
+
+def compile_stickiness_users(store: EventStore, dialect: str, *, period: dt.date | str,
+                             days: int, **args) -> exp.Select:
+    """The users (sorted ``user_id``) active on exactly ``days`` days of the period
+    holding ``period``."""
+    p = args["every"].index_of(parse_date(period, "period date"))
+    q, per_cte = _active_days(store, dialect, **args)
+    return q.finish(_user_list(per_cte, exp.and_(
+        exp.EQ(this=col("p"), expression=_int(p)),
+        exp.EQ(this=col("n"), expression=_int(int(days))))))
 
 
 def stickiness_counts(store: EventStore, engine: Engine, **args) -> pl.DataFrame:
     """``p, n, users`` computed by a SQL engine."""
     return run_select(compile_stickiness(store, _dialect(engine), **args), engine).select(
         pl.col("p").cast(pl.Int32), pl.col("n").cast(pl.Int32), pl.col("users").cast(pl.Int64))
+
+
+def stickiness_users(store: EventStore, engine: Engine, **args) -> pl.DataFrame:
+    """The users of one stickiness bar (:func:`compile_stickiness_users`) by a SQL engine."""
+    return _ids(run_select(compile_stickiness_users(store, _dialect(engine), **args), engine))
