@@ -105,8 +105,9 @@ def test_cohorts_by_segment_entered(small):
         "2026-06-01": (3, [1, 2, 1, 1]), "2026-06-08": (1, [0, 1, 0, 0]),
         "2026-06-15": (0, [0, 0, 0, 0])}
     assert table(ret(small, recurring=True, **seg)) == table(ret(small, recurring=True))
-    with pytest.raises(UsageError, match="polars engine only"):
-        ret(small, engine="duckdb", **seg)
+    for engine in ("duckdb", "clickhouse"):  # the entries of the trend's grid, in SQL
+        for kw in ({}, {"recurring": True}, {"every": "day", "compare": ("P", "Q")}):
+            assert ret(small, engine, **seg, **kw).to_dict() == ret(small, **seg, **kw).to_dict()
 
 
 def test_population_and_breakdown(small):
@@ -217,6 +218,33 @@ def test_sql_engines_give_the_same_tables(small, engine):
             sq = StickinessQuery("login", JUNE, every, seg)
             assert run_stickiness(small, sq, engine).table.equals(
                 run_stickiness(small, sq).table)
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "clickhouse"])
+def test_sql_engines_give_the_same_cell_users(small, engine):
+    def same(actors, *args):
+        want = actors(small, *args)
+        assert actors(small, *args, engine=engine).equals(want), args
+        return want["user_id"].to_list()
+
+    q = RetentionQuery("signup", "login", JUNE, "week", 3, recurring=True)
+    assert same(retention_actors, q, "2026-06-03") == ["u1", "u2", "u4"]
+    assert same(retention_actors, q, "2026-06-01", 1) == ["u1", "u4"]
+    q2 = RetentionQuery("signup", "login", JUNE, "week", 3, on_or_after=True)
+    assert same(retention_actors, q2, "2026-06-01", 2) == ["u1", "u2"]
+    qb = RetentionQuery("signup", "login", JUNE, "week", 3, compare=("P", "Q"))
+    assert same(retention_actors, qb, "2026-06-01", 2, "Q") == ["u2"]
+    qe = RetentionQuery(None, "login", JUNE, "week", 3, entered="Signed up today")
+    assert same(retention_actors, qe, "2026-06-01", 1) == ["u1", "u4"]
+    with pytest.raises(UsageError, match="k must be a period from 0 to 3"):
+        retention_actors(small, q, "2026-06-01", 4, engine=engine)
+    lq = LifecycleQuery("login", JUNE, "week")
+    assert same(lifecycle_actors, lq, "2026-06-17", "dormant") == ["u1", "u4", "u6"]
+    assert same(lifecycle_actors, lq, "2026-06-08", "resurrecting") == ["u6"]
+    with pytest.raises(UsageError, match="bad status"):
+        lifecycle_actors(small, lq, "2026-06-08", "gone", engine=engine)
+    sq = StickinessQuery("login", JUNE, "month")
+    assert same(stickiness_actors, sq, "2026-06-01", 3) == ["u1"]
 
 
 def test_sql_engines_on_generated_data(writable_sample):
@@ -420,3 +448,8 @@ def test_spark_local_gives_the_same_tables(small):
     assert run_lifecycle(small, lq, "spark").table.equals(run_lifecycle(small, lq).table)
     sq = StickinessQuery("login", JUNE, "month", "P")
     assert run_stickiness(small, sq, "spark").table.equals(run_stickiness(small, sq).table)
+    entered = {"start_event": None, "entered": "Signed up today"}
+    assert ret(small, "spark", **entered).to_dict() == ret(small, **entered).to_dict()
+    cell = RetentionQuery("signup", "login", JUNE, "week", 3, recurring=True)
+    assert retention_actors(small, cell, "2026-06-01", 1, engine="spark").equals(
+        retention_actors(small, cell, "2026-06-01", 1))

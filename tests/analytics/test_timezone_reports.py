@@ -146,3 +146,136 @@ def test_store_setting_and_request_override(tmp_path):
     set_setting(s.home, "week_start", "sunday")
     weeks = s.events(["signup"], "2026-03-01", "2026-03-14", every="week")
     assert counts(weeks) == {"2026-03-01": 1, "2026-03-08": 3}
+
+
+# --------------------------------------------------------------------------- periods
+# Retention, lifecycle and stickiness bucket instants into days, weeks and months of the
+# report zone: a day is the local calendar day (23 or 25 hours on the change days), weeks
+# start on the store's week start, and every engine gives the same periods.
+PERIOD_EVENTS = [
+    # New York
+    ("u1", "open", "2026-03-08T04:30:00"),  # 03-07 23:30 EST (Sat): the day before the change
+    ("u1", "open", "2026-03-08T06:30:00"),  # 03-08 01:30 EST (Sun)
+    ("u1", "buy", "2026-03-09T03:30:00"),   # 03-08 23:30 EDT (Sun): the 23-hour day's last hour
+    ("u2", "open", "2026-03-09T03:30:00"),  # 03-08 23:30 EDT (Sun)
+    ("u2", "open", "2026-03-09T04:30:00"),  # 03-09 00:30 EDT (Mon)
+    ("u2", "buy", "2026-03-16T03:59:00"),   # 03-15 23:59 EDT (Sun)
+    ("u3", "open", "2026-11-01T04:30:00"),  # 11-01 00:30 EDT: the 25-hour day's first hour
+    ("u3", "open", "2026-11-02T04:30:00"),  # 11-01 23:30 EST: its last hour
+    ("u6", "open", "2026-11-01T03:30:00"),  # 10-31 23:30 EDT: October's last day
+    # Berlin
+    ("u4", "open", "2026-03-28T23:30:00"),  # 03-29 00:30 CET: the 23-hour day's first hour
+    ("u4", "open", "2026-03-29T21:30:00"),  # 03-29 23:30 CEST: its last hour
+    ("u4", "buy", "2026-03-29T22:30:00"),   # 03-30 00:30 CEST (Mon)
+    ("u5", "open", "2026-10-24T22:30:00"),  # 10-25 00:30 CEST: the 25-hour day's first hour
+    ("u5", "open", "2026-10-25T22:30:00"),  # 10-25 23:30 CET: its last hour
+]
+SQL_ENGINES = ("duckdb", "clickhouse")
+
+
+@pytest.fixture(scope="module")
+def periods_store(tmp_path_factory):
+    return make_store(tmp_path_factory.mktemp("tz_periods"), PERIOD_EVENTS,
+                      [{"user_id": f"u{i}"} for i in range(1, 7)])
+
+
+def on_every_engine(run, store, q, *args):
+    """The Polars result of ``run``, checked equal on DuckDB and ClickHouse."""
+    want = run(store, q, *args)
+    for engine in SQL_ENGINES:  # ok-loop: one run per engine
+        got = run(store, q, *args, engine=engine)
+        same = got.equals(want) if hasattr(got, "equals") else got.to_dict() == want.to_dict()
+        assert same, (engine, q)
+    return want
+
+
+def cohorts(store, every, start, end, periods, tz, **kw):
+    q = Q.RetentionQuery("open", "buy", Q.DateRange(start, end), every, periods, tz=tz, **kw)
+    r = on_every_engine(Q.run_retention, store, q)
+    return {c["period"]: (c["size"], c["retained"]) for c in r.cohorts()}
+
+
+def test_daily_retention_in_local_days(periods_store):
+    # NY: u1 first opens 03-07 23:30 and buys on 03-08 (k = 1); u2 first opens 03-08 23:30
+    assert cohorts(periods_store, "day", "2026-03-07", "2026-03-09", 2, NY) == {
+        "2026-03-07": (1, [0, 1, 0]), "2026-03-08": (1, [0, 0, 0]), "2026-03-09": (0, [0, 0, 0])}
+    assert cohorts(periods_store, "day", "2026-03-07", "2026-03-09", 2, "UTC") == {
+        "2026-03-07": (0, [0, 0, 0]), "2026-03-08": (1, [0, 1, 0]), "2026-03-09": (1, [0, 0, 0])}
+    # Berlin: both of u4's opens are on the 23-hour 03-29; the buy at 00:30 on 03-30
+    assert cohorts(periods_store, "day", "2026-03-28", "2026-03-30", 1, BERLIN) == {
+        "2026-03-28": (0, [0, 0]), "2026-03-29": (1, [0, 1]), "2026-03-30": (0, [0, 0])}
+    assert cohorts(periods_store, "day", "2026-03-28", "2026-03-30", 1, "UTC") == {
+        "2026-03-28": (1, [0, 1]), "2026-03-29": (0, [0, 0]), "2026-03-30": (0, [0, 0])}
+
+
+def test_weekly_retention_follows_the_week_start(tmp_path):
+    s = make_store(tmp_path / "weeks", PERIOD_EVENTS)
+    # Monday weeks: u1 (Sat 03-07) and u2 (Sun 03-08) start in the week of 03-02; u1 buys
+    # in it (Sun 03-08 23:30), u2 in the next one (Sun 03-15 23:59)
+    assert cohorts(s, "week", "2026-03-02", "2026-03-15", 1, NY) == {
+        "2026-03-02": (2, [1, 1]), "2026-03-09": (0, [0, 0])}
+    assert cohorts(s, "week", "2026-03-02", "2026-03-15", 1, "UTC") == {
+        "2026-03-02": (1, [0, 1]), "2026-03-09": (1, [0, 1])}
+    from segcore.store.settings import set_setting
+    set_setting(s.home, "week_start", "sunday")
+    # Sunday weeks: u1 starts in the week of 03-01 and buys in the next; u2 starts on Sunday
+    # 03-08 and buys on the next Sunday
+    assert cohorts(s, "week", "2026-03-01", "2026-03-14", 1, NY) == {
+        "2026-03-01": (1, [0, 1]), "2026-03-08": (1, [0, 1])}
+    q = Q.RetentionQuery("open", "buy", Q.DateRange("2026-03-01", "2026-03-14"), "week", 1,
+                         tz=NY)
+    assert on_every_engine(Q.retention_actors, s, q, "2026-03-10", 1)["user_id"].to_list() \
+        == ["u2"]
+
+
+def test_daily_lifecycle_in_local_days(periods_store):
+    rng = Q.DateRange("2026-03-07", "2026-03-09")
+    ny = on_every_engine(Q.run_lifecycle, periods_store, Q.LifecycleQuery("open", rng, "day", tz=NY))
+    assert [(str(r[0]), *r[1:]) for r in ny.table.rows()] == [
+        ("2026-03-07", 1, 0, 0, 0), ("2026-03-08", 1, 1, 0, 0), ("2026-03-09", 0, 1, 0, -1)]
+    utc = on_every_engine(Q.run_lifecycle, periods_store,
+                          Q.LifecycleQuery("open", rng, "day", tz="UTC"))
+    assert [(str(r[0]), *r[1:]) for r in utc.table.rows()] == [
+        ("2026-03-07", 0, 0, 0, 0), ("2026-03-08", 1, 0, 0, 0), ("2026-03-09", 1, 0, 0, -1)]
+    q = Q.LifecycleQuery("open", rng, "day", tz=NY)
+    assert on_every_engine(Q.lifecycle_actors, periods_store, q, "2026-03-09", "dormant")[
+        "user_id"].to_list() == ["u1"]
+
+
+def sticky(store, every, start, end, tz) -> dict[tuple[str, int], int]:
+    q = Q.StickinessQuery("open", Q.DateRange(start, end), every, tz=tz)
+    t = on_every_engine(Q.run_stickiness, store, q).table
+    return {(str(p), n): u for p, n, u in t.rows() if u}
+
+
+def test_stickiness_counts_local_days_of_any_length(periods_store):
+    # u3's two opens are 23 hours apart on the 25-hour 11-01; u6's 23:30 is still October
+    assert sticky(periods_store, "month", "2026-10-01", "2026-11-30", NY) == {
+        ("2026-10-01", 1): 1, ("2026-10-01", 2): 1, ("2026-11-01", 1): 1}
+    assert sticky(periods_store, "month", "2026-10-01", "2026-11-30", "UTC") == {
+        ("2026-10-01", 2): 1, ("2026-11-01", 1): 1, ("2026-11-01", 2): 1}
+    # Berlin: u4's opens share the 23-hour 03-29, u5's the 25-hour 10-25
+    assert sticky(periods_store, "week", "2026-03-23", "2026-03-29", BERLIN) == {
+        ("2026-03-23", 1): 1}
+    assert sticky(periods_store, "week", "2026-03-23", "2026-03-29", "UTC") == {
+        ("2026-03-23", 2): 1}
+    assert sticky(periods_store, "week", "2026-10-19", "2026-10-25", BERLIN) == {
+        ("2026-10-19", 1): 1}
+    assert sticky(periods_store, "week", "2026-10-19", "2026-10-25", "UTC") == {
+        ("2026-10-19", 2): 1}
+    q = Q.StickinessQuery("open", Q.DateRange("2026-10-01", "2026-11-30"), "month", tz=NY)
+    assert on_every_engine(Q.stickiness_actors, periods_store, q, "2026-10-15", 2)[
+        "user_id"].to_list() == ["u5"]
+
+
+def test_period_arithmetic_in_a_zone():
+    from segcore.lang.periods import Period
+
+    with report_zone(NY, "sunday"):
+        w = Period.WEEK.index_of(dt.date(2026, 3, 8))
+        assert Period.WEEK.start_of(w) == dt.date(2026, 3, 8)
+        assert Period.WEEK.start_of(w - 1) == dt.date(2026, 3, 1)
+        assert Period.WEEK.index_of(dt.date(2026, 3, 7)) == w - 1
+    with report_zone(NY):
+        assert Period.WEEK.start_of(Period.WEEK.index_of(dt.date(2026, 3, 8))) == \
+            dt.date(2026, 3, 2)
