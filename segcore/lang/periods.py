@@ -1,5 +1,5 @@
-"""Periods of a report: days, ISO weeks and calendar months, and the one bucketing of
-instants into them (:meth:`Period.index`, :meth:`Period.start`).
+"""Periods of a report: days, weeks and calendar months of the report zone, and the one
+bucketing of instants into them (:meth:`Period.index`, :meth:`Period.start`).
 
 Every report that buckets instants into periods goes through here (the SQL engines through
 ``segcore.engine.sql.analytics.retention.period_index``, the same numbering). Periods are
