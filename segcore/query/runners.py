@@ -91,10 +91,11 @@ def _sql(engine: EngineArg, *, follows_zone: bool = False) -> Engine | None:
 
     Analytics measured at instants (membership, trend, reach, profile, overlap,
     engagement, comparisons: ``follows_zone``) get their instants from the report zone
-    and compile ``today()`` and dates with it. Those that count events per calendar
-    period in SQL (event reports, funnels, retention, lifecycle, stickiness) do it in
-    UTC days so far, so a report zone other than UTC is refused there with one line
-    rather than answered in the wrong days.
+    and compile ``today()`` and dates with it; event reports and funnels (``follows_zone``)
+    count its local days (:mod:`segcore.engine.sql.localday`). Those that count events
+    per calendar period otherwise (retention, lifecycle, stickiness) do it in UTC days
+    so far, so a report zone other than UTC is refused there with one line rather than
+    answered in the wrong days.
     """
     e = Engine.parse(engine)
     if e.is_polars:
@@ -321,7 +322,7 @@ def run_funnel(store: EventStore, q: FunnelQuery, engine: EngineArg = None) -> F
     by ``engine`` (default Polars; docs/engines.md, Funnels)."""
     with store.pinned():
         return FunnelResult(funnel_mod.funnel(store, q.step_values, segments=list(q.compare) or None,
-                                              backend=funnel_backend(store, _sql(engine) or Engine.parse(engine)),
+                                              backend=funnel_backend(store, _sql(engine, follows_zone=True) or Engine.parse(engine)),
                                               **_funnel_args(q)))
 
 
@@ -331,7 +332,7 @@ def funnel_actors(store: EventStore, q: FunnelQuery, after_step: int,
     """The users who dropped off after ``after_step`` (1-based): reached it, not the next."""
     with store.pinned():
         return funnel_mod.funnel_dropoffs(store, q.step_values, after_step=after_step,
-                                          backend=funnel_backend(store, _sql(engine) or Engine.parse(engine)),
+                                          backend=funnel_backend(store, _sql(engine, follows_zone=True) or Engine.parse(engine)),
                                           **_funnel_args(q))
 
 
@@ -342,7 +343,7 @@ def save_dropoffs(store: EventStore, q: FunnelQuery, after_step: int, name: str,
     with store.pinned():
         return funnel_mod.save_dropoffs(store, name, q.step_values, after_step=after_step,
                                         description=description,
-                                        backend=funnel_backend(store, _sql(engine) or Engine.parse(engine)),
+                                        backend=funnel_backend(store, _sql(engine, follows_zone=True) or Engine.parse(engine)),
                                         **_funnel_args(q))
 
 
@@ -364,7 +365,7 @@ def run_funnel_trend(store: EventStore, q: FunnelTrendQuery,
     with store.pinned():
         return SeriesResult(funnel_mod.funnel_over_time(store, q.funnel.step_values,
                                                         every=q.every.value,
-                                                        backend=funnel_backend(store, _sql(engine) or Engine.parse(engine)),
+                                                        backend=funnel_backend(store, _sql(engine, follows_zone=True) or Engine.parse(engine)),
                                                         **args))
 
 
@@ -372,7 +373,7 @@ def run_funnel_trend(store: EventStore, q: FunnelTrendQuery,
 @zoned
 def run_events(store: EventStore, q: EventQuery, engine: EngineArg = None) -> EventReportResult:
     """Events and distinct users per period."""
-    if (sql := _sql(engine)) is not None:
+    if (sql := _sql(engine, follows_zone=True)) is not None:
         return on_sql.events(store, q, sql)
     with store.pinned():
         return EventReportResult(event_report_mod.event_report(
