@@ -139,18 +139,19 @@ def test_today_at_local_midnight(store):
     assert store.count("renews = today()", "2026-03-09T04:00:00Z") == 8  # UTC: 03-09
 
 
-def test_store_setting_and_request_override(tmp_path):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_store_setting_and_request_override(tmp_path, engine):
     from segcore.store.settings import read_settings, set_setting
 
     s = make_store(tmp_path / "s", EVENTS, USERS)
-    assert counts(s.events(["signup"], "2026-03-07", "2026-03-07")) == {"2026-03-07": 0}
+    assert counts(s.events(["signup"], "2026-03-07", "2026-03-07", engine=engine)) == {"2026-03-07": 0}
     set_setting(s.home, "timezone", NY)
     assert read_settings(s.home) == {"timezone": NY, "week_start": "monday"}
-    assert counts(s.events(["signup"], "2026-03-07", "2026-03-07")) == {"2026-03-07": 1}
-    assert counts(s.events(["signup"], "2026-03-07", "2026-03-07", tz="UTC")) == \
+    assert counts(s.events(["signup"], "2026-03-07", "2026-03-07", engine=engine)) == {"2026-03-07": 1}
+    assert counts(s.events(["signup"], "2026-03-07", "2026-03-07", tz="UTC", engine=engine)) == \
         {"2026-03-07": 0}
     set_setting(s.home, "week_start", "sunday")
-    weeks = s.events(["signup"], "2026-03-01", "2026-03-14", every="week")
+    weeks = s.events(["signup"], "2026-03-01", "2026-03-14", every="week", engine=engine)
     assert counts(weeks) == {"2026-03-01": 1, "2026-03-08": 3}
 
 
