@@ -59,3 +59,28 @@ def test_engine_is_shown_and_used_on_every_page(store):
     errors = [e.value for e in at.error]
     assert errors and all("\n" not in e for e in errors), errors
     assert any("runs on the polars engine only" in e for e in errors), errors
+
+
+def test_spark_master_setting(store):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    goto(at, "user")  # a page that runs nothing until an id is given
+    at.sidebar.selectbox(key="engine_pick").select("spark").run()
+    at.sidebar.text_input(key="spark_master_pick").input("spark://127.0.0.1:7077").run()
+    assert "engine: spark@spark://127.0.0.1:7077" in captions(at)
+    goto(at, "data")  # the choice holds across pages
+    assert "engine: spark@spark://127.0.0.1:7077" in captions(at)
+    assert at.sidebar.text_input(key="spark_master_pick").value == "spark://127.0.0.1:7077"
+
+
+def test_default_engine_from_the_environment(monkeypatch):
+    from dashboard.state import default_engine
+    from segcore.engine.choice import Engine
+
+    monkeypatch.setenv("SEGCORE_ENGINE", "duckdb")
+    monkeypatch.setenv("SEGCORE_SPARK_MASTER", "spark://h:7077")
+    assert default_engine() == Engine("duckdb")
+    monkeypatch.setenv("SEGCORE_ENGINE", "spark")
+    assert default_engine() == Engine("spark", "spark://h:7077")
+    monkeypatch.setenv("SEGCORE_ENGINE", "nonsense")
+    assert default_engine() == Engine("polars")
