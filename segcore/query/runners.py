@@ -86,26 +86,17 @@ from segcore.store.settings import store_zone
 EngineArg = Engine | str | None
 
 
-def _sql(engine: EngineArg, *, follows_zone: bool = False) -> Engine | None:
+def _sql(engine: EngineArg) -> Engine | None:
     """The SQL engine to run on, or None for the Polars backend.
 
-    Analytics measured at instants (membership, trend, reach, profile, overlap,
-    engagement, comparisons, and the periods of retention, lifecycle, stickiness:
-    ``follows_zone``) get their instants and days from the report zone and compile
-    ``today()`` and dates with it. Those that count events per calendar
-    period in SQL (event reports, funnels) do it in
-    UTC days so far, so a report zone other than UTC is refused there with one line
-    rather than answered in the wrong days.
+    Every analytic follows the report zone on every engine: instants come from its
+    midnights, ``today()`` and dates compile with the dialect's zone functions, event
+    reports and funnels count its local days (:mod:`segcore.engine.sql.localday`), and
+    retention, lifecycle and stickiness number its local days, weeks and months
+    (``Dialect.local_date``).
     """
     e = Engine.parse(engine)
-    if e.is_polars:
-        return None
-    zone = current_zone()
-    if not follows_zone and zone.name != "UTC":
-        raise UsageError(
-            f"report time zone {zone.name} runs on the polars engine only for this report "
-            f"(not {e}); use --engine polars or --tz UTC")
-    return e
+    return None if e.is_polars else e
 
 
 def _iso(T: Any) -> str:
@@ -140,7 +131,7 @@ def zoned(runner: Callable[..., R]) -> Callable[..., R]:
 @zoned
 def run_members(store: EventStore, q: MembersQuery, engine: EngineArg = None) -> MembersResult:
     """How many members ``q.target`` has at ``q.as_of`` (and all users, if asked)."""
-    if (sql := _sql(engine, follows_zone=True)) is not None:
+    if (sql := _sql(engine)) is not None:
         return on_sql.members(store, q, sql)
     as_of = q.as_of if q.as_of is not None else resolve_as_of(None)  # one "now" for both
     T = resolve_as_of(as_of)
@@ -166,7 +157,7 @@ def universe_size(store: EventStore, T: Any) -> int:
 def members_actors(store: EventStore, q: MembersQuery, *,
                    attributes: bool = False, engine: EngineArg = None) -> pl.DataFrame:
     """The members (sorted ``user_id``; with ``attributes``, the user columns too)."""
-    if (sql := _sql(engine, follows_zone=True)) is not None:
+    if (sql := _sql(engine)) is not None:
         return on_sql.members_actors(store, q, sql, attributes)
     with store.pinned():
         return evaluate.members(store, q.target.rule, as_of=q.as_of, segment=q.target.segment,
@@ -204,7 +195,7 @@ def user_segments(store: EventStore, q: UserQuery, engine: EngineArg = None) -> 
 @zoned
 def run_trend(store: EventStore, q: TrendQuery, engine: EngineArg = None) -> TrendResult:
     """Members, entered and exited at every point of the range."""
-    if (sql := _sql(engine, follows_zone=True)) is not None:
+    if (sql := _sql(engine)) is not None:
         return on_sql.trend(store, q, sql)
     with store.pinned():
         df = trend_mod.trend(store, q.target.rule, start=q.range.start, end=q.range.end,
@@ -219,7 +210,7 @@ def trend_actors(store: EventStore, q: TrendQuery, date: Any, which: str = "ente
 
     if which not in WHICH:
         raise UsageError(f"bad list {which!r}: use entered, exited or members")
-    if (sql := _sql(engine, follows_zone=True)) is not None:
+    if (sql := _sql(engine)) is not None:
         return on_sql.trend_actors(store, q, date, which, sql)
     with store.pinned():
         return trend_mod.trend_members(store, q.target.rule, date, segment=q.target.segment,
@@ -229,7 +220,7 @@ def trend_actors(store: EventStore, q: TrendQuery, date: Any, which: str = "ente
 @zoned
 def run_reach(store: EventStore, q: ReachQuery, engine: EngineArg = None) -> ReachResult:
     """Members reachable per channel at ``q.as_of``."""
-    if (sql := _sql(engine, follows_zone=True)) is not None:
+    if (sql := _sql(engine)) is not None:
         return on_sql.reach(store, q, sql)
     with store.pinned():
         return ReachResult(reach_mod.reach(store, q.target.rule, as_of=q.as_of,
@@ -242,7 +233,7 @@ def run_reach(store: EventStore, q: ReachQuery, engine: EngineArg = None) -> Rea
 def reach_actors(store: EventStore, q: ReachQuery, channel: str,
                  engine: EngineArg = None) -> pl.DataFrame:
     """Members reachable by ``channel``: ``user_id`` and the contact columns it uses."""
-    if (sql := _sql(engine, follows_zone=True)) is not None:
+    if (sql := _sql(engine)) is not None:
         return on_sql.reach_actors(store, q, channel, sql)
     with store.pinned():
         return reach_mod.reachable_members(store, q.target.rule, channel, q.as_of,
@@ -252,7 +243,7 @@ def reach_actors(store: EventStore, q: ReachQuery, channel: str,
 @zoned
 def run_profile(store: EventStore, q: ProfileQuery, engine: EngineArg = None) -> ProfileResult:
     """Attribute distributions of the members against all users."""
-    if (sql := _sql(engine, follows_zone=True)) is not None:
+    if (sql := _sql(engine)) is not None:
         return on_sql.profile(store, q, sql)
     with store.pinned():
         return ProfileResult(profile_mod.profile(
@@ -264,7 +255,7 @@ def run_profile(store: EventStore, q: ProfileQuery, engine: EngineArg = None) ->
 @zoned
 def run_overlap(store: EventStore, q: OverlapQuery, engine: EngineArg = None) -> OverlapResult:
     """Sizes, regions and pairwise overlap of 2 to 5 segments."""
-    if (sql := _sql(engine, follows_zone=True)) is not None:
+    if (sql := _sql(engine)) is not None:
         return on_sql.overlap(store, q, sql)
     with store.pinned():
         return OverlapResult(overlap_mod.overlap(store, list(q.items), as_of=q.as_of))
@@ -273,7 +264,7 @@ def run_overlap(store: EventStore, q: OverlapQuery, engine: EngineArg = None) ->
 @zoned
 def run_engagement(store: EventStore, q: EngagementQuery, engine: EngineArg = None) -> EngagementResult:
     """Active and converting shares of the members at ``q.as_of``."""
-    if (sql := _sql(engine, follows_zone=True)) is not None:
+    if (sql := _sql(engine)) is not None:
         return on_sql.engagement(store, q, sql)
     with store.pinned():
         return EngagementResult(engagement_mod.engagement(
@@ -285,7 +276,7 @@ def run_engagement(store: EventStore, q: EngagementQuery, engine: EngineArg = No
 def run_engagement_trend(store: EventStore, q: EngagementTrendQuery,
                          engine: EngineArg = None) -> SeriesResult:
     """Engagement at every point of the range."""
-    if (sql := _sql(engine, follows_zone=True)) is not None:
+    if (sql := _sql(engine)) is not None:
         return on_sql.engagement_trend(store, q, sql)
     with store.pinned():
         return SeriesResult(engagement_mod.engagement_over_time(
@@ -392,7 +383,7 @@ def run_retention(store: EventStore, q: RetentionQuery,
                   engine: EngineArg = None) -> RetentionResult:
     """The cohort table and average curve (per segment of ``q.compare`` side by side)."""
     _checked(store, q)
-    if (sql := _sql(engine, follows_zone=True)) is not None:
+    if (sql := _sql(engine)) is not None:
         return on_sql.retention(store, q, sql)
     with store.pinned():
         table = retention_mod.retention(store, **q.args)
@@ -405,7 +396,7 @@ def retention_actors(store: EventStore, q: RetentionQuery, cohort: Any, k: int |
     """The users of one cell: the cohort of the period holding ``cohort`` (of breakdown
     ``segment``) retained in period ``k`` (None: the whole cohort)."""
     _checked(store, q)
-    if (sql := _sql(engine, follows_zone=True)) is not None:
+    if (sql := _sql(engine)) is not None:
         return on_sql.retention_actors(store, q, cohort, k, segment, sql)
     with store.pinned():
         return retention_mod.retention_users(store, cohort=cohort, k=k, group=segment, **q.args)
@@ -416,7 +407,7 @@ def run_lifecycle(store: EventStore, q: LifecycleQuery,
                   engine: EngineArg = None) -> LifecycleResult:
     """New, returning, resurrecting and dormant users per period."""
     _checked(store, q)
-    if (sql := _sql(engine, follows_zone=True)) is not None:
+    if (sql := _sql(engine)) is not None:
         return on_sql.lifecycle(store, q, sql)
     with store.pinned():
         return LifecycleResult(retention_mod.lifecycle(store, **q.args), q.every.value)
@@ -427,7 +418,7 @@ def lifecycle_actors(store: EventStore, q: LifecycleQuery, period: Any, status: 
                      engine: EngineArg = None) -> pl.DataFrame:
     """The users of one lifecycle bar: ``status`` in the period holding ``period``."""
     _checked(store, q)
-    if (sql := _sql(engine, follows_zone=True)) is not None:
+    if (sql := _sql(engine)) is not None:
         return on_sql.lifecycle_actors(store, q, period, status, sql)
     args = q.args
     with store.pinned():
@@ -440,7 +431,7 @@ def run_stickiness(store: EventStore, q: StickinessQuery,
                    engine: EngineArg = None) -> StickinessResult:
     """Users by number of active days in each period."""
     _checked(store, q)
-    if (sql := _sql(engine, follows_zone=True)) is not None:
+    if (sql := _sql(engine)) is not None:
         return on_sql.stickiness(store, q, sql)
     with store.pinned():
         return StickinessResult(retention_mod.stickiness(store, **q.args), q.every.value)
@@ -451,7 +442,7 @@ def stickiness_actors(store: EventStore, q: StickinessQuery, period: Any, days: 
                       engine: EngineArg = None) -> pl.DataFrame:
     """The users active on exactly ``days`` days of the period holding ``period``."""
     _checked(store, q)
-    if (sql := _sql(engine, follows_zone=True)) is not None:
+    if (sql := _sql(engine)) is not None:
         return on_sql.stickiness_actors(store, q, period, days, sql)
     args = q.args
     with store.pinned():
@@ -473,7 +464,7 @@ def save_actors(store: EventStore, users: pl.DataFrame, name: str,
 def run_compare(store: EventStore, q: CompareQuery, engine: EngineArg = None) -> SeriesResult:
     """``segment, date, members, entered, exited, all_users, share`` per segment and point
     (each segment's trend on ``engine``; all users from the store)."""
-    sql = _sql(engine, follows_zone=True)
+    sql = _sql(engine)
 
     def sql_trend(name: str) -> pl.DataFrame:
         one = TrendQuery(Target(segment=name), q.range, q.every, tz=q.tz)

@@ -2,7 +2,8 @@
 
 New York: clocks go forward on 2026-03-08 (a 23-hour day, EST -05:00 -> EDT -04:00) and
 back on 2026-11-01; Berlin: forward on 2026-03-29, back on 2026-10-25 (a 25-hour day,
-CEST +02:00 -> CET +01:00).
+CEST +02:00 -> CET +01:00). Event reports and funnels are checked on every engine (the
+SQL engines count the same local days, ``segcore.engine.sql.localday``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from segcore.lang.dates import report_zone
 from tests.conftest import make_store
 
 NY, BERLIN = "America/New_York", "Europe/Berlin"
+ENGINES = ["polars", "duckdb", "clickhouse"]
 
 EVENTS = [
     # New York
@@ -48,27 +50,29 @@ def counts(df, col="events"):
     return dict(zip(df["period"].cast(str).to_list(), df[col].to_list(), strict=True))
 
 
-def test_daily_event_counts(store):
-    utc = store.events(["signup"], "2026-03-07", "2026-03-09")
+@pytest.mark.parametrize("engine", ENGINES)
+def test_daily_event_counts(store, engine):
+    utc = store.events(["signup"], "2026-03-07", "2026-03-09", engine=engine)
     assert counts(utc) == {"2026-03-07": 0, "2026-03-08": 2, "2026-03-09": 2}
-    ny = store.events(["signup"], "2026-03-07", "2026-03-09", tz=NY)
+    ny = store.events(["signup"], "2026-03-07", "2026-03-09", tz=NY, engine=engine)
     assert counts(ny) == {"2026-03-07": 1, "2026-03-08": 2, "2026-03-09": 1}
     # the 25-hour day 11-01 keeps both its 01:30 and its 23:30
-    fall = store.events(["signup"], "2026-10-31", "2026-11-02", tz=NY)
+    fall = store.events(["signup"], "2026-10-31", "2026-11-02", tz=NY, engine=engine)
     assert counts(fall) == {"2026-10-31": 0, "2026-11-01": 2, "2026-11-02": 0}
-    berlin = store.events(["signup", "purchase"], "2026-10-24", "2026-10-25", tz=BERLIN)
+    berlin = store.events(["signup", "purchase"], "2026-10-24", "2026-10-25", tz=BERLIN, engine=engine)
     by = {(str(p), e): n for p, e, n in berlin.select("period", "event", "events").iter_rows()}
     assert by == {("2026-10-24", "signup"): 1, ("2026-10-25", "signup"): 1,
                   ("2026-10-24", "purchase"): 0, ("2026-10-25", "purchase"): 1}
-    spring = store.events(["signup"], "2026-03-28", "2026-03-29", tz=BERLIN)
+    spring = store.events(["signup"], "2026-03-28", "2026-03-29", tz=BERLIN, engine=engine)
     assert counts(spring) == {"2026-03-28": 0, "2026-03-29": 2}
 
 
-def test_weekly_event_periods(store):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_weekly_event_periods(store, engine):
     # the week of Monday 03-02 holds a, b and c (03-07 and 03-08 local); 03-09 holds d
-    ny = store.events(["signup"], "2026-03-02", "2026-03-15", every="week", tz=NY)
+    ny = store.events(["signup"], "2026-03-02", "2026-03-15", every="week", tz=NY, engine=engine)
     assert counts(ny) == {"2026-03-02": 3, "2026-03-09": 1}
-    utc = store.events(["signup"], "2026-03-02", "2026-03-15", every="week")
+    utc = store.events(["signup"], "2026-03-02", "2026-03-15", every="week", engine=engine)
     assert counts(utc) == {"2026-03-02": 2, "2026-03-09": 2}
 
 
@@ -105,22 +109,24 @@ def test_trend_grid_matches_members_at_each_local_day(store):
             assert got["members"].to_list() == want, (zone, rule)
 
 
-def test_funnel_entered_the_day_before_a_change(store):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_funnel_entered_the_day_before_a_change(store, engine):
     # a enters at 23:30 on 03-07 (NY), completes 01:30 on 03-08: its entry day is 03-07
     ny = Q.run_funnel_trend(store, Q.FunnelTrendQuery(
         Q.FunnelQuery(steps=("signup", "purchase"), window="1d",
-                      range=Q.DateRange("2026-03-07", "2026-03-09")), "day", tz=NY)).rows
+                      range=Q.DateRange("2026-03-07", "2026-03-09")), "day", tz=NY), engine).rows
     assert ny["period"].cast(str).to_list() == ["2026-03-07", "2026-03-08", "2026-03-09"]
     assert ny["entered"].to_list() == [1, 2, 1]
     assert ny["completed"].to_list() == [1, 1, 0]
-    utc = store.funnel(["signup", "purchase"], start="2026-03-07", end="2026-03-07", tz=NY)
+    utc = store.funnel(["signup", "purchase"], start="2026-03-07", end="2026-03-07", tz=NY,
+                       engine=engine)
     assert [s["users"] for s in utc["steps"]] == [1, 1]
     assert [s["users"] for s in store.funnel(["signup", "purchase"], start="2026-03-07",
-                                             end="2026-03-07")["steps"]] == [0, 0]
+                                             end="2026-03-07", engine=engine)["steps"]] == [0, 0]
     # Berlin: e enters 23:30 CEST on 10-24 and buys in the repeated hour of 10-25
     berlin = Q.run_funnel_trend(store, Q.FunnelTrendQuery(
         Q.FunnelQuery(steps=("signup", "purchase"), window="1d",
-                      range=Q.DateRange("2026-10-24", "2026-10-25")), "day", tz=BERLIN)).rows
+                      range=Q.DateRange("2026-10-24", "2026-10-25")), "day", tz=BERLIN), engine).rows
     assert berlin["entered"].to_list() == [1, 1]
     assert berlin["completed"].to_list() == [1, 0]
 
@@ -133,18 +139,19 @@ def test_today_at_local_midnight(store):
     assert store.count("renews = today()", "2026-03-09T04:00:00Z") == 8  # UTC: 03-09
 
 
-def test_store_setting_and_request_override(tmp_path):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_store_setting_and_request_override(tmp_path, engine):
     from segcore.store.settings import read_settings, set_setting
 
     s = make_store(tmp_path / "s", EVENTS, USERS)
-    assert counts(s.events(["signup"], "2026-03-07", "2026-03-07")) == {"2026-03-07": 0}
+    assert counts(s.events(["signup"], "2026-03-07", "2026-03-07", engine=engine)) == {"2026-03-07": 0}
     set_setting(s.home, "timezone", NY)
     assert read_settings(s.home) == {"timezone": NY, "week_start": "monday"}
-    assert counts(s.events(["signup"], "2026-03-07", "2026-03-07")) == {"2026-03-07": 1}
-    assert counts(s.events(["signup"], "2026-03-07", "2026-03-07", tz="UTC")) == \
+    assert counts(s.events(["signup"], "2026-03-07", "2026-03-07", engine=engine)) == {"2026-03-07": 1}
+    assert counts(s.events(["signup"], "2026-03-07", "2026-03-07", tz="UTC", engine=engine)) == \
         {"2026-03-07": 0}
     set_setting(s.home, "week_start", "sunday")
-    weeks = s.events(["signup"], "2026-03-01", "2026-03-14", every="week")
+    weeks = s.events(["signup"], "2026-03-01", "2026-03-14", every="week", engine=engine)
     assert counts(weeks) == {"2026-03-01": 1, "2026-03-08": 3}
 
 
@@ -279,3 +286,50 @@ def test_period_arithmetic_in_a_zone():
     with report_zone(NY):
         assert Period.WEEK.start_of(Period.WEEK.index_of(dt.date(2026, 3, 8))) == \
             dt.date(2026, 3, 2)
+# the edges of a 23-hour (New York 03-08) and a 25-hour day (Berlin 10-25), to the microsecond
+EDGES = [
+    ("n1", "tick", "2026-03-08T04:59:59.999999"),  # 03-07 23:59:59.999999 EST
+    ("n2", "tick", "2026-03-08T05:00:00"),         # 03-08 00:00 EST
+    ("n3", "tick", "2026-03-08T06:59:59"),         # 03-08 01:59:59 EST, before the gap
+    ("n4", "tick", "2026-03-08T07:00:00"),         # 03-08 03:00 EDT, after it
+    ("n5", "tick", "2026-03-09T03:59:59.999999"),  # 03-08 23:59:59.999999 EDT
+    ("n6", "tick", "2026-03-09T04:00:00"),         # 03-09 00:00 EDT
+    ("b1", "tick", "2026-10-24T21:59:59.999999"),  # 10-24 23:59:59.999999 CEST
+    ("b2", "tick", "2026-10-24T22:00:00"),         # 10-25 00:00 CEST
+    ("b3", "tick", "2026-10-25T00:30:00"),         # 10-25 02:30 CEST (the first)
+    ("b4", "tick", "2026-10-25T01:30:00"),         # 10-25 02:30 CET (the second)
+    ("b5", "tick", "2026-10-25T22:59:59.999999"),  # 10-25 23:59:59.999999 CET
+    ("b6", "tick", "2026-10-25T23:00:00"),         # 10-26 00:00 CET
+    ("f", "signup", "2026-03-08T04:30:00"),        # 03-07 23:30 EST, the day before the change
+    ("f", "purchase", "2026-03-08T06:30:00"),      # 03-08 01:30 EST
+    ("g", "signup", "2026-10-24T21:30:00"),        # 10-24 23:30 CEST, the day before the change
+    ("g", "purchase", "2026-10-25T01:30:00"),      # 10-25 02:30 CET
+]
+
+
+@pytest.fixture(scope="module")
+def edges(tmp_path_factory):
+    return make_store(tmp_path_factory.mktemp("tz_edges"), EDGES,
+                      [{"user_id": u} for u in dict.fromkeys(e[0] for e in EDGES)])
+
+
+@pytest.mark.parametrize("engine", [*ENGINES, "spark"])
+def test_daily_counts_across_a_23_and_a_25_hour_day(edges, engine):
+    def daily(first, last, tz):
+        return counts(edges.events(["tick"], first, last, tz=tz, engine=engine))
+
+    assert daily("2026-03-07", "2026-03-09", NY) == \
+        {"2026-03-07": 1, "2026-03-08": 4, "2026-03-09": 1}
+    assert daily("2026-03-07", "2026-03-09", "UTC") == \
+        {"2026-03-07": 0, "2026-03-08": 4, "2026-03-09": 2}
+    assert daily("2026-10-24", "2026-10-26", BERLIN) == \
+        {"2026-10-24": 1, "2026-10-25": 4, "2026-10-26": 1}
+    # the range's bounds are local midnights: one day holds exactly its own events
+    assert daily("2026-03-08", "2026-03-08", NY) == {"2026-03-08": 4}
+    assert daily("2026-10-25", "2026-10-25", BERLIN) == {"2026-10-25": 4}
+    for tz, first, last in ((NY, "2026-03-07", "2026-03-08"), (BERLIN, "2026-10-24", "2026-10-25")):
+        trend = Q.run_funnel_trend(edges, Q.FunnelTrendQuery(
+            Q.FunnelQuery(steps=("signup", "purchase"), window="1d",
+                          range=Q.DateRange(first, last)), "day", tz=tz), engine).rows
+        assert trend["entered"].to_list() == [1, 0], tz
+        assert trend["completed"].to_list() == [1, 0], tz

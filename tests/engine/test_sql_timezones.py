@@ -1,20 +1,28 @@
-"""The SQL engines in a report time zone: analytics measured at instants follow the zone
-(instants from its midnights, ``today()`` and dates compiled with the dialect's own zone
-functions) and equal the Polars runner; so do the periods of retention, lifecycle and
-stickiness (local days, weeks and months: ``Dialect.local_date``); the other reports that
-count per calendar period in SQL refuse a zone other than UTC with one line
-(docs/engines.md, Time zones)."""
+"""The SQL engines in a report time zone (docs/engines.md, Time zones): analytics measured at
+instants follow the zone (instants from its midnights, ``today()`` and dates compiled with
+the dialect's own zone functions); event reports and funnels count its local days
+(``segcore.engine.sql.localday``). All equal the Polars runner, here across the 2026 clock
+changes of New York (03-08, 11-01), Berlin (03-29, 10-25) and Lord Howe (04-05, 10-04, half
+an hour) and in Kolkata (+05:30, no change). So do the periods of retention,
+lifecycle and stickiness (local days, weeks and months: ``Dialect.local_date``)."""
 
 from __future__ import annotations
 
+import datetime as dt
+
+import numpy as np
 import pytest
 
+from segcore import Store
 from segcore.errors import UsageError
+from segcore.lang.dates import ReportZone, localize
 from segcore.query import (
     DateRange,
     EngagementQuery,
     EngagementTrendQuery,
     EventQuery,
+    FunnelQuery,
+    FunnelTrendQuery,
     LifecycleQuery,
     ReachQuery,
     RetentionQuery,
@@ -27,6 +35,9 @@ from segcore.query import (
     stickiness_actors,
 )
 from segcore.segments import create_segment
+from segcore.query.queries import Exclusion, Step
+from segcore.query.runners import funnel_actors
+from tests.analytics.test_funnel_ties import Ev, write_store
 
 ZONES = ["America/New_York", "Europe/Berlin", "Asia/Kolkata", "Australia/Lord_Howe"]
 # recent activity and a date compared with today(): both move with the zone's midnight
@@ -60,14 +71,107 @@ def test_the_zone_changes_the_answer(sample_store):
     assert run(sample_store, q, engine="duckdb").to_dict() != run(sample_store, utc).to_dict()
 
 
-def test_period_counts_refuse_another_zone(sample_store):
-    q = EventQuery(("app_launched",), DateRange("2026-06-01", "2026-06-08"), "day",
-                   tz="Europe/Berlin")
-    with pytest.raises(UsageError, match="report time zone Europe/Berlin runs on the polars"):
-        run(sample_store, q, engine="duckdb")
-    assert run(sample_store, EventQuery(("app_launched",), q.range, "day", tz="UTC"),
-               engine="duckdb").to_dict() == run(sample_store, EventQuery(
-                   ("app_launched",), q.range, "day", tz="UTC")).to_dict()
+# --------------------------------------------------------------------------- event reports, funnels
+HOUR_US = 3_600_000_000
+CHANGES = {  # local days on which the clocks change (Kolkata: none, the same days as probes)
+    "America/New_York": ["2026-03-08", "2026-11-01"],
+    "Europe/Berlin": ["2026-03-29", "2026-10-25"],
+    "Asia/Kolkata": ["2026-03-08", "2026-10-25"],
+    "Australia/Lord_Howe": ["2026-04-05", "2026-10-04"],
+}
+SPRING, FALL = DateRange("2026-03-05", "2026-04-08"), DateRange("2026-09-30", "2026-11-04")
+
+
+def _us(t: dt.datetime) -> int:
+    return (t - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
+
+
+def clock_change_history(seed: int = 7, n_users: int = 60) -> dict[str, list[Ev]]:
+    """Random events (a, b, c, x; property p, NULL at times) on a minute grid within 40
+    hours of every local midnight around a clock change; events one microsecond either
+    side of those midnights; and per zone and change a user entering (a) at 23:30 on the
+    day before, then b and c within the hour and a half after."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[Ev]] = {f"u{i}": [] for i in range(n_users)}
+    midnights = []
+    for zone, days in CHANGES.items():  # ok-loop: a few zones and days
+        z = ReportZone(zone)
+        for day in map(dt.date.fromisoformat, days):  # ok-loop
+            midnights += [z.start_of_day(day + dt.timedelta(days=k)) for k in (-1, 0, 1)]
+            start = _us(localize(dt.datetime.combine(day, dt.time(23, 30))
+                                 - dt.timedelta(days=1), z))
+            out[f"e-{zone}-{day}"] = [Ev(start, "a", 1), Ev(start + HOUR_US, "b", 1),
+                                      Ev(start + 3 * HOUR_US // 2, "c", None)]
+    for m in midnights:  # ok-loop: the fixture's rows
+        at = _us(m)
+        for i, u in enumerate(rng.choice(n_users, size=8, replace=False)):  # ok-loop
+            t = at + (1 if i % 2 else -1) * (i // 2)
+            out[f"u{u}"].append(Ev(t, "abcx"[i % 4], int(i % 3) if i != 5 else None))
+        for u in range(n_users):  # ok-loop
+            n = int(rng.integers(0, 4))
+            minutes = rng.integers(-40 * 60, 40 * 60, size=n)
+            names = rng.choice(list("abcx"), size=n, p=[0.4, 0.3, 0.2, 0.1])
+            for mi, name in zip(minutes, names, strict=True):  # ok-loop
+                p = int(rng.integers(0, 3)) if rng.random() > 0.15 else None
+                out[f"u{u}"].append(Ev(at + int(mi) * 60_000_000, str(name), p))
+    return out
+
+
+@pytest.fixture(scope="module")
+def changes(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    history = clock_change_history()
+    store = write_store(tmp_path_factory.mktemp("tzchanges"), history)
+    users = sorted(history)
+    store.catalog.create("odd", kind="static", members=users[1::2])
+    store.catalog.create("even", kind="static", members=users[::2])
+    return store
+
+
+def report_queries(tz: str) -> list:
+    f = FunnelQuery(steps=(Step("a"), Step("b"), Step("c")), window="2h", range=SPRING, tz=tz)
+    later = FunnelQuery(steps=(Step("a"), Step("b")), window="1d", range=FALL, tz=tz,
+                        compare=("odd", "even"))
+    chains = FunnelQuery(steps=(Step("a"), Step("b"), Step("c")), window="3h", range=FALL,
+                         exclusions=(Exclusion("x"),), tz=tz)  # the selected-rows path
+    return [
+        EventQuery(("a", "b"), SPRING, "day", tz=tz),
+        EventQuery(("a", "c"), FALL, "day", by="p", top=1, tz=tz),
+        EventQuery(("a",), SPRING, "week", compare=("odd", "even"), tz=tz),
+        EventQuery(("b", "x"), FALL, "week", segment="odd", where="p >= 1", tz=tz),
+        f, later, chains,
+        FunnelTrendQuery(f, "day", tz=tz),
+        FunnelTrendQuery(f, "week", tz=tz),
+        FunnelTrendQuery(later, "day", tz=tz),
+        FunnelTrendQuery(chains, "day", tz=tz),
+    ]
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "clickhouse"])
+@pytest.mark.parametrize("tz", ZONES)
+def test_event_reports_and_funnels_follow_the_zone(changes, engine, tz):
+    for q in report_queries(tz):  # ok-loop: one query per report
+        want = run(changes, q).to_dict()
+        assert run(changes, q, engine=engine).to_dict() == want, q
+    dropped = FunnelQuery(steps=(Step("a"), Step("b"), Step("c")), window="2h", range=SPRING,
+                          tz=tz)
+    for step in (1, 2):  # ok-loop: ClickHouse's windowFunnel path too
+        assert funnel_actors(changes, dropped, step, engine).equals(
+            funnel_actors(changes, dropped, step)), step
+
+
+def test_the_zone_moves_reports_and_funnels(changes):
+    """The fixture is not blind to the zone: every zone gives other daily counts and
+    entry days than UTC, and the users entering at 23:30 count on the day before."""
+    for tz in ZONES:  # ok-loop
+        for q in (report_queries(tz)[0], report_queries(tz)[7]):  # ok-loop
+            utc = run(changes, type(q)(**{**q.__dict__, "tz": "UTC"}), engine="duckdb")
+            assert run(changes, q, engine="duckdb").to_dict() != utc.to_dict(), (tz, q)
+
+
+@pytest.mark.parametrize("tz", ["Europe/Berlin", "Australia/Lord_Howe"])
+def test_spark_counts_the_local_days(changes, tz):
+    for q in (report_queries(tz)[2], report_queries(tz)[8]):  # ok-loop: two Spark jobs
+        assert run(changes, q, engine="spark").to_dict() == run(changes, q).to_dict(), q
 
 
 def period_queries(tz: str) -> list:

@@ -135,7 +135,8 @@ class Dialect:
 
     def day_of(self, ts: exp.Expression) -> exp.Expression:
         """The UTC day number (days since 1970-01-01) of a timestamp: an exact integer
-        division of :meth:`epoch_us`, the same on every engine (event-report periods)."""
+        division of :meth:`epoch_us`, the same on every engine (retention periods; a report
+        zone's days: :mod:`segcore.engine.sql.localday`)."""
         us = self.epoch_us(ts)
         return self.floor_div(us, exp.Literal.number(86_400_000_000))
 

@@ -37,19 +37,14 @@ from segcore.engine.rules import schema_of
 from segcore.engine.sql import dialects as D
 from segcore.engine.sql.compiler import Compiler, col
 from segcore.engine.sql.engines import engine_dialect, run_members, run_select
+from segcore.engine.sql.localday import epoch_us, local_day
 from segcore.errors import UsageError
-from segcore.lang.dates import UTC, resolve_as_of
+from segcore.lang.dates import resolve_as_of
 from segcore.lang.parser import parse_event_filter
 from segcore.lang.tree import Col
 from segcore.store.events import EventStore
 
 T = "sc_t"  # event time, microseconds since 1970 UTC
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
-_DAY_US = 86_400_000_000
-
-
-def _us(x: dt.datetime) -> int:
-    return (x - _EPOCH) // dt.timedelta(microseconds=1)
 
 
 def _num(v: int) -> exp.Expression:
@@ -109,7 +104,7 @@ class FunnelCompiler:
         ]
         self.window_us = spec.window_us
         self.rows_cte = ""  # the CTE of the rows with their step (set by the queries)
-        self.lo, self.hi = _us(spec.start), _us(spec.end)
+        self.lo, self.hi = epoch_us(spec.start), epoch_us(spec.end)
 
     # ------------------------------------------------------------------ pieces
     def _match(self, event: str, where: Any, label: str) -> exp.Expression:
@@ -284,8 +279,9 @@ class FunnelCompiler:
         return self._final(exp.select("*").from_(_sub(out, "u")))
 
     def completions(self) -> exp.Select:
-        """``user_id, sc_day, sc_done``: per user and day (since 1970) with a start, 1 when
-        one of its starts that day completes (``earliest_completions``)."""
+        """``user_id, sc_t0, sc_done``: per user and day of the report zone with a start,
+        its first start (us) and 1 when one of its starts that day completes
+        (``earliest_completions``); the caller names the period from ``sc_t0``."""
         self.rows_cte = self._cte("frows", self._steps_of_rows())
         E = "sc_e"
         k = len(self.spec.steps)
@@ -337,11 +333,13 @@ class FunnelCompiler:
             ],
             default=_num(0),
         )
-        day = self.D.int_div(col(T), _num(_DAY_US))
+        day = local_day(self.D, col(T), self.spec.start, self.spec.end)
         sel = exp.select(
-            col("user_id"), exp.alias_(day, "sc_day"), exp.alias_(exp.Max(this=done), "sc_done")
+            col("user_id"),
+            exp.alias_(exp.Min(this=col(T)), "sc_t0"),
+            exp.alias_(exp.Max(this=done), "sc_done"),
         )
-        sel = sel.from_(exp.to_identifier(cur)).group_by(col("user_id"), day.copy())
+        sel = sel.from_(exp.to_identifier(cur)).group_by(col("user_id"), day)
         return self._final(sel)
 
     def window_funnel(self) -> exp.Select:
@@ -446,7 +444,7 @@ class SqlFunnel(fn.PolarsFunnel):
             got = fetch(self.compiler(spec, segment).completions(), self.engine)
             got = got.select(
                 pl.col("user_id").cast(pl.String).alias("u"),
-                (pl.col("sc_day").cast(pl.Int64) * _DAY_US).alias("t0"),
+                pl.col("sc_t0").cast(pl.Int64).alias("t0"),
                 pl.col("sc_done").cast(pl.Int64),
             )
             return got, got.filter(pl.col("sc_done") == 1)

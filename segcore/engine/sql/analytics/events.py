@@ -1,8 +1,9 @@
 """Event reports in SQL: events and distinct users per period, event and group.
 
-Periods are UTC day numbers (``Dialect.day_of``: an exact integer division of the
-epoch microseconds) or the day number of the week's Monday; the runner turns them
-into dates. A ``by`` breakdown takes two queries: the property's totals (the runner
+Periods are day numbers of the report zone's calendar days
+(:func:`segcore.engine.sql.localday.local_day`: exact integers from the epoch
+microseconds) or the day number of the week's first day (the zone's ``week_start``,
+Monday unless configured); the runner turns them into dates. A ``by`` breakdown takes two queries: the property's totals (the runner
 keeps the top values, as the Polars report does), then the counts with each row's
 value mapped to the index of its kept value (-1: NULL, -2: other), so values of
 any type compare as typed literals, never as text.
@@ -18,6 +19,8 @@ from sqlglot import exp
 from segcore.engine.rules import schema_of
 from segcore.engine.sql.analytics.base import aliased, compiler, count_star, table, union_all
 from segcore.engine.sql.compiler import Compiler, col, ident
+from segcore.engine.sql.localday import local_day
+from segcore.lang.dates import current_zone
 from segcore.lang.parser import parse_event_filter
 from segcore.store.events import EventStore
 
@@ -43,8 +46,8 @@ def _events(comp: Compiler, events: list[str], lo: dt.datetime, hi: dt.datetime,
     if segment:
         ids = exp.select(col("user_id")).from_(table(comp.segment(segment)))
         cond.append(exp.In(this=col("user_id"), query=ids.subquery()))
-    cols = [col("user_id"), col("event"),
-            exp.alias_(comp.D.day_of(col("ts")), ident("sc_day"))]
+    day = local_day(comp.D, comp.D.epoch_us(col("ts")), lo, hi)
+    cols = [col("user_id"), col("event"), exp.alias_(day, ident("sc_day"))]
     if by is not None:
         cols.append(exp.alias_(col(by), ident("sc_raw")))
     return exp.select(*cols).from_(aliased(comp.events(props), "e")).where(exp.and_(*cond))
@@ -57,11 +60,15 @@ def _columns(node: Any) -> set[str]:
 
 
 def _period(every: str) -> exp.Expression:
+    """The first day of the period holding ``sc_day``, as ``period_first`` (weeks start
+    on the report zone's ``week_start``: 0 Monday .. 6 Sunday)."""
     day = col("sc_day")
     if every != "week":
         return day
-    # Monday of the week: day - ((day + 3) mod 7) (1970-01-01 was a Thursday)
-    mod = exp.Mod(this=exp.paren(exp.Add(this=day.copy(), expression=exp.Literal.number(3))),
+    # first day of the week: day - ((day + 3 - week_start) mod 7); 1970-01-01 was a
+    # Thursday (weekday 3), so day's weekday is (day + 3) mod 7
+    shift = 3 - current_zone().week_start
+    mod = exp.Mod(this=exp.paren(exp.Add(this=day.copy(), expression=exp.Literal.number(shift))),
                   expression=exp.Literal.number(7))
     pos = exp.Mod(this=exp.paren(exp.Add(this=mod, expression=exp.Literal.number(7))),
                   expression=exp.Literal.number(7))
