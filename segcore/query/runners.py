@@ -31,6 +31,7 @@ from segcore.analytics import values as values_mod
 from segcore.engine.choice import Engine
 from segcore.engine.polars import evaluate
 from segcore.engine.sql import compile_sql
+from segcore.engine.sql.engines import prepare
 from segcore.engine.sql.funnel import funnel_backend
 from segcore.errors import ConflictError, UsageError
 from segcore.lang.dates import (
@@ -104,7 +105,7 @@ def _sql(engine: EngineArg, *, follows_zone: bool = False) -> Engine | None:
         raise UsageError(
             f"report time zone {zone.name} runs on the polars engine only for this report "
             f"(not {e}); use --engine polars or --tz UTC")
-    return e
+    return prepare(e)
 
 
 def _polars_only(engine: EngineArg, what: str) -> None:
