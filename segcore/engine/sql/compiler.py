@@ -68,7 +68,7 @@ from segcore.lang.tree import (
 )
 from segcore.lang.types import TEMPORAL, type_of
 from segcore.store.events import EventStore
-from segcore.store.sources import Source
+from segcore.store.sources import Source, raw_schema
 
 _CMP = {"=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE}
 _FOLDABLE = (Lit, Arith, Neg, Call)
@@ -191,6 +191,8 @@ class Compiler:
         }
         for src in self.connected.values():  # ok-loop: two at most
             reader(store.home, src, self.D)  # a source the engine cannot read: one line now
+        # the sources' own columns, read once per query (shared by the compilers of at())
+        self._raw_schemas = {k: raw_schema(store.home, s) for k, s in self.connected.items()}
         self.ctes: list[tuple[str, exp.Expression]] = []
         self._counter = itertools.count(1)  # shared by the compilers of :meth:`at`
         self._universe: str | None = None
@@ -238,7 +240,8 @@ class Compiler:
         """
         lists = [c for c, t in columns.items() if t == "list"] if self.D.null_flag_lists else []
         if connected is not None:  # a NULL list of a connected source reads as [] there
-            rel = source_relation(self.store.home, connected, self.D, columns)
+            rel = source_relation(self.store.home, connected, self.D, columns,
+                                  self._raw_schemas[connected.kind])
             flags = [exp.alias_(exp.false(), ident(null_flag(c))) for c in lists]
             return rel.select(*flags, copy=False) if flags else rel
         if table is not None:

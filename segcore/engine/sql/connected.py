@@ -11,13 +11,11 @@ Polars engine's :func:`segcore.store.sources.shaped`:
 
 What each engine reads (docs/engines.md, "Connected sources"):
 
-============  =====================================  ======================  ===========
-engine        Parquet (file, folder, glob)           DuckDB table            Spark table
-============  =====================================  ======================  ===========
-duckdb        ``read_parquet(glob, hive_partitioning)``  ``ATTACH`` read-only  no
-clickhouse    ``file(glob, 'Parquet')``              no                      no
-spark         ``parquet.`path```                     no                      yes
-============  =====================================  ======================  ===========
+- duckdb: Parquet through ``read_parquet(glob, hive_partitioning, union_by_name)``; a DuckDB
+  table through ``ATTACH 'file' AS sc_db_<hash> (READ_ONLY)`` (:func:`attach_statements`,
+  run by ``segcore.engine.sql.engines`` before the query);
+- clickhouse: Parquet through ``file(glob, 'Parquet')``;
+- spark: Parquet through ``parquet.`path``` (a folder: partition discovery), a Spark table.
 
 A source an engine cannot read is one clear line naming the engine and the source kind.
 """
@@ -155,12 +153,12 @@ def ts_sql(e: exp.Expression, dtype: pl.DataType, dialect: D.Dialect) -> exp.Exp
     return exp.Cast(this=e, to=dialect.dtype("timestamp"))
 
 
-def source_relation(home: Path, source: Source, dialect: D.Dialect,
-                    columns: dict[str, str]) -> exp.Select:
+def source_relation(home: Path, source: Source, dialect: D.Dialect, columns: dict[str, str],
+                    raw: dict[str, pl.DataType] | None = None) -> exp.Select:
     """``SELECT <columns in the store's terms> FROM <the source>`` (``columns``: name ->
-    rule type, as the compiler asks for them)."""
+    rule type, as the compiler asks for them; ``raw``: the source's own columns, if known)."""
     table = reader(home, source, dialect)
-    raw = raw_schema(home, source)
+    raw = raw_schema(home, source) if raw is None else raw
     origin = {c: c for c in raw if c not in set(source.mapping.values()) - set(source.mapping)}
     origin.update(source.mapping)  # store column -> source column
     out = []
