@@ -12,7 +12,7 @@ from segcore.engine.sql.engines import spark_session
 from tests.dashboard.test_dashboard_engine import captions, store  # noqa: F401 - fixture
 from tests.dashboard.test_dashboard_pages import APP, assert_clean, goto
 
-PAGES = ("segments", "events")  # every saved segment's size; an event report table
+PAGES = ("events",)  # an event report: its metrics and table (each page is Spark jobs)
 
 
 def shown(at: AppTest) -> dict[str, Any]:
