@@ -90,3 +90,21 @@ def _dashboard_on_loopback():
 
     config.set_option("server.address", "127.0.0.1")
     yield
+
+
+@pytest.fixture(scope="module")
+def spark_cluster(tmp_path_factory):
+    """A real Spark standalone cluster on 127.0.0.1 (tests/engine/spark_cluster.py): a master
+    and two workers (1 core, 1 GiB each). A process runs one Spark master, so the process's
+    earlier Spark session (``local[2]`` of other tests) is stopped first, and the session on
+    the cluster is stopped with it at the end. Used by the engine and the dashboard tests."""
+    from segcore.engine.sql.engines import stop_spark
+    from tests.engine.spark_cluster import SparkCluster
+
+    cluster = SparkCluster(tmp_path_factory.mktemp("spark_cluster"))
+    try:
+        stop_spark()
+        yield cluster.start()
+    finally:
+        stop_spark()
+        cluster.stop()

@@ -31,6 +31,7 @@ from segcore.analytics import values as values_mod
 from segcore.engine.choice import Engine
 from segcore.engine.polars import evaluate
 from segcore.engine.sql import compile_sql
+from segcore.engine.sql.engines import prepare
 from segcore.engine.sql.funnel import funnel_backend
 from segcore.errors import ConflictError, UsageError
 from segcore.lang.dates import (
@@ -96,7 +97,7 @@ def _sql(engine: EngineArg) -> Engine | None:
     (``Dialect.local_date``).
     """
     e = Engine.parse(engine)
-    return None if e.is_polars else e
+    return None if e.is_polars else prepare(e)
 
 
 def _iso(T: Any) -> str:

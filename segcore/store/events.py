@@ -30,7 +30,14 @@ from segcore.errors import StoreError
 from segcore.store.cache import USER_CODE, EventCache
 from segcore.store.catalog import Catalog
 from segcore.store.files import TMP_PREFIX
-from segcore.store.sources import Source, read_sources, scan_source, source_version
+from segcore.store.sources import (
+    Source,
+    read_sources,
+    scan_source,
+    source_schema,
+    source_version,
+    spark_event_counts,
+)
 
 REQUIRED_EVENT_COLUMNS: dict[str, pl.DataType] = {
     "user_id": pl.String(),
@@ -187,6 +194,12 @@ class EventStore:
                           for c, t in schema.items()])
 
     def _source_schema(self, kind: str) -> dict[str, pl.DataType] | None:
+        src = self.source(kind)
+        if src is not None and src.spark_table is not None:  # its columns, from Spark
+            key = ("spark-schema", kind, src.to_toml())
+            if key not in self.memo:
+                self.memo[key] = dict(source_schema(self.home, src))
+            return dict(self.memo[key])
         lf = self._source_frame(kind)
         return None if lf is None else dict(lf.collect_schema())
 
@@ -305,6 +318,10 @@ class EventStore:
         """Event name and number of events, most frequent first (cached per version)."""
         key = ("event_counts", self.data_version())
         cache = self.memo
+        src = self.source("events")
+        if key not in cache and src is not None and src.spark_table is not None:
+            cache[key] = spark_event_counts(src).sort(["count", "event"],
+                                                      descending=[True, False])
         if key not in cache:
             cache[key] = (
                 self.scan_events()

@@ -5,6 +5,7 @@
 - a Parquet dataset: a file, a folder (hive-partitioned folders such as ``date=2026-06-01/``
   become columns) or a glob (``lake/events/**/*.parquet``);
 - a table of a DuckDB database file;
+- a Spark table or view (``spark_table = "db.events"``), read by the Spark engine only;
 
 with the column mapping of ``segcore ingest`` (``map``: store column -> source column) and an
 optional constant ``event`` name. The catalog (segments, channels, funnels) stays local::
@@ -59,21 +60,26 @@ class Source:
     parquet: str | None = None  # a file, folder or glob
     duckdb: str | None = None  # a DuckDB database file ...
     table: str | None = None  # ... and a table in it
+    spark_table: str | None = None  # a Spark table or view (the spark engine only)
     mapping: dict[str, str] = field(default_factory=dict)  # store column -> source column
     event: str | None = None  # one event name for every row (events only)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise UsageError(f"a source is for events or users, not {self.kind!r}")
-        if (self.parquet is None) == (self.duckdb is None):
+        given = [x for x in (self.parquet, self.duckdb, self.spark_table) if x is not None]
+        if len(given) != 1:
             raise UsageError(
-                f"{self.kind} source: give exactly one of parquet = PATH or duckdb = FILE "
-                "(with table = NAME)"
+                f"{self.kind} source: give exactly one of parquet = PATH, duckdb = FILE "
+                "(with table = NAME) or spark_table = NAME"
             )
         if self.duckdb is not None and not self.table:
             raise UsageError(f"{self.kind} source: name the table (table = NAME)")
-        if self.table is not None:
-            table_expr(self.table)  # a bad name is an error now
+        if self.table is not None and self.duckdb is None:
+            raise UsageError(f"{self.kind} source: table = NAME goes with duckdb = FILE")
+        for name in (self.table, self.spark_table):  # ok-loop: two names
+            if name is not None:
+                table_expr(name)  # a bad name is an error now
         if self.event is not None and self.kind != "events":
             raise UsageError("a constant event name applies to the events source only")
         for target, source in self.mapping.items():  # ok-loop: a few mapped columns
@@ -85,6 +91,8 @@ class Source:
         """The source in words, for messages: ``Parquet 'lake/**/*.parquet'``."""
         if self.parquet is not None:
             return f"Parquet {self.parquet!r}"
+        if self.spark_table is not None:
+            return f"Spark table {self.spark_table!r}"
         return f"DuckDB table {self.table!r} of {self.duckdb!r}"
 
     def to_toml(self) -> str:
@@ -95,6 +103,8 @@ class Source:
         if self.duckdb is not None:
             lines.append(f"duckdb = {json.dumps(self.duckdb)}")
             lines.append(f"table = {json.dumps(self.table)}")
+        if self.spark_table is not None:
+            lines.append(f"spark_table = {json.dumps(self.spark_table)}")
         if self.event is not None:
             lines.append(f"event = {json.dumps(self.event)}")
         if self.mapping:
@@ -120,7 +130,7 @@ def sources_path(home: Path) -> Path:
 
 
 def _parse(kind: str, raw: dict[str, Any], where: Path) -> Source:
-    known = {"parquet", "duckdb", "table", "map", "event"}
+    known = {"parquet", "duckdb", "table", "spark_table", "map", "event"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise UsageError(f"{where}: unknown setting(s) in [{kind}]: {', '.join(unknown)}")
@@ -134,6 +144,7 @@ def _parse(kind: str, raw: dict[str, Any], where: Path) -> Source:
         parquet=raw.get("parquet"),
         duckdb=raw.get("duckdb"),
         table=raw.get("table"),
+        spark_table=raw.get("spark_table"),
         mapping=dict(mapping),
         event=raw.get("event"),
     )
@@ -176,21 +187,24 @@ def write_source(home: Path, source: Source | None, kind: Kind) -> None:
 
 def connect(home: Path, source: Source) -> dict[str, pl.DataType]:
     """Check that ``source`` reads (its files, the mapping, the required columns), then
-    save it in ``sources.toml``; returns its columns as the store will see them."""
-    schema = dict(scan_source(home, source).collect_schema())
+    save it in ``sources.toml``; returns its columns as the store will see them.
+
+    A Spark table is checked in the process's Spark session (:func:`spark_frame`)."""
+    schema = dict(source_schema(home, source))
     write_source(home, source, source.kind)
     return schema
 
 
 # ---------------------------------------------------------------------- reading
-def _resolve(home: Path, path: str) -> str:
+def resolve_path(home: Path, path: str) -> str:
+    """A source's path (file, folder or glob) as an absolute path: relative to ``home``."""
     p = Path(path).expanduser()
     return str(p if p.is_absolute() else Path(home) / p)
 
 
 def parquet_files(home: Path, source: Source) -> list[Path]:
     """The Parquet files a source's path, folder or glob stands for (sorted)."""
-    path = _resolve(home, source.parquet or "")
+    path = resolve_path(home, source.parquet or "")
     if Path(path).is_dir():
         files = sorted(Path(path).rglob("*.parquet"))
     elif globlib.has_magic(path):
@@ -205,7 +219,7 @@ def parquet_files(home: Path, source: Source) -> list[Path]:
 
 def _raw_parquet(home: Path, source: Source) -> pl.LazyFrame:
     parquet_files(home, source)  # none is one clear error
-    path = _resolve(home, source.parquet or "")
+    path = resolve_path(home, source.parquet or "")
     try:
         return pl.scan_parquet(path, hive_partitioning=True, missing_columns="insert",
                                extra_columns="ignore")
@@ -213,15 +227,16 @@ def _raw_parquet(home: Path, source: Source) -> pl.LazyFrame:
         raise StoreError(f"cannot read the {source.kind} source {source.where}: {exc}") from None
 
 
-def _raw_duckdb(home: Path, source: Source) -> pl.LazyFrame:
+def _raw_duckdb(home: Path, source: Source, limit: int | None = None) -> pl.LazyFrame:
     try:
         import duckdb
     except ImportError:
         raise UsageError("a DuckDB source needs the duckdb package: pip install duckdb") from None
-    path = _resolve(home, source.duckdb or "")
+    path = resolve_path(home, source.duckdb or "")
     if not Path(path).is_file():
         raise StoreError(f"the {source.kind} source: DuckDB file {path!r} not found")
-    query = exp.select(exp.Star()).from_(table_expr(source.table or "")).sql(dialect="duckdb")
+    select = exp.select(exp.Star()).from_(table_expr(source.table or ""))
+    query = (select if limit is None else select.limit(limit)).sql(dialect="duckdb")
     try:
         con = duckdb.connect(path, read_only=True)
         try:
@@ -233,11 +248,81 @@ def _raw_duckdb(home: Path, source: Source) -> pl.LazyFrame:
         raise StoreError(f"cannot read the {source.kind} source {source.where}: {first}") from None
 
 
+def spark_only(source: Source) -> UsageError:
+    """The line for an engine other than Spark meeting a Spark table."""
+    return UsageError(
+        f"the {source.kind} source is the {source.where}: only the spark engine reads it "
+        "(--engine spark, with --spark-master or SEGCORE_SPARK_MASTER)"
+    )
+
+
+def _on_spark(source: Source, query: exp.Select) -> pl.DataFrame:
+    """``query`` run in the process's running Spark session: the spark engine starts it
+    before it compiles (``segcore.engine.sql.engines.prepare``)."""
+    try:
+        from pyspark import SparkContext
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise UsageError("a Spark table source needs the pyspark package: pip install "
+                         "pyspark") from None
+    spark = SparkSession.getActiveSession()
+    if spark is None and SparkContext._active_spark_context is not None:
+        spark = SparkSession.builder.getOrCreate()  # the running context's session
+    if spark is None:
+        raise spark_only(source)
+    try:
+        arrow = spark.sql(query.sql(dialect="spark")).toArrow()
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StoreError(f"cannot read the {source.kind} source {source.where}: "
+                         f"{first[:300]}") from None
+    frame = pl.from_arrow(arrow)
+    return frame.to_frame() if isinstance(frame, pl.Series) else frame
+
+
+def spark_frame(source: Source) -> pl.LazyFrame:
+    """The Spark table's columns (no rows), read in the running Spark session."""
+    table = table_expr(source.spark_table or "")
+    return _on_spark(source, exp.select(exp.Star()).from_(table).limit(0)).lazy()
+
+
+def spark_event_counts(source: Source) -> pl.DataFrame:
+    """``event, count`` of an events Spark table (unsorted), counted by Spark."""
+    name = exp.to_identifier(source.mapping.get("event", "event"), quoted=True)
+    event = exp.Literal.string(source.event) if source.event is not None else exp.column(name)
+    query = exp.select(
+        exp.alias_(exp.Cast(this=event, to=exp.DataType.build("STRING")), "event"),
+        exp.alias_(exp.Count(this=exp.Star()), "count"),
+    ).from_(table_expr(source.spark_table or "")).group_by(exp.Literal.number(1))
+    return _on_spark(source, query).select(pl.col("event").cast(pl.String),
+                                           pl.col("count").cast(pl.UInt32))
+
+
 def raw_scan(home: Path, source: Source) -> pl.LazyFrame:
-    """The source's rows with its own column names (no mapping)."""
+    """The source's rows with its own column names (no mapping); a Spark table is
+    read by the spark engine only (one clear line)."""
     if source.parquet is not None:
         return _raw_parquet(home, source)
+    if source.spark_table is not None:
+        raise spark_only(source)
     return _raw_duckdb(home, source)
+
+
+def raw_schema(home: Path, source: Source) -> dict[str, pl.DataType]:
+    """The source's own columns and types, read without its rows."""
+    if source.spark_table is not None:
+        return dict(spark_frame(source).collect_schema())
+    if source.duckdb is not None:
+        limited = Source(source.kind, duckdb=source.duckdb, table=source.table)
+        return dict(_raw_duckdb(home, limited, limit=0).collect_schema())
+    return dict(raw_scan(home, source).collect_schema())
+
+
+def source_schema(home: Path, source: Source) -> pl.Schema:
+    """The source's columns as the store sees them (the mapping and the id/ts rules)."""
+    if source.spark_table is not None:
+        return shaped(spark_frame(source), source).collect_schema()
+    return scan_source(home, source).collect_schema()
 
 
 def _ts(dtype: pl.DataType) -> pl.Expr:
@@ -300,8 +385,10 @@ def source_version(home: Path, source: Source) -> str:
     """A short hash that changes when the source's files or its settings change."""
     if source.parquet is not None:
         files = parquet_files(home, source)
-    else:
-        files = [Path(_resolve(home, source.duckdb or ""))]
+    elif source.duckdb is not None:
+        files = [Path(resolve_path(home, source.duckdb))]
+    else:  # a Spark table: only its settings (Spark reads it afresh at every query)
+        files = []
     key = [source.to_toml()]
     for f in files:  # ok-loop: one stat per file
         try:
@@ -319,6 +406,12 @@ __all__ = [
     "Source",
     "parquet_files",
     "raw_scan",
+    "raw_schema",
+    "resolve_path",
+    "source_schema",
+    "spark_event_counts",
+    "spark_frame",
+    "spark_only",
     "read_sources",
     "scan_source",
     "shaped",

@@ -2,7 +2,8 @@
 
 Started from the pyspark installation's own launcher (``$SPARK_HOME/bin/spark-class``; pyspark
 4.x ships no ``sbin/start-master.sh``), each daemon in its own process group so that stopping
-it also ends the executors it started. Used by ``tests/engine/conftest.py``.
+it also ends the executors it started. Used by the ``spark_cluster`` fixture of
+``tests/conftest.py``.
 """
 
 from __future__ import annotations

@@ -162,10 +162,17 @@ def test_errors_are_one_clear_line(tmp_path):
     store = Store(home)
     with pytest.raises(IngestError, match="read from the Parquet .*segcore connect events --off"):
         ingest(store, "events", [tmp_path / "x.csv"])
-    with pytest.raises(UsageError, match="run with --engine polars"):
-        store.sql("did('view')", dialect="duckdb")
-    with pytest.raises(UsageError, match="events are read from the Parquet"):
-        store.trend("did('view')", start="2026-06-01", end="2026-06-02", engine="duckdb")
+    assert "READ_PARQUET(" in store.sql("did('view')", dialect="duckdb")  # read in place
+    with pytest.raises(UsageError, match="exactly one of parquet = PATH, duckdb = FILE"):
+        Source("events", parquet=str(lake), spark_table="lake.events")
+    with pytest.raises(UsageError, match="table = NAME goes with duckdb"):
+        Source("events", parquet=str(lake), table="t")
+    spark_home = tmp_path / "spark_store"
+    spark_home.mkdir()
+    (spark_home / "sources.toml").write_text('[events]\nspark_table = "lake.events"\n')
+    with pytest.raises(UsageError, match="^the events source is the Spark table 'lake.events': "
+                       "only the spark engine reads it"):
+        Store(spark_home).count("did('view')", as_of=AS_OF)  # polars, no Spark running
     (home / "sources.toml").write_text("[events]\nparquet = 1 2\n")
     with pytest.raises(UsageError, match="not valid TOML"):
         Store(home).events_schema()
@@ -196,3 +203,12 @@ def test_the_example_in_docs_engines(tmp_path, copy_store, capsys):
     assert written.split("\n\n", 1)[1] == toml  # after the comment line
     assert capsys.readouterr().out.rstrip().endswith(toml.rstrip())  # connect show
     _check(Store(home), copy_store)
+    # the doc's engines: DuckDB reads the lake and attaches the DuckDB file; ClickHouse says
+    # in one line it cannot read a DuckDB file
+    store = Store(home)
+    for rule, expected in RULES.items():  # ok-loop: one check per rule
+        assert store.members(rule, as_of=AS_OF, engine="duckdb")["user_id"].to_list() == (
+            expected), rule
+    with pytest.raises(UsageError, match="^the clickhouse engine cannot read a DuckDB "
+                       "database file .*: the polars or duckdb engine reads it$"):
+        store.count("did('view')", as_of=AS_OF, engine="clickhouse")

@@ -37,8 +37,9 @@ from segcore.engine.plan import (
     window_bounds,
 )
 from segcore.engine.sql import dialects as D
+from segcore.engine.sql.connected import reader, source_relation
 from segcore.engine.sql.list_nulls import ROW, null_rows_file
-from segcore.errors import RuleError, UsageError
+from segcore.errors import RuleError
 from segcore.lang.dates import UTC, current_zone, today_at
 from segcore.lang.tree import (
     AGGREGATES,
@@ -67,6 +68,7 @@ from segcore.lang.tree import (
 )
 from segcore.lang.types import TEMPORAL, type_of
 from segcore.store.events import EventStore
+from segcore.store.sources import Source, raw_schema
 
 _CMP = {"=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE}
 _FOLDABLE = (Lit, Arith, Neg, Call)
@@ -176,19 +178,21 @@ class Compiler:
         for name in (events_table, users_table):
             if name is not None:
                 D.table_name(name)  # a bad name is an error even when unused
-        for kind, table in (("events", events_table), ("users", users_table)):  # ok-loop: two
-            src = store.source(kind) if table is None else None
-            if src is not None:
-                raise UsageError(
-                    f"this store's {kind} are read from the {src.where} (sources.toml): the "
-                    "SQL engines read only the store's own files or named tables; run with "
-                    f"--engine polars, or give --{kind}-table"
-                )
         self.events_table = events_table
         self.users_table = users_table
         if not self.D.reads_parquet:
             self.events_table = events_table or "events"
             self.users_table = users_table or "users"
+        # connected sources (sources.toml) where no table name is given: read where they are
+        self.connected = {
+            kind: src for kind, table in (("events", self.events_table),
+                                          ("users", self.users_table))  # ok-loop: two
+            if table is None and (src := store.source(kind)) is not None
+        }
+        for src in self.connected.values():  # ok-loop: two at most
+            reader(store.home, src, self.D)  # a source the engine cannot read: one line now
+        # the sources' own columns, read once per query (shared by the compilers of at())
+        self._raw_schemas = {k: raw_schema(store.home, s) for k, s in self.connected.items()}
         self.ctes: list[tuple[str, exp.Expression]] = []
         self._counter = itertools.count(1)  # shared by the compilers of :meth:`at`
         self._universe: str | None = None
@@ -225,6 +229,7 @@ class Compiler:
         files: list[Path],
         columns: dict[str, str],
         unified: dict[str, pl.DataType],
+        connected: Source | None = None,
     ) -> exp.Expression:
         """A table (or subquery) with at least ``columns`` (name -> rule type).
 
@@ -234,6 +239,11 @@ class Compiler:
         list is NULL (``segcore.engine.sql.list_nulls``).
         """
         lists = [c for c, t in columns.items() if t == "list"] if self.D.null_flag_lists else []
+        if connected is not None:  # a NULL list of a connected source reads as [] there
+            rel = source_relation(self.store.home, connected, self.D, columns,
+                                  self._raw_schemas[connected.kind])
+            flags = [exp.alias_(exp.false(), ident(null_flag(c))) for c in lists]
+            return rel.select(*flags, copy=False) if flags else rel
         if table is not None:
             if not lists:
                 return D.table_name(table)
@@ -292,6 +302,7 @@ class Compiler:
             self.store.event_files() if self.events_table is None else [],
             need,
             self.store.events_schema(),
+            self.connected.get("events"),
         )
 
     def users(self, attrs: list[str] = ()) -> exp.Expression:
@@ -303,6 +314,7 @@ class Compiler:
             self.store.user_files() if self.users_table is None else [],
             need,
             self.store.users_schema(),
+            self.connected.get("users"),
         )
 
     def T_us(self) -> int:

@@ -1,6 +1,7 @@
 """Run compiled SQL in-process: DuckDB, ClickHouse (chdb) or Spark.
 
-Every engine reads the store's Parquet files and works in UTC. :func:`run_select`
+Every engine reads the store's Parquet files, or its connected sources
+(:mod:`segcore.engine.sql.connected`), and works in UTC. :func:`run_select`
 runs any compiled query (a sqlglot tree) on an :class:`~segcore.engine.choice.Engine`
 and returns a Polars frame; an engine's failure becomes one ``EngineError`` line (a ``StoreError``).
 The Polars engine never comes here: the runners (``segcore.query.runners``) send
@@ -17,6 +18,7 @@ import polars as pl
 from sqlglot import exp
 
 from segcore.engine.choice import Engine
+from segcore.engine.sql.connected import attach_statements
 from segcore.engine.sql.dialects import dialect_of
 from segcore.errors import EngineError, SegcoreError, UsageError
 from segcore.store.events import EventStore
@@ -46,6 +48,15 @@ def need(engine: Engine) -> Any:
         ) from None
 
 
+def prepare(engine: Engine) -> Engine:
+    """``engine`` ready to compile for: its package is there and, for Spark, the session on
+    its master runs (a connected Spark table's columns are read in it)."""
+    need(engine)
+    if engine.name == "spark":
+        spark_session(engine.master)
+    return engine
+
+
 def one_line(engine: Engine, exc: BaseException) -> EngineError:
     """An engine's exception as one clear line."""
     text = str(exc).strip()
@@ -69,6 +80,8 @@ def run_text(sql: str, engine: Engine | str) -> pl.DataFrame:
             con = mod.connect()
             try:
                 con.execute("SET TimeZone = 'UTC'")
+                for attach in attach_statements(sql):  # ok-loop: connected DuckDB files
+                    con.execute(attach)
                 table = con.sql(sql).to_arrow_table()
             finally:
                 con.close()
@@ -194,7 +207,7 @@ def run_members(
 
     e = Engine.parse(engine, spark_master)
     d = engine_dialect(e)
-    need(e)
+    prepare(e)
     return _ids(run_select(members_select(store, rule, segment, as_of, d), e))
 
 
@@ -212,5 +225,5 @@ def count_members(
 
     e = Engine.parse(engine, spark_master)
     d = engine_dialect(e)
-    need(e)
+    prepare(e)
     return int(run_select(count_select(store, rule, segment, as_of, d), e).item(0, 0))
