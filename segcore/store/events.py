@@ -329,13 +329,13 @@ class EventStore:
         """Per-file statistics of the event files (None for a connected events source)."""
         if self.source("events") is not None:
             return None
-        return stats.EventStats(self.events_dir).files(self.event_files())
+        return stats.EventStats(self.home, self.events_dir).files(self.event_files())
 
     def _users_with_events(self) -> int:
         """Distinct users over all events, once per data version (memo and stats file)."""
         key = ("users_with_events", self.data_version())
         if key not in self.memo:
-            self.memo[key] = stats.EventStats(self.events_dir).per_version(
+            self.memo[key] = stats.EventStats(self.home, self.events_dir).per_version(
                 key[1], "users_with_events",
                 lambda: int(self.scan_events().select(pl.col("user_id").n_unique()).collect().item()))
         return self.memo[key]

@@ -1,4 +1,4 @@
-"""Event statistics kept beside the event files (``<home>/events/.stats.json``).
+"""Event statistics kept beside the event files (``<home>/.event_stats.json``).
 
 Per event file (keyed by its size and modification time): its rows per event name and
 its first and last ``ts``; per data version: the number of distinct users with events.
@@ -23,7 +23,7 @@ import polars as pl
 
 from segcore.store.files import TMP_PREFIX
 
-STATS_FILE = ".stats.json"  # dot-named: never listed as an event file
+STATS_FILE = ".event_stats.json"  # in the store folder: ``events/`` holds only Parquet
 UTC_US = pl.Datetime("us", "UTC")
 
 
@@ -47,10 +47,10 @@ def _write(path: Path, data: dict[str, Any]) -> None:
 
 
 class EventStats:
-    """Per-file statistics of the event files under ``folder``."""
+    """Per-file statistics of the event files under ``folder`` (kept in ``home``)."""
 
-    def __init__(self, folder: Path):
-        self.path = folder / STATS_FILE
+    def __init__(self, home: Path, folder: Path):
+        self.path = home / STATS_FILE
         self.folder = folder
 
     def files(self, files: list[Path]) -> dict[str, dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""Event statistics beside the event files (segcore/store/stats.py): event counts and
+"""Event statistics beside the event files (segcore/store/stats.py, in the store folder): event counts and
 ``info()`` equal a full scan's, are kept per file across processes, follow new and
 removed files, and a read-only store still answers."""
 
@@ -43,7 +43,7 @@ def _info(store: Store) -> dict:
 def test_info_and_event_counts_equal_a_full_scan_and_persist(tmp_path):
     store = make_store(tmp_path, _events())
     assert _info(store) == _scanned(store)
-    saved = json.loads((tmp_path / "events" / STATS_FILE).read_text())
+    saved = json.loads((tmp_path / STATS_FILE).read_text())
     assert saved["files"]["part-0.parquet"]["counts"]
     assert saved["version_values"]["users_with_events"] == 5
     fresh = Store(tmp_path)  # a new process: read from the stats file
@@ -51,6 +51,7 @@ def test_info_and_event_counts_equal_a_full_scan_and_persist(tmp_path):
     assert fresh.event_counts().equals(store.event_counts())
     assert fresh.event_counts().schema == {"event": pl.String(), "count": pl.UInt32()}
     assert Store(tmp_path).scan_events().collect().height == 40  # never read as events
+    assert pl.scan_parquet(tmp_path / "events").collect().height == 40  # only Parquet there
 
 
 def test_new_and_removed_files_update_the_stats(tmp_path):
@@ -65,7 +66,7 @@ def test_new_and_removed_files_update_the_stats(tmp_path):
     (tmp_path / "events" / "part-0.parquet").unlink()
     gone = Store(tmp_path)
     assert _info(gone) == _scanned(gone)
-    saved = json.loads((tmp_path / "events" / STATS_FILE).read_text())
+    saved = json.loads((tmp_path / STATS_FILE).read_text())
     assert list(saved["files"]) == ["part-1.parquet"]
 
 
@@ -77,11 +78,11 @@ def test_a_read_only_store_computes_the_stats(tmp_path, monkeypatch):
 
     monkeypatch.setattr("pathlib.Path.write_text", refuse)
     assert _info(store) == _scanned(store)
-    assert not (tmp_path / "events" / STATS_FILE).exists()
+    assert not (tmp_path / STATS_FILE).exists()
 
 
 def test_a_damaged_stats_file_is_recomputed(tmp_path):
     make_store(tmp_path, _events())
-    (tmp_path / "events" / STATS_FILE).write_text("{not json")
+    (tmp_path / STATS_FILE).write_text("{not json")
     store = Store(tmp_path)
     assert _info(store) == _scanned(store)
