@@ -37,7 +37,7 @@ def home_path() -> Path:
 
 @st.cache_resource(show_spinner=False)
 def _store(home: str) -> Store:
-    return Store(home)
+    return Store(home, background_cache=True)  # long-lived: fill the cache meanwhile
 
 
 def store() -> Store:

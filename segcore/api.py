@@ -49,11 +49,13 @@ class Store(EventStore):
 
     ``tz``: the report time zone (IANA name) of every call, unless a call gives its own
     ``tz=``; None: the store's setting (``segcore config set timezone ...``), else UTC.
+    ``background_cache``: fill the event cache in a daemon thread from the first query on
+    (for long-lived processes; see :class:`segcore.store.cache.EventCache`).
     """
 
     def __init__(self, home: Any = None, *, tz: str | None = None,
-                 cache_events: bool | None = None):
-        super().__init__(home, cache_events=cache_events)
+                 cache_events: bool | None = None, background_cache: bool = False):
+        super().__init__(home, cache_events=cache_events, background_cache=background_cache)
         self.tz = None if tz is None else check_zone(tz)
 
     # ------------------------------------------------------------------ any query

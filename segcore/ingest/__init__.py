@@ -428,6 +428,8 @@ def ingest(
     )
     batch = _store_batches(store, [batch], prepare_again=lambda b: prepare(),
                            rejects=rejects, report=report)[0]
+    if kind == "events":
+        store.event_counts()  # the new file's statistics, kept beside it (store/stats.py)
     result = batch.extra
     result["files"] = [str(p) for p in paths]
     result.update(clock)

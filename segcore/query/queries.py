@@ -14,7 +14,6 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from segcore.analytics.funnel import step_fields
 from segcore.errors import UsageError
 from segcore.lang.durations import parse_duration
 from segcore.query.base import DateRange, Period, Query, Target, check_as_of, names
@@ -203,6 +202,8 @@ class Step:
     @classmethod
     def of(cls, value: Any, where: str) -> Step:
         """A step from an event name, ``{"event", "where"}`` or a Step."""
+        from segcore.analytics.funnel import step_fields  # lazily: a CLI call may not need it
+
         if isinstance(value, Step):
             return value
         return cls(*step_fields(value, where))

@@ -18,30 +18,15 @@ from typing import Any, TypeVar
 
 import polars as pl
 
-from segcore.analytics import compare as compare_mod
-from segcore.analytics import engagement as engagement_mod
-from segcore.analytics import event_report as event_report_mod
-from segcore.analytics import funnel as funnel_mod
-from segcore.analytics import overlap as overlap_mod
-from segcore.analytics import profile as profile_mod
-from segcore.analytics import reach as reach_mod
-from segcore.analytics import retention as retention_mod
-from segcore.analytics import trend as trend_mod
-from segcore.analytics import values as values_mod
 from segcore.engine.choice import Engine
 from segcore.engine.polars import evaluate
-from segcore.engine.sql import compile_sql
-from segcore.engine.sql.engines import prepare
-from segcore.engine.sql.funnel import funnel_backend
 from segcore.errors import ConflictError, UsageError
 from segcore.lang.dates import (
     ReportZone,
-    current_zone,
     report_zone,
     resolve_as_of,
     zone_is_set,
 )
-from segcore.query import sql_runners as on_sql
 from segcore.query.base import Query, Target
 from segcore.query.queries import (
     WHICH,
@@ -87,6 +72,14 @@ from segcore.store.settings import store_zone
 EngineArg = Engine | str | None
 
 
+def _on_sql() -> Any:
+    """:mod:`segcore.query.sql_runners`, imported on first use (a Polars-only process
+    never loads the SQL compilers)."""
+    from segcore.query import sql_runners
+
+    return sql_runners
+
+
 def _sql(engine: EngineArg) -> Engine | None:
     """The SQL engine to run on, or None for the Polars backend.
 
@@ -97,7 +90,11 @@ def _sql(engine: EngineArg) -> Engine | None:
     (``Dialect.local_date``).
     """
     e = Engine.parse(engine)
-    return None if e.is_polars else prepare(e)
+    if e.is_polars:
+        return None
+    from segcore.engine.sql.engines import prepare
+
+    return prepare(e)
 
 
 def _iso(T: Any) -> str:
@@ -133,7 +130,7 @@ def zoned(runner: Callable[..., R]) -> Callable[..., R]:
 def run_members(store: EventStore, q: MembersQuery, engine: EngineArg = None) -> MembersResult:
     """How many members ``q.target`` has at ``q.as_of`` (and all users, if asked)."""
     if (sql := _sql(engine)) is not None:
-        return on_sql.members(store, q, sql)
+        return _on_sql().members(store, q, sql)
     as_of = q.as_of if q.as_of is not None else resolve_as_of(None)  # one "now" for both
     T = resolve_as_of(as_of)
     with store.pinned():
@@ -159,7 +156,7 @@ def members_actors(store: EventStore, q: MembersQuery, *,
                    attributes: bool = False, engine: EngineArg = None) -> pl.DataFrame:
     """The members (sorted ``user_id``; with ``attributes``, the user columns too)."""
     if (sql := _sql(engine)) is not None:
-        return on_sql.members_actors(store, q, sql, attributes)
+        return _on_sql().members_actors(store, q, sql, attributes)
     with store.pinned():
         return evaluate.members(store, q.target.rule, as_of=q.as_of, segment=q.target.segment,
                                 attributes=attributes)
@@ -168,6 +165,7 @@ def members_actors(store: EventStore, q: MembersQuery, *,
 @zoned
 def run_sql(store: EventStore, q: SqlQuery, engine: EngineArg = None) -> SqlResult:
     """The members query of ``q.target`` compiled to SQL."""
+    from segcore.engine.sql import compile_sql
     # compiling needs no engine: the dialect is the query's
     sql = compile_sql(store, q.target.rule, dialect=q.dialect, as_of=q.as_of,
                       segment=q.target.segment, events_table=q.events_table,
@@ -196,8 +194,9 @@ def user_segments(store: EventStore, q: UserQuery, engine: EngineArg = None) -> 
 @zoned
 def run_trend(store: EventStore, q: TrendQuery, engine: EngineArg = None) -> TrendResult:
     """Members, entered and exited at every point of the range."""
+    from segcore.analytics import trend as trend_mod
     if (sql := _sql(engine)) is not None:
-        return on_sql.trend(store, q, sql)
+        return _on_sql().trend(store, q, sql)
     with store.pinned():
         df = trend_mod.trend(store, q.target.rule, start=q.range.start, end=q.range.end,
                              every=q.every.value, segment=q.target.segment)
@@ -208,11 +207,12 @@ def run_trend(store: EventStore, q: TrendQuery, engine: EngineArg = None) -> Tre
 def trend_actors(store: EventStore, q: TrendQuery, date: Any, which: str = "entered",
                  engine: EngineArg = None) -> pl.DataFrame:
     """The users who ``entered``/``exited`` at the point of ``date`` (or its ``members``)."""
+    from segcore.analytics import trend as trend_mod
 
     if which not in WHICH:
         raise UsageError(f"bad list {which!r}: use entered, exited or members")
     if (sql := _sql(engine)) is not None:
-        return on_sql.trend_actors(store, q, date, which, sql)
+        return _on_sql().trend_actors(store, q, date, which, sql)
     with store.pinned():
         return trend_mod.trend_members(store, q.target.rule, date, segment=q.target.segment,
                                        which=which, every=q.every.value)
@@ -221,8 +221,9 @@ def trend_actors(store: EventStore, q: TrendQuery, date: Any, which: str = "ente
 @zoned
 def run_reach(store: EventStore, q: ReachQuery, engine: EngineArg = None) -> ReachResult:
     """Members reachable per channel at ``q.as_of``."""
+    from segcore.analytics import reach as reach_mod
     if (sql := _sql(engine)) is not None:
-        return on_sql.reach(store, q, sql)
+        return _on_sql().reach(store, q, sql)
     with store.pinned():
         return ReachResult(reach_mod.reach(store, q.target.rule, as_of=q.as_of,
                                            segment=q.target.segment,
@@ -234,8 +235,9 @@ def run_reach(store: EventStore, q: ReachQuery, engine: EngineArg = None) -> Rea
 def reach_actors(store: EventStore, q: ReachQuery, channel: str,
                  engine: EngineArg = None) -> pl.DataFrame:
     """Members reachable by ``channel``: ``user_id`` and the contact columns it uses."""
+    from segcore.analytics import reach as reach_mod
     if (sql := _sql(engine)) is not None:
-        return on_sql.reach_actors(store, q, channel, sql)
+        return _on_sql().reach_actors(store, q, channel, sql)
     with store.pinned():
         return reach_mod.reachable_members(store, q.target.rule, channel, q.as_of,
                                            segment=q.target.segment)
@@ -244,8 +246,9 @@ def reach_actors(store: EventStore, q: ReachQuery, channel: str,
 @zoned
 def run_profile(store: EventStore, q: ProfileQuery, engine: EngineArg = None) -> ProfileResult:
     """Attribute distributions of the members against all users."""
+    from segcore.analytics import profile as profile_mod
     if (sql := _sql(engine)) is not None:
-        return on_sql.profile(store, q, sql)
+        return _on_sql().profile(store, q, sql)
     with store.pinned():
         return ProfileResult(profile_mod.profile(
             store, q.target.rule, as_of=q.as_of, segment=q.target.segment,
@@ -256,8 +259,9 @@ def run_profile(store: EventStore, q: ProfileQuery, engine: EngineArg = None) ->
 @zoned
 def run_overlap(store: EventStore, q: OverlapQuery, engine: EngineArg = None) -> OverlapResult:
     """Sizes, regions and pairwise overlap of 2 to 5 segments."""
+    from segcore.analytics import overlap as overlap_mod
     if (sql := _sql(engine)) is not None:
-        return on_sql.overlap(store, q, sql)
+        return _on_sql().overlap(store, q, sql)
     with store.pinned():
         return OverlapResult(overlap_mod.overlap(store, list(q.items), as_of=q.as_of))
 
@@ -265,8 +269,9 @@ def run_overlap(store: EventStore, q: OverlapQuery, engine: EngineArg = None) ->
 @zoned
 def run_engagement(store: EventStore, q: EngagementQuery, engine: EngineArg = None) -> EngagementResult:
     """Active and converting shares of the members at ``q.as_of``."""
+    from segcore.analytics import engagement as engagement_mod
     if (sql := _sql(engine)) is not None:
-        return on_sql.engagement(store, q, sql)
+        return _on_sql().engagement(store, q, sql)
     with store.pinned():
         return EngagementResult(engagement_mod.engagement(
             store, q.target.rule, as_of=q.as_of, segment=q.target.segment, goal=q.goal,
@@ -277,8 +282,9 @@ def run_engagement(store: EventStore, q: EngagementQuery, engine: EngineArg = No
 def run_engagement_trend(store: EventStore, q: EngagementTrendQuery,
                          engine: EngineArg = None) -> SeriesResult:
     """Engagement at every point of the range."""
+    from segcore.analytics import engagement as engagement_mod
     if (sql := _sql(engine)) is not None:
-        return on_sql.engagement_trend(store, q, sql)
+        return _on_sql().engagement_trend(store, q, sql)
     with store.pinned():
         return SeriesResult(engagement_mod.engagement_over_time(
             store, q.target.rule, q.range.start, q.range.end, q.every.value,
@@ -306,6 +312,8 @@ def _funnel_args(q: FunnelQuery) -> dict[str, Any]:
 def run_funnel(store: EventStore, q: FunnelQuery, engine: EngineArg = None) -> FunnelResult:
     """Users per step (per segment of ``q.compare`` side by side when given), computed
     by ``engine`` (default Polars; docs/engines.md, Funnels)."""
+    from segcore.analytics import funnel as funnel_mod
+    from segcore.engine.sql.funnel import funnel_backend
     with store.pinned():
         return FunnelResult(funnel_mod.funnel(store, q.step_values, segments=list(q.compare) or None,
                                               backend=funnel_backend(store, _sql(engine) or Engine.parse(engine)),
@@ -316,6 +324,8 @@ def run_funnel(store: EventStore, q: FunnelQuery, engine: EngineArg = None) -> F
 def funnel_actors(store: EventStore, q: FunnelQuery, after_step: int,
                   engine: EngineArg = None) -> pl.DataFrame:
     """The users who dropped off after ``after_step`` (1-based): reached it, not the next."""
+    from segcore.analytics import funnel as funnel_mod
+    from segcore.engine.sql.funnel import funnel_backend
     with store.pinned():
         return funnel_mod.funnel_dropoffs(store, q.step_values, after_step=after_step,
                                           backend=funnel_backend(store, _sql(engine) or Engine.parse(engine)),
@@ -326,6 +336,8 @@ def funnel_actors(store: EventStore, q: FunnelQuery, after_step: int,
 def save_dropoffs(store: EventStore, q: FunnelQuery, after_step: int, name: str,
                   description: str = "", engine: EngineArg = None) -> dict[str, Any]:
     """Save :func:`funnel_actors` as a new static segment ``name``."""
+    from segcore.analytics import funnel as funnel_mod
+    from segcore.engine.sql.funnel import funnel_backend
     with store.pinned():
         return funnel_mod.save_dropoffs(store, name, q.step_values, after_step=after_step,
                                         description=description,
@@ -347,6 +359,8 @@ def save_funnel(store: EventStore, name: str, q: FunnelQuery) -> dict[str, Any]:
 def run_funnel_trend(store: EventStore, q: FunnelTrendQuery,
                      engine: EngineArg = None) -> SeriesResult:
     """Conversion per period of entry: ``period, entered, completed, conversion``."""
+    from segcore.analytics import funnel as funnel_mod
+    from segcore.engine.sql.funnel import funnel_backend
     args = _funnel_args(q.funnel)
     with store.pinned():
         return SeriesResult(funnel_mod.funnel_over_time(store, q.funnel.step_values,
@@ -359,8 +373,9 @@ def run_funnel_trend(store: EventStore, q: FunnelTrendQuery,
 @zoned
 def run_events(store: EventStore, q: EventQuery, engine: EngineArg = None) -> EventReportResult:
     """Events and distinct users per period."""
+    from segcore.analytics import event_report as event_report_mod
     if (sql := _sql(engine)) is not None:
-        return on_sql.events(store, q, sql)
+        return _on_sql().events(store, q, sql)
     with store.pinned():
         return EventReportResult(event_report_mod.event_report(
             store, list(q.events), start=q.range.start, end=q.range.end, every=q.every.value,
@@ -371,6 +386,7 @@ def run_events(store: EventStore, q: EventQuery, engine: EngineArg = None) -> Ev
 # --------------------------------------------------------------------------- retention
 def _checked(store: EventStore, q: RetentionQuery | LifecycleQuery | StickinessQuery) -> None:
     """Unknown event names are a UsageError (as on every engine)."""
+    from segcore.analytics import retention as retention_mod
     if isinstance(q, RetentionQuery):
         if q.start_event is not None:
             retention_mod.check_event(store, q.start_event, "start event")
@@ -383,9 +399,10 @@ def _checked(store: EventStore, q: RetentionQuery | LifecycleQuery | StickinessQ
 def run_retention(store: EventStore, q: RetentionQuery,
                   engine: EngineArg = None) -> RetentionResult:
     """The cohort table and average curve (per segment of ``q.compare`` side by side)."""
+    from segcore.analytics import retention as retention_mod
     _checked(store, q)
     if (sql := _sql(engine)) is not None:
-        return on_sql.retention(store, q, sql)
+        return _on_sql().retention(store, q, sql)
     with store.pinned():
         table = retention_mod.retention(store, **q.args)
     return RetentionResult.of(table, q)
@@ -396,9 +413,10 @@ def retention_actors(store: EventStore, q: RetentionQuery, cohort: Any, k: int |
                      segment: str | None = None, engine: EngineArg = None) -> pl.DataFrame:
     """The users of one cell: the cohort of the period holding ``cohort`` (of breakdown
     ``segment``) retained in period ``k`` (None: the whole cohort)."""
+    from segcore.analytics import retention as retention_mod
     _checked(store, q)
     if (sql := _sql(engine)) is not None:
-        return on_sql.retention_actors(store, q, cohort, k, segment, sql)
+        return _on_sql().retention_actors(store, q, cohort, k, segment, sql)
     with store.pinned():
         return retention_mod.retention_users(store, cohort=cohort, k=k, group=segment, **q.args)
 
@@ -407,9 +425,10 @@ def retention_actors(store: EventStore, q: RetentionQuery, cohort: Any, k: int |
 def run_lifecycle(store: EventStore, q: LifecycleQuery,
                   engine: EngineArg = None) -> LifecycleResult:
     """New, returning, resurrecting and dormant users per period."""
+    from segcore.analytics import retention as retention_mod
     _checked(store, q)
     if (sql := _sql(engine)) is not None:
-        return on_sql.lifecycle(store, q, sql)
+        return _on_sql().lifecycle(store, q, sql)
     with store.pinned():
         return LifecycleResult(retention_mod.lifecycle(store, **q.args), q.every.value)
 
@@ -418,9 +437,10 @@ def run_lifecycle(store: EventStore, q: LifecycleQuery,
 def lifecycle_actors(store: EventStore, q: LifecycleQuery, period: Any, status: str,
                      engine: EngineArg = None) -> pl.DataFrame:
     """The users of one lifecycle bar: ``status`` in the period holding ``period``."""
+    from segcore.analytics import retention as retention_mod
     _checked(store, q)
     if (sql := _sql(engine)) is not None:
-        return on_sql.lifecycle_actors(store, q, period, status, sql)
+        return _on_sql().lifecycle_actors(store, q, period, status, sql)
     args = q.args
     with store.pinned():
         return retention_mod.lifecycle_users(store, args.pop("event"), period=period,
@@ -431,9 +451,10 @@ def lifecycle_actors(store: EventStore, q: LifecycleQuery, period: Any, status: 
 def run_stickiness(store: EventStore, q: StickinessQuery,
                    engine: EngineArg = None) -> StickinessResult:
     """Users by number of active days in each period."""
+    from segcore.analytics import retention as retention_mod
     _checked(store, q)
     if (sql := _sql(engine)) is not None:
-        return on_sql.stickiness(store, q, sql)
+        return _on_sql().stickiness(store, q, sql)
     with store.pinned():
         return StickinessResult(retention_mod.stickiness(store, **q.args), q.every.value)
 
@@ -442,9 +463,10 @@ def run_stickiness(store: EventStore, q: StickinessQuery,
 def stickiness_actors(store: EventStore, q: StickinessQuery, period: Any, days: int,
                       engine: EngineArg = None) -> pl.DataFrame:
     """The users active on exactly ``days`` days of the period holding ``period``."""
+    from segcore.analytics import retention as retention_mod
     _checked(store, q)
     if (sql := _sql(engine)) is not None:
-        return on_sql.stickiness_actors(store, q, period, days, sql)
+        return _on_sql().stickiness_actors(store, q, period, days, sql)
     args = q.args
     with store.pinned():
         return retention_mod.stickiness_users(store, args.pop("event"), period=period,
@@ -465,11 +487,12 @@ def save_actors(store: EventStore, users: pl.DataFrame, name: str,
 def run_compare(store: EventStore, q: CompareQuery, engine: EngineArg = None) -> SeriesResult:
     """``segment, date, members, entered, exited, all_users, share`` per segment and point
     (each segment's trend on ``engine``; all users from the store)."""
+    from segcore.analytics import compare as compare_mod
     sql = _sql(engine)
 
     def sql_trend(name: str) -> pl.DataFrame:
         one = TrendQuery(Target(segment=name), q.range, q.every, tz=q.tz)
-        return on_sql.trend(store, one, sql).points
+        return _on_sql().trend(store, one, sql).points
 
     with store.pinned():
         return SeriesResult(compare_mod.compare_trend(
@@ -481,6 +504,7 @@ def run_compare(store: EventStore, q: CompareQuery, engine: EngineArg = None) ->
 def run_values(store: EventStore, q: ValuesQuery, engine: EngineArg = None) -> SeriesResult:
     """``value, count``: the most frequent values of a user attribute or event property
     (read from the local store on every engine, like a user's page)."""
+    from segcore.analytics import values as values_mod
     with store.pinned():
         return SeriesResult(values_mod.top_values(store, q.column, event=q.event, top=q.top))
 
@@ -490,6 +514,7 @@ def run_user_search(store: EventStore, q: UserSearchQuery,
                     engine: EngineArg = None) -> SeriesResult:
     """``user_id`` and the email / name columns of the users found by id, email or name
     (read from the local store on every engine)."""
+    from segcore.analytics import values as values_mod
     with store.pinned():
         return SeriesResult(values_mod.find_users(store, q.text, limit=q.limit))
 

@@ -92,7 +92,7 @@ class Service:
 
     def __init__(self, home: str | Path, tick: float, now: str | None, limits: Limits,
                  clock: Callable[[], float], background: bool):
-        self.store = Store(home)
+        self.store = Store(home, background_cache=True)  # long-lived: fill the cache meanwhile
         self.memberships = Memberships(self.store, tick=tick, now=now, clock=clock,
                                        background=background)
         self.tokens = Tokens(self.store.catalog_path)

@@ -1,9 +1,10 @@
 """The in-memory event-column cache: event columns sorted by (event, ts), per data version.
 
-A long-lived process (the dashboard, a notebook, the benchmark) decodes each event column
-from Parquet once per data version and keeps it in memory sorted by (event, ts), with each
-event name's row range; selecting events and a time range is then a binary search and
-zero-copy slices, not a scan. ``event`` is Categorical there; ``USER_CODE`` is ``user_id``
+A process that reads an event again (the dashboard, the service, a notebook, the
+benchmark) decodes its columns from Parquet once per data version and keeps them in
+memory sorted by (event, ts); selecting events and a time range is then a binary search
+and zero-copy slices, not a scan. A first read is a filtered Parquet scan, so a one-shot
+CLI call builds nothing. ``event`` is Categorical there; ``USER_CODE`` is ``user_id``
 as a Categorical. :class:`segcore.store.events.EventStore` owns one ``EventCache`` and asks
 it through ``events_frame``.
 """
@@ -15,9 +16,12 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import numpy as np
 import polars as pl
+
+if TYPE_CHECKING:
+    import numpy as np
 
 LOG = logging.getLogger(__name__)
 
@@ -28,6 +32,8 @@ USER_CODE = "__user"
 
 def distinct_user_rows(codes: pl.Series) -> np.ndarray:
     """One row index per distinct user of a ``USER_CODE`` column (a scatter, no hashing)."""
+    import numpy as np  # lazily: most processes never need it
+
     phys = codes.to_physical().to_numpy()
     if not len(phys):
         return np.empty(0, dtype=np.int64)
@@ -43,76 +49,84 @@ def max_cached_rows() -> int:
 
 
 class _Block:
-    """One event name's rows: columns in Parquet scan order until the block is read a
-    second time, then sorted by ``ts`` (``perm`` maps scan order to that order)."""
+    """One event name's rows, sorted by ``ts`` (``perm`` maps Parquet scan order to it,
+    for columns added later)."""
 
     def __init__(self, cols: dict[str, pl.Series]):
-        self.cols = cols
-        self.perm: pl.Series | None = None
-        self.reads = 0
+        self.perm = cols["ts"].arg_sort()
+        self.cols = {c: v.gather(self.perm) for c, v in cols.items()}
 
     def add(self, name: str, values: pl.Series) -> None:
         """Add a column read in scan order."""
-        self.cols[name] = values if self.perm is None else values.gather(self.perm)
-
-    def sort(self) -> None:
-        perm = self.cols["ts"].arg_sort()
-        self.cols = {c: v.gather(perm) for c, v in self.cols.items()}
-        self.perm = perm
+        self.cols[name] = values.gather(self.perm)
 
 
 class EventCache:
     """Event columns of one store in memory, per event name, rebuilt per data version.
 
-    Only what queries read is built: an event name's block the first time a query reads
-    that event, a column of it the first time a query reads that column. A block is read
-    from Parquet with ``event = name`` pushed down (event files are sorted by event name,
-    so row-group statistics skip the rest) and user ids are coded once (``USER_CODE``):
-    the first answer in a new process costs one filtered scan of the events it reads,
-    as without the cache. When a block is read again it is sorted by ``ts``; from then on
-    a time range is a binary search and a zero-copy slice. ``version``, ``scan`` and
-    ``names`` are the store's data version, events LazyFrame and event names; the cache
-    reads nothing else of the store.
+    Only what queries read is built, and only once it is read again: the first read of
+    an event name in a data version is answered by the caller's filtered Parquet scan
+    (``frame`` returns None), so a one-shot process (a CLI call) never pays for a cache it
+    will not reuse. The second read builds the event's block: one Parquet scan with
+    ``event = name`` pushed down (event files are sorted by event name, so row-group
+    statistics skip the rest), user ids coded once (``USER_CODE``), rows sorted by
+    ``ts``; from then on a time range is a binary search and a zero-copy slice. A column
+    first read later is added to the block the same way. With ``background`` (long-lived
+    processes: the dashboard, the membership service) the first read also starts a daemon
+    thread that builds the blocks while the answer comes from Parquet. ``version``,
+    ``scan`` and ``names`` are the store's data version, events LazyFrame and event
+    names; the cache reads nothing else of the store.
     """
 
     def __init__(self, version: Callable[[], str], scan: Callable[[], pl.LazyFrame],
-                 names: Callable[[], list[str]]):
+                 names: Callable[[], list[str]], *, background: bool = False):
         self._version = version
         self._scan = scan
         self._names = names
         self.enabled = True
+        self.background = background
         self._lock = threading.Lock()
         self._key: str | None = None
         self._blocks: dict[str, _Block] = {}
-        self._users: tuple[tuple, pl.DataFrame] | None = None
+        self._asked: set[str] = set()  # event names read in this version
+        self._filling: set[str] = set()  # event names a background thread is building
+        self._users: tuple[tuple, pl.DataFrame | None] | None = None
+        self.threads: list[threading.Thread] = []  # background builds (tests join them)
 
     def users(self, key: tuple, scan: pl.LazyFrame) -> pl.LazyFrame:
-        """The users table in memory per version ``key`` of its files (``scan`` if too big)."""
+        """The users table in memory per version ``key`` of its files, from its second
+        read on (the first is ``scan``; also ``scan`` if too big)."""
         with self._lock:
             cached = self._users
             if cached is None or cached[0] != key:
+                self._users = (key, None)  # asked once: scan now, keep it next time
+                if self.background:
+                    self._start(self._fill_users, key, scan)
+                return scan
+            if cached[1] is None:
                 if scan.select(pl.len()).collect().item() > max_cached_rows():
                     return scan
                 cached = self._users = (key, scan.collect())
         return cached[1].lazy()
 
+    def _fill_users(self, key: tuple, scan: pl.LazyFrame) -> None:
+        if scan.select(pl.len()).collect().item() > max_cached_rows():
+            return
+        df = scan.collect()
+        with self._lock:
+            if self._users is not None and self._users[0] == key and self._users[1] is None:
+                self._users = (key, df)
+
     def frame(self, columns: list[str], events: list[str] | None,
               since: dt.datetime | None, until: dt.datetime | None) -> pl.LazyFrame | None:
         """``columns`` of ``events`` (all if None) with ``since <= ts < until`` from memory,
-        or None when the store is too large to cache (the caller scans Parquet instead)."""
+        or None when the caller should scan Parquet instead (a first read, or a store too
+        large to cache)."""
         blocks = self._read(columns, events)
         if blocks is None:
             return None
         parts = []
-        for block, is_sorted in blocks:  # ok-loop: one slice per event name
-            if not is_sorted:
-                conds = []
-                if since is not None:
-                    conds.append(pl.col("ts") >= pl.lit(since, dtype=block["ts"].dtype))
-                if until is not None:
-                    conds.append(pl.col("ts") < pl.lit(until, dtype=block["ts"].dtype))
-                parts.append(block.filter(*conds) if conds else block)
-                continue
+        for block in blocks:  # ok-loop: one slice per event name
             a, b = 0, block.height
             if since is not None:
                 a = int(block["ts"].search_sorted(since, side="left"))
@@ -120,7 +134,6 @@ class EventCache:
                 b = int(block["ts"].search_sorted(until, side="left"))
             if b > a:
                 parts.append(block.slice(a, b - a) if b - a < block.height else block)
-        parts = [p for p in parts if p.height]
         if not parts:
             return self._empty(columns).lazy()
         return pl.concat(parts, rechunk=False).lazy().select(columns)
@@ -131,12 +144,11 @@ class EventCache:
                  for c in columns}
         return pl.DataFrame(schema=types)
 
-    def _read(self, columns: list[str],
-              events: list[str] | None) -> list[tuple[pl.DataFrame, bool]] | None:
+    def _read(self, columns: list[str], events: list[str] | None) -> list[pl.DataFrame] | None:
         key = self._version()
         with self._lock:
             if key != self._key:
-                self._blocks, self._key = {}, key
+                self._blocks, self._asked, self._filling, self._key = {}, set(), set(), key
                 total = self._scan().select(pl.len()).collect().item()
                 if total > max_cached_rows():
                     LOG.warning("segcore: %s events exceed SEGCORE_EVENT_CACHE_MAX_ROWS (%s): "
@@ -145,39 +157,81 @@ class EventCache:
                     self.enabled = False
                     return None
             names = list(events) if events is not None else self._names()
-            wanted = ["ts", *(c for c in columns if c not in ("event", "ts", USER_CODE))]
-            if USER_CODE in columns and "user_id" not in wanted:
-                wanted.append("user_id")
-            todo = []
-            for name in names:  # ok-loop: one entry per event name
-                block = self._blocks.get(name)
-                have = block.cols if block is not None else {}
-                cols = [c for c in wanted if c not in have
-                        and not (c == "user_id" and USER_CODE in have)]
-                if cols:
-                    todo.append((name, cols))
-            if todo:  # one filtered scan per event, run together
-                scan = self._scan()
-                got = pl.collect_all([scan.filter(pl.col("event") == n).select(cols)
-                                      for n, cols in todo])
+            todo = self._missing(names, columns)
+            if todo:
+                todo_names = {n for n, _ in todo}
+                if not todo_names <= self._asked or todo_names & self._filling:
+                    # a first read (or one being built): the caller scans Parquet
+                    if self.background and not todo_names & self._filling:
+                        self._filling |= todo_names
+                        self._start(self._fill, key, todo, self._queries(todo))
+                    self._asked |= todo_names
+                    return None
+                got = pl.collect_all(self._queries(todo))  # read again: build the blocks
                 for (name, _), df in zip(todo, got, strict=True):  # ok-loop: one block per event
                     self._load(name, df)
-            out = []
-            keep = list(dict.fromkeys(["ts", *columns]))
-            for name in names:  # ok-loop: one frame per event name
-                block = self._blocks[name]
-                block.reads += 1
-                if block.perm is None and block.reads > 1 and block.cols["ts"].len() > 1:
-                    block.sort()
-                for c in keep:  # ok-loop: columns derived on request
-                    if c == "event" and c not in block.cols:
-                        block.cols[c] = pl.Series("event", [name], pl.Categorical()).new_from_index(
-                            0, block.cols["ts"].len())
-                    elif c == "user_id" and c not in block.cols:
-                        block.cols[c] = block.cols[USER_CODE].cast(pl.String).alias("user_id")
-                out.append((pl.DataFrame([block.cols[c] for c in keep]),
-                            block.perm is not None or block.cols["ts"].len() < 2))
-            return out
+            return [self._frame(name, columns) for name in names]  # ok-loop: one per event
+
+    def _missing(self, names: list[str], columns: list[str]) -> list[tuple[str, list[str]]]:
+        """(event name, Parquet columns its block still lacks) for each of ``names``."""
+        wanted = ["ts", *(c for c in columns if c not in ("event", "ts", USER_CODE))]
+        if USER_CODE in columns and "user_id" not in wanted:
+            wanted.append("user_id")
+        todo = []
+        for name in names:  # ok-loop: one entry per event name
+            block = self._blocks.get(name)
+            have = block.cols if block is not None else {}
+            cols = [c for c in wanted if c not in have
+                    and not (c == "user_id" and USER_CODE in have)]
+            if cols:
+                todo.append((name, cols))
+        return todo
+
+    def _queries(self, todo: list[tuple[str, list[str]]]) -> list[pl.LazyFrame]:
+        """One filtered scan per event (run together by ``collect_all``)."""
+        scan = self._scan()
+        return [scan.filter(pl.col("event") == n).select(cols) for n, cols in todo]
+
+    def _start(self, target: Callable[..., None], *args: object) -> None:
+        thread = threading.Thread(target=self._quietly, args=(target, *args), daemon=True,
+                                  name="segcore-event-cache")
+        self.threads.append(thread)
+        thread.start()
+
+    @staticmethod
+    def _quietly(target: Callable[..., None], *args: object) -> None:
+        try:
+            target(*args)
+        except Exception:  # a failed background build only means reads keep scanning
+            LOG.debug("segcore: background event-cache build failed", exc_info=True)
+
+    def _fill(self, key: str, todo: list[tuple[str, list[str]]],
+              queries: list[pl.LazyFrame]) -> None:
+        """Build ``todo``'s blocks from ``queries`` (a daemon thread of a long-lived process)."""
+        try:
+            got: list[pl.DataFrame] | None = pl.collect_all(queries)
+        except Exception:
+            got = None  # reads keep scanning Parquet, and build on their next read
+            LOG.debug("segcore: background event-cache build failed", exc_info=True)
+        with self._lock:
+            if key != self._key:
+                return  # a new data version came meanwhile
+            self._filling -= {n for n, _ in todo}
+            for (name, cols), df in zip(todo, got or [], strict=False):  # ok-loop: one per event
+                block = self._blocks.get(name)
+                if block is None or not any(c in block.cols for c in cols):
+                    self._load(name, df)
+
+    def _frame(self, name: str, columns: list[str]) -> pl.DataFrame:
+        """The block of ``name`` as a frame of ``ts`` and ``columns`` (derived on request)."""
+        block = self._blocks[name]
+        for c in dict.fromkeys(["ts", *columns]):  # ok-loop: columns derived on request
+            if c == "event" and c not in block.cols:
+                block.cols[c] = pl.Series("event", [name], pl.Categorical()).new_from_index(
+                    0, block.cols["ts"].len())
+            elif c == "user_id" and c not in block.cols:
+                block.cols[c] = block.cols[USER_CODE].cast(pl.String).alias("user_id")
+        return pl.DataFrame([block.cols[c] for c in dict.fromkeys(["ts", *columns])])
 
     def _load(self, name: str, df: pl.DataFrame) -> None:
         """Keep the columns of ``df`` (one event's rows, scan order) in its block; user ids

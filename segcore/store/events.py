@@ -27,6 +27,7 @@ from typing import Any
 import polars as pl
 
 from segcore.errors import StoreError
+from segcore.store import stats
 from segcore.store.cache import USER_CODE, EventCache
 from segcore.store.catalog import Catalog
 from segcore.store.files import TMP_PREFIX
@@ -98,16 +99,19 @@ class EventStore:
     """The data of a store rooted at ``home`` (default: ``SEGCORE_HOME`` or ``./data``).
 
     ``memo`` holds what other modules derive from this store's data (the rule schema,
-    parsed rules), keyed so that a new data version misses.
+    parsed rules), keyed so that a new data version misses. ``background_cache``: a
+    long-lived process (the dashboard, the service) builds the event cache in a daemon
+    thread from the first read on, while that read is answered from Parquet.
     """
 
     def __init__(self, home: str | os.PathLike[str] | None = None, *,
-                 cache_events: bool | None = None):
+                 cache_events: bool | None = None, background_cache: bool = False):
         self.home = Path(home) if home is not None else default_home()
         if cache_events is None:
             cache_events = os.environ.get("SEGCORE_EVENT_CACHE", "1") not in ("0", "false", "no")
         self.cache_events = cache_events
-        self.cache = EventCache(self.data_version, lambda: self.scan_events(), self.event_names)
+        self.cache = EventCache(self.data_version, lambda: self.scan_events(), self.event_names,
+                                background=background_cache)
         self.memo: dict[Any, Any] = {}
 
     def __repr__(self) -> str:
@@ -315,7 +319,9 @@ class EventStore:
         return self.event_counts()["event"].to_list()
 
     def event_counts(self) -> pl.DataFrame:
-        """Event name and number of events, most frequent first (cached per version)."""
+        """Event name and number of events, most frequent first (cached per version; for
+        the store's own files, from per-file statistics kept beside them, see
+        :mod:`segcore.store.stats`, so a new process does not scan every event)."""
         key = ("event_counts", self.data_version())
         cache = self.memo
         src = self.source("events")
@@ -323,14 +329,33 @@ class EventStore:
             cache[key] = spark_event_counts(src).sort(["count", "event"],
                                                       descending=[True, False])
         if key not in cache:
-            cache[key] = (
-                self.scan_events()
-                .group_by("event")
-                .agg(pl.len().alias("count"))
-                .sort(["count", "event"], descending=[True, False])
-                .collect()
-            )
+            entries = self._file_stats()
+            if entries is not None:
+                cache[key] = stats.event_counts(entries)
+            else:
+                cache[key] = (
+                    self.scan_events()
+                    .group_by("event")
+                    .agg(pl.len().alias("count"))
+                    .sort(["count", "event"], descending=[True, False])
+                    .collect()
+                )
         return cache[key]
+
+    def _file_stats(self) -> dict[str, dict[str, Any]] | None:
+        """Per-file statistics of the event files (None for a connected events source)."""
+        if self.source("events") is not None:
+            return None
+        return stats.EventStats(self.home, self.events_dir).files(self.event_files())
+
+    def _users_with_events(self) -> int:
+        """Distinct users over all events, once per data version (memo and stats file)."""
+        key = ("users_with_events", self.data_version())
+        if key not in self.memo:
+            self.memo[key] = stats.EventStats(self.home, self.events_dir).per_version(
+                key[1], "users_with_events",
+                lambda: int(self.scan_events().select(pl.col("user_id").n_unique()).collect().item()))
+        return self.memo[key]
 
     # ------------------------------------------------------------------ versions
     def data_version(self) -> str:
@@ -360,14 +385,25 @@ class EventStore:
 
     # ------------------------------------------------------------------ info
     def info(self) -> dict[str, Any]:
-        """Summary of the store: sizes, date range, event names, columns."""
-        ev = self.scan_events()
-        stats = ev.select(
-            pl.len().alias("events"),
-            pl.col("ts").min().alias("first"),
-            pl.col("ts").max().alias("last"),
-            pl.col("user_id").n_unique().alias("event_users"),
-        ).collect().row(0, named=True)
+        """Summary of the store: sizes, date range, event names, columns.
+
+        Event counts and the date range come from per-file statistics, and the number of
+        distinct users with events is computed once per data version
+        (:mod:`segcore.store.stats`); a connected events source is scanned.
+        """
+        entries = self._file_stats()
+        if entries is None:
+            ev = self.scan_events()
+            stats_row = ev.select(
+                pl.len().alias("events"),
+                pl.col("ts").min().alias("first"),
+                pl.col("ts").max().alias("last"),
+                pl.col("user_id").n_unique().alias("event_users"),
+            ).collect().row(0, named=True)
+        else:
+            first, last = stats.time_range(entries)
+            stats_row = {"events": int(self.event_counts()["count"].sum()), "first": first,
+                         "last": last, "event_users": self._users_with_events()}
         users = self.scan_users().select(pl.len()).collect().item()
 
         def iso(x: dt.datetime | None) -> str | None:
@@ -376,10 +412,10 @@ class EventStore:
         return {
             "home": str(self.home),
             "users": int(users),
-            "events": int(stats["events"]),
-            "users_with_events": int(stats["event_users"]),
-            "first_event": iso(stats["first"]),
-            "last_event": iso(stats["last"]),
+            "events": int(stats_row["events"]),
+            "users_with_events": int(stats_row["event_users"]),
+            "first_event": iso(stats_row["first"]),
+            "last_event": iso(stats_row["last"]),
             "event_names": [
                 {"event": e, "count": int(c)} for e, c in self.event_counts().iter_rows()  # ok-loop: one row per event name
             ],

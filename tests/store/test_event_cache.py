@@ -1,6 +1,7 @@
 """The event-column cache (segcore/store/cache.py) serves what a filtered Parquet scan
-serves: on the first read (scan order), after it sorts a block (second read), for
-columns added later, for all events, and after a new data version."""
+serves: on the first read (answered by the scan itself), once it builds a block (second
+read, sorted by time), for columns added later, for all events, after a new data
+version, and when a long-lived store builds the blocks in a background thread."""
 
 from __future__ import annotations
 
@@ -35,8 +36,8 @@ def test_cache_equals_parquet_scan_first_and_later_reads(tmp_path):
     hot, cold = Store(tmp_path), Store(tmp_path, cache_events=False)
     since, until = dt.datetime(2026, 1, 2, tzinfo=UTC), dt.datetime(2026, 1, 4, tzinfo=UTC)
     asks = [
-        (["ts", USER_CODE], ["a"], since, until),  # first read: scan order
-        (["ts", USER_CODE], ["a"], since, until),  # second read: block sorted
+        (["ts", USER_CODE], ["a"], since, until),  # first read: a Parquet scan
+        (["ts", USER_CODE], ["a"], since, until),  # second read: block built, sorted
         (["ts", "amount", "user_id"], ["a", "b"], None, until),  # column added after sort
         (["event", "ts", "user_id", USER_CODE], None, since, None),  # all events
         (["ts", "amount"], ["missing", "c"], None, None),  # unknown event name
@@ -95,3 +96,29 @@ def test_the_scan_path_answers_like_the_cache(sample_home, monkeypatch):
     big = Store(sample_home)
     assert answers(big) == want
     assert not big.cache.enabled
+
+
+def test_a_first_read_builds_nothing_and_a_second_read_builds_the_block(tmp_path):
+    """A one-shot process (a CLI call) never pays for a cache it will not reuse."""
+    store = make_store(tmp_path, _events())
+    first = store.events_frame(["ts", USER_CODE], events=["a", "b"]).collect()
+    assert store.cache._blocks == {}  # answered by a filtered Parquet scan
+    assert store.cache._users is None or store.cache._users[1] is None
+    again = store.events_frame(["ts", USER_CODE], events=["a", "b"]).collect()
+    assert sorted(store.cache._blocks) == ["a", "b"]
+    assert _rows(first.lazy()) == _rows(again.lazy())
+    assert store.cache.frame(["ts"], ["a"], None, None).collect()["ts"].is_sorted()
+
+
+def test_a_long_lived_store_builds_the_cache_in_the_background(tmp_path):
+    make_store(tmp_path, _events(), users=[{"user_id": f"u{i}", "age": i} for i in range(7)])
+    store, cold = Store(tmp_path, background_cache=True), Store(tmp_path, cache_events=False)
+    asks = (["ts", USER_CODE, "amount"], ["a", "c"], None, dt.datetime(2026, 1, 3, tzinfo=UTC))
+    first = store.events_frame(*asks)  # from Parquet, while a thread builds the blocks
+    users = store.scan_users().collect()
+    for thread in store.cache.threads:
+        thread.join(timeout=60)
+    assert sorted(store.cache._blocks) == ["a", "c"] and store.cache._filling == set()
+    assert store.cache._users is not None and store.cache._users[1] is not None
+    assert _rows(first) == _rows(store.events_frame(*asks)) == _rows(cold.events_frame(*asks))
+    assert store.scan_users().collect().equals(users)
