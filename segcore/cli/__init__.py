@@ -69,8 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         with report_zone(_zone(args)):
-            default_as_of_arg(args)
+            note = default_as_of_arg(args)
             code = args.func(args)
+        if note and not code:
+            print(note, file=sys.stderr)
     except SegcoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -60,14 +60,14 @@ AS_OF_HELP = ("date (end of that day in the report zone) or ISO timestamp; defau
               + DEFAULT_AS_OF_RULE.replace("%", "%%") + " (the instant used is printed on stderr)")
 
 
-def default_as_of_arg(args: argparse.Namespace) -> None:
+def default_as_of_arg(args: argparse.Namespace) -> str | None:
     """Fill a command's missing ``--as-of`` with the store's default instant (the rule
-    of :data:`AS_OF_HELP`) and say on stderr which instant it is."""
+    of :data:`AS_OF_HELP`); the note naming it, for stderr once the command succeeded."""
     if getattr(args, "as_of", "") is not None:
-        return
+        return None
     default = store_from(args).default_as_of()
     args.as_of = default.text()
-    print(f"as of {default.describe()}; --as-of to choose", file=sys.stderr)
+    return f"as of {default.describe()}; --as-of to choose"
 
 
 def store_from(args, *, must_exist: bool = True) -> Store:
