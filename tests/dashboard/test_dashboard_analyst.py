@@ -337,5 +337,6 @@ def test_import_summary_names_the_users_file_not_a_temporary_path(tiny):
     assert "segcore-upload" not in summary["summary"] and "/" not in summary["summary"]
     assert "; the rejected rows are in the download below" in summary["summary"]
     assert rejected.decode().splitlines()[1].startswith("b,y,not a time")
-    again, _ = run_import(store, "events", [("mine.csv", csv)], skip_invalid=True)
+    again, _ = run_import(store, "events", [("mine.csv", csv)], skip_invalid=True,
+                          if_imported="again")
     assert again["identical_rows"] == 1 and "give key columns to skip them" in again["summary"]
