@@ -188,8 +188,11 @@ def _event_suggestions(cols, row: dict[str, Any], k: str) -> None:
     to add to "Only events where"."""
     if not STR_PROPS or row["event"] == "*":
         return
-    prop = cols[0].selectbox("Values of", STR_PROPS, key=f"{k}_wprop",
-                             help=f"A text property of {row['event']!r} events")
+    first = next((i for i, c in enumerate(STR_PROPS)  # ok-loop: a few text columns, cached
+                  if cached.run(ValuesQuery(c, event=row["event"], top=1)).rows.height), 0)
+    prop = cols[0].selectbox("Values of", STR_PROPS, index=first, key=f"{k}_wprop",
+                             help=f"A text property of {row['event']!r} events (the first "
+                             "one they have values of, to start with)")
     with guard("suggestions"):
         top = cached.run(ValuesQuery(prop, event=row["event"], top=15)).rows
         counts = dict(zip(top["value"].to_list(), top["count"].to_list(), strict=True))

@@ -210,6 +210,10 @@ def test_builder_suggests_event_property_values_with_counts(app, store):
     app.button(key=add).click().run()
     k = next(s.key for s in app.selectbox if s.key and s.key.endswith("_ev"))[: -len("_ev")]
     app.selectbox(key=f"{k}_ev").select("charged").run()
+    first = app.selectbox(key=f"{k}_wprop").value  # starts on a property charged events have
+    assert store.scan_events().filter(pl.col("event") == "charged").select(
+        pl.col(first).is_not_null().any()).collect().item()
+    assert app.selectbox(key=f"{k}_wsugg").options
     app.selectbox(key=f"{k}_wprop").select("payment_method").run()
     assert_clean(app)
     sugg = app.selectbox(key=f"{k}_wsugg")
