@@ -22,7 +22,7 @@ import streamlit as st  # noqa: E402
 
 from dashboard import cached, exposure, state  # noqa: E402
 from dashboard.widgets import guard  # noqa: E402
-from segcore.lang.dates import report_zone  # noqa: E402
+from segcore.lang.dates import DEFAULT_AS_OF_RULE, as_zone, report_zone  # noqa: E402
 from segcore.store.settings import read_settings  # noqa: E402
 
 # offered in the sidebar besides UTC and the store's own zone
@@ -170,14 +170,10 @@ def engine_setting() -> None:
 
 
 def sidebar() -> None:
-    """The as-of date (default: the day of the last event) and the engine."""
+    """The report time zone, the as-of date (default: segcore's default instant, see
+    ``Store.default_as_of``) and the engine."""
     info = cached.info()
-    last = info.get("last_event")
-    default = dt.date.fromisoformat(last[:10]) if last else dt.datetime.now(dt.timezone.utc).date()
     ss = st.session_state
-    if ss.get("as_of_default") != default or not isinstance(ss.get("as_of_value"), dt.date):
-        ss["as_of_default"] = default
-        ss["as_of_value"] = default
     saved = read_settings(state.home_path())["timezone"]
     zones = list(dict.fromkeys([saved, "UTC", *COMMON_ZONES, ss.get("report_tz") or saved]))
     with st.sidebar:
@@ -189,18 +185,33 @@ def sidebar() -> None:
             "(the store's setting by default: segcore config set timezone ...). "
             "Windows such as 'within 30 days' stay exact elapsed time.",
         )
+        with report_zone(ss["report_tz"]):
+            chosen = state.store().default_as_of()
+        default = chosen.day
+        if ss.get("as_of_default") != default or not isinstance(ss.get("as_of_value"), dt.date):
+            ss["as_of_default"] = default
+            ss["as_of_value"] = default
+        ss["as_of_now"] = None if chosen.last_event_day else chosen.text()
         ss["as_of_value"] = st.date_input(
             f"As of (end of day, {ss['report_tz']})",
             value=ss["as_of_value"],
             key=f"as_of_{default.isoformat()}",
-            help="Segments are evaluated at the end of this day in the report time zone. The default is the "
-            "day of the last event; the CLI's default is now, so give it --as-of with this "
-            "date for the same numbers (docs/dashboard.md, As-of date). Date ranges that "
-            "end on this day move with it.",
+            help="Segments are evaluated at the end of this day in the report time zone. "
+            f"The default, as in the CLI, is {DEFAULT_AS_OF_RULE} (docs/dashboard.md, "
+            "As-of date). Date ranges that end on this day move with it.",
         )
         state.follow_as_of()
         day = ss["as_of_value"]
-        st.caption(f"As of {day} 24:00 UTC" + (" (the last event day)" if day == default else ""))
+        if day != default:
+            st.caption(f"As of {day} 24:00 {ss['report_tz']}")
+        elif chosen.last_event_day:
+            st.caption(f"As of {day} 24:00 {ss['report_tz']} (the end of the last event "
+                       "day: the data ends before today)")
+        else:
+            with report_zone(ss["report_tz"]):
+                local = chosen.instant.astimezone(as_zone(ss["report_tz"]).tzinfo)
+            st.caption(f"As of now: {day} {local:%H:%M} {ss['report_tz']} "
+                       f"({chosen.text()}; the data reaches today)")
         st.caption(f"Store: `{Path(info['home']).name}`", help=info["home"])
         engine_setting()
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from segcore.api import Store
 from segcore.errors import SegcoreError, UsageError
+from segcore.ingest.preview import Preview
 from segcore.ingest.readers import FORMATS
 from segcore.ingest.tool_exports import TOOLS
 
@@ -30,6 +31,32 @@ def parse_derivations(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
+NO_MAPPING = "(no mapping: same name)"
+
+
+def preview_upload(name: str, data: bytes, format: str | None = None,
+                   encoding: str | None = None) -> Preview:
+    """The first rows of an uploaded file and its guessed mapping
+    (:func:`segcore.ingest.preview.preview_file`)."""
+    from segcore.ingest.preview import preview_file
+
+    with tempfile.TemporaryDirectory(prefix="segcore-preview-") as tmp:
+        path = Path(tmp) / (Path(name).name or "upload")
+        path.write_bytes(data)
+        try:
+            return preview_file(path, format, encoding or "utf-8")
+        except SegcoreError as exc:  # name the user's file, not its temporary copy
+            exc.args = tuple(a.replace(str(path), path.name) if isinstance(a, str) else a
+                             for a in exc.args)
+            raise
+
+
+def mapping_index(preview: Preview, target: str) -> int:
+    """The position of ``target``'s guessed column in ``[NO_MAPPING, *columns]``."""
+    guess = preview.mapping.get(target)
+    return preview.columns.index(guess) + 1 if guess in preview.columns else 0
+
+
 def run_import(
     store: Store,
     kind: str,
@@ -45,6 +72,7 @@ def run_import(
     key: str | None = None,
     trim: bool = False,
     source_tz: str | None = None,
+    if_imported: str = "ask",
 ) -> tuple[dict[str, Any], bytes | None]:
     """Import uploaded files; returns ingest's summary and the rejected rows as CSV bytes.
 
@@ -103,18 +131,34 @@ def run_import(
                     key=key.strip() if key and key.strip() else None,
                     trim=trim,
                     source_tz=source_tz or None,
+                    if_imported=if_imported,
                     **kwargs,
                 )
         except SegcoreError as exc:  # name the user's file, not its temporary copy
             temp = re.escape(str(Path(tmp))) + r"[/\\]\d+[/\\]"
-            exc.args = tuple(re.sub(temp, "", a) if isinstance(a, str) else a for a in exc.args)
+            exc.args = tuple(_dashboard_words(re.sub(temp, "", a)) if isinstance(a, str) else a
+                             for a in exc.args)
             raise
         rejected = rejects.read_bytes() if rejects.exists() else None
     return _without_temp_paths(summary, Path(tmp), [name for name, _ in files]), rejected
 
 
-# the CLI's wording in ingest's summary, as the dashboard says it
-_DASHBOARD_WORDS = {"use --key to skip them": "give key columns to skip them"}
+# the CLI's wording in ingest's summary and errors, as the dashboard says it
+_DASHBOARD_WORDS = {
+    "use --key to skip them": "give key columns to skip them",
+    "Choose --if-imported skip (leave those files out) or --if-imported again (import them "
+    "anyway), or give --key": "Choose 'Skip it' (leave those files out) or 'Import it again' "
+    "under 'If a file was imported before', or give key columns",
+}
+
+# the import form's choices for a file imported before -> ingest's ``if_imported``
+IF_IMPORTED_CHOICES = {"Stop and tell me": "ask", "Skip it": "skip", "Import it again": "again"}
+
+
+def _dashboard_words(text: str) -> str:
+    for cli, words in _DASHBOARD_WORDS.items():
+        text = text.replace(cli, words)
+    return text
 
 
 def _without_temp_paths(summary: dict[str, Any], tmp: Path,
@@ -123,15 +167,15 @@ def _without_temp_paths(summary: dict[str, Any], tmp: Path,
     rejected rows are the page's download."""
     out = dict(summary)
     out["files"] = [Path(n).name for n in names]
+    for key in ("imported_before", "skipped_files"):
+        out[key] = [Path(f).name for f in out.get(key) or []]
     if out.get("rejects_file"):
         out["rejects_file"] = "rejected.csv (download below)"
     text = str(out.get("summary") or "")
     text = re.sub(r"rejected rows written to " + re.escape(str(tmp / "rejected.csv")),
                   "the rejected rows are in the download below", text)
     text = re.sub(re.escape(str(tmp)) + r"[/\\]\d+[/\\]", "", text)
-    for cli, words in _DASHBOARD_WORDS.items():
-        text = text.replace(cli, words)
-    out["summary"] = text
+    out["summary"] = _dashboard_words(text)
     return out
 
 

@@ -59,12 +59,23 @@ def report_tz() -> str:
 
 
 def as_of() -> str:
-    """The evaluation date chosen in the sidebar (``YYYY-MM-DD``; end of that day in the
-    report time zone, :func:`report_tz`)."""
+    """The evaluation instant chosen in the sidebar: ``YYYY-MM-DD`` (the end of that day in
+    the report time zone, :func:`report_tz`), or on the default day of a store whose data
+    reaches today, the default instant "now" (an ISO timestamp; ``Store.default_as_of``)."""
+    ss = st.session_state
+    day = ss.get("as_of_value")
+    if not isinstance(day, dt.date):
+        return dt.datetime.now(dt.timezone.utc).date().isoformat()
+    now = ss.get("as_of_now")
+    if now and day == ss.get("as_of_default"):
+        return str(now)
+    return day.isoformat()
+
+
+def as_of_day() -> dt.date:
+    """The day of :func:`as_of` (date ranges that end "now" end on it)."""
     day = st.session_state.get("as_of_value")
-    if isinstance(day, dt.date):
-        return day.isoformat()
-    return dt.datetime.now(dt.timezone.utc).date().isoformat()
+    return day if isinstance(day, dt.date) else dt.datetime.now(dt.timezone.utc).date()
 
 
 ENGINE_KEY = "engine_value"  # plain session keys: they survive page switches

@@ -11,6 +11,7 @@ from dashboard import cached, state
 from dashboard.widgets import fmt_int, fmt_pct, friendly, guard, rule_error
 from segcore.engine.rules import schema_of, to_tree
 from segcore.errors import ConflictError, RuleError, SegcoreError
+from segcore.lang.printer import quote_ident, quote_string
 from segcore.query import ReachQuery, Target, ValuesQuery
 
 store = state.store()
@@ -167,6 +168,44 @@ def _suggestions(col, row: dict[str, Any], k: str) -> None:
         )
 
 
+STR_PROPS = [c for c, t in schema.events.items()
+             if t in SUGGESTED_TYPES and c not in ("user_id", "event", "event_id")]
+
+
+def _take_where(k: str) -> None:
+    """Add ``property = 'value'`` for the suggestion picked to the row's "Only events where"."""
+    prop, picked = ss.get(f"{k}_wprop"), ss.get(f"{k}_wsugg")
+    if picked is None or not prop:
+        return
+    cond = f"{quote_ident(prop)} = {quote_string(picked)}"
+    current = str(ss.get(f"{k}_where") or "").strip()
+    ss[f"{k}_where"] = f"{current} AND {cond}" if current else cond
+    ss[f"{k}_wsugg"] = None
+
+
+def _event_suggestions(cols, row: dict[str, Any], k: str) -> None:
+    """A property of the row's event and its most frequent values with their event counts,
+    to add to "Only events where"."""
+    if not STR_PROPS or row["event"] == "*":
+        return
+    first = next((i for i, c in enumerate(STR_PROPS)  # ok-loop: a few text columns, cached
+                  if cached.run(ValuesQuery(c, event=row["event"], top=1)).rows.height), 0)
+    prop = cols[0].selectbox("Values of", STR_PROPS, index=first, key=f"{k}_wprop",
+                             help=f"A text property of {row['event']!r} events (the first "
+                             "one they have values of, to start with)")
+    with guard("suggestions"):
+        top = cached.run(ValuesQuery(prop, event=row["event"], top=15)).rows
+        counts = dict(zip(top["value"].to_list(), top["count"].to_list(), strict=True))
+        cols[1].selectbox(
+            "Top values", list(counts), index=None, key=f"{k}_wsugg",
+            format_func=lambda v: f"{v} ({counts[v]:,} events)",
+            placeholder="Suggestions..." if counts else "(no values)", on_change=_take_where,
+            args=(k,),
+            help=f"The most frequent values of {prop} in {row['event']!r} events (events "
+            "with each); picking one adds it to 'Only events where'",
+        )
+
+
 def _row(row: dict[str, Any], gid: int) -> None:
     k = f"b_{row['id']}"
     kind = row["kind"]
@@ -224,6 +263,7 @@ def _row(row: dict[str, Any], gid: int) -> None:
             key=f"{k}_where",
             placeholder="amount > 100",
         )
+        _event_suggestions(c3[3:5], row, k)
     elif kind == "first":
         c[0].markdown("did for the **first time**")
         row["event"] = _pick(c[1], "Event", EVENTS, row["event"], f"{k}_ev")

@@ -19,7 +19,7 @@ if not names:
     st.info("No saved segments yet: create some in the Segment builder.")
     st.stop()
 
-end_default = dt.date.fromisoformat(as_of)
+end_default = state.as_of_day()
 with st.container(border=True):
     c = st.columns([4, 3, 1, 2])
     chosen = c[0].multiselect("Segments", names, default=names[:3], key="cmp_segments",

@@ -8,11 +8,32 @@ from functools import partial
 import streamlit as st
 
 from dashboard import cached, state
+from dashboard.imports import IF_IMPORTED_CHOICES, NO_MAPPING, mapping_index, preview_upload
 from dashboard.widgets import download, fmt_int, guard
 from segcore.analytics.reach import check_channel
+from segcore.ingest.preview import Preview
+from segcore.ingest.readers import FORMATS
 
 store = state.store()
 ss = st.session_state
+SAME = NO_MAPPING
+
+
+def file_preview(files, fmt: str | None, encoding: str | None) -> Preview | None:
+    """Show the first uploaded file's first rows; its preview, for the mapping fields."""
+    if not files or ss.get("dt_kind") == "export":
+        return None
+    first = files[0]
+    fmt = None if not fmt or fmt.startswith("(") or fmt not in FORMATS else fmt
+    with guard("preview"):
+        preview = preview_upload(first.name, first.getvalue(), fmt,
+                                 None if encoding in (None, "utf-8") else encoding)
+        st.caption(f"First rows of **{first.name}** ({len(preview.columns)} columns)"
+                   + (f"; {len(files) - 1} more file(s) are read the same way"
+                      if len(files) > 1 else ""))
+        st.dataframe(preview.rows, hide_index=True, key="dt_preview")
+        return preview
+    return None
 st.title("Data")
 
 t_sum, t_import, t_sample, t_channels = st.tabs(["Summary", "Import", "Sample data", "Channels"])
@@ -50,6 +71,14 @@ with t_sum, guard("summary"):
     )
 
 with t_import:
+    files = st.file_uploader(
+        "Files",
+        accept_multiple_files=True,
+        key="dt_files",
+        type=["csv", "tsv", "txt", "parquet", "ndjson", "json", "jsonl", "gz", "zip"],
+    )
+    preview = file_preview(files, st.session_state.get("dt_format"),
+                           st.session_state.get("dt_encoding"))
     with st.form("dt_import_form"):
         c = st.columns(4)
         kind = c[0].radio(
@@ -74,17 +103,14 @@ with t_import:
             help="Import the valid rows and set the invalid ones aside (a download of the "
             "rejected rows with the reason); unticked, one invalid row refuses the import.",
         )
-        files = st.file_uploader(
-            "Files",
-            accept_multiple_files=True,
-            key="dt_files",
-            type=["csv", "tsv", "txt", "parquet", "ndjson", "json", "jsonl", "gz", "zip"],
-        )
-        st.markdown("Column mapping (leave empty when the file already uses these names)")
+        st.markdown("Column mapping: each store column read from a column of the file "
+                    "(the preview's columns; guessed from their names)")
         c = st.columns(4)
-        m_user = c[0].text_input("user_id from column", key="dt_map_user")
-        m_event = c[1].text_input("event from column", key="dt_map_event")
-        m_ts = c[2].text_input("ts from column", key="dt_map_ts")
+        picked = {t: c[i].selectbox(f"{t} from column", [SAME, *preview.columns],
+                                    index=mapping_index(preview, t), key=f"dt_pick_{t}")
+                  for i, t in enumerate(("user_id", "event", "ts"))} if preview else {}
+        if not preview:
+            c[0].caption("Choose a file above to map its columns.")
         const_event = c[3].text_input("... or one event name for every row", key="dt_const")
         extra = st.text_input("More mappings (target=source, comma-separated)", key="dt_map_more")
         c = st.columns([3, 1])
@@ -98,6 +124,12 @@ with t_import:
             "Key columns (events: make the event id, skip re-imports)",
             key="dt_key",
             placeholder="InvoiceNo,StockCode",
+        )
+        again = c[1].radio(
+            "If a file was imported before", list(IF_IMPORTED_CHOICES), key="dt_if_imported",
+            help="A file whose content (SHA-256) was imported into this store before, and "
+            "whose rows have no event id, would store its events twice: stop and say so, "
+            "leave it out, or import it anyway (docs/ingest.md, Re-imports).",
         )
         trim = c[1].checkbox("Trim spaces around text values", key="dt_trim")
         source_tz = c[1].text_input(
@@ -113,7 +145,8 @@ with t_import:
         with guard("import"):
             from dashboard.imports import parse_derivations, parse_mapping, run_import
 
-            mapping = parse_mapping({"user_id": m_user, "event": m_event, "ts": m_ts}, extra)
+            mapping = parse_mapping({t: "" if v == SAME else v for t, v in picked.items()},
+                                    extra)
             bar = st.progress(0.0, text="Reading...")
 
             def progress(fraction: float, message: str) -> None:
@@ -134,6 +167,7 @@ with t_import:
                     key=key_cols,
                     trim=trim,
                     source_tz=source_tz.strip() or None,
+                    if_imported=IF_IMPORTED_CHOICES[again],
                 )
             except Exception:
                 bar.progress(1.0, text="Refused: nothing was imported")
@@ -150,6 +184,14 @@ with t_import:
                 st.warning(
                     f"{fmt_int(summary['identical_rows'])} rows are identical to rows already "
                     "stored and were imported again; give key columns to skip them."
+                )
+            if summary.get("imported_before") or summary.get("skipped_files"):
+                st.warning(
+                    ("Imported again (imported before, same content): "
+                     + ", ".join(summary["imported_before"]) + ". "
+                     if summary.get("imported_before") else "")
+                    + ("Skipped (imported before): " + ", ".join(summary["skipped_files"])
+                       if summary.get("skipped_files") else "")
                 )
             if summary.get("new_columns"):
                 st.info("New columns: " + ", ".join(summary["new_columns"]))

@@ -27,7 +27,7 @@ props = [k for k in store.events_schema() if k not in ("user_id", "event", "ts",
 with st.container(border=True):
     c = st.columns([3, 2, 1])
     chosen = c[0].multiselect("Events", events, default=events[:1], key="ev_events")
-    last = dt.date.fromisoformat(as_of)
+    last = state.as_of_day()
     first_day = dt.date.fromisoformat(info["first_event"][:10]) if info["first_event"] else last
     rng = c[1].date_input(
         "Range", value=(max(first_day, last - dt.timedelta(days=29)), last), key="ev_range"

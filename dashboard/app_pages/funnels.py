@@ -210,7 +210,7 @@ with st.container(border=True):
     ss.setdefault("fn_win_u", "days")
     win_n = c[0].number_input("Window", min_value=1, key="fn_win_n")
     win_u = c[1].selectbox("Unit", list(WINDOW_UNITS), key="fn_win_u")
-    last = dt.date.fromisoformat(as_of)
+    last = state.as_of_day()
     first_day = dt.date.fromisoformat(info["first_event"][:10]) if info["first_event"] else last
     rng = c[2].date_input(
         "Range (entry day)",

@@ -61,7 +61,7 @@ with right, guard("segments"):
             seed_examples(store)
             st.rerun()
     else:
-        end = dt.date.fromisoformat(as_of)
+        end = state.as_of_day()
         start = end - dt.timedelta(days=29)
         rows = []
         failed: list[str] = []

@@ -69,7 +69,7 @@ with st.container(border=True):
     every = c[3].radio("Period", ["day", "week", "month"], index=1, key="rt_every",
                        horizontal=True)
     c = st.columns([3, 1, 2, 2])
-    last = dt.date.fromisoformat(as_of)
+    last = state.as_of_day()
     first_day = dt.date.fromisoformat(info["first_event"][:10]) if info["first_event"] else last
     rng = c[0].date_input("Cohort range", value=(max(first_day, last - dt.timedelta(days=55)), last),
                           key="rt_range")

@@ -135,7 +135,7 @@ t_size, t_reach, t_profile, t_overlap, t_members, t_rule, t_history = st.tabs(
 )
 
 with t_size, guard("size over time"):
-    end_default = dt.date.fromisoformat(as_of)
+    end_default = state.as_of_day()
     c = st.columns([3, 2])
     rng = c[0].date_input(
         "Range", value=(end_default - dt.timedelta(days=29), end_default), key="sp_range"

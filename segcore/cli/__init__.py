@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from segcore.cli.output import default_as_of_arg
 from segcore.errors import SegcoreError
 from segcore.lang.dates import ReportZone, report_zone
 from segcore.store.events import default_home
@@ -68,7 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         with report_zone(_zone(args)):
+            note = default_as_of_arg(args)
             code = args.func(args)
+        if note and not code:
+            print(note, file=sys.stderr)
     except SegcoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -81,8 +81,8 @@ def _check_format(args: argparse.Namespace) -> None:
                 f"ingest export needs --format {'|'.join(TOOLS)}"
                 + (f" (not {args.format})" if args.format else "")
             )
-        if args.map or args.event or args.derive or args.key or args.source_tz:
-            raise UsageError("--map, --event, --derive, --key and --source-tz do not apply "
+        if args.map or args.event or args.derive or args.key or args.source_tz or args.if_imported:
+            raise UsageError("--map, --event, --derive, --key, --source-tz and --if-imported do not apply "
                              "to ingest export")
     elif args.format in TOOLS and args.format not in FORMATS:
         raise UsageError(
@@ -112,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
                 derive=args.derive or (),
                 key=args.key,
                 source_tz=args.source_tz,
+                if_imported=args.if_imported or "ask",
                 **common,
             )
     finally:
@@ -165,6 +166,13 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         metavar="COLS",
         help="events: columns whose values make the event_id, e.g. InvoiceNo,StockCode "
         "(re-imported rows are then skipped)",
+    )
+    p.add_argument(
+        "--if-imported",
+        choices=["skip", "again"],
+        help="events: a file whose content was imported before (same SHA-256) and whose "
+        "rows have no event_id is refused unless 'skip' (leave it out) or 'again' (import "
+        "it anyway, storing its events twice)",
     )
     p.add_argument(
         "--source-tz",

@@ -15,6 +15,7 @@ import polars as pl
 from segcore.api import Store
 from segcore.engine.choice import Engine
 from segcore.errors import StoreError
+from segcore.lang.dates import DEFAULT_AS_OF_RULE
 
 MAX_ROWS_SHOWN = 1_000_000_000  # --limit, --events: more than any store holds
 
@@ -53,6 +54,20 @@ def whole_number(lo: int, hi: int) -> Callable[[str], int]:
 
     parse.__name__ = "whole number"
     return parse
+
+
+AS_OF_HELP = ("date (end of that day in the report zone) or ISO timestamp; default: "
+              + DEFAULT_AS_OF_RULE.replace("%", "%%") + " (the instant used is printed on stderr)")
+
+
+def default_as_of_arg(args: argparse.Namespace) -> str | None:
+    """Fill a command's missing ``--as-of`` with the store's default instant (the rule
+    of :data:`AS_OF_HELP`); the note naming it, for stderr once the command succeeded."""
+    if getattr(args, "as_of", "") is not None:
+        return None
+    default = store_from(args).default_as_of()
+    args.as_of = default.text()
+    return f"as of {default.describe()}; --as-of to choose"
 
 
 def store_from(args, *, must_exist: bool = True) -> Store:

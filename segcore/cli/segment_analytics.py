@@ -8,6 +8,7 @@ from typing import Any
 import polars as pl
 
 from segcore.cli.output import (
+    AS_OF_HELP,
     MAX_ROWS_SHOWN,
     add_engine,
     engine_from,
@@ -293,7 +294,7 @@ def register(sub, common) -> None:
 
     p = sub.add_parser("reach", parents=[common], help="members reachable per channel")
     _add_target(p)
-    p.add_argument("--as-of", help="date (end of that day in the report zone) or ISO timestamp; default now")
+    p.add_argument("--as-of", help=AS_OF_HELP)
     p.add_argument("--channel", help="list the members reachable by this channel")
     p.add_argument("--limit", type=whole_number(0, MAX_ROWS_SHOWN), default=50, help="rows shown with --channel")
     p.add_argument("--json", action="store_true")
@@ -302,7 +303,7 @@ def register(sub, common) -> None:
 
     p = sub.add_parser("profile", parents=[common], help="attribute distributions vs all users")
     _add_target(p)
-    p.add_argument("--as-of")
+    p.add_argument("--as-of", help=AS_OF_HELP)
     p.add_argument(
         "--attribute",
         action="append",
@@ -320,7 +321,7 @@ def register(sub, common) -> None:
 
     p = sub.add_parser("overlap", parents=[common], help="overlap of 2 to 5 segments")
     p.add_argument("names", nargs="+", metavar="NAME", help="saved segment names (or rules)")
-    p.add_argument("--as-of")
+    p.add_argument("--as-of", help=AS_OF_HELP)
     p.add_argument("--json", action="store_true")
     add_engine(p)
     p.set_defaults(func=_pinned(cmd_overlap))
@@ -331,7 +332,7 @@ def register(sub, common) -> None:
         help="share of members active and converting, now or over time",
     )
     _add_target(p)
-    p.add_argument("--as-of")
+    p.add_argument("--as-of", help=AS_OF_HELP)
     p.add_argument("--goal", metavar="EVENT", help="goal event name")
     p.add_argument("--goal-within", default="30 days", help="goal window (default 30 days)")
     p.add_argument("--from", dest="start", help="first date (over time)")

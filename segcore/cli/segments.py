@@ -10,6 +10,7 @@ from pathlib import Path
 import polars as pl
 
 from segcore.cli.output import (
+    AS_OF_HELP,
     MAX_ROWS_SHOWN,
     add_engine,
     engine_from,
@@ -379,7 +380,7 @@ def register(sub, common) -> None:
     """Add the ``eval``, ``sql``, ``user`` and ``segment`` commands."""
     p = sub.add_parser("eval", parents=[common], help="members of a rule or segment")
     add_target(p)
-    p.add_argument("--as-of", help="date (end of that day in the report zone) or ISO timestamp; default now")
+    p.add_argument("--as-of", help=AS_OF_HELP)
     add_engine(p)
     p.add_argument("--out", help="write members with attributes to FILE.csv or FILE.parquet")
     p.add_argument("--limit", type=whole_number(0, MAX_ROWS_SHOWN), default=10,
@@ -393,14 +394,14 @@ def register(sub, common) -> None:
     add_target(p)
     p.add_argument("--dialect", required=True,
                    help="duckdb, spark, clickhouse, bigquery, snowflake, postgres or trino")
-    p.add_argument("--as-of", help="date or ISO timestamp; default now")
+    p.add_argument("--as-of", help=AS_OF_HELP)
     p.add_argument("--events-table", help="table name instead of the store's Parquet files")
     p.add_argument("--users-table", help="table name instead of the store's Parquet files")
     p.set_defaults(func=cmd_sql)
 
     p = sub.add_parser("user", parents=[common], help="a user's attributes, events, segments")
     p.add_argument("user_id")
-    p.add_argument("--as-of")
+    p.add_argument("--as-of", help=AS_OF_HELP)
     p.add_argument("--events", type=whole_number(0, MAX_ROWS_SHOWN), default=20, help="latest events shown")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_user)
@@ -412,14 +413,14 @@ def register(sub, common) -> None:
     p = ss.add_parser("list", parents=[common], help="list saved segments")
     p.add_argument("--search")
     p.add_argument("--sizes", action="store_true", help="also count members now")
-    p.add_argument("--as-of")
+    p.add_argument("--as-of", help=AS_OF_HELP)
     p.add_argument("--json", action="store_true")
     add_engine(p)
     p.set_defaults(func=cmd_list)
 
     p = ss.add_parser("show", parents=[common], help="a segment's definition and size")
     p.add_argument("name")
-    p.add_argument("--as-of")
+    p.add_argument("--as-of", help=AS_OF_HELP)
     p.add_argument("--json", action="store_true")
     add_engine(p)
     p.set_defaults(func=cmd_show)
@@ -467,7 +468,7 @@ def register(sub, common) -> None:
                       help="a new static segment with a segment's members now (or --as-of)")
     p.add_argument("name")
     p.add_argument("new_name")
-    p.add_argument("--as-of", help="date (end of that day in the report zone) or ISO timestamp; default now")
+    p.add_argument("--as-of", help=AS_OF_HELP)
     p.add_argument("--description")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_freeze)

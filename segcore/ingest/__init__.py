@@ -33,6 +33,13 @@ from segcore.ingest.derive import derive_columns, parse_derivation
 from segcore.ingest.inputs import expand_inputs
 from segcore.ingest.keys import identical_to_stored, ids_without_match, key_event_ids, parse_key
 from segcore.ingest.readers import FILE, LINE, META, RAW, detect_format, read_file
+from segcore.ingest.records import (
+    check_if_imported,
+    describe,
+    file_digest,
+    imported_before,
+    record_imports,
+)
 from segcore.ingest.shape import (
     apply_mapping,
     flatten,
@@ -326,6 +333,7 @@ def ingest(
     derive: Sequence[str] = (),
     key: str | Sequence[str] | None = None,
     source_tz: str | None = None,
+    if_imported: str = "ask",
 ) -> dict[str, Any]:
     """Import event or user files into ``store``.
 
@@ -369,6 +377,13 @@ def ingest(
         first occurrence, nonexistent ones moved forward by the gap
         (:mod:`segcore.ingest.timestamps`); both are counted (``ambiguous_times``,
         ``nonexistent_times``) and named in the summary.
+    if_imported
+        Events only: what to do with a file whose content was imported before
+        (:mod:`segcore.ingest.records`) when its events carry no ``event_id`` (no ``key``,
+        no ids in the file) to skip them by: ``"ask"`` refuses the import (nothing
+        written) with an error naming the file and the two choices, ``"skip"`` leaves
+        those files out, ``"again"`` imports them anyway. Files with ids are deduplicated
+        by them in every mode. ``imported_before`` in the result names the repeated files.
 
     Returns
     -------
@@ -408,6 +423,14 @@ def ingest(
     if source_tz is not None:
         check_zone(source_tz)  # a bad name is refused before anything is read
     clock: dict[str, Any] = {}
+    check_if_imported(if_imported)
+    digests = {p: file_digest(p) for p in paths} if kind == "events" else {}
+    before = imported_before(store, digests)
+    if before and if_imported == "skip":
+        paths = [p for p in paths if p not in before]
+        digests = {p: d for p, d in digests.items() if p not in before}
+        if not paths:
+            return _nothing_new(kind, before, report)
 
     def prepare() -> _Batch:
         schema = _stored_schema(store, kind)
@@ -421,6 +444,13 @@ def ingest(
         return batch
 
     batch = prepare()
+    if before and if_imported == "ask" and not _has_ids(batch):
+        report(1.0, "refused: imported before")
+        raise IngestError(
+            f"already imported: {describe(before)}; importing the same content again "
+            "would store its events twice. Choose --if-imported skip (leave those files "
+            "out) or --if-imported again (import them anyway), or give --key"
+        )
     rejects = (
         Path(rejects_path)
         if rejects_path
@@ -433,6 +463,11 @@ def ingest(
     result = batch.extra
     result["files"] = [str(p) for p in paths]
     result.update(clock)
+    result["imported_before"] = [str(p) for p in before if p in digests]
+    result["skipped_files"] = [str(p) for p in before if p not in digests]
+    if digests:
+        with store_lock(store.home):
+            record_imports(store, digests, int(result["rows_imported"]))
     result["summary"] = _summary(result, batch.bad, batch.total)
     report(1.0, "done")
     return result
@@ -618,6 +653,21 @@ def _write(store: EventStore, batch: _Batch, result: dict[str, Any], report: Pro
         result["users_without_events"] = ids_without_match(store, kind, good["user_id"])
 
 
+def _has_ids(batch: _Batch) -> bool:
+    """Whether every valid row has an ``event_id`` (a repeat is then skipped by it)."""
+    good = batch.good
+    return EVENT_ID in good.columns and good[EVENT_ID].null_count() == 0
+
+
+def _nothing_new(kind: str, before: dict[Path, dict[str, Any]], report: Progress) -> dict[str, Any]:
+    """The result of an import whose every file was imported before and skipped."""
+    report(1.0, "done")
+    return {"kind": kind, "files": [], "rows_read": 0, "rows_imported": 0, "rows_rejected": 0,
+            "duplicates_skipped": 0, "identical_rows": 0, "new_columns": [],
+            "imported_before": [], "skipped_files": [str(p) for p in before],
+            "summary": f"imported nothing: every file was imported before ({describe(before)})"}
+
+
 def _summary(result: dict[str, Any], bad: pl.DataFrame, total: int) -> str:
     kind, n = result["kind"], result["rows_imported"]
     parts = [f"imported {n:,} of {total:,} rows into {kind}"]
@@ -653,6 +703,12 @@ def _summary(result: dict[str, Any], bad: pl.DataFrame, total: int) -> str:
                 f"{same:,} rows are identical to rows already stored and were imported "
                 "again; use --key to skip them"
             )
+    again = [Path(f).name for f in result.get("imported_before", [])]
+    if again:
+        parts.append("imported before (same content): " + ", ".join(again))
+    skipped = [Path(f).name for f in result.get("skipped_files", [])]
+    if skipped:
+        parts.append("skipped, imported before: " + ", ".join(skipped))
     if bad.height:
         parts.append(
             summary_line(bad, total) + f"; rejected rows written to {result['rejects_file']}"

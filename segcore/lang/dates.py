@@ -219,6 +219,48 @@ def resolve_as_of(value: str | dt.date | dt.datetime | None = None) -> dt.dateti
     return to_utc(parsed)
 
 
+DEFAULT_AS_OF_RULE = ("now (to the minute), except when the store's last event is on an "
+                      "earlier day than today in the report zone: then the end of that day")
+
+
+@dataclass(frozen=True)
+class DefaultAsOf:
+    """The instant T used when none is given (:func:`default_as_of`) and why."""
+
+    instant: dt.datetime
+    last_event_day: bool  # True: the end of the last event day; False: now
+
+    @property
+    def day(self) -> dt.date:
+        """The report zone's date of T (the day it ends, for an end of day)."""
+        return today_at(self.instant)
+
+    def text(self) -> str:
+        """The instant in ISO form (``...Z``), as :func:`resolve_as_of` reads it."""
+        return self.instant.isoformat().replace("+00:00", "Z")
+
+    def describe(self) -> str:
+        """One line: the instant and which half of the rule chose it."""
+        why = ("the end of the last event day: the data ends before today"
+               if self.last_event_day else "now")
+        return f"{self.text()} ({why}; {current_zone().name})"
+
+
+def default_as_of(last_event: dt.datetime | None,
+                  now: dt.datetime | None = None) -> DefaultAsOf:
+    """The default instant T of the CLI and the dashboard: :data:`DEFAULT_AS_OF_RULE`.
+
+    ``last_event``: the store's latest event time (None: no events); ``now``: the clock
+    (tests). A sample or exported store thus shows its last day, a live store the present.
+    """
+    clock = to_utc(now) if now is not None else dt.datetime.now(UTC)
+    clock = clock.replace(second=0, microsecond=0)
+    zone = current_zone()
+    if last_event is not None and zone.local_date(last_event) < zone.local_date(clock):
+        return DefaultAsOf(end_of_day(zone.local_date(last_event)), True)
+    return DefaultAsOf(clock, False)
+
+
 def today_at(instant: dt.datetime) -> dt.date:
     """``today()`` at T: the report zone's date of the instant just before T."""
     before = to_utc(instant) - dt.timedelta(microseconds=1)

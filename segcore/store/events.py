@@ -28,6 +28,7 @@ import polars as pl
 
 from segcore.errors import StoreError
 from segcore.store import stats
+from segcore.lang.dates import DefaultAsOf, default_as_of
 from segcore.store.cache import USER_CODE, EventCache
 from segcore.store.catalog import Catalog
 from segcore.store.files import TMP_PREFIX
@@ -317,6 +318,19 @@ class EventStore:
     def event_names(self) -> list[str]:
         """Distinct event names, sorted (cached per store version)."""
         return self.event_counts()["event"].to_list()
+
+    def last_event_time(self) -> dt.datetime | None:
+        """The latest event's time (None: no events; cached per version)."""
+        key = ("last_event", self.data_version())
+        cache = self.memo
+        if key not in cache:
+            cache[key] = self.scan_events().select(pl.col("ts").max()).collect().item()
+        return cache[key]
+
+    def default_as_of(self, now: dt.datetime | None = None) -> DefaultAsOf:
+        """The instant the CLI and the dashboard use when none is given, in the current
+        report zone (:data:`segcore.lang.dates.DEFAULT_AS_OF_RULE`)."""
+        return default_as_of(self.last_event_time(), now)
 
     def event_counts(self) -> pl.DataFrame:
         """Event name and number of events, most frequent first (cached per version; for

@@ -123,8 +123,13 @@ def server(sample_home, tmp_path_factory):
 def _settle(page, marker: str) -> None:
     page.wait_for_selector('[data-testid="stApp"]', timeout=30_000)
     page.get_by_text(marker, exact=False).first.wait_for(timeout=60_000)
-    deadline = time.monotonic() + 60
-    while page.locator('[data-testid="stStatusWidget"]').count() and time.monotonic() < deadline:
+    # idle: no running indicator nor placeholder for 3 s in a row (a loaded machine pauses
+    # between a page's reruns)
+    busy = '[data-testid="stStatusWidget"], [data-testid="stSkeleton"], [data-testid="stSpinner"]'
+    deadline, idle_since = time.monotonic() + 90, time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - idle_since < 3:
+        if page.locator(busy).count():
+            idle_since = time.monotonic()
         time.sleep(0.2)
     frames = page.locator('[data-testid="stDataFrame"]')
     for i in range(frames.count()):

@@ -202,6 +202,40 @@ def test_builder_suggests_top_values_with_counts(app, store):
     assert n(metrics(app)["Matching users"]) == store.count(f"country = '{top}'", as_of=AS_OF)
 
 
+def test_builder_suggests_event_property_values_with_counts(app, store):
+    goto(app, "builder")
+    add = next(b.key for b in app.button if b.key and b.key.startswith("b_add_")
+               and b.key != "b_add_group")
+    app.selectbox(key=add.replace("b_add_", "b_add_kind_")).select("event")
+    app.button(key=add).click().run()
+    k = next(s.key for s in app.selectbox if s.key and s.key.endswith("_ev"))[: -len("_ev")]
+    app.selectbox(key=f"{k}_ev").select("charged").run()
+    first = app.selectbox(key=f"{k}_wprop").value  # starts on a property charged events have
+    assert store.scan_events().filter(pl.col("event") == "charged").select(
+        pl.col(first).is_not_null().any()).collect().item()
+    assert app.selectbox(key=f"{k}_wsugg").options
+    app.selectbox(key=f"{k}_wprop").select("payment_method").run()
+    assert_clean(app)
+    sugg = app.selectbox(key=f"{k}_wsugg")
+    counts = (store.scan_events().filter(pl.col("event") == "charged")
+              .drop_nulls("payment_method").group_by("payment_method").len()
+              .sort(["len", "payment_method"], descending=[True, False]).head(15).collect())
+    assert len(counts) > 1
+    assert sugg.options == [f"{v} ({c:,} events)" for v, c in counts.iter_rows()]
+    top, second = counts["payment_method"][0], counts["payment_method"][1]
+    sugg.select(top).run()
+    assert_clean(app)
+    assert app.text_input(key=f"{k}_where").value == f"payment_method = '{top}'"
+    app.selectbox(key=f"{k}_wsugg").select(second).run()  # a second pick is ANDed
+    where = f"payment_method = '{top}' AND payment_method = '{second}'"
+    assert app.text_input(key=f"{k}_where").value == where
+    app.text_input(key=f"{k}_where").input(f"payment_method = '{top}'").run()
+    assert_clean(app)
+    rule = app.text_area(key="b_text").value
+    assert f"payment_method = '{top}'" in rule
+    assert n(metrics(app)["Matching users"]) == store.count(rule, as_of=AS_OF)
+
+
 def test_funnel_comparison_labels_every_chart_and_reopens_with_its_segments(app, store):
     goto(app, "funnels")
     pair = ["Frequent buyers", "Email subscribers"]
@@ -337,5 +371,6 @@ def test_import_summary_names_the_users_file_not_a_temporary_path(tiny):
     assert "segcore-upload" not in summary["summary"] and "/" not in summary["summary"]
     assert "; the rejected rows are in the download below" in summary["summary"]
     assert rejected.decode().splitlines()[1].startswith("b,y,not a time")
-    again, _ = run_import(store, "events", [("mine.csv", csv)], skip_invalid=True)
+    again, _ = run_import(store, "events", [("mine.csv", csv)], skip_invalid=True,
+                          if_imported="again")
     assert again["identical_rows"] == 1 and "give key columns to skip them" in again["summary"]

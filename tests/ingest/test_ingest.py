@@ -399,7 +399,7 @@ def test_skip_invalid_mixed_reasons(store: Store, tmp_path: Path) -> None:
     assert rej["__raw"].to_list() == [None, None, "{oops", None]
     assert rej["ts"].to_list() == ["2026-01-01", "31st of June", None, "2026-01-01"]
     # by default, JSON input gives NDJSON rejects under the home: the lines as read
-    res = ingest(store, "events", [src], skip_invalid=True)
+    res = ingest(store, "events", [src], skip_invalid=True, if_imported="again")
     assert Path(res["rejects_file"]).parent == store.home / "rejects"
     assert res["rejects_file"].endswith(".rejected.ndjson")
     lines = [json.loads(x) for x in Path(res["rejects_file"]).read_text().splitlines()]
@@ -419,7 +419,7 @@ def test_event_id_dedup_on_reimport(store: Store, tmp_path: Path) -> None:
     )
     res = ingest(store, "events", [src])
     assert (res["rows_imported"], res["duplicates_skipped"]) == (3, 1)
-    res = ingest(store, "events", [src])
+    res = ingest(store, "events", [src], if_imported="again")  # one row has no id
     # e1, e2 are stored; the row without event_id is never deduplicated
     assert (res["rows_imported"], res["duplicates_skipped"]) == (1, 3)
     ev = events_of(store)
@@ -945,7 +945,7 @@ def test_identical_rows_reported_without_key(store: Store, tmp_path: Path) -> No
     src = write(tmp_path / "shop.csv", SHOP_CSV)
     kw = dict(mapping=SHOP_MAP, event="charged", skip_invalid=True)
     assert ingest(store, "events", [src], **kw)["identical_rows"] == 0
-    res = ingest(store, "events", [src], **kw)
+    res = ingest(store, "events", [src], **kw, if_imported="again")
     assert (res["rows_imported"], res["identical_rows"]) == (4, 4)
     assert ("4 rows are identical to rows already stored and were imported again; "
             "use --key to skip them") in res["summary"]
