@@ -12,6 +12,8 @@ from segcore.errors import UsageError
 from segcore.lang.durations import parse_duration
 from segcore.store.tokens import SCOPES, Tokens
 
+KEEP_ALIVE_S = 65
+
 
 def register(sub, common: argparse.ArgumentParser) -> None:
     """Add the ``serve`` and ``token`` commands."""
@@ -29,6 +31,9 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--now", help="serve as if the clock read this instant or date (demos)")
     p.add_argument("--rate", type=float, default=200.0,
                    help="requests per second per token (default 200)")
+    p.add_argument("--limit-loopback", action="store_true",
+                   help="rate-limit clients on this computer too (default: only others; "
+                        "turn on behind a local proxy that does not send X-Forwarded-For)")
     p.add_argument("--allow-remote", action="store_true",
                    help="allow binding an address other than loopback")
     p.set_defaults(func=cmd_serve)
@@ -77,7 +82,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(store.home, tick=tick, now=args.now, limits=_limits(args))
     print(f"segcore serve: http://{args.host}:{args.port}/v1/health (store {store.home}); "
           f"docs at /docs", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    # idle connections stay open longer than clients keep theirs (httpx: 5 s): with
+    # equal times a client may send on a connection the server is closing
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
+                timeout_keep_alive=KEEP_ALIVE_S)
     return 0
 
 
@@ -86,7 +94,8 @@ def _limits(args: argparse.Namespace):
 
     if args.rate <= 0:
         raise UsageError("--rate must be positive")
-    return Limits(rate=args.rate, burst=max(int(args.rate * 2), 1))
+    return Limits(rate=args.rate, burst=max(int(args.rate * 2), 1),
+                  limit_loopback=args.limit_loopback)
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
