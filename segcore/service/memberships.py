@@ -50,6 +50,7 @@ FRAME_CACHE = 256  # snapshots kept in memory
 KEEP_FILES = 8  # newest unlogged snapshot files kept per segment
 RETRIES = 5
 LOGGED_CHECK_S = 0.25  # how often requests look for a view another process logged
+REFRESH_WAIT_S = 900.0  # longest wait for an import's refresh before evaluating anyway
 
 
 def _alive(pid: int) -> bool:
@@ -182,15 +183,19 @@ class Memberships:
     def versions(self) -> tuple[str, int]:
         """(data version of the files, catalog version), now. The catalog's counter is
         read again only when its files (the database and its WAL) changed."""
+        return self.store.data_version(), self.catalog_version()
+
+    def catalog_version(self) -> int:
+        """The catalog's version counter, read again only when its files changed."""
         sig = catalog_signature(self.store.catalog_path)
         cached = self._catalog_version
         if cached is None or cached[0] != sig:
             cached = self._catalog_version = (sig, self.store.catalog.data_version())
-        return self.store.data_version(), cached[1]
+        return cached[1]
 
     def segments(self, cv: int | None = None) -> list[Segment]:
         """The live saved segments (read once per catalog version)."""
-        cv = self.versions()[1] if cv is None else cv
+        cv = self.catalog_version() if cv is None else cv
         cached = self._segments
         if cached is None or cached[0] != cv:
             cached = self._segments = (cv, self.store.catalog.list())
@@ -443,10 +448,13 @@ class Memberships:
 
     def _await_refresh(self, key: tuple[str, int, dt.datetime]) -> View | None:
         """While ``segcore ingest``'s refresh of data version ``key[0]`` runs (another
-        process, alive), wait for it to log the view instead of evaluating it a second
-        time; the view, or None when there is no such refresh or it ended without it."""
+        process, alive; at most ``REFRESH_WAIT_S``), wait for it to log the view instead
+        of evaluating it a second time; the view, or None when there is no such refresh or
+        it ended without it."""
         refreshing = self.state.refreshing()
-        while refreshing is not None and refreshing[1] == key[0] and _alive(refreshing[0]):
+        deadline = time.monotonic() + REFRESH_WAIT_S
+        while (refreshing is not None and refreshing[1] == key[0] and _alive(refreshing[0])
+               and time.monotonic() < deadline):
             view = self.logged_view(*key)
             if view is not None:
                 return view

@@ -97,3 +97,38 @@ def test_loopback_clients_are_not_rate_limited_unless_configured(writable_sample
     with serve(writable_sample.home, now=NOW, limits=limits) as s:
         codes = [s.read.get("/v1/segments/Buyers/count").status_code for _ in range(6)]
         assert codes[:2] == [200, 200] and set(codes[2:]) == {429}
+
+
+def test_the_server_waits_for_the_imports_refresh_instead_of_evaluating(
+        writable_sample, tmp_path):
+    home = writable_sample.home
+    create_segment(writable_sample, "Buyers", RULE)
+    with serve(home, now=NOW) as s:
+        first = s.read.get("/v1/segments/Buyers/count").json()
+        mem = s.service.memberships
+        calls: list[object] = []
+
+        def counted(*args, **kwargs):
+            calls.append(args)
+            return None  # as if the store changed: never registered
+
+        mem._evaluate = counted
+        ingest_events(home, [("u000003", "charged", "2026-06-30T11:00:00Z")], tmp_path,
+                      hook=False)
+        v1 = Store(home).data_version()
+        # an import's refresh of v1 runs in a live process (this one)
+        with mem.state.refreshing_as(v1):
+            assert s.read.get("/v1/segments/Buyers/count").json()["data_version"] == \
+                first["data_version"]
+            time.sleep(1.0)  # the server's thread polls the log meanwhile
+            Memberships.from_settings(Store(home)).refresh()
+            deadline = time.monotonic() + WAIT_S
+            while time.monotonic() < deadline:
+                body = s.read.get("/v1/segments/Buyers/count").json()
+                if body["data_version"] == v1:
+                    break
+                time.sleep(0.05)
+        assert body["data_version"] == v1
+        assert body["members"] == len(fresh_members(home, NOW, segment="Buyers"))
+        assert calls == []  # the server evaluated nothing itself
+        assert mem.state.refreshing() is None
