@@ -108,36 +108,33 @@ def start_server(home: Path, log: Path) -> tuple[subprocess.Popen, str]:
     raise SystemExit("the server did not start within 300 s")
 
 
-async def client(url: str, token: str, users: list[str], segments: list[str],
+async def client(http: Any, users: list[str], segments: list[str],
                  until: dict[str, float], log: list[dict[str, Any]], seed: int) -> None:
-    import httpx
-
+    """One client: a request, its answer, the next request (on a connection of ``http``)."""
     rng = random.Random(seed)
-    async with httpx.AsyncClient(base_url=url, timeout=120,
-                                 headers={"Authorization": f"Bearer {token}"}) as http:
-        while time.monotonic() < until["t"]:
-            roll = rng.random()
-            if roll < 0.8:
-                kind, ids = "user", [rng.choice(users)]
-                call = http.get(f"/v1/users/{ids[0]}/segments")
-            elif roll < 0.9:
-                kind, ids = "batch", rng.sample(users, 20)
-                call = http.post("/v1/users/segments", json={"user_ids": ids})
-            else:
-                kind, ids = "count", [rng.choice(segments)]
-                call = http.get(f"/v1/segments/{ids[0]}/count")
-            at, t0 = time.monotonic(), time.perf_counter()
+    while time.monotonic() < until["t"]:
+        roll = rng.random()
+        if roll < 0.8:
+            kind, ids = "user", [rng.choice(users)]
+            call = http.get(f"/v1/users/{ids[0]}/segments")
+        elif roll < 0.9:
+            kind, ids = "batch", rng.sample(users, 20)
+            call = http.post("/v1/users/segments", json={"user_ids": ids})
+        else:
+            kind, ids = "count", [rng.choice(segments)]
+            call = http.get(f"/v1/segments/{ids[0]}/count")
+        at, t0 = time.monotonic(), time.perf_counter()
+        try:
+            r = await call
+            status = r.status_code
             try:
-                r = await call
-                status = r.status_code
-                try:
-                    body = r.json()
-                except ValueError:
-                    body = {"error": f"not JSON: {r.text[:200]!r}"}
-            except Exception as exc:  # noqa: BLE001 - recorded as an error, by its kind
-                status, body = 0, {"error": f"{type(exc).__name__}: {exc}"[:300]}
-            log.append({"kind": kind, "ids": ids, "status": status, "body": body,
-                        "seconds": time.perf_counter() - t0, "at": at})
+                body = r.json()
+            except ValueError:
+                body = {"error": f"not JSON: {r.text[:200]!r}"}
+        except Exception as exc:  # noqa: BLE001 - recorded as an error, by its kind
+            status, body = 0, {"error": f"{type(exc).__name__}: {exc}"[:300]}
+        log.append({"kind": kind, "ids": ids, "status": status, "body": body,
+                    "seconds": time.perf_counter() - t0, "at": at})
 
 
 def check(entry: dict[str, Any], truth: dict[str, tuple[list[str], dict[str, set[str]]]]
@@ -268,9 +265,15 @@ def main(argv: list[str] | None = None) -> int:
                 ingest["code"] = imp.returncode
                 until["t"] = max(start + args.seconds, ingest["end"] + args.seconds / 3)
 
-            await asyncio.wait_for(asyncio.gather(importer(), *[
-                client(url, token, users, order, until, log, seed)
-                for seed in range(args.clients)]), timeout=args.seconds + 900)
+            # one connection pool for all clients (64 AsyncClients would each build an
+            # SSL context first: seconds of the bench's CPU, not the server's)
+            async with httpx.AsyncClient(
+                    base_url=url, timeout=120, headers={"Authorization": f"Bearer {token}"},
+                    limits=httpx.Limits(max_connections=args.clients,
+                                        max_keepalive_connections=args.clients)) as http:
+                await asyncio.wait_for(asyncio.gather(importer(), *[
+                    client(http, users, order, until, log, seed)
+                    for seed in range(args.clients)]), timeout=args.seconds + 900)
 
         asyncio.run(run())
         elapsed = time.monotonic() - start
