@@ -12,7 +12,7 @@ from segcore.errors import UsageError
 from segcore.lang.durations import parse_duration
 from segcore.store.tokens import SCOPES, Tokens
 
-KEEP_ALIVE_S = 65
+KEEP_ALIVE_S = 65  # seconds an idle connection stays open (see uvicorn_options)
 
 
 def register(sub, common: argparse.ArgumentParser) -> None:
@@ -82,11 +82,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(store.home, tick=tick, now=args.now, limits=_limits(args))
     print(f"segcore serve: http://{args.host}:{args.port}/v1/health (store {store.home}); "
           f"docs at /docs", file=sys.stderr)
-    # idle connections stay open longer than clients keep theirs (httpx: 5 s): with
-    # equal times a client may send on a connection the server is closing
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
-                timeout_keep_alive=KEEP_ALIVE_S)
+    uvicorn.run(app, host=args.host, port=args.port, **uvicorn_options())
     return 0
+
+
+def uvicorn_options() -> dict[str, object]:
+    """How ``segcore serve`` runs uvicorn. Idle keep-alive connections stay open
+    ``KEEP_ALIVE_S`` (uvicorn's default is 5 s, as long as httpx keeps them): with equal
+    times, or a client or server slowed by a busy machine, the server closed connections
+    a client had just sent its next request on ("Server disconnected without sending a
+    response")."""
+    return {"log_level": "warning", "timeout_keep_alive": KEEP_ALIVE_S}
 
 
 def _limits(args: argparse.Namespace):

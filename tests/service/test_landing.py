@@ -1,10 +1,12 @@
 """While an import lands, a request is answered at once from the last complete view (never
 waiting for an evaluation or its lock), moves to the new version as soon as the import's
 refresh has logged it, and loopback clients are not rate-limited unless configured.
-Real uvicorn servers on loopback ports; every wait is bounded."""
+An idle connection outlives a client's keep-alive. Real uvicorn servers on loopback
+ports (with ``segcore serve``'s options); every wait is bounded."""
 
 from __future__ import annotations
 
+import http.client
 import threading
 import time
 
@@ -17,6 +19,7 @@ from segcore.service.memberships import Memberships
 from tests.service.conftest import NOW, RULE, fresh_members, ingest_events, serve
 
 WAIT_S = 60.0  # bound of every wait in these tests (never reached when they pass)
+HTTPX_KEEP_ALIVE_S = 5.0  # how long httpx keeps an idle connection (its default)
 
 
 def test_requests_never_wait_for_a_materialization_while_an_import_lands(
@@ -132,3 +135,25 @@ def test_the_server_waits_for_the_imports_refresh_instead_of_evaluating(
         assert body["members"] == len(fresh_members(home, NOW, segment="Buyers"))
         assert calls == []  # the server evaluated nothing itself
         assert mem.state.refreshing() is None
+
+
+def test_an_idle_connection_outlives_a_clients_keep_alive(served_store):
+    """The server keeps an idle connection open longer than clients keep theirs (httpx:
+    5 s, which was also uvicorn's default): the next request on it is answered, on the
+    same connection, instead of being cut ("Server disconnected without sending a
+    response", the load run's errors)."""
+    host, port = served_store.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=WAIT_S)
+    try:
+        conn.request("GET", "/v1/health")
+        first = conn.getresponse()
+        first.read()
+        assert first.status == 200
+        sock = conn.sock
+        time.sleep(HTTPX_KEEP_ALIVE_S + 1.0)
+        conn.request("GET", "/v1/health")
+        again = conn.getresponse()
+        again.read()
+        assert again.status == 200 and conn.sock is sock
+    finally:
+        conn.close()
