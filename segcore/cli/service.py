@@ -12,6 +12,8 @@ from segcore.errors import UsageError
 from segcore.lang.durations import parse_duration
 from segcore.store.tokens import SCOPES, Tokens
 
+KEEP_ALIVE_S = 65  # seconds an idle connection stays open (see uvicorn_options)
+
 
 def register(sub, common: argparse.ArgumentParser) -> None:
     """Add the ``serve`` and ``token`` commands."""
@@ -29,6 +31,9 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--now", help="serve as if the clock read this instant or date (demos)")
     p.add_argument("--rate", type=float, default=200.0,
                    help="requests per second per token (default 200)")
+    p.add_argument("--limit-loopback", action="store_true",
+                   help="rate-limit clients on this computer too (default: only others; "
+                        "turn on behind a local proxy that does not send X-Forwarded-For)")
     p.add_argument("--allow-remote", action="store_true",
                    help="allow binding an address other than loopback")
     p.set_defaults(func=cmd_serve)
@@ -77,8 +82,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(store.home, tick=tick, now=args.now, limits=_limits(args))
     print(f"segcore serve: http://{args.host}:{args.port}/v1/health (store {store.home}); "
           f"docs at /docs", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(app, host=args.host, port=args.port, **uvicorn_options())
     return 0
+
+
+def uvicorn_options() -> dict[str, object]:
+    """How ``segcore serve`` runs uvicorn. Idle keep-alive connections stay open
+    ``KEEP_ALIVE_S`` (uvicorn's default is 5 s, as long as httpx keeps them): with equal
+    times, or a client or server slowed by a busy machine, the server closed connections
+    a client had just sent its next request on ("Server disconnected without sending a
+    response")."""
+    return {"log_level": "warning", "timeout_keep_alive": KEEP_ALIVE_S}
 
 
 def _limits(args: argparse.Namespace):
@@ -86,7 +100,8 @@ def _limits(args: argparse.Namespace):
 
     if args.rate <= 0:
         raise UsageError("--rate must be positive")
-    return Limits(rate=args.rate, burst=max(int(args.rate * 2), 1))
+    return Limits(rate=args.rate, burst=max(int(args.rate * 2), 1),
+                  limit_loopback=args.limit_loopback)
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:

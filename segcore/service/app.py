@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import datetime as dt
+import ipaddress
 import math
 import threading
 import time
@@ -102,6 +103,7 @@ class Service:
                                                            thread_name_prefix="segcore-eval")
         self._pending = threading.BoundedSemaphore(limits.eval_workers * 2)
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()
         self._uses: dict[str, tuple[str, int]] = {}
         self._flushed = time.monotonic()
         self._channels: dict[tuple, pl.DataFrame] = {}
@@ -121,7 +123,8 @@ class Service:
         if token is None:
             self._limit("ip:" + (request.client.host if request.client else "?"))
             raise ServiceError(401, "unknown or revoked token", {"WWW-Authenticate": "Bearer"})
-        self._limit("token:" + token.name)
+        if self.limits.limit_loopback or not _loopback(request):
+            self._limit("token:" + token.name)
         if scope == "admin" and token.scope != "admin":
             raise ServiceError(403, f"the token {token.name!r} has the read scope; this needs "
                                     "an admin token")
@@ -151,20 +154,31 @@ class Service:
                                {"Retry-After": str(max(1, math.ceil(wait)))})
 
     def _used(self, name: str) -> None:
+        """Count a token's use; every few seconds a thread writes the counts (a request
+        never waits for that write, which may wait for an import's transaction)."""
         with self._lock:
             _, n = self._uses.get(name, ("", 0))
             self._uses[name] = (now_text(), n + 1)
             due = time.monotonic() - self._flushed >= USE_FLUSH_S
             if due:
-                uses, self._uses, self._flushed = self._uses, {}, time.monotonic()
+                self._flushed = time.monotonic()
         if due:
-            self.memberships.state.record_use(uses)
+            threading.Thread(target=self.flush_uses, name="segcore-uses", daemon=True).start()
 
     def flush_uses(self) -> None:
-        with self._lock:
-            uses, self._uses = self._uses, {}
-        if uses:
-            self.memberships.state.record_use(uses)
+        """Write the token-use counts; kept for the next flush if the state is busy."""
+        with self._flushing:
+            with self._lock:
+                uses, self._uses = self._uses, {}
+            if not uses:
+                return
+            try:
+                self.memberships.state.record_use(uses)
+            except StoreError:
+                with self._lock:
+                    for k, (at, n) in uses.items():  # ok-loop: a few tokens
+                        later, m = self._uses.get(k, (at, 0))
+                        self._uses[k] = (max(at, later), n + m)
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, fn: Callable[[], Any]) -> tuple[Any, str, int]:
@@ -209,6 +223,15 @@ class Service:
             while len(self._channels) > CHANNEL_CACHE:
                 self._channels.pop(next(iter(self._channels)))
         return df, dv, cv
+
+
+def _loopback(request: Request) -> bool:
+    """Whether the client is this computer (after uvicorn's proxy-header handling)."""
+    host = request.client.host if request.client else ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _versions(snap: Snapshot) -> dict[str, Any]:

@@ -17,6 +17,10 @@ class Limits:
     ----------
     rate, burst
         Requests per second per token (sustained) and how many may come at once.
+    limit_loopback
+        Also rate-limit clients on this computer (loopback addresses). Off by default: a
+        bot or sync job next to the server is load, not abuse. Behind a proxy on the same
+        computer that does not send ``X-Forwarded-For``, turn it on.
     max_body
         Largest request body, in bytes.
     max_batch
@@ -35,6 +39,7 @@ class Limits:
 
     rate: float = 200.0
     burst: int = 400
+    limit_loopback: bool = False
     max_body: int = 1 << 20
     max_batch: int = 1000
     max_page: int = 10_000

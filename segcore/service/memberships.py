@@ -26,6 +26,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import math
+import os
 import sqlite3
 import threading
 import time
@@ -48,6 +49,19 @@ DEFAULT_TICK_S = 60.0
 FRAME_CACHE = 256  # snapshots kept in memory
 KEEP_FILES = 8  # newest unlogged snapshot files kept per segment
 RETRIES = 5
+LOGGED_CHECK_S = 0.25  # how often requests look for a view another process logged
+REFRESH_WAIT_S = 900.0  # longest wait for an import's refresh before evaluating anyway
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (on this computer)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def iso(T: dt.datetime) -> str:
@@ -141,6 +155,8 @@ class Memberships:
         self.background = background
         self._published: View | None = None
         self._publishing: tuple | None = None
+        self._checking = threading.Lock()
+        self._checked: tuple[tuple | None, float] = (None, -math.inf)
 
     @classmethod
     def from_settings(cls, store: EventStore) -> Memberships:
@@ -167,21 +183,31 @@ class Memberships:
     def versions(self) -> tuple[str, int]:
         """(data version of the files, catalog version), now. The catalog's counter is
         read again only when its files (the database and its WAL) changed."""
+        return self.store.data_version(), self.catalog_version()
+
+    def catalog_version(self) -> int:
+        """The catalog's version counter, read again only when its files changed."""
         sig = catalog_signature(self.store.catalog_path)
         cached = self._catalog_version
         if cached is None or cached[0] != sig:
             cached = self._catalog_version = (sig, self.store.catalog.data_version())
-        return self.store.data_version(), cached[1]
+        return cached[1]
 
     def segments(self, cv: int | None = None) -> list[Segment]:
         """The live saved segments (read once per catalog version)."""
-        cv = self.versions()[1] if cv is None else cv
+        cv = self.catalog_version() if cv is None else cv
         cached = self._segments
         if cached is None or cached[0] != cv:
             cached = self._segments = (cv, self.store.catalog.list())
         return cached[1]
 
     def segment(self, name: str) -> Segment:
+        """The live saved segment ``name``: from the segments read at this catalog version
+        when spelled as saved, else the catalog's lookup (any case; its errors)."""
+        if isinstance(name, str):
+            for seg in self.segments():  # ok-loop: a few saved segments
+                if seg.name == name.strip():
+                    return seg
         return self.store.catalog.get(name)
 
     # ------------------------------------------------------------------ snapshots
@@ -353,31 +379,66 @@ class Memberships:
         return snap
 
     # ------------------------------------------------------------------ lookups
-    def publish(self, dv: str, cv: int, T: dt.datetime, *, stored_only: bool = False
-                ) -> View | None:
+    def publish(self, dv: str, cv: int, T: dt.datetime) -> View | None:
         """Materialize and log every live saved segment at (dv, cv, T) and make that the
-        view "now" answers read; None if the versions moved on meanwhile (or, with
-        ``stored_only``, if a segment would need an evaluation)."""
+        view "now" answers read; None if the versions moved on meanwhile."""
         snaps = []
         for seg in self.segments(cv):  # ok-loop: one snapshot per saved segment
-            if stored_only and self._find(seg.id, dv, cv, T) is None:
-                return None
             try:
                 snaps.append(self.snapshot(seg, T, log=True, versions=(dv, cv)))
             except (RuleError, CatalogError):
                 continue
         if any((x.data_version, x.catalog_version) != (dv, cv) for x in snaps):
             return None
-        view = View(dv, cv, T, tuple(snaps))
+        return self._make_current(View(dv, cv, T, tuple(snaps)))
+
+    def _make_current(self, view: View) -> View:
+        """Make ``view`` the one "now" answers read, unless it is already behind the
+        store (a slow thread never puts an older view back over a newer one)."""
         with self._lock:
             old = self._published
-            if old is None or old.key != view.key:
+            if (old is None or old.key != view.key) and (
+                    old is None or view.key == (*self.versions(), self.now())):
                 self._published = view
         return view
 
+    def logged_view(self, dv: str, cv: int, T: dt.datetime) -> View | None:
+        """The view at (dv, cv, T) if every live saved segment's snapshot there is already
+        logged (by ``segcore ingest``'s refresh or another server), else None. Reads only:
+        no evaluation, no write, no lock another thread may hold for long."""
+        snaps = []
+        for seg in self.segments(cv):  # ok-loop: one read per saved segment
+            key = (seg.id, dv, cv, iso(T))
+            snap = self._index.get(key)
+            if snap is None or snap.seq_end is None:
+                snap = self._find(seg.id, dv, cv, T)
+                if snap is None or snap.seq_end is None:
+                    return None
+                self._remember(key, snap)
+            snaps.append(snap)
+        return self._make_current(View(dv, cv, T, tuple(snaps)))
+
+    def _try_logged(self, key: tuple[str, int, dt.datetime]) -> View | None:
+        """:meth:`logged_view` from one request thread at a time: at once for a new key,
+        then at most every ``LOGGED_CHECK_S``; None (never an error) when not there or not
+        tried."""
+        if not self._checking.acquire(blocking=False):
+            return None
+        try:
+            last_key, last_at = self._checked
+            if last_key == key and time.monotonic() - last_at < LOGGED_CHECK_S:
+                return None
+            self._checked = (key, time.monotonic())
+            return self.logged_view(*key)
+        except StoreError:
+            return None
+        finally:
+            self._checking.release()
+
     def _publish_in_background(self, key: tuple[str, int, dt.datetime]) -> None:
         try:
-            self.publish(*key)
+            if self._await_refresh(key) is None:
+                self.publish(*key)
         except Exception:  # noqa: BLE001 - the next request tries again
             pass
         finally:
@@ -385,10 +446,28 @@ class Memberships:
                 if self._publishing == key:
                     self._publishing = None
 
+    def _await_refresh(self, key: tuple[str, int, dt.datetime]) -> View | None:
+        """While ``segcore ingest``'s refresh of data version ``key[0]`` runs (another
+        process, alive; at most ``REFRESH_WAIT_S``), wait for it to log the view instead
+        of evaluating it a second time; the view, or None when there is no such refresh or
+        it ended without it."""
+        refreshing = self.state.refreshing()
+        deadline = time.monotonic() + REFRESH_WAIT_S
+        while (refreshing is not None and refreshing[1] == key[0] and _alive(refreshing[0])
+               and time.monotonic() < deadline):
+            view = self.logged_view(*key)
+            if view is not None:
+                return view
+            time.sleep(LOGGED_CHECK_S)
+            refreshing = self.state.refreshing()
+        return self.logged_view(*key)
+
     def view(self) -> View:
         """The view "now" answers read: the current versions and tick once every saved
-        segment is materialized there. Until then, in ``background`` mode, the previous
-        view (a thread materializes the new one); else it is materialized here."""
+        segment is materialized and logged there. Until then, in ``background`` mode, the
+        previous view: a request never waits for an evaluation, a write or another
+        thread's lock (a thread materializes the new view, or waits for the import's
+        refresh to log it); else it is materialized here."""
         for _ in range(RETRIES):  # ok-loop: retried only while an import lands
             dv, cv = self.versions()
             T = self.now()
@@ -397,7 +476,7 @@ class Memberships:
             if published is not None and published.key == key:
                 return published
             if self.background and published is not None:
-                view = self.publish(dv, cv, T, stored_only=True)  # the import's refresh
+                view = self._try_logged(key)  # the import's refresh logged it
                 if view is not None:
                     return view
                 with self._lock:
@@ -523,7 +602,10 @@ class Memberships:
 
 def refresh_if_served(store: EventStore) -> dict[str, Any] | None:
     """After an import: materialize and log the saved segments at the new data version, if
-    this store has a service state (``segcore serve`` ran on it); else nothing (None)."""
-    if not State(store.home).exists():
+    this store has a service state (``segcore serve`` ran on it); else nothing (None).
+    While it runs, a server of the store waits for it instead of evaluating them too."""
+    state = State(store.home)
+    if not state.exists():
         return None
-    return Memberships.from_settings(store).refresh()
+    with state.refreshing_as(store.data_version()):
+        return Memberships.from_settings(store).refresh()

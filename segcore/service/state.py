@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -139,6 +140,28 @@ class State:
         with self.write() as con:
             con.execute("INSERT OR REPLACE INTO meta VALUES ('tick', ?)", (str(tick),))
             con.execute("INSERT OR REPLACE INTO meta VALUES ('now', ?)", (now,))
+
+    # ------------------------------------------------------------------ an import's refresh
+    @contextlib.contextmanager
+    def refreshing_as(self, data_version: str) -> Iterator[None]:
+        """Within the block, the state says this process refreshes ``data_version``."""
+        mark = f"{os.getpid()} {data_version}"
+        with self.write() as con:
+            con.execute("INSERT OR REPLACE INTO meta VALUES ('refreshing', ?)", (mark,))
+        try:
+            yield
+        finally:
+            with contextlib.suppress(StoreError), self.write() as con:
+                con.execute("DELETE FROM meta WHERE key = 'refreshing' AND value = ?", (mark,))
+
+    def refreshing(self) -> tuple[int, str] | None:
+        """(process id, data version) of the import refreshing the memberships, if any."""
+        with self.connect() as con:
+            row = con.execute("SELECT value FROM meta WHERE key = 'refreshing'").fetchone()
+        if row is None:
+            return None
+        pid, _, dv = str(row[0]).partition(" ")
+        return (int(pid), dv) if pid.isdigit() else None
 
     # ------------------------------------------------------------------ syncs and token use
     def record_sync(self, token: str, segment: str, cursor: str, entered: int,

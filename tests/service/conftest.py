@@ -21,6 +21,7 @@ import uvicorn
 
 from segcore import Store
 from segcore.cli import main as cli_main
+from segcore.cli.service import uvicorn_options
 from segcore.ingest import ingest
 from segcore.query import MembersQuery, Target, members_actors
 from segcore.segments import create_segment
@@ -59,7 +60,7 @@ def serve(home: Path, **options: Any) -> Iterator[Served]:
     app = create_app(home, **options)
     sock = free_socket()
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", **uvicorn_options()))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -157,7 +157,7 @@ def test_errors_are_json_with_the_cli_messages(served_store):
 def test_limits(writable_sample):
     create_segment(writable_sample, "Buyers", RULE)
     limits = Limits(rate=0.1, burst=6, max_body=2000, max_batch=3, max_page=50,
-                    eval_seconds=0.001)
+                    eval_seconds=0.001, limit_loopback=True)
     with serve(writable_sample.home, now=NOW, limits=limits) as s:
         r = s.read.post("/v1/users/segments", json={"user_ids": ["a", "b", "c", "d"]})
         assert r.status_code == 400 and "at most 3 user ids" in r.json()["error"]
