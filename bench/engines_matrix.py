@@ -365,7 +365,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     out = Path(args.out)
     if args.growth:
-        print(growth_table(out))
+        text = growth_table(out)
+        (out / "growth.md").write_text(
+            "# Growth: each analytic on Polars (the default engine) at 10M -> 50M -> 200M "
+            "events\n\nwarm (best run after the first answer) / cold (a new process's first "
+            "answer) / peak RSS of that process, from `engines-<size>.json` "
+            "(`python -m bench.engines_matrix --growth`); `-`: not measured.\n\n" + text + "\n")
+        print(text)
         return 0
     if args.render:
         for size in args.size:  # ok-loop: one report per size
