@@ -75,7 +75,6 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"into": "empty store (users only)", **_ingest(empty, files)})
         full = tmp / "full"
         shutil.copytree(stores / args.into, full)
-        stored = sum(1 for _ in [0])  # placeholder for the count below
         import polars as pl
 
         stored = pl.scan_parquet(stores / args.into / "events" / "*.parquet").select(
