@@ -27,8 +27,8 @@ from typing import Any
 import polars as pl
 
 from segcore.errors import StoreError
-from segcore.store import stats
 from segcore.lang.dates import DefaultAsOf, default_as_of
+from segcore.store import stats
 from segcore.store.cache import USER_CODE, EventCache
 from segcore.store.catalog import Catalog
 from segcore.store.files import TMP_PREFIX
