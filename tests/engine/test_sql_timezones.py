@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from segcore import Store
-from segcore.errors import UsageError
 from segcore.lang.dates import ReportZone, localize
 from segcore.query import (
     DateRange,
@@ -34,9 +33,9 @@ from segcore.query import (
     run,
     stickiness_actors,
 )
-from segcore.segments import create_segment
 from segcore.query.queries import Exclusion, Step
 from segcore.query.runners import funnel_actors
+from segcore.segments import create_segment
 from tests.analytics.test_funnel_ties import Ev, write_store
 
 ZONES = ["America/New_York", "Europe/Berlin", "Asia/Kolkata", "Australia/Lord_Howe"]
