@@ -53,10 +53,11 @@ class EventStats:
         self.path = home / STATS_FILE
         self.folder = folder
 
-    def files(self, files: list[Path]) -> dict[str, dict[str, Any]]:
+    def files(self, files: list[Path]) -> dict[str, dict[str, Any]] | None:
         """The entry of every file in ``files`` (computing the missing or stale ones in
         one pass over those files only): ``counts`` [[event, rows]], ``first``/``last``
-        ``ts`` in microseconds."""
+        ``ts`` in microseconds. None when a file cannot be read: the caller's own scan then
+        reports it, naming the file."""
         data = _read(self.path)
         known: dict[str, Any] = data.get("files", {}) if isinstance(data.get("files"), dict) else {}
         out, stale = {}, []
@@ -73,11 +74,15 @@ class EventStats:
             else:
                 stale.append((f, rel, st))
         if stale:
-            got = pl.collect_all([
-                pl.scan_parquet(f).select("event", pl.col("ts").cast(UTC_US).dt.epoch("us"))
-                .group_by("event").agg(pl.len().alias("count"), pl.col("ts").min().alias("first"),
-                                       pl.col("ts").max().alias("last"))
-                for f, _, _ in stale])
+            try:
+                got = pl.collect_all([
+                    pl.scan_parquet(f, glob=False).select("event", pl.col("ts").cast(UTC_US).dt.epoch("us"))
+                    .group_by("event").agg(pl.len().alias("count"),
+                                           pl.col("ts").min().alias("first"),
+                                           pl.col("ts").max().alias("last"))
+                    for f, _, _ in stale])
+            except (pl.exceptions.PolarsError, OSError):
+                return None
             for (_, rel, st), df in zip(stale, got, strict=True):  # ok-loop: one entry per file
                 out[rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns,
                             "counts": [[e, int(n)] for e, n in zip(  # ok-loop: event names

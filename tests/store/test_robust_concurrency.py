@@ -185,7 +185,8 @@ def test_one_evaluation_never_mixes_before_and_after_an_import(home, tmp_path, m
     real_universe = evaluate.universe
 
     def universe_after_an_import(store, T):
-        t = threading.Thread(target=ingest, args=(Store(home), "events", [src]))
+        t = threading.Thread(target=ingest, args=(Store(home), "events", [src]),
+                             kwargs={"if_imported": "again"})
         t.start()
         t.join()
         return real_universe(store, T)
