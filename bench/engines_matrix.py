@@ -149,8 +149,9 @@ def _run_child(home: Path, analytic: str, engine: str, repeat: int, timeout: flo
                env: dict[str, str] | None = None) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "bench.engines_matrix", "--child", str(home), analytic,
            engine, str(repeat)]
-    e = {**os.environ, **(env or {}),
-         "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    from bench.harness import child_env
+
+    e = child_env(env)
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=e, cwd=ROOT,

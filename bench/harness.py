@@ -28,6 +28,16 @@ AS_OF = "2026-06-30"
 T_SQL = "TIMESTAMP '2026-07-01 00:00:00'"
 
 
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a new measured process: this repository first on the path, and
+    bytecode written and reused as on a user's machine (``PYTHONDONTWRITEBYTECODE`` would
+    make every new process compile segcore again)."""
+    env = {**os.environ, **(extra or {}),
+           "PYTHONPATH": str(ROOT.parent) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def store_home(size: str) -> Path:
     """The generated store of a size, created on first use and kept between runs."""
     from segcore.sample import generate

@@ -16,7 +16,7 @@ from typing import Any
 
 import polars as pl
 
-from bench.harness import AS_OF, T_SQL, measure, peak_rss_mb
+from bench.harness import AS_OF, T_SQL, child_env, measure, peak_rss_mb
 from segcore import Store
 
 WORKLOADS: dict[str, Callable[[Path, int], dict[str, Any]]] = {}
@@ -349,7 +349,7 @@ def _cold_run(job: dict[str, Any]) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(job, f)
     root = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = child_env()
     try:
         proc = subprocess.run([sys.executable, "-m", "bench.cold", f.name], capture_output=True,
                               text=True, env=env, cwd=root, timeout=1800)
