@@ -227,9 +227,12 @@ class RetentionResult:
         agg = pl.DataFrame({"k": list(range(self.periods + 1))},
                            schema={"k": df.schema["k"]}).join(agg, on="k", how="left") \
             .with_columns(pl.col("cohorts", "size", "retained").fill_null(0)).sort("k")
-        return [{"k": int(k), "cohorts": int(c), "size": int(n), "retained": int(r),
-                 "share": share(int(r), int(n)) if c else None}
-                for k, c, n, r in agg.select("k", "cohorts", "size", "retained").iter_rows()]
+        return agg.select(
+            *[pl.col(c).cast(pl.Int64) for c in ("k", "cohorts", "size", "retained")],
+            pl.when(pl.col("cohorts") == 0).then(None)
+            .when(pl.col("size") == 0).then(0.0)
+            .otherwise(pl.col("retained") / pl.col("size")).alias("share"),
+        ).to_dicts()
 
     def to_dict(self) -> dict[str, Any]:
         head: dict[str, Any] = {"every": self.every, "periods": self.periods,
@@ -249,12 +252,13 @@ class LifecycleResult:
     every: str
 
     def to_dict(self) -> dict[str, Any]:
-        rows = []
-        for r in self.table.iter_rows(named=True):
-            active = r["new"] + r["returning"] + r["resurrecting"]
-            rows.append({**r, "period": r["period"].isoformat(), "active": active,
-                         "quick_ratio": None if not r["dormant"]
-                         else (r["new"] + r["resurrecting"]) / -r["dormant"]})
+        gained = pl.col("new") + pl.col("resurrecting")
+        rows = self.table.with_columns(
+            pl.col("period").dt.to_string("%Y-%m-%d"),
+            (gained + pl.col("returning")).alias("active"),
+            pl.when(pl.col("dormant") != 0).then(gained / -pl.col("dormant"))
+            .otherwise(None).alias("quick_ratio"),
+        ).to_dicts()
         return {"every": self.every, "periods": rows}
 
 

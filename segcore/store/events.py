@@ -324,7 +324,11 @@ class EventStore:
         key = ("last_event", self.data_version())
         cache = self.memo
         if key not in cache:
-            cache[key] = self.scan_events().select(pl.col("ts").max()).collect().item()
+            entries = self._file_stats()
+            if entries is not None:  # the store's own files: their statistics, no scan
+                cache[key] = stats.time_range(entries)[1]
+            else:
+                cache[key] = self.scan_events().select(pl.col("ts").max()).collect().item()
         return cache[key]
 
     def default_as_of(self, now: dt.datetime | None = None) -> DefaultAsOf:

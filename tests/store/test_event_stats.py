@@ -86,3 +86,21 @@ def test_a_damaged_stats_file_is_recomputed(tmp_path):
     (tmp_path / STATS_FILE).write_text("{not json")
     store = Store(tmp_path)
     assert _info(store) == _scanned(store)
+
+
+def test_last_event_time_comes_from_the_statistics(tmp_path, monkeypatch):
+    """The default instant's last event (segcore/lang/dates.py ``default_as_of``) is read
+    from the per-file statistics in a new process, equal to a scan's maximum."""
+    make_store(tmp_path, _events(30, day=3))
+    scanned = Store(tmp_path).scan_events().select(pl.col("ts").max()).collect().item()
+    fresh = Store(tmp_path)
+    fresh.info()  # statistics written
+
+    def no_scan(*a, **k):
+        raise AssertionError("scanned the events")
+
+    other = Store(tmp_path)
+    monkeypatch.setattr(other, "scan_events", no_scan)
+    assert other.last_event_time() == scanned == dt.datetime(2026, 1, 4, 5, tzinfo=UTC)
+    assert other.default_as_of(dt.datetime(2026, 2, 1, tzinfo=UTC)).instant \
+        == dt.datetime(2026, 1, 5, tzinfo=UTC)
