@@ -98,6 +98,7 @@ with guard("event report"):
         hide_index=True,
         key="ev_table",
         column_config={
+            "period": st.column_config.DateColumn(format="YYYY-MM-DD"),
             "events": st.column_config.NumberColumn(format="localized"),
             "users": st.column_config.NumberColumn(format="localized"),
         },
