@@ -181,12 +181,17 @@ def test_a_bare_word_compared_with_an_attribute_gets_a_quote_hint(app):
                      "quote it: 'US'"]
 
 
-def test_builder_suggests_top_values_with_counts(app, store):
+def add_condition(app, kind: str) -> None:
+    """On the builder page, add one condition of ``kind`` (attribute, event, ...)."""
     goto(app, "builder")
     add = next(b.key for b in app.button if b.key and b.key.startswith("b_add_")
                and b.key != "b_add_group")
-    app.selectbox(key=add.replace("b_add_", "b_add_kind_")).select("attribute")
+    app.selectbox(key=add.replace("b_add_", "b_add_kind_")).select(kind)
     app.button(key=add).click().run()
+
+
+def test_builder_suggests_top_values_with_counts(app, store):
+    add_condition(app, "attribute")
     row_key = next(s.key for s in app.selectbox if s.key and s.key.endswith("_col"))
     k = row_key[: -len("_col")]
     app.selectbox(key=row_key).select("country").run()
@@ -203,11 +208,7 @@ def test_builder_suggests_top_values_with_counts(app, store):
 
 
 def test_builder_suggests_event_property_values_with_counts(app, store):
-    goto(app, "builder")
-    add = next(b.key for b in app.button if b.key and b.key.startswith("b_add_")
-               and b.key != "b_add_group")
-    app.selectbox(key=add.replace("b_add_", "b_add_kind_")).select("event")
-    app.button(key=add).click().run()
+    add_condition(app, "event")
     k = next(s.key for s in app.selectbox if s.key and s.key.endswith("_ev"))[: -len("_ev")]
     app.selectbox(key=f"{k}_ev").select("charged").run()
     first = app.selectbox(key=f"{k}_wprop").value  # starts on a property charged events have

@@ -145,12 +145,16 @@ def report_queries(tz: str) -> list:
     ]
 
 
+def assert_same(store, queries: list, engine: str) -> None:
+    """Every query's result on ``engine`` equals Polars'."""
+    for q in queries:  # ok-loop: one query per report
+        assert run(store, q, engine=engine).to_dict() == run(store, q).to_dict(), q
+
+
 @pytest.mark.parametrize("engine", ["duckdb", "clickhouse"])
 @pytest.mark.parametrize("tz", ZONES)
 def test_event_reports_and_funnels_follow_the_zone(changes, engine, tz):
-    for q in report_queries(tz):  # ok-loop: one query per report
-        want = run(changes, q).to_dict()
-        assert run(changes, q, engine=engine).to_dict() == want, q
+    assert_same(changes, report_queries(tz), engine)
     dropped = FunnelQuery(steps=(Step("a"), Step("b"), Step("c")), window="2h", range=SPRING,
                           tz=tz)
     for step in (1, 2):  # ok-loop: ClickHouse's windowFunnel path too
@@ -169,8 +173,7 @@ def test_the_zone_moves_reports_and_funnels(changes):
 
 @pytest.mark.parametrize("tz", ["Europe/Berlin", "Australia/Lord_Howe"])
 def test_spark_counts_the_local_days(changes, tz):
-    for q in (report_queries(tz)[2], report_queries(tz)[8]):  # ok-loop: two Spark jobs
-        assert run(changes, q, engine="spark").to_dict() == run(changes, q).to_dict(), q
+    assert_same(changes, [report_queries(tz)[2], report_queries(tz)[8]], "spark")
 
 
 def period_queries(tz: str) -> list:
@@ -190,9 +193,7 @@ def period_queries(tz: str) -> list:
 @pytest.mark.parametrize("engine", ["duckdb", "clickhouse"])
 @pytest.mark.parametrize("tz", ZONES)
 def test_period_reports_follow_the_zone(sample_store, engine, tz):
-    for q in period_queries(tz):  # ok-loop: one query per report
-        want = run(sample_store, q).to_dict()
-        assert run(sample_store, q, engine=engine).to_dict() == want, q
+    assert_same(sample_store, period_queries(tz), engine)
 
 
 def test_the_zone_changes_the_periods(sample_store):
