@@ -306,6 +306,14 @@ def main(argv: list[str] | None = None) -> int:
                         "p50_ms": round(1000 * pct(took, 0.5), 1) if took else None,
                         "p99_ms": round(1000 * pct(took, 0.99), 1) if took else None,
                         "error_kinds": dict(sorted(kinds.items(), key=lambda kv: -kv[1]))}
+    # latency over the run, per 10 s of start times: a slow start shows in the first rows
+    windows = []
+    for w in range(int(elapsed // 10) + 1):  # ok-loop: one row per 10 s
+        took = [e["seconds"] for e in log if w * 10 <= e["at"] - start < (w + 1) * 10]
+        if took:
+            windows.append({"from_s": w * 10, "requests": len(took),
+                            "p50_ms": round(1000 * pct(took, 0.5), 1),
+                            "p99_ms": round(1000 * pct(took, 0.99), 1)})
     result = {
         "events": n_events, "users": len(users), "segments": len(order),
         "clients": args.clients, "seconds": round(elapsed, 1), "requests": len(log),
@@ -314,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         "p50_ms": round(1000 * pct(seconds, 0.5), 1), "p99_ms": round(1000 * pct(seconds, 0.99), 1),
         "max_ms": round(1000 * max(seconds), 1) if seconds else None,
         "errors": len(failed), "wrong": wrong, "answers_per_version": by_version,
-        "phases": phases,
+        "phases": phases, "windows": windows,
         "import_rows": args.ingest_rows, "import_exit": ingest.get("code"),
         "import_seconds": round(ingest.get("end", 0) - ingest.get("start", 0), 1),
         "server_peak_rss_mb": rss, "bench_peak_rss_mb": peak_rss_mb(os.getpid()),
