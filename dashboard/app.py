@@ -22,7 +22,12 @@ import streamlit as st  # noqa: E402
 
 from dashboard import cached, exposure, state  # noqa: E402
 from dashboard.widgets import guard  # noqa: E402
-from segcore.lang.dates import DEFAULT_AS_OF_RULE, as_zone, report_zone  # noqa: E402
+from segcore.lang.dates import (  # noqa: E402
+    DEFAULT_AS_OF_RULE,
+    as_zone,
+    default_as_of,
+    report_zone,
+)
 from segcore.store.settings import read_settings  # noqa: E402
 
 # offered in the sidebar besides UTC and the store's own zone
@@ -191,8 +196,10 @@ def sidebar() -> None:
             "(the store's setting by default: segcore config set timezone ...). "
             "Windows such as 'within 30 days' stay exact elapsed time.",
         )
+        last = info["last_event"]  # from the store's per-file statistics: no scan
         with report_zone(ss["report_tz"]):
-            chosen = state.store().default_as_of()
+            chosen = default_as_of(None if last is None else
+                                   dt.datetime.fromisoformat(last.replace("Z", "+00:00")))
         default = chosen.day
         if ss.get("as_of_default") != default or not isinstance(ss.get("as_of_value"), dt.date):
             ss["as_of_default"] = default
