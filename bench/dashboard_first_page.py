@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
+DONE = "Click a row to open its segment"  # drawn after the last segment's numbers
 BUSY = ('[data-testid="stStatusWidget"], [data-testid="stSkeleton"], '
         '[data-testid="stSpinner"]')
 
@@ -95,27 +96,38 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def first_page(browser, url: str, timeout: float = 900) -> tuple[float, float]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def first_page(browser, url: str, pid: int, timeout: float = 900) -> list[float]:
     """Seconds from opening ``url`` until the Overview shows its first numbers (the store's
     metrics and the list of saved segments) and until it is complete (every segment's
-    size and last 30 days: nothing running, no spinner, for half a second)."""
+    size and last 30 days: nothing running, no spinner, for half a second), and the server
+    process's CPU seconds over each (less dependent on the machine's load)."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
+        c0 = cpu_seconds(pid)
         t0 = time.perf_counter()
         page.goto(url)
         table = page.locator('[data-testid="stDataFrame"] canvas')
         metrics = page.locator('[data-testid="stMetricValue"]')
-        first = None
+        first = first_cpu = None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if first is None and page.get_by_text("Saved segments").count() \
                     and table.count() and metrics.count() >= 4:
                 first = time.perf_counter() - t0
-            if first is not None and not page.locator(BUSY).count():
+                first_cpu = cpu_seconds(pid) - c0
+            if first is not None and page.get_by_text(DONE).count() \
+                    and not page.locator(BUSY).count():
                 done = time.perf_counter() - t0
+                done_cpu = cpu_seconds(pid) - c0
                 page.wait_for_timeout(500)  # settled: still nothing running
                 if not page.locator(BUSY).count():
-                    return first, done
+                    return [first, done, first_cpu, done_cpu]
             time.sleep(0.05)
         raise TimeoutError(f"{url}: the first page did not settle in {timeout} s")
     finally:
@@ -131,8 +143,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     homes = {size: private_home(size) for size in args.sizes}
-    times: dict[str, list[float]] = {size: [] for size in args.sizes}
-    firsts: dict[str, list[float]] = {size: [] for size in args.sizes}
+    runs: dict[str, list[list[float]]] = {size: [] for size in args.sizes}
     loads = [os.getloadavg()[0]]
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
@@ -141,20 +152,20 @@ def main() -> None:
                 for size, home in homes.items():  # ok-loop: one server per run
                     proc, url = start(home)
                     try:
-                        shown, took = first_page(browser, url)
+                        got = first_page(browser, url, proc.pid)
                     finally:
                         stop(proc)
-                    firsts[size].append(shown)
-                    times[size].append(took)
+                    runs[size].append(got)
                     loads.append(os.getloadavg()[0])
-                    print(f"run {run + 1} {size}: first numbers {shown:.2f} s, complete "
-                          f"{took:.2f} s (load {loads[-1]:.1f})", flush=True)
+                    print(f"run {run + 1} {size}: first numbers {got[0]:.2f} s (server CPU "
+                          f"{got[2]:.2f} s), complete {got[1]:.2f} s (CPU {got[3]:.2f} s) "
+                          f"(load {loads[-1]:.1f})", flush=True)
         finally:
             browser.close()
-    out: dict = {size: {"first_numbers_median_s": statistics.median(firsts[size]),
-                        "complete_median_s": statistics.median(t),
-                        "first_numbers_s": firsts[size], "complete_s": t}
-                 for size, t in times.items()}
+    names = ("first_numbers_s", "complete_s", "first_numbers_cpu_s", "complete_cpu_s")
+    out: dict = {size: {f"median_{name}": statistics.median(r[i] for r in got)
+                        for i, name in enumerate(names)} | {"runs": got}
+                 for size, got in runs.items()}
     out["load"] = {"min": min(loads), "max": max(loads)}
     print(json.dumps(out, indent=2))
     if args.out:

@@ -65,8 +65,11 @@ def tiny(tmp_path, monkeypatch):
         ("u4", "charged", "2026-06-15T20:00:00", {"amount": 7.5}),
         ("u5", "charged", "2026-06-25T23:59:59", {"amount": 1.0}), ("u5", "product_viewed", "2026-06-28T07:00:00"),
     ]
-    users = [{"user_id": f"u{i}", "country": c} for i, c in
-             zip(range(1, 6), ("DE", "US", "US", None, "FR"), strict=True)]
+    users = [{"user_id": f"u{i}", "country": c, "email": f"u{i}@example.com" if i != 2 else None,
+              "email_opt_in": i % 2 == 1, "phone": "+4930123" if i < 3 else None,
+              "sms_opt_in": True, "whatsapp_opt_in": i == 1, "push_token": None,
+              "push_opt_in": False}
+             for i, c in zip(range(1, 6), ("DE", "US", "US", None, "FR"), strict=True)]
     small = make_store(tmp_path / "tiny", [(*e, {"amount": None}) if len(e) == 3 else e
                                            for e in events], users)
     create_segment(small, "Buyers", "did('charged', within => '7 days')")
@@ -80,9 +83,10 @@ def tiny(tmp_path, monkeypatch):
 
 def segment_page(at: AppTest, name: str) -> dict[str, Any]:
     """A segment's page: its size metrics and captions (engagement; entries, exits and
-    members over the range; who entered on the last day)."""
+    members over the range; who entered on the last day); its other tabs run without error."""
     at.session_state["segment"] = name
     page = shown(goto(at, "segment"))
+    assert_clean(at)  # every tab: reachability, profile, members too
     return {"metrics": page["metrics"], "captions": page["captions"],
             "downloads": [b.proto.label for b in at.main.get("download_button")]}
 
