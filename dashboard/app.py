@@ -22,7 +22,12 @@ import streamlit as st  # noqa: E402
 
 from dashboard import cached, exposure, state  # noqa: E402
 from dashboard.widgets import guard  # noqa: E402
-from segcore.lang.dates import DEFAULT_AS_OF_RULE, as_zone, report_zone  # noqa: E402
+from segcore.lang.dates import (  # noqa: E402
+    DEFAULT_AS_OF_RULE,
+    as_zone,
+    default_as_of,
+    report_zone,
+)
 from segcore.store.settings import read_settings  # noqa: E402
 
 # offered in the sidebar besides UTC and the store's own zone
@@ -148,25 +153,31 @@ def _generate(store) -> None:
 
 
 def engine_setting() -> None:
-    """The engine every page runs on (and the Spark master URL), and a caption naming it."""
+    """The engine every page runs on (and the Spark master URL), and a caption naming it
+    (for ``auto``, what the runners choose on this store)."""
     from segcore.engine.choice import ENGINE_NAMES
+    from segcore.query.auto import AUTO, describe
 
+    names = (AUTO, *ENGINE_NAMES)
     current = state.engine()
+    current_name = AUTO if current == AUTO else current.name  # type: ignore[union-attr]
+    current_master = "" if current == AUTO else (current.master or "")  # type: ignore[union-attr]
     name = st.selectbox(
-        "Engine", ENGINE_NAMES, index=ENGINE_NAMES.index(current.name), key="engine_pick",
-        help="Where the numbers are computed: Polars in this process, or the same query "
-        "as SQL on DuckDB, ClickHouse (chdb) or Spark (docs/engines.md).",
+        "Engine", names, index=names.index(current_name), key="engine_pick",
+        help="Where the numbers are computed: auto (Polars in this process, or DuckDB for "
+        "some analytics on stores too large for the event cache), Polars, or the same "
+        "query as SQL on DuckDB, ClickHouse (chdb) or Spark (docs/engines.md).",
     )
-    master = current.master or ""
+    master = current_master
     if name == "spark":
         master = st.text_input(
             "Spark master URL", value=master, key="spark_master_pick",
             placeholder="local[2], spark://host:7077 or sc://host:15002",
             help="Empty: $SEGCORE_SPARK_MASTER or $SPARK_MASTER, else local[2].",
         )
-    if (name, master) != (current.name, current.master or ""):
+    if (name, master) != (current_name, current_master):
         state.set_engine(name, master)
-    st.caption(f"engine: {state.engine()}")
+    st.caption(f"engine: {describe(state.store(), state.engine())}")
 
 
 def sidebar() -> None:
@@ -185,8 +196,10 @@ def sidebar() -> None:
             "(the store's setting by default: segcore config set timezone ...). "
             "Windows such as 'within 30 days' stay exact elapsed time.",
         )
+        last = info["last_event"]  # from the store's per-file statistics: no scan
         with report_zone(ss["report_tz"]):
-            chosen = state.store().default_as_of()
+            chosen = default_as_of(None if last is None else
+                                   dt.datetime.fromisoformat(last.replace("Z", "+00:00")))
         default = chosen.day
         if ss.get("as_of_default") != default or not isinstance(ss.get("as_of_value"), dt.date):
             ss["as_of_default"] = default

@@ -83,13 +83,13 @@ def describe(query: Query) -> str:
     return "Computing"
 
 
-def _key() -> tuple[str, str, Engine, str]:
+def _key() -> tuple[str, str, Engine | str, str]:
     s = state.store()
     return str(s.home), s.version(), state.engine(), state.report_tz()
 
 
 @st.cache_data(show_spinner=False, max_entries=1024)
-def _run(home: str, version: str, engine: Engine, tz: str, query: Query) -> Any:
+def _run(home: str, version: str, engine: Engine | str, tz: str, query: Query) -> Any:
     with report_zone(tz):
         return run_query(state._store(home), query, engine=engine)
 
@@ -104,7 +104,7 @@ def run(query: Query) -> Any:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _members(home: str, version: str, engine: Engine, tz: str, query: MembersQuery,
+def _members(home: str, version: str, engine: Engine | str, tz: str, query: MembersQuery,
              attributes: bool) -> pl.DataFrame:
     with report_zone(tz):
         return members_actors(state._store(home), query, attributes=attributes, engine=engine)
@@ -117,7 +117,7 @@ def members(query: MembersQuery, *, attributes: bool = False) -> pl.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _trend_actors(home: str, version: str, engine: Engine, tz: str, query: TrendQuery,
+def _trend_actors(home: str, version: str, engine: Engine | str, tz: str, query: TrendQuery,
                   date: str, which: str) -> pl.DataFrame:
     with report_zone(tz):
         return trend_actors(state._store(home), query, date, which, engine=engine)
@@ -130,7 +130,7 @@ def trend_actors_of(query: TrendQuery, date: str, which: str) -> pl.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _reach_actors(home: str, version: str, engine: Engine, tz: str, query: ReachQuery,
+def _reach_actors(home: str, version: str, engine: Engine | str, tz: str, query: ReachQuery,
                   channel: str) -> pl.DataFrame:
     with report_zone(tz):
         return reach_actors(state._store(home), query, channel, engine=engine)

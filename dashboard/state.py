@@ -10,6 +10,7 @@ import streamlit as st
 
 from segcore.api import Store
 from segcore.engine.choice import ENGINE_NAMES, Engine
+from segcore.query.auto import AUTO
 from segcore.store.settings import read_settings
 
 DEFAULT_SAMPLE_USERS = 10_000
@@ -82,32 +83,42 @@ ENGINE_KEY = "engine_value"  # plain session keys: they survive page switches
 MASTER_KEY = "spark_master_value"
 
 
-def default_engine() -> Engine:
-    """The engine a new session starts with: ``SEGCORE_ENGINE`` (default polars), and for
-    Spark ``SEGCORE_SPARK_MASTER`` as the master URL."""
-    name = (os.environ.get("SEGCORE_ENGINE") or "polars").strip().lower()
+def default_engine() -> Engine | str:
+    """The engine a new session starts with: ``SEGCORE_ENGINE`` (default ``auto``, the
+    runners' automatic choice, :mod:`segcore.query.auto`), and for Spark
+    ``SEGCORE_SPARK_MASTER`` as the master URL."""
+    name = (os.environ.get("SEGCORE_ENGINE") or AUTO).strip().lower()
     if name not in ENGINE_NAMES:
-        name = "polars"
+        return AUTO
     master = os.environ.get("SEGCORE_SPARK_MASTER") if name == "spark" else None
     return Engine(name, master or None)  # type: ignore[arg-type]
 
 
-def set_engine(name: str, master: str | None) -> Engine:
-    """Choose the engine every page runs its queries on (the sidebar's setting)."""
-    choice = Engine(name, (master or None) if name == "spark" else None)  # type: ignore[arg-type]
-    st.session_state[ENGINE_KEY] = choice.name
-    st.session_state[MASTER_KEY] = choice.master or ""
+def set_engine(name: str, master: str | None) -> Engine | str:
+    """Choose the engine every page runs its queries on (the sidebar's setting; ``auto``
+    leaves the choice to the runners)."""
+    choice: Engine | str = AUTO if name == AUTO else Engine(  # type: ignore[arg-type]
+        name, (master or None) if name == "spark" else None)
+    st.session_state[ENGINE_KEY] = AUTO if choice == AUTO else choice.name  # type: ignore[union-attr]
+    st.session_state[MASTER_KEY] = "" if choice == AUTO else (choice.master or "")  # type: ignore[union-attr]
     return choice
 
 
-def engine() -> Engine:
-    """The engine chosen in the sidebar (see :func:`default_engine` before any choice)."""
+def engine() -> Engine | str:
+    """The engine chosen in the sidebar (see :func:`default_engine` before any choice):
+    an :class:`Engine`, or ``"auto"``."""
     ss = st.session_state
     if ENGINE_KEY not in ss:
         first = default_engine()
-        return set_engine(first.name, first.master)
+        if first == AUTO:
+            return set_engine(AUTO, None)
+        return set_engine(first.name, first.master)  # type: ignore[union-attr]
     name = ss[ENGINE_KEY]
+    if name == AUTO:
+        return AUTO
     return Engine(name, (ss.get(MASTER_KEY) or None) if name == "spark" else None)
+
+
 # date ranges of the pages; one ending at the as-of date moves with it
 RANGE_KEYS = ("sp_range", "fn_range", "ev_range", "cmp_range")
 

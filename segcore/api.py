@@ -1,9 +1,10 @@
 """``segcore.Store``: the Python API, a store's data (:class:`~segcore.store.events.EventStore`)
 plus one method per analytic. Every method builds a query object and calls its runner
 (:mod:`segcore.query`); :meth:`Store.run` runs any query and returns its typed result.
-Every analytic takes ``engine=``: ``"polars"`` (default), ``"duckdb"``, ``"clickhouse"``,
-``"spark"``, a Spark master URL or an :class:`~segcore.engine.choice.Engine`
-(docs/engines.md).
+Every analytic takes ``engine=``: None or ``"auto"`` (default: Polars, or DuckDB for some
+analytics on a store too large for the event cache, :mod:`segcore.query.auto`), ``"polars"``,
+``"duckdb"``, ``"clickhouse"``, ``"spark"``, a Spark master URL or an
+:class:`~segcore.engine.choice.Engine` (docs/engines.md).
 """
 
 from __future__ import annotations
@@ -180,7 +181,7 @@ class Store(EventStore):
 
         ``options``: ``recurring``, ``on_or_after``, ``entered`` (cohorts by the period
         users entered this saved segment, instead of ``start_event``), ``segment`` (only
-        its members), ``segments`` (one table per segment); ``engine``: polars (default),
+        its members), ``segments`` (one table per segment); ``engine``: auto (default), polars,
         duckdb, clickhouse or spark.
         """
         q = retention_query(start_event, return_event, start, end, every, periods, **options)

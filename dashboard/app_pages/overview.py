@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import polars as pl
 import streamlit as st
@@ -63,49 +64,55 @@ with right, guard("segments"):
     else:
         end = state.as_of_day()
         start = end - dt.timedelta(days=29)
-        rows = []
+        # the list at once; the sizes, then each segment's last 30 days, fill it in as they
+        # come (on a large store each is a query over the events: the page is usable first)
+        rows: list[dict] = [{"Segment": seg.name, "Kind": seg.kind, "Members": None,
+                             "Share": None, "Last 30 days": None,
+                             "Description": seg.description} for seg in segs]
         failed: list[str] = []
-        for seg in segs:
-            target = Target(segment=seg.name)
-            try:
-                size: MembersResult | None = cached.size(target, as_of)
-            except Exception as err:  # noqa: BLE001 - one broken segment hides no other
-                size = None
-                failed.append(f"{seg.name}: {_why(err)}")
-            spark = None
-            if size is not None:
-                try:
-                    tr = cached.run(TrendQuery(target, DateRange(start, end), "day")).points
-                    spark = tr["members"].to_list()
-                except Exception as err:  # noqa: BLE001
-                    failed.append(f"{seg.name} (size over time): {_why(err)}")
-            rows.append(
-                {
-                    "Segment": seg.name,
-                    "Kind": seg.kind,
-                    "Members": None if size is None else size.members,
-                    "Share": size.share_of_all if size and size.all_users else None,
-                    "Last 30 days": spark,
-                    "Description": seg.description,
-                }
+        table = st.empty()
+
+        def draw(**select: Any) -> None:
+            table.dataframe(
+                rows,
+                hide_index=True,
+                width="stretch",
+                height=min(35 * (len(rows) + 1) + 3, 640),
+                column_config={
+                    "Members": st.column_config.NumberColumn(format="localized"),
+                    "Share": st.column_config.NumberColumn(
+                        format="percent", help="Share of all users as of the sidebar date"),
+                    "Last 30 days": st.column_config.LineChartColumn(
+                        "Last 30 days", help="Members at the end of each day"
+                    ),
+                },
+                **select,
             )
-        st.dataframe(
-            rows,
-            hide_index=True,
-            width="stretch",
-            key="ov_segments",
-            height=min(35 * (len(rows) + 1) + 3, 640),
-            on_select="rerun",
-            selection_mode="single-row",
-            column_config={
-                "Members": st.column_config.NumberColumn(format="localized"),
-                "Share": st.column_config.NumberColumn(
-                    format="percent", help="Share of all users as of the sidebar date"),
-                "Last 30 days": st.column_config.LineChartColumn(
-                    "Last 30 days", help="Members at the end of each day"
-                ),
-            },
-        )
+
+        draw()
+        sized: list[bool] = []
+        for row in rows:  # ok-loop: one size per saved segment
+            try:
+                size: MembersResult = cached.size(Target(segment=row["Segment"]), as_of)
+            except Exception as err:  # noqa: BLE001 - one broken segment hides no other
+                failed.append(f"{row['Segment']}: {_why(err)}")
+                sized.append(False)
+                continue
+            sized.append(True)
+            row["Members"] = size.members
+            row["Share"] = size.share_of_all if size.all_users else None
+            draw()
+        for row, ok in zip(rows, sized, strict=True):  # ok-loop: one trend per segment
+            if not ok:
+                continue
+            try:
+                tr = cached.run(TrendQuery(Target(segment=row["Segment"]),
+                                           DateRange(start, end), "day")).points
+                row["Last 30 days"] = tr["members"].to_list()
+            except Exception as err:  # noqa: BLE001
+                failed.append(f"{row['Segment']} (size over time): {_why(err)}")
+            draw()
+        draw(key="ov_segments", on_select="rerun", selection_mode="single-row")
         for msg in failed:
             st.warning(msg)
         st.caption("Click a row to open its segment; compare sizes over time on "

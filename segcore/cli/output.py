@@ -16,12 +16,15 @@ from segcore.api import Store
 from segcore.engine.choice import Engine
 from segcore.errors import StoreError
 from segcore.lang.dates import DEFAULT_AS_OF_RULE
+from segcore.query.auto import is_auto
 
 MAX_ROWS_SHOWN = 1_000_000_000  # --limit, --events: more than any store holds
 
 
-ENGINE_HELP = ("polars (default: $SEGCORE_ENGINE or polars), duckdb, clickhouse, spark, "
-               "or a Spark master URL (spark://host:7077, local[4], sc://host:15002)")
+ENGINE_HELP = ("auto, polars, duckdb, clickhouse, spark, or a Spark master URL "
+               "(spark://host:7077, local[4], sc://host:15002); default $SEGCORE_ENGINE, "
+               "else auto: polars, or duckdb for some analytics on stores too large for "
+               "the event cache (docs/engines.md, Automatic choice)")
 
 
 def add_engine(p: argparse.ArgumentParser) -> None:
@@ -32,12 +35,17 @@ def add_engine(p: argparse.ArgumentParser) -> None:
                         "SPARK_REMOTE for Spark Connect)")
 
 
-def engine_from(args: argparse.Namespace) -> Engine:
-    """The engine of ``--engine``/``--spark-master`` (default ``$SEGCORE_ENGINE``, polars)."""
+def engine_from(args: argparse.Namespace) -> Engine | None:
+    """The engine of ``--engine``/``--spark-master`` (default ``$SEGCORE_ENGINE``); None
+    when neither names one (or they say ``auto``): the runners then choose per analytic
+    (:mod:`segcore.query.auto`)."""
     import os
 
     name = getattr(args, "engine", None) or os.environ.get("SEGCORE_ENGINE") or None
-    return Engine.parse(name, getattr(args, "spark_master", None))
+    master = getattr(args, "spark_master", None)
+    if is_auto(name) and not master:
+        return None
+    return Engine.parse(None if is_auto(name) else name, master)
 
 
 def whole_number(lo: int, hi: int) -> Callable[[str], int]:

@@ -24,6 +24,7 @@ from segcore.errors import SegcoreError, UsageError
 from segcore.lang.dates import resolve_as_of
 from segcore.lang.parser import MAX_RULE_CHARS
 from segcore.query import MembersQuery, SqlQuery, Target, members_actors, run_sql
+from segcore.query.auto import choose_engine
 from segcore.segments import (
     add_members,
     create_segment,
@@ -117,7 +118,7 @@ def cmd_eval(args) -> int:
         check_output_path(store, args.out, "--out")
     rule, segment = target(args)
     T = resolve_as_of(args.as_of)
-    engine = engine_from(args)
+    engine = choose_engine(store, "members", engine_from(args))  # auto: says which
     started = time.perf_counter()
     members = members_actors(store, MembersQuery(Target(rule, segment), iso(T)), engine=engine)
     seconds = time.perf_counter() - started

@@ -2,7 +2,8 @@
 (``*_actors``) returning the users behind a number (a ``user_id`` DataFrame).
 
 Every runner takes an ``engine`` (:class:`segcore.engine.choice.Engine`, or its text;
-default: polars). On Polars it reads one consistent set of the store's files
+None or ``"auto"``: Polars, or DuckDB for some analytics on a store too large for the
+event cache, :mod:`segcore.query.auto`). On Polars it reads one consistent set of the store's files
 (``store.pinned()``) and calls the analytic's function in :mod:`segcore.engine.polars.evaluate`
 or :mod:`segcore.analytics`; on a SQL engine it calls its counterpart in
 :mod:`segcore.query.sql_runners`, which returns the same typed result. :func:`run` picks
@@ -27,6 +28,7 @@ from segcore.lang.dates import (
     resolve_as_of,
     zone_is_set,
 )
+from segcore.query.auto import choose_engine, is_auto
 from segcore.query.base import Query, Target
 from segcore.query.queries import (
     WHICH,
@@ -80,8 +82,9 @@ def _on_sql() -> Any:
     return sql_runners
 
 
-def _sql(engine: EngineArg) -> Engine | None:
-    """The SQL engine to run on, or None for the Polars backend.
+def _sql(store: EventStore, engine: EngineArg, analytic: str) -> Engine | None:
+    """The SQL engine ``analytic`` runs on, or None for the Polars backend (no engine
+    given: :func:`segcore.query.auto.choose_engine`).
 
     Every analytic follows the report zone on every engine: instants come from its
     midnights, ``today()`` and dates compile with the dialect's zone functions, event
@@ -89,7 +92,7 @@ def _sql(engine: EngineArg) -> Engine | None:
     retention, lifecycle and stickiness number its local days, weeks and months
     (``Dialect.local_date``).
     """
-    e = Engine.parse(engine)
+    e = choose_engine(store, analytic, engine)
     if e.is_polars:
         return None
     from segcore.engine.sql.engines import prepare
@@ -129,7 +132,7 @@ def zoned(runner: Callable[..., R]) -> Callable[..., R]:
 @zoned
 def run_members(store: EventStore, q: MembersQuery, engine: EngineArg = None) -> MembersResult:
     """How many members ``q.target`` has at ``q.as_of`` (and all users, if asked)."""
-    if (sql := _sql(engine)) is not None:
+    if (sql := _sql(store, engine, "members")) is not None:
         return _on_sql().members(store, q, sql)
     as_of = q.as_of if q.as_of is not None else resolve_as_of(None)  # one "now" for both
     T = resolve_as_of(as_of)
@@ -155,7 +158,7 @@ def universe_size(store: EventStore, T: Any) -> int:
 def members_actors(store: EventStore, q: MembersQuery, *,
                    attributes: bool = False, engine: EngineArg = None) -> pl.DataFrame:
     """The members (sorted ``user_id``; with ``attributes``, the user columns too)."""
-    if (sql := _sql(engine)) is not None:
+    if (sql := _sql(store, engine, "members")) is not None:
         return _on_sql().members_actors(store, q, sql, attributes)
     with store.pinned():
         return evaluate.members(store, q.target.rule, as_of=q.as_of, segment=q.target.segment,
@@ -176,7 +179,7 @@ def run_sql(store: EventStore, q: SqlQuery, engine: EngineArg = None) -> SqlResu
 @zoned
 def run_user(store: EventStore, q: UserQuery, engine: EngineArg = None) -> UserResult:
     """A user's attributes, latest events and current segments."""
-    Engine.parse(engine)  # one user's page reads the local store on every engine
+    _ = is_auto(engine) or Engine.parse(engine)  # one user's page reads the local store on every engine
     with store.pinned():
         return UserResult(evaluate.user_profile(store, q.user_id, as_of=q.as_of,
                                                 last_events=q.last_events))
@@ -185,7 +188,7 @@ def run_user(store: EventStore, q: UserQuery, engine: EngineArg = None) -> UserR
 @zoned
 def user_segments(store: EventStore, q: UserQuery, engine: EngineArg = None) -> list[str]:
     """Names of the saved segments the user belongs to at ``q.as_of``."""
-    Engine.parse(engine)  # one user's segments: the local store on every engine
+    _ = is_auto(engine) or Engine.parse(engine)  # one user's segments: the local store on every engine
     with store.pinned():
         return evaluate.segments_of(store, q.user_id, as_of=q.as_of)
 
@@ -195,7 +198,7 @@ def user_segments(store: EventStore, q: UserQuery, engine: EngineArg = None) -> 
 def run_trend(store: EventStore, q: TrendQuery, engine: EngineArg = None) -> TrendResult:
     """Members, entered and exited at every point of the range."""
     from segcore.analytics import trend as trend_mod
-    if (sql := _sql(engine)) is not None:
+    if (sql := _sql(store, engine, "trend")) is not None:
         return _on_sql().trend(store, q, sql)
     with store.pinned():
         df = trend_mod.trend(store, q.target.rule, start=q.range.start, end=q.range.end,
@@ -211,7 +214,7 @@ def trend_actors(store: EventStore, q: TrendQuery, date: Any, which: str = "ente
 
     if which not in WHICH:
         raise UsageError(f"bad list {which!r}: use entered, exited or members")
-    if (sql := _sql(engine)) is not None:
+    if (sql := _sql(store, engine, "trend")) is not None:
         return _on_sql().trend_actors(store, q, date, which, sql)
     with store.pinned():
         return trend_mod.trend_members(store, q.target.rule, date, segment=q.target.segment,
@@ -222,7 +225,7 @@ def trend_actors(store: EventStore, q: TrendQuery, date: Any, which: str = "ente
 def run_reach(store: EventStore, q: ReachQuery, engine: EngineArg = None) -> ReachResult:
     """Members reachable per channel at ``q.as_of``."""
     from segcore.analytics import reach as reach_mod
-    if (sql := _sql(engine)) is not None:
+    if (sql := _sql(store, engine, "reach")) is not None:
         return _on_sql().reach(store, q, sql)
     with store.pinned():
         return ReachResult(reach_mod.reach(store, q.target.rule, as_of=q.as_of,
@@ -236,7 +239,7 @@ def reach_actors(store: EventStore, q: ReachQuery, channel: str,
                  engine: EngineArg = None) -> pl.DataFrame:
     """Members reachable by ``channel``: ``user_id`` and the contact columns it uses."""
     from segcore.analytics import reach as reach_mod
-    if (sql := _sql(engine)) is not None:
+    if (sql := _sql(store, engine, "reach")) is not None:
         return _on_sql().reach_actors(store, q, channel, sql)
     with store.pinned():
         return reach_mod.reachable_members(store, q.target.rule, channel, q.as_of,
@@ -247,7 +250,7 @@ def reach_actors(store: EventStore, q: ReachQuery, channel: str,
 def run_profile(store: EventStore, q: ProfileQuery, engine: EngineArg = None) -> ProfileResult:
     """Attribute distributions of the members against all users."""
     from segcore.analytics import profile as profile_mod
-    if (sql := _sql(engine)) is not None:
+    if (sql := _sql(store, engine, "profile")) is not None:
         return _on_sql().profile(store, q, sql)
     with store.pinned():
         return ProfileResult(profile_mod.profile(
@@ -260,7 +263,7 @@ def run_profile(store: EventStore, q: ProfileQuery, engine: EngineArg = None) ->
 def run_overlap(store: EventStore, q: OverlapQuery, engine: EngineArg = None) -> OverlapResult:
     """Sizes, regions and pairwise overlap of 2 to 5 segments."""
     from segcore.analytics import overlap as overlap_mod
-    if (sql := _sql(engine)) is not None:
+    if (sql := _sql(store, engine, "overlap")) is not None:
         return _on_sql().overlap(store, q, sql)
     with store.pinned():
         return OverlapResult(overlap_mod.overlap(store, list(q.items), as_of=q.as_of))
@@ -270,7 +273,7 @@ def run_overlap(store: EventStore, q: OverlapQuery, engine: EngineArg = None) ->
 def run_engagement(store: EventStore, q: EngagementQuery, engine: EngineArg = None) -> EngagementResult:
     """Active and converting shares of the members at ``q.as_of``."""
     from segcore.analytics import engagement as engagement_mod
-    if (sql := _sql(engine)) is not None:
+    if (sql := _sql(store, engine, "engagement")) is not None:
         return _on_sql().engagement(store, q, sql)
     with store.pinned():
         return EngagementResult(engagement_mod.engagement(
@@ -283,7 +286,7 @@ def run_engagement_trend(store: EventStore, q: EngagementTrendQuery,
                          engine: EngineArg = None) -> SeriesResult:
     """Engagement at every point of the range."""
     from segcore.analytics import engagement as engagement_mod
-    if (sql := _sql(engine)) is not None:
+    if (sql := _sql(store, engine, "engagement_trend")) is not None:
         return _on_sql().engagement_trend(store, q, sql)
     with store.pinned():
         return SeriesResult(engagement_mod.engagement_over_time(
@@ -316,7 +319,7 @@ def run_funnel(store: EventStore, q: FunnelQuery, engine: EngineArg = None) -> F
     from segcore.engine.sql.funnel import funnel_backend
     with store.pinned():
         return FunnelResult(funnel_mod.funnel(store, q.step_values, segments=list(q.compare) or None,
-                                              backend=funnel_backend(store, _sql(engine) or Engine.parse(engine)),
+                                              backend=funnel_backend(store, _sql(store, engine, "funnel") or Engine()),
                                               **_funnel_args(q)))
 
 
@@ -328,7 +331,7 @@ def funnel_actors(store: EventStore, q: FunnelQuery, after_step: int,
     from segcore.engine.sql.funnel import funnel_backend
     with store.pinned():
         return funnel_mod.funnel_dropoffs(store, q.step_values, after_step=after_step,
-                                          backend=funnel_backend(store, _sql(engine) or Engine.parse(engine)),
+                                          backend=funnel_backend(store, _sql(store, engine, "funnel") or Engine()),
                                           **_funnel_args(q))
 
 
@@ -341,7 +344,7 @@ def save_dropoffs(store: EventStore, q: FunnelQuery, after_step: int, name: str,
     with store.pinned():
         return funnel_mod.save_dropoffs(store, name, q.step_values, after_step=after_step,
                                         description=description,
-                                        backend=funnel_backend(store, _sql(engine) or Engine.parse(engine)),
+                                        backend=funnel_backend(store, _sql(store, engine, "funnel") or Engine()),
                                         **_funnel_args(q))
 
 
@@ -365,7 +368,7 @@ def run_funnel_trend(store: EventStore, q: FunnelTrendQuery,
     with store.pinned():
         return SeriesResult(funnel_mod.funnel_over_time(store, q.funnel.step_values,
                                                         every=q.every.value,
-                                                        backend=funnel_backend(store, _sql(engine) or Engine.parse(engine)),
+                                                        backend=funnel_backend(store, _sql(store, engine, "funnel") or Engine()),
                                                         **args))
 
 
@@ -374,7 +377,7 @@ def run_funnel_trend(store: EventStore, q: FunnelTrendQuery,
 def run_events(store: EventStore, q: EventQuery, engine: EngineArg = None) -> EventReportResult:
     """Events and distinct users per period."""
     from segcore.analytics import event_report as event_report_mod
-    if (sql := _sql(engine)) is not None:
+    if (sql := _sql(store, engine, "events")) is not None:
         return _on_sql().events(store, q, sql)
     with store.pinned():
         return EventReportResult(event_report_mod.event_report(
@@ -401,7 +404,7 @@ def run_retention(store: EventStore, q: RetentionQuery,
     """The cohort table and average curve (per segment of ``q.compare`` side by side)."""
     from segcore.analytics import retention as retention_mod
     _checked(store, q)
-    if (sql := _sql(engine)) is not None:
+    if (sql := _sql(store, engine, "retention")) is not None:
         return _on_sql().retention(store, q, sql)
     with store.pinned():
         table = retention_mod.retention(store, **q.args)
@@ -415,7 +418,7 @@ def retention_actors(store: EventStore, q: RetentionQuery, cohort: Any, k: int |
     ``segment``) retained in period ``k`` (None: the whole cohort)."""
     from segcore.analytics import retention as retention_mod
     _checked(store, q)
-    if (sql := _sql(engine)) is not None:
+    if (sql := _sql(store, engine, "retention")) is not None:
         return _on_sql().retention_actors(store, q, cohort, k, segment, sql)
     with store.pinned():
         return retention_mod.retention_users(store, cohort=cohort, k=k, group=segment, **q.args)
@@ -427,7 +430,7 @@ def run_lifecycle(store: EventStore, q: LifecycleQuery,
     """New, returning, resurrecting and dormant users per period."""
     from segcore.analytics import retention as retention_mod
     _checked(store, q)
-    if (sql := _sql(engine)) is not None:
+    if (sql := _sql(store, engine, "lifecycle")) is not None:
         return _on_sql().lifecycle(store, q, sql)
     with store.pinned():
         return LifecycleResult(retention_mod.lifecycle(store, **q.args), q.every.value)
@@ -439,7 +442,7 @@ def lifecycle_actors(store: EventStore, q: LifecycleQuery, period: Any, status: 
     """The users of one lifecycle bar: ``status`` in the period holding ``period``."""
     from segcore.analytics import retention as retention_mod
     _checked(store, q)
-    if (sql := _sql(engine)) is not None:
+    if (sql := _sql(store, engine, "lifecycle")) is not None:
         return _on_sql().lifecycle_actors(store, q, period, status, sql)
     args = q.args
     with store.pinned():
@@ -453,7 +456,7 @@ def run_stickiness(store: EventStore, q: StickinessQuery,
     """Users by number of active days in each period."""
     from segcore.analytics import retention as retention_mod
     _checked(store, q)
-    if (sql := _sql(engine)) is not None:
+    if (sql := _sql(store, engine, "stickiness")) is not None:
         return _on_sql().stickiness(store, q, sql)
     with store.pinned():
         return StickinessResult(retention_mod.stickiness(store, **q.args), q.every.value)
@@ -465,7 +468,7 @@ def stickiness_actors(store: EventStore, q: StickinessQuery, period: Any, days: 
     """The users active on exactly ``days`` days of the period holding ``period``."""
     from segcore.analytics import retention as retention_mod
     _checked(store, q)
-    if (sql := _sql(engine)) is not None:
+    if (sql := _sql(store, engine, "stickiness")) is not None:
         return _on_sql().stickiness_actors(store, q, period, days, sql)
     args = q.args
     with store.pinned():
@@ -488,7 +491,7 @@ def run_compare(store: EventStore, q: CompareQuery, engine: EngineArg = None) ->
     """``segment, date, members, entered, exited, all_users, share`` per segment and point
     (each segment's trend on ``engine``; all users from the store)."""
     from segcore.analytics import compare as compare_mod
-    sql = _sql(engine)
+    sql = _sql(store, engine, "trend")
 
     def sql_trend(name: str) -> pl.DataFrame:
         one = TrendQuery(Target(segment=name), q.range, q.every, tz=q.tz)

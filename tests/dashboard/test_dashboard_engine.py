@@ -32,7 +32,7 @@ def test_engine_is_shown_and_used_on_every_page(store):
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
     assert_clean(at)
-    assert "engine: polars" in captions(at)
+    assert "engine: auto: polars" in captions(at)  # a store the event cache holds
     on_polars = texts(goto(at, "segments"))  # names and member counts of every segment
     name = store.catalog.list()[0].name
     assert f"{store.count(segment=name, as_of=AS_OF):,}" in on_polars
@@ -79,5 +79,28 @@ def test_default_engine_from_the_environment(monkeypatch):
     assert default_engine() == Engine("duckdb")
     monkeypatch.setenv("SEGCORE_ENGINE", "spark")
     assert default_engine() == Engine("spark", "spark://h:7077")
-    monkeypatch.setenv("SEGCORE_ENGINE", "nonsense")
+    monkeypatch.setenv("SEGCORE_ENGINE", "polars")
     assert default_engine() == Engine("polars")
+    monkeypatch.setenv("SEGCORE_ENGINE", "nonsense")
+    assert default_engine() == "auto"
+    monkeypatch.delenv("SEGCORE_ENGINE")
+    assert default_engine() == "auto"
+
+
+def test_auto_on_a_store_too_large_for_the_cache(store, monkeypatch):
+    """Above SEGCORE_EVENT_CACHE_MAX_ROWS (forced low) the caption on every page says which
+    analytics run on DuckDB, and the numbers are the ones Polars shows."""
+    monkeypatch.setenv("SEGCORE_EVENT_CACHE_MAX_ROWS", "1000")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    assert_clean(at)
+    auto = ("engine: auto: duckdb for engagement, events, lifecycle, members, overlap, reach, "
+            "retention, stickiness; polars for the rest")
+    assert auto in captions(at)
+    on_auto = texts(goto(at, "segments"))  # member counts: on DuckDB
+    assert_clean(at)
+    assert auto in captions(at)
+    goto(at, "user")
+    at.sidebar.selectbox(key="engine_pick").select("polars").run()
+    assert "engine: polars" in captions(at)
+    assert texts(goto(at, "segments")) == on_auto
