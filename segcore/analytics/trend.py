@@ -849,10 +849,6 @@ def grid(
     # candidate users: with attributes, with events a term reads, in a referenced
     # segment, or (when a user with nothing can be a member) with any event
     # (a rule reading no attribute: users without events behave like the null row)
-    id_parts = [users["user_id"]] if attrs or null_member else []
-    with_events = {k: _distinct_users(f) for k, f in w.frames.items()}
-    id_parts += list(with_events.values())
-    id_parts += [g.ids for g in subs.values()]
     first_ts = None
     if null_member:
         first_ts = (
@@ -862,30 +858,37 @@ def grid(
             .agg(pl.col("ts").min().alias("first"))
             .collect()
         )
-        id_parts.append(first_ts["user_id"])
-    id_parts.append(pl.Series("user_id", [], dtype=pl.String))
     if required:  # a member needs events of these terms: others never are
-        ids = with_events[(required[0], False)].cast(pl.String)
-        for t in required[1:]:
-            ids = ids.filter(ids.is_in(with_events[(t, False)].implode()))
+        ids = _required_users(w.frames, required)
     else:
+        id_parts = [users["user_id"]] if attrs or null_member else []
+        id_parts += [_distinct_users(f) for f in w.frames.values()]
+        id_parts += [g.ids for g in subs.values()]
+        if first_ts is not None:
+            id_parts.append(first_ts["user_id"])
+        id_parts.append(pl.Series("user_id", [], dtype=pl.String))
         ids = pl.concat([s.cast(pl.String) for s in id_parts])
     if allowed is not None:  # nor is a user whom the static conjuncts turn away
         ids = allowed.keep(ids)
-    ids = ids.rename("user_id").unique().sort()
+    ids = ids.cast(pl.String).rename("user_id").unique().sort()
     U = len(ids)
     index = pl.DataFrame({"user_id": ids, "uid": np.arange(U, dtype=np.int64)})
     parts: dict[Node, dict[str, _Part]] = {}
     if terms:
         size = 1 + max((f[USER_CODE].to_physical().max() or 0 for f in w.frames.values()),
                        default=0)
-        lookup = _uid_lookup(ids, size)
+        lookup = pl.lit(pl.Series(_uid_lookup(ids, size)))
         carried = {"user_id", "event", USER_CODE} - {getattr(t, "prop", None) for t in terms}
-        for k, f in w.frames.items():
-            uid = lookup[f[USER_CODE].to_physical().to_numpy()]  # -1: not a candidate
-            # from here on users are uids: the id strings need not be carried (or filtered)
-            f = f.drop(*carried, strict=False).with_columns(uid=uid)
-            w.frames[k] = f if uid.min(initial=0) >= 0 else f.filter(pl.Series(uid >= 0))
+        # from here on users are uids (-1: not a candidate, left out): the id strings need
+        # not be carried (or filtered); in Polars, which gathers with the u32 codes as they are
+        plans = [
+            f.lazy()
+            .with_columns(uid=lookup.gather(pl.col(USER_CODE).to_physical()))
+            .filter(pl.col("uid") >= 0)
+            .drop(*carried, strict=False)
+            for f in w.frames.values()
+        ]
+        w.frames = dict(zip(w.frames, pl.collect_all(plans), strict=True))
         w.U = U
         for t in terms:
             lo, hi = bounds[t]
@@ -970,6 +973,14 @@ def _required_terms(tree: Node) -> list[Node]:
                  "<=": zero <= other.value, "<": zero < other.value}.get(op, True)
         return [] if holds else [term]
     return []
+
+
+def _required_users(frames: dict, required: list[Node]) -> pl.Series:
+    """Candidates when some terms are required: the users of the smallest one's events
+    (users without the others' events are never members either, but the rule says so
+    for them; marking them here would cost a pass over the larger events)."""
+    smallest = min((frames[(t, False)] for t in required), key=len)
+    return _distinct_users(smallest)
 
 
 def _distinct_users(events: pl.DataFrame) -> pl.Series:
