@@ -25,7 +25,12 @@ Algorithm (exact, no per-point re-evaluation):
    range of points where it counts.
 3. The rule is evaluated once on a (point x user) frame: ``now()``/``today()``
    become per-point columns, attribute-only subtrees are evaluated once per user.
-   Only users who can be members take rows (``plan_members``' null-row test).
+   Only users who can be members take rows (``plan_members``' null-row test): with
+   required terms (:func:`_required_terms`) the users of the smallest one's events,
+   less those whom the attribute-only conjuncts at the root turn away
+   (:func:`_allowed`; the grid then evaluates the rule without them). Read from
+   Parquet (a first read, no event cache), the smallest required term is read first
+   and the other scans keep only its users' rows (:func:`_load_events`).
 4. Members, entries and exits per point come from the (user x point) boolean
    matrix and its shift by one point.
 
