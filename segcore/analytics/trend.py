@@ -882,7 +882,7 @@ def grid(
     if terms:
         size = 1 + max((f[USER_CODE].to_physical().max() or 0 for f in w.frames.values()),
                        default=0)
-        lookup = pl.lit(pl.Series(_uid_lookup(ids, size)))
+        lookup = pl.lit(pl.Series(_uid_lookup(ids, size).astype(np.int32)))  # U < 2^31
         carried = {"user_id", "event", USER_CODE} - {getattr(t, "prop", None) for t in terms}
         # from here on users are uids (-1: not a candidate, left out): the id strings need
         # not be carried (or filtered); in Polars, which gathers with the u32 codes as they are
@@ -891,6 +891,7 @@ def grid(
             .with_columns(uid=lookup.gather(pl.col(USER_CODE).to_physical()))
             .filter(pl.col("uid") >= 0)
             .drop(*carried, strict=False)
+            .with_columns(pl.col("uid").cast(pl.Int64))  # int64 arithmetic on uids later
             for f in w.frames.values()
         ]
         w.frames = dict(zip(w.frames, pl.collect_all(plans), strict=True))
