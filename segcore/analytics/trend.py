@@ -25,7 +25,12 @@ Algorithm (exact, no per-point re-evaluation):
    range of points where it counts.
 3. The rule is evaluated once on a (point x user) frame: ``now()``/``today()``
    become per-point columns, attribute-only subtrees are evaluated once per user.
-   Only users who can be members take rows (``plan_members``' null-row test).
+   Only users who can be members take rows (``plan_members``' null-row test): with
+   required terms (:func:`_required_terms`) the users of the smallest one's events,
+   less those whom the attribute-only conjuncts at the root turn away
+   (:func:`_allowed`; the grid then evaluates the rule without them). Read from
+   Parquet (a first read, no event cache), the smallest required term is read first
+   and the other scans keep only its users' rows (:func:`_load_events`).
 4. Members, entries and exits per point come from the (user x point) boolean
    matrix and its shift by one point.
 
@@ -73,6 +78,7 @@ from segcore.lang.tree import (
     Schema,
     Sequence,
     behaviours,
+    conj,
     segment_refs,
 )
 from segcore.lang.types import type_of
@@ -270,11 +276,17 @@ def _needs_naive(terms: list[Node], bounds: dict, schema: Schema) -> bool:
     return False
 
 
-def _load_events(w: _Work, terms: list[Node], bounds: dict) -> None:
+def _load_events(
+    w: _Work, terms: list[Node], bounds: dict, required: list[Node], allowed: _Allowed | None
+) -> None:
     """Per term (and B side of a sequence) the events it counts, collected at once.
 
     Each is the event cache's slice of one event name from the earliest window start
-    (zero-copy, in time order), filtered by the term's ``where``.
+    (zero-copy, in time order), filtered by the term's ``where``. Read from Parquet
+    (no cache yet: a first read) the smallest required term's events are read first;
+    only their users (who pass the static conjuncts) can be members, so the other
+    scans keep only those users' rows (a filter pushed into the scan) and the rest of
+    the grid works on them alone.
     """
     last = w.pts.instant(w.pts.P - 1)
     cols = [*event_columns(terms), USER_CODE]
@@ -289,7 +301,88 @@ def _load_events(w: _Work, terms: list[Node], bounds: dict) -> None:
             )
             where = where_mask(t, last, w.schema, then)
             plans[(t, then)] = lf if where is None else lf.filter(where)
-    w.frames = dict(zip(plans, pl.collect_all(list(plans.values())), strict=True))
+    w.frames = {}
+    if not all(_in_memory(lf) for lf in plans.values()):
+        users = None
+        if required:
+            counts = dict(w.store.event_counts().select("event", "count").iter_rows())
+            total = sum(counts.values())
+            first = min(
+                (t for t in required if (t, False) in plans),
+                key=lambda t: total if term_event(t) == "*" else counts.get(term_event(t), 0),
+            )
+            w.frames[(first, False)] = plans.pop((first, False)).collect()
+            users = _distinct_users(w.frames[(first, False)])
+            if allowed is not None:
+                users = allowed.keep(users)
+        elif allowed is not None and allowed.known is None:
+            users = allowed.ids
+        if users is not None:
+            keep = pl.col("user_id").is_in(users.implode())
+            plans = {k: lf.filter(keep) for k, lf in plans.items()}
+    w.frames |= dict(zip(plans, pl.collect_all(list(plans.values())), strict=True))
+
+
+def _in_memory(lf: pl.LazyFrame) -> bool:
+    """Whether a plan reads a DataFrame in memory (an event-cache slice), not files."""
+    leaf = lf.explain(optimized=False).rstrip().splitlines()[-1].strip()
+    return leaf.startswith("DF [")
+
+
+@dataclass
+class _Allowed:
+    """Users the rule's static conjuncts (attribute-only, ANDed at the root) let through:
+    ``ids`` from the users table, plus (``known`` not None) every user not in it."""
+
+    ids: pl.Series
+    known: pl.Series | None
+
+    def keep(self, ids: pl.Series) -> pl.Series:
+        mask = ids.is_in(self.ids.implode())
+        if self.known is not None:
+            mask = mask | ~ids.is_in(self.known.implode())
+        return ids.filter(mask)
+
+
+def _conjuncts(tree: Node) -> list[Node]:
+    return [c for a in tree.args for c in _conjuncts(a)] if isinstance(tree, And) else [tree]
+
+
+def _static_conjuncts(tree: Node) -> list[Node]:
+    """Conjuncts at the root that read only attributes (``user_id`` aside)."""
+    return [
+        c
+        for c in _conjuncts(tree)
+        if not isinstance(c, Lit) and not _time_dependent(c) and "user_id" not in tree_columns(c)
+    ]
+
+
+def _drop_static(tree: Node) -> Node:
+    """``tree`` without its static conjuncts (for users known to pass them)."""
+    static = _static_conjuncts(tree)
+    rest = [c for c in _conjuncts(tree) if c not in static]
+    return conj(*rest) if rest else Lit(True, "bool")
+
+
+def _allowed(users: pl.DataFrame, tree: Node, schema: Schema, T: dt.datetime) -> _Allowed | None:
+    """The ``users`` (the users table's columns that ``tree`` reads) that pass the static
+    conjuncts of ``tree`` (None: it has none).
+
+    A conjunct reading ``user_id`` is left to the grid (a user missing from the users
+    table has a user_id but no attributes, which the null row cannot show)."""
+    static = _static_conjuncts(tree)
+    if not static:
+        return None
+    ctx = Ctx(T, schema)
+    exprs = [to_expr(c, ctx).fill_null(False) for c in static]
+    cols = sorted(set().union(*(tree_columns(c) for c in static)) & set(schema.users))
+    users = users.select("user_id", pl.all_horizontal(exprs).alias("__pass"))
+    null_row = pl.DataFrame(
+        {c: pl.Series([None], dtype=polars_dtype(schema.users[c])) for c in cols} or {"_": [0]}
+    )
+    null_pass = bool(null_row.select(pl.all_horizontal(exprs)).item())
+    ids = users.filter(pl.col("__pass"))["user_id"].cast(pl.String)
+    return _Allowed(ids, users["user_id"].cast(pl.String) if null_pass else None)
 
 
 def _ts_us(frame: pl.DataFrame, col: str = "ts") -> np.ndarray:
@@ -711,8 +804,13 @@ def grid(
     bounds = {t: _bounds(t, pts, schema) for t in terms}
     if _needs_naive(terms, bounds, schema):
         return naive_grid(store, tree, pts, schema=schema, stack=stack)
+    required = _required_terms(tree)
+    attrs = sorted(tree_columns(tree) & set(schema.users))
+    # the users table read once (a second read in a new process would cache all of it)
+    users = store.scan_users().select("user_id", *(a for a in attrs if a != "user_id")).collect()
+    allowed = _allowed(users, tree, schema, last)
     if terms:
-        _load_events(w, terms, bounds)
+        _load_events(w, terms, bounds, required, allowed)
     subs = {
         ref: segment_grid(store, ref, pts, schema=schema, stack=stack)
         for ref in sorted(segment_refs(tree))
@@ -724,7 +822,6 @@ def grid(
     for i, ref in enumerate(sorted(subs)):
         columns[InSegment(ref)] = f"__g{i}"
     rewritten, static = _split_static(tree, schema)
-    attrs = sorted(tree_columns(tree) & set(schema.users))
     extra = {name: type_of(n, schema) for name, n in static.items()}
     gschema = _clock_schema(schema, extra)
 
@@ -749,15 +846,14 @@ def grid(
     null_member = reads_key or bool(
         _eval_frame(rewritten, null_frame, gschema, columns, last).any()
     )
+    if allowed is not None:  # candidates all pass the static conjuncts: judge the rest
+        rewritten, static = _split_static(_drop_static(tree), schema)
+        gschema = _clock_schema(schema, {n: type_of(x, schema) for n, x in static.items()})
+        kept = sorted(tree_columns(rewritten) & set(attrs))
 
     # candidate users: with attributes, with events a term reads, in a referenced
     # segment, or (when a user with nothing can be a member) with any event
-    users = store.scan_users().select("user_id").collect()
     # (a rule reading no attribute: users without events behave like the null row)
-    id_parts = [users["user_id"]] if attrs or null_member else []
-    with_events = {k: _distinct_users(f) for k, f in w.frames.items()}
-    id_parts += list(with_events.values())
-    id_parts += [g.ids for g in subs.values()]
     first_ts = None
     if null_member:
         first_ts = (
@@ -767,24 +863,38 @@ def grid(
             .agg(pl.col("ts").min().alias("first"))
             .collect()
         )
-        id_parts.append(first_ts["user_id"])
-    id_parts.append(pl.Series("user_id", [], dtype=pl.String))
-    ids = pl.concat([s.cast(pl.String).rename("user_id") for s in id_parts]).unique().sort()
-    for t in _required_terms(tree):  # a member needs events of these terms: others never are
-        ids = ids.filter(ids.is_in(with_events[(t, False)].implode()))
+    if required:  # a member needs events of these terms: others never are
+        ids = _required_users(w.frames, required)
+    else:
+        id_parts = [users["user_id"]] if attrs or null_member else []
+        id_parts += [_distinct_users(f) for f in w.frames.values()]
+        id_parts += [g.ids for g in subs.values()]
+        if first_ts is not None:
+            id_parts.append(first_ts["user_id"])
+        id_parts.append(pl.Series("user_id", [], dtype=pl.String))
+        ids = pl.concat([s.cast(pl.String) for s in id_parts])
+    if allowed is not None:  # nor is a user whom the static conjuncts turn away
+        ids = allowed.keep(ids)
+    ids = ids.cast(pl.String).rename("user_id").unique().sort()
     U = len(ids)
     index = pl.DataFrame({"user_id": ids, "uid": np.arange(U, dtype=np.int64)})
     parts: dict[Node, dict[str, _Part]] = {}
     if terms:
         size = 1 + max((f[USER_CODE].to_physical().max() or 0 for f in w.frames.values()),
                        default=0)
-        lookup = _uid_lookup(ids, size)
+        lookup = pl.lit(pl.Series(_uid_lookup(ids, size).astype(np.int32)))  # U < 2^31
         carried = {"user_id", "event", USER_CODE} - {getattr(t, "prop", None) for t in terms}
-        for k, f in w.frames.items():
-            uid = lookup[f[USER_CODE].to_physical().to_numpy()]  # -1: not a candidate
-            # from here on users are uids: the id strings need not be carried (or filtered)
-            f = f.drop(*carried, strict=False).with_columns(uid=uid)
-            w.frames[k] = f if uid.min(initial=0) >= 0 else f.filter(pl.Series(uid >= 0))
+        # from here on users are uids (-1: not a candidate, left out): the id strings need
+        # not be carried (or filtered); in Polars, which gathers with the u32 codes as they are
+        plans = [
+            f.lazy()
+            .with_columns(uid=lookup.gather(pl.col(USER_CODE).to_physical()))
+            .filter(pl.col("uid") >= 0)
+            .drop(*carried, strict=False)
+            .with_columns(pl.col("uid").cast(pl.Int64))  # int64 arithmetic on uids later
+            for f in w.frames.values()
+        ]
+        w.frames = dict(zip(w.frames, pl.collect_all(plans), strict=True))
         w.U = U
         for t in terms:
             lo, hi = bounds[t]
@@ -799,7 +909,7 @@ def grid(
         joined = [a for a in attrs if a != "user_id"]  # user_id is the key itself
         attr_frame = (
             index.join(
-                store.scan_users().select("user_id", *joined).collect(), on="user_id", how="left"
+                users.select("user_id", *joined), on="user_id", how="left"
             ).sort("uid")
             if joined
             else index
@@ -828,7 +938,9 @@ def grid(
         MT[:, u0 : u0 + n] = _eval_frame(rewritten, frame, gschema, columns, last).reshape(P, n)
     if null_member:
         inside = (
-            index.join(users.with_columns(known=pl.lit(True)), on="user_id", how="left")
+            index.join(
+                users.select("user_id", known=pl.lit(True)), on="user_id", how="left"
+            )
             .join(first_ts, on="user_id", how="left")
             .sort("uid")
         )
@@ -867,6 +979,14 @@ def _required_terms(tree: Node) -> list[Node]:
                  "<=": zero <= other.value, "<": zero < other.value}.get(op, True)
         return [] if holds else [term]
     return []
+
+
+def _required_users(frames: dict, required: list[Node]) -> pl.Series:
+    """Candidates when some terms are required: the users of the smallest one's events
+    (users without the others' events are never members either, but the rule says so
+    for them; marking them here would cost a pass over the larger events)."""
+    smallest = min((frames[(t, False)] for t in required), key=len)
+    return _distinct_users(smallest)
 
 
 def _distinct_users(events: pl.DataFrame) -> pl.Series:

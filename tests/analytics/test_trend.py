@@ -231,6 +231,11 @@ DIFF_RULES = [
     "event_min('charged', 'payment_method') = 'card'",
     "did_then('added_to_cart', 'charged', gap => '1 day', where => price > 100, "
     "then_where => amount > 0)",
+    # attribute-only conjuncts at the root: only users who pass them take rows
+    "country = 'US' AND did('charged', within => '30 days') AND "
+    "event_count('page_viewed', within => '7 days') >= 3",
+    "country <> 'US' AND NOT did('charged', within => '10 days')",
+    "age > 40 AND (did('charged', within => '5 days') OR country = 'DE')",
 ]
 
 
@@ -368,15 +373,73 @@ def test_cli_trend_out_csv(shop, tmp_path, capsys):
     assert "--entered/--exited" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("rule", [DIFF_RULES[i] for i in (0, 2, 6, 8, 10, 12, 13)])
+@pytest.mark.parametrize("rule", DIFF_RULES)
 def test_trend_without_the_event_cache(diff_store, rule):
-    # Parquet scans: events not in time order, user codes made on the fly
+    # Parquet scans: events not in time order, user codes made on the fly, the smallest
+    # required term read first and the other scans filtered to its users
     from segcore import Store
 
     cold = Store(diff_store.home, cache_events=False)
     warm = trend(diff_store, rule, "2026-06-05", "2026-06-18")
     assert trend(cold, rule, "2026-06-05", "2026-06-18").equals(warm)
     assert warm["members"].sum() > 0
+
+
+@pytest.mark.parametrize("rule", DIFF_RULES[-3:])
+def test_first_read_of_a_new_store_equals_the_cached_trend(diff_store, rule):
+    # a new process: the cache is on but empty, so the first trend reads Parquet
+    from segcore import Store
+
+    first = Store(diff_store.home)
+    got = trend(first, rule, "2026-05-20", "2026-06-30")
+    assert got.equals(trend(diff_store, rule, "2026-05-20", "2026-06-30"))
+    assert got.equals(trend(first, rule, "2026-05-20", "2026-06-30"))  # read again
+    assert got.equals(trend_naive(diff_store, rule, "2026-05-20", "2026-06-30"))
+
+
+ATTRIBUTE_RULES = [
+    "country IS NULL AND did('buy', within => '2 days')",  # users without attributes pass
+    "country = 'US' AND event_count('buy', within => '3 days') >= 1",
+    "coalesce(country, 'none') <> 'US' AND NOT did('buy', within => '2 days')",
+    "country = 'DE' AND subscription_end_date >= today()",
+    "country IS NULL",
+]
+
+
+@pytest.mark.parametrize("rule", ATTRIBUTE_RULES)
+@pytest.mark.parametrize("cache", [False, True])
+def test_static_conjuncts_with_users_missing_from_the_users_table(tiny, rule, cache):
+    from segcore import Store
+
+    store = tiny(
+        events=[
+            ("u1", "buy", "2026-06-03T10:00:00", {"amount": 30.0}),
+            ("u2", "buy", "2026-06-04T00:00:00", {"amount": 5.0}),
+            ("u3", "buy", "2026-06-05T08:00:00", {"amount": 1.0}),  # not in the users table
+            ("u4", "buy", "2026-06-02T08:00:00", {"amount": 1.0}),
+        ],
+        users=[*USERS, {"user_id": "u4", "country": None,
+                        "subscription_end_date": dt.date(2026, 6, 9)}],
+    )
+    store = Store(store.home, cache_events=cache)
+    want = trend_naive(store, rule, "2026-06-01", "2026-06-08")
+    for _ in range(2):  # with the cache on: the first read (Parquet), then the cache
+        assert trend(store, rule, "2026-06-01", "2026-06-08").equals(want)
+    assert want["members"].sum() > 0
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Europe/Berlin"])
+def test_first_read_across_clock_changes(diff_store, zone):
+    from segcore import Store
+    from segcore.lang.dates import report_zone
+
+    rule = DIFF_RULES[-3]
+    with report_zone(zone):
+        first = Store(diff_store.home, cache_events=False)
+        got = trend(first, rule, "2026-03-05", "2026-04-02")  # both zones change clocks
+        assert got.equals(trend_naive(diff_store, rule, "2026-03-05", "2026-04-02"))
+        assert got.equals(trend(diff_store, rule, "2026-03-05", "2026-04-02"))
+        assert got["members"].sum() > 0
 
 
 def test_point_index_runs_equal_binary_search():
