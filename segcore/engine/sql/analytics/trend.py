@@ -1,6 +1,10 @@
 """Size over time in SQL: members, entered and exited at every point, and the ids.
 
-The members at each instant ``T_0..T_n`` (``segcore.analytics.trend.make_points``)
+Rules of the common kinds (``did``/``event_count``/``event_sum``/``event_avg`` terms on
+the points' day grid, attributes, any boolean or comparison combination) take one pass
+over the events (:mod:`segcore.engine.sql.analytics.trend_pass`). Otherwise (sequences,
+``in_segment``, the other aggregates, ``now()``/``today()`` outside a window bound,
+static segments) the members at each instant ``T_0..T_n`` (``segcore.analytics.trend.make_points``)
 are compiled once per instant into one query (``Compiler.at``) and stacked as
 ``(sc_j, user_id)``; a FULL JOIN of that stack with itself shifted by one point
 gives, per point, the members, the users present now but not before (entered)
@@ -15,6 +19,7 @@ from typing import Any
 
 from sqlglot import exp
 
+from segcore.engine.sql.analytics import trend_pass
 from segcore.engine.sql.analytics.base import (
     compiler,
     flag,
@@ -49,6 +54,9 @@ def trend_select(store: EventStore, rule: Any, segment: str | None,
     (``instants[0]`` is ``T_0``, one step before the first point)."""
     tree = target_tree(store, rule, segment)
     comp = compiler(store, instants[0], dialect)
+    one_pass = trend_pass.plan(comp, tree, segment, instants)
+    if one_pass is not None:
+        return comp.finish(trend_pass.points_select(comp, one_pass))
     pts = stacked_members(comp, tree, segment, instants)
     now, prev = exp.column("user_id", table="a"), exp.column("user_id", table="b")
     j = exp.Coalesce(this=exp.column("sc_j", table="a"),
