@@ -48,6 +48,27 @@ def stacked_members(comp: Compiler, tree: Any, segment: str | None,
     return comp.add_cte("points", union_all(parts))
 
 
+def entered_rows(comp: Compiler, tree: Any, segment: str | None,
+                 instants: list[dt.datetime]) -> str:
+    """CTE of ``sc_j, user_id``: the users who entered at point ``j >= 1`` (members at
+    ``instants[j]``, not at ``instants[j - 1]``), in one pass where the rule allows."""
+    one_pass = trend_pass.plan(comp, tree, segment, instants)
+    if one_pass is not None:
+        return trend_pass.entries(comp, one_pass)
+    stack = stacked_members(comp, tree, segment, instants)
+    came = (
+        exp.select(exp.alias_(col("sc_j", "a"), ident("sc_j")),
+                   exp.alias_(col("user_id", "a"), ident("user_id")))
+        .from_(table(stack, "a"))
+        .join(table(stack, "b"), on=exp.and_(
+            exp.EQ(this=col("user_id", "a"), expression=col("user_id", "b")),
+            exp.EQ(this=col("sc_j", "a"), expression=col("sc_next", "b"))), join_type="left")
+        .where(exp.and_(is_null(col("user_id", "b")),
+                        exp.GTE(this=col("sc_j", "a"), expression=exp.Literal.number(1))))
+    )
+    return comp.add_cte("entered", came)
+
+
 def trend_select(store: EventStore, rule: Any, segment: str | None,
                  instants: list[dt.datetime], dialect: str) -> exp.Select:
     """Rows ``sc_j, members, entered, exited`` for the points ``j = 1..n`` that have any

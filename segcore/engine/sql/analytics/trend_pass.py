@@ -31,10 +31,16 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from segcore.engine.plan import needs_universe, resolve_segment, term_columns, tree_columns, window_bounds
+from segcore.engine.plan import (
+    needs_universe,
+    resolve_segment,
+    term_columns,
+    tree_columns,
+    window_bounds,
+)
 from segcore.engine.sql.analytics.base import aliased, flag, table, union_all
 from segcore.engine.sql.compiler import Compiler, col, ident
-from segcore.engine.sql.localday import epoch_us, local_day
+from segcore.engine.sql.localday import local_day
 from segcore.lang.dates import end_of_day, today_at
 from segcore.lang.tree import AGGREGATES, Behavior, Call, InSegment, Node, Sequence, behaviours
 
@@ -95,13 +101,13 @@ def _grid(instants: list[dt.datetime]) -> Grid | None:
     if any(end_of_day(d) != T for d, T in zip(days, instants, strict=True)):
         return None
     step = (days[1] - days[0]).days if len(days) > 1 else 1
-    if step not in (1, 7) or any((b - a).days != step for a, b in zip(days, days[1:])):
+    if step not in (1, 7) or any((b - a).days != step for a, b in zip(days, days[1:], strict=False)):
         return None
     return Grid((days[0] - _EPOCH_DAY).days, step, len(days))
 
 
 def _counter(B: list[int], grid: Grid, T0: int) -> Counter | None:
-    if any(b < a for a, b in zip(B, B[1:])):
+    if any(b < a for a, b in zip(B, B[1:], strict=False)):
         return None
     if all(b == B[0] for b in B):
         return Counter(B[0], B[-1])
@@ -296,7 +302,7 @@ def changes(comp: Compiler, p: Plan) -> str:
     cols = _Columns(comp, p)
     sides = _sides(comp)
     parts = [_term_rows(comp, p, i, cols, sides) for i in range(len(p.terms))]
-    wide = universe = needs_universe(p.tree, comp.schema, comp.T, term_columns(p.tree))
+    universe = needs_universe(p.tree, comp.schema, comp.T, term_columns(p.tree))
     attrs = sorted(tree_columns(p.tree) - {"user_id"})
     if universe:  # in the universe from the first event on
         first = (exp.select(col("user_id"), exp.alias_(exp.Min(this=col("ts")), ident("sc_t")))
@@ -306,7 +312,7 @@ def changes(comp: Compiler, p: Plan) -> str:
                  .group_by(col("user_id")))
         j = p.universe.sql(comp, comp.D.epoch_us(col("sc_t")), p.grid)
         parts.append(exp.select(*cols.row(j, {"sc_u": _int(1)})).from_(first.subquery("f")))
-    if wide or attrs:  # a users row: a candidate at every point
+    if universe or attrs:  # a users row: a candidate at every point
         parts.append(exp.select(*cols.row(_int(0), {"sc_in": _int(1)}))
                      .from_(aliased(comp.users(), "x")))
     deltas = comp.add_cte("deltas", union_all(parts))
