@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from sqlglot import exp
 
 from segcore.engine.plan import (
+    event_columns,
     needs_universe,
     resolve_segment,
     term_columns,
@@ -238,7 +239,7 @@ def _term_rows(comp: Compiler, p: Plan, i: int, cols: _Columns, sides: str) -> e
         exp.alias_(hi.sql(comp, us, p.grid), ident("sc_a")),
         exp.alias_(b, ident("sc_b")),
         *([exp.alias_(col(node.prop), ident("sc_v"))] if summed else []),
-    ).from_(aliased(comp.events(comp._props([node])), "e")).where(exp.and_(*where))
+    ).from_(aliased(comp.events(set(event_columns([node]))), "e")).where(exp.and_(*where))
     grouped = (
         exp.select(col("user_id"), col("sc_a"), col("sc_b"),
                    exp.alias_(exp.Count(this=exp.Star()), ident("sc_n")),
