@@ -43,6 +43,7 @@ RULES = [
     ("tier IS NULL", True),
     ("did('a', within => '1 day', where => k = 'zz')", True),  # empty
     ("tier = 99 AND did('a')", True),  # empty
+    ("1 = 0", True),  # empty, no term and no attribute
     ("did_then('a', 'b', gap => '1 day')", False),
     ("first_seen('a') > now() - interval '3 days'", False),
     ("did('a', within => '2 days', where => ts > now() - interval '1 day')", False),
@@ -132,7 +133,8 @@ def test_report_zone_with_clock_changes(zoned, engine, tz):
 
 def test_cases_are_not_trivial(edges):
     got = {rule: _trend(edges, rule, "polars") for rule, _ in RULES}
-    empty = {"did('a', within => '1 day', where => k = 'zz')", "tier = 99 AND did('a')"}
+    empty = {"did('a', within => '1 day', where => k = 'zz')", "tier = 99 AND did('a')",
+             "1 = 0"}
     for rule, points in got.items():
         if rule in empty:
             assert all(p["members"] == 0 for p in points)

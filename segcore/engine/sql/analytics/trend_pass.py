@@ -15,7 +15,8 @@ interval with the compiler's expressions (attributes joined per user), and entri
 exits are the intervals whose membership differs from the user's previous interval;
 members per point are their running sum over a small table of the points.
 
-Covered: ``did``, ``event_count``, ``event_sum``, ``event_avg`` with ``within``, ``since``
+The terms share one scan of the events (each event carries every term's ``a``/``b``,
+NULL where the term does not read it). Covered: ``did``, ``event_count``, ``event_sum``, ``event_avg`` with ``within``, ``since``
 and ``until`` whose bounds follow the grid or are constant, attributes, ``AND``/``OR``/
 ``NOT`` and every value expression, a dynamic saved segment as the target. Anything else
 (sequences, ``in_segment``, ``first_seen``/``last_seen``, ``event_min``/``max``/
@@ -211,15 +212,9 @@ class _Columns:
         return out
 
 
-def _sides(comp: Compiler) -> str:
-    return comp.add_cte("sides", union_all([
-        exp.select(exp.alias_(_int(0), ident("sc_side"))),
-        exp.select(exp.alias_(_int(1), ident("sc_side")))]))
-
-
-def _term_rows(comp: Compiler, p: Plan, i: int, cols: _Columns, sides: str) -> exp.Select:
+def _mask(comp: Compiler, p: Plan, i: int) -> exp.Expression:
+    """The events term ``i`` reads at some point (name, time span, ``where``, a value)."""
     node, hi, lo = p.terms[i]
-    us = comp.D.epoch_us(col("ts"))
     where = []
     if node.event != "*":
         where.append(exp.EQ(this=col("event"), expression=exp.Literal.string(node.event)))
@@ -229,41 +224,65 @@ def _term_rows(comp: Compiler, p: Plan, i: int, cols: _Columns, sides: str) -> e
     where.append(exp.LT(this=col("ts"), expression=comp.D.timestamp_literal(
         _EPOCH + hi.last * _US)))
     if node.where is not None:
-        where.append(comp.value(node.where, "event", {}))
-    summed = node.func in ("event_sum", "event_avg")
-    if summed:
+        where.append(exp.paren(comp.value(node.where, "event", {})))
+    if node.func in ("event_sum", "event_avg"):
         where.append(exp.Not(this=exp.Is(this=col(node.prop), expression=exp.null())))
-    b = lo.sql(comp, us, p.grid) if lo is not None else _int(p.grid.P)
-    ranged = exp.select(
-        col("user_id"),
-        exp.alias_(hi.sql(comp, us, p.grid), ident("sc_a")),
-        exp.alias_(b, ident("sc_b")),
-        *([exp.alias_(col(node.prop), ident("sc_v"))] if summed else []),
-    ).from_(aliased(comp.events(set(event_columns([node]))), "e")).where(exp.and_(*where))
-    grouped = (
-        exp.select(col("user_id"), col("sc_a"), col("sc_b"),
-                   exp.alias_(exp.Count(this=exp.Star()), ident("sc_n")),
-                   *([exp.alias_(exp.Sum(this=col("sc_v")), ident("sc_s"))] if summed else []))
-        .from_(ranged.subquery("r"))
-        .where(exp.LT(this=col("sc_a"), expression=col("sc_b")))
-        .group_by(col("user_id"), col("sc_a"), col("sc_b"))
-    )
+    return exp.paren(exp.and_(*where))
+
+
+def _term_rows(comp: Compiler, p: Plan, cols: _Columns) -> exp.Select:
+    """The deltas of every term from one scan of the events: per event and term ``i``
+    its ``sc_a{i}``/``sc_b{i}`` (NULL where the term does not read it), grouped per user
+    and ranges, then one row at ``a`` (+) and one at ``b`` (-) per term that reads it."""
+    us = comp.D.epoch_us(col("ts"))
+    masks = [_mask(comp, p, i) for i in range(len(p.terms))]
+    ranged, keys, sums = [col("user_id")], [col("user_id")], []
+    for i, (node, hi, lo) in enumerate(p.terms):  # ok-loop: a few terms
+        def when(v: exp.Expression, i: int = i) -> exp.Expression:
+            return exp.Case(ifs=[exp.If(this=masks[i].copy(), true=v)])
+        b = lo.sql(comp, us, p.grid) if lo is not None else _int(p.grid.P)
+        ranged += [exp.alias_(when(hi.sql(comp, us, p.grid)), ident(f"sc_a{i}")),
+                   exp.alias_(when(b), ident(f"sc_b{i}"))]
+        keys += [col(f"sc_a{i}"), col(f"sc_b{i}")]
+        if node.func in ("event_sum", "event_avg"):
+            ranged.append(exp.alias_(when(col(node.prop)), ident(f"sc_v{i}")))
+            sums.append(exp.alias_(exp.Sum(this=col(f"sc_v{i}")), ident(f"sc_s{i}")))
+    scan = exp.select(*ranged).from_(aliased(
+        comp.events(set(event_columns([t for t, _, _ in p.terms]))), "e"))
+    grouped = (exp.select(*keys, exp.alias_(exp.Count(this=exp.Star()), ident("sc_n")), *sums)
+               .from_(scan.where(exp.or_(*[m.copy() for m in masks])).subquery("r"))
+               .group_by(*[k.copy() for k in keys]))
     g = comp.add_cte("ranges", grouped)
-    first = exp.EQ(this=col("sc_side"), expression=_int(0))
+    pairs = comp.add_cte("sides", union_all([
+        exp.select(exp.alias_(_int(i), ident("sc_t")), exp.alias_(_int(side), ident("sc_side")))
+        for i in range(len(p.terms)) for side in (0, 1)]))  # ok-loop: two rows per term
 
-    def signed(c: str) -> exp.Expression:
-        return exp.Case(ifs=[exp.If(this=first.copy(), true=col(c))],
-                        default=exp.Neg(this=col(c)))
+    def at(i: int, side: int) -> exp.Expression:
+        return exp.and_(exp.EQ(this=col("sc_t"), expression=_int(i)),
+                        exp.EQ(this=col("sc_side"), expression=_int(side)))
 
-    values = {f"sc_n{i}": signed("sc_n")}
-    if summed:
-        values[f"sc_s{i}"] = signed("sc_s")
-    j = exp.Case(ifs=[exp.If(this=first.copy(), true=col("sc_a"))], default=col("sc_b"))
+    def signed(c: str, i: int) -> exp.Expression:
+        return exp.Case(ifs=[exp.If(this=at(i, 0), true=col(c)),
+                             exp.If(this=at(i, 1), true=exp.Neg(this=col(c)))],
+                        default=_int(0))
+
+    values: dict[str, exp.Expression] = {}
+    reads, ends = [], []
+    for i, (node, _, _) in enumerate(p.terms):  # ok-loop: a few terms
+        values[f"sc_n{i}"] = signed("sc_n", i)
+        if node.func in ("event_sum", "event_avg"):
+            values[f"sc_s{i}"] = signed(f"sc_s{i}", i)
+        a, b = col(f"sc_a{i}"), col(f"sc_b{i}")
+        reads.append(exp.and_(exp.EQ(this=col("sc_t"), expression=_int(i)),
+                              exp.LT(this=a.copy(), expression=b.copy()),
+                              exp.or_(exp.EQ(this=col("sc_side"), expression=_int(0)),
+                                      exp.LT(this=b.copy(), expression=_int(p.grid.P)))))
+        ends += [exp.If(this=at(i, 0), true=a), exp.If(this=at(i, 1), true=b)]
     return (
-        exp.select(*cols.row(j, values))
+        exp.select(*cols.row(exp.Case(ifs=ends), values))
         .from_(table(g))
-        .join(table(sides), join_type="cross")
-        .where(exp.or_(first.copy(), exp.LT(this=col("sc_b"), expression=_int(p.grid.P))))
+        .join(table(pairs), join_type="cross")
+        .where(exp.or_(*[exp.paren(r) for r in reads]))
     )
 
 
@@ -301,8 +320,7 @@ def changes(comp: Compiler, p: Plan) -> str:
     """CTE ``user_id, sc_j, sc_en, sc_ex``: per user, the points where the membership
     changes (entered: 1 in ``sc_en``; exited: 1 in ``sc_ex``)."""
     cols = _Columns(comp, p)
-    sides = _sides(comp)
-    parts = [_term_rows(comp, p, i, cols, sides) for i in range(len(p.terms))]
+    parts = [_term_rows(comp, p, cols)] if p.terms else []
     universe = needs_universe(p.tree, comp.schema, comp.T, term_columns(p.tree))
     attrs = sorted(tree_columns(p.tree) - {"user_id"})
     if universe:  # in the universe from the first event on
@@ -313,7 +331,7 @@ def changes(comp: Compiler, p: Plan) -> str:
                  .group_by(col("user_id")))
         j = p.universe.sql(comp, comp.D.epoch_us(col("sc_t")), p.grid)
         parts.append(exp.select(*cols.row(j, {"sc_u": _int(1)})).from_(first.subquery("f")))
-    if universe or attrs:  # a users row: a candidate at every point
+    if universe or attrs or not parts:  # a users row: a candidate at every point
         parts.append(exp.select(*cols.row(_int(0), {"sc_in": _int(1)}))
                      .from_(aliased(comp.users(), "x")))
     deltas = comp.add_cte("deltas", union_all(parts))
