@@ -16,9 +16,10 @@ exits are the intervals whose membership differs from the user's previous interv
 members per point are their running sum over a small table of the points.
 
 The terms share one scan of the events (each event carries every term's ``a``/``b``,
-NULL where the term does not read it). Covered: ``did``, ``event_count``, ``event_sum``, ``event_avg`` with ``within``, ``since``
-and ``until`` whose bounds follow the grid or are constant, attributes, ``AND``/``OR``/
-``NOT`` and every value expression, a dynamic saved segment as the target. Anything else
+NULL where the term does not read it). Covered: ``did``, ``event_count``, ``event_sum``,
+``event_avg`` with ``within``, ``since`` and ``until`` whose bounds follow the grid or are
+constant, attributes, ``AND``/``OR``/``NOT`` and every value expression, a dynamic saved
+segment as the target. Anything else
 (sequences, ``in_segment``, ``first_seen``/``last_seen``, ``event_min``/``max``/
 ``distinct``/``periods``, ``now()``/``today()`` outside a window bound, bounds off the
 grid, static segments) returns None here: the caller stacks one members query per point
