@@ -115,7 +115,7 @@ def spark_master_url(master: str | None = None) -> str:
 
 
 def spark_session(master: str | None = None):
-    """The process's SparkSession (UTC, quiet) for ``master`` (see :func:`spark_master_url`);
+    """The process's SparkSession (UTC, quiet, Parquet schemas merged over files) for ``master`` (see :func:`spark_master_url`);
     ``SPARK_REMOTE`` (with no explicit master) or an ``sc://`` master selects Spark Connect.
 
     A process holds one SparkContext: asking for another master is refused with one line
@@ -159,6 +159,9 @@ def spark_session(master: str | None = None):
             for name, value in _spark_conf_from_env():
                 builder = builder.config(name, value)
         spark = builder.config("spark.sql.session.timeZone", "UTC").getOrCreate()
+        # a Parquet dataset's columns are the union over its files (a column added by a
+        # later import), as DuckDB's union_by_name; Spark reads one file's footer otherwise
+        spark.conf.set("spark.sql.parquet.mergeSchema", "true")
         try:
             spark.sparkContext.setLogLevel("ERROR")
         except Exception:  # Spark Connect has no SparkContext

@@ -16,7 +16,9 @@ Population and breakdown segments are the saved segments' members at the end of 
 range, compiled by :class:`segcore.engine.sql.compiler.Compiler`. The ``*_counts``
 functions run a query on an :class:`~segcore.engine.choice.Engine`; the ``*_users``
 functions give the users behind one cell or bar. Cohorts by a segment entered stack the
-segment's members at the end of every day of the range (the trend's grid).
+segment's entries at the end of every day of the range (the trend's grid,
+:func:`segcore.engine.sql.analytics.trend.entered_rows`: one pass over the events where
+the segment's rule allows).
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ from sqlglot import exp
 from segcore.analytics.retention import STATUSES
 from segcore.analytics.trend import make_points
 from segcore.engine.choice import Engine
-from segcore.engine.sql.analytics.base import compiler, is_null, table, union_all
-from segcore.engine.sql.analytics.trend import stacked_members
+from segcore.engine.sql.analytics.base import compiler, table, union_all
+from segcore.engine.sql.analytics.trend import entered_rows
 from segcore.engine.sql.compiler import col, ident
 from segcore.engine.sql.dialects import dialect_of
 from segcore.engine.sql.engines import engine_dialect, need, run_select
@@ -141,24 +143,19 @@ def _count_star() -> exp.Expression:
 def _entered_starts(q: _Query, segment: str, every: Period, start: dt.date | str,
                     end: dt.date | str, recurring: bool) -> exp.Select:
     """``user_id, c``: the periods in which users entered ``segment`` (a member at the end
-    of a day of the range, not at the end of the day before: the trend's grid, whose
-    members at each instant are stacked by :func:`stacked_members`); the first one unless
-    ``recurring``."""
+    of a day of the range, not at the end of the day before: the trend's grid,
+    :func:`entered_rows`); the first one unless ``recurring``."""
     pts = make_points(start, end, "day")
-    stack = stacked_members(q.comp, None, segment, [pts.instant(j) for j in range(pts.P)])
+    entered = entered_rows(q.comp, None, segment, [pts.instant(j) for j in range(pts.P)])
     days = union_all([exp.select(exp.alias_(_int(j), ident("sc_j")),  # ok-loop: one row per day
                                  exp.alias_(_int(every.index_of(day)), ident("c")))
                       for j, day in enumerate(pts.dates, start=1)])
     came = (
         exp.select(exp.alias_(col("user_id", "a"), ident("user_id")),
                    exp.alias_(col("c", "p"), ident("c")))  # ClickHouse: names, not a.user_id
-        .from_(table(stack, "a"))
+        .from_(table(entered, "a"))
         .join(table(q.cte("days", days), "p"), on=exp.EQ(this=col("sc_j", "a"),
                                                          expression=col("sc_j", "p")))
-        .join(table(stack, "b"), on=exp.and_(
-            exp.EQ(this=col("user_id", "a"), expression=col("user_id", "b")),
-            exp.EQ(this=col("sc_j", "a"), expression=col("sc_next", "b"))), join_type="left")
-        .where(is_null(col("user_id", "b")))
     )
     if recurring:
         return came.distinct()

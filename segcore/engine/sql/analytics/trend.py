@@ -1,6 +1,10 @@
 """Size over time in SQL: members, entered and exited at every point, and the ids.
 
-The members at each instant ``T_0..T_n`` (``segcore.analytics.trend.make_points``)
+Rules of the common kinds (``did``/``event_count``/``event_sum``/``event_avg`` terms on
+the points' day grid, attributes, any boolean or comparison combination) take one pass
+over the events (:mod:`segcore.engine.sql.analytics.trend_pass`). Otherwise (sequences,
+``in_segment``, the other aggregates, ``now()``/``today()`` outside a window bound,
+static segments) the members at each instant ``T_0..T_n`` (``segcore.analytics.trend.make_points``)
 are compiled once per instant into one query (``Compiler.at``) and stacked as
 ``(sc_j, user_id)``; a FULL JOIN of that stack with itself shifted by one point
 gives, per point, the members, the users present now but not before (entered)
@@ -15,6 +19,7 @@ from typing import Any
 
 from sqlglot import exp
 
+from segcore.engine.sql.analytics import trend_pass
 from segcore.engine.sql.analytics.base import (
     compiler,
     flag,
@@ -43,12 +48,36 @@ def stacked_members(comp: Compiler, tree: Any, segment: str | None,
     return comp.add_cte("points", union_all(parts))
 
 
+def entered_rows(comp: Compiler, tree: Any, segment: str | None,
+                 instants: list[dt.datetime]) -> str:
+    """CTE of ``sc_j, user_id``: the users who entered at point ``j >= 1`` (members at
+    ``instants[j]``, not at ``instants[j - 1]``), in one pass where the rule allows."""
+    one_pass = trend_pass.plan(comp, tree, segment, instants)
+    if one_pass is not None:
+        return trend_pass.entries(comp, one_pass)
+    stack = stacked_members(comp, tree, segment, instants)
+    came = (
+        exp.select(exp.alias_(col("sc_j", "a"), ident("sc_j")),
+                   exp.alias_(col("user_id", "a"), ident("user_id")))
+        .from_(table(stack, "a"))
+        .join(table(stack, "b"), on=exp.and_(
+            exp.EQ(this=col("user_id", "a"), expression=col("user_id", "b")),
+            exp.EQ(this=col("sc_j", "a"), expression=col("sc_next", "b"))), join_type="left")
+        .where(exp.and_(is_null(col("user_id", "b")),
+                        exp.GTE(this=col("sc_j", "a"), expression=exp.Literal.number(1))))
+    )
+    return comp.add_cte("entered", came)
+
+
 def trend_select(store: EventStore, rule: Any, segment: str | None,
                  instants: list[dt.datetime], dialect: str) -> exp.Select:
     """Rows ``sc_j, members, entered, exited`` for the points ``j = 1..n`` that have any
     (``instants[0]`` is ``T_0``, one step before the first point)."""
     tree = target_tree(store, rule, segment)
     comp = compiler(store, instants[0], dialect)
+    one_pass = trend_pass.plan(comp, tree, segment, instants)
+    if one_pass is not None:
+        return comp.finish(trend_pass.points_select(comp, one_pass))
     pts = stacked_members(comp, tree, segment, instants)
     now, prev = exp.column("user_id", table="a"), exp.column("user_id", table="b")
     j = exp.Coalesce(this=exp.column("sc_j", table="a"),
