@@ -217,12 +217,25 @@ def parquet_files(home: Path, source: Source) -> list[Path]:
     return files
 
 
+def _union_schema(files: list[Path]) -> pl.Schema | None:
+    """The columns of all ``files`` (the first file's type where they differ), or None
+    when every file has the first one's columns: a column added by a later file is seen
+    by rules, as DuckDB's ``union_by_name`` and Spark's ``mergeSchema`` see it."""
+    first = pl.read_parquet_schema(files[0])
+    union = dict(first)
+    for f in files[1:]:  # ok-loop: one footer per file
+        for name, dtype in pl.read_parquet_schema(f).items():  # ok-loop: its columns
+            union.setdefault(name, dtype)
+    return pl.Schema(union) if len(union) > len(first) else None
+
+
 def _raw_parquet(home: Path, source: Source) -> pl.LazyFrame:
-    parquet_files(home, source)  # none is one clear error
+    files = parquet_files(home, source)  # none is one clear error
     path = resolve_path(home, source.parquet or "")
     try:
+        schema = _union_schema(files)
         return pl.scan_parquet(path, hive_partitioning=True, missing_columns="insert",
-                               extra_columns="ignore")
+                               extra_columns="ignore", schema=schema)
     except Exception as exc:
         raise StoreError(f"cannot read the {source.kind} source {source.where}: {exc}") from None
 

@@ -216,3 +216,23 @@ def test_the_example_in_docs_engines(tmp_path, copy_store, capsys):
     with pytest.raises(UsageError, match="^the clickhouse engine cannot read a DuckDB "
                        "database file .*: the polars or duckdb engine reads it$"):
         store.count("did('view')", as_of=AS_OF, engine="clickhouse")
+
+
+def test_a_column_only_a_later_file_has_is_seen(tmp_path):
+    """A property added by a later file of a connected dataset is a column for rules, on
+    Polars and DuckDB (rows of the files without it read as NULL)."""
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    RAW_EVENTS.head(4).write_parquet(lake / "part-0.parquet")
+    RAW_EVENTS.tail(4).with_columns(
+        pl.Series("coupon", ["A", None, "B", "A"])).write_parquet(lake / "part-1.parquet")
+    home = tmp_path / "store"
+    home.mkdir()
+    connect(home, Source("events", parquet=str(lake), mapping=EVENT_MAP))
+    store = Store(home)
+    assert "coupon" in store.events_schema()
+    rule = "did('*', where => coupon = 'A')"  # rows 5 (uid 3, buy) and 8 (uid 4, view)
+    for engine in ("polars", "duckdb"):  # ok-loop: two engines
+        assert store.members(rule, as_of=AS_OF, engine=engine)["user_id"].to_list() \
+            == ["3", "4"], engine
+    assert store.count("did('view', where => coupon IS NULL)", as_of=AS_OF) == 2  # uid 1, 2
