@@ -220,7 +220,8 @@ def test_the_example_in_docs_engines(tmp_path, copy_store, capsys):
 
 def test_a_column_only_a_later_file_has_is_seen(tmp_path):
     """A property added by a later file of a connected dataset is a column for rules, on
-    Polars and DuckDB (rows of the files without it read as NULL)."""
+    Polars, DuckDB and ClickHouse (rows of the files without it read as NULL; Spark:
+    tests/engine/test_spark_merge_schema.py)."""
     lake = tmp_path / "lake"
     lake.mkdir()
     RAW_EVENTS.head(4).write_parquet(lake / "part-0.parquet")
@@ -232,7 +233,7 @@ def test_a_column_only_a_later_file_has_is_seen(tmp_path):
     store = Store(home)
     assert "coupon" in store.events_schema()
     rule = "did('*', where => coupon = 'A')"  # rows 5 (uid 3, buy) and 8 (uid 4, view)
-    for engine in ("polars", "duckdb"):  # ok-loop: two engines
+    for engine in ("polars", "duckdb", "clickhouse"):  # ok-loop: three engines
         assert store.members(rule, as_of=AS_OF, engine=engine)["user_id"].to_list() \
             == ["3", "4"], engine
     assert store.count("did('view', where => coupon IS NULL)", as_of=AS_OF) == 2  # uid 1, 2
