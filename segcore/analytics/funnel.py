@@ -915,7 +915,7 @@ def _keyed_frames(
     span = keyed_mod.key_span(frames, lo, hi) if spec.hold is None else None
     if span is None:
         return [f if f["ts"].is_sorted() else f.sort("ts") for f in frames], None, by, frames[0]
-    keyed = keyed_mod.keyed_steps(frames, lo, span, all_starts=all_starts)
+    keyed = keyed_mod.keyed_steps(frames, lo, span, spec.window_us, all_starts=all_starts)
     return keyed, span, by, frames[0]
 
 

@@ -10,10 +10,11 @@ unique per (user, instant). Frames sorted by ``k`` are then joined with a plain
 when it has the same user (``k // span``). ``allow_exact_matches`` (non-strict) keeps
 events of the same user and instant, exactly as the by-user join does.
 
-Before any sort, each step keeps only the events of users who have events of every
-earlier step (a lookup in a table indexed by user code), and step 1 (which only
-serves as the starts of step 2) only those of users with a step-2 event: no chain
-can use the others. Frames come from the event cache in time order (or from
+Before any sort, each step keeps only the events that some chain can use: those with
+an event of the previous step of the same user in the same or the previous time
+bucket (buckets at least the window wide; a lookup in a table indexed by user code
+and bucket), and for step 1 (which only serves as the starts of step 2) those with a
+step-2 event in the same or the next bucket. Frames come from the event cache in time order (or from
 Parquet, often already in (user, time) order); a stable radix sort on the user code
 (numpy, one or two 16-bit passes) turns time order into key order, and frames
 already in key order are not sorted.
@@ -66,24 +67,51 @@ def _keyed(code: np.ndarray, ts: np.ndarray, lo_us: int, span: int) -> pl.DataFr
     return pl.DataFrame({"k": k, "ts": ts})
 
 
+_TABLE_MAX = 1 << 26  # cells of a (user, time bucket) presence table
+
+
+def _buckets(size: int, span: int, window_us: int) -> tuple[int, int]:
+    """``(width, count)`` of the time buckets of the presence tables: at least the window
+    wide, so that two events of a chain lie in the same or adjacent buckets."""
+    width = max(window_us, 1, -(-span * size // _TABLE_MAX))
+    return width, -(-span // width)
+
+
 def keyed_steps(
-    frames: list[pl.DataFrame], lo_us: int, span: int, *, all_starts: bool = False
+    frames: list[pl.DataFrame], lo_us: int, span: int, window_us: int, *, all_starts: bool = False
 ) -> list[pl.DataFrame]:
     """Per step, ``k`` and ``ts`` of the events (``USER_CODE``, ``ts`` in us) a chain can
-    use, sorted by ``k``: step i > 1 keeps the users with events of every earlier step,
-    step 1 those with a step-2 event too (``all_starts``: every step-1 event)."""
+    use, sorted by ``k``.
+
+    Time is cut into buckets at least the window wide (:func:`_buckets`); a step-i event
+    (i > 1) is kept when the same user has a kept step-(i-1) event in its bucket or the
+    one before, a step-1 event when the user has a kept step-2 event in its bucket or
+    the one after (``all_starts``: every step-1 event is kept). No chain uses the others.
+    """
     codes = [f[USER_CODE].to_physical().to_numpy() for f in frames]
     times = [f["ts"].to_numpy() for f in frames]
     size = 1 + max((int(c.max()) for c in codes if len(c)), default=0)
+    width, count = _buckets(size, span, window_us)
+
+    def cells(i: int) -> np.ndarray:
+        # bucket-major (events in time order touch one bucket's users at a time), with an
+        # empty bucket before and after: the neighbouring buckets are cell -/+ size
+        return ((times[i] - lo_us) // width + 1) * size + codes[i]
+
+    def table(cell: np.ndarray) -> np.ndarray:
+        present = np.zeros(size * (count + 2), dtype=bool)
+        present[cell] = True
+        return present
+
     keep: list[np.ndarray | None] = [None] * len(frames)
-    present = np.zeros(size, dtype=bool)
-    present[codes[0]] = True
+    present = table(cells(0))
     for i in range(1, len(frames)):  # ok-loop: one per step
-        keep[i] = present[codes[i]]
-        present = np.zeros(size, dtype=bool)
-        present[codes[i][keep[i]]] = True
+        cell = cells(i)
+        keep[i] = present[cell] | present[cell - size]
+        present = table(cell[keep[i]])
         if i == 1 and not all_starts:
-            keep[0] = present[codes[0]]
+            cell0 = cells(0)
+            keep[0] = present[cell0] | present[cell0 + size]
     return [
         _keyed(c, t, lo_us, span) if m is None else _keyed(c[m], t[m], lo_us, span)
         for c, t, m in zip(codes, times, keep, strict=True)

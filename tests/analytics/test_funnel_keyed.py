@@ -148,7 +148,7 @@ def test_keyed_steps_order_any_input(order: str) -> None:
         frame = frame.sort("ts")
     elif order == "user":
         frame = frame.sort(frame[USER_CODE].to_physical(), "ts")
-    (got,) = keyed_mod.keyed_steps([frame], 0, 10_000)
+    (got,) = keyed_mod.keyed_steps([frame], 0, 10_000, 10_000)
     code = frame[USER_CODE].to_physical().cast(pl.UInt64)
     want = (code * 10_000 + frame["ts"].cast(pl.UInt64)).sort()
     assert got["k"].equals(want.alias("k"))
@@ -172,7 +172,7 @@ def test_keyed_steps_prunes_users_without_the_next_step() -> None:
     first = _frame([1, 2, 3], [1, 2, 3]).sort("ts")
     second = _frame([2, 3, 4], [4, 5, 6]).sort("ts")
     third = _frame([4, 3], [7, 8]).sort("ts")
-    a, b, c = keyed_mod.keyed_steps([first, second, third], 0, 100)
+    a, b, c = keyed_mod.keyed_steps([first, second, third], 0, 100, 100)
     phys = {
         name: int(code)
         for name, code in zip(
@@ -184,5 +184,18 @@ def test_keyed_steps_prunes_users_without_the_next_step() -> None:
     assert sorted((a["k"] // 100).to_list()) == sorted([phys["x2"], phys["x3"]])
     assert sorted((b["k"] // 100).to_list()) == sorted([phys["x2"], phys["x3"]])
     assert (c["k"] // 100).to_list() == [phys["x3"]]
-    (all_a, _, _) = keyed_mod.keyed_steps([first, second, third], 0, 100, all_starts=True)
+    (all_a, _, _) = keyed_mod.keyed_steps([first, second, third], 0, 100, 100, all_starts=True)
     assert all_a.height == 3
+
+
+def test_keyed_steps_prunes_by_time_bucket() -> None:
+    # window 100 us over 1000 us: ten buckets; the step-1 event at 0 has no step-2 event
+    # in its bucket or the next one, those at 500 and 520 have (550); no step-1 event lies
+    # in the bucket of the step-2 event at 990 or the one before
+    first = _frame([1, 1, 1], [0, 500, 520])
+    second = _frame([1, 1], [550, 990])
+    a, b = keyed_mod.keyed_steps([first, second], 0, 1000, 100)
+    assert a["ts"].to_list() == [500, 520]
+    assert b["ts"].to_list() == [550]
+    a, b = keyed_mod.keyed_steps([first, second], 0, 1000, 100, all_starts=True)
+    assert a["ts"].to_list() == [0, 500, 520]
