@@ -58,13 +58,18 @@ def _user_order(codes: np.ndarray) -> np.ndarray:
 def _keyed(code: np.ndarray, ts: np.ndarray, lo_us: int, span: int) -> pl.DataFrame:
     """``k`` and ``ts`` (us) of events (user ``code``, ``ts``), sorted by ``k``."""
     k = code.astype(np.uint64) * np.uint64(span) + (ts - lo_us).astype(np.uint64)
-    if len(k) > 1 and not bool(np.all(k[1:] >= k[:-1])):
-        if bool(np.all(ts[1:] >= ts[:-1])):  # time order: a stable sort by user gives k order
-            order = _user_order(code)
-        else:
-            order = np.argsort(k, kind="stable")
-        k, ts = k[order], ts[order]
-    return pl.DataFrame({"k": k, "ts": ts})
+    if _ascending(k):
+        return pl.DataFrame({"k": k, "ts": ts})
+    # each user's events in time order (time-sorted cache blocks, Parquet in (user, time)
+    # order): a stable sort by user gives k order; else a full sort
+    order = _user_order(code)
+    if not _ascending(k[order]):
+        order = np.argsort(k, kind="stable")
+    return pl.DataFrame({"k": k[order], "ts": ts[order]})
+
+
+def _ascending(x: np.ndarray) -> bool:
+    return len(x) < 2 or bool(np.all(x[1:] >= x[:-1]))
 
 
 _TABLE_MAX = 1 << 26  # cells of a (user, time bucket) presence table
