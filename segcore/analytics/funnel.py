@@ -14,7 +14,8 @@ orders events of the same instant, so any of them may serve any step in any orde
 
 Algorithm. Ordered funnels of distinct step events without exclusions (the common
 case) take one latest-start pass (:func:`latest_start_users`): per step, one
-backward ``join_asof`` by user over events the cache keeps in time order. Every other
+backward ``join_asof``, a merge on a (user, time) key after pruning and a radix sort
+(:mod:`segcore.analytics.funnel_keyed`), or by user with ``hold``. Every other
 funnel builds chains (:func:`chains`): every step-1 event in ``[from, to)`` starts a
 chain; each next step takes the earliest allowed event (greedy-earliest is optimal
 for a fixed start), found with a forward ``join_asof`` on a global event order; a
@@ -971,8 +972,9 @@ def latest_start_users(
     reaches e: ``L = ts`` for step-1 events, and ``L(e)`` = the largest ``L`` of the
     user's step-(i-1) events at or before ``ts(e)`` (``strict``: before). ``L`` never
     decreases along a user's events in time order, so that largest value is the one of
-    the *last* such event: one backward ``join_asof`` per step, by user, on frames the
-    event cache keeps sorted by time (no sort by user). e reaches step i when
+    the *last* such event: one backward ``join_asof`` per step, on (user, time) keys
+    (:mod:`segcore.analytics.funnel_keyed`), or by user on frames in time order when a
+    property is held or the keys do not fit. e reaches step i when
     ``ts(e) - L(e) <= W``; the user's time to convert is the least ``ts(e) - L(e)``,
     the shortest qualifying chain. With distinct step events no event can serve two
     steps, so this equals the chain definition (and ClickHouse ``windowFunnel``).
