@@ -14,7 +14,8 @@ orders events of the same instant, so any of them may serve any step in any orde
 
 Algorithm. Ordered funnels of distinct step events without exclusions (the common
 case) take one latest-start pass (:func:`latest_start_users`): per step, one
-backward ``join_asof`` by user over events the cache keeps in time order. Every other
+backward ``join_asof``, a merge on a (user, time) key after pruning and a radix sort
+(:mod:`segcore.analytics.funnel_keyed`), or by user with ``hold``. Every other
 funnel builds chains (:func:`chains`): every step-1 event in ``[from, to)`` starts a
 chain; each next step takes the earliest allowed event (greedy-earliest is optimal
 for a fixed start), found with a forward ``join_asof`` on a global event order; a
@@ -66,6 +67,7 @@ from typing import Any
 
 import polars as pl
 
+from segcore.analytics import funnel_keyed as keyed_mod
 from segcore.engine.polars.expressions import local_day, period_first
 from segcore.errors import UsageError
 from segcore.lang.dates import current_zone, end_of_day, parse_date
@@ -874,10 +876,10 @@ def _latest_start_eligible(spec: FunnelSpec) -> bool:
     )
 
 
-def _step_frames(
+def _step_plans(
     store, spec: FunnelSpec, users: pl.DataFrame | None
-) -> tuple[list[pl.DataFrame], list[str]]:
-    """Per step, its events (``by`` keys and ``ts`` in us) in time order, and ``by``.
+) -> tuple[list[pl.LazyFrame], list[str]]:
+    """Per step, a plan of its events (``by`` keys and ``ts`` in us), and ``by``.
 
     ``by`` is the user code column (plus the held property); step-1 events are those in
     ``[from, to)`` (of ``users`` only, if given), later steps' in ``[from, to + W)``.
@@ -898,8 +900,24 @@ def _step_frames(
         if i == 0 and users is not None:
             lf = lf.join(users.lazy().select("user_id"), on="user_id", how="semi")
         plans.append(lf.select(*by, pl.col("ts").dt.epoch("us")))
-    frames = [f if f["ts"].is_sorted() else f.sort("ts") for f in pl.collect_all(plans)]
-    return frames, by
+    return plans, by
+
+
+def _keyed_frames(
+    store, spec: FunnelSpec, users: pl.DataFrame | None, *, all_starts: bool = False
+) -> tuple[list[pl.DataFrame], int | None, list[str], pl.DataFrame]:
+    """Per step, its events and ``span``: keyed and sorted by ``k``
+    (:func:`segcore.analytics.funnel_keyed.keyed_steps`) when no property is held and
+    the keys fit, else in time order with ``span`` None; ``by``; the step-1 events as
+    read (``by`` and ``ts``)."""
+    plans, by = _step_plans(store, spec, users)
+    frames = pl.collect_all(plans)
+    lo, hi = _epoch_us(spec.start), _epoch_us(spec.end + spec.window)
+    span = keyed_mod.key_span(frames, lo, hi) if spec.hold is None else None
+    if span is None:
+        return [f if f["ts"].is_sorted() else f.sort("ts") for f in frames], None, by, frames[0]
+    keyed = keyed_mod.keyed_steps(frames, lo, span, spec.window_us, all_starts=all_starts)
+    return keyed, span, by, frames[0]
 
 
 def _carry(
@@ -929,7 +947,10 @@ def earliest_completions(
     in time order, so the first such event has the least. One forward ``join_asof``
     per step; the start completes when ``E - t0 <= W`` (greedy-earliest chains).
     """
-    frames, by = _step_frames(store, spec, users)
+    frames, span, by, first = _keyed_frames(store, spec, users, all_starts=True)
+    if span is not None:
+        starts = keyed_mod.earliest_completions(frames, span, spec.window_us, spec.strict)
+        return starts.rename({"code": USER_CODE})
     nxt = frames[-1].with_columns(pl.col("ts").alias("E"))
     for i in range(len(frames) - 2, -1, -1):
         nxt = _carry(frames[i], nxt, by, "E", "forward", spec.strict)
@@ -951,13 +972,21 @@ def latest_start_users(
     reaches e: ``L = ts`` for step-1 events, and ``L(e)`` = the largest ``L`` of the
     user's step-(i-1) events at or before ``ts(e)`` (``strict``: before). ``L`` never
     decreases along a user's events in time order, so that largest value is the one of
-    the *last* such event: one backward ``join_asof`` per step, by user, on frames the
-    event cache keeps sorted by time (no sort by user). e reaches step i when
+    the *last* such event: one backward ``join_asof`` per step, on (user, time) keys
+    (:mod:`segcore.analytics.funnel_keyed`), or by user on frames in time order when a
+    property is held or the keys do not fit. e reaches step i when
     ``ts(e) - L(e) <= W``; the user's time to convert is the least ``ts(e) - L(e)``,
     the shortest qualifying chain. With distinct step events no event can serve two
     steps, so this equals the chain definition (and ClickHouse ``windowFunnel``).
     """
-    frames, by = _step_frames(store, spec, users)
+    frames, span, by, first = _keyed_frames(store, spec, users)
+    if span is not None:
+        ids = keyed_mod.user_ids(first)
+        entered = ids.select("user_id", pl.lit(0.0).alias("seconds"))
+        return [entered] + [
+            f.join(ids, on="code").select("user_id", "seconds")
+            for f in keyed_mod.latest_start(frames, span, spec.window_us, spec.strict)
+        ]
     cur = frames[0].with_columns(pl.col("ts").alias("L"))
     # every step-1 event is a chain of length 0
     starters = cur[USER_CODE].gather(distinct_user_rows(cur[USER_CODE]))
