@@ -33,7 +33,6 @@ from segcore.engine.polars.expressions import TS, Ctx, constant_instant, to_expr
 from segcore.engine.rules import schema_of, to_tree
 from segcore.errors import CatalogError, NotFoundError, RuleError, StoreError
 from segcore.lang.dates import resolve_as_of
-from segcore.lang.parser import parse_event_filter
 from segcore.lang.tree import (
     And,
     Behavior,
@@ -56,6 +55,8 @@ __all__ = ["count", "event_filter", "members", "plan_members", "schema_of", "seg
 
 def event_filter(store: EventStore, text: str) -> pl.Expr:
     """A ``where`` filter over event columns as a Polars expression (NULL = no match)."""
+    from segcore.lang.parser import parse_event_filter  # sqlglot: only when text is parsed
+
     schema = schema_of(store, check_names=False)
     node = parse_event_filter(text, schema)
     return to_expr(node, Ctx(resolve_as_of(None), schema, scope="event")).fill_null(False)
