@@ -316,6 +316,8 @@ class EventStore:
             if frame is not None:
                 if USER_KEY not in columns:
                     return frame
+                if USER_CODE not in columns:
+                    return frame.rename({USER_CODE: USER_KEY})
                 return frame.with_columns(pl.col(USER_CODE).alias(USER_KEY)).select(columns)
         if windows is not None and names:
             return pl.concat([self._events_scan(columns, [n], windows[n], until)
