@@ -11,7 +11,7 @@ all take these from here, so each rule of the semantics (docs/rules.md) is writt
   (in the users table, or with an event before T) -- :data:`STATIC_MEMBERS`;
 - the events a behavioural term reads: its event name, window bounds ``[lo, hi)`` at T
   and the columns it needs (:func:`term_event`, :func:`window_bounds`,
-  :func:`event_columns`, :func:`prefilter_bounds`);
+  :func:`event_columns`, :func:`prefilter_bounds`, :func:`event_windows`);
 - the value of an aggregate for a user without matching events (:func:`default_value`)
   and the columns naming each term (:func:`term_columns`);
 - the null-row decision: whether a user with no attributes and no matching events can
@@ -129,6 +129,21 @@ def prefilter_bounds(nodes: Iterable[Behavior | Sequence], T: dt.datetime,
             lows.append(window_bounds(n, T, schema)[0])
     since = min(lows) if lows and all(lo is not None for lo in lows) else None  # type: ignore[type-var]
     return (None if "*" in names else sorted(names)), since
+
+
+def event_windows(nodes: Iterable[Behavior | Sequence], T: dt.datetime,
+                  schema: Schema) -> dict[str, dt.datetime | None]:
+    """Per event name ``nodes`` read: the earliest instant any of them reads (None:
+    unbounded), so each event is read once, over the widest window of its terms."""
+    lows: dict[str, list[dt.datetime | None]] = {}
+    for n in nodes:
+        if isinstance(n, Sequence):
+            for e in (n.first, n.then):
+                lows.setdefault(e, []).append(None)
+        else:
+            lows.setdefault(n.event, []).append(window_bounds(n, T, schema)[0])
+    return {e: None if any(lo is None for lo in v) else min(v)  # type: ignore[type-var]
+            for e, v in lows.items()}
 
 
 def event_columns(nodes: Iterable[Behavior | Sequence]) -> list[str]:

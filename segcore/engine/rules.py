@@ -10,7 +10,6 @@ import polars as pl
 
 from segcore.engine.plan import memo
 from segcore.errors import RuleError, SegcoreError
-from segcore.lang.parser import parse_rule
 from segcore.lang.printer import to_text
 from segcore.lang.tree import Node, Schema, from_dict, from_json
 from segcore.store.events import EventStore
@@ -64,6 +63,8 @@ def to_tree(store: EventStore, rule: Any) -> Node:
         stripped = rule.lstrip()
         if stripped.startswith("{") and '"kind"' in stripped:
             return _checked_tree(store, lambda: from_json(rule))
+        from segcore.lang.parser import parse_rule  # sqlglot: only when text is parsed
+
         schema = schema_of(store)
         parsed = store.memo.setdefault("parse", {})
         # trees are immutable: one parse serves every caller of the same schema
@@ -73,6 +74,8 @@ def to_tree(store: EventStore, rule: Any) -> Node:
 
 def _checked_tree(store: EventStore, build: Any) -> Node:
     """A tree from JSON (untrusted), checked like typed text: printed, then parsed."""
+    from segcore.lang.parser import parse_rule
+
     try:
         text = to_text(build())
     except SegcoreError:

@@ -28,6 +28,7 @@ from segcore.lang.dates import parse_date
 from segcore.sample.events import EVENT_COLUMNS, generate_chunk
 from segcore.sample.limits import check_size
 from segcore.sample.users import DAY_US, UserPlan, Window, build_users, plan_users, user_ids
+from segcore.store import stats
 from segcore.store.events import write_events_file
 from segcore.store.files import (
     clean_stale_temp,
@@ -104,6 +105,7 @@ def generate(
     users_build = new_build_dir(home, "users")
     try:
         total_cents = np.zeros(users, dtype=np.int64)
+        summaries: dict[str, dict[str, Any]] = {}  # file name -> its event statistics
         n_events = 0
         n_chunks = (users + CHUNK_USERS - 1) // CHUNK_USERS
         # write chunk c in a background thread while chunk c+1 is generated
@@ -115,6 +117,7 @@ def generate(
                 df, cents = generate_chunk(rng, _slice(plan, lo, hi), w, ids[lo:hi], n_events)
                 total_cents[lo:hi] = cents
                 n_events += df.height
+                summaries[f"part-{c:05d}.parquet"] = stats.summarize(df)
                 if pending is not None:
                     pending.result()
                 pending = pool.submit(
@@ -129,6 +132,9 @@ def generate(
         write_parquet_atomic(udf, users_build / "users.parquet")
         replace_dir_atomic(events_build, home / "events")
         replace_dir_atomic(users_build, home / "users")
+        # the statistics a first query reads (as ingest keeps them): no scan of every event
+        stats.EventStats(home, home / "events").add(
+            {home / "events" / name: v for name, v in summaries.items()})
     finally:
         clean_stale_temp(home)
     if progress is not None:

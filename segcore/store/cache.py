@@ -28,6 +28,9 @@ LOG = logging.getLogger(__name__)
 # A derived column ``events_frame`` serves on request: ``user_id`` as a Categorical, so
 # grouping and ``join_asof(by=...)`` on users hash 32-bit codes, not strings.
 USER_CODE = "__user"
+# The cheapest user key of a read (see ``EventStore.events_frame``): ``USER_CODE`` from
+# the cache, the ``user_id`` strings from a Parquet scan. Cast to String for user ids.
+USER_KEY = "__user_key"
 
 
 def distinct_user_rows(codes: pl.Series) -> np.ndarray:
@@ -74,15 +77,18 @@ class EventCache:
     first read later is added to the block the same way. With ``background`` (long-lived
     processes: the dashboard, the membership service) the first read also starts a daemon
     thread that builds the blocks while the answer comes from Parquet. ``version``,
-    ``scan`` and ``names`` are the store's data version, events LazyFrame and event
-    names; the cache reads nothing else of the store.
+    ``scan``, ``names`` and ``total`` are the store's data version, events LazyFrame,
+    event names and number of events (default: counted by ``scan``); the cache reads
+    nothing else of the store.
     """
 
     def __init__(self, version: Callable[[], str], scan: Callable[[], pl.LazyFrame],
-                 names: Callable[[], list[str]], *, background: bool = False):
+                 names: Callable[[], list[str]], *, background: bool = False,
+                 total: Callable[[], int] | None = None):
         self._version = version
         self._scan = scan
         self._names = names
+        self._total = total or (lambda: self._scan().select(pl.len()).collect().item())
         self.enabled = True
         self.background = background
         self._lock = threading.Lock()
@@ -118,18 +124,21 @@ class EventCache:
                 self._users = (key, df)
 
     def frame(self, columns: list[str], events: list[str] | None,
-              since: dt.datetime | None, until: dt.datetime | None) -> pl.LazyFrame | None:
-        """``columns`` of ``events`` (all if None) with ``since <= ts < until`` from memory,
-        or None when the caller should scan Parquet instead (a first read, or a store too
-        large to cache)."""
+              since: dt.datetime | None, until: dt.datetime | None,
+              windows: dict[str, dt.datetime | None] | None = None) -> pl.LazyFrame | None:
+        """``columns`` of ``events`` (all if None) with ``since <= ts < until`` from memory
+        (``windows``: each name's own ``since``), or None when the caller should scan
+        Parquet instead (a first read, or a store too large to cache)."""
         blocks = self._read(columns, events)
         if blocks is None:
             return None
         parts = []
-        for block in blocks:  # ok-loop: one slice per event name
+        names = list(events) if events is not None else [None] * len(blocks)
+        for name, block in zip(names, blocks, strict=True):  # ok-loop: one slice per event
             a, b = 0, block.height
-            if since is not None:
-                a = int(block["ts"].search_sorted(since, side="left"))
+            lo = windows.get(name) if windows is not None and name is not None else since
+            if lo is not None:
+                a = int(block["ts"].search_sorted(lo, side="left"))
             if until is not None:
                 b = int(block["ts"].search_sorted(until, side="left"))
             if b > a:
@@ -149,7 +158,7 @@ class EventCache:
         with self._lock:
             if key != self._key:
                 self._blocks, self._asked, self._filling, self._key = {}, set(), set(), key
-                total = self._scan().select(pl.len()).collect().item()
+                total = self._total()
                 if total > max_cached_rows():
                     LOG.warning("segcore: %s events exceed SEGCORE_EVENT_CACHE_MAX_ROWS (%s): "
                                 "answering from Parquet scans with filters pushed down, "

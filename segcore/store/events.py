@@ -19,7 +19,7 @@ import datetime as dt
 import hashlib
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ import polars as pl
 from segcore.errors import StoreError
 from segcore.lang.dates import DefaultAsOf, default_as_of
 from segcore.store import stats
-from segcore.store.cache import USER_CODE, EventCache
+from segcore.store.cache import USER_CODE, USER_KEY, EventCache
 from segcore.store.catalog import Catalog
 from segcore.store.files import TMP_PREFIX
 from segcore.store.sources import (
@@ -112,7 +112,7 @@ class EventStore:
             cache_events = os.environ.get("SEGCORE_EVENT_CACHE", "1") not in ("0", "false", "no")
         self.cache_events = cache_events
         self.cache = EventCache(self.data_version, lambda: self.scan_events(), self.event_names,
-                                background=background_cache)
+                                background=background_cache, total=self.event_total)
         self.memo: dict[Any, Any] = {}
 
     def __repr__(self) -> str:
@@ -287,33 +287,68 @@ class EventStore:
             return scan
         return self.cache.users(self._files_key(files), scan)
 
-    def events_frame(self, columns: list[str], events: Iterable[str] | None = None,
+    def events_frame(self, columns: list[str],
+                     events: Iterable[str] | Mapping[str, dt.datetime | None] | None = None,
                      since: dt.datetime | None = None,
                      until: dt.datetime | None = None) -> pl.LazyFrame:
         """The events' ``columns`` (optionally only ``events`` with ``since <= ts < until``)
         for evaluation: from the event-column cache (:mod:`segcore.store.cache`), where
         ``event`` is Categorical, or else a filtered Parquet scan. ``USER_CODE`` may be
-        asked for: ``user_id`` as a Categorical. The cache is off with
-        ``Store(cache_events=False)`` or ``SEGCORE_EVENT_CACHE=0``, and for stores of more
-        than ``SEGCORE_EVENT_CACHE_MAX_ROWS`` events (default 100M).
+        asked for: ``user_id`` as a Categorical; ``USER_KEY``: the cheapest user key to
+        group or join by (``USER_CODE`` from the cache, the ``user_id`` strings from
+        Parquet, where coding them would cost more than it saves). ``events`` may map each
+        name to its own earliest instant (None: unbounded; ``since`` is then unused): a
+        Parquet read is then one scan per name with its own window, so the reader's
+        statistics and pre-filtered decode see one simple ``event = name`` and ``ts``
+        range each. The cache is off with ``Store(cache_events=False)`` or
+        ``SEGCORE_EVENT_CACHE=0``, and for stores of more than
+        ``SEGCORE_EVENT_CACHE_MAX_ROWS`` events (default 100M).
         """
         columns = list(dict.fromkeys(columns))
+        windows = dict(events) if isinstance(events, Mapping) else None
+        if windows is not None:
+            since = None if any(s is None for s in windows.values()) else min(
+                windows.values(), default=None)  # type: ignore[type-var]
         names = sorted(set(events)) if events is not None else None
         if self.cache_events and self.cache.enabled:
-            frame = self.cache.frame(columns, names, since, until)
+            asked = [USER_CODE if c == USER_KEY else c for c in columns]
+            frame = self.cache.frame(list(dict.fromkeys(asked)), names, since, until, windows)
             if frame is not None:
-                return frame
+                if USER_KEY not in columns:
+                    return frame
+                if USER_CODE not in columns:
+                    return frame.rename({USER_CODE: USER_KEY})
+                return frame.with_columns(pl.col(USER_CODE).alias(USER_KEY)).select(columns)
+        if windows is not None and names:
+            return pl.concat([self._events_scan(columns, [n], windows[n], until)
+                              for n in names])  # ok-loop: one scan per event name
+        return self._events_scan(columns, names, since, until)
+
+    def _events_scan(self, columns: list[str], names: list[str] | None,
+                     since: dt.datetime | None, until: dt.datetime | None) -> pl.LazyFrame:
+        """``events_frame`` from Parquet: predicates in forms the reader pushes down."""
         lf = self.scan_events()
         if USER_CODE in columns:
             lf = lf.with_columns(pl.col("user_id").cast(pl.Categorical).alias(USER_CODE))
+        if USER_KEY in columns:
+            lf = lf.with_columns(pl.col("user_id").alias(USER_KEY))
         conds = []
         if names is not None:
-            conds.append(pl.col("event").is_in(names))
+            conds.append(pl.col("event") == names[0] if len(names) == 1
+                         else pl.col("event").is_in(names))
         if since is not None:
             conds.append(pl.col("ts") >= pl.lit(since, dtype=pl.Datetime("us", "UTC")))
         if until is not None:
             conds.append(pl.col("ts") < pl.lit(until, dtype=pl.Datetime("us", "UTC")))
         return (lf.filter(pl.all_horizontal(conds)) if conds else lf).select(columns)
+
+    def event_total(self) -> int:
+        """The number of events: from :meth:`event_counts` when this process already has
+        them (a rule's event names are checked against them), else counted from the
+        files' metadata."""
+        if ("event_counts", self.data_version()) in self.memo:
+            return int(self.event_counts()["count"].sum())
+        return int(self.scan_events().select(pl.len()).collect().item())
 
     def event_names(self) -> list[str]:
         """Distinct event names, sorted (cached per store version)."""

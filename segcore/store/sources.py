@@ -37,15 +37,17 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 import tomllib
-from sqlglot import exp
 
 from segcore.errors import StoreError, UsageError
 from segcore.store.files import atomic_path
 from segcore.store.ids import id_text
+
+if TYPE_CHECKING:  # sqlglot is imported where a connected source is read: not on every query
+    from sqlglot import exp
 
 SOURCES_FILE = "sources.toml"
 KINDS = ("events", "users")
@@ -115,6 +117,8 @@ class Source:
 
 def table_expr(name: str) -> exp.Table:
     """``table``, ``schema.table`` or ``catalog.schema.table`` as a sqlglot table."""
+    from sqlglot import exp
+
     parts = name.split(".")
     if not 1 <= len(parts) <= 3 or not all(p.strip() for p in parts):
         raise UsageError(
@@ -248,6 +252,8 @@ def _raw_duckdb(home: Path, source: Source, limit: int | None = None) -> pl.Lazy
     path = resolve_path(home, source.duckdb or "")
     if not Path(path).is_file():
         raise StoreError(f"the {source.kind} source: DuckDB file {path!r} not found")
+    from sqlglot import exp
+
     select = exp.select(exp.Star()).from_(table_expr(source.table or ""))
     query = (select if limit is None else select.limit(limit)).sql(dialect="duckdb")
     try:
@@ -295,12 +301,16 @@ def _on_spark(source: Source, query: exp.Select) -> pl.DataFrame:
 
 def spark_frame(source: Source) -> pl.LazyFrame:
     """The Spark table's columns (no rows), read in the running Spark session."""
+    from sqlglot import exp
+
     table = table_expr(source.spark_table or "")
     return _on_spark(source, exp.select(exp.Star()).from_(table).limit(0)).lazy()
 
 
 def spark_event_counts(source: Source) -> pl.DataFrame:
     """``event, count`` of an events Spark table (unsorted), counted by Spark."""
+    from sqlglot import exp
+
     name = exp.to_identifier(source.mapping.get("event", "event"), quoted=True)
     event = exp.Literal.string(source.event) if source.event is not None else exp.column(name)
     query = exp.select(

@@ -75,22 +75,29 @@ class EventStats:
                 stale.append((f, rel, st))
         if stale:
             try:
-                got = pl.collect_all([
-                    pl.scan_parquet(f, glob=False).select("event", pl.col("ts").cast(UTC_US).dt.epoch("us"))
-                    .group_by("event").agg(pl.len().alias("count"),
-                                           pl.col("ts").min().alias("first"),
-                                           pl.col("ts").max().alias("last"))
-                    for f, _, _ in stale])
+                got = pl.collect_all([_grouped(pl.scan_parquet(f, glob=False))
+                                      for f, _, _ in stale])
             except (pl.exceptions.PolarsError, OSError):
                 return None
             for (_, rel, st), df in zip(stale, got, strict=True):  # ok-loop: one entry per file
-                out[rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns,
-                            "counts": [[e, int(n)] for e, n in zip(  # ok-loop: event names
-                                df["event"].to_list(), df["count"].to_list(), strict=True)],
-                            "first": df["first"].min(), "last": df["last"].max()}
+                out[rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, **_entry(df)}
         if stale or set(known) != set(out):
             _write(self.path, {**data, "files": out})
         return out
+
+    def add(self, summaries: dict[Path, dict[str, Any]]) -> None:
+        """Record the entries of files just written from their :func:`summarize` values
+        (the writer had their events in memory: no file is read again)."""
+        data = _read(self.path)
+        known = data.get("files", {}) if isinstance(data.get("files"), dict) else {}
+        for f, summary in summaries.items():  # ok-loop: one stat per file
+            try:
+                st = f.stat()
+            except FileNotFoundError:
+                continue
+            known[f.relative_to(self.folder).as_posix()] = {
+                "size": st.st_size, "mtime_ns": st.st_mtime_ns, **summary}
+        _write(self.path, {**data, "files": known})
 
     def per_version(self, version: str, name: str, compute: Callable[[], Any]) -> Any:
         """``compute()`` once per data ``version`` (kept in the stats file)."""
@@ -103,6 +110,24 @@ class EventStats:
         _write(self.path, {**_read(self.path), "version_values":
                            {**values, "version": version, name: value}})
         return value
+
+
+def _grouped(lf: pl.LazyFrame) -> pl.LazyFrame:
+    return (lf.select("event", pl.col("ts").cast(UTC_US).dt.epoch("us"))
+            .group_by("event").agg(pl.len().alias("count"), pl.col("ts").min().alias("first"),
+                                   pl.col("ts").max().alias("last")))
+
+
+def _entry(df: pl.DataFrame) -> dict[str, Any]:
+    return {"counts": [[e, int(n)] for e, n in zip(  # ok-loop: event names
+                df["event"].to_list(), df["count"].to_list(), strict=True)],
+            "first": df["first"].min(), "last": df["last"].max()}
+
+
+def summarize(events: pl.DataFrame) -> dict[str, Any]:
+    """A file's statistics (rows per event name, first and last ``ts``) from its events in
+    memory, for :meth:`EventStats.add`."""
+    return _entry(_grouped(events.lazy()).collect())
 
 
 def event_counts(entries: dict[str, dict[str, Any]]) -> pl.DataFrame:

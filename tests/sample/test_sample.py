@@ -425,7 +425,8 @@ def test_cli_sample_json_and_refusal(tmp_path, capsys):
     assert code == 0 and out.startswith("wrote 100 users and ")
     assert "events/s" in out
     assert pl.read_parquet(Path(h) / "users").height == 100
-    assert sorted(p.name for p in Path(h).iterdir()) == ["events", "users"]  # no temp left
+    # no temp left; the event statistics beside the events, as after an import
+    assert sorted(p.name for p in Path(h).iterdir()) == [".event_stats.json", "events", "users"]
 
 
 def test_cli_sample_bad_arguments(tmp_path, capsys):
@@ -522,7 +523,7 @@ def test_a_failed_generation_leaves_the_old_store(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="disk on fire"):
         generate(h, users=150, days=10, end=END, seed=2)
     assert _digests(h) == before
-    assert sorted(p.name for p in h.iterdir()) == ["events", "users"]
+    assert sorted(p.name for p in h.iterdir()) == [".event_stats.json", "events", "users"]
 
 
 def test_store_folder_that_is_a_file(tmp_path, capsys):

@@ -122,3 +122,26 @@ def test_a_long_lived_store_builds_the_cache_in_the_background(tmp_path):
     assert store.cache._users is not None and store.cache._users[1] is not None
     assert _rows(first) == _rows(store.events_frame(*asks)) == _rows(cold.events_frame(*asks))
     assert store.scan_users().collect().equals(users)
+
+
+def test_per_event_windows_and_the_user_key(tmp_path):
+    """``events`` as a mapping reads each event over its own window, from Parquet (one scan
+    per name) and from the cache alike; ``USER_KEY`` is a user key whatever serves it."""
+    from segcore.store.cache import USER_KEY
+
+    make_store(tmp_path, _events())
+    hot, cold = Store(tmp_path), Store(tmp_path, cache_events=False)
+    t0 = dt.datetime(2026, 1, 1, tzinfo=UTC)
+    windows = {"a": t0 + dt.timedelta(hours=40), "b": None, "c": t0 + dt.timedelta(hours=80)}
+    until = t0 + dt.timedelta(hours=90)
+    every = cold.scan_events().collect()
+    want = sorted(
+        (r["ts"], r["user_id"], r["event"]) for r in every.iter_rows(named=True)
+        if r["ts"] < until and (windows[r["event"]] is None or r["ts"] >= windows[r["event"]]))
+    cols = ["ts", "user_id", "event", USER_KEY]
+    for store in (cold, hot, hot, hot):  # Parquet; then the cache's first, building, later reads
+        got = store.events_frame(cols, events=windows, until=until).collect()
+        assert got.columns == cols
+        rows = sorted((ts, u, str(e)) for ts, u, e in got.select("ts", "user_id", "event").rows())
+        assert rows == want
+        assert got[USER_KEY].cast(pl.String).to_list() == got["user_id"].to_list()

@@ -104,3 +104,21 @@ def test_last_event_time_comes_from_the_statistics(tmp_path, monkeypatch):
     assert other.last_event_time() == scanned == dt.datetime(2026, 1, 4, 5, tzinfo=UTC)
     assert other.default_as_of(dt.datetime(2026, 2, 1, tzinfo=UTC)).instant \
         == dt.datetime(2026, 1, 5, tzinfo=UTC)
+
+
+def test_sample_stores_carry_the_stats_of_a_scan(tmp_path):
+    """``segcore sample`` writes each file's statistics from its events in memory: a first
+    query reads them instead of scanning every event, and they equal a scan's."""
+    from segcore.sample import generate
+    from segcore.store import stats
+
+    generate(tmp_path / "s", users=300, days=20, end="2026-06-30", seed=5)
+    home = tmp_path / "s"
+    written = json.loads((home / STATS_FILE).read_text())["files"]
+    assert set(written) == {p.name for p in (home / "events").glob("*.parquet")}
+    (home / STATS_FILE).unlink()
+    store = Store(home)
+    scanned = stats.EventStats(home, store.events_dir).files(store.event_files())
+    norm = {k: {**v, "counts": sorted(v["counts"])} for k, v in written.items()}
+    assert norm == {k: {**v, "counts": sorted(v["counts"])} for k, v in scanned.items()}
+    assert _info(Store(home)) == _scanned(store)

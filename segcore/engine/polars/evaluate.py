@@ -20,6 +20,7 @@ import polars as pl
 
 from segcore.engine.plan import (
     event_columns,
+    event_windows,
     needs_universe,
     prefilter_bounds,
     resolve_segment,
@@ -32,7 +33,6 @@ from segcore.engine.polars.expressions import TS, Ctx, constant_instant, to_expr
 from segcore.engine.rules import schema_of, to_tree
 from segcore.errors import CatalogError, NotFoundError, RuleError, StoreError
 from segcore.lang.dates import resolve_as_of
-from segcore.lang.parser import parse_event_filter
 from segcore.lang.tree import (
     And,
     Behavior,
@@ -46,7 +46,7 @@ from segcore.lang.tree import (
     Sequence,
 )
 from segcore.lang.types import type_of
-from segcore.store.cache import USER_CODE
+from segcore.store.cache import USER_CODE, USER_KEY
 from segcore.store.events import EventStore
 
 __all__ = ["count", "event_filter", "members", "plan_members", "schema_of", "segment_plan",
@@ -55,6 +55,8 @@ __all__ = ["count", "event_filter", "members", "plan_members", "schema_of", "seg
 
 def event_filter(store: EventStore, text: str) -> pl.Expr:
     """A ``where`` filter over event columns as a Polars expression (NULL = no match)."""
+    from segcore.lang.parser import parse_event_filter  # sqlglot: only when text is parsed
+
     schema = schema_of(store, check_names=False)
     node = parse_event_filter(text, schema)
     return to_expr(node, Ctx(resolve_as_of(None), schema, scope="event")).fill_null(False)
@@ -136,19 +138,22 @@ def behaviour_frame(store: EventStore, nodes: list[Behavior], T: dt.datetime,
     masks = [event_mask(n, T, schema) for n in nodes]
     values = [_masked_value(n, m, T).alias(c) for n, m, c in zip(nodes, masks, names, strict=True)]
     aggs = [_aggregate(n, pl.col(c)).alias(c) for n, c in zip(nodes, names, strict=True)]
-    # events that no term matches (e.g. non-pricing page views) never reach the group_by
+    # events that no term matches (e.g. non-pricing page views) never reach the group_by;
+    # each event name is read once, over the widest window of its terms
     names_, since = prefilter_bounds(nodes, T, schema)
-    # grouped by the 32-bit user codes (see USER_CODE), not by hashing id strings
-    events = store.events_frame([*event_columns(nodes), USER_CODE], events=names_, since=since,
-                                until=T)
+    # grouped by the cheapest user key (USER_KEY: the cache's 32-bit codes, else the ids)
+    events = store.events_frame([*event_columns(nodes), USER_KEY],
+                                events=event_windows(nodes, T, schema) if names_ else names_,
+                                since=since, until=T)
     return (events.filter(pl.any_horizontal(masks))
-            .select(USER_CODE, *values).group_by(USER_CODE).agg(aggs)
-            .select(pl.col(USER_CODE).cast(pl.String).alias("user_id"), *names))
+            .select(USER_KEY, *values).group_by(USER_KEY).agg(aggs)
+            .select(pl.col(USER_KEY).cast(pl.String).alias("user_id"), *names))
 
 
 def sequence_frame(store: EventStore, node: Sequence, T: dt.datetime, schema: Schema,
                    name: str) -> pl.LazyFrame:
     """``user_id`` and a TRUE column for users for whom the sequence holds at T."""
+    # USER_CODE, not USER_KEY: the two reads may come one from Parquet, one from the cache
     cols = [*event_columns([node]), USER_CODE]
     lo, hi = window_bounds(node, T, schema)
     def names(e: str) -> list[str] | None:
