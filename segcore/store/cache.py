@@ -59,10 +59,6 @@ class _Block:
         self.perm = cols["ts"].arg_sort()
         self.cols = {c: v.gather(self.perm) for c, v in cols.items()}
 
-    def add(self, name: str, values: pl.Series) -> None:
-        """Add a column read in scan order."""
-        self.cols[name] = values.gather(self.perm)
-
 
 class EventCache:
     """Event columns of one store in memory, per event name, rebuilt per data version.
@@ -75,8 +71,9 @@ class EventCache:
     statistics skip the rest), user ids coded once (``USER_CODE``), rows sorted by
     ``ts``; from then on a time range is a binary search and a zero-copy slice. A column
     first read later is added to the block the same way. With ``background`` (long-lived
-    processes: the dashboard, the membership service) the first read also starts a daemon
-    thread that builds the blocks while the answer comes from Parquet. ``version``,
+    processes: the dashboard, the membership service) no read ever waits on a build: a
+    read needing blocks or columns not built yet starts a daemon thread that builds them
+    (coding and sorting outside the lock) and is answered from Parquet meanwhile. ``version``,
     ``scan``, ``names`` and ``total`` are the store's data version, events LazyFrame,
     event names and number of events (default: counted by ``scan``); the cache reads
     nothing else of the store.
@@ -169,8 +166,9 @@ class EventCache:
             todo = self._missing(names, columns)
             if todo:
                 todo_names = {n for n, _ in todo}
-                if not todo_names <= self._asked or todo_names & self._filling:
-                    # a first read (or one being built): the caller scans Parquet
+                if self.background or not todo_names <= self._asked:
+                    # a first read, or any read of a long-lived process while the blocks
+                    # (or a column new to them) are built behind it: the caller scans
                     if self.background and not todo_names & self._filling:
                         self._filling |= todo_names
                         self._start(self._fill, key, todo, self._queries(todo))
@@ -222,14 +220,19 @@ class EventCache:
         except Exception:
             got = None  # reads keep scanning Parquet, and build on their next read
             LOG.debug("segcore: background event-cache build failed", exc_info=True)
+        # coded and sorted outside the lock: reads go on (from Parquet) meanwhile
+        built = []
+        for (name, cols), df in zip(todo, got or [], strict=False):  # ok-loop: one per event
+            with self._lock:
+                block = self._blocks.get(name) if key == self._key else None
+            if block is None or not any(c in block.cols for c in cols):
+                built.append((name, block, self._prepare(df, block)))
         with self._lock:
             if key != self._key:
                 return  # a new data version came meanwhile
             self._filling -= {n for n, _ in todo}
-            for (name, cols), df in zip(todo, got or [], strict=False):  # ok-loop: one per event
-                block = self._blocks.get(name)
-                if block is None or not any(c in block.cols for c in cols):
-                    self._load(name, df)
+            for name, block, part in built:  # ok-loop: one per event
+                self._insert(name, block, part)
 
     def _frame(self, name: str, columns: list[str]) -> pl.DataFrame:
         """The block of ``name`` as a frame of ``ts`` and ``columns`` (derived on request)."""
@@ -243,14 +246,29 @@ class EventCache:
         return pl.DataFrame([block.cols[c] for c in dict.fromkeys(["ts", *columns])])
 
     def _load(self, name: str, df: pl.DataFrame) -> None:
-        """Keep the columns of ``df`` (one event's rows, scan order) in its block; user ids
+        """Keep the columns of ``df`` (one event's rows, scan order) in its block."""
+        block = self._blocks.get(name)
+        self._insert(name, block, self._prepare(df, block))
+
+    @staticmethod
+    def _prepare(df: pl.DataFrame, block: _Block | None) -> _Block | dict[str, pl.Series]:
+        """``df``'s columns as a new block, or as columns in ``block``'s order; user ids
         are kept as ``USER_CODE`` codes (strings are derived from them on request)."""
         cols = {c: df[c] for c in df.columns if c != "user_id"}
         if "user_id" in df.columns:
             cols[USER_CODE] = df["user_id"].cast(pl.Categorical).alias(USER_CODE)
-        block = self._blocks.get(name)
         if block is None:
-            self._blocks[name] = _Block(cols)
-            return
-        for c, values in cols.items():  # ok-loop: one column each
-            block.add(c, values)
+            return _Block(cols)
+        return {c: values.gather(block.perm) for c, values in cols.items()}
+
+    def _insert(self, name: str, block: _Block | None,
+                part: _Block | dict[str, pl.Series]) -> None:
+        """Store what :meth:`_prepare` built (caller holds the lock); a part built for a
+        block that has since been replaced is dropped (the next read builds it again)."""
+        current = self._blocks.get(name)
+        if isinstance(part, _Block):
+            if current is None:
+                self._blocks[name] = part
+        elif current is block and block is not None:
+            for c, values in part.items():  # ok-loop: one column each
+                block.cols.setdefault(c, values)

@@ -6,6 +6,7 @@ version, and when a long-lived store builds the blocks in a background thread.""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import polars as pl
 
@@ -122,6 +123,30 @@ def test_a_long_lived_store_builds_the_cache_in_the_background(tmp_path):
     assert store.cache._users is not None and store.cache._users[1] is not None
     assert _rows(first) == _rows(store.events_frame(*asks)) == _rows(cold.events_frame(*asks))
     assert store.scan_users().collect().equals(users)
+
+
+def test_a_long_lived_store_never_builds_on_a_read(tmp_path, monkeypatch):
+    """A column new to a built block, asked by a long-lived store, is added by a thread
+    while the read scans Parquet: no read of the dashboard or the service waits on a build
+    (segcore/store/cache.py)."""
+    make_store(tmp_path, _events())
+    store, cold = Store(tmp_path, background_cache=True), Store(tmp_path, cache_events=False)
+    store.events_frame(["ts", USER_CODE], events=["a"])
+    for thread in store.cache.threads:
+        thread.join(timeout=60)
+    block = store.cache._blocks["a"]
+    asks = (["ts", USER_CODE, "amount"], ["a"], None, None)
+    builds = []
+    real = store.cache._prepare
+    monkeypatch.setattr(store.cache, "_prepare", lambda df, b: builds.append(
+        threading.current_thread() is threading.main_thread()) or real(df, b))
+    first = store.events_frame(*asks)  # from Parquet: "amount" is not in the block yet
+    assert "amount" not in block.cols or builds == [False]
+    for thread in store.cache.threads:
+        thread.join(timeout=60)
+    assert builds == [False]  # built once, in the background thread
+    assert store.cache._blocks["a"] is block and "amount" in block.cols
+    assert _rows(first) == _rows(store.events_frame(*asks)) == _rows(cold.events_frame(*asks))
 
 
 def test_per_event_windows_and_the_user_key(tmp_path):
