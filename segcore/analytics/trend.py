@@ -291,6 +291,7 @@ def _load_events(
     last = w.pts.instant(w.pts.P - 1)
     cols = [*event_columns(terms), USER_CODE]
     plans = {}
+    in_memory = True
     for t in terms:
         for then in (False, True) if isinstance(t, Sequence) else (False,):
             low = NEG if then or isinstance(t, Sequence) else int(bounds[t][0].min())
@@ -299,10 +300,11 @@ def _load_events(
             lf = w.store.events_frame(
                 cols, events=None if name == "*" else [name], since=since, until=last
             )
+            in_memory = in_memory and w.store.in_memory(lf)
             where = where_mask(t, last, w.schema, then)
             plans[(t, then)] = lf if where is None else lf.filter(where)
     w.frames = {}
-    if not all(_in_memory(lf) for lf in plans.values()):
+    if not in_memory:
         users = None
         if required:
             counts = dict(w.store.event_counts().select("event", "count").iter_rows())
@@ -321,12 +323,6 @@ def _load_events(
             keep = pl.col("user_id").is_in(users.implode())
             plans = {k: lf.filter(keep) for k, lf in plans.items()}
     w.frames |= dict(zip(plans, pl.collect_all(list(plans.values())), strict=True))
-
-
-def _in_memory(lf: pl.LazyFrame) -> bool:
-    """Whether a plan reads a DataFrame in memory (an event-cache slice), not files."""
-    leaf = lf.explain(optimized=False).rstrip().splitlines()[-1].strip()
-    return leaf.startswith("DF [")
 
 
 @dataclass

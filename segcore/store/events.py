@@ -19,6 +19,7 @@ import datetime as dt
 import hashlib
 import os
 import threading
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
@@ -114,6 +115,9 @@ class EventStore:
         self.cache = EventCache(self.data_version, lambda: self.scan_events(), self.event_names,
                                 background=background_cache, total=self.event_total)
         self.memo: dict[Any, Any] = {}
+        # frames events_frame served from the cache (by id; see ``in_memory``)
+        self._served: weakref.WeakValueDictionary[int, pl.LazyFrame] = \
+            weakref.WeakValueDictionary()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.home)!r})"
@@ -314,15 +318,21 @@ class EventStore:
             asked = [USER_CODE if c == USER_KEY else c for c in columns]
             frame = self.cache.frame(list(dict.fromkeys(asked)), names, since, until, windows)
             if frame is not None:
-                if USER_KEY not in columns:
-                    return frame
-                if USER_CODE not in columns:
-                    return frame.rename({USER_CODE: USER_KEY})
-                return frame.with_columns(pl.col(USER_CODE).alias(USER_KEY)).select(columns)
+                if USER_KEY in columns and USER_CODE not in columns:
+                    frame = frame.rename({USER_CODE: USER_KEY})
+                elif USER_KEY in columns:
+                    frame = frame.with_columns(pl.col(USER_CODE).alias(USER_KEY)).select(columns)
+                self._served[id(frame)] = frame
+                return frame
         if windows is not None and names:
             return pl.concat([self._events_scan(columns, [n], windows[n], until)
                               for n in names])  # ok-loop: one scan per event name
         return self._events_scan(columns, names, since, until)
+
+    def in_memory(self, frame: pl.LazyFrame) -> bool:
+        """Whether ``frame`` (as :meth:`events_frame` returned it) is a slice of the
+        in-memory cache rather than a Parquet scan."""
+        return self._served.get(id(frame)) is frame
 
     def _events_scan(self, columns: list[str], names: list[str] | None,
                      since: dt.datetime | None, until: dt.datetime | None) -> pl.LazyFrame:
