@@ -24,14 +24,13 @@ LOG = logging.getLogger(__name__)
 
 AUTO = "auto"  # the engine text (and dashboard setting) that asks for this choice
 
-# Analytics DuckDB answers faster than Polars' Parquet scans above the cache limit
-# (200M events: members 3.1x, reach 2.3x, overlap 4.4x, engagement 2.0x, retention 1.25x,
-# lifecycle 1.3x, stickiness 1.5x, event report 1.1x). Polars keeps trend, compare,
-# profile (DuckDB 0.37x), funnels (0.91x) and the one-user lookups.
-ON_DUCKDB: frozenset[str] = frozenset({
-    "members", "reach", "overlap", "engagement", "events", "retention", "lifecycle",
-    "stickiness",
-})
+# Analytics DuckDB answers faster than Polars' Parquet scans above the cache limit. Measured
+# at 200M events on an idle machine after the first-read work (bench/results/engines-xlarge.md,
+# Polars/DuckDB, new process): lifecycle 1.11 (warm 1.19), stickiness 0.99 (warm 1.09, and
+# DuckDB's peak 0.7 GiB against 1.06); Polars is faster on everything else there: members
+# 0.89, reach 0.79, overlap 0.84, engagement 0.78, event report 0.60, retention 0.81, and
+# trend, profile and funnels.
+ON_DUCKDB: frozenset[str] = frozenset({"lifecycle", "stickiness"})
 
 _said: set[str] = set()  # stores whose choice was announced in this process
 _lock = threading.Lock()

@@ -35,7 +35,7 @@ def on_duckdb(monkeypatch) -> list[str]:
     """The names of the SQL runners called (each still runs)."""
     calls: list[str] = []
     for name in ("members", "reach", "overlap", "engagement", "events", "retention",
-                 "trend", "profile"):  # ok-loop: a spy per runner
+                 "trend", "profile", "lifecycle", "stickiness"):  # ok-loop: a spy per runner
         real = getattr(sql_runners, name)
 
         def spy(*args, _real=real, _name=name, **kwargs):
@@ -48,19 +48,20 @@ def on_duckdb(monkeypatch) -> list[str]:
 
 def test_the_choice_per_analytic(big, monkeypatch):
     assert big.event_counts()["count"].sum() > 1000
-    for analytic in (*ON_DUCKDB, "trend", "funnel", "profile", "engagement_trend"):  # ok-loop
+    for analytic in (*ON_DUCKDB, "members", "reach", "overlap", "events", "retention", "trend",
+                     "funnel", "profile", "engagement_trend"):  # ok-loop
         want = "duckdb" if analytic in ON_DUCKDB else "polars"
         assert choose_engine(big, analytic, None).name == want, analytic
         assert choose_engine(big, analytic, "auto").name == want, analytic
         assert choose_engine(big, analytic, "polars") == Engine("polars")  # explicit: kept
         assert choose_engine(big, analytic, Engine("polars")) == Engine("polars")
-    assert describe(big, None).startswith("auto: duckdb for engagement, events, lifecycle")
+    assert describe(big, None) == "auto: duckdb for lifecycle, stickiness; polars for the rest"
     assert describe(big, "polars") == "polars"
     monkeypatch.setattr(auto, "duckdb_installed", lambda: False)  # no DuckDB: Polars
-    assert choose_engine(big, "members", None) == Engine("polars")
+    assert choose_engine(big, "lifecycle", None) == Engine("polars")
     monkeypatch.setenv("SEGCORE_EVENT_CACHE_MAX_ROWS", "100000000")  # fits the cache
     monkeypatch.setattr(auto, "duckdb_installed", lambda: True)
-    assert choose_engine(big, "members", None) == Engine("polars")
+    assert choose_engine(big, "lifecycle", None) == Engine("polars")
     assert describe(big, None) == "auto: polars"
 
 
@@ -92,14 +93,15 @@ def test_identical_answers_on_the_chosen_engine(big, on_duckdb):
                             engine=engine)["average"],
             store.trend(RULE, "2026-06-20", "2026-06-30", engine=engine).to_dicts(),
             store.profile(RULE, as_of=AS_OF, engine=engine)["members"],  # means: float sums
+            store.lifecycle("charged", "2026-04-01", "2026-06-30", engine=engine).to_dicts(),
+            store.stickiness("charged", "2026-04-01", "2026-06-30", engine=engine).to_dicts(),
         ]
 
     want = answers(polars, "polars")
     assert on_duckdb == []
     got = answers(big, None)
     assert got == want
-    assert sorted(set(on_duckdb)) == ["engagement", "events", "members", "overlap", "reach",
-                                      "retention"]  # trend and profile stayed on Polars
+    assert sorted(set(on_duckdb)) == ["lifecycle", "stickiness"]  # the rest stayed on Polars
 
 
 def test_said_once_per_process(big, caplog):
@@ -110,7 +112,8 @@ def test_said_once_per_process(big, caplog):
     said = [r.getMessage() for r in caplog.records if r.name == "segcore.query.auto"]
     assert len(said) == 1
     assert "events exceed SEGCORE_EVENT_CACHE_MAX_ROWS (1,000)" in said[0]
-    assert "members" in said[0] and "--engine polars keeps Polars" in said[0]
+    assert "lifecycle, stickiness run on DuckDB" in said[0]
+    assert "--engine polars keeps Polars" in said[0]
 
 
 def test_an_explicit_engine_is_kept_and_says_nothing(big, caplog, on_duckdb):
@@ -123,27 +126,27 @@ def test_an_explicit_engine_is_kept_and_says_nothing(big, caplog, on_duckdb):
 def test_the_cli_chooses_and_says_so(big, capsys, monkeypatch):
     home = str(big.home)
     assert main(["eval", "--home", home, "--rule", RULE, "--as-of", AS_OF, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["engine"] == "polars"  # members: Polars
+    life = ["lifecycle", "--home", home, "--event", "charged", "--from", "2026-04-01",
+            "--to", "2026-06-30", "--json"]
+    assert main(life) == 0
     chosen = json.loads(capsys.readouterr().out)
-    assert chosen["engine"] == "duckdb"
-    assert main(["eval", "--home", home, "--rule", RULE, "--as-of", AS_OF, "--json",
-                 "--engine", "polars"]) == 0
-    kept = json.loads(capsys.readouterr().out)
-    assert kept["engine"] == "polars"
-    assert kept["count"] == chosen["count"] and kept["sample"] == chosen["sample"]
+    assert main([*life, "--engine", "polars"]) == 0
+    assert json.loads(capsys.readouterr().out) == chosen
     monkeypatch.setenv("SEGCORE_ENGINE", "polars")  # the environment names an engine too
     assert main(["eval", "--home", home, "--rule", RULE, "--as-of", AS_OF, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["engine"] == "polars"
 
 
 def test_a_new_cli_process_says_so_on_stderr(big):
-    argv = [sys.executable, "-m", "segcore", "eval", "--home", str(big.home), "--rule", RULE,
-            "--as-of", AS_OF]
+    argv = [sys.executable, "-m", "segcore", "lifecycle", "--home", str(big.home),
+            "--event", "charged", "--from", "2026-04-01", "--to", "2026-06-30", "--json"]
     chosen = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert chosen.returncode == 0, chosen.stderr
     assert "events exceed SEGCORE_EVENT_CACHE_MAX_ROWS (1,000)" in chosen.stderr
-    assert "run on DuckDB" in chosen.stderr and "(duckdb," in chosen.stdout
+    assert "lifecycle, stickiness run on DuckDB" in chosen.stderr
     kept = subprocess.run([*argv, "--engine", "polars"], capture_output=True, text=True,
                           timeout=300)
     assert kept.returncode == 0, kept.stderr
-    assert "run on DuckDB" not in kept.stderr and "(polars," in kept.stdout
-    assert chosen.stdout.split("(")[0] == kept.stdout.split("(")[0]  # same members
+    assert "run on DuckDB" not in kept.stderr
+    assert json.loads(chosen.stdout) == json.loads(kept.stdout)  # same answer
