@@ -49,10 +49,11 @@ REQUIRED_EVENT_COLUMNS: dict[str, pl.DataType] = {
 }
 EVENT_ID = "event_id"
 
-# Event files are sorted by event name first, in small row groups: Parquet statistics then
-# let every engine skip the row groups of events a query does not read (a large win for
-# behavioural rules, which each read one or a few event names).
-EVENT_SORT = ("event", "user_id", "ts")
+# Event files are sorted by event name, then time, in small row groups: Parquet statistics
+# then let every engine skip the row groups of events a query does not read (behavioural
+# rules each read one or a few event names) and, within an event, those outside a query's
+# time window ("in the last 7 days" reads about 7/180 of a 180-day event's row groups).
+EVENT_SORT = ("event", "ts", "user_id")
 EVENT_ROW_GROUP = 100_000
 
 

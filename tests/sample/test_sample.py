@@ -131,8 +131,8 @@ def test_sizes_ids_and_order(users, events):
     assert events["event_id"].n_unique() == events.height
     assert events["event_id"].null_count() == 0
     assert 100_000 < events.height < 300_000
-    # the store's layout: sorted by event name, then user, then time (stable on event_id)
-    assert events.equals(events.sort(["event", "user_id", "ts", "event_id"]))
+    # the store's layout: sorted by event name, then time, then user (stable on event_id)
+    assert events.equals(events.sort(["event", "ts", "user_id", "event_id"]))
     assert set(events["user_id"].unique()) <= set(users["user_id"])
     assert set(events["event"].unique()) == {
         "signed_up",
@@ -466,7 +466,7 @@ def test_several_event_files_for_many_users(tmp_path, monkeypatch):
     assert events["event_id"].n_unique() == events.height
     for f in files:
         part = pl.read_parquet(tmp_path / "m" / "events" / f)
-        assert part.equals(part.sort(["event", "user_id", "ts", "event_id"]))
+        assert part.equals(part.sort(["event", "ts", "user_id", "event_id"]))
     users = pl.read_parquet(tmp_path / "m" / "users")
     sums = (
         events.filter(pl.col("event") == "charged").group_by("user_id").agg(pl.col("amount").sum())
