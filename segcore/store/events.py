@@ -27,12 +27,12 @@ from typing import Any
 
 import polars as pl
 
-from segcore.errors import StoreError
 from segcore.lang.dates import DefaultAsOf, default_as_of
 from segcore.store import stats
 from segcore.store.cache import USER_CODE, USER_KEY, EventCache
 from segcore.store.catalog import Catalog
 from segcore.store.files import TMP_PREFIX
+from segcore.store.parquet_schema import union_schema
 from segcore.store.sources import (
     Source,
     read_sources,
@@ -83,19 +83,6 @@ def _parquet_files(folder: Path) -> list[Path]:
         for p in folder.rglob("*.parquet")
         if not any(part.startswith((TMP_PREFIX, ".")) for part in p.relative_to(folder).parts)
     )
-
-
-def _unified_schema(files: list[Path]) -> dict[str, pl.DataType]:
-    schema: dict[str, pl.DataType] = {}
-    for f in files:
-        try:
-            file_schema = pl.scan_parquet(f, glob=False).collect_schema()  # '[' is no glob
-        except Exception as exc:  # corrupt file in the store
-            raise StoreError(f"cannot read {f}: {exc}") from None
-        for name, dtype in file_schema.items():
-            if name not in schema or schema[name] == pl.Null:
-                schema[name] = dtype
-    return schema
 
 
 class EventStore:
@@ -233,7 +220,7 @@ class EventStore:
         if connected is not None:
             key = ("source", *connected.items())
         if ("events", key) not in cache:
-            found = connected if connected is not None else _unified_schema(files)
+            found = connected if connected is not None else union_schema(files)
             schema = dict(REQUIRED_EVENT_COLUMNS)
             schema[EVENT_ID] = pl.String()
             for name, dtype in found.items():
@@ -251,7 +238,7 @@ class EventStore:
         if connected is not None:
             key = ("source", *connected.items())
         if ("users", key) not in cache:
-            found = connected if connected is not None else _unified_schema(files)
+            found = connected if connected is not None else union_schema(files)
             schema: dict[str, pl.DataType] = {"user_id": pl.String()}
             schema.update({k: v for k, v in found.items() if k != "user_id"})
             cache[("users", key)] = schema

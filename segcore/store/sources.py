@@ -45,6 +45,7 @@ import tomllib
 from segcore.errors import StoreError, UsageError
 from segcore.store.files import atomic_path
 from segcore.store.ids import id_text
+from segcore.store.parquet_schema import file_schema, union_schema
 
 if TYPE_CHECKING:  # sqlglot is imported where a connected source is read: not on every query
     from sqlglot import exp
@@ -222,15 +223,11 @@ def parquet_files(home: Path, source: Source) -> list[Path]:
 
 
 def _union_schema(files: list[Path]) -> pl.Schema | None:
-    """The columns of all ``files`` (the first file's type where they differ), or None
-    when every file has the first one's columns: a column added by a later file is seen
-    by rules, as DuckDB's ``union_by_name`` and Spark's ``mergeSchema`` see it."""
-    first = pl.read_parquet_schema(files[0])
-    union = dict(first)
-    for f in files[1:]:  # ok-loop: one footer per file
-        for name, dtype in pl.read_parquet_schema(f).items():  # ok-loop: its columns
-            union.setdefault(name, dtype)
-    return pl.Schema(union) if len(union) > len(first) else None
+    """The columns of all ``files``, or None when every file has the first one's columns:
+    a column added by a later file is seen by rules, as DuckDB's ``union_by_name`` and
+    Spark's ``mergeSchema`` see it."""
+    union = union_schema(files)
+    return pl.Schema(union) if len(union) > len(file_schema(files[0])) else None
 
 
 def _raw_parquet(home: Path, source: Source) -> pl.LazyFrame:
