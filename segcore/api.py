@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -21,10 +21,13 @@ from segcore.engine.choice import Engine
 from segcore.engine.rules import to_tree
 from segcore.lang.dates import check_zone, report_zone
 from segcore.lang.tree import Node
-from segcore.segments import add_members, freeze_segment, remove_members
-from segcore.store.catalog import MembersReport, Segment
 from segcore.store.events import EventStore
 from segcore.store.settings import store_zone
+
+# segcore.segments and the catalog (sqlite3) are imported by the methods that change
+# segments: counting and the analytics never need them.
+if TYPE_CHECKING:
+    from segcore.store.catalog import MembersReport, Segment
 
 
 def _target(rule: Any, segment: str | None) -> Q.Target:
@@ -100,17 +103,23 @@ class Store(EventStore):
     def add_members(self, name: str, ids: Any = None, expect_version: int | None = None, *,
                     ids_file: Any = None) -> MembersReport:
         """Add ids to a static segment: a report of added, already members and unknown ids."""
+        from segcore.segments import add_members
+
         return add_members(self, name, ids, ids_file=ids_file, expect_version=expect_version)
 
     def remove_members(self, name: str, ids: Any = None, expect_version: int | None = None, *,
                        ids_file: Any = None) -> MembersReport:
         """Remove ids from a static segment: a report of removed and not-member ids."""
+        from segcore.segments import remove_members
+
         return remove_members(self, name, ids, ids_file=ids_file,
                               expect_version=expect_version)
 
     def freeze(self, name: str, new_name: str, as_of: Any = None, *,
                description: str | None = None) -> Segment:
         """A new static segment with the members of ``name`` at ``as_of`` (default now)."""
+        from segcore.segments import freeze_segment
+
         with report_zone(store_zone(self.home, self.tz)):
             return freeze_segment(self, name, new_name, as_of=as_of, description=description)
 
