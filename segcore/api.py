@@ -18,15 +18,14 @@ import polars as pl
 
 from segcore import query as Q
 from segcore.engine.choice import Engine
-from segcore.engine.rules import to_tree
 from segcore.lang.dates import check_zone, report_zone
-from segcore.lang.tree import Node
 from segcore.store.events import EventStore
 from segcore.store.settings import store_zone
 
 # segcore.segments and the catalog (sqlite3) are imported by the methods that change
 # segments: counting and the analytics never need them.
 if TYPE_CHECKING:
+    from segcore.lang.tree import Node
     from segcore.store.catalog import MembersReport, Segment
 
 
@@ -70,6 +69,8 @@ class Store(EventStore):
     # ------------------------------------------------------------------ rules & segments
     def parse(self, rule: Any) -> Node:
         """Parse rule text (or pass a tree through) against this store's schema."""
+        from segcore.engine.rules import to_tree  # the rule engine: not needed by funnels
+
         return to_tree(self, rule)
 
     def count(self, rule: Any = None, as_of: Any = None, *, segment: str | None = None,
