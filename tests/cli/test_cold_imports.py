@@ -1,11 +1,17 @@
 """A first answer in a new process imports only what it uses (issue #16): a rule count
 (``Store.count`` and ``segcore eval``), a trend and a funnel give the same answers as in
 this process without loading the catalog (sqlite3), the query classes they do not use,
-the CLI's other commands (numpy, ingest, the service) or other engines. The saved-segment
-count (no rule parser) is tests/engine/test_evaluate.py's."""
+the CLI's other commands (numpy, ingest, the service) or other engines. The store has no
+saved segments (with a catalog, rules are checked against its segment names: it is read).
+The saved-segment count (no rule parser) is tests/engine/test_evaluate.py's."""
 
 from __future__ import annotations
 
+import shutil
+
+import pytest
+
+from segcore import Store
 from segcore.analytics.funnel import funnel
 from segcore.analytics.trend import trend
 from tests.conftest import AS_OF, OTHER_ENGINES_AND_UI, fresh_process
@@ -20,6 +26,15 @@ UNUSED = OTHER_ENGINES_AND_UI | {
     "segcore.query.queries", "segcore.query.sql_runners", "segcore.engine.sql",
     "segcore.sample", "segcore.ingest", "segcore.service", "segcore.store.tokens",
 }
+
+
+@pytest.fixture(scope="module")
+def sample_store(sample_home, tmp_path_factory) -> Store:
+    """The sample store's events and users, without a catalog."""
+    home = tmp_path_factory.mktemp("cold_store")
+    for table in ("events", "users"):
+        shutil.copytree(sample_home / table, home / table)
+    return Store(home)
 
 
 def test_a_rule_count(sample_store):
