@@ -7,6 +7,7 @@ The saved-segment count (no rule parser) is tests/engine/test_evaluate.py's."""
 
 from __future__ import annotations
 
+import argparse
 import shutil
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from segcore import Store
 from segcore.analytics.funnel import funnel
 from segcore.analytics.trend import trend
+from segcore.cli import COMMAND_MODULES, build_parser
 from tests.conftest import AS_OF, OTHER_ENGINES_AND_UI, fresh_process
 
 RULE = ("country = 'US' AND did('charged', within => '30 days') AND "
@@ -84,3 +86,18 @@ def test_a_funnel(sample_store):
     # no step has a where filter: no rule is parsed or evaluated
     rules = {"sqlglot", "segcore.lang.parser", "segcore.lang.tree", "segcore.engine.rules"}
     assert not imported & (UNUSED | {"segcore.query.runners"} | rules)
+
+
+def _commands(parser: argparse.ArgumentParser) -> set[str]:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return set(sub.choices)
+
+
+def test_the_cli_knows_the_commands_of_each_module():
+    """``main`` registers only the module of the command it runs: ``COMMAND_MODULES`` lists
+    exactly the commands each module registers, and every command is in one module."""
+    everything = _commands(build_parser())
+    assert everything == {c for cs in COMMAND_MODULES.values() for c in cs}
+    for commands in COMMAND_MODULES.values():
+        for command in commands:
+            assert _commands(build_parser(command)) == set(commands)
