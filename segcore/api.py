@@ -22,8 +22,9 @@ from segcore.lang.dates import check_zone, report_zone
 from segcore.store.events import EventStore
 from segcore.store.settings import store_zone
 
-# segcore.segments and the catalog (sqlite3) are imported by the methods that change
-# segments: counting and the analytics never need them.
+# Imported by the methods that use them: segcore.segments and the catalog (sqlite3) by
+# those that change segments (a count or an analytic never does), the rule engine by
+# parse (a funnel without filters needs none).
 if TYPE_CHECKING:
     from segcore.lang.tree import Node
     from segcore.store.catalog import MembersReport, Segment
@@ -69,7 +70,7 @@ class Store(EventStore):
     # ------------------------------------------------------------------ rules & segments
     def parse(self, rule: Any) -> Node:
         """Parse rule text (or pass a tree through) against this store's schema."""
-        from segcore.engine.rules import to_tree  # the rule engine: not needed by funnels
+        from segcore.engine.rules import to_tree
 
         return to_tree(self, rule)
 
