@@ -12,19 +12,22 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from segcore import query as Q
 from segcore.engine.choice import Engine
-from segcore.engine.rules import to_tree
 from segcore.lang.dates import check_zone, report_zone
-from segcore.lang.tree import Node
-from segcore.segments import add_members, freeze_segment, remove_members
-from segcore.store.catalog import MembersReport, Segment
 from segcore.store.events import EventStore
 from segcore.store.settings import store_zone
+
+# Imported by the methods that use them: segcore.segments and the catalog (sqlite3) by
+# those that change segments (a count or an analytic never does), the rule engine by
+# parse (a funnel without filters needs none).
+if TYPE_CHECKING:
+    from segcore.lang.tree import Node
+    from segcore.store.catalog import MembersReport, Segment
 
 
 def _target(rule: Any, segment: str | None) -> Q.Target:
@@ -67,6 +70,8 @@ class Store(EventStore):
     # ------------------------------------------------------------------ rules & segments
     def parse(self, rule: Any) -> Node:
         """Parse rule text (or pass a tree through) against this store's schema."""
+        from segcore.engine.rules import to_tree
+
         return to_tree(self, rule)
 
     def count(self, rule: Any = None, as_of: Any = None, *, segment: str | None = None,
@@ -100,17 +105,23 @@ class Store(EventStore):
     def add_members(self, name: str, ids: Any = None, expect_version: int | None = None, *,
                     ids_file: Any = None) -> MembersReport:
         """Add ids to a static segment: a report of added, already members and unknown ids."""
+        from segcore.segments import add_members
+
         return add_members(self, name, ids, ids_file=ids_file, expect_version=expect_version)
 
     def remove_members(self, name: str, ids: Any = None, expect_version: int | None = None, *,
                        ids_file: Any = None) -> MembersReport:
         """Remove ids from a static segment: a report of removed and not-member ids."""
+        from segcore.segments import remove_members
+
         return remove_members(self, name, ids, ids_file=ids_file,
                               expect_version=expect_version)
 
     def freeze(self, name: str, new_name: str, as_of: Any = None, *,
                description: str | None = None) -> Segment:
         """A new static segment with the members of ``name`` at ``as_of`` (default now)."""
+        from segcore.segments import freeze_segment
+
         with report_zone(store_zone(self.home, self.tz)):
             return freeze_segment(self, name, new_name, as_of=as_of, description=description)
 

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -14,6 +19,24 @@ from segcore.sample import generate
 SAMPLE_ARGS = {"users": 1000, "days": 120, "end": "2026-06-30", "seed": 7}
 AS_OF = "2026-06-30"  # T = 2026-07-01T00:00:00Z
 T = dt.datetime(2026, 7, 1, tzinfo=dt.timezone.utc)
+
+# Never imported by a count, a trend or a funnel in a new process: other engines and the UI.
+OTHER_ENGINES_AND_UI = frozenset({"duckdb", "chdb", "pyspark", "streamlit", "altair", "pandas",
+                                  "pyarrow"})
+
+
+def fresh_process(code: str, *args: str) -> tuple[Any, set[str]]:
+    """Run ``code`` (which sets ``result``; ``sys.argv[1:]`` are ``args``) in a new Python
+    process on this checkout's segcore, after ``import polars``: ``result`` (through JSON)
+    and the modules the code imported beyond those Polars itself imports."""
+    prelude = "import json, sys\nimport polars\n_before = set(sys.modules)\n"
+    report = "\nprint(json.dumps([result, sorted(set(sys.modules) - _before)]))"
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run([sys.executable, "-c", prelude + code + report, *args], env=env,
+                         cwd=root, capture_output=True, text=True, check=True).stdout
+    result, modules = json.loads(out.strip().splitlines()[-1])
+    return result, set(modules)
 
 
 @pytest.fixture(scope="session")

@@ -20,9 +20,10 @@ from collections.abc import Sequence
 import polars as pl
 
 from segcore.engine.polars.evaluate import event_filter, members
-from segcore.engine.polars.expressions import local_day, period_first
+from segcore.engine.polars.expressions import local_day
 from segcore.errors import UsageError
 from segcore.lang.dates import current_zone, end_of_day, parse_date
+from segcore.lang.periods import period_first
 from segcore.store.events import EventStore
 
 OTHER = "other"

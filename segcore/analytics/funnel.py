@@ -68,10 +68,10 @@ from typing import Any
 import polars as pl
 
 from segcore.analytics import funnel_keyed as keyed_mod
-from segcore.engine.polars.expressions import local_day, period_first
 from segcore.errors import UsageError
 from segcore.lang.dates import current_zone, end_of_day, parse_date
 from segcore.lang.durations import parse_duration
+from segcore.lang.periods import local_date, period_first
 from segcore.store.cache import USER_CODE, distinct_user_rows
 
 US = 1_000_000
@@ -1267,7 +1267,7 @@ def _periods(spec: FunnelSpec, every: str) -> pl.DataFrame:
 
 def _period_expr(col: str, every: str) -> pl.Expr:
     instant = pl.from_epoch(pl.col(col), time_unit="us").dt.replace_time_zone("UTC")
-    return period_first(local_day(instant), every)
+    return period_first(local_date(instant), every)
 
 
 def funnel_over_time(

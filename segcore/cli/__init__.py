@@ -18,18 +18,18 @@ from segcore.lang.dates import ReportZone, report_zone
 from segcore.store.events import default_home
 from segcore.store.settings import store_zone
 
-# Each module defines ``register(subparsers, common)`` adding its commands.
-COMMAND_MODULES = (
-    "segcore.cli.data",  # sample, info
-    "segcore.cli.ingest",  # ingest
-    "segcore.cli.connect",  # connect
-    "segcore.cli.segments",  # segment ..., user, eval, sql
-    "segcore.cli.segment_analytics",  # trend, reach, profile, overlap
-    "segcore.cli.event_analytics",  # funnel, events
-    "segcore.cli.retention",  # retention, lifecycle, stickiness
-    "segcore.cli.service",  # serve, token
-    "segcore.cli.config",  # config show / set
-)
+# Each module defines ``register(subparsers, common)`` adding these commands.
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "segcore.cli.data": ("sample", "info"),
+    "segcore.cli.ingest": ("ingest",),
+    "segcore.cli.connect": ("connect",),
+    "segcore.cli.segments": ("eval", "sql", "user", "segment"),
+    "segcore.cli.segment_analytics": ("trend", "reach", "profile", "overlap", "engagement"),
+    "segcore.cli.event_analytics": ("funnel", "events"),
+    "segcore.cli.retention": ("retention", "lifecycle", "stickiness"),
+    "segcore.cli.service": ("serve", "token"),
+    "segcore.cli.config": ("config",),
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,8 +37,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (commands from every module that is present)."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser: every command (from every module that is present), or with
+    ``command`` only its module's commands, so that a call imports only what it runs."""
     common = _Parser(add_help=False)
     common.add_argument("--home", help="store folder (default: $SEGCORE_HOME or ./data)")
     common.add_argument("--tz", help="report time zone (IANA name, e.g. Europe/Berlin) for "
@@ -47,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version="segcore 0.1.0")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for name in COMMAND_MODULES:
+    for name, commands in COMMAND_MODULES.items():
+        if command is not None and command not in commands:
+            continue
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -58,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` starts with, if it is a known one (else None: help, version
+    or an error, which need every command)."""
+    first = argv[0] if argv else None
+    return first if any(first in c for c in COMMAND_MODULES.values()) else None
+
+
 def _zone(args: argparse.Namespace) -> ReportZone:
     home = getattr(args, "home", None) or default_home()
     return store_zone(home, getattr(args, "tz", None))
@@ -65,8 +75,8 @@ def _zone(args: argparse.Namespace) -> ReportZone:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``segcore`` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(_command(argv)).parse_args(argv)
     try:
         with report_zone(_zone(args)):
             note = default_as_of_arg(args)

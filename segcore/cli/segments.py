@@ -25,15 +25,11 @@ from segcore.lang.dates import resolve_as_of
 from segcore.lang.parser import MAX_RULE_CHARS
 from segcore.query import MembersQuery, SqlQuery, Target, members_actors, run_sql
 from segcore.query.auto import choose_engine
-from segcore.segments import (
-    add_members,
-    create_segment,
-    edit_segment,
-    freeze_segment,
-    remove_members,
-)
 from segcore.store.files import atomic_path
 from segcore.store.outputs import check_output_path
+
+# The commands that change segments import segcore.segments (and the catalog, sqlite3)
+# when they run: eval, sql and user do not need it.
 
 
 def add_target(p, required: bool = True) -> None:
@@ -250,6 +246,8 @@ def cmd_show(args) -> int:
 
 
 def cmd_create(args) -> int:
+    from segcore.segments import create_segment
+
     store = store_from(args)
     rule, _ = target(args) if (args.rule or args.rule_file) else (None, None)
     seg, report = create_segment(store, args.name, rule,
@@ -268,6 +266,8 @@ def cmd_create(args) -> int:
 
 
 def cmd_edit(args) -> int:
+    from segcore.segments import edit_segment
+
     store = store_from(args)
     rule = None
     if args.rule or args.rule_file:
@@ -309,6 +309,8 @@ def _examples(ids: list[str]) -> str:
 
 def cmd_members(args) -> int:
     """``segment add`` and ``segment remove``: ids by hand or from a file."""
+    from segcore.segments import add_members, remove_members
+
     store = store_from(args)
     change = add_members if args.segment_command == "add" else remove_members
     report = change(store, args.name, args.ids or None, ids_file=args.ids_file,
@@ -343,6 +345,8 @@ def cmd_members(args) -> int:
 
 
 def cmd_freeze(args) -> int:
+    from segcore.segments import freeze_segment
+
     store = store_from(args)
     seg = freeze_segment(store, args.name, args.new_name, as_of=resolve_as_of(args.as_of),
                          description=args.description)

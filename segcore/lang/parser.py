@@ -7,7 +7,6 @@ comes from the text, its 1-based line and column.
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import logging
 import math
 import re
@@ -784,6 +783,8 @@ _COMPARED = (exp.EQ, exp.NEQ, exp.In, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Tupl
 
 
 def _suggest(name: str, options) -> str:
+    import difflib  # only a rule with an unknown name needs it
+
     close = difflib.get_close_matches(name, list(options), n=3, cutoff=0.6)
     if not close:
         return ""

@@ -114,4 +114,16 @@ def local_date(ts: pl.Expr) -> pl.Expr:
     return ts.dt.convert_time_zone(zone.name).dt.date()
 
 
+def period_first(day: pl.Expr, every: str) -> pl.Expr:
+    """The first day of the period (``day`` or ``week``) holding a date; weeks start on
+    the report zone's week start (Monday unless configured)."""
+    if every != "week":
+        return day
+    start = current_zone().week_start
+    if start == 0:
+        return day.dt.truncate("1w")
+    back = (day.dt.weekday().cast(pl.Int64) - 1 - start) % 7
+    return (day - pl.duration(days=back)).cast(pl.Date)
+
+
 _EPOCH_DAY = dt.date(1970, 1, 1)

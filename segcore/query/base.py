@@ -28,7 +28,8 @@ from segcore.lang.tree import Node
 
 Q = TypeVar("Q", bound="Query")
 
-__all__ = ["DateRange", "Period", "Query", "Target", "check_as_of", "names", "query_from_json"]
+__all__ = ["DateRange", "Period", "Query", "Target", "check_as_of", "names", "query_from_json",
+           "set_fields"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +102,12 @@ class Target:
         if isinstance(rule, Mapping):  # a condition tree's JSON
             rule = json.dumps(rule)
         return cls(rule=rule, segment=data.get("segment"))
+
+
+def set_fields(obj: Any, **values: Any) -> None:
+    """Set fields of a frozen dataclass (in ``__post_init__``: normalised values)."""
+    for k, v in values.items():
+        object.__setattr__(obj, k, v)
 
 
 def check_as_of(value: Any) -> str | None:

@@ -4,7 +4,8 @@ A query holds what was asked, nothing computed: it is checked when built (types,
 shapes, dates, durations) and against the store when run (event names, columns,
 saved segments). ``to_json``/``from_json`` round-trip it, so a saved funnel is the
 :class:`FunnelQuery`'s JSON and the dashboard caches results on the query itself.
-Runners are in :mod:`segcore.query.runners`.
+Runners are in :mod:`segcore.query.runners`. The members queries (count, list, SQL,
+one user) are defined in :mod:`segcore.query.members` and imported here.
 """
 
 from __future__ import annotations
@@ -16,15 +17,25 @@ from typing import Any, ClassVar
 
 from segcore.errors import UsageError
 from segcore.lang.durations import parse_duration
-from segcore.query.base import DateRange, Period, Query, Target, check_as_of, names
+from segcore.query.base import (
+    DateRange,
+    Period,
+    Query,
+    Target,
+    check_as_of,
+    names,
+    set_fields,
+)
+from segcore.query.base import query_from_json as query_from_json  # knows every kind here
+
+# The members queries have their own module (a count defines no other query class);
+# they are part of this module's set of queries too.
+from segcore.query.members import MembersQuery as MembersQuery
+from segcore.query.members import SqlQuery as SqlQuery
+from segcore.query.members import UserQuery as UserQuery
 
 ORDERS = ("ordered", "any")
 WHICH = ("entered", "exited", "members")
-
-
-def _set(obj: Any, **values: Any) -> None:
-    for k, v in values.items():
-        object.__setattr__(obj, k, v)
 
 
 def _text_or_none(value: Any, what: str) -> str | None:
@@ -41,51 +52,6 @@ def _positive_int(value: Any, what: str) -> int:
     return value
 
 
-# --------------------------------------------------------------------------- members
-@dataclasses.dataclass(frozen=True)
-class MembersQuery(Query):
-    """Members of ``target`` at ``as_of`` (None: now); ``share_of_all`` also counts the
-    universe, for the share of all users."""
-
-    kind: ClassVar[str] = "members"
-    target: Target
-    as_of: str | None = None
-    share_of_all: bool = False
-
-    def __post_init__(self) -> None:
-        _set(self, as_of=check_as_of(self.as_of), share_of_all=bool(self.share_of_all))
-
-
-@dataclasses.dataclass(frozen=True)
-class SqlQuery(Query):
-    """The members query of ``target`` at ``as_of`` as SQL in ``dialect``."""
-
-    kind: ClassVar[str] = "sql"
-    target: Target
-    as_of: str | None = None
-    dialect: str = "duckdb"
-    events_table: str | None = None  # table names instead of the store's Parquet files
-    users_table: str | None = None
-
-    def __post_init__(self) -> None:
-        _set(self, as_of=check_as_of(self.as_of))
-
-
-@dataclasses.dataclass(frozen=True)
-class UserQuery(Query):
-    """One user's attributes, latest ``last_events`` events and segments at ``as_of``."""
-
-    kind: ClassVar[str] = "user"
-    user_id: str
-    as_of: str | None = None
-    last_events: int = 20
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.user_id, str) or not self.user_id:
-            raise UsageError("give a user id")
-        _set(self, as_of=check_as_of(self.as_of))
-
-
 # --------------------------------------------------------------------------- segment analytics
 @dataclasses.dataclass(frozen=True)
 class TrendQuery(Query):
@@ -98,7 +64,7 @@ class TrendQuery(Query):
     every: Period = Period.DAY
 
     def __post_init__(self) -> None:
-        _set(self, every=Period.parse(self.every))
+        set_fields(self, every=Period.parse(self.every))
         if self.range is None:
             raise UsageError("a trend needs a start and an end date")
 
@@ -114,7 +80,7 @@ class ReachQuery(Query):
 
     def __post_init__(self) -> None:
         chans = None if self.channels is None else names(self.channels, "channels")
-        _set(self, as_of=check_as_of(self.as_of), channels=chans)
+        set_fields(self, as_of=check_as_of(self.as_of), channels=chans)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +99,7 @@ class ProfileQuery(Query):
         attrs = None if self.attributes is None else names(self.attributes, "attributes")
         if not isinstance(self.top, int) or not isinstance(self.bins, int):
             raise UsageError("top and bins must be at least 1")
-        _set(self, as_of=check_as_of(self.as_of), attributes=attrs)
+        set_fields(self, as_of=check_as_of(self.as_of), attributes=attrs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,7 +115,7 @@ class OverlapQuery(Query):
         items = self.items
         if isinstance(items, str) or not all(isinstance(i, str) for i in items or ()):
             raise UsageError("overlap: give segment names or rules")
-        _set(self, items=tuple(items or ()), as_of=check_as_of(self.as_of))
+        set_fields(self, items=tuple(items or ()), as_of=check_as_of(self.as_of))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,7 +131,7 @@ class EngagementQuery(Query):
 
     def __post_init__(self) -> None:
         parse_duration(self.goal_within)
-        _set(self, as_of=check_as_of(self.as_of))
+        set_fields(self, as_of=check_as_of(self.as_of))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,7 +147,7 @@ class EngagementTrendQuery(Query):
 
     def __post_init__(self) -> None:
         parse_duration(self.goal_within)
-        _set(self, every=Period.parse(self.every))
+        set_fields(self, every=Period.parse(self.every))
         if self.range is None:
             raise UsageError("a trend needs a start and an end date")
 
@@ -197,7 +163,7 @@ class Step:
     def __post_init__(self) -> None:
         if not isinstance(self.event, str):
             raise UsageError(f"a step's event must be a name, got {self.event!r}")
-        _set(self, where=_text_or_none(self.where, f"the where filter of step {self.event!r}"))
+        set_fields(self, where=_text_or_none(self.where, f"the where filter of step {self.event!r}"))
 
     @classmethod
     def of(cls, value: Any, where: str) -> Step:
@@ -224,7 +190,7 @@ class Exclusion:
         if not isinstance(self.event, str):
             raise UsageError(f"an exclusion's event must be a name, got {self.event!r}")
         between = None if self.between is None else tuple(self.between)
-        _set(self, where=_text_or_none(self.where, "an exclusion's where filter"),
+        set_fields(self, where=_text_or_none(self.where, "an exclusion's where filter"),
              between=between)
 
     @classmethod
@@ -291,7 +257,7 @@ class FunnelQuery(Query):
             raise UsageError("a funnel needs at least one step")
         if self.order not in ORDERS:
             raise UsageError(f"bad order {self.order!r}: use ordered or any")
-        _set(self, steps=parsed, window=_window_text(self.window), strict=bool(self.strict),
+        set_fields(self, steps=parsed, window=_window_text(self.window), strict=bool(self.strict),
              exclusions=tuple(Exclusion.of(x) for x in self.exclusions or ()),
              compare=names(self.compare, "compare"),
              segment=self.segment or None, hold=self.hold or None,
@@ -337,7 +303,7 @@ class FunnelTrendQuery(Query):
     every: Period = Period.DAY
 
     def __post_init__(self) -> None:
-        _set(self, every=Period.parse(self.every))
+        set_fields(self, every=Period.parse(self.every))
 
     @classmethod
     def _decode(cls, body: dict[str, Any]) -> dict[str, Any]:
@@ -374,7 +340,7 @@ class EventQuery(Query):
             raise UsageError("an event report needs a range: give start and end dates")
         if self.by is not None and self.compare:
             raise UsageError("break down by segments or by a property, not both")
-        _set(self, events=events, every=Period.parse(self.every),
+        set_fields(self, events=events, every=Period.parse(self.every),
              compare=names(self.compare, "compare"), segment=self.segment or None,
              top=_positive_int(self.top, "top"),
              where=_text_or_none(self.where, "the where filter"))
@@ -436,7 +402,7 @@ class RetentionQuery(Query):
         periods = _positive_int(self.periods, "periods")
         if periods > MAX_RETENTION_PERIODS:
             raise UsageError(f"periods must be at most {MAX_RETENTION_PERIODS}, got {periods}")
-        _set(self, start_event=start, return_event=ret, entered=entered, periods=periods,
+        set_fields(self, start_event=start, return_event=ret, entered=entered, periods=periods,
              every=Period.parse(self.every, RETENTION_STEPS), recurring=bool(self.recurring),
              on_or_after=bool(self.on_or_after), segment=self.segment or None,
              compare=names(self.compare, "compare"))
@@ -475,7 +441,7 @@ class CompareQuery(Query):
             raise UsageError("compare: choose at least one segment")
         if self.range is None:
             raise UsageError("a comparison needs a start and an end date")
-        _set(self, segments=segments, every=Period.parse(self.every))
+        set_fields(self, segments=segments, every=Period.parse(self.every))
 
     @classmethod
     def _decode(cls, body: dict[str, Any]) -> dict[str, Any]:
@@ -499,7 +465,7 @@ class EventPeriodsQuery(Query):
             raise UsageError(f"{self.kind}: give the event")
         if self.range is None:
             raise UsageError(f"{self.kind} needs a range: give start and end dates")
-        _set(self, every=Period.parse(self.every, RETENTION_STEPS), segment=self.segment or None)
+        set_fields(self, every=Period.parse(self.every, RETENTION_STEPS), segment=self.segment or None)
 
     @property
     def args(self) -> dict[str, Any]:
@@ -538,7 +504,7 @@ class ValuesQuery(Query):
     def __post_init__(self) -> None:
         if not isinstance(self.column, str) or not self.column:
             raise UsageError("values: give a column name")
-        _set(self, event=self.event or None, top=_positive_int(self.top, "top"))
+        set_fields(self, event=self.event or None, top=_positive_int(self.top, "top"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -552,4 +518,4 @@ class UserSearchQuery(Query):
     def __post_init__(self) -> None:
         if not isinstance(self.text, str) or not self.text.strip():
             raise UsageError("type a user id, an email or a name")
-        _set(self, text=self.text.strip(), limit=_positive_int(self.limit, "limit"))
+        set_fields(self, text=self.text.strip(), limit=_positive_int(self.limit, "limit"))

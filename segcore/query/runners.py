@@ -7,7 +7,7 @@ event cache, :mod:`segcore.query.auto`). On Polars it reads one consistent set o
 (``store.pinned()``) and calls the analytic's function in :mod:`segcore.engine.polars.evaluate`
 or :mod:`segcore.analytics`; on a SQL engine it calls its counterpart in
 :mod:`segcore.query.sql_runners`, which returns the same typed result. :func:`run` picks
-the runner of a query by its type. The CLI, ``segcore.Store`` and the dashboard all come
+the runner of a query by its kind. The CLI, ``segcore.Store`` and the dashboard all come
 through here (docs/architecture.md, docs/engines.md).
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import polars as pl
 
@@ -30,27 +30,6 @@ from segcore.lang.dates import (
 )
 from segcore.query.auto import choose_engine, is_auto
 from segcore.query.base import Query, Target
-from segcore.query.queries import (
-    WHICH,
-    CompareQuery,
-    EngagementQuery,
-    EngagementTrendQuery,
-    EventQuery,
-    FunnelQuery,
-    FunnelTrendQuery,
-    LifecycleQuery,
-    MembersQuery,
-    OverlapQuery,
-    ProfileQuery,
-    ReachQuery,
-    RetentionQuery,
-    SqlQuery,
-    StickinessQuery,
-    TrendQuery,
-    UserQuery,
-    UserSearchQuery,
-    ValuesQuery,
-)
 from segcore.query.results import (
     EngagementResult,
     EventReportResult,
@@ -67,9 +46,30 @@ from segcore.query.results import (
     TrendResult,
     UserResult,
 )
-from segcore.segments import create_segment
 from segcore.store.events import EventStore
 from segcore.store.settings import store_zone
+
+# Query classes are only annotations here (:func:`run` goes by ``kind``), so a count
+# defines no query class but its own; the few a runner builds are imported there.
+if TYPE_CHECKING:
+    from segcore.query.members import MembersQuery, SqlQuery, UserQuery
+    from segcore.query.queries import (
+        CompareQuery,
+        EngagementQuery,
+        EngagementTrendQuery,
+        EventQuery,
+        FunnelQuery,
+        FunnelTrendQuery,
+        LifecycleQuery,
+        OverlapQuery,
+        ProfileQuery,
+        ReachQuery,
+        RetentionQuery,
+        StickinessQuery,
+        TrendQuery,
+        UserSearchQuery,
+        ValuesQuery,
+    )
 
 EngineArg = Engine | str | None
 
@@ -211,6 +211,7 @@ def trend_actors(store: EventStore, q: TrendQuery, date: Any, which: str = "ente
                  engine: EngineArg = None) -> pl.DataFrame:
     """The users who ``entered``/``exited`` at the point of ``date`` (or its ``members``)."""
     from segcore.analytics import trend as trend_mod
+    from segcore.query.queries import WHICH
 
     if which not in WHICH:
         raise UsageError(f"bad list {which!r}: use entered, exited or members")
@@ -350,6 +351,8 @@ def save_dropoffs(store: EventStore, q: FunnelQuery, after_step: int, name: str,
 
 def saved_funnel(store: EventStore, name: str) -> FunnelQuery:
     """The saved funnel ``name`` (NotFoundError if there is none)."""
+    from segcore.query.queries import FunnelQuery
+
     return FunnelQuery.from_saved(store.catalog.get_funnel(name)["spec"])
 
 
@@ -390,7 +393,7 @@ def run_events(store: EventStore, q: EventQuery, engine: EngineArg = None) -> Ev
 def _checked(store: EventStore, q: RetentionQuery | LifecycleQuery | StickinessQuery) -> None:
     """Unknown event names are a UsageError (as on every engine)."""
     from segcore.analytics import retention as retention_mod
-    if isinstance(q, RetentionQuery):
+    if q.kind == "retention":
         if q.start_event is not None:
             retention_mod.check_event(store, q.start_event, "start event")
         retention_mod.check_event(store, q.return_event, "return event")
@@ -480,6 +483,8 @@ def save_actors(store: EventStore, users: pl.DataFrame, name: str,
                 description: str = "") -> dict[str, Any]:
     """Save the users of a drill-down (a ``user_id`` frame) as a new static segment
     ``name`` (an existing name is a ConflictError, never replaced)."""
+    from segcore.segments import create_segment  # the catalog's code: only when saving
+
     if store.catalog.exists(name):
         raise ConflictError(f"a segment named {name!r} already exists: choose another name")
     ids = users["user_id"].to_list()
@@ -491,6 +496,8 @@ def run_compare(store: EventStore, q: CompareQuery, engine: EngineArg = None) ->
     """``segment, date, members, entered, exited, all_users, share`` per segment and point
     (each segment's trend on ``engine``; all users from the store)."""
     from segcore.analytics import compare as compare_mod
+    from segcore.query.queries import TrendQuery
+
     sql = _sql(store, engine, "trend")
 
     def sql_trend(name: str) -> pl.DataFrame:
@@ -523,31 +530,32 @@ def run_user_search(store: EventStore, q: UserSearchQuery,
 
 
 # --------------------------------------------------------------------------- any query
-RUNNERS: dict[type[Query], Callable[..., Any]] = {
-    MembersQuery: run_members,
-    SqlQuery: run_sql,
-    UserQuery: run_user,
-    TrendQuery: run_trend,
-    ReachQuery: run_reach,
-    ProfileQuery: run_profile,
-    OverlapQuery: run_overlap,
-    EngagementQuery: run_engagement,
-    EngagementTrendQuery: run_engagement_trend,
-    FunnelQuery: run_funnel,
-    FunnelTrendQuery: run_funnel_trend,
-    EventQuery: run_events,
-    RetentionQuery: run_retention,
-    LifecycleQuery: run_lifecycle,
-    StickinessQuery: run_stickiness,
-    CompareQuery: run_compare,
-    ValuesQuery: run_values,
-    UserSearchQuery: run_user_search,
+# the runner of each query kind (``Query.kind``)
+RUNNERS: dict[str, Callable[..., Any]] = {
+    "members": run_members,
+    "sql": run_sql,
+    "user": run_user,
+    "trend": run_trend,
+    "reach": run_reach,
+    "profile": run_profile,
+    "overlap": run_overlap,
+    "engagement": run_engagement,
+    "engagement_trend": run_engagement_trend,
+    "funnel": run_funnel,
+    "funnel_trend": run_funnel_trend,
+    "events": run_events,
+    "retention": run_retention,
+    "lifecycle": run_lifecycle,
+    "stickiness": run_stickiness,
+    "compare": run_compare,
+    "values": run_values,
+    "user_search": run_user_search,
 }
 
 
 def run(store: EventStore, query: Query, engine: EngineArg = None) -> Any:
-    """The result of any query (its runner, by the query's type) on ``engine``."""
-    runner = RUNNERS.get(type(query))
+    """The result of any query (its runner, by the query's kind) on ``engine``."""
+    runner = RUNNERS.get(query.kind) if isinstance(query, Query) else None
     if runner is None:
         raise UsageError(f"not a query: {type(query).__name__}")
     return runner(store, query, engine=engine)

@@ -23,14 +23,13 @@ import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from segcore.lang.dates import DefaultAsOf, default_as_of
 from segcore.store import stats
 from segcore.store.cache import USER_CODE, USER_KEY, EventCache
-from segcore.store.catalog import Catalog
 from segcore.store.files import TMP_PREFIX
 from segcore.store.parquet_schema import union_schema
 from segcore.store.sources import (
@@ -41,6 +40,9 @@ from segcore.store.sources import (
     source_version,
     spark_event_counts,
 )
+
+if TYPE_CHECKING:  # the catalog (sqlite3) is imported when a store first opens it
+    from segcore.store.catalog import Catalog
 
 REQUIRED_EVENT_COLUMNS: dict[str, pl.DataType] = {
     "user_id": pl.String(),
@@ -432,6 +434,8 @@ class EventStore:
     @cached_property
     def catalog(self) -> Catalog:
         """The SQLite catalog of saved segments, channels and funnels."""
+        from segcore.store.catalog import Catalog
+
         return Catalog(self.catalog_path)
 
     # ------------------------------------------------------------------ info

@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
-import tomllib
 
 from segcore.errors import StoreError, UsageError
 from segcore.store.files import atomic_path
@@ -162,6 +161,8 @@ def read_sources(home: Path) -> dict[str, Source]:
         text = path.read_text(encoding="utf-8")
     except (FileNotFoundError, NotADirectoryError):  # no file, or no store folder at all
         return {}
+    import tomllib  # only a store with connected sources has the file
+
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -420,19 +420,15 @@ def test_narrowing_keeps_the_members(sample_store, monkeypatch, rule):
 
 def test_a_saved_segment_in_a_new_process_needs_no_rule_parser(seg_store):
     """The catalog keeps a dynamic segment's tree: a new process counts it without
-    importing the rule parser (sqlglot), and gets the same members."""
-    import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
+    importing the rule parser (sqlglot), and gets the same members; nor does it import
+    the query classes it does not use, numpy, other engines or the UI."""
+    from tests.conftest import OTHER_ENGINES_AND_UI, fresh_process
 
-    code = ("import sys, json; from segcore import Store; s = Store(sys.argv[1]); "
-            "n = s.count(segment='US buyers', as_of='2026-06-30'); "
-            "print(json.dumps([n, 'sqlglot' in sys.modules]))")
-    root = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    out = subprocess.run([sys.executable, "-c", code, str(seg_store.home)], env=env,
-                         capture_output=True, text=True, check=True).stdout
-    assert json.loads(out.strip().splitlines()[-1]) == [1, False]
+    code = ("from segcore import Store\n"
+            "result = Store(sys.argv[1]).count(segment='US buyers', as_of='2026-06-30')")
+    n, imported = fresh_process(code, str(seg_store.home))
+    assert n == 1
+    unused = {"sqlglot", "segcore.lang.parser", "numpy", "tomllib", "segcore.query.queries",
+              "segcore.segments", "segcore.sample", "segcore.ingest", "segcore.service"}
+    assert not imported & (unused | OTHER_ENGINES_AND_UI)
     assert m(seg_store, "in_segment('US buyers')") == ["u1"]

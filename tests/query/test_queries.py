@@ -293,3 +293,17 @@ def test_funnels_saved_in_the_earlier_format_still_open(writable_sample):
     assert saved_funnel(store, "Plain") == FunnelQuery(("signed_up", "charged"))
     with pytest.raises(NotFoundError):
         saved_funnel(store, "Missing")
+
+
+def test_the_package_resolves_every_name_on_first_use():
+    """``segcore.query`` imports each public name's module when it is first used."""
+    import segcore.query as Q
+    from segcore.query import members, queries
+
+    assert set(Q.__all__) <= set(dir(Q))
+    for name in Q.__all__:
+        assert getattr(Q, name) is not None
+    assert Q.MembersQuery is members.MembersQuery is queries.MembersQuery
+    assert Q.runners.run is Q.run  # submodules too
+    with pytest.raises(AttributeError):
+        _ = Q.no_such_name

@@ -16,6 +16,7 @@ import polars as pl
 from segcore.errors import RuleError
 from segcore.lang.dates import UTC, current_zone, today_at
 from segcore.lang.periods import local_date
+from segcore.lang.periods import period_first as period_first  # also importable from here
 from segcore.lang.tree import (
     And,
     Arith,
@@ -96,18 +97,6 @@ def local_midnight(day: pl.Expr) -> pl.Expr:
 def local_day(ts: pl.Expr) -> pl.Expr:
     """The report zone's date of a UTC timestamp."""
     return local_date(ts)
-
-
-def period_first(day: pl.Expr, every: str) -> pl.Expr:
-    """The first day of the period (``day`` or ``week``) holding a date; weeks start on
-    the report zone's week start (Monday unless configured)."""
-    if every != "week":
-        return day
-    start = current_zone().week_start
-    if start == 0:
-        return day.dt.truncate("1w")
-    back = (day.dt.weekday().cast(pl.Int64) - 1 - start) % 7
-    return (day - pl.duration(days=back)).cast(pl.Date)
 
 
 @singledispatch
