@@ -9,7 +9,7 @@ from typing import Any
 HAND = "duckdb (hand-written SQL)"
 
 
-def _fmt_s(x: float | None) -> str:
+def fmt_seconds(x: float | None) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "-"
     return f"{x * 1000:.0f} ms" if x < 1 else f"{x:.2f} s"
@@ -56,7 +56,7 @@ def targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         typ = [r for r in evals if r["workload"] == "typical 3 conditions"]
         if typ:
             s = typ[0]["segcore"]["median_s"]
-            out.append({"target": "typical 3-condition rule < 0.3 s", "value": _fmt_s(s),
+            out.append({"target": "typical 3-condition rule < 0.3 s", "value": fmt_seconds(s),
                         "met": s < 0.3})
     for r in ok:
         if r.get("family") == "funnels":
@@ -92,8 +92,8 @@ def print_table(report: dict[str, Any]) -> None:
         ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
         flag = "" if r["agree"] else "  RESULTS DIFFER"
         mem = f"{r['mem']:.0f}" if r["mem"] else "-"
-        print(f"{r['workload'][:40]:40} {_fmt_s(r['segcore']):>10} {r['peer'][:34]:34} "
-              f"{_fmt_s(r['peer_time']):>10} {ratio:>7}  {mem:>7} {r['note']}{flag}")
+        print(f"{r['workload'][:40]:40} {fmt_seconds(r['segcore']):>10} {r['peer'][:34]:34} "
+              f"{fmt_seconds(r['peer_time']):>10} {ratio:>7}  {mem:>7} {r['note']}{flag}")
     print("\ntargets:")
     for t in report["targets"]:
         print(f"  [{'met' if t['met'] else 'MISSED'}] {t['target']}: {t['value']}")
@@ -150,8 +150,8 @@ def write_report(report: dict[str, Any], folder: Path) -> Path:
     for r in rows(report):
         ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
         peer = r["peer"] + (f" ({r['note']})" if r["note"] else "")
-        lines.append(f"| {r['workload']} | {_fmt_s(r['segcore'])} | {peer} | "
-                     f"{_fmt_s(r['peer_time'])} | {ratio} | {r['mem'] or '-'} | "
+        lines.append(f"| {r['workload']} | {fmt_seconds(r['segcore'])} | {peer} | "
+                     f"{fmt_seconds(r['peer_time'])} | {ratio} | {r['mem'] or '-'} | "
                      f"{'yes' if r['agree'] else 'NO'} |")
     lines += ["", "## Targets", ""]
     for t in report["targets"]:
