@@ -37,12 +37,16 @@ def distinct_user_rows(codes: pl.Series) -> np.ndarray:
     """One row index per distinct user of a ``USER_CODE`` column (a scatter, no hashing)."""
     import numpy as np  # lazily: most processes never need it
 
-    phys = codes.to_physical().to_numpy()
-    if not len(phys):
+    phys = codes.to_physical()
+    n = len(phys)
+    if not n:
         return np.empty(0, dtype=np.int64)
-    dtype = np.int32 if len(phys) < 2**31 else np.int64  # half the memory traffic
+    dtype = np.int32 if n < 2**31 else np.int64  # half the memory traffic
     row = np.full(int(phys.max()) + 1, -1, dtype=dtype)
-    row[phys] = np.arange(len(phys), dtype=dtype)  # any row of a user will do
+    step = 1 << 20  # slices: no copy of a column of many chunks, temporaries in cache
+    for a in range(0, n, step):  # ok-loop: bounded slices
+        part = phys.slice(a, step).to_numpy()
+        row[part] = np.arange(a, a + len(part), dtype=dtype)  # any row of a user will do
     return row[row >= 0]
 
 

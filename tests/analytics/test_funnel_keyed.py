@@ -155,13 +155,6 @@ def test_keyed_steps_order_any_input(order: str) -> None:
     assert got["ts"].equals((want % 10_000).cast(pl.Int64).alias("ts"))
 
 
-def test_user_order_two_passes() -> None:
-    rng = np.random.default_rng(4)
-    codes = rng.integers(0, 1 << 20, 20_000).astype(np.uint32)
-    order = keyed_mod._user_order(codes)
-    assert np.array_equal(order, np.argsort(codes, kind="stable"))
-
-
 def test_keys_too_wide_fall_back() -> None:
     frame = _frame([1, 2], [0, 5])
     assert keyed_mod.key_span([frame], 0, 10) == 10
