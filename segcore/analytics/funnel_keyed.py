@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from segcore.store.cache import USER_CODE, distinct_user_rows
+from segcore.store.cache import USER_CODE
 
 _U64 = 1 << 64
 
@@ -122,12 +122,17 @@ class _Grid:
 
 
 def _slices(frame: pl.DataFrame) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(code, ts)`` numpy arrays of ``frame`` in slices of at most ``_SLICE`` rows: the
-    pruning pass works on each while it is in cache, and a frame of many chunks (as the
-    streaming engine returns them) is never copied whole."""
+    """``(code, ts)`` numpy arrays of ``frame`` (no nulls) in slices of at most ``_SLICE``
+    rows: the pruning pass works on each while it is in cache, and the frame's chunks
+    (many small ones when the streaming engine read Parquet) are read without a copy."""
+    code, ts = frame[USER_CODE].to_physical(), frame["ts"]
+    codes, times = code.get_chunks(), ts.get_chunks()
+    if [len(c) for c in codes] != [len(t) for t in times]:
+        codes, times = [code.rechunk()], [ts.rechunk()]
     return [
-        (part[USER_CODE].to_physical().to_numpy(), part["ts"].to_numpy())
-        for part in frame.iter_slices(_SLICE)  # ok-loop: bounded slices
+        (c.slice(a, _SLICE).to_numpy(), t.slice(a, _SLICE).to_numpy())
+        for c, t in zip(codes, times, strict=True)  # ok-loop: one per chunk
+        for a in range(0, len(c), _SLICE)  # ok-loop: bounded slices
     ]
 
 
@@ -162,12 +167,15 @@ def keyed_steps(
 
 
 def user_ids(frame: pl.DataFrame) -> pl.DataFrame:
-    """``code`` (the physical user code) and ``user_id`` of each user of ``frame``."""
+    """``code`` (the physical user code, ascending) and ``user_id`` of each user of
+    ``frame`` (``USER_CODE`` without nulls)."""
     codes = frame[USER_CODE]
-    rows = pl.Series(distinct_user_rows(codes))
-    return pl.DataFrame(
-        {"code": codes.to_physical().gather(rows), "user_id": codes.gather(rows).cast(pl.String)}
-    )
+    seen = np.zeros(int(codes.to_physical().max()) + 1 if frame.height else 0, dtype=bool)
+    for code, _ in _slices(frame):  # ok-loop: one per slice
+        seen[code] = True
+    present = pl.Series("code", np.flatnonzero(seen).astype(np.uint32))
+    # physical codes back to the user ids of the frame's Categorical
+    return pl.DataFrame([present, present.cat.to(codes.dtype).cast(pl.String).alias("user_id")])
 
 
 def _code(span: int) -> pl.Expr:
