@@ -201,7 +201,10 @@ class EventCache:
     def _queries(self, todo: list[tuple[str, list[str]]]) -> list[pl.LazyFrame]:
         """One filtered scan per event (run together by ``collect_all``)."""
         scan = self._scan()
-        return [scan.filter(pl.col("event") == n).select(cols) for n, cols in todo]
+        # user ids coded inside the scan: the strings of a whole event are never held
+        return [scan.filter(pl.col("event") == n).select(
+                    pl.col(c).cast(pl.Categorical) if c == "user_id" else pl.col(c) for c in cols)
+                for n, cols in todo]
 
     def _start(self, target: Callable[..., None], *args: object) -> None:
         thread = threading.Thread(target=self._quietly, args=(target, *args), daemon=True,
