@@ -14,7 +14,7 @@ orders events of the same instant, so any of them may serve any step in any orde
 
 Algorithm. Ordered funnels of distinct step events without exclusions (the common
 case) take one latest-start pass (:func:`latest_start_users`): per step, one
-backward ``join_asof``, a merge on a (user, time) key after pruning and a radix sort
+backward ``join_asof``, a merge on a (user, time) key after pruning and a sort
 (:mod:`segcore.analytics.funnel_keyed`), or by user with ``hold``. Every other
 funnel builds chains (:func:`chains`): every step-1 event in ``[from, to)`` starts a
 chain; each next step takes the earliest allowed event (greedy-earliest is optimal
