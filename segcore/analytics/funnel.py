@@ -14,7 +14,7 @@ orders events of the same instant, so any of them may serve any step in any orde
 
 Algorithm. Ordered funnels of distinct step events without exclusions (the common
 case) take one latest-start pass (:func:`latest_start_users`): per step, one
-backward ``join_asof``, a merge on a (user, time) key after pruning and a radix sort
+backward ``join_asof``, a merge on a (user, time) key after pruning and a sort
 (:mod:`segcore.analytics.funnel_keyed`), or by user with ``hold``. Every other
 funnel builds chains (:func:`chains`): every step-1 event in ``[from, to)`` starts a
 chain; each next step takes the earliest allowed event (greedy-earliest is optimal
@@ -878,8 +878,9 @@ def _latest_start_eligible(spec: FunnelSpec) -> bool:
 
 def _step_plans(
     store, spec: FunnelSpec, users: pl.DataFrame | None
-) -> tuple[list[pl.LazyFrame], list[str]]:
-    """Per step, a plan of its events (``by`` keys and ``ts`` in us), and ``by``.
+) -> tuple[list[pl.LazyFrame], list[str], bool]:
+    """Per step, a plan of its events (``by`` keys and ``ts`` in us), ``by``, and whether
+    every plan reads the in-memory event cache (not Parquet).
 
     ``by`` is the user code column (plus the held property); step-1 events are those in
     ``[from, to)`` (of ``users`` only, if given), later steps' in ``[from, to + W)``.
@@ -887,6 +888,7 @@ def _step_plans(
     hi = spec.end + spec.window
     by = [USER_CODE] + ([spec.hold] if spec.hold else [])
     plans = []
+    in_memory = True
     for i, step in enumerate(spec.steps):
         cond = _where_expr(store, step.where, f"step {i + 1}")
         if spec.hold is not None:
@@ -896,11 +898,13 @@ def _step_plans(
             cols.add("user_id")
         lf = store.events_frame(
             sorted(cols), events=[step.event], since=spec.start, until=spec.end if i == 0 else hi
-        ).filter(cond)
+        )
+        in_memory = in_memory and store.in_memory(lf)
+        lf = lf.filter(cond)
         if i == 0 and users is not None:
             lf = lf.join(users.lazy().select("user_id"), on="user_id", how="semi")
         plans.append(lf.select(*by, pl.col("ts").dt.epoch("us")))
-    return plans, by
+    return plans, by, in_memory
 
 
 def _keyed_frames(
@@ -910,8 +914,10 @@ def _keyed_frames(
     (:func:`segcore.analytics.funnel_keyed.keyed_steps`) when no property is held and
     the keys fit, else in time order with ``span`` None; ``by``; the step-1 events as
     read (``by`` and ``ts``)."""
-    plans, by = _step_plans(store, spec, users)
-    frames = pl.collect_all(plans)
+    plans, by, in_memory = _step_plans(store, spec, users)
+    # slices of the cache: the in-memory engine returns them whole (one chunk each, read
+    # by numpy without a copy), where the streaming engine would cut them in morsels
+    frames = pl.collect_all(plans, engine="in-memory" if in_memory else "auto")
     lo, hi = _epoch_us(spec.start), _epoch_us(spec.end + spec.window)
     span = keyed_mod.key_span(frames, lo, hi) if spec.hold is None else None
     if span is None:

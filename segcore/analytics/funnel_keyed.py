@@ -14,10 +14,11 @@ Before any sort, each step keeps only the events that some chain can use: those 
 an event of the previous step of the same user in the same or the previous time
 bucket (buckets at least the window wide; a lookup in a table indexed by user code
 and bucket), and for step 1 (which only serves as the starts of step 2) those with a
-step-2 event in the same or the next bucket. Frames come from the event cache in time order (or from
-Parquet, often already in (user, time) order); a stable radix sort on the user code
-(numpy, one or two 16-bit passes) turns time order into key order, and frames
-already in key order are not sorted.
+step-2 event in the same or the next bucket. The pruning pass reads each step's
+frame in slices of a million rows (no copy of a whole frame, temporaries that stay
+in cache); the kept keys are then sorted alone (numpy's vectorised sort), whatever
+the order they came in (the event cache's time order, Parquet's), and frames already
+in key order are not sorted.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from segcore.store.cache import USER_CODE, distinct_user_rows
+from segcore.store.cache import USER_CODE
 
 _U64 = 1 << 64
 
@@ -46,26 +47,22 @@ def key_span(frames: list[pl.DataFrame], lo_us: int, hi_us: int) -> int | None:
     return span if (top + 1) * span < _U64 else None
 
 
-def _user_order(codes: np.ndarray) -> np.ndarray:
-    """Row order sorting ``codes`` (uint32) stably: LSD radix, one or two 16-bit passes."""
-    order = np.argsort((codes & 0xFFFF).astype(np.uint16), kind="stable")
-    if len(codes) and int(codes.max()) >> 16:
-        high = (codes[order] >> 16).astype(np.uint16)
-        order = order[np.argsort(high, kind="stable")]
-    return order
-
-
-def _keyed(code: np.ndarray, ts: np.ndarray, lo_us: int, span: int) -> pl.DataFrame:
-    """``k`` and ``ts`` (us) of events (user ``code``, ``ts``), sorted by ``k``."""
-    k = code.astype(np.uint64) * np.uint64(span) + (ts - lo_us).astype(np.uint64)
-    if _ascending(k):
-        return pl.DataFrame({"k": k, "ts": ts})
-    # each user's events in time order (time-sorted cache blocks, Parquet in (user, time)
-    # order): a stable sort by user gives k order; else a full sort
-    order = _user_order(code)
-    if not _ascending(k[order]):
-        order = np.argsort(k, kind="stable")
-    return pl.DataFrame({"k": k[order], "ts": ts[order]})
+def _keyed(parts: list[tuple[np.ndarray, np.ndarray]], lo_us: int, span: int) -> pl.DataFrame:
+    """``k`` and ``ts`` (us) of events (user ``code``, ``ts`` slices), sorted by ``k``."""
+    keys = []
+    for code, ts in parts:  # ok-loop: one per slice
+        k = code.astype(np.uint64)
+        k *= np.uint64(span)
+        k += (ts - lo_us).view(np.uint64)  # ts >= lo
+        keys.append(k)
+    k = keys[0] if len(keys) == 1 else np.concatenate([np.empty(0, np.uint64), *keys])
+    if not _ascending(k):
+        # one unstable sort of k alone (numpy's vectorised quicksort): events of equal k
+        # are equal, and ts comes back from k
+        k = np.sort(k)
+    ts = (k % np.uint64(span)).view(np.int64)
+    ts += lo_us
+    return pl.DataFrame({"k": k, "ts": ts})
 
 
 def _ascending(x: np.ndarray) -> bool:
@@ -73,6 +70,7 @@ def _ascending(x: np.ndarray) -> bool:
 
 
 _TABLE_MAX = 1 << 26  # cells of a (user, time bucket) presence table
+_SLICE = 1 << 20  # rows of a step's events handled at once by the pruning pass
 
 
 def _buckets(size: int, span: int, window_us: int) -> tuple[int, int]:
@@ -80,6 +78,62 @@ def _buckets(size: int, span: int, window_us: int) -> tuple[int, int]:
     wide, so that two events of a chain lie in the same or adjacent buckets."""
     width = max(window_us, 1, -(-span * size // _TABLE_MAX))
     return width, -(-span // width)
+
+
+class _Grid:
+    """The (time bucket, user) cells of the presence tables: bucket-major (events in time
+    order touch one bucket's users at a time), with an empty bucket before and after, so
+    the neighbouring buckets of a cell are cell -/+ ``size``."""
+
+    def __init__(self, size: int, span: int, lo_us: int, window_us: int):
+        self.size = size
+        self.width, count = _buckets(size, span, window_us)
+        self.before = lo_us - self.width  # bucket 0 is the empty one before the range
+        self.cells = size * (count + 2)
+
+    def cell(self, code: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        """``((ts - lo) // width + 1) * size + code``, in place on one temporary."""
+        cell = ts - self.before
+        cell //= self.width
+        cell *= self.size
+        cell += code
+        return cell
+
+    def table(self, parts: list[tuple[np.ndarray, np.ndarray]], reach: int) -> np.ndarray:
+        """Per cell, whether an event of ``parts`` (``(code, ts)`` slices) is in it or in
+        cell + ``reach``: one lookup per event in :meth:`near` then tests both."""
+        present = np.zeros(self.cells, dtype=bool)
+        for code, ts in parts:  # ok-loop: one per slice
+            cell = self.cell(code, ts)
+            present[cell] = True
+            cell -= reach
+            present[cell] = True
+        return present
+
+    def near(
+        self, parts: list[tuple[np.ndarray, np.ndarray]], present: np.ndarray
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The events of ``parts`` whose cell is ``present``."""
+        out = []
+        for code, ts in parts:  # ok-loop: one per slice
+            m = np.take(present, self.cell(code, ts))
+            out.append((code[m], ts[m]))
+        return out
+
+
+def _slices(frame: pl.DataFrame) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(code, ts)`` numpy arrays of ``frame`` (no nulls) in slices of at most ``_SLICE``
+    rows: the pruning pass works on each while it is in cache, and the frame's chunks
+    (many small ones when the streaming engine read Parquet) are read without a copy."""
+    code, ts = frame[USER_CODE].to_physical(), frame["ts"]
+    codes, times = code.get_chunks(), ts.get_chunks()
+    if [len(c) for c in codes] != [len(t) for t in times]:
+        codes, times = [code.rechunk()], [ts.rechunk()]
+    return [
+        (c.slice(a, _SLICE).to_numpy(), t.slice(a, _SLICE).to_numpy())
+        for c, t in zip(codes, times, strict=True)  # ok-loop: one per chunk
+        for a in range(0, len(c), _SLICE)  # ok-loop: bounded slices
+    ]
 
 
 def keyed_steps(
@@ -90,46 +144,38 @@ def keyed_steps(
 
     Time is cut into buckets at least the window wide (:func:`_buckets`); a step-i event
     (i > 1) is kept when the same user has a kept step-(i-1) event in its bucket or the
-    one before, a step-1 event when the user has a kept step-2 event in its bucket or
-    the one after (``all_starts``: every step-1 event is kept). No chain uses the others.
+    one before, a step-1 event when the user has a step-2 event in its bucket or the one
+    after (``all_starts``: every step-1 event is kept). No chain uses the others. Step 1
+    (usually the largest) is pruned first, against all step-2 events: a step-2 event in
+    the bucket of a step-1 event or the next one is kept by the step-1 test, so this keeps
+    the same step-1 events as pruning step 2 first, and step 2 is then tested against
+    the kept step-1 events only (again the same result, by the same argument), so no
+    presence table of all step-1 events is built.
     """
-    codes = [f[USER_CODE].to_physical().to_numpy() for f in frames]
-    times = [f["ts"].to_numpy() for f in frames]
-    size = 1 + max((int(c.max()) for c in codes if len(c)), default=0)
-    width, count = _buckets(size, span, window_us)
-
-    def cells(i: int) -> np.ndarray:
-        # bucket-major (events in time order touch one bucket's users at a time), with an
-        # empty bucket before and after: the neighbouring buckets are cell -/+ size
-        return ((times[i] - lo_us) // width + 1) * size + codes[i]
-
-    def table(cell: np.ndarray) -> np.ndarray:
-        present = np.zeros(size * (count + 2), dtype=bool)
-        present[cell] = True
-        return present
-
-    keep: list[np.ndarray | None] = [None] * len(frames)
-    present = table(cells(0))
-    for i in range(1, len(frames)):  # ok-loop: one per step
-        cell = cells(i)
-        keep[i] = present[cell] | present[cell - size]
-        present = table(cell[keep[i]])
-        if i == 1 and not all_starts:
-            cell0 = cells(0)
-            keep[0] = present[cell0] | present[cell0 + size]
-    return [
-        _keyed(c, t, lo_us, span) if m is None else _keyed(c[m], t[m], lo_us, span)
-        for c, t, m in zip(codes, times, keep, strict=True)
-    ]
+    size = 1 + max(
+        (int(f[USER_CODE].to_physical().max()) for f in frames if f.height), default=0
+    )
+    grid = _Grid(size, span, lo_us, window_us)
+    parts = [_slices(f) for f in frames]
+    if len(frames) > 1:
+        if not all_starts:  # a step-2 event in the same bucket or the next
+            parts[0] = grid.near(parts[0], grid.table(parts[1], size))
+        for i in range(1, len(frames)):  # ok-loop: one per step
+            # a kept step-(i-1) event in the same bucket or the one before
+            parts[i] = grid.near(parts[i], grid.table(parts[i - 1], -size))
+    return [_keyed(p, lo_us, span) for p in parts]
 
 
 def user_ids(frame: pl.DataFrame) -> pl.DataFrame:
-    """``code`` (the physical user code) and ``user_id`` of each user of ``frame``."""
+    """``code`` (the physical user code, ascending) and ``user_id`` of each user of
+    ``frame`` (``USER_CODE`` without nulls)."""
     codes = frame[USER_CODE]
-    rows = pl.Series(distinct_user_rows(codes))
-    return pl.DataFrame(
-        {"code": codes.to_physical().gather(rows), "user_id": codes.gather(rows).cast(pl.String)}
-    )
+    seen = np.zeros(int(codes.to_physical().max()) + 1 if frame.height else 0, dtype=bool)
+    for code, _ in _slices(frame):  # ok-loop: one per slice
+        seen[code] = True
+    present = pl.Series("code", np.flatnonzero(seen).astype(np.uint32))
+    # physical codes back to the user ids of the frame's Categorical
+    return pl.DataFrame([present, present.cat.to(codes.dtype).cast(pl.String).alias("user_id")])
 
 
 def _code(span: int) -> pl.Expr:

@@ -37,12 +37,16 @@ def distinct_user_rows(codes: pl.Series) -> np.ndarray:
     """One row index per distinct user of a ``USER_CODE`` column (a scatter, no hashing)."""
     import numpy as np  # lazily: most processes never need it
 
-    phys = codes.to_physical().to_numpy()
-    if not len(phys):
+    phys = codes.to_physical()
+    n = len(phys)
+    if not n:
         return np.empty(0, dtype=np.int64)
-    dtype = np.int32 if len(phys) < 2**31 else np.int64  # half the memory traffic
+    dtype = np.int32 if n < 2**31 else np.int64  # half the memory traffic
     row = np.full(int(phys.max()) + 1, -1, dtype=dtype)
-    row[phys] = np.arange(len(phys), dtype=dtype)  # any row of a user will do
+    step = 1 << 20  # slices: no copy of a column of many chunks, temporaries in cache
+    for a in range(0, n, step):  # ok-loop: bounded slices
+        part = phys.slice(a, step).to_numpy()
+        row[part] = np.arange(a, a + len(part), dtype=dtype)  # any row of a user will do
     return row[row >= 0]
 
 
@@ -197,7 +201,10 @@ class EventCache:
     def _queries(self, todo: list[tuple[str, list[str]]]) -> list[pl.LazyFrame]:
         """One filtered scan per event (run together by ``collect_all``)."""
         scan = self._scan()
-        return [scan.filter(pl.col("event") == n).select(cols) for n, cols in todo]
+        # user ids coded inside the scan: the strings of a whole event are never held
+        return [scan.filter(pl.col("event") == n).select(
+                    pl.col(c).cast(pl.Categorical) if c == "user_id" else pl.col(c) for c in cols)
+                for n, cols in todo]
 
     def _start(self, target: Callable[..., None], *args: object) -> None:
         thread = threading.Thread(target=self._quietly, args=(target, *args), daemon=True,

@@ -155,13 +155,6 @@ def test_keyed_steps_order_any_input(order: str) -> None:
     assert got["ts"].equals((want % 10_000).cast(pl.Int64).alias("ts"))
 
 
-def test_user_order_two_passes() -> None:
-    rng = np.random.default_rng(4)
-    codes = rng.integers(0, 1 << 20, 20_000).astype(np.uint32)
-    order = keyed_mod._user_order(codes)
-    assert np.array_equal(order, np.argsort(codes, kind="stable"))
-
-
 def test_keys_too_wide_fall_back() -> None:
     frame = _frame([1, 2], [0, 5])
     assert keyed_mod.key_span([frame], 0, 10) == 10
@@ -199,3 +192,70 @@ def test_keyed_steps_prunes_by_time_bucket() -> None:
     assert b["ts"].to_list() == [550]
     a, b = keyed_mod.keyed_steps([first, second], 0, 1000, 100, all_starts=True)
     assert a["ts"].to_list() == [0, 500, 520]
+
+
+def _pruned_reference(
+    frames: list[pl.DataFrame], lo: int, span: int, window: int, all_starts: bool
+) -> list[list[tuple[int, int]]]:
+    """The pruning rule as written (step 2 first, against every step-1 event), per step
+    the sorted ``(code, ts)`` pairs kept."""
+    width, _ = keyed_mod._buckets(
+        1 + max(int(f[USER_CODE].to_physical().max()) for f in frames if f.height), span, window
+    )
+    ev = [
+        [(int(c), int(t)) for c, t in zip(f[USER_CODE].to_physical(), f["ts"], strict=True)]
+        for f in frames
+    ]
+
+    def cells(rows: list[tuple[int, int]]) -> set[tuple[int, int]]:
+        return {(c, (t - lo) // width) for c, t in rows}
+
+    keep: list[list[tuple[int, int]]] = [ev[0]] + [[] for _ in ev[1:]]
+    prev = cells(ev[0])
+    for i in range(1, len(ev)):
+        keep[i] = [(c, t) for c, t in ev[i] if {(c, (t - lo) // width), (c, (t - lo) // width - 1)} & prev]
+        prev = cells(keep[i])
+        if i == 1 and not all_starts:
+            keep[0] = [(c, t) for c, t in ev[0]
+                       if {(c, (t - lo) // width), (c, (t - lo) // width + 1)} & prev]
+    return [sorted(k) for k in keep]
+
+
+@pytest.mark.parametrize("all_starts", [False, True])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_keyed_steps_keep_the_rule_on_chunked_frames(all_starts: bool, seed: int) -> None:
+    # frames of several chunks of uneven sizes (as Parquet reads come), codes that do not
+    # start at 0, equal instants, events exactly one window apart, an empty last step
+    rng = np.random.default_rng(seed)
+    pl.Series([f"other{i}" for i in range(50)]).cast(pl.Categorical)
+    window, span = 100, 2000
+    frames = []
+    for n in (3000, 800, 400, 0):
+        times = (rng.integers(0, span // 10, n) * 10).tolist()  # a 10 us grid
+        f = _frame(rng.integers(0, 60, n).tolist(), times)
+        cut = n // 3
+        frames.append(pl.concat([f.slice(0, cut), f.slice(cut, 7), f.slice(cut + 7)],
+                                rechunk=False))
+    for steps in (frames[:3], frames):
+        got = keyed_mod.keyed_steps(steps, 0, span, window, all_starts=all_starts)
+        want = _pruned_reference(steps, 0, span, window, all_starts)
+        for g, w in zip(got, want, strict=True):
+            assert g["k"].is_sorted()
+            pairs = sorted(zip((g["k"] // span).to_list(), g["ts"].to_list(), strict=True))
+            assert pairs == w
+            assert (g["k"] % span).to_list() == g["ts"].to_list()
+        assert 0 < got[1].height < steps[1].height
+
+
+def test_user_ids_of_a_chunked_frame() -> None:
+    pl.Series([f"other{i}" for i in range(30)]).cast(pl.Categorical)  # codes not from 0
+    f = _frame([5, 1, 5, 9, 1, 2], [0, 1, 2, 3, 4, 5])
+    f = pl.concat([f.slice(0, 2), f.slice(2, 3), f.slice(5)], rechunk=False)
+    ids = keyed_mod.user_ids(f)
+    assert ids["user_id"].to_list() == sorted(
+        ["x5", "x1", "x9", "x2"], key=lambda u: f.filter(pl.col(USER_CODE) == u)[
+            USER_CODE].to_physical()[0])
+    assert ids["code"].is_sorted()
+    assert dict(zip(ids["user_id"], ids["code"], strict=True)) == dict(
+        zip(f[USER_CODE].cast(pl.String), f[USER_CODE].to_physical(), strict=True))
+    assert keyed_mod.user_ids(f.clear()).height == 0
