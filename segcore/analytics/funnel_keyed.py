@@ -55,7 +55,7 @@ def _keyed(parts: list[tuple[np.ndarray, np.ndarray]], lo_us: int, span: int) ->
         k *= np.uint64(span)
         k += (ts - lo_us).view(np.uint64)  # ts >= lo
         keys.append(k)
-    k = keys[0] if len(keys) == 1 else np.concatenate([np.empty(0, np.uint64), *keys])
+    k = np.concatenate(keys) if keys else np.empty(0, np.uint64)
     if not _ascending(k):
         # one unstable sort of k alone (numpy's vectorised quicksort): events of equal k
         # are equal, and ts comes back from k

@@ -2,7 +2,8 @@
 
 - events: one new file ``events/part-<UTC timestamp>-<short uuid>.parquet`` per import,
   sorted by ``event, ts, user_id`` (``segcore.store.events.EVENT_SORT``); events whose
-  ``event_id`` is already stored or repeats within the import are skipped (rows without ``event_id`` are never deduplicated).
+  ``event_id`` is already stored or repeats within the import are skipped (rows without
+  ``event_id`` are never deduplicated).
 - users: the whole table is rewritten as ``users/users.parquet`` (``os.replace`` of a
   complete temporary file), then any other, older user files are removed. A killed
   import leaves either the old or the new complete table.

@@ -9,7 +9,7 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from segcore.engine.polars.expressions import local_day, local_midnight, period_first
+from segcore.engine.polars.expressions import local_day, local_midnight
 from segcore.errors import UsageError
 from segcore.lang.dates import (
     ReportZone,
@@ -22,6 +22,7 @@ from segcore.lang.dates import (
     resolve_as_of,
     today_at,
 )
+from segcore.lang.periods import period_first
 from segcore.query import MembersQuery, Target, query_from_json
 
 

@@ -16,7 +16,6 @@ import polars as pl
 from segcore.errors import RuleError
 from segcore.lang.dates import UTC, current_zone, today_at
 from segcore.lang.periods import local_date
-from segcore.lang.periods import period_first as period_first  # also importable from here
 from segcore.lang.tree import (
     And,
     Arith,
