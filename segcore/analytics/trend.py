@@ -93,6 +93,11 @@ STEPS = {"day": DAY_US, "week": 7 * DAY_US}
 CHUNK_CELLS = 8_000_000  # (user, point) cells evaluated at once: bounds the memory
 DENSE_CELLS = 60_000_000  # larger grids build count matrices block by block instead
 MAX_POINTS = 3_700  # about ten years of days
+MAX_RUNS = 4_096  # time-ordered runs of a term's events worked run by run (else searched)
+FLIP = {">=": "<=", "<=": ">=", ">": "<", "<": ">", "=": "=", "!=": "!=", "<>": "<>"}
+NUMPY_COMPARE = {">=": np.greater_equal, "<=": np.less_equal, ">": np.greater,
+                 "<": np.less, "=": np.equal, "!=": np.not_equal, "<>": np.not_equal}
+RUN_PIECES = 250_000  # (runs x points) pieces that run sums may gather per term
 
 
 # --------------------------------------------------------------------------- points
@@ -255,9 +260,33 @@ class _Work:
     store: EventStore
     pts: Points
     schema: Schema
-    # per (term, B side of a sequence): the events the term counts
+    # per (term, B side of a sequence): the events the term counts, users as USER_CODE
     frames: dict[tuple[Node, bool], pl.DataFrame] = dataclasses.field(default_factory=dict)
     U: int = 0
+    # user code -> candidate number (``uid``, 0..U-1), -1: not a candidate
+    lookup: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0, np.int64))
+
+    def coded(self, key: tuple[Node, bool]) -> pl.DataFrame:
+        """The events of ``key`` of candidate users only, with their ``uid`` (Int64) instead
+        of the user columns."""
+        frame = self.frames[key]
+        lookup = pl.lit(pl.Series(self.lookup.astype(np.int32)))  # U < 2^31
+        # a term's own property may be user_id: that one stays
+        carried = {"user_id", "event", USER_CODE} - {getattr(key[0], "prop", None)}
+        # in Polars, which gathers with the u32 codes as they are
+        return (
+            frame.lazy()
+            .with_columns(uid=lookup.gather(pl.col(USER_CODE).to_physical()))
+            .filter(pl.col("uid") >= 0)
+            .drop(*carried, strict=False)
+            .with_columns(pl.col("uid").cast(pl.Int64))  # int64 arithmetic on uids later
+            .collect()
+        )
+
+    def columns(self) -> np.ndarray:
+        """User code -> column of a count matrix: ``uid``, or ``U`` (a spare column that
+        callers drop) for a user who is not a candidate."""
+        return np.where(self.lookup >= 0, self.lookup, self.U)
 
 
 def _needs_naive(terms: list[Node], bounds: dict, schema: Schema) -> bool:
@@ -389,41 +418,87 @@ def _ts_us(frame: pl.DataFrame, col: str = "ts") -> np.ndarray:
     return ts.dt.epoch("us").to_numpy()
 
 
-def _in_order(ts: np.ndarray) -> bool:
-    return bool(np.all(ts[1:] >= ts[:-1]))
+def _sorted_runs(ts: np.ndarray) -> np.ndarray | None:
+    """Starts of the time-ordered runs of ``ts`` and its length (``[0, ..., len]``), or
+    None when there are too many runs to handle run by run.
+
+    Cache slices are one run; a Parquet read is one run per file (each file is in
+    (event, ts) order).
+    """
+    breaks = np.flatnonzero(ts[1:] < ts[:-1]) + 1
+    if len(breaks) > MAX_RUNS:
+        return None
+    return np.concatenate([[0], breaks, [len(ts)]]).astype(np.int64)
+
+
+def _run_cuts(ts: np.ndarray, runs: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """R x len(bounds): per run, the position of the first event at or after each bound."""
+    return np.stack([
+        s + np.searchsorted(ts[s:e], bounds, side="left")
+        for s, e in zip(runs[:-1].tolist(), runs[1:].tolist(), strict=True)  # ok-loop: runs
+    ])
 
 
 def _run_sums(
-    uid: np.ndarray,
+    users: tuple[np.ndarray, np.ndarray],
     ts: np.ndarray,
+    runs: np.ndarray,
     lo: np.ndarray,
     hi: np.ndarray,
     U: int,
     P: int,
     v: np.ndarray | None = None,
 ) -> np.ndarray:
-    """P x U: per point, the count (or sum of ``v``) of each user's events in its window.
+    """P x U: per point, the count (or sum of ``v``) of each user's events in its window
+    (``users``: the events' user codes and the column of each code).
 
-    Events in time order with ``lo <= hi``: the events that enter at point k (``ts`` in
-    ``[hi_(k-1), hi_k)``) and those that leave at k (``ts`` in ``[lo_(k-1), lo_k)``) are
-    contiguous runs; one bincount per run and point, then a running sum over points.
+    Events in time order (within each of the ``runs``, :func:`_sorted_runs`) with
+    ``lo <= hi``. With ``B`` the distinct window bounds in order, ``S_i`` (per user) counts
+    the events before ``B_i``: the events between two bounds are one contiguous piece of
+    each run, so ``S`` is one bincount per bound and a running sum. A window's count is
+    ``S`` at ``hi`` less ``S`` at ``lo``. Windows of whole steps (``within => '7 days'``
+    at daily points) start at earlier points' ends: ``B`` has about P rows, and every
+    event is read once.
     """
+    codes, column = users
+    B, at = np.unique(np.concatenate([lo, hi]), return_inverse=True)
     # counts fit in int32 (at most len(ts) events): half the memory traffic of int64
-    M = np.zeros((P, U), dtype=(np.int32 if len(ts) < 2**31 else np.int64) if v is None else float)
-    for bounds, sign in ((hi, 1), (lo, -1)):
-        cuts = np.searchsorted(ts, bounds, side="left")
-        start = 0
-        for k in range(P):  # ok-loop: one vectorised bincount per point
-            end = int(cuts[k])
-            if end > start:
-                w = None if v is None else v[start:end]
-                counts = np.bincount(uid[start:end], weights=w, minlength=U)
-                if sign > 0:
-                    M[k] = counts  # the first pass writes each row once
-                else:
-                    M[k] -= counts.astype(M.dtype, copy=False)
-            start = end
-    return np.cumsum(M, axis=0, out=M)
+    dtype = (np.int32 if len(ts) < 2**31 else np.int64) if v is None else np.float64
+    S = np.zeros((len(B), U), dtype=dtype)
+    cuts = _run_cuts(ts, runs, B)
+    for i in range(1, len(B)):  # ok-loop: one vectorised bincount per bound
+        pieces = [
+            slice(a, b)
+            for a, b in zip(cuts[:, i - 1].tolist(), cuts[:, i].tolist(), strict=True)
+            if b > a
+        ]
+        if not pieces:
+            continue
+        if len(pieces) == 1:
+            idx, w = codes[pieces[0]], None if v is None else v[pieces[0]]
+        else:
+            idx = np.concatenate([codes[p] for p in pieces])
+            w = None if v is None else np.concatenate([v[p] for p in pieces])
+        S[i] = np.bincount(np.take(column, idx), weights=w, minlength=U)
+    _accumulate(S)
+    return np.subtract(_rows(S, at[P:]), _rows(S, at[:P]))
+
+
+def _accumulate(M: np.ndarray, op: np.ufunc = np.add, reverse: bool = False) -> np.ndarray:
+    """``op.accumulate(M, axis=0)`` (from the last row up if ``reverse``), in place, a row
+    at a time: numpy's accumulate over the slow axis of a C-order matrix is about ten
+    times slower."""
+    step = 1 if reverse else -1
+    for i in range(len(M) - 2, -1, -1) if reverse else range(1, len(M)):  # ok-loop: rows
+        op(M[i + step], M[i], out=M[i])
+    return M
+
+
+def _rows(S: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``S[index]``, as a view when the rows are consecutive (the usual case)."""
+    if len(index) and np.all(np.diff(index) == 1):
+        return S[index[0] : index[0] + len(index)]
+    return S[index]
 
 
 def _dense(matrix: np.ndarray) -> _Part:
@@ -433,14 +508,18 @@ def _dense(matrix: np.ndarray) -> _Part:
 def _point_index(ts: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     """Per event, the number of (nondecreasing) ``bounds`` at or before its ``ts``.
 
-    Events usually come in time order (cache slices): then the answer is a run per
-    bound, cut at ``len(bounds)`` positions, instead of a binary search per event.
+    Events usually come in time order (cache slices, or one run per Parquet file): then
+    the answer is a run per bound, cut at ``len(bounds)`` positions per time-ordered run,
+    instead of a binary search per event.
     """
-    if len(ts) > 1 and _in_order(ts):
-        cuts = np.searchsorted(ts, bounds, side="left")
-        runs = np.diff(cuts, prepend=0, append=len(ts))
-        return np.repeat(np.arange(len(bounds) + 1, dtype=np.int64), runs)
-    return np.searchsorted(bounds, ts, side="right")
+    runs = _sorted_runs(ts) if len(ts) > 1 else None
+    if runs is None:
+        return np.searchsorted(bounds, ts, side="right")
+    cuts = _run_cuts(ts, runs, bounds)
+    edges = np.concatenate([runs[:-1, None], cuts, runs[1:, None]], axis=1)  # R x (P + 2)
+    counts = np.diff(edges, axis=1).ravel()
+    labels = np.tile(np.arange(len(bounds) + 1, dtype=np.int64), len(runs) - 1)
+    return np.repeat(labels, counts)
 
 
 def _ranges(frame: pl.DataFrame, lo: np.ndarray, hi: np.ndarray, P: int) -> pl.DataFrame:
@@ -490,20 +569,28 @@ def _part(rows: pl.DataFrame, how: str, fill: float = 0.0) -> _Part:
 
 def _behavior_parts(w: _Work, node: Behavior, lo: np.ndarray, hi: np.ndarray) -> dict[str, _Part]:
     P = w.pts.P
-    ev = w.frames[(node, False)]
     f = node.func
-    if f in ("event_sum", "event_avg"):
-        ev = ev.filter(pl.col(node.prop).is_not_null())
     if f in ("did", "event_count", "event_sum", "event_avg"):
+        ev = w.frames[(node, False)]
+        if f in ("event_sum", "event_avg"):
+            ev = ev.filter(pl.col(node.prop).is_not_null())
         ts = _ts_us(ev)
+        runs = _sorted_runs(ts)
         dense_ok = w.U * P <= DENSE_CELLS  # else rows kept per block of users (memory)
-        if dense_ok and _in_order(ts) and np.all(lo <= hi):  # runs per point, no per-event work
-            uid = ev["uid"].to_numpy()
-            parts = {"n": _dense(_run_sums(uid, ts, lo, hi, w.U, P))}
+        few = runs is not None and (len(runs) - 1) * P <= RUN_PIECES
+        if dense_ok and few and np.all(lo <= hi):  # no per-event work
+            # every event, a non-candidate's in a spare last column: looking codes up piece
+            # by piece costs less than filtering the events first (no copy of them at all)
+            users = (ev[USER_CODE].to_physical().to_numpy(), w.columns())
+            n = _run_sums(users, ts, runs, lo, hi, w.U + 1, P)
+            parts = {"n": _dense(n[:, : w.U])}
             if f in ("event_sum", "event_avg"):
                 v = ev[node.prop].cast(pl.Float64).to_numpy()
-                parts["s"] = _dense(_run_sums(uid, ts, lo, hi, w.U, P, v))
+                parts["s"] = _dense(_run_sums(users, ts, runs, lo, hi, w.U + 1, P, v)[:, : w.U])
             return parts
+    ev = w.coded((node, False))
+    if f in ("event_sum", "event_avg"):
+        ev = ev.filter(pl.col(node.prop).is_not_null())
     ev = _ranges(ev, lo, hi, P)
     if f in ("did", "event_count"):
         return {"n": _deltas(ev, None, P)}
@@ -665,7 +752,7 @@ def _seen(w: _Work, ev: pl.DataFrame, f: str) -> _Part:
         E = np.full((P, U), -1.0)
         T[a, uid] = g["t"].to_numpy()
         E[a, uid] = g["e"].cast(pl.Float64).to_numpy()
-        T, E = np.fmax.accumulate(T, axis=0), np.maximum.accumulate(E, axis=0)
+        T, E = _accumulate(T, np.fmax), _accumulate(E, np.maximum)
         out = np.where(E > np.arange(P)[:, None], T, np.nan)
     else:
         g = ev.group_by("uid", "b").agg(ts.min().alias("t"), pl.col("a").min().alias("s"))
@@ -674,15 +761,15 @@ def _seen(w: _Work, ev: pl.DataFrame, f: str) -> _Part:
         S = np.full((P + 1, U), np.inf)
         T[b, uid] = g["t"].to_numpy()
         S[b, uid] = g["s"].cast(pl.Float64).to_numpy()
-        T = np.fmin.accumulate(T[::-1], axis=0)[::-1][1:]
-        S = np.minimum.accumulate(S[::-1], axis=0)[::-1][1:]
+        T = _accumulate(T, np.fmin, reverse=True)[1:]
+        S = _accumulate(S, np.minimum, reverse=True)[1:]
         out = np.where(S <= np.arange(P)[:, None], T, np.nan)
     return _dense(out)
 
 
 def _sequence_parts(w: _Work, node: Sequence, lo: np.ndarray, hi: np.ndarray) -> dict[str, _Part]:
     P = w.pts.P
-    a_ev, b_ev = w.frames[(node, False)], w.frames[(node, True)]
+    a_ev, b_ev = w.coded((node, False)), w.coded((node, True))
     a_ev = _ranges(a_ev.select("uid", "ts"), lo, hi, P)
     joined = a_ev.sort("ts").join_asof(
         b_ev.select("uid", pl.col("ts").alias("bt")).sort("bt"),
@@ -734,20 +821,20 @@ def _matrix(part: _Part, U: int, P: int, u0: int = 0) -> np.ndarray:
         flat = scatter(part.rows)
         if part.minus is not None:
             flat = flat - scatter(part.minus)
-        return np.cumsum(flat.reshape(P, U), axis=0)
+        return _accumulate(flat.reshape(P, U))
     uid, j, v = _block_rows(part.rows, U, u0)
     M = np.full((P, U), part.fill, dtype=np.float64)
     M[j, uid] = v
     if part.how == "cummin":
-        return np.fmin.accumulate(M, axis=0)
+        return _accumulate(M, np.fmin)
     if part.how == "cummax":
-        return np.fmax.accumulate(M, axis=0)
+        return _accumulate(M, np.fmax)
     return M
 
 
 def _term_series(node: Node, mats: dict[str, np.ndarray], schema: Schema) -> pl.Series:
     if isinstance(node, Sequence) or node.func == "did":
-        return pl.Series(mats["n"].ravel() > 0)
+        return pl.Series(np.greater(mats["n"], 0).ravel())  # (a view's ravel would copy)
     f = node.func
     if f in ("event_count", "event_distinct"):
         return pl.Series(mats["n"].ravel().astype(np.int64, copy=False))
@@ -878,19 +965,8 @@ def grid(
     if terms:
         size = 1 + max((f[USER_CODE].to_physical().max() or 0 for f in w.frames.values()),
                        default=0)
-        lookup = pl.lit(pl.Series(_uid_lookup(ids, size).astype(np.int32)))  # U < 2^31
-        carried = {"user_id", "event", USER_CODE} - {getattr(t, "prop", None) for t in terms}
-        # from here on users are uids (-1: not a candidate, left out): the id strings need
-        # not be carried (or filtered); in Polars, which gathers with the u32 codes as they are
-        plans = [
-            f.lazy()
-            .with_columns(uid=lookup.gather(pl.col(USER_CODE).to_physical()))
-            .filter(pl.col("uid") >= 0)
-            .drop(*carried, strict=False)
-            .with_columns(pl.col("uid").cast(pl.Int64))  # int64 arithmetic on uids later
-            for f in w.frames.values()
-        ]
-        w.frames = dict(zip(w.frames, pl.collect_all(plans), strict=True))
+        # from here on users are uids: the id strings need not be carried (or filtered)
+        w.lookup = _uid_lookup(ids, size)
         w.U = U
         for t in terms:
             lo, hi = bounds[t]
@@ -912,6 +988,16 @@ def grid(
         )
         values = _static_values(static, attr_frame, schema, last)
     aligned = {ref: align(g, index, U, P) for ref, g in subs.items()}
+    # count comparisons become boolean columns from the count matrices (no Int64 counts
+    # in the frame); a term's own column only if the rule reads it elsewhere
+    found = _count_compares(rewritten)
+    compares: dict[Node, dict[Compare, tuple]] = {}
+    for c, spec in found.items():
+        compares.setdefault(spec[0], {})[c] = spec
+    names = {c: f"__c{i}" for i, c in enumerate(found)}
+    read = _read_outside(rewritten, set(found))
+    rewritten = _as_columns(rewritten, names)
+    gschema = _clock_schema(gschema, dict.fromkeys(names.values(), "bool"))
     MT = np.zeros((P, U), dtype=bool)  # points x users; the grid is its transpose (a view)
     block = max(1, CHUNK_CELLS // P)
     for u0 in range(0, U, block):  # ok-loop: blocks of users bound the memory
@@ -927,7 +1013,10 @@ def grid(
             cols[c] = attr_frame[c].gather(rep)
         for t in terms:
             mats = {k: _matrix(p, n, P, u0) for k, p in parts[t].items()}
-            cols[columns[t]] = _term_series(t, mats, schema)
+            if t in read:
+                cols[columns[t]] = _term_series(t, mats, schema)
+            for c, (_, op, number) in compares.get(t, {}).items():
+                cols[names[c]] = pl.Series(NUMPY_COMPARE[op](mats["n"], number).ravel())
         for ref, a in aligned.items():
             cols[columns[InSegment(ref)]] = pl.Series(a[u0 : u0 + n].T.ravel())
         frame = pl.DataFrame([s.rename(name) for name, s in cols.items()])
@@ -961,10 +1050,9 @@ def _required_terms(tree: Node) -> list[Node]:
         return [tree]
     if not isinstance(tree, Compare):
         return []
-    flip = {">=": "<=", "<=": ">=", ">": "<", "<": ">", "=": "=", "!=": "!=", "<>": "<>"}
     term, op, other = tree.left, tree.op, tree.right
     if not isinstance(term, Behavior):
-        term, op, other = tree.right, flip.get(tree.op, ""), tree.left
+        term, op, other = tree.right, FLIP.get(tree.op, ""), tree.left
     if not isinstance(term, Behavior) or term.func == "did":
         return []
     zero = default_value(term)
@@ -975,6 +1063,40 @@ def _required_terms(tree: Node) -> list[Node]:
                  "<=": zero <= other.value, "<": zero < other.value}.get(op, True)
         return [] if holds else [term]
     return []
+
+
+def _count_compares(tree: Node) -> dict[Compare, tuple[Behavior, str, float]]:
+    """Comparisons of a count with a number (``event_count(...) >= 3``): computed on the
+    count matrix itself, as (term, op, number)."""
+    out = {}
+    for n in tree.walk():
+        if not isinstance(n, Compare) or n.op not in NUMPY_COMPARE:
+            continue
+        term, op, other = n.left, n.op, n.right
+        if not isinstance(term, Behavior):
+            term, op, other = n.right, FLIP[n.op], n.left
+        if (
+            isinstance(term, Behavior)
+            and term.func in ("event_count", "event_distinct")
+            and isinstance(other, Lit)
+            and type(other.value) in (int, float)
+        ):
+            out[n] = (term, op, other.value)
+    return out
+
+
+def _as_columns(tree: Node, names: dict[Compare, str]) -> Node:
+    """``tree`` with the nodes of ``names`` replaced by those columns."""
+    if tree in names:
+        return Col(names[tree])
+    return _replace(tree, lambda n: _as_columns(n, names))
+
+
+def _read_outside(tree: Node, stop: set[Node]) -> set[Node]:
+    """The nodes of ``tree`` not inside (or equal to) a node of ``stop``."""
+    if tree in stop:
+        return set()
+    return {tree}.union(*(_read_outside(c, stop) for c in tree.children()))
 
 
 def _required_users(frames: dict, required: list[Node]) -> pl.Series:

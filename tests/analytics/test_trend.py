@@ -476,3 +476,70 @@ def test_required_terms_are_the_ones_a_member_needs_events_for(shop):
     assert needed("did('buy') OR did('visit')") == []  # either one: no single requirement
     assert needed("NOT did('buy')") == []
     assert needed("did_then_not('visit', 'buy', gap => '1 hour')") == ["did_then_not:visit"]
+
+
+def test_run_sums_equal_counting_each_window():
+    """Window counts and sums from run pieces: several time-ordered runs (one per file),
+    windows that are whole steps and ones that are not, users who are not candidates."""
+    import numpy as np
+
+    from segcore.analytics.trend import _run_sums, _sorted_runs
+
+    rng = np.random.default_rng(11)
+    runs_ts = [np.sort(rng.integers(0, 2_000, n)) for n in (400, 1, 250, 0, 333)]
+    ts = np.concatenate(runs_ts)
+    codes = rng.integers(0, 9, len(ts)).astype(np.uint32)
+    column = np.array([0, 1, 2, 3, 4, 5, 6, 6, 6])  # codes 6..8: not candidates (spare 6)
+    v = rng.normal(size=len(ts))
+    runs = _sorted_runs(ts)
+    assert runs is not None and len(runs) - 1 == 4  # the empty run is no run
+    hi = np.arange(100, 2_100, 100)
+    for lo in (hi - 300, hi - 250, np.full(len(hi), -(2**63))):
+        want = np.array([
+            [np.count_nonzero((column[codes] == u) & (ts >= a) & (ts < b)) for u in range(7)]
+            for a, b in zip(lo, hi, strict=True)
+        ])
+        got = _run_sums((codes, column), ts, runs, lo, hi, 7, len(hi))
+        assert np.array_equal(got, want)
+        sums = _run_sums((codes, column), ts, runs, lo, hi, 7, len(hi), v)
+        want_s = np.array([
+            [v[(column[codes] == u) & (ts >= a) & (ts < b)].sum() for u in range(7)]
+            for a, b in zip(lo, hi, strict=True)
+        ])
+        assert np.allclose(sums, want_s)
+
+
+def test_point_index_of_runs_from_several_files():
+    import numpy as np
+
+    from segcore.analytics.trend import _point_index
+
+    rng = np.random.default_rng(3)
+    bounds = np.sort(rng.integers(0, 1000, 30))
+    ts = np.concatenate([np.sort(rng.integers(-20, 1020, n)) for n in (500, 200, 700)])
+    assert np.array_equal(_point_index(ts, bounds), np.searchsorted(bounds, ts, side="right"))
+
+
+@pytest.mark.parametrize("rule", [DIFF_RULES[0], DIFF_RULES[2], DIFF_RULES[6], DIFF_RULES[12],
+                                  DIFF_RULES[26], DIFF_RULES[-3], DIFF_RULES[-1]])
+def test_trend_from_several_event_files(diff_store, tmp_path, rule):
+    """A store written in several imports has one time-ordered run per file: a first
+    read (Parquet, no cache) gives the trend of one evaluation per point."""
+    import shutil
+
+    from segcore import Store
+    from segcore.store.events import write_events_file
+
+    home = tmp_path / "store"
+    shutil.copytree(diff_store.home, home)
+    events = Store(home).scan_events().collect()
+    for f in Store(home).event_files():
+        f.unlink()
+    users = events["user_id"].unique().sort()
+    for i in range(3):  # three imports of every day, by user
+        part = events.filter(pl.col("user_id").is_in(users.gather_every(3, i).implode()))
+        write_events_file(part, home / "events" / f"part-{i:05d}.parquet")
+    cold = Store(home, cache_events=False)
+    got = trend(cold, rule, "2026-06-01", "2026-06-30")
+    assert got.equals(trend_naive(diff_store, rule, "2026-06-01", "2026-06-30"))
+    assert got["members"].sum() > 0
