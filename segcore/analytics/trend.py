@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,11 +94,10 @@ STEPS = {"day": DAY_US, "week": 7 * DAY_US}
 CHUNK_CELLS = 8_000_000  # (user, point) cells evaluated at once: bounds the memory
 DENSE_CELLS = 60_000_000  # larger grids build count matrices block by block instead
 MAX_POINTS = 3_700  # about ten years of days
-MAX_RUNS = 4_096  # time-ordered runs of a term's events worked run by run (else searched)
+MAX_RUNS = 4_096  # time-ordered runs of a term's events worked run by run
 FLIP = {">=": "<=", "<=": ">=", ">": "<", "<": ">", "=": "=", "!=": "!=", "<>": "<>"}
 NUMPY_COMPARE = {">=": np.greater_equal, "<=": np.less_equal, ">": np.greater,
                  "<": np.less, "=": np.equal, "!=": np.not_equal, "<>": np.not_equal}
-RUN_PIECES = 250_000  # (runs x points) pieces that run sums may gather per term
 
 
 # --------------------------------------------------------------------------- points
@@ -439,47 +439,71 @@ def _run_cuts(ts: np.ndarray, runs: np.ndarray, bounds: np.ndarray) -> np.ndarra
     ])
 
 
-def _run_sums(
-    users: tuple[np.ndarray, np.ndarray],
-    ts: np.ndarray,
-    runs: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    U: int,
-    P: int,
-    v: np.ndarray | None = None,
-) -> np.ndarray:
-    """P x U: per point, the count (or sum of ``v``) of each user's events in its window
-    (``users``: the events' user codes and the column of each code).
+Run = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]  # user codes, ts (us), value
 
-    Events in time order (within each of the ``runs``, :func:`_sorted_runs`) with
-    ``lo <= hi``. With ``B`` the distinct window bounds in order, ``S_i`` (per user) counts
-    the events before ``B_i``: the events between two bounds are one contiguous piece of
-    each run, so ``S`` is one bincount per bound and a running sum. A window's count is
-    ``S`` at ``hi`` less ``S`` at ``lo``. Windows of whole steps (``within => '7 days'``
-    at daily points) start at earlier points' ends: ``B`` has about P rows, and every
-    event is read once.
+
+def _time_runs(frame: pl.DataFrame, value: str | None = None) -> list[Run] | None:
+    """A term's events as time-ordered runs of (user codes, ts, value) arrays, without
+    copying them (or None: more than ``MAX_RUNS`` runs).
+
+    A chunk of the columns is one run or a few: a cache slice is one chunk in time
+    order, a Parquet read one chunk per row group, in time order within each file.
     """
-    codes, column = users
-    B, at = np.unique(np.concatenate([lo, hi]), return_inverse=True)
-    # counts fit in int32 (at most len(ts) events): half the memory traffic of int64
-    dtype = (np.int32 if len(ts) < 2**31 else np.int64) if v is None else np.float64
-    S = np.zeros((len(B), U), dtype=dtype)
-    cuts = _run_cuts(ts, runs, B)
-    for i in range(1, len(B)):  # ok-loop: one vectorised bincount per bound
-        pieces = [
-            slice(a, b)
-            for a, b in zip(cuts[:, i - 1].tolist(), cuts[:, i].tolist(), strict=True)
+    cols = [frame[USER_CODE].to_physical(), frame["ts"]]
+    if cols[1].dtype != pl.Datetime("us", cols[1].dtype.time_zone):
+        cols[1] = cols[1].dt.epoch("us")
+    cols[1] = cols[1].to_physical()
+    if value is not None:
+        cols.append(frame[value].cast(pl.Float64))
+    chunks = [c.get_chunks() for c in cols]
+    if any([len(x) for x in c] != [len(x) for x in chunks[0]] for c in chunks):
+        chunks = [[c.rechunk()] for c in cols]  # columns cut differently: one copy
+    runs: list[Run] = []
+    for parts in zip(*chunks, strict=True):  # ok-loop: chunks of the events
+        codes, ts = parts[0].to_numpy(), parts[1].to_numpy()
+        v = parts[2].to_numpy() if value is not None else None
+        edges = [0, *(np.flatnonzero(ts[1:] < ts[:-1]) + 1).tolist(), len(ts)]
+        if len(runs) + len(edges) > MAX_RUNS:
+            return None
+        runs += [
+            (codes[a:b], ts[a:b], None if v is None else v[a:b])
+            for a, b in itertools.pairwise(edges)
             if b > a
         ]
-        if not pieces:
-            continue
-        if len(pieces) == 1:
-            idx, w = codes[pieces[0]], None if v is None else v[pieces[0]]
-        else:
-            idx = np.concatenate([codes[p] for p in pieces])
-            w = None if v is None else np.concatenate([v[p] for p in pieces])
-        S[i] = np.bincount(np.take(column, idx), weights=w, minlength=U)
+    return runs
+
+
+def _run_sums(
+    runs: list[Run], column: np.ndarray, lo: np.ndarray, hi: np.ndarray, U: int, P: int
+) -> np.ndarray:
+    """P x U: per point, the count (or sum of the values) of each user's events in its
+    window; ``column``: the count matrix column of each user code.
+
+    Events in time-ordered ``runs`` (:func:`_time_runs`) with ``lo <= hi``. With ``B``
+    the distinct window bounds in order, ``S_i`` (per user) counts the events before
+    ``B_i``: the events between two bounds are one contiguous piece of each run, so ``S``
+    is one bincount per bound and a running sum. A window's count is ``S`` at ``hi`` less
+    ``S`` at ``lo``. Windows of whole steps (``within => '7 days'`` at daily points)
+    start at earlier points' ends: ``B`` has about P rows, and every event is read once.
+    """
+    B, at = np.unique(np.concatenate([lo, hi]), return_inverse=True)
+    n = sum(len(ts) for _, ts, _ in runs)
+    weighted = bool(runs) and runs[0][2] is not None
+    # counts fit in int32 (at most n events): half the memory traffic of int64
+    dtype = np.float64 if weighted else np.int32 if n < 2**31 else np.int64
+    S = np.zeros((len(B), U), dtype=dtype)
+    if runs:
+        cuts = np.stack([np.searchsorted(ts, B, side="left") for _, ts, _ in runs])
+        for i in range(1, len(B)):  # ok-loop: one vectorised bincount per bound
+            pieces = [
+                (runs[r], cuts[r, i - 1], cuts[r, i])
+                for r in np.flatnonzero(cuts[:, i] > cuts[:, i - 1]).tolist()
+            ]
+            if not pieces:
+                continue
+            idx = np.concatenate([codes[a:b] for (codes, _, _), a, b in pieces])
+            w = np.concatenate([v[a:b] for (_, _, v), a, b in pieces]) if weighted else None
+            S[i] = np.bincount(np.take(column, idx), weights=w, minlength=U)
     _accumulate(S)
     return np.subtract(_rows(S, at[P:]), _rows(S, at[:P]))
 
@@ -574,19 +598,16 @@ def _behavior_parts(w: _Work, node: Behavior, lo: np.ndarray, hi: np.ndarray) ->
         ev = w.frames[(node, False)]
         if f in ("event_sum", "event_avg"):
             ev = ev.filter(pl.col(node.prop).is_not_null())
-        ts = _ts_us(ev)
-        runs = _sorted_runs(ts)
+        runs = _time_runs(ev)
         dense_ok = w.U * P <= DENSE_CELLS  # else rows kept per block of users (memory)
-        few = runs is not None and (len(runs) - 1) * P <= RUN_PIECES
-        if dense_ok and few and np.all(lo <= hi):  # no per-event work
+        if dense_ok and runs is not None and np.all(lo <= hi):  # no per-event work
             # every event, a non-candidate's in a spare last column: looking codes up piece
             # by piece costs less than filtering the events first (no copy of them at all)
-            users = (ev[USER_CODE].to_physical().to_numpy(), w.columns())
-            n = _run_sums(users, ts, runs, lo, hi, w.U + 1, P)
+            n = _run_sums(runs, w.columns(), lo, hi, w.U + 1, P)
             parts = {"n": _dense(n[:, : w.U])}
             if f in ("event_sum", "event_avg"):
-                v = ev[node.prop].cast(pl.Float64).to_numpy()
-                parts["s"] = _dense(_run_sums(users, ts, runs, lo, hi, w.U + 1, P, v)[:, : w.U])
+                sums = _run_sums(_time_runs(ev, node.prop), w.columns(), lo, hi, w.U + 1, P)
+                parts["s"] = _dense(sums[:, : w.U])
             return parts
     ev = w.coded((node, False))
     if f in ("event_sum", "event_avg"):

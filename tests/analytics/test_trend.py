@@ -479,31 +479,45 @@ def test_required_terms_are_the_ones_a_member_needs_events_for(shop):
 
 
 def test_run_sums_equal_counting_each_window():
-    """Window counts and sums from run pieces: several time-ordered runs (one per file),
-    windows that are whole steps and ones that are not, users who are not candidates."""
+    """Window counts and sums from run pieces: several time-ordered runs (one per file,
+    or per chunk of a read), windows that are whole steps and ones that are not, users
+    who are not candidates."""
     import numpy as np
 
-    from segcore.analytics.trend import _run_sums, _sorted_runs
+    from segcore.analytics.trend import _run_sums, _time_runs
+    from segcore.store.cache import USER_CODE
 
     rng = np.random.default_rng(11)
-    runs_ts = [np.sort(rng.integers(0, 2_000, n)) for n in (400, 1, 250, 0, 333)]
-    ts = np.concatenate(runs_ts)
-    codes = rng.integers(0, 9, len(ts)).astype(np.uint32)
+    chunks = [
+        pl.DataFrame({
+            USER_CODE: rng.integers(0, 9, n).astype(np.uint32),
+            "ts": np.sort(rng.integers(0, 2_000, n)),
+            "amount": rng.normal(size=n),
+        })
+        for n in (400, 1, 250, 0, 333)
+    ]
+    chunks.append(pl.concat([chunks[0], chunks[2]], rechunk=True))  # two runs in one chunk
+    frame = pl.concat(chunks, rechunk=False).with_columns(
+        pl.col("ts").cast(pl.Datetime("us", "UTC"))
+    )
+    runs = _time_runs(frame)
+    assert runs is not None and len(runs) == 6  # four chunks, one of two runs, no empty one
+    assert sum(len(r[1]) for r in runs) == len(frame)
+    codes = frame[USER_CODE].to_numpy()
+    ts = frame["ts"].dt.epoch("us").to_numpy()
+    v = frame["amount"].to_numpy()
     column = np.array([0, 1, 2, 3, 4, 5, 6, 6, 6])  # codes 6..8: not candidates (spare 6)
-    v = rng.normal(size=len(ts))
-    runs = _sorted_runs(ts)
-    assert runs is not None and len(runs) - 1 == 4  # the empty run is no run
     hi = np.arange(100, 2_100, 100)
     for lo in (hi - 300, hi - 250, np.full(len(hi), -(2**63))):
+        inside = [(column[codes] == u) for u in range(7)]
         want = np.array([
-            [np.count_nonzero((column[codes] == u) & (ts >= a) & (ts < b)) for u in range(7)]
+            [np.count_nonzero(m & (ts >= a) & (ts < b)) for m in inside]
             for a, b in zip(lo, hi, strict=True)
         ])
-        got = _run_sums((codes, column), ts, runs, lo, hi, 7, len(hi))
-        assert np.array_equal(got, want)
-        sums = _run_sums((codes, column), ts, runs, lo, hi, 7, len(hi), v)
+        assert np.array_equal(_run_sums(runs, column, lo, hi, 7, len(hi)), want)
+        sums = _run_sums(_time_runs(frame, "amount"), column, lo, hi, 7, len(hi))
         want_s = np.array([
-            [v[(column[codes] == u) & (ts >= a) & (ts < b)].sum() for u in range(7)]
+            [v[m & (ts >= a) & (ts < b)].sum() for m in inside]
             for a, b in zip(lo, hi, strict=True)
         ])
         assert np.allclose(sums, want_s)
