@@ -15,9 +15,9 @@ Algorithm (exact, no per-point re-evaluation):
    first point with ``lo_j > ts`` (two ``searchsorted`` over all events).
 2. Additive terms (``did``, ``event_count``, ``event_sum``, ``event_avg``) are
    ``+v`` at ``a`` and ``-v`` at ``b``, summed per (point, user) and accumulated
-   over points (for events in time order, the usual case, without computing ``a``
-   and ``b``: the events entering or leaving at a point are one contiguous run,
-   see :func:`_run_sums`); ``event_distinct`` merges the ``[a, b)`` intervals of each value
+   over points (for events in time-ordered runs, the usual case, without computing
+   ``a`` and ``b``: prefix counts at the distinct window bounds, one bincount per
+   bound, see :func:`_run_sums`); ``event_distinct`` merges the ``[a, b)`` intervals of each value
    first; ``min``/``max``/``first_seen``/``last_seen`` are a running min/max (no
    lower bound) or the ``[a, b)`` ranges exploded per (user, a, b) group;
    ``event_periods`` explodes per (user, a, b, period slot) group. Sequences get
@@ -501,11 +501,16 @@ def _run_sums(
             ]
             if not pieces:
                 continue
-            idx = np.concatenate([codes[a:b] for (codes, _, _), a, b in pieces])
-            w = np.concatenate([v[a:b] for (_, _, v), a, b in pieces]) if weighted else None
+            idx = _joined([codes[a:b] for (codes, _, _), a, b in pieces])
+            w = _joined([v[a:b] for (_, _, v), a, b in pieces]) if weighted else None
             S[i] = np.bincount(np.take(column, idx), weights=w, minlength=U)
     _accumulate(S)
     return np.subtract(_rows(S, at[P:]), _rows(S, at[:P]))
+
+
+def _joined(arrays: list[np.ndarray]) -> np.ndarray:
+    """The arrays end to end (the one array itself, uncopied, when there is one)."""
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
 def _accumulate(M: np.ndarray, op: np.ufunc = np.add, reverse: bool = False) -> np.ndarray:
