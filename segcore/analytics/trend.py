@@ -48,6 +48,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import itertools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,6 +96,8 @@ STEPS = {"day": DAY_US, "week": 7 * DAY_US}
 CHUNK_CELLS = 8_000_000  # (user, point) cells evaluated at once: bounds the memory
 DENSE_CELLS = 60_000_000  # larger grids build count matrices block by block instead
 MAX_POINTS = 3_700  # about ten years of days
+THREADS = max(1, min(4, os.cpu_count() or 1))  # bincount threads of a large term
+PARALLEL_EVENTS = 1_000_000  # events from which a term's bincounts run on THREADS threads
 MAX_RUNS = 4_096  # time-ordered runs of a term's events worked run by run
 FLIP = {">=": "<=", "<=": ">=", ">": "<", "<": ">", "=": "=", "!=": "!=", "<>": "<>"}
 NUMPY_COMPARE = {">=": np.greater_equal, "<=": np.less_equal, ">": np.greater,
@@ -488,24 +492,65 @@ def _run_sums(
     """
     B, at = np.unique(np.concatenate([lo, hi]), return_inverse=True)
     n = sum(len(ts) for _, ts, _ in runs)
-    weighted = bool(runs) and runs[0][2] is not None
     # counts fit in int32 (at most n events): half the memory traffic of int64
-    dtype = np.float64 if weighted else np.int32 if n < 2**31 else np.int64
+    dtype = np.float64 if _weighted(runs) else np.int32 if n < 2**31 else np.int64
     S = np.zeros((len(B), U), dtype=dtype)
     if runs:
         cuts = np.stack([np.searchsorted(ts, B, side="left") for _, ts, _ in runs])
-        for i in range(1, len(B)):  # ok-loop: one vectorised bincount per bound
-            pieces = [
-                (runs[r], cuts[r, i - 1], cuts[r, i])
-                for r in np.flatnonzero(cuts[:, i] > cuts[:, i - 1]).tolist()
-            ]
-            if not pieces:
-                continue
-            idx = _joined([codes[a:b] for (codes, _, _), a, b in pieces])
-            w = _joined([v[a:b] for (_, _, v), a, b in pieces]) if weighted else None
-            S[i] = np.bincount(np.take(column, idx), weights=w, minlength=U)
+        # bounds in THREADS parts of about equal events (numpy releases the GIL)
+        done = np.cumsum((cuts[:, 1:] - cuts[:, :-1]).sum(axis=0))
+        parts = THREADS if n >= PARALLEL_EVENTS else 1
+        edges = [1, *(np.searchsorted(done, n * np.arange(1, parts) / parts) + 1).tolist(),
+                 len(B)]
+        jobs = [range(a, b) for a, b in itertools.pairwise(edges) if b > a]
+        if len(jobs) == 1:
+            _bincounts(S, runs, cuts, column, jobs[0])
+        else:
+            with ThreadPoolExecutor(len(jobs)) as pool:
+                list(pool.map(lambda rows: _bincounts(S, runs, cuts, column, rows), jobs))
     _accumulate(S)
-    return np.subtract(_rows(S, at[P:]), _rows(S, at[:P]))
+    return _window_rows(S, at[P:], at[:P])
+
+
+def _weighted(runs: list[Run]) -> bool:
+    return bool(runs) and runs[0][2] is not None
+
+
+def _bincounts(
+    S: np.ndarray, runs: list[Run], cuts: np.ndarray, column: np.ndarray, rows: range
+) -> None:
+    """``S[i]`` for ``i`` in ``rows``: per column, the events (or the sum of their values)
+    between bounds ``i - 1`` and ``i`` (``cuts``: per run, where each bound falls)."""
+    weighted = _weighted(runs)
+    for i in rows:  # ok-loop: one vectorised bincount per bound
+        pieces = [
+            (runs[r], cuts[r, i - 1], cuts[r, i])
+            for r in np.flatnonzero(cuts[:, i] > cuts[:, i - 1]).tolist()
+        ]
+        if not pieces:
+            continue
+        idx = _joined([codes[a:b] for (codes, _, _), a, b in pieces])
+        w = _joined([v[a:b] for (_, _, v), a, b in pieces]) if weighted else None
+        S[i] = np.bincount(np.take(column, idx), weights=w, minlength=S.shape[1])
+
+
+def _window_rows(S: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """``S[hi] - S[lo]`` (rows of prefix sums), reusing ``S`` where it can: with no lower
+    bound (row 0 holds zeros) it is ``S[hi]``; with consecutive rows, ``lo`` before ``hi``,
+    the difference is taken in place from the last point back (a row is changed only
+    after its last read as a ``lo`` row)."""
+    if not lo.any():
+        return _rows(S, hi)
+    if _consecutive(hi) and _consecutive(lo) and lo[0] < hi[0]:
+        out = S[hi[0] : hi[0] + len(hi)]
+        for k in range(len(hi) - 1, -1, -1):  # ok-loop: a row per point
+            np.subtract(out[k], S[lo[0] + k], out=out[k])
+        return out
+    return np.subtract(_rows(S, hi), _rows(S, lo))
+
+
+def _consecutive(index: np.ndarray) -> bool:
+    return bool(len(index)) and bool(np.all(np.diff(index) == 1))
 
 
 def _joined(arrays: list[np.ndarray]) -> np.ndarray:
@@ -525,9 +570,7 @@ def _accumulate(M: np.ndarray, op: np.ufunc = np.add, reverse: bool = False) -> 
 
 def _rows(S: np.ndarray, index: np.ndarray) -> np.ndarray:
     """``S[index]``, as a view when the rows are consecutive (the usual case)."""
-    if len(index) and np.all(np.diff(index) == 1):
-        return S[index[0] : index[0] + len(index)]
-    return S[index]
+    return S[index[0] : index[0] + len(index)] if _consecutive(index) else S[index]
 
 
 def _dense(matrix: np.ndarray) -> _Part:

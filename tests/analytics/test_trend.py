@@ -478,14 +478,19 @@ def test_required_terms_are_the_ones_a_member_needs_events_for(shop):
     assert needed("did_then_not('visit', 'buy', gap => '1 hour')") == ["did_then_not:visit"]
 
 
-def test_run_sums_equal_counting_each_window():
+@pytest.mark.parametrize("threads", [1, 3])
+def test_run_sums_equal_counting_each_window(monkeypatch, threads):
     """Window counts and sums from run pieces: several time-ordered runs (one per file,
     or per chunk of a read), windows that are whole steps and ones that are not, users
-    who are not candidates."""
+    who are not candidates; the bounds split among threads or not."""
     import numpy as np
 
+    import segcore.analytics.trend as trend_module
     from segcore.analytics.trend import _run_sums, _time_runs
     from segcore.store.cache import USER_CODE
+
+    monkeypatch.setattr(trend_module, "THREADS", threads)
+    monkeypatch.setattr(trend_module, "PARALLEL_EVENTS", 0)
 
     rng = np.random.default_rng(11)
     chunks = [
@@ -536,11 +541,12 @@ def test_point_index_of_runs_from_several_files():
 
 @pytest.mark.parametrize("rule", [DIFF_RULES[0], DIFF_RULES[2], DIFF_RULES[6], DIFF_RULES[12],
                                   DIFF_RULES[26], DIFF_RULES[-3], DIFF_RULES[-1]])
-def test_trend_from_several_event_files(diff_store, tmp_path, rule):
+def test_trend_from_several_event_files(diff_store, tmp_path, monkeypatch, rule):
     """A store written in several imports has one time-ordered run per file: a first
     read (Parquet, no cache) gives the trend of one evaluation per point."""
     import shutil
 
+    import segcore.analytics.trend as trend_module
     from segcore import Store
     from segcore.store.events import write_events_file
 
@@ -554,6 +560,8 @@ def test_trend_from_several_event_files(diff_store, tmp_path, rule):
         part = events.filter(pl.col("user_id").is_in(users.gather_every(3, i).implode()))
         write_events_file(part, home / "events" / f"part-{i:05d}.parquet")
     cold = Store(home, cache_events=False)
+    monkeypatch.setattr(trend_module, "THREADS", 2)  # the sample is small: threads anyway
+    monkeypatch.setattr(trend_module, "PARALLEL_EVENTS", 0)
     got = trend(cold, rule, "2026-06-01", "2026-06-30")
     assert got.equals(trend_naive(diff_store, rule, "2026-06-01", "2026-06-30"))
     assert got["members"].sum() > 0
