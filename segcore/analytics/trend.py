@@ -466,12 +466,12 @@ def _time_runs(frame: pl.DataFrame, value: str | None = None) -> list[Run] | Non
     for parts in zip(*chunks, strict=True):  # ok-loop: chunks of the events
         codes, ts = parts[0].to_numpy(), parts[1].to_numpy()
         v = parts[2].to_numpy() if value is not None else None
-        edges = [0, *(np.flatnonzero(ts[1:] < ts[:-1]) + 1).tolist(), len(ts)]
-        if len(runs) + len(edges) > MAX_RUNS:
+        edges = _sorted_runs(ts)
+        if edges is None or len(runs) + len(edges) - 1 > MAX_RUNS:
             return None
         runs += [
             (codes[a:b], ts[a:b], None if v is None else v[a:b])
-            for a, b in itertools.pairwise(edges)
+            for a, b in itertools.pairwise(edges.tolist())
             if b > a
         ]
     return runs
@@ -646,16 +646,17 @@ def _behavior_parts(w: _Work, node: Behavior, lo: np.ndarray, hi: np.ndarray) ->
         ev = w.frames[(node, False)]
         if f in ("event_sum", "event_avg"):
             ev = ev.filter(pl.col(node.prop).is_not_null())
-        runs = _time_runs(ev)
+        summed = f in ("event_sum", "event_avg")
+        runs = _time_runs(ev, node.prop if summed else None)
         dense_ok = w.U * P <= DENSE_CELLS  # else rows kept per block of users (memory)
         if dense_ok and runs is not None and np.all(lo <= hi):  # no per-event work
             # every event, a non-candidate's in a spare last column: looking codes up piece
             # by piece costs less than filtering the events first (no copy of them at all)
-            n = _run_sums(runs, w.columns(), lo, hi, w.U + 1, P)
-            parts = {"n": _dense(n[:, : w.U])}
-            if f in ("event_sum", "event_avg"):
-                sums = _run_sums(_time_runs(ev, node.prop), w.columns(), lo, hi, w.U + 1, P)
-                parts["s"] = _dense(sums[:, : w.U])
+            column = w.columns()
+            counted = [(codes, ts, None) for codes, ts, _ in runs]
+            parts = {"n": _dense(_run_sums(counted, column, lo, hi, w.U + 1, P)[:, : w.U])}
+            if summed:
+                parts["s"] = _dense(_run_sums(runs, column, lo, hi, w.U + 1, P)[:, : w.U])
             return parts
     ev = w.coded((node, False))
     if f in ("event_sum", "event_avg"):
