@@ -16,6 +16,7 @@ from typing import Any
 
 import polars as pl
 
+from bench.cold import FLOOR_RULE
 from bench.harness import AS_OF, T_SQL, child_env, measure, peak_rss_mb
 from segcore import Store
 
@@ -347,6 +348,9 @@ def retention_workload(home: Path, repeat: int) -> dict[str, Any]:
             "agree": ours == theirs, "result": list(ours), "peak_rss_mb": round(mem, 1)}
 
 COLD_RULE = EVAL_RULES["typical 3 conditions"][0]
+if COLD_RULE != FLOOR_RULE:  # the hand-written floor in bench/cold.py answers this rule
+    raise RuntimeError("bench/cold.py FLOOR_RULE must be the cold rule")
+FLOOR = "polars floor: the same rule hand-written in Polars, no segcore (new process)"
 
 
 def _cold_run(job: dict[str, Any]) -> dict[str, Any]:
@@ -389,6 +393,8 @@ def _cold_workload(kind: str, title: str):
             sql = _compiled_sql(store, COLD_RULE, "duckdb")
             jobs["duckdb, one evaluation (segcore SQL, new process)"] = {
                 **base, "engine": "duckdb", "sql": f"SELECT count(*) FROM ({sql}) AS m"}
+        if kind == "rule":  # the least any Polars-based answer costs: a reference
+            jobs[FLOOR] = {**base, "engine": "polars-floor"}
         if kind == "trend":  # the peer: DuckDB answering the same 30-point trend
             sql = _trend_sql(store, COLD_RULE, base["start"], base["end"])
             jobs["duckdb, the same 30-point trend (segcore SQL, new process)"] = {
@@ -399,10 +405,14 @@ def _cold_workload(kind: str, title: str):
             for k, job in jobs.items():  # ok-loop: one process per engine
                 runs[k].append(_cold_run(job))
         med = {k: statistics.median(r["seconds"] for r in rs) for k, rs in runs.items()}
-        seg = {"median_s": round(med["segcore"], 5),
-               "runs_s": [round(r["seconds"], 5) for r in runs["segcore"]]}
-        peers = {k: {"median_s": round(med[k], 5), "runs_s": [round(r["seconds"], 5) for r in rs]}
-                 for k, rs in runs.items() if k != "segcore"}
+        def summary(k: str) -> dict[str, Any]:
+            imports = [r["seconds_imports"] for r in runs[k] if r.get("seconds_imports")]
+            return {"median_s": round(med[k], 5),
+                    "runs_s": [round(r["seconds"], 5) for r in runs[k]],
+                    "imports_median_s": round(statistics.median(imports), 5) if imports else None}
+
+        seg = summary("segcore")
+        peers = {k: summary(k) for k in runs if k != "segcore"}
         value = runs["segcore"][-1]["value"]
         if kind == "funnel":
             agree = all(r["value"] == value for rs in runs.values() for r in rs)
@@ -412,6 +422,7 @@ def _cold_workload(kind: str, title: str):
         else:
             agree = len({r["value"] for rs in runs.values() for r in rs}) == 1
         return {"family": "cold start", "workload": title, "segcore": seg, "peers": peers,
+                "references": [k for k in peers if k == FLOOR],
                 "ratios": {k: _ratio(med["segcore"], med[k]) for k in peers}, "agree": agree,
                 "peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs["segcore"]), 1),
                 "peer_peak_rss_mb": {k: round(max(r["peak_rss_mb"] for r in rs), 1)
