@@ -25,12 +25,13 @@ LOG = logging.getLogger(__name__)
 AUTO = "auto"  # the engine text (and dashboard setting) that asks for this choice
 
 # Analytics DuckDB answers faster than Polars' Parquet scans above the cache limit. Measured
-# at 200M events on an idle machine after the first-read work (bench/results/engines-xlarge.md,
-# Polars/DuckDB, new process): lifecycle 1.11 (warm 1.19), stickiness 0.99 (warm 1.09, and
-# DuckDB's peak 0.7 GiB against 1.06); Polars is faster on everything else there: members
-# 0.89, reach 0.79, overlap 0.84, engagement 0.78, event report 0.60, retention 0.81, and
-# trend, profile and funnels.
-ON_DUCKDB: frozenset[str] = frozenset({"lifecycle", "stickiness"})
+# at 200M events on an idle machine (bench/results/engines-xlarge.md, Polars/DuckDB, warm
+# best of 3, new process in brackets): lifecycle 1.21 (0.94), stickiness 1.14 (1.05),
+# engagement 1.15 (1.07) and again 1.17 (1.02) (bench/results/engines-xlarge-engagement.md);
+# Polars is faster on everything else there: members 0.62, reach 0.63, overlap 0.96, event
+# report 0.68, retention 1.02 (0.96: even), trend 0.14, profile 0.39 and funnels 0.30.
+# Engagement over time ("engagement_trend") is a trend: it stays on Polars.
+ON_DUCKDB: frozenset[str] = frozenset({"engagement", "lifecycle", "stickiness"})
 
 _said: set[str] = set()  # stores whose choice was announced in this process
 _lock = threading.Lock()

@@ -94,7 +94,7 @@ def test_auto_on_a_store_too_large_for_the_cache(store, monkeypatch):
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
     assert_clean(at)
-    auto = "engine: auto: duckdb for lifecycle, stickiness; polars for the rest"
+    auto = "engine: auto: duckdb for engagement, lifecycle, stickiness; polars for the rest"
     assert auto in captions(at)
     on_auto = texts(goto(at, "segments"))  # member counts
     assert_clean(at)

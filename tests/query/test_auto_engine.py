@@ -48,6 +48,7 @@ def on_duckdb(monkeypatch) -> list[str]:
 
 def test_the_choice_per_analytic(big, monkeypatch):
     assert big.event_counts()["count"].sum() > 1000
+    assert ON_DUCKDB == {"engagement", "lifecycle", "stickiness"}
     for analytic in (*ON_DUCKDB, "members", "reach", "overlap", "events", "retention", "trend",
                      "funnel", "profile", "engagement_trend"):  # ok-loop
         want = "duckdb" if analytic in ON_DUCKDB else "polars"
@@ -55,7 +56,7 @@ def test_the_choice_per_analytic(big, monkeypatch):
         assert choose_engine(big, analytic, "auto").name == want, analytic
         assert choose_engine(big, analytic, "polars") == Engine("polars")  # explicit: kept
         assert choose_engine(big, analytic, Engine("polars")) == Engine("polars")
-    assert describe(big, None) == "auto: duckdb for lifecycle, stickiness; polars for the rest"
+    assert describe(big, None) == "auto: duckdb for engagement, lifecycle, stickiness; polars for the rest"
     assert describe(big, "polars") == "polars"
     monkeypatch.setattr(auto, "duckdb_installed", lambda: False)  # no DuckDB: Polars
     assert choose_engine(big, "lifecycle", None) == Engine("polars")
@@ -101,7 +102,7 @@ def test_identical_answers_on_the_chosen_engine(big, on_duckdb):
     assert on_duckdb == []
     got = answers(big, None)
     assert got == want
-    assert sorted(set(on_duckdb)) == ["lifecycle", "stickiness"]  # the rest stayed on Polars
+    assert sorted(set(on_duckdb)) == ["engagement", "lifecycle", "stickiness"]  # the rest: Polars
 
 
 def test_said_once_per_process(big, caplog):
@@ -112,7 +113,7 @@ def test_said_once_per_process(big, caplog):
     said = [r.getMessage() for r in caplog.records if r.name == "segcore.query.auto"]
     assert len(said) == 1
     assert "events exceed SEGCORE_EVENT_CACHE_MAX_ROWS (1,000)" in said[0]
-    assert "lifecycle, stickiness run on DuckDB" in said[0]
+    assert "engagement, lifecycle, stickiness run on DuckDB" in said[0]
     assert "--engine polars keeps Polars" in said[0]
 
 
@@ -144,7 +145,7 @@ def test_a_new_cli_process_says_so_on_stderr(big):
     chosen = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert chosen.returncode == 0, chosen.stderr
     assert "events exceed SEGCORE_EVENT_CACHE_MAX_ROWS (1,000)" in chosen.stderr
-    assert "lifecycle, stickiness run on DuckDB" in chosen.stderr
+    assert "engagement, lifecycle, stickiness run on DuckDB" in chosen.stderr
     kept = subprocess.run([*argv, "--engine", "polars"], capture_output=True, text=True,
                           timeout=300)
     assert kept.returncode == 0, kept.stderr
