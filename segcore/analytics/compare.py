@@ -11,6 +11,7 @@ import polars as pl
 
 from segcore.analytics.trend import trend
 from segcore.lang.dates import end_of_day
+from segcore.store.cache import USER_KEY
 from segcore.store.events import EventStore
 
 SCHEMA = {
@@ -24,7 +25,8 @@ def universe_sizes(store: EventStore, days: Sequence[Any]) -> pl.DataFrame:
     every user with an event before that instant (the universe of the evaluator)."""
     users = store.scan_users().select("user_id").unique()
     first = (
-        store.events_frame(["user_id", "ts"]).group_by("user_id").agg(pl.col("ts").min())
+        store.events_frame([USER_KEY, "ts"]).group_by(USER_KEY).agg(pl.col("ts").min())
+        .select(pl.col(USER_KEY).cast(pl.String).alias("user_id"), "ts")
         .join(users, on="user_id", how="anti").select("ts").collect()
     )
     listed = int(users.select(pl.len()).collect().item())

@@ -146,9 +146,12 @@ def event_windows(nodes: Iterable[Behavior | Sequence], T: dt.datetime,
             for e, v in lows.items()}
 
 
-def event_columns(nodes: Iterable[Behavior | Sequence]) -> list[str]:
-    """The event columns behavioural terms read (key columns, properties, filters)."""
-    cols = ["user_id", "event", "ts"]
+def event_columns(nodes: Iterable[Behavior | Sequence], *, with_user: bool = True) -> list[str]:
+    """The event columns behavioural terms read (key columns, properties, filters).
+    ``with_user=False`` leaves out the ``user_id`` key unless a filter reads it: the Polars
+    evaluator asks for its own key (``USER_KEY``, ``USER_CODE``), so the event cache never
+    derives the strings of a whole event for it."""
+    cols = ["user_id", "event", "ts"] if with_user else ["event", "ts"]
     for n in nodes:
         if getattr(n, "prop", None):
             cols.append(n.prop)

@@ -134,16 +134,18 @@ class EventCache:
         if blocks is None:
             return None
         parts = []
-        names = list(events) if events is not None else [None] * len(blocks)
-        for name, block in zip(names, blocks, strict=True):  # ok-loop: one slice per event
+        for name, block in blocks:  # ok-loop: one slice per event
             a, b = 0, block.height
-            lo = windows.get(name) if windows is not None and name is not None else since
+            lo = windows.get(name) if windows is not None else since
             if lo is not None:
                 a = int(block["ts"].search_sorted(lo, side="left"))
             if until is not None:
                 b = int(block["ts"].search_sorted(until, side="left"))
             if b > a:
-                parts.append(block.slice(a, b - a) if b - a < block.height else block)
+                part = block.slice(a, b - a) if b - a < block.height else block
+                if "event" in columns:  # one value per block: a literal, never materialised
+                    part = part.with_columns(pl.lit(name, pl.Categorical()).alias("event"))
+                parts.append(part)
         if not parts:
             return self._empty(columns).lazy()
         return pl.concat(parts, rechunk=False).lazy().select(columns)
@@ -154,7 +156,8 @@ class EventCache:
                  for c in columns}
         return pl.DataFrame(schema=types)
 
-    def _read(self, columns: list[str], events: list[str] | None) -> list[pl.DataFrame] | None:
+    def _read(self, columns: list[str],
+              events: list[str] | None) -> list[tuple[str, pl.DataFrame]] | None:
         key = self._version()
         with self._lock:
             if key != self._key:
@@ -181,7 +184,7 @@ class EventCache:
                 got = pl.collect_all(self._queries(todo))  # read again: build the blocks
                 for (name, _), df in zip(todo, got, strict=True):  # ok-loop: one block per event
                     self._load(name, df)
-            return [self._frame(name, columns) for name in names]  # ok-loop: one per event
+            return [(name, self._frame(name, columns)) for name in names]  # ok-loop: per event
 
     def _missing(self, names: list[str], columns: list[str]) -> list[tuple[str, list[str]]]:
         """(event name, Parquet columns its block still lacks) for each of ``names``."""
@@ -242,15 +245,13 @@ class EventCache:
                 self._insert(name, block, part)
 
     def _frame(self, name: str, columns: list[str]) -> pl.DataFrame:
-        """The block of ``name`` as a frame of ``ts`` and ``columns`` (derived on request)."""
+        """The block of ``name`` as a frame of ``ts`` and ``columns`` but ``event`` (the
+        caller adds it as a literal); ``user_id`` strings are derived on request."""
         block = self._blocks[name]
-        for c in dict.fromkeys(["ts", *columns]):  # ok-loop: columns derived on request
-            if c == "event" and c not in block.cols:
-                block.cols[c] = pl.Series("event", [name], pl.Categorical()).new_from_index(
-                    0, block.cols["ts"].len())
-            elif c == "user_id" and c not in block.cols:
-                block.cols[c] = block.cols[USER_CODE].cast(pl.String).alias("user_id")
-        return pl.DataFrame([block.cols[c] for c in dict.fromkeys(["ts", *columns])])
+        wanted = [c for c in dict.fromkeys(["ts", *columns]) if c != "event"]
+        if "user_id" in wanted and "user_id" not in block.cols:
+            block.cols["user_id"] = block.cols[USER_CODE].cast(pl.String).alias("user_id")
+        return pl.DataFrame([block.cols[c] for c in wanted])
 
     def _load(self, name: str, df: pl.DataFrame) -> None:
         """Keep the columns of ``df`` (one event's rows, scan order) in its block."""

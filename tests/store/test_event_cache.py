@@ -170,3 +170,32 @@ def test_per_event_windows_and_the_user_key(tmp_path):
         rows = sorted((ts, u, str(e)) for ts, u, e in got.select("ts", "user_id", "event").rows())
         assert rows == want
         assert got[USER_KEY].cast(pl.String).to_list() == got["user_id"].to_list()
+
+
+def test_rules_keep_only_user_codes_in_the_cache(tmp_path):
+    """Evaluating rules reads the cache's user codes: no block derives the ``user_id``
+    strings of a whole event or materialises its ``event`` column (the name is a literal
+    on each slice), and every answer equals the Parquet scan's, before and after the
+    blocks are built."""
+    users = [{"user_id": f"u{i}", "plan": ("free", "pro")[i % 2]} for i in range(9)]
+    store = make_store(tmp_path, _events(), users)
+    cold = Store(tmp_path, cache_events=False)
+    rules = [
+        "did('a') AND event_count('b') >= 2",
+        "NOT did('c', where => amount > 10)",  # the universe: every user with an event
+        "plan = 'pro' AND event_sum('a', amount) > 30",
+        "did_then('a', 'b', gap => '3 days')",
+        "event_count('*') > 8",
+    ]
+    as_of = "2026-01-04"
+    for rule in rules:  # ok-loop: a few rules, three reads each
+        want = cold.members(rule, as_of=as_of)["user_id"].to_list()
+        for _ in range(3):  # ok-loop: first read (Parquet), the build, a cached read
+            assert store.members(rule, as_of=as_of)["user_id"].to_list() == want, rule
+    assert sorted(store.cache._blocks) == ["a", "b", "c"]
+    for name, block in store.cache._blocks.items():  # ok-loop: three blocks
+        assert "user_id" not in block.cols and "event" not in block.cols, name
+    # a caller asking for the strings still gets them (derived once per block)
+    got = store.events_frame(["event", "user_id"], events=["a"])
+    assert _rows(got) == _rows(cold.events_frame(["event", "user_id"], events=["a"]))
+    assert len(_rows(got)) == 20 and "user_id" in store.cache._blocks["a"].cols

@@ -142,7 +142,7 @@ def behaviour_frame(store: EventStore, nodes: list[Behavior], T: dt.datetime,
     # each event name is read once, over the widest window of its terms
     names_, since = prefilter_bounds(nodes, T, schema)
     # grouped by the cheapest user key (USER_KEY: the cache's 32-bit codes, else the ids)
-    events = store.events_frame([*event_columns(nodes), USER_KEY],
+    events = store.events_frame([*event_columns(nodes, with_user=False), USER_KEY],
                                 events=event_windows(nodes, T, schema) if names_ else names_,
                                 since=since, until=T)
     return (events.filter(pl.any_horizontal(masks))
@@ -154,7 +154,7 @@ def sequence_frame(store: EventStore, node: Sequence, T: dt.datetime, schema: Sc
                    name: str) -> pl.LazyFrame:
     """``user_id`` and a TRUE column for users for whom the sequence holds at T."""
     # USER_CODE, not USER_KEY: the two reads may come one from Parquet, one from the cache
-    cols = [*event_columns([node]), USER_CODE]
+    cols = [*event_columns([node], with_user=False), USER_CODE]
     lo, hi = window_bounds(node, T, schema)
     def names(e: str) -> list[str] | None:
         return None if e == "*" else [e]
@@ -181,7 +181,9 @@ def sequence_frame(store: EventStore, node: Sequence, T: dt.datetime, schema: Sc
 def universe(store: EventStore, T: dt.datetime) -> pl.LazyFrame:
     """Every user of the users table plus every user with an event before T."""
     users = store.scan_users().select("user_id")
-    ev = store.events_frame(["user_id"], until=T)
+    # distinct keys first (the cache's codes), strings only for them
+    ev = store.events_frame([USER_KEY], until=T).select(
+        pl.col(USER_KEY).unique().cast(pl.String).alias("user_id"))
     return pl.concat([users, ev]).unique()
 
 
