@@ -57,11 +57,14 @@ import numpy as np
 import polars as pl
 
 from segcore.engine.plan import (
+    conjuncts,
     default_value,
     event_columns,
     polars_dtype,
     resolve_segment,
+    static_conjuncts,
     term_event,
+    time_dependent,
     tree_columns,
 )
 from segcore.engine.polars.evaluate import plan_members, where_mask
@@ -154,14 +157,6 @@ def _has_clock(node: Node | None) -> bool:
     )
 
 
-def _time_dependent(node: Node) -> bool:
-    return any(
-        isinstance(n, Behavior | Sequence | InSegment)
-        or (isinstance(n, Call) and n.name in ("now", "today"))
-        for n in node.walk()
-    )
-
-
 def _replace(node: Node, fn) -> Node:
     changes = {}
     for f in dataclasses.fields(node):  # type: ignore[arg-type]
@@ -196,7 +191,7 @@ def _split_static(tree: Node, schema: Schema) -> tuple[Node, dict[str, Node]]:
             return n
         if isinstance(n, Lit):
             return n
-        if not _time_dependent(n):
+        if not time_dependent(n):
             if isinstance(n, Col):
                 return n
             name = f"__p{len(found)}"
@@ -373,23 +368,10 @@ class _Allowed:
         return ids.filter(mask)
 
 
-def _conjuncts(tree: Node) -> list[Node]:
-    return [c for a in tree.args for c in _conjuncts(a)] if isinstance(tree, And) else [tree]
-
-
-def _static_conjuncts(tree: Node) -> list[Node]:
-    """Conjuncts at the root that read only attributes (``user_id`` aside)."""
-    return [
-        c
-        for c in _conjuncts(tree)
-        if not isinstance(c, Lit) and not _time_dependent(c) and "user_id" not in tree_columns(c)
-    ]
-
-
 def _drop_static(tree: Node) -> Node:
     """``tree`` without its static conjuncts (for users known to pass them)."""
-    static = _static_conjuncts(tree)
-    rest = [c for c in _conjuncts(tree) if c not in static]
+    static = static_conjuncts(tree)
+    rest = [c for c in conjuncts(tree) if c not in static]
     return conj(*rest) if rest else Lit(True, "bool")
 
 
@@ -399,7 +381,7 @@ def _allowed(users: pl.DataFrame, tree: Node, schema: Schema, T: dt.datetime) ->
 
     A conjunct reading ``user_id`` is left to the grid (a user missing from the users
     table has a user_id but no attributes, which the null row cannot show)."""
-    static = _static_conjuncts(tree)
+    static = static_conjuncts(tree)
     if not static:
         return None
     ctx = Ctx(T, schema)

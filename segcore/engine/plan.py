@@ -38,13 +38,17 @@ from segcore.lang.dates import current_zone
 from segcore.lang.references import MAX_SEGMENT_DEPTH
 from segcore.lang.tree import (
     AGGREGATES,
+    And,
     Behavior,
+    Call,
     Col,
     InSegment,
+    Lit,
     Node,
     Schema,
     Sequence,
     behaviours,
+    conj,
     from_json,
     segment_refs,
 )
@@ -159,6 +163,41 @@ def event_columns(nodes: Iterable[Behavior | Sequence], *, with_user: bool = Tru
             if w is not None:
                 cols.extend(c.name for c in w.walk() if isinstance(c, Col))
     return list(dict.fromkeys(cols))
+
+
+def time_dependent(node: Node) -> bool:
+    """Whether ``node``'s value can change with T: it reads events, segments or the clock."""
+    return any(
+        isinstance(n, Behavior | Sequence | InSegment)
+        or (isinstance(n, Call) and n.name in ("now", "today"))
+        for n in node.walk()
+    )
+
+
+def conjuncts(tree: Node) -> list[Node]:
+    """The operands of the root's AND (nested ANDs flattened); ``[tree]`` for any other node."""
+    return [c for a in tree.args for c in conjuncts(a)] if isinstance(tree, And) else [tree]
+
+
+def static_conjuncts(tree: Node) -> list[Node]:
+    """Conjuncts at the root that read only attributes (``user_id`` aside): every member
+    passes them, whatever its events."""
+    return [
+        c
+        for c in conjuncts(tree)
+        if not isinstance(c, Lit) and not time_dependent(c) and "user_id" not in tree_columns(c)
+    ]
+
+
+def users_first(tree: Node, schema: Schema, T: dt.datetime) -> list[Node]:
+    """The static conjuncts of ``tree`` when a user missing from the users table (the
+    null row) fails them: the members are then users of that table who pass them, so an
+    evaluator may start from those users alone. Empty when there are none, or when the
+    null row passes (such users can be members too)."""
+    static = static_conjuncts(tree)
+    if not static or null_row_member(conj(*static), schema, T, {}, {}):
+        return []
+    return static
 
 
 def tree_columns(tree: Node) -> set[str]:

@@ -113,6 +113,14 @@ CASES = [
     ("first_seen('charged') < now() - interval '20 days'", ["u1"]),
     ("did('charged', where => product = 'TV', within => '20 days')", ["u1", "u5"]),
     ("event_count('charged', where => product = 'TV') = 2", ["u1"]),
+    # static conjuncts: users of the users table who pass them, unless a user with no
+    # attributes (u5, only in events) passes them too
+    ("country = 'US' AND NOT did('charged')", ["u4"]),
+    ("age > 25 AND event_count('charged') = 0", ["u4"]),
+    ("country = 'US' AND (did('charged') OR age > 40)", ["u1", "u4"]),
+    ("country IS NULL AND did('charged')", ["u5"]),
+    ("coalesce(country, 'none') = 'none' AND NOT did('page_viewed')", ["u3", "u5"]),
+    ("opt_in IS NOT TRUE AND event_count('*') = 0", ["u3"]),
     # event '*': any event
     ("did('*', within => '2 days')", ["u1", "u2"]),
     ("did('*', within => '1 day')", ["u2"]),
@@ -432,3 +440,24 @@ def test_a_saved_segment_in_a_new_process_needs_no_rule_parser(seg_store):
               "segcore.segments", "segcore.sample", "segcore.ingest", "segcore.service"}
     assert not imported & (unused | OTHER_ENGINES_AND_UI)
     assert m(seg_store, "in_segment('US buyers')") == ["u1"]
+
+
+def test_members_start_from_the_users_who_pass_the_static_conjuncts(store):
+    """``users_first``: the evaluator starts from the users table's users who pass the
+    attribute-only conjuncts, unless a user with no attributes passes them as well."""
+    from segcore.engine.plan import users_first
+    from segcore.engine.rules import schema_of, to_tree
+
+    schema = schema_of(store)
+
+    def first(rule: str) -> list[str]:
+        from segcore.lang.printer import to_text
+
+        return [to_text(c) for c in users_first(to_tree(store, rule), schema, T)]
+
+    assert first("country = 'US' AND age > 25 AND NOT did('charged')") == [
+        "country = 'US'", "age > 25"]
+    assert first("country IS NULL AND did('charged')") == []  # u5 passes: no attributes
+    assert first("did('charged') OR country = 'US'") == []  # not a conjunct at the root
+    assert first("user_id = 'u1' AND did('charged')") == []  # user_id: left to the universe
+    assert first("did('charged')") == []

@@ -27,6 +27,7 @@ from segcore.engine.plan import (
     term_columns,
     term_event,
     tree_columns,
+    users_first,
     window_bounds,
 )
 from segcore.engine.polars.expressions import TS, Ctx, constant_instant, to_expr
@@ -44,6 +45,7 @@ from segcore.lang.tree import (
     Or,
     Schema,
     Sequence,
+    conj,
 )
 from segcore.lang.types import type_of
 from segcore.store.cache import USER_CODE, USER_KEY
@@ -246,6 +248,13 @@ def plan_members(store: EventStore, tree: Node, T: dt.datetime, *,
         if attrs:
             base = base.join(store.scan_users().select("user_id", *attrs), on="user_id",
                              how="left")
+        for f in frames:
+            base = base.join(f, on="user_id", how="left")
+    elif static := users_first(tree, schema, T):
+        # every member is a user of the users table who passes the static conjuncts: those
+        # users alone, with the per-term frames left-joined to them
+        base = (store.scan_users().filter(to_expr(conj(*static), Ctx(T, schema)).fill_null(False))
+                .select("user_id", *attrs))
         for f in frames:
             base = base.join(f, on="user_id", how="left")
     else:
