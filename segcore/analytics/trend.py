@@ -60,6 +60,7 @@ from segcore.engine.plan import (
     conjuncts,
     default_value,
     event_columns,
+    null_row_member,
     polars_dtype,
     resolve_segment,
     static_conjuncts,
@@ -386,12 +387,8 @@ def _allowed(users: pl.DataFrame, tree: Node, schema: Schema, T: dt.datetime) ->
         return None
     ctx = Ctx(T, schema)
     exprs = [to_expr(c, ctx).fill_null(False) for c in static]
-    cols = sorted(set().union(*(tree_columns(c) for c in static)) & set(schema.users))
     users = users.select("user_id", pl.all_horizontal(exprs).alias("__pass"))
-    null_row = pl.DataFrame(
-        {c: pl.Series([None], dtype=polars_dtype(schema.users[c])) for c in cols} or {"_": [0]}
-    )
-    null_pass = bool(null_row.select(pl.all_horizontal(exprs)).item())
+    null_pass = null_row_member(conj(*static), schema, T, {}, {})
     ids = users.filter(pl.col("__pass"))["user_id"].cast(pl.String)
     return _Allowed(ids, users["user_id"].cast(pl.String) if null_pass else None)
 
